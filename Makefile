@@ -1,0 +1,44 @@
+# safe-restart: two commands do all set-up on a fresh Debian 12 machine:
+#   make demo   installs what it needs and runs the main job on a real Apache
+#   make test   installs what the tests need and runs every test
+SHELL := /bin/bash
+GO ?= go
+PACKAGES := apache2 nginx php8.2-fpm iproute2 curl util-linux procps
+BIN := bin/safe-restart
+
+.PHONY: all build deps test lint demo bench-reap clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/safe-restart
+
+# deps installs the real servers the tests and the demo run (Debian's packages).
+deps:
+	@missing=""; for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# test runs every test: unit tests, real-kernel IPC tests and real Apache in
+# private IPC/PID/mount/net namespaces. With CI=true a missing server fails.
+test: deps
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+# demo shows the main job on a real Apache, in private namespaces so that
+# nothing touches this machine's IPC, processes or network.
+demo: deps build
+	unshare --ipc --pid --net --mount --fork --mount-proc bash examples/demo/demo.sh $(abspath $(BIN))
+
+# bench-reap times `safe-restart ipc reap` against the usual ipcs|awk|ipcrm
+# loop on 1000, 10000 and 32000 leaked sets, in a private IPC namespace.
+bench-reap: deps build
+	$(GO) build -o bin/bench-reap ./cmd/bench-reap
+	unshare --ipc --pid --mount --fork --mount-proc bin/bench-reap -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
+
+clean:
+	rm -rf bin

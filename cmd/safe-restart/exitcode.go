@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+// Exit codes (DESIGN.md, documented in README.md and `--help`).
+const (
+	exitOK        = 0 // done and verified
+	exitFailed    = 1 // failed; the state is reported
+	exitUsage     = 2 // usage or config error
+	exitRefused   = 3 // refused before acting; nothing was touched
+	exitRecovered = 4 // reload failed and a verified restart recovered the service
+)
+
+const exitCodesHelp = `Exit codes:
+  0  done and verified
+  1  failed; what was done and the service state are reported
+  2  usage or configuration error (nothing was touched)
+  3  refused before acting (config test, IPC headroom, lock timeout); nothing was touched
+  4  reload failed and a verified restart recovered the service`
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a bad command line, with a hint for fixing it.
+type usageError struct {
+	err  error
+	hint string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(hint, format string, a ...any) error {
+	return &usageError{err: fmt.Errorf(format, a...), hint: hint}
+}
+
+// exitCode maps an error to the process exit code.
+func exitCode(err error) int {
+	var ee *exitError
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrConfigTest):
+		return exitUsage
+	case isCobraUsage(err):
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// reportExit logs err (once, here, where the run ends) and returns its code.
+func reportExit(d *deps, err error) int {
+	code := exitCode(err)
+	if err == nil {
+		return code
+	}
+	var ue *usageError
+	if errors.As(err, &ue) && ue.hint != "" {
+		fmt.Fprintf(d.stderr, "Error: %v\nHint: %s\n", err, ue.hint)
+		return code
+	}
+	if d.log != nil {
+		d.log.Error().Int("exit_code", code).Err(err).Msg("safe-restart failed")
+	} else {
+		fmt.Fprintf(d.stderr, "Error: %v\n", err)
+	}
+	return code
+}

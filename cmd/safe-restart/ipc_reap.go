@@ -1,0 +1,91 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+type ipcReapOptions struct {
+	sig    sigFlags
+	yes    bool
+	dryRun bool
+	json   bool
+}
+
+func newIPCReapCmd(d *deps) *cobra.Command {
+	o := &ipcReapOptions{}
+	c := &cobra.Command{
+		Use:   "reap",
+		Short: "Remove the IPC objects proven orphan (prints the plan unless --yes)",
+		Long: `Judge every object by the service's signature and remove exactly the ones
+proven orphan, each re-checked unchanged right before removal. Without --yes
+(or with --dry-run) it prints the plan and changes nothing. Every removal is
+logged with its proof.`,
+		Example: `  # what would be removed for Apache, with the proof of each
+  safe-restart ipc reap --service apache2
+
+  # remove them
+  safe-restart ipc reap --service apache2 --yes
+
+  # a server without a profile: name its signature
+  safe-restart ipc reap --owner nobody --creator root --nsems 1 --key private \
+      --exe /usr/local/apache/bin/httpd --yes`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error { return runIPCReap(c, d, o) },
+	}
+	o.sig.register(c)
+	c.Flags().BoolVar(&o.yes, "yes", false, "remove the orphans (default: print the plan only)")
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing, even with --yes")
+	c.Flags().BoolVar(&o.json, "json", false, "print the outcome of each object as JSON")
+	return c
+}
+
+func runIPCReap(c *cobra.Command, d *deps, o *ipcReapOptions) error {
+	if !o.sig.given() {
+		return usagef("give --service apache2, or --owner and --exe", "ipc reap needs a signature")
+	}
+	if o.sig.service == "" && o.sig.exe == "" {
+		return usagef("give --exe PATH (the server binary)", "ipc reap needs the service's executable to tell which live processes may hold its objects")
+	}
+	r, opts, err := o.sig.inspect(c, d)
+	if err != nil {
+		return err
+	}
+	dry := o.dryRun || !o.yes
+	reaper := ipcguard.Reaper{DryRun: dry, Source: opts.Source, Log: d.log.With().Str("server", opts.Signature.Service).Logger()}
+	outcomes, err := reaper.Reap(c.Context(), r.Orphans())
+	if o.json {
+		if jerr := writeJSON(d.stdout, outcomes); jerr != nil {
+			return jerr
+		}
+	} else {
+		writeReapSummary(d, r, outcomes, dry)
+	}
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	return nil
+}
+
+func writeReapSummary(d *deps, r ipcguard.Report, outcomes []ipcguard.Outcome, dry bool) {
+	removed, skipped := 0, 0
+	for _, o := range outcomes {
+		if o.Skipped != "" {
+			skipped++
+		} else if o.Removed {
+			removed++
+		}
+	}
+	counts := r.Count()
+	if dry {
+		d.printf("plan: %d orphan(s) to remove; kept %d live, %d unknown, %d foreign (dry run: nothing changed; --yes removes)\n",
+			len(outcomes)-skipped, counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
+		return
+	}
+	d.printf("removed %d orphan(s), left %d that changed since their proof; kept %d live, %d unknown, %d foreign\n",
+		removed, skipped, counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
+	if counts[ipcguard.Unknown] > 0 {
+		d.printf("%s\n", "unknown objects were kept: 'safe-restart ipc ls --proof' says what would settle each")
+	}
+}

@@ -1,0 +1,182 @@
+package ipcguard
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// userHZ is the unit of /proc/PID/stat starttime. proc(5) gives it in clock
+// ticks, to be divided by sysconf(_SC_CLK_TCK); that is USER_HZ, which the
+// kernel fixes at 100 for userspace on every architecture Go supports
+// (it converts from its internal HZ, see jiffies_64_to_clock_t). Go offers
+// no sysconf without cgo, so, like prometheus/procfs's userHZ, we use the
+// constant.
+const userHZ = 100
+
+// commLen is the longest command name the kernel keeps (TASK_COMM_LEN-1).
+const commLen = 15
+
+// ReadProcTable scans procRoot (normally "/proc") once: for every process
+// directory it reads stat, the real uid from status, and readlink exe (""
+// when unreadable: kernel threads, zombies, permission). Boot is the btime
+// of procRoot/stat, Start is Boot plus StartTicks/userHZ, and Taken is when
+// the scan began. Processes that vanish during the scan are skipped; a
+// malformed file is an error wrapping ErrMalformed that names it.
+func ReadProcTable(procRoot string) (ProcTable, error) {
+	t := ProcTable{Taken: time.Now()}
+	var err error
+	if t.Boot, err = readBootTime(procRoot); err != nil {
+		return ProcTable{}, fmt.Errorf("read proc table: %w", err)
+	}
+	pids, err := listPIDs(procRoot)
+	if err != nil {
+		return ProcTable{}, fmt.Errorf("read proc table: %w", err)
+	}
+	t.ByPID = make(map[int]Proc, len(pids))
+	for _, pid := range pids {
+		p, ok, err := readProc(procRoot, pid, t.Boot)
+		if err != nil {
+			return ProcTable{}, fmt.Errorf("read proc table: %w", err)
+		}
+		if ok {
+			t.ByPID[pid] = p
+		}
+	}
+	return t, nil
+}
+
+// readBootTime reads the boot time from procRoot/stat.
+func readBootTime(procRoot string) (time.Time, error) {
+	path := filepath.Join(procRoot, "stat")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	boot, err := parseBootTime(string(data))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return boot, nil
+}
+
+// listPIDs returns the pids named by the numeric entries of procRoot.
+func listPIDs(procRoot string) ([]int, error) {
+	f, err := os.Open(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", procRoot, err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, name := range names {
+		if pid, ok := parseDigits(name, 10, math.MaxInt32); ok && pid > 0 {
+			pids = append(pids, int(pid))
+		}
+	}
+	return pids, nil
+}
+
+// readProc reads process pid under procRoot; ok is false when it vanished.
+func readProc(procRoot string, pid int, boot time.Time) (p Proc, ok bool, err error) {
+	dir := filepath.Join(procRoot, fmt.Sprint(pid))
+	p, err = readStat(dir, pid)
+	if err == nil {
+		p.UID, err = readUID(dir)
+	}
+	if vanished(err) {
+		return Proc{}, false, nil
+	}
+	if err != nil {
+		return Proc{}, false, err
+	}
+	p.Start = boot.Add(time.Duration(p.StartTicks) * (time.Second / userHZ))
+	p.Exe, err = os.Readlink(filepath.Join(dir, "exe"))
+	if err != nil {
+		if _, err := os.Lstat(dir); vanished(err) {
+			return Proc{}, false, nil
+		}
+		p.Exe = ""
+	}
+	return p, true, nil
+}
+
+// readStat reads and parses dir/stat, checking that it names pid.
+func readStat(dir string, pid int) (Proc, error) {
+	path := filepath.Join(dir, "stat")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Proc{}, err
+	}
+	p, err := parseStat(string(data))
+	if err == nil && p.PID != pid {
+		err = malformedLine(1, "pid %d in the file of pid %d", p.PID, pid)
+	}
+	if err != nil {
+		return Proc{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// readUID reads the real uid from dir/status.
+func readUID(dir string) (uint32, error) {
+	path := filepath.Join(dir, "status")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	uid, err := parseStatusUID(string(data))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return uid, nil
+}
+
+// vanished reports whether err says a process or one of its files went
+// away mid-scan (ENOENT, or ESRCH from a dying process).
+func vanished(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+// ByExe returns the live processes running exe, sorted by pid: those whose
+// Exe is exe, or exe with the " (deleted)" suffix the kernel adds once the
+// binary was replaced (a package upgrade under a running service). It also
+// returns, conservatively, live processes whose Exe could not be read and
+// whose Comm is filepath.Base(exe) cut to 15 bytes, since they could be
+// the service. An empty exe matches nothing.
+func (t ProcTable) ByExe(exe string) []Proc {
+	if exe == "" {
+		return nil
+	}
+	comm := filepath.Base(exe)
+	comm = comm[:min(len(comm), commLen)]
+	var out []Proc
+	for _, p := range t.ByPID {
+		if p.Alive() && mayRun(p, exe, comm) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b Proc) int { return cmp.Compare(a.PID, b.PID) })
+	return out
+}
+
+// mayRun reports whether p may run exe, whose command name is comm.
+func mayRun(p Proc, exe, comm string) bool {
+	switch p.Exe {
+	case exe, exe + " (deleted)":
+		return true
+	case "":
+		return p.Comm == comm
+	}
+	return false
+}

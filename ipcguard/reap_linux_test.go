@@ -1,0 +1,164 @@
+//go:build linux
+
+package ipcguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/internal/nstest"
+)
+
+// verdicts maps semid -> verdict for the sets in js.
+func verdicts(js []Judgement) map[int]Verdict {
+	m := map[int]Verdict{}
+	for _, j := range js {
+		if j.Kind == KindSem {
+			m[j.ID] = j.Verdict
+		}
+	}
+	return m
+}
+
+func semIDs(t *testing.T) map[int]bool {
+	t.Helper()
+	sets, err := ReadSemTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int]bool{}
+	for _, s := range sets {
+		m[s.ID] = true
+	}
+	return m
+}
+
+func inspectApache(t *testing.T) Report {
+	t.Helper()
+	sig := ApacheSignature("apache2", 33, "/usr/sbin/apache2")
+	r, err := Inspect(context.Background(), InspectOptions{Signature: &sig, Window: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestReapRealSets: dead sets are reaped; a held set, a waited-on set, sets
+// of another uid, a php-style set, and a set operated between proof and
+// removal are not. The common one-liner removes the live ones.
+func TestReapRealSets(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	dead := makeDeadSets(t, "5 33 1")
+	held := makeDeadSets(t, "1 33 1")[0]
+	startHolder(t, held)
+	waited := makeDeadSets(t, "1 33 0")[0]
+	waiter := helperCmd("wait", strconv.Itoa(waited))
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = waiter.Process.Kill(); _ = waiter.Wait() })
+	otherUID := makeDeadSets(t, "1 1000 1")[0]
+	php := makeDeadSets(t, "1 33 1 305419896 3")[0] // key 0x12345678, 3 semaphores
+	racer := makeDeadSets(t, "1 33 1")[0]
+	waitFor(t, 5*time.Second, "the waiter to block", func() bool {
+		sems, err := semRead(waited, 1)
+		return err == nil && sems[0].NCnt == 1
+	})
+
+	r := inspectApache(t)
+	got := verdicts(r.Judgements)
+	want := map[int]Verdict{held: Live, waited: Live, otherUID: Foreign, php: Foreign, racer: Orphan}
+	for _, id := range dead {
+		want[id] = Orphan
+	}
+	for id, v := range want {
+		if got[id] != v {
+			t.Errorf("set %d: verdict %s, want %s", id, got[id], v)
+		}
+	}
+	// The racer is operated on after its proof: it must be left in place.
+	if err := helperCmd("op", strconv.Itoa(racer)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	reaper := Reaper{Log: zerolog.New(zerolog.NewTestWriter(t))}
+	outs, err := reaper.Reap(context.Background(), r.Judgements)
+	if err != nil {
+		t.Fatalf("Reap: %v", err)
+	}
+	left := semIDs(t)
+	for _, id := range dead {
+		if left[id] {
+			t.Errorf("dead set %d was not reaped", id)
+		}
+	}
+	for _, id := range []int{held, waited, otherUID, php, racer} {
+		if !left[id] {
+			t.Errorf("set %d was removed (verdict %s)", id, got[id])
+		}
+	}
+	for _, o := range outs {
+		if o.ID == racer && !strings.Contains(o.Skipped, ErrChanged.Error()) {
+			t.Errorf("racer outcome %+v, want skipped as changed", o)
+		}
+	}
+
+	// The usual clean-up one-liner removes the live sets too.
+	oneLiner := `ipcs -s | awk '/www-data/ {print $2}' | xargs -r -n1 ipcrm -s`
+	if out, err := exec.Command("sh", "-c", oneLiner).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", oneLiner, err, out)
+	}
+	left = semIDs(t)
+	if left[held] || left[waited] {
+		t.Errorf("the one-liner left the live sets (held %v, waited %v): the comparison proves nothing", left[held], left[waited])
+	}
+}
+
+// TestReapDryRunChangesNothing: a dry run reports the plan and removes
+// nothing.
+func TestReapDryRunChangesNothing(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	dead := makeDeadSets(t, "3 33 1")
+	r := inspectApache(t)
+	outs, err := (&Reaper{DryRun: true}).Reap(context.Background(), r.Judgements)
+	if err != nil || len(outs) != 3 {
+		t.Fatalf("dry run: %d outcomes, %v; want 3", len(outs), err)
+	}
+	left := semIDs(t)
+	for _, id := range dead {
+		if !left[id] {
+			t.Errorf("dry run removed set %d", id)
+		}
+	}
+}
+
+// TestReapGoneSet: a set removed by someone else between proof and removal
+// is skipped as gone, not an error.
+func TestReapGoneSet(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	id := makeDeadSets(t, "1 33 1")[0]
+	r := inspectApache(t)
+	if err := semRemove(id); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := (&Reaper{}).Reap(context.Background(), r.Judgements)
+	if err != nil || len(outs) != 1 || !strings.Contains(outs[0].Skipped, ErrGone.Error()) {
+		t.Fatalf("outcomes %+v, err %v; want one skipped as gone", outs, err)
+	}
+	if !errors.Is(fmt.Errorf("x: %w", ErrGone), ErrGone) {
+		t.Fatal("unreachable")
+	}
+}

@@ -1,0 +1,19 @@
+// Package supervise knows servers: their profiles (binary, config, how to
+// ask the server itself for its run configuration) and, as the project
+// grows, process trees, signal ladders, starts and verification.
+//
+// It uses ipcguard; ipcguard never uses it.
+//
+// Guarantees so far:
+//   - ReadRunConfig asks the server (apache2 -t -D DUMP_RUN_CFG) rather than
+//     parsing configuration files, so Include, Define and envvars resolve
+//     exactly as the server resolves them. It runs the config test and
+//     changes nothing else (Debian's apache2ctl creates its run and lock
+//     directories, as it does for every command).
+//
+// Usage:
+//
+//	p, err := supervise.LookupProfile("apache2")
+//	rc, err := supervise.ReadRunConfig(ctx, p, "")   // "" = the profile's config
+//	sig := ipcguard.ApacheSignature(p.Name, rc.User.ID, p.Binary)
+package supervise

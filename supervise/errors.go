@@ -1,0 +1,37 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Callers match them with errors.Is.
+var (
+	// ErrUnknownService reports a service name with no built-in profile.
+	ErrUnknownService = errors.New("unknown service")
+	// ErrConfigTest reports a server config test that failed.
+	ErrConfigTest = errors.New("config test failed")
+)
+
+// ConfigTestError is a failed config test, with what the server said.
+type ConfigTestError struct {
+	Server string   // profile name
+	Argv   []string // the command that ran
+	Output string   // its stdout and stderr
+	Err    error    // the exit status, or why it could not run
+}
+
+func (e *ConfigTestError) Error() string {
+	out := strings.TrimSpace(e.Output)
+	if out != "" {
+		out = ": " + out
+	}
+	return fmt.Sprintf("%s config test (%s): %v%s", e.Server, strings.Join(e.Argv, " "), e.Err, out)
+}
+
+// Unwrap returns the underlying cause.
+func (e *ConfigTestError) Unwrap() error { return e.Err }
+
+// Is matches ErrConfigTest.
+func (e *ConfigTestError) Is(target error) bool { return target == ErrConfigTest }

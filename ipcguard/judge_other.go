@@ -65,9 +65,15 @@ func judgePosix(o *PosixObject, sig *Signature, h *holders) Judgement {
 		}
 		p.add(h.sigLine)
 	}
+	for _, hd := range o.Holders {
+		if hd.How != HowUnreadable {
+			return p.decide(Live, "held by live pid %d (%s); %d holder(s) in all", hd.PID, hd.How, len(o.Holders))
+		}
+	}
 	if len(o.Holders) > 0 {
-		hd := o.Holders[0]
-		return p.decide(Live, "held by live pid %d (%s) and %d more", hd.PID, hd.How, len(o.Holders)-1)
+		return p.unknown("give safe-restart read access to that process's /proc/PID/maps and fd (root with CAP_SYS_PTRACE; some sandboxes deny even root)",
+			"the maps and fds of pid %d (and %d more) could not be read: it may hold it",
+			o.Holders[0].PID, len(o.Holders)-1)
 	}
 	p.ok("no live process maps it or holds an fd on it")
 	return finish(p, sig, h, KindPosix, 0, o.CTimeNs/1e9)

@@ -98,11 +98,16 @@ type PosixObject struct {
 	Holders []Holder `json:"holders,omitempty"` // live processes that map it or hold an fd
 }
 
-// Holder is a process that maps a POSIX object or holds an open fd on it.
+// Holder is a process that maps a POSIX object or holds an open fd on it,
+// or one that may: a process whose maps or fds could not be read.
 type Holder struct {
 	PID int    `json:"pid"` // holding process
-	How string `json:"how"` // "map" (in /proc/PID/maps) or "fd" (in /proc/PID/fd)
+	How string `json:"how"` // "map" (in /proc/PID/maps), "fd" (in /proc/PID/fd), or HowUnreadable
 }
+
+// HowUnreadable marks a Holder whose /proc/PID/maps or fds could not be
+// read: it may hold the object, so the object cannot be proven orphan.
+const HowUnreadable = "unreadable"
 
 // Limits are the kernel's IPC limits of the current IPC namespace.
 type Limits struct {

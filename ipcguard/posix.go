@@ -17,9 +17,11 @@ import (
 // Holder{PID, "map"}, and an fd in /proc/PID/fd resolving to the path with
 // the file's device and inode gives Holder{PID, "fd"}. Mappings of deleted
 // files (" (deleted)") are of another inode and are not holders. Processes
-// that vanish are skipped; any other error, permission included, fails the
-// call, as a missed holder could make a used object look orphaned. A
-// malformed maps line is an error wrapping ErrMalformed naming the file.
+// that vanish are skipped. A process whose maps or fds cannot be read
+// (EACCES) is a Holder{PID, HowUnreadable} of every object, as a missed
+// holder could make a used object look orphaned; any other error fails the
+// call. A malformed maps line is an error wrapping ErrMalformed naming the
+// file.
 func ReadPosix(shmDir, procRoot string) ([]PosixObject, error) {
 	objs, err := listPosix(shmDir)
 	if err != nil {

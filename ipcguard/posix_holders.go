@@ -1,7 +1,9 @@
 package ipcguard
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,10 @@ func (s *holderScan) scanMaps(pdir string, pid int) error {
 	name := filepath.Join(pdir, "maps")
 	data, err := os.ReadFile(name)
 	if vanished(err) {
+		return nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		s.unreadable(pid)
 		return nil
 	}
 	if err != nil {
@@ -51,6 +57,10 @@ func (s *holderScan) scanFDs(pdir string, pid int) error {
 	if vanished(err) {
 		return nil
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		s.unreadable(pid)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -73,6 +83,10 @@ func (s *holderScan) checkFD(path string, pid int) error {
 	if vanished(err) {
 		return nil
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		s.unreadable(pid)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -91,4 +105,13 @@ func (s *holderScan) checkFD(path string, pid int) error {
 		s.add(i, Holder{PID: pid, How: "fd"})
 	}
 	return nil
+}
+
+// unreadable records that pid's maps or fds could not be read (another
+// user's process, when not root; or a process hidden by a security
+// module): it may hold any object, so each gets Holder{pid, HowUnreadable}.
+func (s *holderScan) unreadable(pid int) {
+	for i := range s.objs {
+		s.add(i, Holder{PID: pid, How: HowUnreadable})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"syscall"
 	"testing"
 )
@@ -215,16 +216,16 @@ func TestReadPosixRealProc(t *testing.T) {
 	mapShared(t, mkfile(t, dir, "mapped", 4096))
 	mkfile(t, dir, "idle", 1).Close()
 	objs, err := ReadPosix(dir, "/proc")
-	if errors.Is(err, fs.ErrPermission) {
-		t.Skip("some process under /proc is unreadable even to us:", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkHolders(t, objs, map[string][]Holder{"mapped": {{pid, "map"}}, "idle": nil})
-	if _, err := os.Stat("/dev/shm"); err == nil {
-		if _, err := ReadPosix("/dev/shm", "/proc"); err != nil && !errors.Is(err, fs.ErrPermission) {
-			t.Error(err)
+	// Processes we may not read (on some machines even root cannot read
+	// pid 1's maps) are possible holders of every object; set them aside.
+	for i := range objs {
+		objs[i].Holders = slices.DeleteFunc(objs[i].Holders, func(h Holder) bool { return h.How == HowUnreadable })
+		if len(objs[i].Holders) == 0 {
+			objs[i].Holders = nil
 		}
 	}
+	checkHolders(t, objs, map[string][]Holder{"mapped": {{pid, "map"}}, "idle": nil})
 }

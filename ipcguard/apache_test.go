@@ -118,14 +118,13 @@ func testApacheReap(t *testing.T, mpm string) {
 
 	before := take(t)
 	srv := apachetest.Start(t, apacheConfig(mpm))
-	created := ipcguard.Attribute(before, take(t))
+	lineage := ipcguard.NewLineage("apache2", masterKey(t, srv), before, take(t))
 	dir := t.TempDir()
-	lineage := ipcguard.Lineage{Service: "apache2", Master: masterKey(t, srv), Objects: created}
 	if err := ipcguard.SaveLineage(dir, lineage); err != nil {
 		t.Fatal(err)
 	}
 	live := map[int]bool{}
-	for _, c := range created {
+	for _, c := range lineage.Objects {
 		live[c.ID] = true
 	}
 	sig := ipcguard.ApacheSignature("apache2", 33, srv.Bin)

@@ -21,10 +21,12 @@ type holders struct {
 	loose      []Proc               // top-level, without service children
 	lineage    map[ProcKey]Lineage  // lineages of live masters
 	attributed map[SetStamp]ProcKey // object -> live master that created it
+	before     map[SetStamp]ProcKey // object -> live master started after it existed
 }
 
 func newHolders(sig *Signature, f Facts) *holders {
-	h := &holders{sig: sig, window: f.Window, lineage: map[ProcKey]Lineage{}, attributed: map[SetStamp]ProcKey{}}
+	h := &holders{sig: sig, window: f.Window, lineage: map[ProcKey]Lineage{},
+		attributed: map[SetStamp]ProcKey{}, before: map[SetStamp]ProcKey{}}
 	if sig == nil {
 		return h
 	}
@@ -69,6 +71,9 @@ func (h *holders) addLineages(f Facts) {
 		for _, o := range l.Objects {
 			h.attributed[o] = l.Master
 		}
+		for _, o := range l.Preexisting {
+			h.before[o] = l.Master
+		}
 	}
 }
 
@@ -91,8 +96,9 @@ func (h *holders) check(p *proof, kind Kind, id int, ctime int64) (Judgement, bo
 			"live %s pid %d (started %s) has no parent or child of the service: an orphaned worker, "+
 				"or a master between generations, may hold any of its objects", filepath.Base(h.sig.Exe), l.PID, stamptime(l.Start)), true
 	}
+	obj := SetStamp{Kind: kind, ID: id, CTime: ctime}
 	for _, m := range h.masters {
-		if j, ok := h.checkMaster(p, m, created); ok {
+		if j, ok := h.checkMaster(p, m, obj, created); ok {
 			return j, true
 		}
 	}
@@ -102,9 +108,14 @@ func (h *holders) check(p *proof, kind Kind, id int, ctime int64) (Judgement, bo
 	return Judgement{}, false
 }
 
-func (h *holders) checkMaster(p *proof, m Proc, created time.Time) (Judgement, bool) {
+func (h *holders) checkMaster(p *proof, m Proc, obj SetStamp, created time.Time) (Judgement, bool) {
 	settle := fmt.Sprintf("safe-restart restart %s attributes the sets of the master it starts exactly", h.sig.Service)
 	if l, ok := h.lineage[m.Key()]; ok {
+		if h.before[obj] == m.Key() {
+			p.ok("existed before safe-restart started the live master %d, and is not among the %d objects that start created",
+				m.PID, len(l.Objects))
+			return Judgement{}, false
+		}
 		if !created.Before(m.Start.Add(-clockSlack)) {
 			return p.unknown(settle, "created %s, after the live master %d started (%s): a reload of it may have created it",
 				stamptime(created), m.PID, stamptime(m.Start)), true

@@ -26,7 +26,26 @@ type SetStamp struct {
 type Lineage struct {
 	Service string     `json:"service"`
 	Master  ProcKey    `json:"master"`
-	Objects []SetStamp `json:"objects"`
+	Objects []SetStamp `json:"objects"` // created during the start: the master's
+	// Preexisting are objects that existed before the start but were
+	// created within the clock slack of it, where times cannot tell them
+	// from the master's own (SysV times have 1 s granularity). A set leaked
+	// by a predecessor killed a moment before the start is one.
+	Preexisting []SetStamp `json:"preexisting,omitempty"`
+}
+
+// NewLineage records what a start of master did: the objects that appeared
+// between the snapshots before and after it, and the recent objects that
+// were already there.
+func NewLineage(service string, master ProcKey, before, after Snapshot) Lineage {
+	l := Lineage{Service: service, Master: master, Objects: Attribute(before, after)}
+	recent := before.Taken.Add(-clockSlack).Unix()
+	for _, c := range index(before) {
+		if c.Kind != KindPosix && c.CTime >= recent {
+			l.Preexisting = append(l.Preexisting, SetStamp{Kind: c.Kind, ID: c.ID, CTime: c.CTime})
+		}
+	}
+	return l
 }
 
 // Attribute returns the SysV objects present in after but not in before:

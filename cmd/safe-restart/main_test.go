@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/semtest"
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+func TestMain(m *testing.M) {
+	semtest.RunHelper()
+	os.Exit(m.Run())
+}
+
+// runCLI runs one command line and returns its exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"--log-format", "json"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ipc", "reap"}, "needs a signature"},
+		{[]string{"ipc", "reap", "--owner", "33"}, "needs the service's executable"},
+		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
+		{[]string{"ipc", "ls", "--key", "zz"}, `bad --key "zz"`},
+		{[]string{"ipc", "ls", "--mode", "999"}, `bad --mode "999"`},
+		{[]string{"ipc", "ls", "--kind", "sem,pipe"}, `bad --kind "pipe"`},
+		{[]string{"ipc", "ls", "--owner", "no-such-user-xyz"}, `unknown user "no-such-user-xyz"`},
+		{[]string{"ipc", "ls", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"ipc", "ls", "extra"}, "takes no arguments"},
+		{[]string{"ipc", "diff", "a.json"}, "takes two snapshot files"},
+		{[]string{"ipc", "diff", "/nonexistent/a", "/nonexistent/b"}, "read snapshot"},
+		{[]string{"--log-level", "loud", "ipc", "ls"}, `bad --log-level "loud"`},
+		{[]string{"--log-format", "xml", "ipc", "ls"}, `bad --log-format "xml"`},
+		{[]string{"nosuch"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != exitUsage || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q (stdout %q)", code, errOut, exitUsage, tt.want, out)
+			}
+		})
+	}
+}
+
+func TestDiffRejectsNonSnapshot(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "x.json")
+	if err := os.WriteFile(f, []byte(`{"hello": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "ipc", "diff", f, f); code != exitUsage || !strings.Contains(errOut, "is not an ipc snapshot") {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+var explicitApache = []string{"--owner", "www-data", "--creator", "root", "--nsems", "1", "--key", "private", "--mode", "0600", "--exe", "/usr/sbin/apache2"}
+
+func TestReapPlanThenYes(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	dead := semtest.DeadSets(t, "3 33 1")
+	held := semtest.DeadSets(t, "1 33 1")[0]
+	semtest.Holder(t, held)
+
+	code, out, errOut := runCLI(t, append([]string{"ipc", "reap"}, explicitApache...)...)
+	if code != exitOK || !strings.Contains(out, "plan: 3 orphan(s) to remove; kept 1 live") {
+		t.Fatalf("plan: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if n := len(semIDs(t)); n != 4 {
+		t.Fatalf("the plan changed something: %d sets left, want 4", n)
+	}
+
+	code, out, errOut = runCLI(t, append([]string{"ipc", "reap", "--yes", "--json"}, explicitApache...)...)
+	if code != exitOK {
+		t.Fatalf("reap --yes: exit %d\n%s", code, errOut)
+	}
+	var outcomes []ipcguard.Outcome
+	if err := json.Unmarshal([]byte(out), &outcomes); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	removed := map[int]bool{}
+	for _, o := range outcomes {
+		if o.Removed {
+			removed[o.ID] = true
+		}
+	}
+	for _, id := range dead {
+		if !removed[id] {
+			t.Errorf("dead set %d not removed: %+v", id, outcomes)
+		}
+	}
+	if left := semIDs(t); len(left) != 1 || !left[held] {
+		t.Errorf("sets left %v, want only the held set %d", left, held)
+	}
+	// One JSON log event per removal, with its proof.
+	events := 0
+	for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		var ev struct {
+			Message string   `json:"message"`
+			Proof   []string `json:"proof"`
+			ID      int      `json:"id"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "reaped semaphore set" && len(ev.Proof) > 0 {
+			events++
+		}
+	}
+	if events != len(dead) {
+		t.Errorf("%d removal events with a proof, want %d:\n%s", events, len(dead), errOut)
+	}
+}
+
+func TestLsAndDiff(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	dir := t.TempDir()
+	ls := func(name string) string {
+		code, out, errOut := runCLI(t, "ipc", "ls", "--json")
+		if code != exitOK {
+			t.Fatalf("ls: exit %d: %s", code, errOut)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	before := ls("before.json")
+	ids := semtest.DeadSets(t, "2 33 1")
+	after := ls("after.json")
+	code, out, _ := runCLI(t, "ipc", "diff", before, after)
+	for _, id := range ids {
+		if want := "+ sem " + strconv.Itoa(id) + " key 0 (private) uid 33"; code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("diff: exit %d, missing %q in:\n%s", code, want, out)
+		}
+	}
+	// Without a signature nothing is orphan: the sets are unknown.
+	code, out, _ = runCLI(t, "ipc", "ls", "--proof")
+	if code != exitOK || !strings.Contains(out, "0 orphan, 0 live, 2 unknown") || !strings.Contains(out, "semaphore sets: 2 of 32000") {
+		t.Errorf("ls: exit %d:\n%s", code, out)
+	}
+}
+
+// TestReapServiceApache runs the whole path on a real Apache: User read by
+// the server's own config test (apache2ctl -t -D DUMP_RUN_CFG), a live
+// master recorded by a lineage, and sets leaked by a kill -9 predecessor.
+func TestReapServiceApache(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	cfg := apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true, SSL: true}
+	apachetest.Start(t, cfg).KillGroup9()
+	leaked := semIDs(t)
+	before, err := ipcguard.Take(t.Context(), ipcguard.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := apachetest.Start(t, cfg)
+	after, err := ipcguard.Take(t.Context(), ipcguard.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs, err := ipcguard.ReadProcTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _ := procs.Live(srv.MasterPID())
+	state := t.TempDir()
+	lineage := ipcguard.NewLineage("apache2", master.Key(), before, after)
+	if err := ipcguard.SaveLineage(filepath.Join(state, "lineage"), lineage); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--yes")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	left := semIDs(t)
+	for id := range leaked {
+		if left[id] {
+			t.Errorf("leaked set %d not reaped\n%s\n%s", id, out, errOut)
+		}
+	}
+	for _, o := range lineage.Objects {
+		if !left[o.ID] {
+			t.Errorf("live set %d reaped", o.ID)
+		}
+	}
+	if code, _, err := srv.GetTLS("/"); err != nil || code != 200 {
+		t.Errorf("TLS GET after reap: %d, %v", code, err)
+	}
+}
+
+func semIDs(t *testing.T) map[int]bool {
+	t.Helper()
+	sets, err := ipcguard.ReadSemTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int]bool{}
+	for _, s := range sets {
+		m[s.ID] = true
+	}
+	return m
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The safe-restart demo: run by `make demo` inside private IPC, PID, mount
+# and network namespaces (unshare), so nothing here touches the machine's
+# semaphores, processes or ports. Usage: demo.sh /path/to/safe-restart
+set -euo pipefail
+SR=${1:?usage: demo.sh SAFE_RESTART_BINARY}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /tmp/safe-restart-demo.XXXXXX)
+conf=$work/httpd.conf
+trap 'rm -rf "$work"' EXIT   # every process dies with the PID namespace
+
+bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+run() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+serves() { curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:8080/index.html && curl -kfsS -o /dev/null --max-time 2 https://127.0.0.1:8443/index.html; }
+wait_serving() {
+	for _ in $(seq 100); do serves 2>/dev/null && return 0; sleep 0.1; done
+	echo "apache did not come up:"; tail -5 "$work/error.log"; exit 1
+}
+start_apache() { /usr/sbin/apache2 -f "$conf" -k start; wait_serving; }
+
+ip link set lo up
+mkdir -p "$work/run" "$work/htdocs"
+echo "hello from the demo" > "$work/htdocs/index.html"
+chmod 755 "$work" "$work/htdocs"
+sed "s|@DIR@|$work|g" "$here/httpd.conf.in" > "$conf"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+	-keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+bold "1. Two deploys restart Apache the way many scripts do: kill -9 of the whole process group"
+for i in 1 2; do
+	start_apache
+	master=$(cat "$work/run/apache2.pid")
+	run kill -9 -- "-$master"
+done
+run ipcs -s
+echo "Those semaphore sets are leaked: Apache's master removes them only on a clean exit."
+echo "Enough of them and semget fails with ENOSPC: 'AH00023: Couldn't create the ... mutex'."
+
+bold "2. A later start: the live server (not started by safe-restart)"
+echo "(waiting 5 s so the leaked sets predate the new master by more than --lineage-window 2s)"
+sleep 5
+start_apache
+run ipcs -s
+echo "Every set has the same owner. The usual clean-up, ipcs -s | awk '/www-data/' | ipcrm,"
+echo "would remove all $(ipcs -s | grep -c www-data) of them, the live server's included."
+
+bold "3. safe-restart judges each set and says why"
+run "$SR" ipc ls --service apache2 --conf "$conf" --lineage-window 2s --proof --log-format console
+
+bold "4. The plan, then the removal (one log line per set, with its proof)"
+run "$SR" ipc reap --service apache2 --conf "$conf" --lineage-window 2s --log-format console
+run "$SR" ipc reap --service apache2 --conf "$conf" --lineage-window 2s --yes --log-format console
+run ipcs -s
+
+bold "5. The live server still serves HTTP (accept mutex) and TLS (ssl-cache mutex)"
+for _ in 1 2 3; do serves; done && echo "OK: 6 requests served"
+
+bold "6. For contrast, the one-liner (this kills the live server's mutexes)"
+run bash -c "ipcs -s | awk '/www-data/ {print \$2}' | xargs -r -n1 ipcrm -s"
+for _ in 1 2 3 4 5 6; do curl -ks -o /dev/null --max-time 1 https://127.0.0.1:8443/ || true; curl -s -o /dev/null --max-time 1 http://127.0.0.1:8080/ || true; done
+echo "error log after the one-liner:"
+grep -E 'AH00144|AH00146|AH00050|AH02818|Identifier removed|Invalid argument' "$work/error.log" | tail -5 || echo "(no fatal lines yet)"

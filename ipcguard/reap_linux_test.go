@@ -5,6 +5,7 @@ package ipcguard
 import (
 	"context"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +150,31 @@ func TestReapGoneSet(t *testing.T) {
 	outs, err := (&Reaper{}).Reap(context.Background(), r.Judgements)
 	if err != nil || len(outs) != 1 || !strings.Contains(outs[0].Skipped, ErrGone.Error()) {
 		t.Fatalf("outcomes %+v, err %v; want one skipped as gone", outs, err)
+	}
+}
+
+// TestStatSemTableMatchesProc: the semctl(SEM_STAT_ANY) inventory carries
+// exactly the rows of /proc/sysvipc/sem.
+func TestStatSemTableMatchesProc(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	semtest.DeadSets(t, "3 33 1")
+	semtest.DeadSets(t, "1 1000 0 305419896 3")
+	removed := semtest.DeadSets(t, "1 33 1")[0] // leaves a hole in the indexes
+	if err := semRemove(removed); err != nil {
+		t.Fatal(err)
+	}
+	semtest.DeadSets(t, "1 0 1 -2023406815 2") // a key that prints negative
+	fromProc, err := ReadSemTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromStat, ok, err := statSemTable()
+	if !ok || err != nil {
+		t.Fatalf("statSemTable: ok %v, %v", ok, err)
+	}
+	if !reflect.DeepEqual(fromProc, fromStat) {
+		t.Fatalf("SEM_STAT_ANY and /proc differ:\nproc %+v\nstat %+v", fromProc, fromStat)
 	}
 }

@@ -52,6 +52,17 @@ func or(s, def string) string {
 	return s
 }
 
+// semTable lists the semaphore sets: from the kernel directly when reading
+// the live /proc (see statSemTable), else by parsing ProcRoot/sysvipc/sem.
+func (src Source) semTable() ([]SemSet, error) {
+	if src.procRoot() == "/proc" && !src.NoSemctl {
+		if sets, ok, err := statSemTable(); ok && err == nil {
+			return sets, nil
+		}
+	}
+	return ReadSemTable(src.procRoot())
+}
+
 // Take reads every SysV object, the POSIX objects in /dev/shm with their
 // holders, and the kernel limits. A set that vanishes while it is read is
 // left out; a set whose semaphores cannot be read keeps Sems nil.
@@ -61,7 +72,7 @@ func Take(ctx context.Context, src Source) (Snapshot, error) {
 	if s.Limits, err = ReadLimits(src.procRoot()); err != nil {
 		return s, err
 	}
-	if s.Sem, err = ReadSemTable(src.procRoot()); err != nil {
+	if s.Sem, err = src.semTable(); err != nil {
 		return s, err
 	}
 	if !src.NoSemctl {

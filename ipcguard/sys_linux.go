@@ -188,3 +188,49 @@ func semStampNow(id int) (stamp, bool, error) {
 	st.pids = pids
 	return st, w > 0, err
 }
+
+// semStatAny is SEM_STAT_ANY (Linux 4.17): IPC_STAT by index, without the
+// read-permission check, returning the set's id.
+const semStatAny = 20
+
+// statSemTable lists the sets through semctl(SEM_STAT_ANY) over every index
+// up to the highest in use (SEM_INFO's return value). It carries the same
+// fields as /proc/sysvipc/sem without the kernel formatting them as text,
+// which costs about 1.3 us a set (40 ms for 32000). Indexes not in use
+// answer EINVAL and are skipped. ok is false when the kernel lacks
+// SEM_STAT_ANY.
+func statSemTable() (sets []SemSet, ok bool, err error) {
+	var si seminfo
+	maxIdx, err := semctl(0, 0, semInfo, uintptr(unsafe.Pointer(&si)))
+	if err != nil {
+		return nil, false, err
+	}
+	found := make([]SemSet, maxIdx+1)
+	used := make([]bool, maxIdx+1)
+	errs := make([]error, maxIdx+1)
+	forEach(maxIdx+1, func(idx int) {
+		var ds semidDS
+		id, err := semctl(idx, 0, semStatAny, uintptr(unsafe.Pointer(&ds)))
+		if err != nil {
+			if !isGone(err) {
+				errs[idx] = err
+			}
+			return
+		}
+		used[idx] = true
+		found[idx] = SemSet{Key: ds.Perm.Key, ID: id, Perms: ds.Perm.Mode, NSems: int(ds.NSems),
+			UID: ds.Perm.Uid, GID: ds.Perm.Gid, CUID: ds.Perm.Cuid, CGID: ds.Perm.Cgid, OTime: ds.OTime, CTime: ds.CTime}
+	})
+	if maxIdx >= 0 && errs[0] != nil && !used[0] && errors.Is(errs[0], unix.EINVAL) {
+		return nil, false, nil
+	}
+	for idx := range found {
+		if errs[idx] != nil {
+			return nil, true, errs[idx]
+		}
+		if used[idx] {
+			sets = append(sets, found[idx])
+		}
+	}
+	return sets, true, nil
+}

@@ -27,3 +27,5 @@ func shmStamp(int) (stamp, bool, error)    { return stamp{}, false, errors.ErrUn
 func msgStamp(int) (stamp, bool, error)    { return stamp{}, false, errors.ErrUnsupported }
 func shmRemove(int) error                  { return errors.ErrUnsupported }
 func msgRemove(int) error                  { return errors.ErrUnsupported }
+
+func statSemTable() ([]SemSet, bool, error) { return nil, false, nil }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,20 +34,25 @@ func main() {
 	}
 	sizes := flag.String("n", "1000,10000,32000", "comma-separated numbers of leaked sets")
 	live := flag.Int("live", 4, "live sets held by a running process")
+	rounds := flag.Int("rounds", 5, "rounds of safe-restart per size (the median is reported)")
 	bin := flag.String("safe-restart", "bin/safe-restart", "the safe-restart binary")
 	flag.Parse()
-	if err := run(*bin, *sizes, *live); err != nil {
+	if err := run(*bin, *sizes, *live, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-reap:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, sizes string, live int) error {
+func run(bin, sizes string, live, rounds int) error {
 	if err := preflight(); err != nil {
 		return err
 	}
+	if rounds < 1 {
+		return errors.New("-rounds must be at least 1")
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "leaked sets\tsafe-restart\tone-liner\tratio\tlive sets removed (ours / one-liner)\t")
+	fmt.Fprintf(tw, "leaked sets\tsafe-restart (median of %d, min-max)\tone-liner\tratio\tlive sets removed (ours / one-liner)\t\n", rounds)
+	var rows []string
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 || n+live > 32768 {
@@ -55,19 +61,29 @@ func run(bin, sizes string, live int) error {
 		if err := setSEMMNI(n + live); err != nil {
 			return err
 		}
-		ours, oursLive, err := round(n, live, func() error { return reapWith(bin) })
-		if err != nil {
-			return fmt.Errorf("safe-restart, %d sets: %w", n, err)
+		var times []time.Duration
+		oursLive := 0
+		for r := 0; r < rounds; r++ {
+			took, removedLive, err := round(n, live, func() error { return reapWith(bin) })
+			if err != nil {
+				return fmt.Errorf("safe-restart, %d sets: %w", n, err)
+			}
+			times, oursLive = append(times, took), oursLive+removedLive
 		}
+		slices.Sort(times)
+		ours := times[len(times)/2]
+		fmt.Fprintf(os.Stderr, "%d sets: safe-restart done, running the one-liner (about 1 ms a set)\n", n)
 		naive, naiveLive, err := round(n, live, func() error { return exec.Command("bash", "-c", oneLiner).Run() })
 		if err != nil {
 			return fmt.Errorf("one-liner, %d sets: %w", n, err)
 		}
-		fmt.Fprintf(tw, "%d\t%.3f s\t%.3f s\t%.0fx\t%d / %d\t\n", n, ours.Seconds(), naive.Seconds(),
-			naive.Seconds()/ours.Seconds(), oursLive, naiveLive)
-		tw.Flush()
+		rows = append(rows, fmt.Sprintf("%d\t%.3f s (%.3f-%.3f)\t%.3f s\t%.0fx\t%d / %d\t", n, ours.Seconds(),
+			times[0].Seconds(), times[len(times)-1].Seconds(), naive.Seconds(), naive.Seconds()/ours.Seconds(), oursLive, naiveLive))
 	}
-	return nil
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	return tw.Flush()
 }
 
 // preflight refuses to run anywhere but a fresh namespace of our own.

@@ -70,13 +70,13 @@ func reportExit(d *deps, err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) && ue.hint != "" {
-		fmt.Fprintf(d.stderr, "Error: %v\nHint: %s\n", err, ue.hint)
+		fmt.Fprintf(d.logs, "Error: %v\nHint: %s\n", err, ue.hint)
 		return code
 	}
 	if d.log != nil {
 		d.log.Error().Int("exit_code", code).Err(err).Msg("safe-restart failed")
 	} else {
-		fmt.Fprintf(d.stderr, "Error: %v\n", err)
+		fmt.Fprintf(d.logs, "Error: %v\n", err)
 	}
 	return code
 }

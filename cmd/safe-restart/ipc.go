@@ -40,7 +40,7 @@ type sigFlags struct {
 	service, conf    string
 	owner, creator   string
 	key, mode, exe   string
-	nsems            int
+	nsems            string
 	kinds, posixGlob string
 	window           time.Duration
 	stateDir         string
@@ -54,7 +54,7 @@ func (f *sigFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.creator, "creator", "", "creator user (name or uid) of the service's objects")
 	fl.StringVar(&f.key, "key", "", "IPC key: private or 0xHEX (default any; apache2: private)")
 	fl.StringVar(&f.mode, "mode", "", "permission bits in octal, e.g. 0600 (default any)")
-	fl.IntVar(&f.nsems, "nsems", ipcguard.Any, "semaphores per set (default any)")
+	fl.StringVar(&f.nsems, "nsems", "", "semaphores per set (default any; apache2: 1)")
 	fl.StringVar(&f.exe, "exe", "", "the service's executable; its live processes may hold its objects")
 	fl.StringVar(&f.kinds, "kind", "", "kinds the service creates: sem,shm,msg,posix (default sem)")
 	fl.StringVar(&f.posixGlob, "posix-glob", "", "glob of the service's /dev/shm names (with --kind posix)")
@@ -65,7 +65,7 @@ func (f *sigFlags) register(c *cobra.Command) {
 // given reports whether any signature flag was set.
 func (f *sigFlags) given() bool {
 	return f.service != "" || f.owner != "" || f.creator != "" || f.key != "" || f.mode != "" ||
-		f.exe != "" || f.nsems != ipcguard.Any || f.kinds != "" || f.posixGlob != ""
+		f.exe != "" || f.nsems != "" || f.kinds != "" || f.posixGlob != ""
 }
 
 // options builds the inspection options: the service's signature (asking
@@ -140,12 +140,12 @@ func (f *sigFlags) override(sig *ipcguard.Signature) error {
 	set(f.creator, parseUser, &sig.CUID)
 	set(f.key, parseKey, &sig.Key)
 	set(f.mode, parseMode, &sig.Mode)
+	nsems := int64(sig.NSems)
+	set(f.nsems, parseNSems, &nsems)
 	if err != nil {
 		return err
 	}
-	if f.nsems != ipcguard.Any {
-		sig.NSems = f.nsems
-	}
+	sig.NSems = int(nsems)
 	if f.exe != "" {
 		sig.Exe = f.exe
 	}
@@ -185,6 +185,14 @@ func parseKey(s string) (int64, error) {
 		}
 	}
 	return 0, usagef("use private or a hex key such as 0x0001e240", "bad --key %q", s)
+}
+
+func parseNSems(s string) (int64, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, usagef("give a positive number of semaphores", "bad --nsems %q", s)
+	}
+	return int64(n), nil
 }
 
 func parseMode(s string) (int64, error) {

@@ -18,7 +18,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d := &deps{stdout: stdout, stderr: stderr}
+	logs := newBatchWriter(stderr)
+	defer logs.Close()
+	d := &deps{stdout: stdout, stderr: stderr, logs: logs}
 	root := newRootCmd(d)
 	root.SetArgs(args)
 	root.SetOut(stdout)

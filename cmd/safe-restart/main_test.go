@@ -38,6 +38,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
 		{[]string{"ipc", "ls", "--key", "zz"}, `bad --key "zz"`},
 		{[]string{"ipc", "ls", "--mode", "999"}, `bad --mode "999"`},
+		{[]string{"ipc", "ls", "--nsems", "0"}, "bad --nsems"},
 		{[]string{"ipc", "ls", "--kind", "sem,pipe"}, `bad --kind "pipe"`},
 		{[]string{"ipc", "ls", "--owner", "no-such-user-xyz"}, `unknown user "no-such-user-xyz"`},
 		{[]string{"ipc", "ls", "--bogus"}, "unknown flag: --bogus"},

@@ -15,6 +15,7 @@ import (
 // deps are what every command shares: output streams and the logger.
 type deps struct {
 	stdout, stderr io.Writer
+	logs           io.Writer // stderr, batched (see batchWriter)
 	log            *zerolog.Logger
 	logFormat      string
 	logLevel       string
@@ -56,13 +57,13 @@ func (d *deps) setupLogger() error {
 	var w io.Writer
 	switch d.logFormat {
 	case "json":
-		w = d.stderr
+		w = d.logs
 	case "console":
-		w = zerolog.ConsoleWriter{Out: d.stderr, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: d.logs, TimeFormat: time.TimeOnly}
 	case "auto":
-		w = d.stderr
+		w = d.logs
 		if f, ok := d.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			w = zerolog.ConsoleWriter{Out: d.stderr, TimeFormat: time.TimeOnly}
+			w = zerolog.ConsoleWriter{Out: d.logs, TimeFormat: time.TimeOnly}
 		}
 	default:
 		return usagef("use auto, console or json", "bad --log-format %q", d.logFormat)

@@ -15,4 +15,7 @@ var (
 	// ErrNotOrphan reports a removal refused because the object's verdict
 	// is not orphan.
 	ErrNotOrphan = errors.New("not proven orphan")
+	// ErrNoProcess reports a process that does not exist: it exited and
+	// was reaped (or never existed) before or while it was read.
+	ErrNoProcess = errors.New("no such process")
 )

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -24,12 +25,11 @@ const userHZ = 100
 // commLen is the longest command name the kernel keeps (TASK_COMM_LEN-1).
 const commLen = 15
 
-// ReadProcTable scans procRoot (normally "/proc") once: for every process
-// directory it reads stat, the real uid from status, and readlink exe (""
-// when unreadable: kernel threads, zombies, permission). Boot is the btime
-// of procRoot/stat, Start is Boot plus StartTicks/userHZ, and Taken is when
-// the scan began. Processes that vanish during the scan are skipped; a
-// malformed file is an error wrapping ErrMalformed that names it.
+// ReadProcTable scans procRoot (normally "/proc") once, reading every
+// process directory as ReadProc does, with the boot time read once. Boot is
+// the btime of procRoot/stat and Taken is when the scan began. Processes
+// that vanish during the scan are skipped; a malformed file is an error
+// wrapping ErrMalformed that names it.
 func ReadProcTable(procRoot string) (ProcTable, error) {
 	t := ProcTable{Taken: time.Now()}
 	var err error
@@ -42,15 +42,36 @@ func ReadProcTable(procRoot string) (ProcTable, error) {
 	}
 	t.ByPID = make(map[int]Proc, len(pids))
 	for _, pid := range pids {
-		p, ok, err := readProc(procRoot, pid, t.Boot)
+		p, err := readProc(procRoot, pid, t.Boot)
+		if errors.Is(err, ErrNoProcess) {
+			continue
+		}
 		if err != nil {
 			return ProcTable{}, fmt.Errorf("read proc table: %w", err)
 		}
-		if ok {
-			t.ByPID[pid] = p
-		}
+		t.ByPID[pid] = p
 	}
 	return t, nil
+}
+
+// ReadProc reads process pid under procRoot (normally "/proc"): its stat,
+// the real uid from status, and readlink exe ("" when unreadable: kernel
+// threads, zombies, permission). Start is the btime of procRoot/stat, read
+// on every call, plus StartTicks/userHZ. A process that does not exist, or
+// vanishes while it is read, is an error wrapping ErrNoProcess; a zombie
+// is returned, with Alive false. Like /proc itself, it also reads a thread
+// when pid is a thread id. A malformed file is an error wrapping
+// ErrMalformed that names it.
+func ReadProc(procRoot string, pid int) (Proc, error) {
+	boot, err := readBootTime(procRoot)
+	if err != nil {
+		return Proc{}, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	p, err := readProc(procRoot, pid, boot)
+	if err != nil {
+		return Proc{}, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	return p, nil
 }
 
 // readBootTime reads the boot time from procRoot/stat.
@@ -87,28 +108,30 @@ func listPIDs(procRoot string) ([]int, error) {
 	return pids, nil
 }
 
-// readProc reads process pid under procRoot; ok is false when it vanished.
-func readProc(procRoot string, pid int, boot time.Time) (p Proc, ok bool, err error) {
-	dir := filepath.Join(procRoot, fmt.Sprint(pid))
-	p, err = readStat(dir, pid)
+// readProc reads process pid under procRoot, boot being the btime of
+// procRoot/stat: the one code path of ReadProc and ReadProcTable. A process
+// that vanished is an error wrapping ErrNoProcess and the os error.
+func readProc(procRoot string, pid int, boot time.Time) (Proc, error) {
+	dir := filepath.Join(procRoot, strconv.Itoa(pid))
+	p, err := readStat(dir, pid)
 	if err == nil {
 		p.UID, err = readUID(dir)
 	}
 	if vanished(err) {
-		return Proc{}, false, nil
+		return Proc{}, fmt.Errorf("%w: %w", ErrNoProcess, err)
 	}
 	if err != nil {
-		return Proc{}, false, err
+		return Proc{}, err
 	}
 	p.Start = boot.Add(time.Duration(p.StartTicks) * (time.Second / userHZ))
 	p.Exe, err = os.Readlink(filepath.Join(dir, "exe"))
 	if err != nil {
 		if _, err := os.Lstat(dir); vanished(err) {
-			return Proc{}, false, nil
+			return Proc{}, fmt.Errorf("%w: %w", ErrNoProcess, err)
 		}
 		p.Exe = ""
 	}
-	return p, true, nil
+	return p, nil
 }
 
 // readStat reads and parses dir/stat, checking that it names pid.

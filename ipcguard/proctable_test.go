@@ -1,6 +1,8 @@
 package ipcguard
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -202,6 +204,7 @@ func TestReadProcTableVanishedAndExe(t *testing.T) {
 	if p, ok := tab.ByPID[13]; !ok || p.Exe != "" {
 		t.Errorf("pid 13 = %+v, %v; want present with empty Exe", p, ok)
 	}
+	checkReadProc(t, root, tab, 11, 12, 14)
 }
 
 func TestReadProcTablePIDMismatch(t *testing.T) {
@@ -211,6 +214,11 @@ func TestReadProcTablePIDMismatch(t *testing.T) {
 	})
 	_, err := ReadProcTable(root)
 	checkErr(t, err, filepath.Join(root, "14", "stat")+": malformed input: line 1: pid 15")
+	_, err = ReadProc(root, 14)
+	checkErr(t, err, "read process 14: "+filepath.Join(root, "14", "stat")+": malformed input: line 1: pid 15")
+	if errors.Is(err, ErrNoProcess) {
+		t.Errorf("pid mismatch %v wraps ErrNoProcess", err)
+	}
 }
 
 func TestReadProcTableBadBoot(t *testing.T) {
@@ -218,6 +226,8 @@ func TestReadProcTableBadBoot(t *testing.T) {
 	writeFiles(t, root, map[string]string{"stat": "cpu 1 2\n"})
 	_, err := ReadProcTable(root)
 	checkErr(t, err, filepath.Join(root, "stat")+": malformed input: no btime line")
+	_, err = ReadProc(root, 1)
+	checkErr(t, err, "read process 1: "+filepath.Join(root, "stat")+": malformed input: no btime line")
 }
 
 func TestReadProcTableSelf(t *testing.T) {
@@ -306,4 +316,33 @@ func TestByExe(t *testing.T) {
 			t.Errorf("ByExe(%q) = %v, want %v", tt.exe, got, tt.want)
 		}
 	}
+}
+
+// checkReadProc checks that ReadProc reads every process of tab, read from
+// root, as ReadProcTable did, and that the pids of gone are ErrNoProcess.
+func checkReadProc(t *testing.T, root string, tab ProcTable, gone ...int) {
+	t.Helper()
+	for pid, want := range tab.ByPID {
+		got, err := ReadProc(root, pid)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ReadProc(%d) = %+v, %v; want %+v as in ReadProcTable", pid, got, err, want)
+		}
+	}
+	for _, pid := range gone {
+		_, err := ReadProc(root, pid)
+		if !errors.Is(err, ErrNoProcess) || !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrMalformed) {
+			t.Errorf("ReadProc(%d): %v; want ErrNoProcess wrapping fs.ErrNotExist", pid, err)
+		}
+	}
+}
+
+func TestReadProcFake(t *testing.T) {
+	root := filepath.Join("testdata", "proc", "good")
+	tab, err := ReadProcTable(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReadProc(t, root, tab, 3, 0, -1)
+	_, err = ReadProc(filepath.Join("testdata", "proc", "malformed"), 42)
+	checkErr(t, err, "read process 42: "+filepath.Join("testdata", "proc", "malformed", "42", "stat")+": malformed input: line 1: want at least 22 fields")
 }

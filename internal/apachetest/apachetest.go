@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // ModDir is where Debian installs Apache's modules.
@@ -90,7 +92,10 @@ type Server struct {
 	Token string
 	// Starter is the `apache2 -k start` process; it has exited by the time
 	// Start returns (it forks the master and exits, as in production).
-	Starter nstest.Proc
+	Starter proctest.Proc
+	// StarterStart is when the starter started (ipcguard.Proc.Start, read
+	// while it ran).
+	StarterStart time.Time
 	// StarterStdout and StarterStderr hold what the starter printed.
 	StarterStdout, StarterStderr string
 	// CertPool trusts the server's self-signed certificate (SSL only).
@@ -98,11 +103,11 @@ type Server struct {
 
 	t      *testing.T
 	mu     sync.Mutex
-	master nstest.Proc
-	seen   map[nstest.Proc]bool // every process of ours ever observed
+	master proctest.Proc
+	seen   map[proctest.Proc]bool // every process of ours ever observed
 	// execd are the processes started through os/exec (starter, Ctl),
 	// which their exec.Cmd waits for: never reaped or killed here.
-	execd map[nstest.Proc]bool
+	execd map[proctest.Proc]bool
 	// diagShown is set once diagnostics were printed with a failure.
 	diagShown bool
 }
@@ -207,8 +212,8 @@ func Start(t *testing.T, cfg Config) *Server {
 		Listen:   slices.Clone(cfg.Listen),
 		Token:    EnvToken + "=" + randomHex(),
 		t:        t,
-		seen:     map[nstest.Proc]bool{},
-		execd:    map[nstest.Proc]bool{},
+		seen:     map[proctest.Proc]bool{},
+		execd:    map[proctest.Proc]bool{},
 	}
 	if cfg.SSL {
 		s.SSLAddr = ports[0]
@@ -336,7 +341,8 @@ func (s *Server) runStarter(deadline time.Time) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	s.Starter = s.noteExecd(cmd.Process.Pid)
+	st := s.noteExecd(cmd.Process.Pid)
+	s.Starter, s.StarterStart = proctest.Of(st), st.Start
 	werr := cmd.Wait()
 	o, _ := os.ReadFile(outF.Name())
 	e, _ := os.ReadFile(errF.Name())
@@ -347,30 +353,31 @@ func (s *Server) runStarter(deadline time.Time) error {
 	return nil
 }
 
-// noteExecd records a process started through os/exec, identified while it
-// cannot have been reaped yet (its exec.Cmd has not waited).
-func (s *Server) noteExecd(pid int) nstest.Proc {
-	p, err := nstest.Identify(pid)
+// noteExecd records a process started through os/exec, read while it
+// cannot have been reaped yet (its exec.Cmd has not waited), and returns
+// what was read (only PID when reading failed).
+func (s *Server) noteExecd(pid int) ipcguard.Proc {
+	st, err := proctest.Stat(pid)
 	if err != nil {
-		p = nstest.Proc{PID: pid}
+		st = ipcguard.Proc{PID: pid}
 	}
 	s.mu.Lock()
-	s.execd[p] = true
+	s.execd[proctest.Of(st)] = true
 	s.mu.Unlock()
-	return p
+	return st
 }
 
 // readMaster returns the master named by the pidfile.
-func (s *Server) readMaster() (nstest.Proc, error) {
+func (s *Server) readMaster() (proctest.Proc, error) {
 	b, err := os.ReadFile(s.PidFile)
 	if err != nil {
-		return nstest.Proc{}, err
+		return proctest.Proc{}, err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return nstest.Proc{}, fmt.Errorf("pidfile %s: %w", s.PidFile, err)
+		return proctest.Proc{}, fmt.Errorf("pidfile %s: %w", s.PidFile, err)
 	}
-	return nstest.Identify(pid)
+	return proctest.Identify(pid)
 }
 
 // waitReady polls (every 20ms, until deadline) for a live master in the
@@ -407,7 +414,7 @@ func (s *Server) checkReady() error {
 		return fmt.Errorf("pidfile: %w", err)
 	}
 	st, err := m.Stat()
-	if err != nil || st.Exited() {
+	if err != nil || !st.Alive() {
 		return fmt.Errorf("%w: master %v from the pidfile is not alive", errDied, m)
 	}
 	s.mu.Lock()
@@ -465,7 +472,7 @@ func get(tr *http.Transport, url string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-func (s *Server) isExecd(p nstest.Proc) bool {
+func (s *Server) isExecd(p proctest.Proc) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.execd[p]
@@ -473,14 +480,14 @@ func (s *Server) isExecd(p nstest.Proc) bool {
 
 // trackProcesses records every live process carrying the token and returns
 // them.
-func (s *Server) trackProcesses() []nstest.ProcStat {
-	ps := nstest.WithEnv(s.Token)
+func (s *Server) trackProcesses() []ipcguard.Proc {
+	ps := proctest.WithEnv(s.Token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var alive []nstest.ProcStat
+	var alive []ipcguard.Proc
 	for _, p := range ps {
-		s.seen[p.Proc] = true
-		if !p.Exited() {
+		s.seen[proctest.Of(p)] = true
+		if p.Alive() {
 			alive = append(alive, p)
 		}
 	}
@@ -489,11 +496,11 @@ func (s *Server) trackProcesses() []nstest.ProcStat {
 
 // Processes returns the live processes of this server (those carrying
 // Token): the master, its children and children orphaned by KillMaster9.
-func (s *Server) Processes() []nstest.ProcStat { return s.trackProcesses() }
+func (s *Server) Processes() []ipcguard.Proc { return s.trackProcesses() }
 
 // Master returns the master process (as recorded when it became ready or
 // re-read from the pidfile).
-func (s *Server) Master() nstest.Proc {
+func (s *Server) Master() proctest.Proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.master
@@ -510,14 +517,14 @@ func (s *Server) MasterPID() int {
 }
 
 // ChildProcs returns the live processes whose parent is the master.
-func (s *Server) ChildProcs() []nstest.ProcStat {
+func (s *Server) ChildProcs() []ipcguard.Proc {
 	m := s.Master()
 	if !m.Alive() {
 		return nil
 	}
-	var out []nstest.ProcStat
-	for _, c := range nstest.ChildrenOf(m.PID) {
-		if !c.Exited() {
+	var out []ipcguard.Proc
+	for _, c := range proctest.ChildrenOf(m.PID) {
+		if c.Alive() {
 			out = append(out, c)
 		}
 	}
@@ -528,7 +535,7 @@ func (s *Server) ChildProcs() []nstest.ProcStat {
 	}
 	s.mu.Lock()
 	for _, c := range out {
-		s.seen[c.Proc] = true
+		s.seen[proctest.Of(c)] = true
 	}
 	s.mu.Unlock()
 	return out
@@ -584,7 +591,7 @@ func (s *Server) killAll(deadline time.Time) error {
 	for round := 0; ; round++ {
 		s.trackProcesses()
 		s.mu.Lock()
-		var todo []nstest.Proc
+		var todo []proctest.Proc
 		for p := range s.seen {
 			if !s.execd[p] {
 				todo = append(todo, p)
@@ -604,7 +611,7 @@ func (s *Server) killAll(deadline time.Time) error {
 	if left := s.trackProcesses(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("still alive: %+v", left))
 	}
-	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil || errors.Is(e, nstest.ErrGone) })
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil || errors.Is(e, proctest.ErrGone) })
 	return errors.Join(errs...)
 }
 
@@ -622,15 +629,16 @@ func (s *Server) Stop() {
 	}
 }
 
-func (s *Server) waitAllExited(m nstest.Proc, deadline time.Time) error {
+func (s *Server) waitAllExited(m proctest.Proc, deadline time.Time) error {
 	if err := m.WaitExited(deadline); err != nil {
 		return err
 	}
 	if err := m.Reap(); err != nil {
 		return err
 	}
-	for _, p := range s.trackProcesses() {
-		if s.isExecd(p.Proc) {
+	for _, st := range s.trackProcesses() {
+		p := proctest.Of(st)
+		if s.isExecd(p) {
 			continue
 		}
 		if err := p.WaitExited(deadline); err != nil {

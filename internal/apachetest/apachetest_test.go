@@ -3,16 +3,17 @@
 package apachetest_test
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"net/http"
-	"os"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // full is the configuration the semaphore experiments use.
@@ -20,25 +21,34 @@ func full(mpm string) apachetest.Config {
 	return apachetest.Config{MPM: mpm, SysvSem: true, AuthDigest: true, SSL: true}
 }
 
-func semIDs(t *testing.T) []int {
+// snapshot reads the IPC objects of the test's namespace (ipcguard.Take):
+// the semaphore sets with GETVAL/GETPID/GETNCNT/GETZCNT of every semaphore,
+// shared memory segments and message queues.
+func snapshot(t *testing.T) ipcguard.Snapshot {
 	t.Helper()
-	sets, err := apachetest.SemSets()
+	snap, err := ipcguard.Take(context.Background(), ipcguard.Source{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snap
+}
+
+func semIDs(t *testing.T) []int {
+	t.Helper()
 	var ids []int
-	for _, s := range sets {
+	for _, s := range snapshot(t).Sem {
 		ids = append(ids, s.ID)
 	}
 	return ids
 }
 
+// procUID returns the real uid of pid, or -1 if it cannot be read.
 func procUID(pid int) int {
-	fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	p, err := proctest.Stat(pid)
 	if err != nil {
 		return -1
 	}
-	return int(fi.Sys().(*syscall.Stat_t).Uid)
+	return int(p.UID)
 }
 
 func TestStart(t *testing.T) {
@@ -90,10 +100,7 @@ func TestStart(t *testing.T) {
 			if code, _, err := srv.Get("/digest/"); err != nil || code != http.StatusUnauthorized {
 				t.Errorf("GET /digest/: %d %v, want 401", code, err)
 			}
-			sets, err := apachetest.SemSets()
-			if err != nil {
-				t.Fatal(err)
-			}
+			sets := snapshot(t).Sem
 			t.Logf("%s: %d semaphore sets after start", mpm, len(sets))
 			if w := wantSets[mpm]; w >= 0 && len(sets) != w {
 				t.Errorf("%d semaphore sets, want %d: %+v", len(sets), w, sets)
@@ -161,12 +168,12 @@ func TestKillMaster9OrphansKeepServing(t *testing.T) {
 	kids := srv.ChildProcs()
 	before := semIDs(t)
 	srv.KillMaster9()
-	if _, err := srv.Master().Stat(); err != nstest.ErrGone {
+	if _, err := srv.Master().Stat(); !errors.Is(err, proctest.ErrGone) {
 		t.Fatalf("master after KillMaster9: %v, want gone (killed and reaped)", err)
 	}
 	for _, k := range kids {
-		st, err := k.Proc.Stat()
-		if err != nil || st.Exited() || st.PPID != 1 {
+		st, err := proctest.Of(k).Stat()
+		if err != nil || !st.Alive() || st.PPID != 1 {
 			t.Errorf("child %d after KillMaster9: %+v %v; want alive, re-parented to PID 1", k.PID, st, err)
 		}
 	}
@@ -190,15 +197,12 @@ func TestGraceful(t *testing.T) {
 		return
 	}
 	srv := apachetest.Start(t, full("prefork"))
-	sets, err := apachetest.SemSets()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := snapshot(t).Sem
 	// The ssl-cache set is the one whose creator (GETPID, as nothing has
 	// locked it yet) is the starter.
 	ssl := -1
 	for _, s := range sets {
-		if s.Sems[0].PID == srv.Starter.PID {
+		if len(s.Sems) > 0 && s.Sems[0].PID == srv.Starter.PID {
 			ssl = s.ID
 		}
 	}

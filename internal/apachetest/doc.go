@@ -11,7 +11,7 @@
 //			return
 //		}
 //		srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, SSL: true})
-//		sets, _ := apachetest.SemSets()
+//		snap, _ := ipcguard.Take(ctx, ipcguard.Source{}) // snap.Sem: the sets
 //		srv.KillGroup9() // the sets stay behind: Apache could not clean up
 //		...
 //	}
@@ -20,7 +20,7 @@
 // starter exits after forking the master, which detaches (and, inside nstest,
 // is re-parented to the test process, PID 1). Every process of a Server
 // carries a unique APACHETEST_TOKEN environment entry; together with PID and
-// start time (nstest.Proc) that is how the package finds and kills its
+// start time (proctest.Proc) that is how the package finds and kills its
 // processes. It never identifies processes by name.
 //
 // Outside a private PID namespace the master is re-parented to the host's

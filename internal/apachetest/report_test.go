@@ -7,12 +7,13 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestReport documents, in its -v output, what Apache does with System V
@@ -38,8 +39,9 @@ func TestReport(t *testing.T) {
 
 func runReport(t *testing.T, mpm, scenario string) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: mpm, SysvSem: true, AuthDigest: true, SSL: true})
-	r := &reporter{t: t, srv: srv, roles: map[int]string{}}
+	r := &reporter{t: t, srv: srv, roles: map[int]string{}, starts: map[int]time.Time{}}
 	r.roles[srv.Starter.PID] = "starter(exited)"
+	r.starts[srv.Starter.PID] = srv.StarterStart
 	r.roles[srv.Master().PID] = "master"
 	r.report("after start")
 	code, _, err := srv.Get("/digest/")
@@ -62,8 +64,8 @@ func runReport(t *testing.T, mpm, scenario string) {
 		// Do the orphans exit by themselves? Wait on their pidfds briefly.
 		deadline := time.Now().Add(3 * time.Second)
 		for _, k := range kids {
-			err := k.Proc.WaitExited(deadline)
-			s, _ := k.Proc.Stat()
+			err := proctest.Of(k).WaitExited(deadline)
+			s, _ := proctest.Of(k).Stat()
 			r.logf("orphan %d: exited within 3s: %v (state %c ppid %d)", k.PID, err == nil, s.State, s.PPID)
 		}
 		for _, a := range srv.Listen {
@@ -86,12 +88,12 @@ func runReport(t *testing.T, mpm, scenario string) {
 		after := r.report("after -k " + scenario)
 		var gone, added []int
 		for _, s := range before {
-			if !slices.ContainsFunc(after, func(a apachetest.SemSet) bool { return a.ID == s.ID }) {
+			if !slices.ContainsFunc(after, func(a ipcguard.SemSet) bool { return a.ID == s.ID }) {
 				gone = append(gone, s.ID)
 			}
 		}
 		for _, s := range after {
-			if !slices.ContainsFunc(before, func(a apachetest.SemSet) bool { return a.ID == s.ID }) {
+			if !slices.ContainsFunc(before, func(a ipcguard.SemSet) bool { return a.ID == s.ID }) {
 				added = append(added, s.ID)
 			}
 		}
@@ -101,7 +103,7 @@ func runReport(t *testing.T, mpm, scenario string) {
 	}
 }
 
-func pids(ps []nstest.ProcStat) []int {
+func pids(ps []ipcguard.Proc) []int {
 	var out []int
 	for _, p := range ps {
 		out = append(out, p.PID)
@@ -110,9 +112,10 @@ func pids(ps []nstest.ProcStat) []int {
 }
 
 type reporter struct {
-	t     *testing.T
-	srv   *apachetest.Server
-	roles map[int]string
+	t      *testing.T
+	srv    *apachetest.Server
+	roles  map[int]string
+	starts map[int]time.Time // start time of every process seen, by PID
 }
 
 func (r *reporter) logf(format string, args ...any) {
@@ -133,46 +136,42 @@ func (r *reporter) role(pid int) string {
 func (r *reporter) procs(label string) {
 	r.t.Helper()
 	var b strings.Builder
-	for _, p := range nstest.Processes() {
-		uid := "?"
-		if st, err := os.Stat(fmt.Sprintf("/proc/%d", p.PID)); err == nil {
-			uid = fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid)
-		}
-		fmt.Fprintf(&b, "\n    pid=%d ppid=%d state=%c uid=%s comm=%s role=%s", p.PID, p.PPID, p.State, uid, p.Comm, r.role(p.PID))
+	for _, p := range proctest.Processes() {
+		fmt.Fprintf(&b, "\n    pid=%d ppid=%d state=%c uid=%d comm=%s role=%s", p.PID, p.PPID, p.State, p.UID, p.Comm, r.role(p.PID))
 	}
 	r.logf("processes %s:%s", label, b.String())
 }
 
-func (r *reporter) report(label string) []apachetest.SemSet {
+func (r *reporter) report(label string) []ipcguard.SemSet {
 	r.t.Helper()
 	for _, c := range r.srv.ChildProcs() {
 		if _, ok := r.roles[c.PID]; !ok {
 			r.roles[c.PID] = "child"
 		}
+		r.starts[c.PID] = c.Start
 	}
 	for _, p := range r.srv.Processes() {
 		if _, ok := r.roles[p.PID]; !ok {
 			r.roles[p.PID] = "apache(other)"
 		}
+		r.starts[p.PID] = p.Start
 	}
 	r.procs(label)
-	sets, err := apachetest.SemSets()
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	snap := snapshot(r.t)
+	sets := snap.Sem
 	m := r.srv.Master()
-	mstart, _ := m.StartTime()
-	sstart, _ := r.srv.Starter.StartTime()
-	sem, shm, msg, _ := apachetest.SysVCounts()
+	mstart, sstart := r.starts[m.PID], r.starts[r.srv.Starter.PID]
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d sem sets, %d shm segments, %d msg queues; starter pid %d started %s, master pid %d started %s",
-		label, sem, shm, msg, r.srv.Starter.PID, sstart.Format("15:04:05.00"), m.PID, mstart.Format("15:04:05.00"))
+		label, len(snap.Sem), len(snap.Shm), len(snap.Msg), r.srv.Starter.PID, sstart.Format("15:04:05.00"), m.PID, mstart.Format("15:04:05.00"))
 	for _, s := range sets {
-		cmp := "same second as master start"
-		switch {
-		case s.CTime.Unix() < mstart.Unix():
+		// Start derives from /proc/stat btime, whole seconds truncated, so
+		// it is accurate to about 1 s (as ipcguard's clockSlack allows).
+		cmp := "within 1s of master start"
+		switch d := s.CTime - mstart.Unix(); {
+		case d < -1:
 			cmp = "EARLIER than master start"
-		case s.CTime.Unix() > mstart.Unix():
+		case d > 1:
 			cmp = "later than master start"
 		}
 		fmt.Fprintf(&b, "\n    semid=%d key=%d perms=%o nsems=%d uid=%d gid=%d cuid=%d cgid=%d otime=%s ctime=%s (%s)",
@@ -192,9 +191,10 @@ func (r *reporter) report(label string) []apachetest.SemSet {
 	return sets
 }
 
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
+// fmtTime formats sec, Unix seconds, as a time of day; 0 (never) as "0".
+func fmtTime(sec int64) string {
+	if sec == 0 {
 		return "0"
 	}
-	return t.Format("15:04:05")
+	return time.Unix(sec, 0).Format("15:04:05")
 }

@@ -59,11 +59,15 @@
 // its starter exited) is re-parented to it, and nothing reaps them
 // automatically: exited processes linger as zombies (state Z in
 // /proc/PID/stat). Callers must treat state Z (and X) as exited;
-// ProcStat.Exited and Proc.Alive do. Proc.Reap collects one zombie that is
-// known not to have been started through os/exec. There is deliberately no
-// blanket reaper (wait4(-1)): it would steal the exit status of children that
-// some exec.Cmd will Wait for, and the kernel does not tell those apart from
-// re-parented orphans.
+// ipcguard.Proc.Alive and proctest.Proc.Alive do. proctest.Proc.Reap
+// collects one zombie that is known not to have been started through
+// os/exec. There is deliberately no blanket reaper (wait4(-1)): it would
+// steal the exit status of children that some exec.Cmd will Wait for, and
+// the kernel does not tell those apart from re-parented orphans.
+//
+// nstest itself only runs tests in namespaces; the helpers that identify,
+// signal and reap processes are in package proctest, which nstest must not
+// import (proctest imports ipcguard, whose own tests import nstest).
 //
 // # Skipping
 //

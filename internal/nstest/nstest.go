@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -188,11 +190,8 @@ func runChild(t *testing.T) {
 
 	// Safety net for the kernel guarantee (all processes of a PID namespace
 	// are killed when its PID 1 exits): nothing may still carry our token.
-	if leaked := WithEnv(EnvToken + "=" + token); len(leaked) > 0 {
-		t.Errorf("nstest: processes of the namespace survived it: %+v", leaked)
-		for _, p := range leaked {
-			_ = p.Kill(time.Now().Add(5 * time.Second))
-		}
+	if leaked := killCarriers(EnvToken + "=" + token); len(leaked) > 0 {
+		t.Errorf("nstest: processes of the namespace survived it (now SIGKILLed): pids %v", leaked)
 	}
 
 	switch {
@@ -360,4 +359,39 @@ func sysvCount(kind string) (int, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return len(lines) - 1, nil // minus the header
+}
+
+// killCarriers SIGKILLs every process whose environment holds the exact
+// entry kv and returns their PIDs. It opens a pidfd before it reads a
+// process's environment and signals through it, so a recycled PID is never
+// signalled: had the PID changed hands in between, the pidfd would refer to
+// the exited process and the signal go nowhere. (nstest cannot use
+// proctest, which imports ipcguard, whose tests import nstest.)
+func killCarriers(kv string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 && killIfCarrier(pid, kv) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// killIfCarrier SIGKILLs process pid if its environment holds kv and
+// reports whether it did.
+func killIfCarrier(pid int, kv string) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), kv) {
+		return false
+	}
+	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
 }

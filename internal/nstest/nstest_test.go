@@ -3,10 +3,10 @@
 package nstest_test
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 func TestRunPattern(t *testing.T) {
@@ -43,22 +45,13 @@ func randomHex(t *testing.T) string {
 
 func semKeys(t *testing.T) map[int64]bool {
 	t.Helper()
-	f, err := os.Open("/proc/sysvipc/sem")
+	sets, err := ipcguard.ReadSemTable("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	keys := map[int64]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 0 {
-			k, err := strconv.ParseInt(fs[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[k] = true
-		}
+	for _, s := range sets {
+		keys[int64(s.Key)] = true
 	}
 	return keys
 }
@@ -94,7 +87,7 @@ func TestIsolation(t *testing.T) {
 		t.Fatalf("semaphore set %d (key %d) not in /proc/sysvipc/sem", id, key)
 	}
 	// Only our own processes are visible.
-	for _, p := range nstest.Processes() {
+	for _, p := range proctest.Processes() {
 		if p.PID != 1 && p.PPID != 1 {
 			t.Errorf("unexpected process in the namespace: %+v", p)
 		}
@@ -118,7 +111,7 @@ func TestOrphansDieWithNamespace(t *testing.T) {
 	k, v, _ := strings.Cut(kv, "=")
 	t.Setenv(k, v)
 	if !nstest.InPrivateNamespaces(t) {
-		if ps := nstest.WithEnv(kv); len(ps) > 0 {
+		if ps := proctest.WithEnv(kv); len(ps) > 0 {
 			t.Fatalf("orphans survived the namespace: %+v", ps)
 		}
 		return
@@ -131,15 +124,15 @@ func TestOrphansDieWithNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := nstest.Stat(pid)
+	s, err := proctest.Stat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.PPID != 1 || s.Exited() {
+	if s.PPID != 1 || !s.Alive() {
 		t.Fatalf("orphan %+v: want a live process re-parented to PID 1", s)
 	}
-	ps := nstest.WithEnv(kv)
-	if len(ps) != 1 || ps[0].Proc != s.Proc {
+	ps := proctest.WithEnv(kv)
+	if len(ps) != 1 || ps[0].Key() != s.Key() {
 		t.Fatalf("WithEnv(%q) = %+v, want just %+v", kv, ps, s)
 	}
 	// Leave it running: the parent checks that it dies with the namespace.
@@ -155,7 +148,7 @@ func TestKillAndReap(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	p, err := nstest.Identify(pid)
+	p, err := proctest.Identify(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,10 +165,10 @@ func TestKillAndReap(t *testing.T) {
 	if err := p.Reap(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Stat(); err != nstest.ErrGone {
+	if _, err := p.Stat(); !errors.Is(err, proctest.ErrGone) {
 		t.Fatalf("after Reap: %v, want ErrGone", err)
 	}
-	if err := p.Signal(syscall.SIGKILL); err != nstest.ErrGone {
+	if err := p.Signal(syscall.SIGKILL); !errors.Is(err, proctest.ErrGone) {
 		t.Fatalf("Signal after Reap: %v, want ErrGone", err)
 	}
 }

@@ -23,11 +23,15 @@ deps:
 
 # test runs every test: unit tests, real-kernel IPC tests and real Apache in
 # private IPC/PID/mount/net namespaces. With CI=true a missing server fails.
-test: deps
-	$(GO) vet ./...
+test: deps lint
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+# lint: gofmt, go vet and staticcheck (pinned; fetched from the Go module proxy).
+lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # demo shows the main job on a real Apache, in private namespaces so that
 # nothing touches this machine's IPC, processes or network.

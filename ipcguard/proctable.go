@@ -181,6 +181,11 @@ func (t ProcTable) ByExe(exe string) []Proc {
 	if exe == "" {
 		return nil
 	}
+	// /proc/PID/exe shows the path with symlinks resolved (a server started
+	// as /sbin/apache2 on a merged-/usr system reads /usr/sbin/apache2).
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
 	comm := filepath.Base(exe)
 	comm = comm[:min(len(comm), commLen)]
 	var out []Proc

@@ -346,3 +346,21 @@ func TestReadProcFake(t *testing.T) {
 	_, err = ReadProc(filepath.Join("testdata", "proc", "malformed"), 42)
 	checkErr(t, err, "read process 42: "+filepath.Join("testdata", "proc", "malformed", "42", "stat")+": malformed input: line 1: want at least 22 fields")
 }
+
+// TestByExeResolvesSymlinks: the kernel shows /proc/PID/exe resolved, so a
+// signature naming the binary through a symlink must still find it.
+func TestByExeResolvesSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "usr-sbin-apache2")
+	if err := os.WriteFile(real, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "apache2")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	tab := ProcTable{ByPID: map[int]Proc{7: {PID: 7, State: 'S', Comm: "usr-sbin-apache", Exe: real}}}
+	if got := tab.ByExe(link); len(got) != 1 || got[0].PID != 7 {
+		t.Fatalf("ByExe(%s) = %+v, want pid 7 running %s", link, got, real)
+	}
+}

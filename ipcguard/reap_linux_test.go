@@ -178,3 +178,15 @@ func TestStatSemTableMatchesProc(t *testing.T) {
 		t.Fatalf("SEM_STAT_ANY and /proc differ:\nproc %+v\nstat %+v", fromProc, fromStat)
 	}
 }
+
+// TestSemHeadroom: the kernel's own count of sets in use, against SEMMNI.
+func TestSemHeadroom(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	semtest.DeadSets(t, "5 33 1")
+	inUse, limit, err := SemHeadroom(Source{})
+	if err != nil || inUse != 5 || limit != 32000 {
+		t.Fatalf("SemHeadroom = %d of %d, %v; want 5 of 32000 (a fresh namespace's default)", inUse, limit, err)
+	}
+}

@@ -14,10 +14,16 @@ import (
 //
 //	make-sets N  create N sets shaped like Apache's sysvsem mutex, then exit
 //	hold N       create N such sets, lock and unlock each, print their ids, wait
+//	bare         IPC_RMID every set owned by www-data, checking nothing: the floor
 func helper(name string, args []string) int {
-	n, _ := strconv.Atoi(args[0])
+	var n int
+	if len(args) > 0 {
+		n, _ = strconv.Atoi(args[0])
+	}
 	var err error
 	switch name {
+	case "bare":
+		err = removeOwned(wwwData)
 	case "make-sets":
 		err = makeSets(n, false)
 	case "hold":

@@ -51,7 +51,7 @@ func run(bin, sizes string, live, rounds int) error {
 		return errors.New("-rounds must be at least 1")
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "leaked sets\tsafe-restart (median of %d, min-max)\tone-liner\tratio\tlive sets removed (ours / one-liner)\t\n", rounds)
+	fmt.Fprintf(tw, "leaked sets\tsafe-restart (median of %d, min-max)\tbare IPC_RMID loop\tone-liner\tone-liner / safe-restart\tlive sets removed (safe-restart / bare / one-liner)\t\n", rounds)
 	var rows []string
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -73,12 +73,17 @@ func run(bin, sizes string, live, rounds int) error {
 		slices.Sort(times)
 		ours := times[len(times)/2]
 		fmt.Fprintf(os.Stderr, "%d sets: safe-restart done, running the one-liner (about 1 ms a set)\n", n)
+		bare, bareLive, err := round(n, live, func() error { return self("bare").Run() })
+		if err != nil {
+			return fmt.Errorf("bare loop, %d sets: %w", n, err)
+		}
 		naive, naiveLive, err := round(n, live, func() error { return exec.Command("bash", "-c", oneLiner).Run() })
 		if err != nil {
 			return fmt.Errorf("one-liner, %d sets: %w", n, err)
 		}
-		rows = append(rows, fmt.Sprintf("%d\t%.3f s (%.3f-%.3f)\t%.3f s\t%.0fx\t%d / %d\t", n, ours.Seconds(),
-			times[0].Seconds(), times[len(times)-1].Seconds(), naive.Seconds(), naive.Seconds()/ours.Seconds(), oursLive, naiveLive))
+		rows = append(rows, fmt.Sprintf("%d\t%.3f s (%.3f-%.3f)\t%.3f s\t%.3f s\t%.0fx\t%d / %d / %d\t", n, ours.Seconds(),
+			times[0].Seconds(), times[len(times)-1].Seconds(), bare.Seconds(), naive.Seconds(), naive.Seconds()/ours.Seconds(),
+			oursLive, bareLive, naiveLive))
 	}
 	for _, r := range rows {
 		fmt.Fprintln(tw, r)

@@ -27,3 +27,20 @@ func removeAll(ids map[int]bool) error {
 	}
 	return nil
 }
+
+// removeOwned removes every set owned by uid, one IPC_RMID each and no
+// check at all: what a bare semctl loop costs.
+func removeOwned(uid uint32) error {
+	sets, err := ipcguard.ReadSemTable("/proc")
+	if err != nil {
+		return err
+	}
+	for _, s := range sets {
+		if s.UID == uid {
+			if err := semtest.Remove(s.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

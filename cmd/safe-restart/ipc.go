@@ -111,12 +111,14 @@ func (f *sigFlags) inspect(c *cobra.Command, d *deps) (ipcguard.Report, ipcguard
 		o   ipcguard.InspectOptions
 		err error
 	}
+	start := time.Now()
 	ch := make(chan resolved, 1)
 	go func() {
 		o, err := f.options(c, d)
 		ch <- resolved{o, err}
 	}()
 	snap, snapErr := ipcguard.Take(c.Context(), ipcguard.Source{})
+	took := time.Since(start)
 	res := <-ch
 	if res.err != nil {
 		return ipcguard.Report{}, res.o, res.err
@@ -125,6 +127,12 @@ func (f *sigFlags) inspect(c *cobra.Command, d *deps) (ipcguard.Report, ipcguard
 		return ipcguard.Report{}, res.o, snapErr
 	}
 	r, err := ipcguard.Assess(c.Context(), snap, res.o)
+	if err == nil {
+		counts := r.Count()
+		d.log.Info().Int("objects", len(r.Judgements)).Int("orphan", counts[ipcguard.Orphan]).Int("live", counts[ipcguard.Live]).
+			Int("unknown", counts[ipcguard.Unknown]).Int("foreign", counts[ipcguard.Foreign]).
+			Dur("snapshot", took).Dur("took", time.Since(start)).Msg("judged IPC objects")
+	}
 	return r, res.o, err
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -54,7 +56,9 @@ func runIPCReap(c *cobra.Command, d *deps, o *ipcReapOptions) error {
 	}
 	dry := o.dryRun || !o.yes
 	reaper := ipcguard.Reaper{DryRun: dry, Source: opts.Source, Log: d.log.With().Str("server", opts.Signature.Service).Logger()}
+	start := time.Now()
 	outcomes, err := reaper.Reap(c.Context(), r.Orphans())
+	d.log.Info().Int("orphans", len(outcomes)).Bool("dry_run", dry).Dur("took", time.Since(start)).Msg("reap finished")
 	if o.json {
 		if jerr := writeJSON(d.stdout, outcomes); jerr != nil {
 			return jerr

@@ -3,7 +3,11 @@
 package ipcguard
 
 import (
+	"fmt"
+	"os"
+
 	"context"
+	"golang.org/x/sys/unix"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -188,5 +192,72 @@ func TestSemHeadroom(t *testing.T) {
 	inUse, limit, err := SemHeadroom(Source{})
 	if err != nil || inUse != 5 || limit != 32000 {
 		t.Fatalf("SemHeadroom = %d of %d, %v; want 5 of 32000 (a fresh namespace's default)", inUse, limit, err)
+	}
+}
+
+// TestReapShmMsgPosix: real SysV segments and queues and /dev/shm files
+// (nstest mounts a private tmpfs there), judged by a signature that claims
+// them and reaped through shmctl, msgctl and unlink.
+func TestReapShmMsgPosix(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	deadShm := semtest.Made(t, "make-shm", "4096")[0]
+	attachedShm := semtest.Made(t, "make-shm", "4096")[0]
+	addr, err := unix.SysvShmAttach(attachedShm, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SysvShmDetach(addr)
+	emptyMsg := semtest.Made(t, "make-msg", "0")[0]
+	fullMsg := semtest.Made(t, "make-msg", "2")[0]
+	for _, name := range []string{"svc.dead", "svc.open", "other.dead"} {
+		if err := os.WriteFile("/dev/shm/"+name, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.OpenFile("/dev/shm/svc.open", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	sig := Signature{Service: "svc", Kinds: []Kind{KindShm, KindMsg, KindPosix}, Key: Any, NSems: Any, Mode: 0o600,
+		UID: 0, CUID: Any, Exe: "/nonexistent/svc", PosixGlob: "svc.*"}
+	r, err := Inspect(context.Background(), InspectOptions{Signature: &sig, Window: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Verdict{
+		fmt.Sprint("shm ", deadShm): Orphan, fmt.Sprint("shm ", attachedShm): Live,
+		fmt.Sprint("msg ", emptyMsg): Orphan, fmt.Sprint("msg ", fullMsg): Unknown,
+		"posix svc.dead": Orphan, "posix svc.open": Live, "posix other.dead": Foreign,
+	}
+	got := map[string]Verdict{}
+	for _, j := range r.Judgements {
+		k := fmt.Sprint(j.Kind, " ", j.ID)
+		if j.Kind == KindPosix {
+			k = "posix " + j.Name
+		}
+		got[k] = j.Verdict
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("verdicts %v, want %v", got, want)
+	}
+	outs, err := (&Reaper{}).Reap(context.Background(), r.Judgements)
+	if err != nil || len(outs) != 3 {
+		t.Fatalf("Reap: %+v, %v", outs, err)
+	}
+	for _, o := range outs {
+		if !o.Removed {
+			t.Errorf("%s %d %s not removed: %s", o.Kind, o.ID, o.Name, o.Skipped)
+		}
+	}
+	after, err := Take(context.Background(), Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Shm) != 1 || after.Shm[0].ID != attachedShm || len(after.Msg) != 1 || after.Msg[0].ID != fullMsg || len(after.Posix) != 2 {
+		t.Fatalf("left: shm %+v msg %+v posix %+v", after.Shm, after.Msg, after.Posix)
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Helper commands: the test binary re-executed as a small program that
@@ -26,6 +29,8 @@ const helperEnv = "SEMTEST_HELPER"
 //	hold ID: lock and unlock the set (as an APR mutex does), say "ready", block until killed
 //	wait ID: block in semop on the set (value 0), counted by GETNCNT
 //	op ID:   lock and unlock the set, exit
+//	make-shm SIZE: create a private SysV shm segment, print its id, exit
+//	make-msg N: create a private message queue holding N messages, print its id, exit
 func RunHelper() {
 	name := os.Getenv(helperEnv)
 	if name == "" {
@@ -39,8 +44,13 @@ func RunHelper() {
 }
 
 func runHelper(name, arg string) error {
-	if name == "make-sets" {
+	switch name {
+	case "make-sets":
 		return makeSets(arg)
+	case "make-shm":
+		return makeShm(arg)
+	case "make-msg":
+		return makeMsg(arg)
 	}
 	id, err := strconv.Atoi(arg)
 	if err != nil {
@@ -86,6 +96,41 @@ func makeSets(arg string) error {
 	return nil
 }
 
+func makeShm(arg string) error {
+	size, err := strconv.Atoi(arg)
+	if err != nil {
+		return err
+	}
+	id, err := unix.SysvShmGet(0, size, ipcCreat|0o600)
+	if err != nil {
+		return os.NewSyscallError("shmget", err)
+	}
+	fmt.Println(id)
+	return nil
+}
+
+func makeMsg(arg string) error {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		return err
+	}
+	id, _, errno := unix.Syscall(unix.SYS_MSGGET, 0, ipcCreat|0o600, 0)
+	if errno != 0 {
+		return os.NewSyscallError("msgget", errno)
+	}
+	msg := struct {
+		mtype int64
+		text  [8]byte
+	}{mtype: 1}
+	for i := 0; i < n; i++ {
+		if _, _, errno := unix.Syscall6(unix.SYS_MSGSND, id, uintptr(unsafe.Pointer(&msg)), 8, 0, 0, 0); errno != 0 {
+			return os.NewSyscallError("msgsnd", errno)
+		}
+	}
+	fmt.Println(id)
+	return nil
+}
+
 // Command returns the test binary as helper name with arg, without the
 // nstest markers (a helper must not set up namespaces again).
 func Command(name, arg string) *exec.Cmd {
@@ -103,15 +148,21 @@ func Command(name, arg string) *exec.Cmd {
 // last-operation pid is dead. args as for make-sets.
 func DeadSets(t testing.TB, args string) []int {
 	t.Helper()
-	out, err := Command("make-sets", args).Output()
+	return Made(t, "make-sets", args)
+}
+
+// Made runs a make-* helper (which exits) and returns the ids it printed.
+func Made(t testing.TB, helper, args string) []int {
+	t.Helper()
+	out, err := Command(helper, args).Output()
 	if err != nil {
-		t.Fatalf("make-sets %s: %v", args, err)
+		t.Fatalf("%s %s: %v", helper, args, err)
 	}
 	var ids []int
 	for _, f := range strings.Fields(string(out)) {
 		id, err := strconv.Atoi(f)
 		if err != nil {
-			t.Fatalf("make-sets %s: %q", args, f)
+			t.Fatalf("%s %s: %q", helper, args, f)
 		}
 		ids = append(ids, id)
 	}

@@ -13,7 +13,7 @@ import (
 // orphaned worker of a killed master, or a master between generations.
 type holders struct {
 	sig        *Signature
-	sigLine    string // "matches the signature ...", formatted once
+	sigLine    string // "matches apache2's signature", formatted once
 	noneLine   string // "no live EXE process", formatted once
 	window     time.Duration
 	any        bool                 // some live process runs the service's exe
@@ -30,7 +30,7 @@ func newHolders(sig *Signature, f Facts) *holders {
 	if sig == nil {
 		return h
 	}
-	h.sigLine = "matches the signature " + sig.String()
+	h.sigLine = "matches " + sig.Service + "'s signature"
 	h.noneLine = "no live " + sig.Exe + " process"
 	if sig.Exe == "" {
 		return h

@@ -88,7 +88,9 @@ type Facts struct {
 const clockSlack = 2 * time.Second
 
 // Judge gives a verdict on every object of s. sig may be nil: then nothing
-// is foreign or orphan, only live or unknown. Judge is pure.
+// is foreign or orphan, only live or unknown. A proof says "matches
+// apache2's signature" without repeating it; callers print sig.String()
+// once. Judge is pure.
 func Judge(s Snapshot, sig *Signature, f Facts) []Judgement {
 	h := newHolders(sig, f)
 	out := make([]Judgement, 0, len(s.Sem)+len(s.Shm)+len(s.Msg)+len(s.Posix))

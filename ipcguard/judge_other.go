@@ -11,7 +11,7 @@ func judgeShm(s *ShmSeg, sig *Signature, procs ProcTable, h *holders) Judgement 
 	p := &proof{j: Judgement{Kind: KindShm, ID: s.ID, Key: s.Key, seen: stamp{
 		otime: max(s.ATime, s.DTime), ctime: s.CTime, key: s.Key, uid: s.UID, cuid: s.CUID, mode: s.Perms,
 	}}}
-	if j, ok := sysvForeign(p, sig, KindShm, s.Key, s.Perms, s.UID, s.CUID); ok {
+	if j, ok := sysvForeign(p, h, KindShm, s.Key, s.Perms, s.UID, s.CUID); ok {
 		return j
 	}
 	if s.Perms&shmDest != 0 {
@@ -34,7 +34,7 @@ func judgeMsg(q *MsgQueue, sig *Signature, procs ProcTable, h *holders) Judgemen
 	p := &proof{j: Judgement{Kind: KindMsg, ID: q.ID, Key: q.Key, seen: stamp{
 		otime: max(q.STime, q.RTime), ctime: q.CTime, key: q.Key, uid: q.UID, cuid: q.CUID, mode: q.Perms,
 	}}}
-	if j, ok := sysvForeign(p, sig, KindMsg, q.Key, q.Perms, q.UID, q.CUID); ok {
+	if j, ok := sysvForeign(p, h, KindMsg, q.Key, q.Perms, q.UID, q.CUID); ok {
 		return j
 	}
 	if q.QNum > 0 {
@@ -80,7 +80,8 @@ func judgePosix(o *PosixObject, sig *Signature, h *holders) Judgement {
 }
 
 // sysvForeign decides Foreign for a SysV object outside the signature.
-func sysvForeign(p *proof, sig *Signature, k Kind, key int32, mode, uid, cuid uint32) (Judgement, bool) {
+func sysvForeign(p *proof, h *holders, k Kind, key int32, mode, uid, cuid uint32) (Judgement, bool) {
+	sig := h.sig
 	if sig == nil {
 		return Judgement{}, false
 	}
@@ -90,7 +91,7 @@ func sysvForeign(p *proof, sig *Signature, k Kind, key int32, mode, uid, cuid ui
 	if d := sig.sysvMismatch(key, mode, uid, cuid); d != "" {
 		return p.decide(Foreign, "not %s's: %s", sig.Service, d), true
 	}
-	p.add("matches the signature " + sig.String())
+	p.add(h.sigLine)
 	return Judgement{}, false
 }
 

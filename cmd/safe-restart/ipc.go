@@ -128,6 +128,9 @@ func (f *sigFlags) inspect(c *cobra.Command, d *deps) (ipcguard.Report, ipcguard
 	}
 	r, err := ipcguard.Assess(c.Context(), snap, res.o)
 	if err == nil {
+		if sig := res.o.Signature; sig != nil {
+			d.log.Info().Str("signature", sig.String()).Dur("lineage_window", res.o.Window).Msg("judging by signature")
+		}
 		counts := r.Count()
 		d.log.Info().Int("objects", len(r.Judgements)).Int("orphan", counts[ipcguard.Orphan]).Int("live", counts[ipcguard.Live]).
 			Int("unknown", counts[ipcguard.Unknown]).Int("foreign", counts[ipcguard.Foreign]).

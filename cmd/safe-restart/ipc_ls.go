@@ -25,12 +25,15 @@ func newIPCLsCmd(d *deps) *cobra.Command {
   safe-restart ipc ls --json > before.json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			r, _, err := o.sig.inspect(c, d)
+			r, opts, err := o.sig.inspect(c, d)
 			if err != nil {
 				return err
 			}
 			if o.json {
 				return writeJSON(d.stdout, r)
+			}
+			if opts.Signature != nil {
+				d.printf("signature: %s; lineage window %s\n", opts.Signature, opts.Window)
 			}
 			if err := writeJudgements(d.stdout, r.Judgements, o.proofs); err != nil {
 				return err

@@ -21,9 +21,11 @@ type InspectOptions struct {
 // Report is one inspection: the snapshot, the live processes read right
 // after it, and a verdict with its proof for every object.
 type Report struct {
-	Snapshot   Snapshot    `json:"snapshot"`
-	Judgements []Judgement `json:"objects"`
-	Procs      ProcTable   `json:"-"`
+	Signature  *Signature    `json:"signature,omitempty"` // what the objects were judged by
+	Window     time.Duration `json:"lineage_window_ns"`
+	Snapshot   Snapshot      `json:"snapshot"`
+	Judgements []Judgement   `json:"objects"`
+	Procs      ProcTable     `json:"-"`
 }
 
 // Inspect takes a snapshot and assesses it (see Assess).
@@ -38,7 +40,7 @@ func Inspect(ctx context.Context, o InspectOptions) (Report, error) {
 // Assess reads the process table (after the snapshot was taken: see
 // Facts), loads the service's lineages, and judges every object of snap.
 func Assess(ctx context.Context, snap Snapshot, o InspectOptions) (Report, error) {
-	r := Report{Snapshot: snap}
+	r := Report{Snapshot: snap, Signature: o.Signature, Window: o.Window}
 	var err error
 	if r.Procs, err = ReadProcTable(o.Source.procRoot()); err != nil {
 		return r, err

@@ -14,19 +14,19 @@ const Any = -1
 // does not match it is foreign to the service and never removed. The zero
 // value is not useful: numeric fields must be set, to a value or to Any.
 type Signature struct {
-	Service string // name used in proofs, e.g. "apache2"
-	Kinds   []Kind // kinds of object the service creates; other kinds are foreign
-	Key     int64  // IPC key (0 is IPC_PRIVATE), or Any
-	NSems   int    // semaphores per set (sem only), or Any
-	Mode    int64  // permission bits, e.g. 0o600, or Any
-	UID     int64  // owner uid, or Any
-	CUID    int64  // creator uid (SysV only), or Any
+	Service string `json:"service"` // name used in proofs, e.g. "apache2"
+	Kinds   []Kind `json:"kinds"`   // kinds of object the service creates; other kinds are foreign
+	Key     int64  `json:"key"`     // IPC key (0 is IPC_PRIVATE), or Any
+	NSems   int    `json:"nsems"`   // semaphores per set (sem only), or Any
+	Mode    int64  `json:"mode"`    // permission bits, e.g. 0o600, or Any
+	UID     int64  `json:"uid"`     // owner uid, or Any
+	CUID    int64  `json:"cuid"`    // creator uid (SysV only), or Any
 	// Exe is the service's executable. Live processes running it are the
 	// ones that may hold the service's objects (DESIGN.md invariant 4).
-	Exe string
+	Exe string `json:"exe"`
 	// PosixGlob matches the /dev/shm names of the service's POSIX objects
 	// (filepath.Match syntax). Empty means the service has none.
-	PosixGlob string
+	PosixGlob string `json:"posix_glob,omitempty"`
 }
 
 // ApacheSignature is the signature of Apache httpd's sysvsem mutexes (APR

@@ -34,44 +34,62 @@ type Outcome struct {
 // or gained a user since its proof is skipped (its Outcome says why), which
 // is not an error. The error reports the first removal that failed for
 // another reason; Reap goes on with the rest. With thousands of orphans the
-// work is spread over a few goroutines; each object is still re-checked
-// right before its own removal, and logged once.
+// SysV work is spread over a few goroutines; each object is still
+// re-checked right before its own removal, and logged once. POSIX objects
+// go last, after one fresh scan of every process's maps and fds.
 func (r *Reaper) Reap(ctx context.Context, js []Judgement) ([]Outcome, error) {
-	fresh, err := r.freshPosix(js)
-	if err != nil {
-		return nil, err
-	}
-	var orphans []*Judgement
+	var sysv, posix []int // indexes into out
+	var out []Outcome
 	for i := range js {
-		if js[i].Verdict == Orphan {
-			orphans = append(orphans, &js[i])
+		if js[i].Verdict != Orphan {
+			continue
 		}
+		if js[i].Kind == KindPosix {
+			posix = append(posix, len(out))
+		} else {
+			sysv = append(sysv, len(out))
+		}
+		out = append(out, Outcome{Judgement: js[i]})
 	}
-	out := make([]Outcome, len(orphans))
-	errs := make([]error, len(orphans))
-	forEach(len(orphans), func(i int) {
-		if errs[i] = ctx.Err(); errs[i] != nil {
-			out[i] = Outcome{Judgement: *orphans[i], Skipped: "cancelled"}
-			return
-		}
-		out[i], errs[i] = r.reapLogged(orphans[i], fresh)
+	errs := make([]error, len(out))
+	forEach(len(sysv), func(k int) {
+		i := sysv[k]
+		errs[i] = r.reapLogged(ctx, &out[i], nil)
 	})
-	if err := ctx.Err(); err != nil {
-		return out, err
-	}
-	for _, err := range errs {
+	if len(posix) > 0 && ctx.Err() == nil {
+		// Holders come from a scan of every process, so it is done once,
+		// right before the POSIX removals, not once per object.
+		fresh, err := r.freshPosix()
 		if err != nil {
 			return out, err
 		}
+		for _, i := range posix {
+			errs[i] = r.reapLogged(ctx, &out[i], fresh)
+		}
 	}
-	return out, nil
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	return out, firstErr(errs)
 }
 
-// reapLogged reaps one orphan and logs its outcome. Only failures other
-// than a vanished or changed object are returned.
-func (r *Reaper) reapLogged(j *Judgement, fresh map[string]PosixObject) (Outcome, error) {
-	o := Outcome{Judgement: *j}
-	err := r.reapOne(j, fresh)
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reapLogged reaps one orphan, records and logs its outcome in o. Only
+// failures other than a vanished or changed object are returned.
+func (r *Reaper) reapLogged(ctx context.Context, o *Outcome, fresh map[string]PosixObject) error {
+	if err := ctx.Err(); err != nil {
+		o.Skipped = "cancelled"
+		return err
+	}
+	err := r.reapOne(&o.Judgement, fresh)
 	switch {
 	case err == nil:
 		o.Removed = !r.DryRun
@@ -80,8 +98,8 @@ func (r *Reaper) reapLogged(j *Judgement, fresh map[string]PosixObject) (Outcome
 	default:
 		o.Skipped = err.Error()
 	}
-	r.logOutcome(o)
-	return o, err
+	r.logOutcome(*o)
+	return err
 }
 
 // reapOne re-checks one object against its proof and removes it.
@@ -135,16 +153,8 @@ func removeSysV(j *Judgement) error {
 	return nil
 }
 
-// freshPosix re-reads /dev/shm and its holders once, when some POSIX
-// object is to be removed.
-func (r *Reaper) freshPosix(js []Judgement) (map[string]PosixObject, error) {
-	need := false
-	for i := range js {
-		need = need || (js[i].Kind == KindPosix && js[i].Verdict == Orphan)
-	}
-	if !need {
-		return nil, nil
-	}
+// freshPosix re-reads /dev/shm and its holders.
+func (r *Reaper) freshPosix() (map[string]PosixObject, error) {
 	objs, err := ReadPosix(r.Source.shmDir(), r.Source.procRoot())
 	if err != nil {
 		return nil, fmt.Errorf("re-check /dev/shm: %w", err)

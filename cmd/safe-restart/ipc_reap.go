@@ -83,6 +83,15 @@ func writeReapSummary(d *deps, r ipcguard.Report, outcomes []ipcguard.Outcome, d
 	}
 	counts := r.Count()
 	if dry {
+		planned := make([]ipcguard.Judgement, 0, len(outcomes))
+		for _, o := range outcomes {
+			if o.Skipped == "" {
+				planned = append(planned, o.Judgement)
+			}
+		}
+		if len(planned) > 0 {
+			_ = writeJudgements(d.stdout, planned, true)
+		}
 		d.printf("plan: %d orphan(s) to remove; kept %d live, %d unknown, %d foreign (dry run: nothing changed; --yes removes)\n",
 			len(outcomes)-skipped, counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
 		return

@@ -197,6 +197,8 @@ func (r *Reaper) logOutcome(o Outcome) {
 	switch {
 	case o.Skipped != "":
 		ev = r.Log.Warn().Str("skipped", o.Skipped)
+	case r.DryRun:
+		ev = r.Log.Debug() // a plan, not an action: callers print it
 	default:
 		ev = r.Log.Info()
 	}

@@ -137,24 +137,53 @@ func (p *proof) unknown(settle, format string, a ...any) Judgement {
 	return p.decide(Unknown, format, a...)
 }
 
-// lastUser checks a pid recorded by the kernel for an operation done at or
-// before opTime (Unix seconds). It returns the live process if it may have
-// done that operation, and a proof line either way. A dead pid, or a live
-// one that started after the operation (a reused pid), proves nothing.
-func lastUser(procs ProcTable, what string, pid int, opTime int64) (Proc, bool, string) {
+// pidAt is a pid the kernel recorded for an operation at or before at
+// (Unix seconds). done says an operation is known to have happened, so a
+// pid of 0 cannot mean "none".
+type pidAt struct {
+	what string
+	pid  int
+	at   int64
+	done bool
+}
+
+// pidsInUse decides Live when one of pids names a process that is alive
+// and started no later than its operation, and Unknown when one is 0 after
+// an operation: the kernel reports 0 for a process outside the caller's PID
+// namespace (a containerised server sharing the IPC namespace), whose
+// liveness cannot be seen. A dead pid, or a live one that started after the
+// operation (a reused pid), proves nothing.
+func pidsInUse(p *proof, procs ProcTable, pids ...pidAt) (Judgement, bool) {
+	for _, x := range pids {
+		if x.pid == 0 && x.done {
+			return p.unknown("run safe-restart in the PID namespace of the processes that use it",
+				"%s: 0, so the process is outside this PID namespace (or it never operated): it may be alive", x.what), true
+		}
+		live, line := lastUser(procs, x)
+		if live {
+			return p.decideLine(Live, line), true
+		}
+		p.add(line)
+	}
+	return Judgement{}, false
+}
+
+// lastUser checks one recorded pid; see pidsInUse.
+func lastUser(procs ProcTable, x pidAt) (bool, string) {
+	what, pid := x.what, x.pid
 	if pid == 0 {
-		return Proc{}, false, what + ": none recorded"
+		return false, what + ": none recorded"
 	}
 	p, ok := procs.Live(pid)
 	if !ok {
-		return Proc{}, false, what + " " + strconv.Itoa(pid) + ": not alive"
+		return false, what + " " + strconv.Itoa(pid) + ": not alive"
 	}
-	op := time.Unix(opTime, 0)
+	op := time.Unix(x.at, 0)
 	if p.Start.After(op.Add(clockSlack)) {
-		return Proc{}, false, fmt.Sprintf("%s %d: reused (now %s, started %s, after the operation at %s)",
+		return false, fmt.Sprintf("%s %d: reused (now %s, started %s, after the operation at %s)",
 			what, pid, p.Comm, stamptime(p.Start), stamptime(op))
 	}
-	return p, true, fmt.Sprintf("%s %d is alive (%s, started %s, no later than the operation at %s)",
+	return true, fmt.Sprintf("%s %d is alive (%s, started %s, no later than the operation at %s)",
 		what, pid, p.Comm, stamptime(p.Start), stamptime(op))
 }
 

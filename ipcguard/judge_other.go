@@ -11,7 +11,7 @@ func judgeShm(s *ShmSeg, sig *Signature, procs ProcTable, h *holders) Judgement 
 	p := &proof{j: Judgement{Kind: KindShm, ID: s.ID, Key: s.Key, seen: stamp{
 		otime: max(s.ATime, s.DTime), ctime: s.CTime, key: s.Key, uid: s.UID, cuid: s.CUID, mode: s.Perms,
 	}}}
-	if j, ok := sysvForeign(p, h, KindShm, s.Key, s.Perms, s.UID, s.CUID); ok {
+	if j, ok := sysvForeign(p, h, KindShm, s.Key, s.Perms, s.UID, s.CUID, Any); ok {
 		return j
 	}
 	if s.Perms&shmDest != 0 {
@@ -21,8 +21,8 @@ func judgeShm(s *ShmSeg, sig *Signature, procs ProcTable, h *holders) Judgement 
 		return p.decide(Live, "%d process(es) attached (nattch)", s.NAttch)
 	}
 	p.ok("nobody attached (nattch 0)")
-	if j, ok := pidsInUse(p, procs, pidAt{"creator pid", s.CPID, s.CTime},
-		pidAt{"last attach/detach pid", s.LPID, max(s.ATime, s.DTime, s.CTime)}); ok {
+	if j, ok := pidsInUse(p, procs, pidAt{"creator pid", s.CPID, s.CTime, true},
+		pidAt{"last attach/detach pid", s.LPID, max(s.ATime, s.DTime, s.CTime), s.ATime != 0 || s.DTime != 0}); ok {
 		return j
 	}
 	return finish(p, sig, h, KindShm, s.ID, s.CTime)
@@ -34,7 +34,7 @@ func judgeMsg(q *MsgQueue, sig *Signature, procs ProcTable, h *holders) Judgemen
 	p := &proof{j: Judgement{Kind: KindMsg, ID: q.ID, Key: q.Key, seen: stamp{
 		otime: max(q.STime, q.RTime), ctime: q.CTime, key: q.Key, uid: q.UID, cuid: q.CUID, mode: q.Perms,
 	}}}
-	if j, ok := sysvForeign(p, h, KindMsg, q.Key, q.Perms, q.UID, q.CUID); ok {
+	if j, ok := sysvForeign(p, h, KindMsg, q.Key, q.Perms, q.UID, q.CUID, Any); ok {
 		return j
 	}
 	if q.QNum > 0 {
@@ -42,8 +42,8 @@ func judgeMsg(q *MsgQueue, sig *Signature, procs ProcTable, h *holders) Judgemen
 			"holds %d message(s), %d bytes, that a restarted reader may expect", q.QNum, q.CBytes)
 	}
 	p.ok("empty (qnum 0)")
-	if j, ok := pidsInUse(p, procs, pidAt{"last msgsnd pid", q.LSPID, max(q.STime, q.CTime)},
-		pidAt{"last msgrcv pid", q.LRPID, max(q.RTime, q.CTime)}); ok {
+	if j, ok := pidsInUse(p, procs, pidAt{"last msgsnd pid", q.LSPID, max(q.STime, q.CTime), q.STime != 0},
+		pidAt{"last msgrcv pid", q.LRPID, max(q.RTime, q.CTime), q.RTime != 0}); ok {
 		return j
 	}
 	return finish(p, sig, h, KindMsg, q.ID, q.CTime)
@@ -79,8 +79,9 @@ func judgePosix(o *PosixObject, sig *Signature, h *holders) Judgement {
 	return finish(p, sig, h, KindPosix, 0, o.CTimeNs/1e9)
 }
 
-// sysvForeign decides Foreign for a SysV object outside the signature.
-func sysvForeign(p *proof, h *holders, k Kind, key int32, mode, uid, cuid uint32) (Judgement, bool) {
+// sysvForeign decides Foreign for a SysV object outside the signature;
+// nsems is Any for kinds other than semaphore sets.
+func sysvForeign(p *proof, h *holders, k Kind, key int32, mode, uid, cuid uint32, nsems int) (Judgement, bool) {
 	sig := h.sig
 	if sig == nil {
 		return Judgement{}, false
@@ -91,25 +92,10 @@ func sysvForeign(p *proof, h *holders, k Kind, key int32, mode, uid, cuid uint32
 	if d := sig.sysvMismatch(key, mode, uid, cuid); d != "" {
 		return p.decide(Foreign, "not %s's: %s", sig.Service, d), true
 	}
-	p.add(h.sigLine)
-	return Judgement{}, false
-}
-
-// pidAt is a pid the kernel recorded for an operation at or before at.
-type pidAt struct {
-	what string
-	pid  int
-	at   int64
-}
-
-func pidsInUse(p *proof, procs ProcTable, pids ...pidAt) (Judgement, bool) {
-	for _, x := range pids {
-		_, live, line := lastUser(procs, x.what, x.pid, x.at)
-		if live {
-			return p.decideLine(Live, line), true
-		}
-		p.add(line)
+	if nsems != Any && sig.NSems != Any && nsems != sig.NSems {
+		return p.decide(Foreign, "not %s's: nsems %d, want %d", sig.Service, nsems, sig.NSems), true
 	}
+	p.add(h.sigLine)
 	return Judgement{}, false
 }
 

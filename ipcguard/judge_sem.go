@@ -11,17 +11,8 @@ func judgeSem(s *SemSet, sig *Signature, procs ProcTable, h *holders) Judgement 
 		otime: s.OTime, ctime: s.CTime, nsems: s.NSems, key: s.Key, uid: s.UID, cuid: s.CUID, mode: s.Perms,
 		pids: semPidHash(s.Sems),
 	}}}
-	if sig != nil {
-		if !sig.claims(KindSem) {
-			return p.decide(Foreign, "%s creates no semaphore sets", sig.Service)
-		}
-		if d := sig.sysvMismatch(s.Key, s.Perms, s.UID, s.CUID); d != "" {
-			return p.decide(Foreign, "not %s's: %s", sig.Service, d)
-		}
-		if sig.NSems != Any && s.NSems != sig.NSems {
-			return p.decide(Foreign, "not %s's: nsems %d, want %d", sig.Service, s.NSems, sig.NSems)
-		}
-		p.add(h.sigLine)
+	if j, ok := sysvForeign(p, h, KindSem, s.Key, s.Perms, s.UID, s.CUID, s.NSems); ok {
+		return j
 	}
 	if s.Sems == nil {
 		return p.unknown("run as root, or as the set's owner", "its semaphores could not be read (semctl)")
@@ -41,13 +32,17 @@ func semInUse(p *proof, s *SemSet, procs ProcTable) (Judgement, bool) {
 		}
 	}
 	p.add("no waiters on its " + strconv.Itoa(len(s.Sems)) + " semaphore(s) (GETNCNT = GETZCNT = 0)")
-	opTime := max(s.OTime, s.CTime) // the last semop, SETVAL or exit-undo is no later than this
+	// The last semop, SETVAL or exit-undo is no later than this. A sempid of
+	// 0 counts as an operation by a process in another PID namespace: a set
+	// never operated on (semget alone) also shows 0, and the two cannot be
+	// told apart, so such a set stays unknown.
+	opTime := max(s.OTime, s.CTime)
+	pids := make([]pidAt, len(s.Sems))
 	for i, sem := range s.Sems {
-		_, live, line := lastUser(procs, "semaphore "+strconv.Itoa(i)+" last-operation pid", sem.PID, opTime)
-		if live {
-			return p.decideLine(Live, line), true
-		}
-		p.add(line)
+		pids[i] = pidAt{"semaphore " + strconv.Itoa(i) + " last-operation pid", sem.PID, opTime, true}
+	}
+	if j, ok := pidsInUse(p, procs, pids...); ok {
+		return j, true
 	}
 	return Judgement{}, false
 }

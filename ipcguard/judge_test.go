@@ -58,6 +58,13 @@ func TestJudgeSem(t *testing.T) {
 			Facts{Procs: table(proc(60, 1, "/bin/other", old.Add(time.Minute)))}, Orphan, "nothing alive"},
 		{"zombie last-op pid", apacheSet(1, old, 60), &sig,
 			Facts{Procs: table(func() Proc { p := proc(60, 1, "/bin/x", old.Add(-time.Minute)); p.State = 'Z'; return p }())}, Orphan, "nothing alive"},
+		{"zombie leader whose other threads still run", apacheSet(1, old, 60), &sig,
+			Facts{Procs: table(func() Proc {
+				p := proc(60, 1, "/bin/x", old.Add(-time.Minute))
+				p.State, p.Threads = 'Z', 3
+				return p
+			}())}, Live, "60 is alive"},
+		{"sempid 0: a process in another PID namespace", apacheSet(1, old, 0), &sig, Facts{Procs: table()}, Unknown, "outside this PID namespace"},
 		{"unreadable semaphores", func() SemSet { s := apacheSet(1, old, 50); s.Sems = nil; return s }(), &sig, Facts{}, Unknown, "could not be read"},
 		{"no signature", apacheSet(1, old, 50), nil, Facts{Procs: table()}, Unknown, "no service signature"},
 		{"before the window of a live master", apacheSet(1, t0.Add(-time.Minute), 50), &sig,
@@ -116,6 +123,10 @@ func TestJudgeOtherKinds(t *testing.T) {
 	}{
 		{"shm attached", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, NAttch: 1, CTime: old}}}, Live},
 		{"shm detached, creator dead", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, CPID: 5, LPID: 6, CTime: old}}}, Orphan},
+		{"shm never attached", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, CPID: 5, CTime: old}}}, Orphan},
+		{"shm creator in another PID namespace", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, CTime: old}}}, Unknown},
+		{"shm attached by a process in another PID namespace", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, CPID: 5, ATime: old, CTime: old}}}, Unknown},
+		{"msg sent by a process in another PID namespace", Snapshot{Msg: []MsgQueue{{ID: 1, UID: 1000, STime: old, CTime: old}}}, Unknown},
 		{"shm marked for removal", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 1000, Perms: 0o1600, CTime: old}}}, Live},
 		{"shm of another user", Snapshot{Shm: []ShmSeg{{ID: 1, UID: 0, CTime: old}}}, Foreign},
 		{"msg with messages", Snapshot{Msg: []MsgQueue{{ID: 1, UID: 1000, QNum: 2, CTime: old}}}, Unknown},

@@ -13,13 +13,16 @@ type Proc struct {
 	// (USER_HZ, 100 on Linux) after boot. (PID, StartTicks) names a process
 	// across pid reuse.
 	StartTicks uint64    `json:"start_ticks"`
-	Start      time.Time `json:"start"` // boot time + StartTicks; accurate to about 1 s
-	UID        uint32    `json:"uid"`   // real uid (/proc/PID/status Uid, first field)
-	Exe        string    `json:"exe"`   // readlink /proc/PID/exe; "" when unreadable
+	Start      time.Time `json:"start"`   // boot time + StartTicks; accurate to about 1 s
+	UID        uint32    `json:"uid"`     // real uid (/proc/PID/status Uid, first field)
+	Threads    int       `json:"threads"` // /proc/PID/status Threads: live threads of the group
+	Exe        string    `json:"exe"`     // readlink /proc/PID/exe; "" when unreadable
 }
 
-// Alive reports whether the process has not exited: a zombie has.
-func (p Proc) Alive() bool { return p.State != 'Z' && p.State != 'X' }
+// Alive reports whether the process has not exited: a zombie has, unless
+// it is a thread-group leader that exited before its other threads, which
+// still run (and may hold a semaphore).
+func (p Proc) Alive() bool { return (p.State != 'Z' && p.State != 'X') || p.Threads > 1 }
 
 // ProcKey identifies a process across pid reuse.
 type ProcKey struct {

@@ -115,7 +115,7 @@ func readProc(procRoot string, pid int, boot time.Time) (Proc, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
 	p, err := readStat(dir, pid)
 	if err == nil {
-		p.UID, err = readUID(dir)
+		p.UID, p.Threads, err = readStatus(dir)
 	}
 	if vanished(err) {
 		return Proc{}, fmt.Errorf("%w: %w", ErrNoProcess, err)
@@ -151,18 +151,20 @@ func readStat(dir string, pid int) (Proc, error) {
 	return p, nil
 }
 
-// readUID reads the real uid from dir/status.
-func readUID(dir string) (uint32, error) {
+// readStatus reads the real uid and the thread count from dir/status.
+func readStatus(dir string) (uid uint32, threads int, err error) {
 	path := filepath.Join(dir, "status")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	uid, err := parseStatusUID(string(data))
+	if uid, err = parseStatusUID(string(data)); err == nil {
+		threads, err = parseStatusThreads(string(data))
+	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	return uid, nil
+	return uid, threads, nil
 }
 
 // vanished reports whether err says a process or one of its files went
@@ -171,12 +173,14 @@ func vanished(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
-// ByExe returns the live processes running exe, sorted by pid: those whose
-// Exe is exe, or exe with the " (deleted)" suffix the kernel adds once the
-// binary was replaced (a package upgrade under a running service). It also
-// returns, conservatively, live processes whose Exe could not be read and
-// whose Comm is filepath.Base(exe) cut to 15 bytes, since they could be
-// the service. An empty exe matches nothing.
+// ByExe returns the live processes that may run exe, sorted by pid: those
+// whose Exe is exe, or exe with the " (deleted)" suffix the kernel adds
+// once the binary was replaced (a package upgrade under a running service).
+// It also returns, conservatively, every live process whose Comm is
+// filepath.Base(exe) cut to 15 bytes, whatever its Exe: a build of the same
+// server installed elsewhere (/usr/local/apache2/bin/httpd), or one whose
+// Exe cannot be read, could be the service and hold its objects. An empty
+// exe matches nothing.
 func (t ProcTable) ByExe(exe string) []Proc {
 	if exe == "" {
 		return nil
@@ -200,11 +204,5 @@ func (t ProcTable) ByExe(exe string) []Proc {
 
 // mayRun reports whether p may run exe, whose command name is comm.
 func mayRun(p Proc, exe, comm string) bool {
-	switch p.Exe {
-	case exe, exe + " (deleted)":
-		return true
-	case "":
-		return p.Comm == comm
-	}
-	return false
+	return p.Exe == exe || p.Exe == exe+" (deleted)" || p.Comm == comm
 }

@@ -86,6 +86,23 @@ func parseStatusUID(data string) (uint32, error) {
 	return uint32(uid), nil
 }
 
+// parseStatusThreads returns the "Threads:" count of /proc/PID/status. A
+// zombie thread-group leader whose other threads still run shows state Z
+// in /proc/PID/stat and more than one thread here.
+//
+//	Threads:	4
+func parseStatusThreads(data string) (int, error) {
+	rest, n, ok := findLine(data, "Threads:")
+	if !ok {
+		return 0, fmt.Errorf("%w: no Threads: line", ErrMalformed)
+	}
+	v, ok := parseDigits(strings.TrimSpace(rest), 10, math.MaxInt32)
+	if !ok {
+		return 0, malformedLine(n, "bad Threads: %q", strings.TrimSpace(rest))
+	}
+	return int(v), nil
+}
+
 // parseBootTime returns the boot time in the "btime" line of data, the text
 // of /proc/stat (Unix seconds). A missing or bad line is an error wrapping
 // ErrMalformed (naming the line when there is one); the caller names the

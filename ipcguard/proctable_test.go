@@ -142,6 +142,10 @@ func TestReadProcTableFake(t *testing.T) {
 		814: {PID: 814, PPID: 812, State: 'Z', Comm: "apache2", StartTicks: 150020, Start: boot.Add(1500200 * time.Millisecond), UID: 33},
 		900: {PID: 900, PPID: 1, State: 'R', Comm: "((ugly )pr()cess(", StartTicks: 200000, Start: boot.Add(2000 * time.Second), UID: 1000},
 	}
+	for pid, p := range want {
+		p.Threads = 1
+		want[pid] = p
+	}
 	if !reflect.DeepEqual(tab.ByPID, want) {
 		t.Errorf("ByPID:\ngot  %+v\nwant %+v", tab.ByPID, want)
 	}
@@ -179,12 +183,12 @@ func TestReadProcTableVanishedAndExe(t *testing.T) {
 	writeFiles(t, root, map[string]string{
 		"stat":       "btime 1700000000\n",
 		"10/stat":    statLine("10", "apache2", "S", "1", "100"),
-		"10/status":  "Uid:\t0\t0\t0\t0\n",
+		"10/status":  "Uid:\t0\t0\t0\t0\nThreads:\t1\n",
 		"10/exe":     "->/usr/sbin/apache2 (deleted)",
 		"11/stat":    statLine("11", "gone", "S", "1", "100"), // vanished before status was read
-		"12/status":  "Uid:\t0\t0\t0\t0\n",                    // vanished before stat was read
+		"12/status":  "Uid:\t0\t0\t0\t0\nThreads:\t1\n",       // vanished before stat was read
 		"13/stat":    statLine("13", "oops", "S", "1", "100"),
-		"13/status":  "Uid:\t0\t0\t0\t0\n",
+		"13/status":  "Uid:\t0\t0\t0\t0\nThreads:\t1\n",
 		"self/stat":  "not a pid directory",
 		"007x/stat":  "not a pid directory",
 		"sysvipc/x":  "",
@@ -210,7 +214,7 @@ func TestReadProcTableVanishedAndExe(t *testing.T) {
 func TestReadProcTablePIDMismatch(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
-		"stat": "btime 1700000000\n", "14/status": "Uid:\t0\t0\t0\t0\n", "14/stat": statLine("15", "x", "S", "1", "1"),
+		"stat": "btime 1700000000\n", "14/status": "Uid:\t0\t0\t0\t0\nThreads:\t1\n", "14/stat": statLine("15", "x", "S", "1", "1"),
 	})
 	_, err := ReadProcTable(root)
 	checkErr(t, err, filepath.Join(root, "14", "stat")+": malformed input: line 1: pid 15")
@@ -306,7 +310,7 @@ func TestByExe(t *testing.T) {
 		exe  string
 		want []int
 	}{
-		{exe, []int{10, 20, 30, 50}},
+		{exe, []int{10, 20, 30, 50, 60}}, // 60: another apache2 build, same comm
 		{long, []int{80}},
 		{"/usr/sbin/nginx", []int{70}},
 		{"/usr/bin/none", nil},

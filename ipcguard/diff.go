@@ -10,7 +10,7 @@ import (
 // Change is one object that differs between two snapshots.
 type Change struct {
 	Kind  Kind   `json:"kind"`
-	ID    int    `json:"id,omitempty"`   // SysV id
+	ID    int    `json:"id"`             // SysV id
 	Name  string `json:"name,omitempty"` // /dev/shm name
 	Key   int32  `json:"key"`            // SysV key
 	UID   uint32 `json:"uid"`            // owner uid
@@ -36,7 +36,7 @@ func (d SnapshotDiff) Empty() bool {
 // Diff compares two snapshots. It is pure: it reads only its arguments.
 func Diff(before, after Snapshot) SnapshotDiff {
 	b, a := index(before), index(after)
-	var d SnapshotDiff
+	d := SnapshotDiff{Added: []Change{}, Removed: []Change{}, Changed: []Change{}}
 	for k, ca := range a {
 		cb, ok := b[k]
 		switch {
@@ -126,11 +126,11 @@ func sortChanges(l []Change) {
 func (d SnapshotDiff) String() string {
 	var b strings.Builder
 	line := func(sign string, c Change) {
-		id := fmt.Sprint(c.ID)
 		if c.Kind == KindPosix {
-			id = c.Name
+			fmt.Fprintf(&b, "%s %s %s uid %d", sign, c.Kind, c.Name, c.UID)
+		} else {
+			fmt.Fprintf(&b, "%s %s %d key %s uid %d", sign, c.Kind, c.ID, keyString(int64(c.Key)), c.UID)
 		}
-		fmt.Fprintf(&b, "%s %s %s key %s uid %d", sign, c.Kind, id, keyString(int64(c.Key)), c.UID)
 		if len(c.What) > 0 {
 			fmt.Fprintf(&b, ": %s", strings.Join(c.What, ", "))
 		}

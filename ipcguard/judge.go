@@ -20,7 +20,7 @@ const (
 // Judgement is the verdict on one object with the facts that prove it.
 type Judgement struct {
 	Kind    Kind    `json:"kind"`
-	ID      int     `json:"id,omitempty"`   // SysV id
+	ID      int     `json:"id"`             // SysV id
 	Name    string  `json:"name,omitempty"` // /dev/shm name
 	Key     int32   `json:"key"`
 	Verdict Verdict `json:"verdict"`

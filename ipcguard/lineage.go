@@ -74,12 +74,21 @@ func SaveLineage(dir string, l Lineage) error {
 	if err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
-	name := filepath.Join(dir, fmt.Sprintf("%s.%d.json", l.Service, l.Master.PID))
+	name := lineagePath(dir, l.Service, l.Master.PID)
 	tmp := name + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
-	return os.Rename(tmp, name)
+	if err := os.Rename(tmp, name); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("save lineage: %w", err)
+	}
+	return nil
+}
+
+// lineagePath names the lineage file of one master of service in dir.
+func lineagePath(dir, service string, pid int) string {
+	return filepath.Join(dir, fmt.Sprintf("%s.%d.json", service, pid))
 }
 
 // LoadLineages reads every lineage of service in dir. A missing dir means
@@ -100,10 +109,12 @@ func LoadLineages(dir, service string) ([]Lineage, error) {
 			return nil, fmt.Errorf("load lineage: %w", err)
 		}
 		var l Lineage
-		if err := json.Unmarshal(data, &l); err != nil || l.Service != service {
-			return nil, fmt.Errorf("%w: lineage %s: not a lineage of %s", ErrMalformed, p, service)
+		if err := json.Unmarshal(data, &l); err != nil {
+			return nil, fmt.Errorf("%w: lineage %s: %w", ErrMalformed, p, err)
 		}
-		out = append(out, l)
+		if l.Service == service { // the glob also matches "SERVICE.x.N.json" of a service "SERVICE.x"
+			out = append(out, l)
+		}
 	}
 	return out, nil
 }
@@ -120,8 +131,7 @@ func PruneLineages(dir, service string, procs ProcTable) (int, error) {
 		if p, ok := procs.Live(l.Master.PID); ok && p.StartTicks == l.Master.StartTicks {
 			continue
 		}
-		name := filepath.Join(dir, fmt.Sprintf("%s.%d.json", l.Service, l.Master.PID))
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(lineagePath(dir, l.Service, l.Master.PID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return n, fmt.Errorf("prune lineage: %w", err)
 		}
 		n++

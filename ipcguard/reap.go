@@ -26,7 +26,8 @@ type Reaper struct {
 type Outcome struct {
 	Judgement
 	Removed bool   `json:"removed"`
-	Skipped string `json:"skipped,omitempty"` // why it was left, when it was
+	Skipped string `json:"skipped,omitempty"` // why it was left: changed since its proof, or gone
+	Error   string `json:"error,omitempty"`   // why its removal failed
 }
 
 // Reap removes every Orphan in js and returns an Outcome for each of them,
@@ -96,7 +97,7 @@ func (r *Reaper) reapLogged(ctx context.Context, o *Outcome, fresh map[string]Po
 	case errors.Is(err, ErrChanged) || errors.Is(err, ErrGone):
 		o.Skipped, err = err.Error(), nil
 	default:
-		o.Skipped = err.Error()
+		o.Error = err.Error()
 	}
 	r.logOutcome(*o)
 	return err
@@ -195,6 +196,8 @@ func (r *Reaper) reapPosix(j *Judgement, fresh map[string]PosixObject) error {
 func (r *Reaper) logOutcome(o Outcome) {
 	var ev *zerolog.Event
 	switch {
+	case o.Error != "":
+		ev = r.Log.Warn().Str("error", o.Error)
 	case o.Skipped != "":
 		ev = r.Log.Warn().Str("skipped", o.Skipped)
 	case r.DryRun:
@@ -213,6 +216,8 @@ func (r *Reaper) logOutcome(o Outcome) {
 
 func outcomeMsg(o Outcome, dryRun bool) string {
 	switch {
+	case o.Error != "":
+		return "failed to remove " + kindNoun(o.Kind)
 	case o.Skipped != "":
 		return "left " + kindNoun(o.Kind) + " in place"
 	case dryRun:

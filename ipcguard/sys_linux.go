@@ -197,8 +197,8 @@ const semStatAny = 20
 // up to the highest in use (SEM_INFO's return value). It carries the same
 // fields as /proc/sysvipc/sem without the kernel formatting them as text,
 // which costs about 1.3 us a set (40 ms for 32000). Indexes not in use
-// answer EINVAL and are skipped. ok is false when the kernel lacks
-// SEM_STAT_ANY.
+// answer EINVAL and are skipped. ok is false when the result cannot be
+// trusted (no SEM_STAT_ANY, or sets changed during the walk).
 func statSemTable() (sets []SemSet, ok bool, err error) {
 	var si seminfo
 	maxIdx, err := semctl(0, 0, semInfo, uintptr(unsafe.Pointer(&si)))
@@ -221,9 +221,6 @@ func statSemTable() (sets []SemSet, ok bool, err error) {
 		found[idx] = SemSet{Key: ds.Perm.Key, ID: id, Perms: ds.Perm.Mode, NSems: int(ds.NSems),
 			UID: ds.Perm.Uid, GID: ds.Perm.Gid, CUID: ds.Perm.Cuid, CGID: ds.Perm.Cgid, OTime: ds.OTime, CTime: ds.CTime}
 	})
-	if maxIdx >= 0 && errs[0] != nil && !used[0] && errors.Is(errs[0], unix.EINVAL) {
-		return nil, false, nil
-	}
 	for idx := range found {
 		if errs[idx] != nil {
 			return nil, true, errs[idx]
@@ -231,6 +228,12 @@ func statSemTable() (sets []SemSet, ok bool, err error) {
 		if used[idx] {
 			sets = append(sets, found[idx])
 		}
+	}
+	// A kernel without SEM_STAT_ANY answers EINVAL for every index, which
+	// reads as "no sets"; so does one where sets came or went meanwhile.
+	// Either way the count disagrees with SEM_INFO's, and /proc decides.
+	if len(sets) != int(si.semusz) {
+		return nil, false, nil
 	}
 	return sets, true, nil
 }

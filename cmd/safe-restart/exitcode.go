@@ -54,7 +54,9 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrConfigTest):
+	case errors.Is(err, supervise.ErrConfigTest):
+		return exitRefused
+	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,13 @@ started before that operation, and no live process of the service can hold it
 (a live master may use sets created up to --lineage-window before it started).
 It is checked again, unchanged, right before removal.`,
 	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("see safe-restart ipc --help", "unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return nil
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	c.AddCommand(newIPCLsCmd(d), newIPCReapCmd(d), newIPCDiffCmd(d))
 	return c
 }
@@ -58,7 +67,7 @@ func (f *sigFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.exe, "exe", "", "the service's executable; its live processes may hold its objects")
 	fl.StringVar(&f.kinds, "kind", "", "kinds the service creates: sem,shm,msg,posix (default sem)")
 	fl.StringVar(&f.posixGlob, "posix-glob", "", "glob of the service's /dev/shm names (with --kind posix)")
-	fl.DurationVar(&f.window, "lineage-window", 0, "keep sets created this long before a live master started (default: max(10s, 5x the config test))")
+	fl.DurationVar(&f.window, "lineage-window", 0, "keep sets created this long before a live master started (default: max(10s, 5x the config test); 0 is allowed)")
 	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart records the sets of the masters it started")
 }
 
@@ -72,8 +81,15 @@ func (f *sigFlags) given() bool {
 // the server for its User), overridden by explicit flags.
 func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, error) {
 	o := ipcguard.InspectOptions{Window: f.window, LineageDir: f.stateDir + "/lineage"}
+	windowSet := c.Flags().Changed("lineage-window")
+	if f.window < 0 {
+		return o, usagef("give a duration of 0 or more, e.g. 30s", "bad --lineage-window %s", f.window)
+	}
 	if !f.given() {
 		return o, nil
+	}
+	if err := f.checkCustom(); err != nil {
+		return o, err
 	}
 	sig := ipcguard.Signature{Service: "custom", Kinds: []ipcguard.Kind{ipcguard.KindSem},
 		Key: ipcguard.Any, NSems: ipcguard.Any, Mode: ipcguard.Any, UID: ipcguard.Any, CUID: ipcguard.Any}
@@ -88,18 +104,49 @@ func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, 
 		}
 		d.log.Debug().Str("server", p.Name).Str("user", rc.User.Name).Dur("config_test", rc.Elapsed).Msg("read run config")
 		sig = s
-		if o.Window == 0 {
+		if !windowSet {
 			o.Window = supervise.LineageWindow(rc.Elapsed)
 		}
 	}
 	if err := f.override(&sig); err != nil {
 		return o, err
 	}
-	if o.Window == 0 {
+	if !windowSet && f.service == "" {
 		o.Window = supervise.MinLineageWindow
+	}
+	if err := checkExe(sig.Exe); err != nil {
+		return o, err
 	}
 	o.Signature = &sig
 	return o, nil
+}
+
+// checkCustom insists that a signature without --service names at least
+// the owner, the key and the executable: with any of them left open it
+// would claim other software's sets (PostgreSQL's, php's sysvsem).
+func (f *sigFlags) checkCustom() error {
+	if f.service != "" {
+		return nil
+	}
+	if f.owner == "" || f.key == "" || f.exe == "" {
+		return usagef("give --owner USER --key private|0xHEX --exe PATH (and --nsems, --creator, --mode where known), or --service apache2",
+			"a signature needs at least --owner, --key and --exe")
+	}
+	return nil
+}
+
+// checkExe refuses an executable that cannot be the server's: a relative
+// or missing path would match no live process, and every set of the
+// running server would look unheld.
+func checkExe(exe string) error {
+	if !filepath.IsAbs(exe) {
+		return usagef("give the absolute path of the server binary, e.g. /usr/sbin/apache2", "--exe %q is not an absolute path", exe)
+	}
+	fi, err := os.Stat(exe)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return usagef("give the path of the server binary itself (not a wrapper script or a link to nothing)", "--exe %q is not an executable file", exe)
+	}
+	return nil
 }
 
 // inspect resolves the signature (which may run the server's config test)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,9 +48,6 @@ func runIPCReap(c *cobra.Command, d *deps, o *ipcReapOptions) error {
 	if !o.sig.given() {
 		return usagef("give --service apache2, or --owner and --exe", "ipc reap needs a signature")
 	}
-	if o.sig.service == "" && o.sig.exe == "" {
-		return usagef("give --exe PATH (the server binary)", "ipc reap needs the service's executable to tell which live processes may hold its objects")
-	}
 	r, opts, err := o.sig.inspect(c, d)
 	if err != nil {
 		return err
@@ -73,31 +71,30 @@ func runIPCReap(c *cobra.Command, d *deps, o *ipcReapOptions) error {
 }
 
 func writeReapSummary(d *deps, r ipcguard.Report, outcomes []ipcguard.Outcome, dry bool) {
-	removed, skipped := 0, 0
+	var planned []ipcguard.Judgement
+	removed, skipped, failed := 0, 0, 0
 	for _, o := range outcomes {
-		if o.Skipped != "" {
+		switch {
+		case o.Error != "":
+			failed++
+		case o.Skipped != "":
 			skipped++
-		} else if o.Removed {
+		case o.Removed:
 			removed++
+		default:
+			planned = append(planned, o.Judgement)
 		}
 	}
 	counts := r.Count()
+	kept := fmt.Sprintf("kept %d live, %d unknown, %d foreign", counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
 	if dry {
-		planned := make([]ipcguard.Judgement, 0, len(outcomes))
-		for _, o := range outcomes {
-			if o.Skipped == "" {
-				planned = append(planned, o.Judgement)
-			}
-		}
 		if len(planned) > 0 {
 			_ = writeJudgements(d.stdout, planned, true)
 		}
-		d.printf("plan: %d orphan(s) to remove; kept %d live, %d unknown, %d foreign (dry run: nothing changed; --yes removes)\n",
-			len(outcomes)-skipped, counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
+		d.printf("plan: %d orphan(s) to remove; %s (dry run: nothing changed; --yes removes)\n", len(planned), kept)
 		return
 	}
-	d.printf("removed %d orphan(s), left %d that changed since their proof; kept %d live, %d unknown, %d foreign\n",
-		removed, skipped, counts[ipcguard.Live], counts[ipcguard.Unknown], counts[ipcguard.Foreign])
+	d.printf("removed %d orphan(s), left %d that changed since their proof, %d failed; %s\n", removed, skipped, failed, kept)
 	if counts[ipcguard.Unknown] > 0 {
 		d.printf("%s\n", "unknown objects were kept: 'safe-restart ipc ls --proof' says what would settle each")
 	}

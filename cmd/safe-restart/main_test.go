@@ -29,20 +29,36 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	sig := []string{"--owner", "www-data", "--key", "private", "--exe", "/usr/sbin/apache2"}
+	// with puts the signature flags before the flag under test, which wins.
+	with := func(args ...string) []string {
+		return append(append(append([]string{}, args[:2]...), sig...), args[2:]...)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "apache2")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"ipc", "reap"}, "needs a signature"},
-		{[]string{"ipc", "reap", "--owner", "33"}, "needs the service's executable"},
+		{[]string{"ipc", "reap", "--owner", "33"}, "needs at least --owner, --key and --exe"},
+		{[]string{"ipc", "ls", "--owner", "33", "--exe", "/usr/sbin/apache2"}, "needs at least --owner, --key and --exe"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "apache2"}, `--exe "apache2" is not an absolute path`},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "is not an executable file"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "is not an executable file"},
 		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
-		{[]string{"ipc", "ls", "--key", "zz"}, `bad --key "zz"`},
-		{[]string{"ipc", "ls", "--mode", "999"}, `bad --mode "999"`},
-		{[]string{"ipc", "ls", "--nsems", "0"}, "bad --nsems"},
-		{[]string{"ipc", "ls", "--kind", "sem,pipe"}, `bad --kind "pipe"`},
-		{[]string{"ipc", "ls", "--owner", "no-such-user-xyz"}, `unknown user "no-such-user-xyz"`},
+		{with("ipc", "ls", "--lineage-window", "-1m"), "bad --lineage-window -1m0s"},
+		{with("ipc", "ls", "--key", "zz"), `bad --key "zz"`},
+		{with("ipc", "ls", "--mode", "999"), `bad --mode "999"`},
+		{with("ipc", "ls", "--nsems", "0"), "bad --nsems"},
+		{with("ipc", "ls", "--kind", "sem,pipe"), `bad --kind "pipe"`},
+		{with("ipc", "ls", "--owner", "no-such-user-xyz"), `unknown user "no-such-user-xyz"`},
 		{[]string{"ipc", "ls", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"ipc", "ls", "extra"}, "takes no arguments"},
+		{[]string{"ipc", "bogus"}, `unknown command "bogus"`},
 		{[]string{"ipc", "diff", "a.json"}, "takes two snapshot files"},
 		{[]string{"ipc", "diff", "/nonexistent/a", "/nonexistent/b"}, "read snapshot"},
 		{[]string{"--log-level", "loud", "ipc", "ls"}, `bad --log-level "loud"`},
@@ -56,6 +72,20 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q (stdout %q)", code, errOut, exitUsage, tt.want, out)
 			}
 		})
+	}
+}
+
+// TestConfigTestRefused: a server config that fails its config test
+// refuses before anything is judged or touched (exit 3).
+func TestConfigTestRefused(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	if err := os.WriteFile(bad, []byte("NoSuchDirective on\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", bad, "--yes")
+	if code != exitRefused || !strings.Contains(errOut, "config test") {
+		t.Fatalf("exit %d, stderr %s; want exit %d naming the config test", code, errOut, exitRefused)
 	}
 }
 

@@ -30,13 +30,26 @@
 //   - Judge and Diff are pure. Take and Inspect read; only Reaper.Reap
 //     writes, and not with DryRun.
 //
-// # Non-goals
+// # Non-goals and limits
 //
 //   - Another IPC namespace: /proc/sysvipc and semctl act on the caller's.
 //     Run inside the container (or setns) to judge a containerised server.
+//     From another PID namespace the kernel reports last-operation pids as 0
+//     and the holders are invisible: such objects are judged unknown, and
+//     POSIX holders in another PID namespace are not seen at all.
 //   - Atomicity: between the re-check and IPC_RMID a process could still
 //     start using a set; the window is a few microseconds, and a server only
-//     uses sets its own master created, which the proof rules out.
+//     uses sets its own master created, which the proof rules out. For
+//     /dev/shm objects the window is one scan of every process's maps and
+//     fds (tens of milliseconds), taken right before the POSIX removals.
+//   - Clock steps: SysV times are wall-clock seconds and process start times
+//     are derived from /proc/stat's btime, which moves when the wall clock is
+//     stepped. A step forward larger than the lineage window plus 2 s between
+//     a master's start and the judgement can make its oldest sets look older
+//     than the window. A lineage (exact attribution) is immune.
+//   - The lineage window (callers default it to max(10 s, 5x the config
+//     test)) bounds how long a start runs before its master detaches; a
+//     start that waits longer (a passphrase prompt) needs a wider window.
 //   - Message queues are claimed only by a signature that names them, and a
 //     queue that holds messages is never an orphan.
 //

@@ -55,7 +55,7 @@ func TestStart(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2")
 	// Semaphore sets of the full configuration right after start: prefork
 	// has mpm-accept (2 listeners), authdigest-client and ssl-cache (the
-	// last created by the starter); event and worker… see TestReport.
+	// last created by the starter); event and worker: see doc.go.
 	wantSets := map[string]int{"prefork": 3, "event": 2, "worker": -1}
 	for _, mpm := range []string{"prefork", "event", "worker"} {
 		t.Run(mpm, func(t *testing.T) {

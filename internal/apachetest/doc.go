@@ -33,7 +33,7 @@
 // compiled into Debian's binary, and no APACHE_* environment variables are
 // needed (Env).
 //
-// # Semaphore facts (Apache 2.4.71 on Debian, observed with TestReport)
+// # Semaphore facts (Apache 2.4.71 on Debian, observed in private namespaces)
 //
 // With Config{SysvSem: true, AuthDigest: true, SSL: true}, right after Start:
 //

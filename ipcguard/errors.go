@@ -12,9 +12,6 @@ var (
 	ErrChanged = errors.New("changed since proof")
 	// ErrGone reports an object that no longer exists.
 	ErrGone = errors.New("no longer exists")
-	// ErrNotOrphan reports a removal refused because the object's verdict
-	// is not orphan.
-	ErrNotOrphan = errors.New("not proven orphan")
 	// ErrNoProcess reports a process that does not exist: it exited and
 	// was reaped (or never existed) before or while it was read.
 	ErrNoProcess = errors.New("no such process")

@@ -213,13 +213,19 @@ func TestReapServiceApache(t *testing.T) {
 		t.Fatal(err)
 	}
 	master, _ := procs.Live(srv.MasterPID())
+	// Without a lineage the default window (10 s or more) keeps every set,
+	// the leaked ones included: they are too young to tell apart.
+	code, out, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--yes")
+	if n := len(semIDs(t)); code != exitOK || n != len(after.Sem) {
+		t.Fatalf("no lineage: exit %d, %d sets left, want all %d\n%s\n%s", code, n, len(after.Sem), out, errOut)
+	}
 	state := t.TempDir()
 	lineage := ipcguard.NewLineage("apache2", master.Key(), before, after)
 	if err := ipcguard.SaveLineage(filepath.Join(state, "lineage"), lineage); err != nil {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--yes")
+	code, out, errOut = runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--yes")
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}

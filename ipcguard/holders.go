@@ -14,9 +14,9 @@ import (
 type holders struct {
 	sig        *Signature
 	sigLine    string // "matches apache2's signature", formatted once
-	noneLine   string // "no live EXE process", formatted once
+	noneLine   string // "no live process runs EXE or is named like it", formatted once
 	window     time.Duration
-	any        bool                 // some live process runs the service's exe
+	any        bool                 // some live process may run the service (see ByExe)
 	masters    []Proc               // top-level, with service children
 	loose      []Proc               // top-level, without service children
 	lineage    map[ProcKey]Lineage  // lineages of live masters
@@ -31,7 +31,7 @@ func newHolders(sig *Signature, f Facts) *holders {
 		return h
 	}
 	h.sigLine = "matches " + sig.Service + "'s signature"
-	h.noneLine = "no live " + sig.Exe + " process"
+	h.noneLine = "no live process runs " + sig.Exe + " or is named " + filepath.Base(sig.Exe)
 	if sig.Exe == "" {
 		return h
 	}

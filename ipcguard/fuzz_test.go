@@ -166,6 +166,22 @@ func FuzzParseStatusUID(f *testing.F) {
 	})
 }
 
+func FuzzParseStatusThreads(f *testing.F) {
+	for _, s := range []string{"", "Threads:", "Threads:\t4\n", "Name:\tx\nThreads:\t-1\n", "Threads: 99999999999\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		n, err := parseStatusThreads(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %q does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		checkLineValue(t, data, "Threads:", uint64(n))
+	})
+}
+
 func FuzzParseBootTime(f *testing.F) {
 	if data, err := os.ReadFile(filepath.Join("testdata", "proc", "good", "stat")); err == nil {
 		f.Add(string(data))

@@ -34,6 +34,12 @@ Logs go to stderr: human lines on a terminal, JSON lines otherwise.
 Results go to stdout.
 
 ` + exitCodesHelp,
+		Example: `  # which IPC objects dead Apache generations left behind, and why
+  safe-restart ipc ls --service apache2 --proof
+
+  # the removal plan, then the removal
+  safe-restart ipc reap --service apache2
+  safe-restart ipc reap --service apache2 --yes`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -1,0 +1,18 @@
+package supervise
+
+import "errors"
+
+// Sentinel errors about processes. Callers match them with errors.Is.
+var (
+	// ErrStalePIDFile reports a pidfile whose pid is not running.
+	ErrStalePIDFile = errors.New("stale pidfile")
+	// ErrBadPIDFile reports a pidfile that does not hold one pid.
+	ErrBadPIDFile = errors.New("malformed pidfile")
+	// ErrForeignProcess reports a pid that runs another program.
+	ErrForeignProcess = errors.New("not the server's process")
+	// ErrPIDReused reports a pid now held by a process other than the one
+	// recorded (a different start time): it is never signalled.
+	ErrPIDReused = errors.New("pid reused")
+	// ErrStillAlive reports processes that outlived every step of a ladder.
+	ErrStillAlive = errors.New("still alive")
+)

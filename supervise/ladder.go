@@ -1,0 +1,180 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// Step is one rung of a stop ladder: a signal, whom it goes to, and how
+// long to wait for the whole tree to exit before the next rung.
+type Step struct {
+	Signal syscall.Signal `json:"signal"`
+	Wait   time.Duration  `json:"wait"`
+	// All sends the signal to every surviving member of the tree, not only
+	// the master: event/worker children orphaned by a killed master ignore
+	// TERM and only die of KILL, sent to them directly.
+	All bool `json:"all"`
+}
+
+func (s Step) String() string {
+	to := "master"
+	if s.All {
+		to = "all"
+	}
+	return fmt.Sprintf("%s to %s, wait %s", sigName(s.Signal), to, s.Wait)
+}
+
+// Ladder is a stop ladder: steps tried in order until the tree has exited.
+type Ladder []Step
+
+// StepReport says what one step did.
+type StepReport struct {
+	Step      Step          `json:"step"`
+	Sent      []int         `json:"sent"`      // pids signalled
+	Waited    time.Duration `json:"waited"`    // how long the step waited
+	Survivors []int         `json:"survivors"` // pids verified alive when it gave up
+}
+
+// LadderRun is one run of a ladder against a recorded process tree.
+type LadderRun struct {
+	ProcRoot string // "/proc" when empty
+	// Master receives the signals of steps without All.
+	Master ipcguard.Proc
+	// Members is the whole recorded tree, master included: children and
+	// re-parented orphans. The ladder is done only when all have exited.
+	Members []ipcguard.Proc
+	Log     zerolog.Logger
+	ops     ladderOps // zero value: the real syscalls
+}
+
+// ladderOps are the side effects of a ladder, replaced in tests.
+type ladderOps struct {
+	signal func(procRoot string, p ipcguard.Proc, sig syscall.Signal) error
+	wait   func(ctx context.Context, procRoot string, procs []ipcguard.Proc, d time.Duration,
+		progress func([]ipcguard.Proc, time.Duration)) ([]ipcguard.Proc, error)
+}
+
+func (o ladderOps) orReal() ladderOps {
+	if o.signal == nil {
+		o.signal = signalProc
+	}
+	if o.wait == nil {
+		o.wait = waitExited
+	}
+	return o
+}
+
+// Run climbs the ladder. Each step signals its targets, then waits for the
+// whole tree; it moves to the next step only when a member is verified
+// still alive (DESIGN.md invariant 2), and says which ones and how long they
+// were given. A pid reused by another process is never signalled: Run stops
+// with ErrPIDReused. When the last step leaves survivors the error wraps
+// ErrStillAlive.
+func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
+	ops := r.ops.orReal()
+	root := or(r.ProcRoot, "/proc")
+	alive := r.Members
+	var reports []StepReport
+	for i, step := range l {
+		rep := StepReport{Step: step}
+		to := targets(step, r.Master, alive)
+		if len(to) == 0 {
+			// The master is gone and orphans remain: waiting on a signal
+			// nobody was sent would only delay the step that reaches them.
+			r.Log.Warn().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("alive", pids(alive)).
+				Msg("master already exited: skipping a step meant for it")
+			reports = append(reports, rep)
+			continue
+		}
+		for _, p := range to {
+			if err := ops.signal(root, p, step.Signal); err != nil {
+				return append(reports, rep), err
+			}
+			rep.Sent = append(rep.Sent, p.PID)
+		}
+		r.Log.Info().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("pids", rep.Sent).
+			Dur("wait", step.Wait).Int("tree", len(alive)).Msg("sent signal, waiting for the tree to exit")
+		start := time.Now()
+		survivors, err := ops.wait(ctx, root, alive, step.Wait, func(left []ipcguard.Proc, waited time.Duration) {
+			r.Log.Info().Int("step", i+1).Int("alive", len(left)).Dur("waited", waited).Dur("wait", step.Wait).
+				Msg(fmt.Sprintf("waiting for %d processes: %s of %s", len(left), waited.Round(time.Second), step.Wait))
+		})
+		rep.Waited, rep.Survivors = time.Since(start), pids(survivors)
+		reports = append(reports, rep)
+		if err != nil {
+			return reports, err
+		}
+		if len(survivors) == 0 {
+			r.Log.Info().Int("step", i+1).Dur("took", rep.Waited).Msg("process tree exited")
+			return reports, nil
+		}
+		r.Log.Warn().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("survivors", rep.Survivors).
+			Dur("wait", step.Wait).Msg("processes verified alive after the step's wait: escalating")
+		alive = survivors
+	}
+	return reports, fmt.Errorf("%w: pids %v outlived every step", ErrStillAlive, pids(alive))
+}
+
+// targets returns whom a step signals: the master while it lives, or every
+// survivor for an All step.
+func targets(step Step, master ipcguard.Proc, alive []ipcguard.Proc) []ipcguard.Proc {
+	if step.All {
+		return alive
+	}
+	for _, p := range alive {
+		if p.PID == master.PID && p.StartTicks == master.StartTicks {
+			return []ipcguard.Proc{p}
+		}
+	}
+	return nil
+}
+
+func pids(ps []ipcguard.Proc) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = p.PID
+	}
+	return out
+}
+
+// ParseSignal accepts "15", "TERM" and "SIGTERM" (any case), as runc does.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("bad signal number %d", n)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// sigName is "SIGTERM" for syscall.SIGTERM.
+func sigName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,114 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// fakeTree is a process tree whose members exit on the signals they obey.
+// Signal 0 in a member's list means it exits when the master does (an
+// Apache child told by its master to finish).
+type fakeTree struct {
+	obeys  map[int][]syscall.Signal // pid -> signals that make it exit
+	exited map[int]bool
+	reused map[int]bool // pid now names another process
+	sent   []string
+}
+
+func (f *fakeTree) ops() ladderOps {
+	return ladderOps{
+		signal: func(_ string, p ipcguard.Proc, sig syscall.Signal) error {
+			if f.reused[p.PID] {
+				return fmt.Errorf("send: %w", ErrPIDReused)
+			}
+			f.sent = append(f.sent, fmt.Sprintf("%s->%d", sigName(sig), p.PID))
+			for _, s := range f.obeys[p.PID] {
+				if s == sig {
+					f.exited[p.PID] = true
+				}
+			}
+			if f.exited[p.PID] {
+				for pid, sigs := range f.obeys {
+					if len(sigs) > 0 && sigs[0] == 0 {
+						f.exited[pid] = true
+					}
+				}
+			}
+			return nil
+		},
+		wait: func(_ context.Context, _ string, procs []ipcguard.Proc, _ time.Duration, _ func([]ipcguard.Proc, time.Duration)) ([]ipcguard.Proc, error) {
+			var alive []ipcguard.Proc
+			for _, p := range procs {
+				if !f.exited[p.PID] {
+					alive = append(alive, p)
+				}
+			}
+			return alive, nil
+		},
+	}
+}
+
+var apacheLadder = Ladder{{Signal: syscall.SIGWINCH, Wait: 30 * time.Second}, {Signal: syscall.SIGTERM, Wait: 10 * time.Second},
+	{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+
+func TestLadder(t *testing.T) {
+	master, child, orphan := ipcguard.Proc{PID: 10, StartTicks: 1}, ipcguard.Proc{PID: 11, StartTicks: 2}, ipcguard.Proc{PID: 12, StartTicks: 3}
+	tests := []struct {
+		name     string
+		members  []ipcguard.Proc
+		obeys    map[int][]syscall.Signal
+		reused   map[int]bool
+		wantSent []string
+		wantErr  error
+	}{
+		{"exits on the graceful step", []ipcguard.Proc{master, child},
+			map[int][]syscall.Signal{10: {syscall.SIGWINCH}, 11: {0}},
+			nil, []string{"SIGWINCH->10"}, nil},
+		{"ignores WINCH, escalates to TERM", []ipcguard.Proc{master},
+			map[int][]syscall.Signal{10: {syscall.SIGTERM}},
+			nil, []string{"SIGWINCH->10", "SIGTERM->10"}, nil},
+		{"an event orphan ignores TERM and needs KILL", []ipcguard.Proc{master, orphan},
+			map[int][]syscall.Signal{10: {syscall.SIGWINCH}, 12: {syscall.SIGKILL}},
+			nil, []string{"SIGWINCH->10", "SIGKILL->12"}, nil},
+		{"pid reused mid-ladder: never signalled, no escalation", []ipcguard.Proc{master},
+			map[int][]syscall.Signal{}, map[int]bool{10: true}, nil, ErrPIDReused},
+		{"survives everything", []ipcguard.Proc{master},
+			map[int][]syscall.Signal{}, nil, []string{"SIGWINCH->10", "SIGTERM->10", "SIGKILL->10"}, ErrStillAlive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeTree{obeys: tt.obeys, exited: map[int]bool{}, reused: tt.reused}
+			_, err := apacheLadder.Run(context.Background(), LadderRun{Master: master, Members: tt.members,
+				Log: zerolog.New(zerolog.NewTestWriter(t)), ops: f.ops()})
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Errorf("err = %v, want %v", err, tt.wantErr)
+			}
+			if !reflect.DeepEqual(f.sent, tt.wantSent) {
+				t.Errorf("sent %v, want %v", f.sent, tt.wantSent)
+			}
+		})
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"15": syscall.SIGTERM, "TERM": syscall.SIGTERM, "sigterm": syscall.SIGTERM,
+		"WINCH": syscall.SIGWINCH, "SIGUSR1": syscall.SIGUSR1} {
+		if got, err := ParseSignal(in); err != nil || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65", "NOPE", "SIG"} {
+		if _, err := ParseSignal(bad); err == nil {
+			t.Errorf("ParseSignal(%q) accepted", bad)
+		}
+	}
+}

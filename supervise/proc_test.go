@@ -1,0 +1,155 @@
+package supervise
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// Helper commands: the test binary re-executed as a process to stop.
+//
+//	ignore-term: ignore SIGTERM (as an event MPM orphan does), say "ready", block
+//	block:       say "ready", block (default signal handling)
+const helperEnv = "SUPERVISE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(helperEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+	}
+	fmt.Println("ready")
+	os.Stdout.Close()
+	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
+	os.Exit(0)
+}
+
+// startHelper starts a helper, waits for its "ready", and returns it with
+// its identity. It is killed and reaped at cleanup.
+func startHelper(t *testing.T, name string) (*exec.Cmd, ipcguard.Proc) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = stdin.Close(); _ = cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("helper %s: %q, %v", name, line, err)
+	}
+	p, err := ipcguard.ReadProc("/proc", cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, p
+}
+
+// TestLadderEscalatesOnlyAfterTheWait: a process that ignores TERM is
+// killed only by the next step, after its wait, and the report says so.
+func TestLadderEscalatesOnlyAfterTheWait(t *testing.T) {
+	_, p := startHelper(t, "ignore-term")
+	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 300 * time.Millisecond}, {Signal: syscall.SIGKILL, Wait: 10 * time.Second, All: true}}
+	reports, err := ladder.Run(context.Background(), LadderRun{Master: p, Members: []ipcguard.Proc{p}, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 2 || len(reports[0].Survivors) != 1 || reports[0].Survivors[0] != p.PID || len(reports[1].Survivors) != 0 {
+		t.Fatalf("reports %+v: want TERM leaving pid %d, then KILL leaving none", reports, p.PID)
+	}
+	if reports[0].Waited < 300*time.Millisecond {
+		t.Errorf("escalated after %s, before the step's 300ms wait", reports[0].Waited)
+	}
+	if sameAlive("/proc", p) {
+		t.Errorf("pid %d still alive after the ladder", p.PID)
+	}
+}
+
+// TestLadderStopsAtTheFirstStepThatWorks: a process that exits on TERM is
+// never sent KILL.
+func TestLadderStopsAtTheFirstStepThatWorks(t *testing.T) {
+	_, p := startHelper(t, "block")
+	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 20 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	reports, err := ladder.Run(context.Background(), LadderRun{Master: p, Members: []ipcguard.Proc{p}, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil || len(reports) != 1 || len(reports[0].Survivors) != 0 {
+		t.Fatalf("reports %+v, %v: want one TERM step and no survivors", reports, err)
+	}
+}
+
+// TestSignalRefusesAReusedPID: an identity whose start time does not match
+// the live pid is never signalled.
+func TestSignalRefusesAReusedPID(t *testing.T) {
+	_, p := startHelper(t, "block")
+	other := p
+	other.StartTicks++
+	if err := signalProc("/proc", other, syscall.SIGKILL); !errors.Is(err, ErrPIDReused) {
+		t.Fatalf("signal with a wrong start time: %v, want ErrPIDReused", err)
+	}
+	if !sameAlive("/proc", p) {
+		t.Fatalf("pid %d was signalled", p.PID)
+	}
+}
+
+func TestFromPIDFile(t *testing.T) {
+	cmd, p := startHelper(t, "block")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good.pid", strconv.Itoa(p.PID)+"\n")
+	if got, err := FromPIDFile("/proc", good, exe); err != nil || got.PID != p.PID || got.StartTicks != p.StartTicks {
+		t.Fatalf("FromPIDFile = %+v, %v; want pid %d", got, err, p.PID)
+	}
+	if _, err := FromPIDFile("/proc", good, "/usr/sbin/apache2"); !errors.Is(err, ErrForeignProcess) {
+		t.Errorf("another program: %v, want ErrForeignProcess", err)
+	}
+	old := write("old.pid", strconv.Itoa(p.PID))
+	past := p.Start.Add(-time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromPIDFile("/proc", old, exe); !errors.Is(err, ErrPIDReused) {
+		t.Errorf("pidfile older than its process: %v, want ErrPIDReused", err)
+	}
+	for _, bad := range []string{"", "abc", "-4", "12 13"} {
+		if _, err := FromPIDFile("/proc", write("bad.pid", bad), exe); !errors.Is(err, ErrBadPIDFile) {
+			t.Errorf("pidfile %q: %v, want ErrBadPIDFile", bad, err)
+		}
+	}
+	// The process exits and is reaped: its pidfile is stale.
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if _, err := FromPIDFile("/proc", good, exe); !errors.Is(err, ErrStalePIDFile) {
+		t.Errorf("dead pid: %v, want ErrStalePIDFile", err)
+	}
+}

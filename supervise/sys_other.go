@@ -1,0 +1,16 @@
+//go:build !linux
+
+package supervise
+
+import (
+	"errors"
+	"syscall"
+	"time"
+)
+
+var errNoSuchProcess = errors.ErrUnsupported
+
+func pidfdOpen(int) (int, error)                              { return -1, errors.ErrUnsupported }
+func closeFD(int)                                             {}
+func pollReadable([]int, time.Duration, bool) ([]bool, error) { return nil, errors.ErrUnsupported }
+func sendSignal(int, syscall.Signal) error                    { return errors.ErrUnsupported }

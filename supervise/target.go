@@ -1,0 +1,82 @@
+package supervise
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// pidfileSlack absorbs the granularity of start times derived from btime
+// (about 1 s) when comparing them with a pidfile's modification time.
+const pidfileSlack = 2 * time.Second
+
+// FromPIDFile returns the process a pidfile names, after proving it is the
+// server's: alive, running exe (symlinks resolved, " (deleted)" allowed
+// after an upgrade), and started no later than the file was written. It
+// never trusts a stale pidfile: a dead pid is ErrStalePIDFile, another
+// program ErrForeignProcess, a process younger than the file ErrPIDReused.
+func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ipcguard.Proc{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ipcguard.Proc{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	if err != nil || pid <= 0 {
+		return ipcguard.Proc{}, fmt.Errorf("%w: %s holds %q, not a pid", ErrBadPIDFile, path, truncate(data, 40))
+	}
+	p, err := ipcguard.ReadProc(procRoot, pid)
+	if errors.Is(err, ipcguard.ErrNoProcess) || (err == nil && !p.Alive()) {
+		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which is not running", ErrStalePIDFile, path, pid)
+	}
+	if err != nil {
+		return ipcguard.Proc{}, err
+	}
+	if !runs(p, exe) {
+		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
+			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)
+	}
+	if p.Start.After(fi.ModTime().Add(pidfileSlack)) {
+		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
+			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), fi.ModTime().Format(time.RFC3339))
+	}
+	return p, nil
+}
+
+// Same re-reads p and returns ErrPIDReused if its pid now names another
+// process, or an error wrapping ipcguard.ErrNoProcess if it is gone.
+func Same(procRoot string, p ipcguard.Proc) (ipcguard.Proc, error) {
+	now, err := ipcguard.ReadProc(procRoot, p.PID)
+	if err != nil {
+		return now, err
+	}
+	if now.StartTicks != p.StartTicks {
+		return now, fmt.Errorf("%w: pid %d started at tick %d, not %d (%s now)", ErrPIDReused, p.PID, now.StartTicks, p.StartTicks, now.Comm)
+	}
+	return now, nil
+}
+
+// runs reports whether p runs exe: the kernel shows /proc/PID/exe resolved,
+// with " (deleted)" once the binary was replaced.
+func runs(p ipcguard.Proc, exe string) bool {
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return p.Exe == exe || p.Exe == exe+" (deleted)"
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,39 @@
+package supervise
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+func TestDescendants(t *testing.T) {
+	const exe = "/usr/sbin/apache2"
+	procs := ipcguard.ProcTable{ByPID: map[int]ipcguard.Proc{}}
+	for _, p := range []ipcguard.Proc{
+		{PID: 100, PPID: 1, Exe: exe, Comm: "apache2", State: 'S'},
+		{PID: 103, PPID: 100, Exe: exe, Comm: "apache2", State: 'S'},
+		{PID: 101, PPID: 100, Exe: exe, Comm: "apache2", State: 'S'},
+		{PID: 102, PPID: 100, Exe: "/usr/bin/rotatelogs", Comm: "rotatelogs", State: 'S'},
+		{PID: 104, PPID: 101, Exe: exe, Comm: "apache2", State: 'S'}, // a grandchild (mod_cgid's daemon forks)
+		{PID: 105, PPID: 100, Exe: exe, Comm: "apache2", State: 'Z'}, // exited
+		{PID: 200, PPID: 1, Exe: exe, Comm: "apache2", State: 'S'},   // another instance
+		{PID: 201, PPID: 200, Exe: exe, Comm: "apache2", State: 'S'},
+	} {
+		procs.ByPID[p.PID] = p
+	}
+	got := pids(Descendants(procs, procs.ByPID[100], exe))
+	if want := []int{100, 101, 103, 104}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Descendants = %v, want %v", got, want)
+	}
+}
+
+func TestApacheLadder(t *testing.T) {
+	l := ApacheLadder(0)
+	if len(l) != 3 || l[0].Wait != DefaultGracefulWait || !l[2].All {
+		t.Fatalf("ApacheLadder(0) = %v", l)
+	}
+	if ApacheLadder(5 * DefaultGracefulWait)[0].Wait != 5*DefaultGracefulWait {
+		t.Fatal("GracefulShutdownTimeout not honoured")
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+type stopOptions struct {
+	conf        string
+	dryRun      bool
+	json        bool
+	lockTimeout time.Duration
+	graceful    time.Duration
+	stateDir    string
+}
+
+func newStopCmd(d *deps) *cobra.Command {
+	o := &stopOptions{}
+	c := &cobra.Command{
+		Use:   "stop SERVICE",
+		Short: "Stop a server and its whole process tree with a verified signal ladder, then reap its leftover IPC",
+		Long: `Stop finds the master from the server's pidfile and proves it is the server
+(alive, running the server's binary, no younger than the pidfile). It then climbs
+the ladder (apache2: WINCH graceful stop, TERM after --graceful-timeout, KILL to
+every survivor after 10 s more), moving on only when a member of the tree is
+verified still alive. Finally it removes the IPC objects the stopped generation
+left behind, each with its proof. A pidfile naming another program is refused
+(exit 3) and nothing is signalled.`,
+		Example: `  safe-restart stop apache2
+  safe-restart stop apache2 --dry-run             # the pids and the ladder, nothing sent
+  safe-restart stop apache2 --graceful-timeout 2m --lock-timeout 5m`,
+		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		RunE: func(c *cobra.Command, args []string) error { return runStop(c.Context(), d, args[0], o) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&o.conf, "conf", "", "the server's main config file (default: the distribution's)")
+	fl.BoolVar(&o.dryRun, "dry-run", false, "print the master, its tree and the ladder; change nothing")
+	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fl.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
+	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long the graceful stop may take before TERM")
+	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
+	return c
+}
+
+func runStop(ctx context.Context, d *deps, service string, o *stopOptions) error {
+	p, err := supervise.LookupProfile(service)
+	if err != nil {
+		return err
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, o.lockTimeout)
+	defer cancel()
+	lock, err := supervise.AcquireLock(lockCtx, o.stateDir+"/lock", service, func(waited time.Duration) {
+		d.log.Info().Str("server", service).Dur("waited", waited).Msg("waiting for another safe-restart on this service")
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	rep, err := supervise.Stop(ctx, supervise.StopOptions{Profile: p, Conf: o.conf, Ladder: supervise.ApacheLadder(o.graceful),
+		DryRun: o.dryRun, LineageDir: o.stateDir + "/lineage", Log: d.log.With().Str("server", service).Logger()})
+	if o.json {
+		if jerr := writeJSON(d.stdout, rep); jerr != nil {
+			return jerr
+		}
+	} else {
+		writeStopSummary(d, service, rep)
+	}
+	if err != nil && rep.Acted() {
+		return &exitError{code: exitFailed, err: err} // signals were sent: not "refused before acting"
+	}
+	return err
+}
+
+func writeStopSummary(d *deps, service string, rep supervise.StopReport) {
+	switch {
+	case rep.Master == nil:
+		d.printf("%s was not running\n", service)
+	case rep.Planned:
+		d.printf("would stop %s: master %d, tree %v\n", service, rep.Master.PID, rep.Tree)
+		return
+	case len(rep.Steps) > 0 && len(rep.Steps[len(rep.Steps)-1].Survivors) == 0:
+		d.printf("stopped %s: master %d and %d more process(es) in %d step(s)\n", service, rep.Master.PID, len(rep.Tree)-1, len(rep.Steps))
+	}
+	removed := 0
+	for _, o := range rep.Reaped {
+		if o.Removed {
+			removed++
+		}
+	}
+	d.printf("removed %d IPC object(s) the stopped generation left\n", removed)
+}

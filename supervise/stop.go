@@ -1,0 +1,122 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// StopOptions says which server to stop and how.
+type StopOptions struct {
+	Profile  Profile
+	Conf     string // "" means the profile's
+	Ladder   Ladder // nil means ApacheLadder(0)
+	DryRun   bool   // report the plan: the pids and signals; change nothing
+	ProcRoot string // "/proc" when empty
+	// LineageDir holds lineages of masters safe-restart started (see
+	// ipcguard.Lineage); after a stop, the stopped master's is pruned.
+	LineageDir string
+	Log        zerolog.Logger
+}
+
+// StopReport says what Stop found and did.
+type StopReport struct {
+	Master  *ipcguard.Proc     `json:"master,omitempty"` // nil when none was running
+	Tree    []int              `json:"tree"`             // pids waited for
+	Steps   []StepReport       `json:"steps"`
+	Reaped  []ipcguard.Outcome `json:"reaped"`
+	Planned bool               `json:"dry_run"`
+}
+
+// Acted reports whether any signal was sent or any object removed.
+func (r StopReport) Acted() bool {
+	for _, s := range r.Steps {
+		if len(s.Sent) > 0 {
+			return true
+		}
+	}
+	for _, o := range r.Reaped {
+		if o.Removed {
+			return true
+		}
+	}
+	return false
+}
+
+// Stop stops the server's master and its tree with the ladder, then reaps
+// the IPC objects the stopped generation left behind (each with its
+// proof). A pidfile that names a dead process means nothing is running; one
+// that names another program, or a process younger than the file, is
+// refused before anything is signalled.
+func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
+	var rep StopReport
+	root := or(o.ProcRoot, "/proc")
+	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
+	if err != nil {
+		return rep, err
+	}
+	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
+	switch {
+	case errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist):
+		o.Log.Info().Str("server", o.Profile.Name).Str("pidfile", rc.PidFile).Msg("not running")
+	case err != nil:
+		return rep, err
+	default:
+		rep.Master = &master
+		if err := o.stopTree(ctx, root, master, &rep); err != nil {
+			return rep, err
+		}
+	}
+	if o.DryRun {
+		rep.Planned = true
+		return rep, nil
+	}
+	rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), o)
+	return rep, err
+}
+
+func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.Proc, rep *StopReport) error {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	tree := Descendants(procs, master, o.Profile.Binary)
+	rep.Tree = pids(tree)
+	ladder := o.Ladder
+	if ladder == nil {
+		ladder = ApacheLadder(0)
+	}
+	if o.DryRun {
+		o.Log.Info().Int("pid", master.PID).Ints("tree", rep.Tree).Str("ladder", fmt.Sprint(ladder)).Bool("dry_run", true).
+			Msg("would stop the master with the ladder")
+		return nil
+	}
+	start := time.Now()
+	rep.Steps, err = ladder.Run(ctx, LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log})
+	if err == nil {
+		o.Log.Info().Int("pid", master.PID).Dur("took", time.Since(start)).Msg("stopped")
+	}
+	return err
+}
+
+// reapAfterStop judges the IPC objects by the server's signature, now that
+// its master is gone, and removes the proven orphans.
+func reapAfterStop(ctx context.Context, sig ipcguard.Signature, window time.Duration, o StopOptions) ([]ipcguard.Outcome, error) {
+	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Window: window, LineageDir: o.LineageDir,
+		Source: ipcguard.Source{ProcRoot: o.ProcRoot}})
+	if err != nil {
+		return nil, err
+	}
+	reaper := ipcguard.Reaper{Source: ipcguard.Source{ProcRoot: o.ProcRoot}, Log: o.Log}
+	outs, err := reaper.Reap(ctx, r.Orphans())
+	if err == nil && o.LineageDir != "" {
+		_, err = ipcguard.PruneLineages(o.LineageDir, sig.Service, r.Procs)
+	}
+	return outs, err
+}

@@ -172,9 +172,11 @@ func sigName(sig syscall.Signal) string {
 	return "signal " + strconv.Itoa(int(sig))
 }
 
-func or(s, def string) string {
-	if s == "" {
+// or returns v, or def when v is the zero value.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
 		return def
 	}
-	return s
+	return v
 }

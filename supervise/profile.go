@@ -14,12 +14,17 @@ type Profile struct {
 	// Ctl, when set, runs the server's commands instead of Binary (Debian's
 	// apache2ctl sources /etc/apache2/envvars and creates the run dirs).
 	Ctl string
+	// EnvVars, when set, is a shell file sourced before starting Binary
+	// directly (Debian's apache2ctl start defers to systemctl when PID 1 is
+	// systemd, which would start a different instance).
+	EnvVars string
 }
 
 // profiles are the built-in profiles, by name.
 var profiles = map[string]Profile{
-	"apache2": {Name: "apache2", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl"},
-	"httpd":   {Name: "httpd", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf"},
+	"apache2": {Name: "apache2", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl",
+		EnvVars: "/etc/apache2/envvars"},
+	"httpd": {Name: "httpd", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf"},
 }
 
 // LookupProfile returns the built-in profile called name.

@@ -55,7 +55,8 @@ func exitCode(err error) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout),
-		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile):
+		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
+		errors.Is(err, supervise.ErrHeadroom):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService):
 		return exitUsage

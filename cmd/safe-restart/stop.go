@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
@@ -51,11 +52,7 @@ func runStop(ctx context.Context, d *deps, service string, o *stopOptions) error
 	if err != nil {
 		return err
 	}
-	lockCtx, cancel := context.WithTimeout(ctx, o.lockTimeout)
-	defer cancel()
-	lock, err := supervise.AcquireLock(lockCtx, o.stateDir+"/lock", service, func(waited time.Duration) {
-		d.log.Info().Str("server", service).Dur("waited", waited).Msg("waiting for another safe-restart on this service")
-	})
+	lock, err := lockService(ctx, d, o.stateDir, service, o.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -85,11 +82,15 @@ func writeStopSummary(d *deps, service string, rep supervise.StopReport) {
 	case len(rep.Steps) > 0 && len(rep.Steps[len(rep.Steps)-1].Survivors) == 0:
 		d.printf("stopped %s: master %d and %d more process(es) in %d step(s)\n", service, rep.Master.PID, len(rep.Tree)-1, len(rep.Steps))
 	}
-	removed := 0
-	for _, o := range rep.Reaped {
+	d.printf("removed %d IPC object(s) the stopped generation left\n", countRemoved(rep.Reaped))
+}
+
+func countRemoved(outs []ipcguard.Outcome) int {
+	n := 0
+	for _, o := range outs {
 		if o.Removed {
-			removed++
+			n++
 		}
 	}
-	d.printf("removed %d IPC object(s) the stopped generation left\n", removed)
+	return n
 }

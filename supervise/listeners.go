@@ -1,0 +1,96 @@
+package supervise
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Listener is a listening TCP socket held by a process.
+type Listener struct {
+	Addr  string `json:"addr"`  // host:port, e.g. 127.0.0.1:80 or [::]:443
+	Inode uint64 `json:"inode"` // socket inode, shared by every process holding it
+}
+
+// readListening returns the listening TCP sockets of the caller's network
+// namespace, by inode, from procRoot/net/tcp and tcp6.
+//
+//	sl  local_address rem_address   st ... uid  timeout inode
+//	 0: 0100007F:1F90 00000000:0000 0A ...   0        0 1568 1 ...
+func readListening(procRoot string) (map[uint64]string, error) {
+	out := map[uint64]string{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(procRoot, "net", f))
+		if err != nil {
+			continue // no IPv6, or no network namespace view: nothing listens there
+		}
+		if err := parseListening(f, string(data), out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// parseListening adds the LISTEN rows (st 0A) of one /proc/net/tcp* file.
+func parseListening(name, data string, out map[uint64]string) error {
+	lines := strings.Split(data, "\n")
+	for n, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" {
+			continue
+		}
+		addr, err := parseHexAddr(f[1])
+		if err != nil {
+			return fmt.Errorf("/proc/net/%s line %d: %w", name, n+2, err)
+		}
+		inode, err := strconv.ParseUint(f[9], 10, 64)
+		if err != nil {
+			return fmt.Errorf("/proc/net/%s line %d: inode: %w", name, n+2, err)
+		}
+		out[inode] = addr
+	}
+	return nil
+}
+
+// parseHexAddr decodes "0100007F:1F90" (IPv4, 32-bit words in host byte
+// order, little-endian here) or the 32-hex-digit IPv6 form.
+func parseHexAddr(s string) (string, error) {
+	h, p, ok := strings.Cut(s, ":")
+	port, err := strconv.ParseUint(p, 16, 16)
+	if !ok || err != nil {
+		return "", fmt.Errorf("bad address %q", s)
+	}
+	raw, err := hex.DecodeString(h)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return "", fmt.Errorf("bad address %q", s)
+	}
+	for i := 0; i < len(raw); i += 4 { // each 32-bit word is little-endian
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	return net.JoinHostPort(net.IP(raw).String(), strconv.Itoa(int(port))), nil
+}
+
+// listenersOf returns the listening sockets among pid's fds.
+func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
+	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []Listener
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.HasPrefix(target, "socket:[") {
+			continue
+		}
+		inode, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
+		if addr, ok := listening[inode]; err == nil && ok {
+			out = append(out, Listener{Addr: addr, Inode: inode})
+		}
+	}
+	return out
+}

@@ -1,0 +1,240 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// Sentinel errors of a start.
+var (
+	// ErrHeadroom reports too few free semaphore sets for a start: it
+	// would fail with ENOSPC (AH00023), so it is refused before acting.
+	ErrHeadroom = errors.New("not enough IPC headroom")
+	// ErrStartFailed reports a start that did not leave a verified server.
+	ErrStartFailed = errors.New("start failed")
+)
+
+// sysvSetsNeeded is how many free semaphore sets a start must find: Apache
+// creates one set per SysV mutex (accept per listen bucket, ssl-cache,
+// authdigest, rewrite-map, ...), three with the demo's modules; a start
+// that needs more and finds fewer still fails visibly (AH00023 is a fatal
+// line), this check only refuses the certain failures.
+const sysvSetsNeeded = 8
+
+// StartOptions says which server to start.
+type StartOptions struct {
+	Profile    Profile
+	Conf       string
+	HealthURL  string        // "" means GET / on the master's first listener
+	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s
+	LineageDir string        // where the sets this start creates are recorded
+	ProcRoot   string
+	Log        zerolog.Logger
+}
+
+// StartReport says what Start found and did.
+type StartReport struct {
+	AlreadyRunning bool                `json:"already_running"`
+	Orphans        []int               `json:"orphans_stopped"`
+	Reaped         []ipcguard.Outcome  `json:"reaped"`
+	Master         *ipcguard.Proc      `json:"master,omitempty"`
+	Listeners      []Listener          `json:"listeners"`
+	Created        []ipcguard.SetStamp `json:"ipc_created"`
+	StarterOutput  string              `json:"starter_output,omitempty"`
+}
+
+// Start starts the server on clean ground and verifies it (DESIGN.md
+// invariants 3, 5, 6). Before acting: the config test, and IPC headroom
+// (refusals: ConfigTestError, ErrHeadroom). Then: orphaned workers of dead
+// masters are stopped (TERM, then KILL: event orphans ignore TERM), the IPC
+// of dead generations is reaped with proofs, the server is started, the
+// sets the start created are recorded as its lineage, and the result is
+// verified: the pidfile names a live master, every listener accepts, the
+// health check passes, and no fatal line appeared in the start's output or
+// the error log. A server already running is left alone.
+func Start(ctx context.Context, o StartOptions) (StartReport, error) {
+	var rep StartReport
+	root := or(o.ProcRoot, "/proc")
+	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
+	if err != nil {
+		return rep, err
+	}
+	m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
+	switch {
+	case err == nil:
+		rep.AlreadyRunning, rep.Master = true, &m
+		o.Log.Info().Int("pid", m.PID).Msg("already running: not started")
+		return rep, nil
+	case errors.Is(err, ErrForeignProcess), errors.Is(err, ErrPIDReused):
+		// Apache's own start would read this pid as "already running" and
+		// exit 0 without starting. It is proven not the server's: remove it.
+		o.Log.Warn().Err(err).Msg("removing a stale pidfile that names another process")
+		if rmErr := os.Remove(rc.PidFile); rmErr != nil {
+			return rep, fmt.Errorf("remove stale pidfile: %w", rmErr)
+		}
+	}
+	if err := o.clearGround(ctx, root, sig, rc, &rep); err != nil {
+		return rep, err
+	}
+	return rep, o.startVerified(ctx, root, sig, rc, &rep)
+}
+
+// clearGround stops orphans, reaps dead generations' IPC, and checks
+// headroom.
+func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	orphans, err := Orphans(root, procs, o.Profile.Binary, rc.User.ID, nil)
+	if err != nil {
+		return err
+	}
+	if len(orphans) > 0 {
+		rep.Orphans = pids(orphans)
+		o.Log.Warn().Ints("pids", rep.Orphans).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
+		ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+		if _, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: orphans[0], Members: orphans, Log: o.Log}); err != nil {
+			return fmt.Errorf("stop orphaned workers: %w", err)
+		}
+	}
+	if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
+		return err
+	}
+	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: o.ProcRoot})
+	if err != nil {
+		return err
+	}
+	if free := limit - inUse; free < sysvSetsNeeded {
+		return fmt.Errorf("%w: %d of %d semaphore sets in use, %d free, a start may need %d (kernel.sem SEMMNI)",
+			ErrHeadroom, inUse, limit, free, sysvSetsNeeded)
+	}
+	return nil
+}
+
+// startVerified runs the start and verifies what it left.
+func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+	before, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
+	if err != nil {
+		return err
+	}
+	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	out, runErr := o.runStarter(ctx)
+	rep.StarterOutput = out
+	master, err := o.awaitMaster(ctx, root, rc.PidFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(fatalLines(tail.since())))
+	}
+	rep.Master = &master
+	if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
+		return err
+	}
+	return o.verify(root, master, tail, out, rep)
+}
+
+// runStarter runs `BINARY -f CONF -k start`, sourcing the profile's
+// envvars, and returns its output (ENOSPC is reported only there).
+func (o StartOptions) runStarter(ctx context.Context) (string, error) {
+	conf := or(o.Conf, o.Profile.Conf)
+	argv := []string{o.Profile.Binary, "-f", conf, "-k", "start"}
+	if o.Profile.EnvVars != "" {
+		argv = append([]string{"/bin/sh", "-c", `. "$0" && exec "$@"`, o.Profile.EnvVars}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	o.Log.Info().Strs("argv", argv).Msg("starting")
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// awaitMaster waits until the pidfile names a live master of the server.
+func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string) (ipcguard.Proc, error) {
+	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
+	for {
+		m, err := FromPIDFile(root, pidFile, o.Profile.Binary)
+		if err == nil {
+			return m, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return ipcguard.Proc{}, fmt.Errorf("no live master in %s: %w", pidFile, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// recordLineage saves which IPC objects this start created.
+func (o StartOptions) recordLineage(ctx context.Context, sig ipcguard.Signature, master ipcguard.Proc, before ipcguard.Snapshot, rep *StartReport) error {
+	after, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
+	if err != nil {
+		return err
+	}
+	l := ipcguard.NewLineage(sig.Service, master.Key(), before, after)
+	rep.Created = l.Objects
+	if o.LineageDir == "" {
+		return nil
+	}
+	return ipcguard.SaveLineage(o.LineageDir, l)
+}
+
+// verify checks the started server, polling until it serves or the
+// timeout passes, and fails on any fatal line.
+func (o StartOptions) verify(root string, master ipcguard.Proc, tail logTail, starterOut string, rep *StartReport) error {
+	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
+	for {
+		if fatal := fatalLines(starterOut + tail.since()); len(fatal) > 0 {
+			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
+		}
+		if !sameAlive(root, master) {
+			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(lastLines(tail.since(), 5)))
+		}
+		listening, err := readListening(root)
+		if err != nil {
+			return err
+		}
+		rep.Listeners = listenersOf(root, master.PID, listening)
+		err = checkServes(rep.Listeners, o.HealthURL, 2*time.Second)
+		if err == nil {
+			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %w", ErrStartFailed, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func firstLines(lines []string) string {
+	if len(lines) > 5 {
+		lines = lines[:5]
+	}
+	return fmt.Sprint(lines)
+}
+
+func lastLines(text string, n int) []string {
+	lines := bytes.Split(bytes.TrimSpace([]byte(text)), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = string(l)
+	}
+	return out
+}

@@ -63,12 +63,17 @@ type StartReport struct {
 // health check passes, and no fatal line appeared in the start's output or
 // the error log. A server already running is left alone.
 func Start(ctx context.Context, o StartOptions) (StartReport, error) {
-	var rep StartReport
-	root := or(o.ProcRoot, "/proc")
 	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
 	if err != nil {
-		return rep, err
+		return StartReport{}, err
 	}
+	return o.start(ctx, sig, rc)
+}
+
+// start is Start once the server's run config is known.
+func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunConfig) (StartReport, error) {
+	var rep StartReport
+	root := or(o.ProcRoot, "/proc")
 	m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
 	switch {
 	case err == nil:

@@ -55,12 +55,17 @@ func (r StopReport) Acted() bool {
 // that names another program, or a process younger than the file, is
 // refused before anything is signalled.
 func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
-	var rep StopReport
-	root := or(o.ProcRoot, "/proc")
 	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
 	if err != nil {
-		return rep, err
+		return StopReport{}, err
 	}
+	return o.stop(ctx, sig, rc)
+}
+
+// stop is Stop once the server's run config is known.
+func (o StopOptions) stop(ctx context.Context, sig ipcguard.Signature, rc RunConfig) (StopReport, error) {
+	var rep StopReport
+	root := or(o.ProcRoot, "/proc")
 	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
 	switch {
 	case errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist):

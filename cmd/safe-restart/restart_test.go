@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+)
+
+// TestRestartApache: restarts replace the master and leave the number of
+// semaphore sets unchanged; a bad config leaves the running master (same
+// identity) serving, with exit 3.
+func TestRestartApache(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true, SSL: true})
+	state := t.TempDir()
+	sets := len(semIDs(t))
+	masters := map[int]bool{srv.MasterPID(): true}
+	for i := 0; i < 3; i++ {
+		code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
+		if code != exitOK || !strings.Contains(out, "started apache2") {
+			t.Fatalf("restart %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+		if masters[srv.MasterPID()] {
+			t.Fatalf("restart %d: master %d was not replaced", i+1, srv.MasterPID())
+		}
+		masters[srv.MasterPID()] = true
+		if n := len(semIDs(t)); n != sets {
+			t.Fatalf("restart %d: %d sets, want %d as before", i+1, n, sets)
+		}
+		if c, _, err := srv.GetTLS("/"); err != nil || c != 200 {
+			t.Fatalf("restart %d: TLS GET: %d, %v", i+1, c, err)
+		}
+	}
+
+	good, err := os.ReadFile(srv.ConfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(srv.ConfPath, append(good, "\nNoSuchDirective on\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	master, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state)
+	if code != exitRefused || !strings.Contains(errOut, "NoSuchDirective") {
+		t.Fatalf("restart with a bad config: exit %d, %s; want %d", code, errOut, exitRefused)
+	}
+	if !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatal("a failed config test touched the running master")
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("the old master stopped serving: %d, %v", c, err)
+	}
+}

@@ -26,15 +26,19 @@ func newRootCmd(d *deps) *cobra.Command {
 		Use:   "safe-restart",
 		Short: "Restart web servers without leaving them down or leaking their IPC",
 		Long: `safe-restart leaves a service running a verified, healthy new generation, or
-leaves the old one untouched and says why. This release ships the IPC guard:
-it inventories SysV and POSIX IPC objects, proves which ones dead server
-generations left behind, and removes exactly those.
+leaves the old one untouched and says why. This release ships the IPC guard
+(it inventories SysV and POSIX IPC objects, proves which ones dead server
+generations left behind, and removes exactly those) and verified stop, start
+and restart of Apache.
 
 Logs go to stderr: human lines on a terminal, JSON lines otherwise.
 Results go to stdout.
 
 ` + exitCodesHelp,
-		Example: `  # which IPC objects dead Apache generations left behind, and why
+		Example: `  # replace kill -9 / apachectl restart in deploy scripts
+  safe-restart restart apache2
+
+  # which IPC objects dead Apache generations left behind, and why
   safe-restart ipc ls --service apache2 --proof
 
   # the removal plan, then the removal

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,10 +81,12 @@ func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunC
 		rep.AlreadyRunning, rep.Master = true, &m
 		o.Log.Info().Int("pid", m.PID).Msg("already running: not started")
 		return rep, nil
-	case errors.Is(err, ErrForeignProcess), errors.Is(err, ErrPIDReused):
-		// Apache's own start would read this pid as "already running" and
-		// exit 0 without starting. It is proven not the server's: remove it.
-		o.Log.Warn().Err(err).Msg("removing a stale pidfile that names another process")
+	case errors.Is(err, ErrForeignProcess), errors.Is(err, ErrPIDReused), errors.Is(err, ErrStalePIDFile):
+		// Apache's own start reads any pid that kill(pid, 0) reaches (another
+		// program, or a zombie its reaper has not collected yet) as "already
+		// running" and exits 0 without starting. This one is proven not a
+		// live server: remove the file.
+		o.Log.Warn().Err(err).Msg("removing a stale pidfile")
 		if rmErr := os.Remove(rc.PidFile); rmErr != nil {
 			return rep, fmt.Errorf("remove stale pidfile: %w", rmErr)
 		}
@@ -136,6 +139,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcgua
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	out, runErr := o.runStarter(ctx)
 	rep.StarterOutput = out
+	if strings.Contains(out, "already running") {
+		return fmt.Errorf("%w: the server's own start said %q and did nothing", ErrStartFailed, strings.TrimSpace(out))
+	}
 	master, err := o.awaitMaster(ctx, root, rc.PidFile)
 	if err != nil {
 		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(fatalLines(tail.since())))

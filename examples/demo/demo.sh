@@ -17,6 +17,10 @@ wait_serving() {
 	echo "apache did not come up:"; tail -5 "$work/error.log"; exit 1
 }
 start_apache() { /usr/sbin/apache2 -f "$conf" -k start; wait_serving; }
+# gone PID: wait until the killed master is reaped (bash, PID 1 here, reaps
+# it when it handles SIGCHLD); until then Apache's own start would take its
+# zombie for a running server ("already running").
+gone() { for _ in $(seq 100); do [ -e "/proc/$1" ] || return 0; sleep 0.05; done; rm -f "$work/run/apache2.pid"; }
 
 ip link set lo up
 mkdir -p "$work/run" "$work/htdocs"
@@ -31,6 +35,7 @@ for i in 1 2; do
 	start_apache
 	master=$(cat "$work/run/apache2.pid")
 	run kill -9 -- "-$master"
+	gone "$master"
 done
 run ipcs -s
 echo "Those semaphore sets are leaked: Apache's master removes them only on a clean exit."
@@ -60,3 +65,13 @@ run bash -c "ipcs -s | awk '/www-data/ {print \$2}' | xargs -r -n1 ipcrm -s"
 for _ in 1 2 3 4 5 6; do curl -ks -o /dev/null --max-time 1 https://127.0.0.1:8443/ || true; curl -s -o /dev/null --max-time 1 http://127.0.0.1:8080/ || true; done
 echo "error log after the one-liner:"
 grep -E 'AH00144|AH00146|AH00050|AH02818|Identifier removed|Invalid argument' "$work/error.log" | tail -5 || echo "(no fatal lines yet)"
+
+bold "7. safe-restart start: stops what the dead server left, reaps its IPC, starts and verifies"
+run "$SR" start apache2 --conf "$conf" --state-dir "$work/state" --log-format console
+for _ in 1 2 3; do serves; done && echo "OK: serving again"
+
+bold "8. safe-restart restart: config test, verified stop, verified start; the set count stays the same"
+before=$(ipcs -s | grep -c www-data || true)
+run "$SR" restart apache2 --conf "$conf" --state-dir "$work/state" --graceful-timeout 10s --log-format console
+after=$(ipcs -s | grep -c www-data || true)
+serves && echo "OK: serving; semaphore sets before $before, after $after"

@@ -2,12 +2,14 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestRestartApache: restarts replace the master and leave the number of
@@ -59,5 +61,46 @@ func TestRestartApache(t *testing.T) {
 	}
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {
 		t.Fatalf("the old master stopped serving: %d, %v", c, err)
+	}
+}
+
+// TestConcurrentRestarts: callers that overlap (cron, logrotate and a
+// deploy) are serialised by the service lock: all succeed, one master
+// serves at the end.
+func TestConcurrentRestarts(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	state := t.TempDir()
+	const n = 4
+	codes := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			code, _, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
+			codes <- strconv.Itoa(code) + " " + errOut
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if got := <-codes; !strings.HasPrefix(got, "0 ") {
+			t.Errorf("a concurrent restart failed: exit %s", got)
+		}
+	}
+	procs, err := ipcguard.ReadProcTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := 0
+	for _, p := range procs.ByExe(srv.Bin) {
+		if p.PPID == 1 { // re-parented to this test, PID 1 of the namespace
+			masters++
+		}
+	}
+	if masters != 1 {
+		t.Errorf("%d masters after concurrent restarts, want 1", masters)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after concurrent restarts: %d, %v", c, err)
 	}
 }

@@ -39,6 +39,7 @@ type StartOptions struct {
 	HealthURL  string        // "" means GET / on the master's first listener
 	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s
 	LineageDir string        // where the sets this start creates are recorded
+	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
 	ProcRoot   string
 	Log        zerolog.Logger
 }
@@ -91,10 +92,25 @@ func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunC
 			return rep, fmt.Errorf("remove stale pidfile: %w", rmErr)
 		}
 	}
+	if err := o.finishPendingStop(ctx, sig, rc); err != nil {
+		return rep, err
+	}
 	if err := o.clearGround(ctx, root, sig, rc, &rep); err != nil {
 		return rep, err
 	}
 	return rep, o.startVerified(ctx, root, sig, rc, &rep)
+}
+
+// finishPendingStop completes a stop that an interrupted safe-restart
+// began, so that a start never runs beside a master still stopping.
+func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signature, rc RunConfig) error {
+	so := StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
+	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name)
+	if err != nil || pending == nil {
+		return err
+	}
+	_, err = so.stop(ctx, sig, rc)
+	return err
 }
 
 // clearGround stops orphans, reaps dead generations' IPC, and checks

@@ -22,7 +22,10 @@ type StopOptions struct {
 	// LineageDir holds lineages of masters safe-restart started (see
 	// ipcguard.Lineage); after a stop, the stopped master's is pruned.
 	LineageDir string
-	Log        zerolog.Logger
+	// IntentDir holds the record of a stop under way (see stopIntent);
+	// "" keeps none.
+	IntentDir string
+	Log       zerolog.Logger
 }
 
 // StopReport says what Stop found and did.
@@ -67,6 +70,18 @@ func (o StopOptions) stop(ctx context.Context, sig ipcguard.Signature, rc RunCon
 	var rep StopReport
 	root := or(o.ProcRoot, "/proc")
 	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
+	if errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
+		// A graceful stop removes the pidfile at once: a master that an
+		// interrupted safe-restart was stopping has none.
+		pending, perr := pendingStop(o.IntentDir, root, o.Profile.Name)
+		if perr != nil {
+			return rep, perr
+		}
+		if pending != nil {
+			o.Log.Warn().Int("pid", pending.PID).Msg("finishing the stop an interrupted safe-restart began")
+			master, err = *pending, nil
+		}
+	}
 	switch {
 	case errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist):
 		o.Log.Info().Str("server", o.Profile.Name).Str("pidfile", rc.PidFile).Msg("not running")
@@ -102,9 +117,13 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
+	if err := saveIntent(o.IntentDir, o.Profile.Name, master); err != nil {
+		return err
+	}
 	start := time.Now()
 	rep.Steps, err = ladder.Run(ctx, LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log})
 	if err == nil {
+		clearIntent(o.IntentDir, o.Profile.Name)
 		o.Log.Info().Int("pid", master.PID).Dur("took", time.Since(start)).Msg("stopped")
 	}
 	return err

@@ -15,8 +15,15 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
+// mainEnv makes the test binary run as safe-restart itself, so that a test
+// can SIGKILL it in the middle of an operation.
+const mainEnv = "SAFE_RESTART_TEST_MAIN"
+
 func TestMain(m *testing.M) {
 	semtest.RunHelper()
+	if os.Getenv(mainEnv) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(m.Run())
 }
 

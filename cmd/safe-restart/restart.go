@@ -57,8 +57,8 @@ func runRestart(ctx context.Context, d *deps, service string, o *restartOptions)
 	log := d.log.With().Str("server", service).Logger()
 	lineages := o.stateDir + "/lineage"
 	rep, err := supervise.Restart(ctx,
-		supervise.StopOptions{Ladder: supervise.ApacheLadder(o.graceful), LineageDir: lineages, Log: log},
-		supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, Log: log})
+		supervise.StopOptions{Ladder: supervise.ApacheLadder(o.graceful), LineageDir: lineages, IntentDir: o.stateDir, Log: log},
+		supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, IntentDir: o.stateDir, Log: log})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

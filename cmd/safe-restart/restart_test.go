@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,5 +104,53 @@ func TestConcurrentRestarts(t *testing.T) {
 	}
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {
 		t.Fatalf("GET after concurrent restarts: %d, %v", c, err)
+	}
+}
+
+// TestRestartKilledMidway: safe-restart is SIGKILLed right after it sent
+// the graceful stop; the next run converges to one healthy master.
+func TestRestartKilledMidway(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true})
+	state := t.TempDir()
+	cmd := exec.Command(os.Args[0], "--log-format", "json", "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SAFE_RESTART_NSTEST") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, mainEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "sent signal, waiting for the tree to exit") {
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
+	if code != exitOK {
+		t.Fatalf("the run after a killed restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	procs, err := ipcguard.ReadProcTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := 0
+	for _, p := range procs.ByExe(srv.Bin) {
+		if p.PPID == 1 {
+			masters++
+		}
+	}
+	if c, _, err := srv.Get("/"); masters != 1 || err != nil || c != 200 {
+		t.Fatalf("after convergence: %d masters, GET %d, %v", masters, c, err)
 	}
 }

@@ -57,7 +57,7 @@ func runStart(ctx context.Context, d *deps, service string, o *startOptions) err
 	}
 	defer lock.Release()
 	rep, err := supervise.Start(ctx, supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout,
-		LineageDir: o.stateDir + "/lineage", Log: d.log.With().Str("server", service).Logger()})
+		LineageDir: o.stateDir + "/lineage", IntentDir: o.stateDir, Log: d.log.With().Str("server", service).Logger()})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -58,7 +58,7 @@ func runStop(ctx context.Context, d *deps, service string, o *stopOptions) error
 	}
 	defer lock.Release()
 	rep, err := supervise.Stop(ctx, supervise.StopOptions{Profile: p, Conf: o.conf, Ladder: supervise.ApacheLadder(o.graceful),
-		DryRun: o.dryRun, LineageDir: o.stateDir + "/lineage", Log: d.log.With().Str("server", service).Logger()})
+		DryRun: o.dryRun, LineageDir: o.stateDir + "/lineage", IntentDir: o.stateDir, Log: d.log.With().Str("server", service).Logger()})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+func newStatusCmd(d *deps) *cobra.Command {
+	var conf, stateDir string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status SERVICE",
+		Short: "Show the server's master, tree, listeners, reloads, IPC verdicts and the risks found; change nothing",
+		Example: `  safe-restart status apache2
+  safe-restart status apache2 --json | jq .risks`,
+		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runStatus(c.Context(), d, args[0], conf, stateDir, asJSON)
+		},
+	}
+	c.Flags().StringVar(&conf, "conf", "", "the server's main config file (default: the distribution's)")
+	c.Flags().StringVar(&stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return c
+}
+
+// errNotRunning makes status exit 1 when no master runs.
+var errNotRunning = errors.New("not running")
+
+func runStatus(ctx context.Context, d *deps, service, conf, stateDir string, asJSON bool) error {
+	p, err := supervise.LookupProfile(service)
+	if err != nil {
+		return err
+	}
+	st, err := supervise.ReadStatus(ctx, p, conf, stateDir+"/lineage")
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(d.stdout, st); err != nil {
+			return err
+		}
+	} else {
+		writeStatus(d, st)
+	}
+	if st.Master == nil {
+		return &exitError{code: exitFailed, err: errNotRunning}
+	}
+	return nil
+}
+
+func writeStatus(d *deps, st supervise.Status) {
+	if st.Master == nil {
+		d.printf("%s: not running (%s)\n", st.Service, st.NotRunning)
+	} else {
+		addrs := make([]string, len(st.Listeners))
+		for i, l := range st.Listeners {
+			addrs[i] = l.Addr
+		}
+		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %d reload(s) of this master\n",
+			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs, st.Reloads)
+	}
+	writeCounts(d.stdout, st.IPC.Count())
+	writeUsage(d.stdout, st.IPC.Snapshot)
+	if len(st.Risks) == 0 {
+		d.printf("risks: none found\n")
+		return
+	}
+	d.printf("risks:\n  - %s\n", strings.Join(st.Risks, "\n  - "))
+}

@@ -1,0 +1,110 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// Status is what a server is doing now, and the risks found.
+type Status struct {
+	Service    string         `json:"service"`
+	Master     *ipcguard.Proc `json:"master,omitempty"`
+	NotRunning string         `json:"not_running,omitempty"` // why no master was accepted
+	Uptime     time.Duration  `json:"uptime_ns,omitempty"`
+	Tree       []int          `json:"tree,omitempty"`
+	Listeners  []Listener     `json:"listeners,omitempty"`
+	// Reloads counts graceful (AH00171/AH00493) and hard (AH00173/AH00494)
+	// restarts of this master in the error log (REFERENCE.md §6); -1 when
+	// the log cannot be read.
+	Reloads int             `json:"reloads"`
+	Orphans []int           `json:"orphans,omitempty"`
+	IPC     ipcguard.Report `json:"ipc"`
+	Risks   []string        `json:"risks"`
+
+	why error // why no master was accepted
+}
+
+// ReadStatus reports on the server without changing anything.
+func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status, error) {
+	st := Status{Service: p.Name, Reloads: -1, Risks: []string{}}
+	sig, rc, err := IPCSignature(ctx, p, conf)
+	if err != nil {
+		return st, err
+	}
+	procs, err := ipcguard.ReadProcTable("/proc")
+	if err != nil {
+		return st, err
+	}
+	master, err := FromPIDFile("/proc", rc.PidFile, p.Binary)
+	if err == nil {
+		st.describeMaster(procs, master, p.Binary, rc)
+	} else {
+		st.NotRunning, st.why = err.Error(), err
+	}
+	orphans, err := Orphans("/proc", procs, p.Binary, rc.User.ID, st.Master)
+	if err != nil {
+		return st, err
+	}
+	st.Orphans = pids(orphans)
+	st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
+	if err != nil {
+		return st, err
+	}
+	st.Risks = st.risks()
+	return st, nil
+}
+
+func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, exe string, rc RunConfig) {
+	st.Master = &master
+	st.Uptime = time.Since(master.Start).Round(time.Second)
+	st.Tree = pids(Descendants(procs, master, exe))
+	if listening, err := readListening("/proc"); err == nil {
+		st.Listeners = listenersOf("/proc", master.PID, listening)
+	}
+	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	tail.offset = 0
+	if text := tail.since(); text != "" {
+		st.Reloads = countReloads(text, master.PID)
+	}
+}
+
+// countReloads counts the restart notices this master wrote.
+func countReloads(log string, pid int) int {
+	mark := fmt.Sprintf("[pid %d", pid)
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, mark) {
+			continue
+		}
+		for _, code := range []string{"AH00171", "AH00493", "AH00173", "AH00494"} {
+			if strings.Contains(line, code) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// risks names what could take the server down at its next start or reload.
+func (st *Status) risks() []string {
+	var out []string
+	if len(st.Orphans) > 0 {
+		out = append(out, fmt.Sprintf("orphaned workers of a dead master hold the port and IPC: pids %v (safe-restart start stops them)", st.Orphans))
+	}
+	if n := st.IPC.Count()[ipcguard.Orphan]; n > 0 {
+		out = append(out, fmt.Sprintf("%d semaphore set(s) leaked by dead generations (safe-restart ipc reap --service %s)", n, st.Service))
+	}
+	if free := st.IPC.Snapshot.SemSetsFree(); free < sysvSetsNeeded {
+		out = append(out, fmt.Sprintf("only %d semaphore sets free (SEMMNI %d): a start or reload may fail with AH00023", free, st.IPC.Snapshot.Limits.SEMMNI))
+	}
+	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
+		out = append(out, "the pidfile names another process, so Apache's own start would exit 0 without starting: "+st.NotRunning)
+	}
+	return out
+}

@@ -154,3 +154,48 @@ func TestRestartKilledMidway(t *testing.T) {
 		t.Fatalf("after convergence: %d masters, GET %d, %v", masters, c, err)
 	}
 }
+
+// TestRestartCyclesUnderLoad: twenty restarts while a client keeps
+// requesting leave the number of semaphore sets where it was (no leak per
+// cycle) and a server that serves.
+func TestRestartCyclesUnderLoad(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("20 restarts take about 25 s; run without -short")
+	}
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true, SSL: true})
+	state := t.TempDir()
+	sets := len(semIDs(t))
+	stop := make(chan struct{})
+	served := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				served <- n
+				return
+			default:
+			}
+			if c, _, err := srv.Get("/"); err == nil && c == 200 {
+				n++
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		if code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+			close(stop)
+			t.Fatalf("restart %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+	}
+	close(stop)
+	if n := <-served; n == 0 {
+		t.Error("the client was never served during the restarts")
+	}
+	if n := len(semIDs(t)); n != sets {
+		t.Errorf("after 20 restarts: %d sets, want %d", n, sets)
+	}
+}

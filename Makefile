@@ -6,7 +6,7 @@ GO ?= go
 PACKAGES := apache2 iproute2 curl openssl util-linux procps
 BIN := bin/safe-restart
 
-.PHONY: all build deps test lint demo bench-reap clean
+.PHONY: all build deps test lint demo bench-reap bench-restart clean
 
 all: build
 
@@ -43,6 +43,12 @@ demo: deps build
 bench-reap: deps build
 	$(GO) build -o bin/bench-reap ./cmd/bench-reap
 	unshare --ipc --pid --mount --fork --mount-proc bin/bench-reap -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
+
+# bench-restart measures what each way of restarting Apache costs a client
+# that keeps connecting (refused, reset, longest gap), alternating methods.
+bench-restart: deps build
+	$(GO) build -o bin/bench-restart ./cmd/bench-restart
+	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-restart -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

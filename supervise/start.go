@@ -200,7 +200,7 @@ func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string) (ip
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(readyPoll):
 		}
 	}
 }
@@ -243,9 +243,13 @@ func (o StartOptions) verify(root string, master ipcguard.Proc, tail logTail, st
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %w", ErrStartFailed, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(readyPoll)
 	}
 }
+
+// readyPoll is how often a start looks for its master and for it to serve:
+// every poll the clients wait for is time added to the restart.
+const readyPoll = 5 * time.Millisecond
 
 func firstLines(lines []string) string {
 	if len(lines) > 5 {

@@ -16,7 +16,7 @@ import (
 type StopOptions struct {
 	Profile  Profile
 	Conf     string // "" means the profile's
-	Ladder   Ladder // nil means ApacheLadder(0)
+	Ladder   Ladder // nil means ApacheLadder(DefaultGracefulWait)
 	DryRun   bool   // report the plan: the pids and signals; change nothing
 	ProcRoot string // "/proc" when empty
 	// LineageDir holds lineages of masters safe-restart started (see
@@ -110,7 +110,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	rep.Tree = pids(tree)
 	ladder := o.Ladder
 	if ladder == nil {
-		ladder = ApacheLadder(0)
+		ladder = ApacheLadder(DefaultGracefulWait)
 	}
 	if o.DryRun {
 		o.Log.Info().Int("pid", master.PID).Ints("tree", rep.Tree).Str("ladder", fmt.Sprint(ladder)).Bool("dry_run", true).

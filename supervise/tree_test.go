@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"reflect"
+	"syscall"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -29,11 +30,11 @@ func TestDescendants(t *testing.T) {
 }
 
 func TestApacheLadder(t *testing.T) {
-	l := ApacheLadder(0)
-	if len(l) != 3 || l[0].Wait != DefaultGracefulWait || !l[2].All {
-		t.Fatalf("ApacheLadder(0) = %v", l)
+	l := ApacheLadder(DefaultGracefulWait)
+	if len(l) != 3 || l[0].Signal != syscall.SIGWINCH || l[0].Wait != DefaultGracefulWait || !l[2].All {
+		t.Fatalf("ApacheLadder(%s) = %v", DefaultGracefulWait, l)
 	}
-	if ApacheLadder(5 * DefaultGracefulWait)[0].Wait != 5*DefaultGracefulWait {
-		t.Fatal("GracefulShutdownTimeout not honoured")
+	if l := ApacheLadder(0); len(l) != 2 || l[0].Signal != syscall.SIGTERM || !l[1].All {
+		t.Fatalf("ApacheLadder(0) = %v, want TERM first", l)
 	}
 }

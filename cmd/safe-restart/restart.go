@@ -37,7 +37,7 @@ service lock throughout, so cron, logrotate and a deploy never interleave.`,
 	fl.StringVar(&o.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&o.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener)")
 	fl.DurationVar(&o.timeout, "timeout", 20*time.Second, "how long the server may take to come up and serve")
-	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long the graceful stop may take before TERM")
+	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long Apache's graceful stop (WINCH) may take before TERM; 0 skips it: TERM first cuts requests in flight, but the graceful stop refuses new connections for at least a second")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fl.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
 	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")

@@ -42,7 +42,7 @@ left behind, each with its proof. A pidfile naming another program is refused
 	fl.BoolVar(&o.dryRun, "dry-run", false, "print the master, its tree and the ladder; change nothing")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fl.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
-	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long the graceful stop may take before TERM")
+	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long Apache's graceful stop (WINCH) may take before TERM; 0 skips it: TERM first cuts requests in flight, but the graceful stop refuses new connections for at least a second")
 	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
 	return c
 }

@@ -180,3 +180,25 @@ func or[T comparable](v, def T) T {
 	}
 	return v
 }
+
+// ParseLadder reads a ladder written as comma-separated steps
+// SIGNAL:WAIT[:all], e.g. "WINCH:30s,TERM:10s,KILL:5s:all".
+func ParseLadder(s string) (Ladder, error) {
+	var l Ladder
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(strings.TrimSpace(part), ":")
+		if len(f) < 2 || len(f) > 3 || (len(f) == 3 && f[2] != "all") {
+			return nil, fmt.Errorf("ladder step %q: want SIGNAL:WAIT or SIGNAL:WAIT:all", part)
+		}
+		sig, err := ParseSignal(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("ladder step %q: %w", part, err)
+		}
+		wait, err := time.ParseDuration(f[1])
+		if err != nil || wait <= 0 {
+			return nil, fmt.Errorf("ladder step %q: bad wait %q", part, f[1])
+		}
+		l = append(l, Step{Signal: sig, Wait: wait, All: len(f) == 3})
+	}
+	return l, nil
+}

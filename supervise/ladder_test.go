@@ -112,3 +112,15 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLadder(t *testing.T) {
+	l, err := ParseLadder("WINCH:30s, TERM:10s,9:5s:all")
+	if err != nil || !reflect.DeepEqual(l, apacheLadder) {
+		t.Fatalf("ParseLadder = %v, %v; want %v", l, err, apacheLadder)
+	}
+	for _, bad := range []string{"", "TERM", "TERM:0s", "TERM:x", "NOPE:1s", "TERM:1s:some", "TERM:1s:all:x"} {
+		if _, err := ParseLadder(bad); err == nil {
+			t.Errorf("ParseLadder(%q) accepted", bad)
+		}
+	}
+}

@@ -71,6 +71,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--log-level", "loud", "ipc", "ls"}, `bad --log-level "loud"`},
 		{[]string{"--log-format", "xml", "ipc", "ls"}, `bad --log-format "xml"`},
 		{[]string{"nosuch"}, "unknown command"},
+		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
+		{[]string{"restart", "apache2", "--binary", "apache2"}, "is not an absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

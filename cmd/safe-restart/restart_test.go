@@ -66,7 +66,7 @@ func TestRestartApache(t *testing.T) {
 	}
 }
 
-// TestConcurrentRestarts: callers that overlap (cron, logrotate and a
+// TestConcurrentRestarts: ten callers that overlap (cron, logrotate and a
 // deploy) are serialised by the service lock: all succeed, one master
 // serves at the end.
 func TestConcurrentRestarts(t *testing.T) {
@@ -76,11 +76,11 @@ func TestConcurrentRestarts(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
 	state := t.TempDir()
-	const n = 4
+	const n = 10
 	codes := make(chan string, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			code, _, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
+			code, _, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--ladder", "TERM:10s,KILL:5s:all")
 			codes <- strconv.Itoa(code) + " " + errOut
 		}()
 	}

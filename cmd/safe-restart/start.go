@@ -9,17 +9,8 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
-type startOptions struct {
-	conf        string
-	healthURL   string
-	timeout     time.Duration
-	json        bool
-	lockTimeout time.Duration
-	stateDir    string
-}
-
 func newStartCmd(d *deps) *cobra.Command {
-	o := &startOptions{}
+	o := &serverFlags{}
 	c := &cobra.Command{
 		Use:   "start SERVICE",
 		Short: "Start a server on clean ground (no orphans, no leaked IPC, enough headroom) and verify it serves",
@@ -36,18 +27,12 @@ output or the error log. A server already running is left alone (exit 0).`,
 		Args: exactArgs(1, "one service (apache2 or httpd)"),
 		RunE: func(c *cobra.Command, args []string) error { return runStart(c.Context(), d, args[0], o) },
 	}
-	fl := c.Flags()
-	fl.StringVar(&o.conf, "conf", "", "the server's main config file (default: the distribution's)")
-	fl.StringVar(&o.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener)")
-	fl.DurationVar(&o.timeout, "timeout", 20*time.Second, "how long the server may take to come up and serve")
-	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fl.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
-	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
+	o.register(c, false, true)
 	return c
 }
 
-func runStart(ctx context.Context, d *deps, service string, o *startOptions) error {
-	p, err := supervise.LookupProfile(service)
+func runStart(ctx context.Context, d *deps, service string, o *serverFlags) error {
+	p, err := o.profile(service)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,17 +9,8 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
-type stopOptions struct {
-	conf        string
-	dryRun      bool
-	json        bool
-	lockTimeout time.Duration
-	graceful    time.Duration
-	stateDir    string
-}
-
 func newStopCmd(d *deps) *cobra.Command {
-	o := &stopOptions{}
+	o := &serverFlags{}
 	c := &cobra.Command{
 		Use:   "stop SERVICE",
 		Short: "Stop a server and its whole process tree with a verified signal ladder, then reap its leftover IPC",
@@ -37,18 +27,17 @@ left behind, each with its proof. A pidfile naming another program is refused
 		Args: exactArgs(1, "one service (apache2 or httpd)"),
 		RunE: func(c *cobra.Command, args []string) error { return runStop(c.Context(), d, args[0], o) },
 	}
-	fl := c.Flags()
-	fl.StringVar(&o.conf, "conf", "", "the server's main config file (default: the distribution's)")
-	fl.BoolVar(&o.dryRun, "dry-run", false, "print the master, its tree and the ladder; change nothing")
-	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fl.DurationVar(&o.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
-	fl.DurationVar(&o.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long Apache's graceful stop (WINCH) may take before TERM; 0 skips it: TERM first cuts requests in flight, but the graceful stop refuses new connections for at least a second")
-	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
+	o.register(c, true, false)
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the master, its tree and the ladder; change nothing")
 	return c
 }
 
-func runStop(ctx context.Context, d *deps, service string, o *stopOptions) error {
-	p, err := supervise.LookupProfile(service)
+func runStop(ctx context.Context, d *deps, service string, o *serverFlags) error {
+	p, err := o.profile(service)
+	if err != nil {
+		return err
+	}
+	ladder, err := o.stopLadder()
 	if err != nil {
 		return err
 	}
@@ -57,7 +46,7 @@ func runStop(ctx context.Context, d *deps, service string, o *stopOptions) error
 		return err
 	}
 	defer lock.Release()
-	rep, err := supervise.Stop(ctx, supervise.StopOptions{Profile: p, Conf: o.conf, Ladder: supervise.ApacheLadder(o.graceful),
+	rep, err := supervise.Stop(ctx, supervise.StopOptions{Profile: p, Conf: o.conf, Ladder: ladder,
 		DryRun: o.dryRun, LineageDir: o.stateDir + "/lineage", IntentDir: o.stateDir, Log: d.log.With().Str("server", service).Logger()})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+// serverFlags are the flags of the commands that act on a server.
+type serverFlags struct {
+	conf, binary, stateDir string
+	lockTimeout            time.Duration
+	json                   bool
+	// stop
+	graceful time.Duration
+	ladder   string
+	dryRun   bool
+	// start
+	healthURL string
+	timeout   time.Duration
+}
+
+func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
+	fl := c.Flags()
+	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
+	fl.StringVar(&f.binary, "binary", "", "the server binary (default: the profile's, e.g. /usr/sbin/apache2)")
+	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks, lineages and stop records")
+	fl.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
+	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
+	if stops {
+		fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait,
+			"how long Apache's graceful stop (WINCH) may take before TERM; 0 skips it: TERM first cuts requests in flight, but the graceful stop refuses new connections for at least a second")
+		fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps, e.g. WINCH:30s,TERM:10s,KILL:5s:all (overrides --graceful-timeout)")
+	}
+	if starts {
+		fl.StringVar(&f.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener)")
+		fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long the server may take to come up and serve")
+	}
+}
+
+// profile returns the service's profile, with --binary applied.
+func (f *serverFlags) profile(service string) (supervise.Profile, error) {
+	p, err := supervise.LookupProfile(service)
+	if err != nil || f.binary == "" {
+		return p, err
+	}
+	if err := checkExe(f.binary); err != nil {
+		return p, err
+	}
+	p.Binary = f.binary
+	return p, nil
+}
+
+// stopLadder is --ladder, or the profile's ladder with --graceful-timeout.
+func (f *serverFlags) stopLadder() (supervise.Ladder, error) {
+	if f.ladder == "" {
+		return supervise.ApacheLadder(f.graceful), nil
+	}
+	l, err := supervise.ParseLadder(f.ladder)
+	if err != nil {
+		return nil, usagef("e.g. --ladder WINCH:30s,TERM:10s,KILL:5s:all", "bad --ladder: %v", err)
+	}
+	return l, nil
+}

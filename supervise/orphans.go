@@ -10,7 +10,8 @@ import (
 // state a kill -9 of the master leaves (REFERENCE.md §1: prefork and
 // event children keep serving, re-parented, holding the listeners and the
 // semaphores, and event children ignore TERM). An orphan is a process that
-// may run the server (ipcguard.ProcTable.ByExe), has no parent that does,
+// runs the server's binary itself (not merely one named like it: these
+// processes get signalled), has no parent that does,
 // is not the live master (live may be nil), holds a listening socket, and
 // is a worker: never root (a master started as root stays root, its workers
 // switch to User), and either running as User or, for a server started
@@ -20,7 +21,12 @@ import (
 // Limit: orphans of another dead instance of the same server with the same
 // User also qualify; they hold that instance's ports.
 func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, user uint32, live *ipcguard.Proc) ([]ipcguard.Proc, error) {
-	svc := procs.ByExe(exe)
+	var svc []ipcguard.Proc
+	for _, p := range procs.ByExe(exe) {
+		if runs(p, exe) {
+			svc = append(svc, p)
+		}
+	}
 	isSvc, hasChild := map[int]bool{}, map[int]bool{}
 	for _, p := range svc {
 		isSvc[p.PID] = true

@@ -5,10 +5,14 @@ import "time"
 // Proc is a process identity as ipcguard needs it: who it is (pid, start
 // time, exe) and whether it is still alive.
 type Proc struct {
-	PID   int    `json:"pid"`
-	PPID  int    `json:"ppid"`
-	State byte   `json:"state"` // /proc/PID/stat field 3; 'Z' (zombie) and 'X' (dead) have exited
-	Comm  string `json:"comm"`  // /proc/PID/stat field 2, without the parentheses
+	PID  int `json:"pid"`
+	PPID int `json:"ppid"`
+	// Session is /proc/PID/stat field 6, the session id: Apache's master
+	// calls setsid, so its workers' session is the master's pid, and stays
+	// so after the master dies.
+	Session int    `json:"session"`
+	State   byte   `json:"state"` // /proc/PID/stat field 3; 'Z' (zombie) and 'X' (dead) have exited
+	Comm    string `json:"comm"`  // /proc/PID/stat field 2, without the parentheses
 	// StartTicks is /proc/PID/stat field 22: start time in clock ticks
 	// (USER_HZ, 100 on Linux) after boot. (PID, StartTicks) names a process
 	// across pid reuse.

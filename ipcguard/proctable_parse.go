@@ -54,11 +54,15 @@ func parseStatTail(tail string) (Proc, error) {
 	if !ok {
 		return Proc{}, fmt.Errorf("field 4: bad ppid %q", f[1])
 	}
+	sid, ok := parseDigits(f[3], 10, math.MaxInt32)
+	if !ok {
+		return Proc{}, fmt.Errorf("field 6: bad session %q", f[3])
+	}
 	start, ok := parseDigits(f[statFields-3], 10, math.MaxUint64)
 	if !ok {
 		return Proc{}, fmt.Errorf("field 22: bad starttime %q", f[statFields-3])
 	}
-	return Proc{State: f[0][0], PPID: int(ppid), StartTicks: start}, nil
+	return Proc{State: f[0][0], PPID: int(ppid), Session: int(sid), StartTicks: start}, nil
 }
 
 // isLetter reports whether c is an ASCII letter, as process states are.

@@ -62,6 +62,7 @@ func TestParseStat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseStat(tt.data)
 			checkErr(t, err, tt.wantErr)
+			got.Session = 0 // TestParseStatSession checks it
 			if tt.wantErr == "" && !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
@@ -144,6 +145,7 @@ func TestReadProcTableFake(t *testing.T) {
 	}
 	for pid, p := range want {
 		p.Threads = 1
+		p.Session = tab.ByPID[pid].Session // TestParseStatSession checks it
 		want[pid] = p
 	}
 	if !reflect.DeepEqual(tab.ByPID, want) {
@@ -366,5 +368,17 @@ func TestByExeResolvesSymlinks(t *testing.T) {
 	tab := ProcTable{ByPID: map[int]Proc{7: {PID: 7, State: 'S', Comm: "usr-sbin-apache", Exe: real}}}
 	if got := tab.ByExe(link); len(got) != 1 || got[0].PID != 7 {
 		t.Fatalf("ByExe(%s) = %+v, want pid 7 running %s", link, got, real)
+	}
+}
+
+func TestParseStatSession(t *testing.T) {
+	// pid 4242, comm, state, ppid 1, pgrp 4242, session 4242 (a setsid master)
+	line := "4242 (apache2) S 1 4242 4242 0 -1 4194624 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0"
+	p, err := parseStat(line)
+	if err != nil || p.Session != 4242 || p.PPID != 1 || p.StartTicks != 12345 {
+		t.Fatalf("parseStat = %+v, %v; want session 4242", p, err)
+	}
+	if _, err := parseStat(strings.Replace(line, "4242 4242 0", "4242 x 0", 1)); err == nil || !strings.Contains(err.Error(), "bad session") {
+		t.Fatalf("bad session accepted: %v", err)
 	}
 }

@@ -6,27 +6,26 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// Orphans returns the processes of the server that dead masters left: the
-// state a kill -9 of the master leaves (REFERENCE.md §1: prefork and
-// event children keep serving, re-parented, holding the listeners and the
-// semaphores, and event children ignore TERM). An orphan is a process that
-// runs the server's binary itself (not merely one named like it: these
-// processes get signalled), has no parent that does,
-// is not the live master (live may be nil), holds a listening socket, and
-// is a worker: never root (a master started as root stays root, its workers
-// switch to User), and either running as User or, for a server started
-// without root (master and workers share a uid), without children of the
-// server.
+// Orphans returns the workers that dead masters of the server left: the
+// state a kill -9 of the master leaves (REFERENCE.md §1: prefork and event
+// children keep serving, re-parented, holding the listeners and the
+// semaphores; event children ignore TERM). These processes get signalled,
+// so every condition must hold:
 //
-// Limit: orphans of another dead instance of the same server with the same
-// User also qualify; they hold that instance's ports.
-func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, user uint32, live *ipcguard.Proc) ([]ipcguard.Proc, error) {
-	var svc []ipcguard.Proc
-	for _, p := range procs.ByExe(exe) {
-		if runs(p, exe) {
-			svc = append(svc, p)
-		}
-	}
+//   - it runs the server's binary itself, not merely one named like it;
+//   - it is not the live master (live may be nil), and no process running
+//     the binary is its parent or its child: a worker, cut off;
+//   - it is not root: a master started as root stays root, its workers
+//     switch to User;
+//   - its session leader is dead: Apache's master calls setsid, so its
+//     workers' session id is the master's pid, and a live master of any
+//     instance, even a childless one, leads its own session;
+//   - it holds a listening socket.
+//
+// Limit: workers of another dead instance of the same server qualify too;
+// they hold that instance's ports, which no live master serves.
+func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcguard.Proc) ([]ipcguard.Proc, error) {
+	svc := runningExactly(procs, exe)
 	isSvc, hasChild := map[int]bool{}, map[int]bool{}
 	for _, p := range svc {
 		isSvc[p.PID] = true
@@ -43,13 +42,24 @@ func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, user uint32,
 	var out []ipcguard.Proc
 	for _, p := range svc {
 		switch {
-		case isSvc[p.PPID], live != nil && p.Key() == live.Key(), p.UID == 0:
-		case p.UID != user && hasChild[p.PID]:
+		case isSvc[p.PPID], hasChild[p.PID], p.UID == 0, live != nil && p.Key() == live.Key():
+		case p.Session == p.PID || isSvc[p.Session]:
 		case len(listenersOf(procRoot, p.PID, listening)) == 0:
 		default:
-			out = append(out, Descendants(procs, p, exe)...)
+			out = append(out, p)
 		}
 	}
 	slices.SortFunc(out, func(a, b ipcguard.Proc) int { return a.PID - b.PID })
 	return out, nil
+}
+
+// runningExactly returns the live processes that run exe itself (see runs).
+func runningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
+	var out []ipcguard.Proc
+	for _, p := range procs.ByExe(exe) {
+		if runs(p, exe) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -120,7 +120,7 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard
 	if err != nil {
 		return err
 	}
-	orphans, err := Orphans(root, procs, o.Profile.Binary, rc.User.ID, nil)
+	orphans, err := Orphans(root, procs, o.Profile.Binary, nil)
 	if err != nil {
 		return err
 	}

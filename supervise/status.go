@@ -46,7 +46,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 	} else {
 		st.NotRunning, st.why = err.Error(), err
 	}
-	orphans, err := Orphans("/proc", procs, p.Binary, rc.User.ID, st.Master)
+	orphans, err := Orphans("/proc", procs, p.Binary, st.Master)
 	if err != nil {
 		return st, err
 	}

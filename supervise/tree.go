@@ -6,12 +6,12 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// Descendants returns master and its live descendants that may run the
-// server (ipcguard.ProcTable.ByExe), master first, then by pid: the tree a
-// stop ladder waits for. Helpers the server spawned with other programs
-// (piped loggers, CGI scripts) are not included; the server manages them.
+// Descendants returns master and its live descendants that run the server's
+// binary itself, master first, then by pid: the tree a stop ladder waits
+// for and may KILL. Helpers the server spawned with other programs (piped
+// loggers, CGI scripts) are not included; the server manages them.
 func Descendants(procs ipcguard.ProcTable, master ipcguard.Proc, exe string) []ipcguard.Proc {
-	svc := procs.ByExe(exe)
+	svc := runningExactly(procs, exe)
 	children := map[int][]ipcguard.Proc{}
 	for _, p := range svc {
 		children[p.PPID] = append(children[p.PPID], p)

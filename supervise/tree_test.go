@@ -42,9 +42,10 @@ func TestApacheLadder(t *testing.T) {
 	}
 }
 
-// TestOrphansOnlyTheServersBinary: a process merely named like the server
-// is never taken for an orphan (orphans get signalled).
-func TestOrphansOnlyTheServersBinary(t *testing.T) {
+// TestOrphans: a cut-off worker whose master is dead is an orphan; a live
+// master run as User (with or without children), a worker of a live
+// master, root, and a process merely named like the server are not.
+func TestOrphans(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -58,20 +59,42 @@ func TestOrphansOnlyTheServersBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	me.UID, me.PPID = 33, 1 // a worker of a dead master, as the table would show it
-	procs := ipcguard.ProcTable{ByPID: map[int]ipcguard.Proc{me.PID: me}}
-	// This process holds a listener, runs as User and has no parent running
-	// its binary: an orphan of its own binary.
-	got, err := Orphans("/proc", procs, self, 33, nil)
-	if err != nil || len(got) != 1 || got[0].PID != me.PID {
-		t.Fatalf("Orphans(own binary) = %v, %v; want this process", pids(got), err)
-	}
-	// Named like another binary, it is not an orphan of that binary.
-	other := filepath.Join(t.TempDir(), me.Comm)
-	if err := os.WriteFile(other, nil, 0o755); err != nil {
+	// Every case is this process (it holds a listener), described as the
+	// process table would show it.
+	worker := me
+	worker.UID, worker.PPID, worker.Session = 33, 1, 999999 // re-parented; its master (the session leader) is gone
+	sameName := filepath.Join(t.TempDir(), me.Comm)
+	if err := os.WriteFile(sameName, nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Orphans("/proc", procs, other, 33, nil); err != nil || len(got) != 0 {
-		t.Errorf("Orphans(a binary with the same name) = %v, %v; want none", pids(got), err)
+	other := func(pid, ppid, session int) ipcguard.Proc {
+		return ipcguard.Proc{PID: pid, PPID: ppid, Session: session, State: 'S', UID: 33, Exe: self, Comm: me.Comm}
+	}
+	tests := []struct {
+		name  string
+		p     ipcguard.Proc
+		extra []ipcguard.Proc
+		exe   string
+		want  int
+	}{
+		{"a worker cut off from its dead master", worker, nil, self, 1},
+		{"a master run as User, with a child", func() ipcguard.Proc { p := worker; p.Session = p.PID; return p }(),
+			[]ipcguard.Proc{other(1<<22, me.PID, me.PID)}, self, 0},
+		{"a master run as User, childless", func() ipcguard.Proc { p := worker; p.Session = p.PID; return p }(), nil, self, 0},
+		{"a worker whose session leader runs the server", worker, []ipcguard.Proc{other(999999, 1, 999999)}, self, 0},
+		{"root", func() ipcguard.Proc { p := worker; p.UID = 0; return p }(), nil, self, 0},
+		{"named like another binary", worker, nil, sameName, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			procs := ipcguard.ProcTable{ByPID: map[int]ipcguard.Proc{tt.p.PID: tt.p}}
+			for _, e := range tt.extra {
+				procs.ByPID[e.PID] = e
+			}
+			got, err := Orphans("/proc", procs, tt.exe, nil)
+			if err != nil || len(got) != tt.want {
+				t.Errorf("Orphans = %v, %v; want %d", pids(got), err, tt.want)
+			}
+		})
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -82,15 +84,22 @@ func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunC
 		rep.AlreadyRunning, rep.Master = true, &m
 		o.Log.Info().Int("pid", m.PID).Msg("already running: not started")
 		return rep, nil
-	case errors.Is(err, ErrForeignProcess), errors.Is(err, ErrPIDReused), errors.Is(err, ErrStalePIDFile):
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, ErrStalePIDFile),
+		errors.Is(err, ErrForeignProcess) && m.Comm != commOf(o.Profile.Binary):
 		// Apache's own start reads any pid that kill(pid, 0) reaches (another
-		// program, or a zombie its reaper has not collected yet) as "already
-		// running" and exits 0 without starting. This one is proven not a
-		// live server: remove the file.
+		// program, or a zombie not yet reaped) as "already running" and exits
+		// 0 without starting. This one is proven not a server: remove it.
 		o.Log.Warn().Err(err).Msg("removing a stale pidfile")
 		if rmErr := os.Remove(rc.PidFile); rmErr != nil {
 			return rep, fmt.Errorf("remove stale pidfile: %w", rmErr)
 		}
+	default:
+		// A process named like the server under another binary (a wrong
+		// --binary?), one younger than its pidfile (pid reuse, or a clock
+		// step), a malformed pidfile: it may be a live server, so starting a
+		// second one beside it is refused.
+		return rep, err
 	}
 	if err := o.finishPendingStop(ctx, sig, rc); err != nil {
 		return rep, err
@@ -268,4 +277,11 @@ func lastLines(text string, n int) []string {
 		out[i] = string(l)
 	}
 	return out
+}
+
+// commOf is the command name the kernel shows for a binary: its base name
+// cut to 15 bytes.
+func commOf(exe string) string {
+	b := filepath.Base(exe)
+	return b[:min(len(b), 15)]
 }

@@ -20,7 +20,8 @@ const pidfileSlack = 2 * time.Second
 // server's: alive, running exe (symlinks resolved, " (deleted)" allowed
 // after an upgrade), and started no later than the file was written. It
 // never trusts a stale pidfile: a dead pid is ErrStalePIDFile, another
-// program ErrForeignProcess, a process younger than the file ErrPIDReused.
+// program ErrForeignProcess, a process younger than the file ErrPIDReused;
+// with the last two the process found is returned beside the error.
 func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -42,11 +43,11 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 		return ipcguard.Proc{}, err
 	}
 	if !runs(p, exe) {
-		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
+		return p, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
 			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)
 	}
 	if p.Start.After(fi.ModTime().Add(pidfileSlack)) {
-		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
+		return p, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
 			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), fi.ModTime().Format(time.RFC3339))
 	}
 	return p, nil

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/semtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -115,5 +117,46 @@ func TestStartRefusesBadConfig(t *testing.T) {
 	code, _, errOut := runCLI(t, "start", "apache2", "--conf", bad, "--state-dir", t.TempDir())
 	if code != exitRefused || !strings.Contains(errOut, "NoSuchDirective") {
 		t.Fatalf("exit %d, stderr %s; want %d naming the bad line", code, errOut, exitRefused)
+	}
+}
+
+// TestStartPidfileCases: a pidfile naming an unrelated live process is
+// removed (Apache's own start would exit 0 on it, starting nothing) and the
+// server starts; a pidfile older than the live master it names (pid reuse,
+// or a clock step) is refused, exit 3, and no second master starts.
+func TestStartPidfileCases(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
+	srv.KillGroup9()
+	id := semtest.DeadSets(t, "1 33 1")[0]
+	holder := semtest.Holder(t, id)
+	if err := os.WriteFile(srv.PidFile, []byte(strconv.Itoa(holder.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bystander, err := proctest.Identify(holder.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	if code, out, errOut := runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+		t.Fatalf("start over a pidfile naming another program: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !bystander.Alive() {
+		t.Fatal("the unrelated process named by the pidfile was signalled")
+	}
+	master := srv.MasterPID()
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(srv.PidFile, past, past); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state)
+	if code != exitRefused || !strings.Contains(errOut, "pid reused") {
+		t.Fatalf("start with a pidfile older than its live master: exit %d, %s; want %d", code, errOut, exitRefused)
+	}
+	if srv.MasterPID() != master {
+		t.Fatal("a second master was started")
 	}
 }

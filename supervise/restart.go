@@ -1,6 +1,11 @@
 package supervise
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
 
 // RestartReport is what the stop and the start of a restart did.
 type RestartReport struct {
@@ -8,9 +13,9 @@ type RestartReport struct {
 	Start StartReport `json:"start"`
 }
 
-// Restart runs the config test first (a failure returns a
-// *ConfigTestError and leaves the running server untouched), then Stop and
-// Start with the run config that test read. s and st must name the same
+// Restart runs the config test and an IPC headroom check first (failures
+// return a *ConfigTestError or ErrHeadroom and leave the running server
+// untouched), then Stop and Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
 func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport, error) {
 	var rep RestartReport
@@ -19,9 +24,36 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return rep, err
 	}
 	s.Profile, s.Conf = st.Profile, st.Conf
+	if err := restartHeadroom(ctx, st, sig); err != nil {
+		return rep, err
+	}
 	if rep.Stop, err = s.stop(ctx, sig, rc); err != nil {
 		return rep, err
 	}
 	rep.Start, err = st.start(ctx, sig, rc)
 	return rep, err
+}
+
+// restartHeadroom refuses a restart whose start would find fewer than
+// sysvSetsNeeded free semaphore sets even after the stop freed every set of
+// the service (the stopped master's own, and those reaped as leaked), so
+// that a restart never stops a server it cannot start again (DESIGN.md
+// invariant 5).
+func restartHeadroom(ctx context.Context, o StartOptions, sig ipcguard.Signature) error {
+	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Source: ipcguard.Source{ProcRoot: o.ProcRoot}})
+	if err != nil {
+		return err
+	}
+	freeable := 0
+	for _, j := range r.Judgements {
+		if j.Kind == ipcguard.KindSem && j.Verdict != ipcguard.Foreign {
+			freeable++
+		}
+	}
+	free := r.Snapshot.SemSetsFree()
+	if free+freeable < sysvSetsNeeded {
+		return fmt.Errorf("%w: %d of %d semaphore sets in use; even after the stop frees the service's %d, a start would find %d free and may need %d (kernel.sem SEMMNI)",
+			ErrHeadroom, r.Snapshot.Usage.SemSets, r.Snapshot.Limits.SEMMNI, freeable, free+freeable, sysvSetsNeeded)
+	}
+	return nil
 }

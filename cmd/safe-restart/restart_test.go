@@ -199,3 +199,32 @@ func TestRestartCyclesUnderLoad(t *testing.T) {
 		t.Errorf("after 20 restarts: %d sets, want %d", n, sets)
 	}
 }
+
+// TestRestartRefusesWithoutHeadroom: when even the sets the stop would free
+// leave too few for a start, restart refuses before stopping (exit 3) and
+// the server keeps serving.
+func TestRestartRefusesWithoutHeadroom(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	sets := len(semIDs(t))
+	if err := os.WriteFile("/proc/sys/kernel/sem", []byte("32000 1024000000 500 "+strconv.Itoa(sets+5)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	master, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir())
+	if code != exitRefused || !strings.Contains(errOut, "not enough IPC headroom") {
+		t.Fatalf("exit %d, %s; want %d", code, errOut, exitRefused)
+	}
+	if !master.Alive() {
+		t.Fatal("restart stopped a server it could not start again")
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after the refused restart: %d, %v", c, err)
+	}
+}

@@ -22,6 +22,17 @@ type Reaper struct {
 	Log    zerolog.Logger // one event per object; zero value logs nothing
 }
 
+// CountRemoved returns how many of outs were removed.
+func CountRemoved(outs []Outcome) int {
+	n := 0
+	for _, o := range outs {
+		if o.Removed {
+			n++
+		}
+	}
+	return n
+}
+
 // Outcome is what happened to one judged object.
 type Outcome struct {
 	Judgement

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -96,7 +97,14 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 			continue
 		}
 		for _, p := range to {
-			if err := ops.signal(root, p, step.Signal); err != nil {
+			err := ops.signal(root, p, step.Signal)
+			if errors.Is(err, ErrPIDReused) && step.All && p.Key() != r.Master.Key() {
+				// That member exited and its pid went to another process: it
+				// is done, and the new owner is never signalled.
+				r.Log.Warn().Int("pid", p.PID).Msg("member exited and its pid was reused: not signalled")
+				continue
+			}
+			if err != nil {
 				return append(reports, rep), err
 			}
 			rep.Sent = append(rep.Sent, p.PID)

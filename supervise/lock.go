@@ -56,6 +56,9 @@ func AcquireLock(ctx context.Context, dir, service string, progress func(waited 
 		select {
 		case <-ctx.Done():
 			f.Close()
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("lock %s: %w", service, ctx.Err())
+			}
 			return nil, fmt.Errorf("%w: %s is held by another safe-restart after %s", ErrLockTimeout, path, time.Since(start).Round(time.Millisecond))
 		case <-time.After(lockPoll):
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, erro
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
+	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
+	// binary's own.
+	cmd.Env = append(os.Environ(), "APACHE_HTTPD="+p.Binary)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

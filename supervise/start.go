@@ -46,6 +46,12 @@ type StartOptions struct {
 	Log        zerolog.Logger
 }
 
+// Acted reports whether the start changed anything: stopped orphans,
+// removed objects, or started a master.
+func (r StartReport) Acted() bool {
+	return len(r.Orphans) > 0 || ipcguard.CountRemoved(r.Reaped) > 0 || (r.Master != nil && !r.AlreadyRunning)
+}
+
 // StartReport says what Start found and did.
 type StartReport struct {
 	AlreadyRunning bool                `json:"already_running"`
@@ -175,7 +181,7 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcgua
 	if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
 		return err
 	}
-	return o.verify(root, master, tail, out, rep)
+	return o.verify(ctx, root, master, tail, out, rep)
 }
 
 // runStarter runs `BINARY -f CONF -k start`, sourcing the profile's
@@ -230,7 +236,7 @@ func (o StartOptions) recordLineage(ctx context.Context, sig ipcguard.Signature,
 
 // verify checks the started server, polling until it serves or the
 // timeout passes, and fails on any fatal line.
-func (o StartOptions) verify(root string, master ipcguard.Proc, tail logTail, starterOut string, rep *StartReport) error {
+func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail logTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
 	for {
 		if fatal := fatalLines(starterOut + tail.since()); len(fatal) > 0 {
@@ -249,8 +255,8 @@ func (o StartOptions) verify(root string, master ipcguard.Proc, tail logTail, st
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %w", ErrStartFailed, err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrStartFailed, errors.Join(err, ctx.Err()))
 		}
 		time.Sleep(readyPoll)
 	}

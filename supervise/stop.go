@@ -44,12 +44,7 @@ func (r StopReport) Acted() bool {
 			return true
 		}
 	}
-	for _, o := range r.Reaped {
-		if o.Removed {
-			return true
-		}
-	}
-	return false
+	return ipcguard.CountRemoved(r.Reaped) > 0
 }
 
 // Stop stops the server's master and its tree with the ladder, then reaps

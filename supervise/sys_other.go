@@ -13,4 +13,7 @@ var errNoSuchProcess = errors.ErrUnsupported
 func pidfdOpen(int) (int, error)                              { return -1, errors.ErrUnsupported }
 func closeFD(int)                                             {}
 func pollReadable([]int, time.Duration, bool) ([]bool, error) { return nil, errors.ErrUnsupported }
-func sendSignal(int, syscall.Signal) error                    { return errors.ErrUnsupported }
+func pidfdSignal(int, syscall.Signal) error                   { return errors.ErrUnsupported }
+func killPID(int, syscall.Signal) error                       { return errors.ErrUnsupported }
+
+var errNoPidfd = errors.New("no pidfds")

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +54,9 @@ func newLogTail(serverRoot, errorLog string) logTail {
 	return t
 }
 
+// maxLogRead bounds how much of an error log one check reads.
+const maxLogRead = 16 << 20
+
 // since returns what was written to the log after the mark (from the
 // start if the file was rotated and is now shorter).
 func (t logTail) since() string {
@@ -69,13 +71,8 @@ func (t logTail) since() string {
 	if fi, err := f.Stat(); err == nil && fi.Size() >= t.offset {
 		_, _ = f.Seek(t.offset, io.SeekStart)
 	}
-	var b strings.Builder
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		b.WriteString(sc.Text())
-		b.WriteByte('\n')
-	}
-	return b.String()
+	data, _ := io.ReadAll(io.LimitReader(f, maxLogRead))
+	return string(data)
 }
 
 // checkServes connects to every listener and sends one GET to the first

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench-reap times `safe-restart ipc reap` against the clean-up
 // one-liner operators use (ipcs | awk | ipcrm, one ipcrm per set), on N
 // leaked Apache-signature semaphore sets plus a few live ones, in one run.

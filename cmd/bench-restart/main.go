@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench-restart measures what a restart costs the clients: a
 // prober opens a new connection every few milliseconds and sends one GET,
 // counting answers, refusals, resets and other failures, and the longest

@@ -72,6 +72,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--log-format", "xml", "ipc", "ls"}, `bad --log-format "xml"`},
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
+		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
 		{[]string{"restart", "apache2", "--binary", "apache2"}, "is not an absolute path"},
 	}
 	for _, tt := range tests {

@@ -31,6 +31,9 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 	if err != nil {
 		return err
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 	ladder, err := o.stopLadder()
 	if err != nil {
 		return err
@@ -53,7 +56,7 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 		writeStopSummary(d, service, rep.Stop)
 		writeStartSummary(d, service, rep.Start)
 	}
-	if err != nil && rep.Stop.Acted() {
+	if err != nil && (rep.Stop.Acted() || rep.Start.Acted()) {
 		return &exitError{code: exitFailed, err: err}
 	}
 	return err

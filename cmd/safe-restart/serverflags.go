@@ -64,3 +64,13 @@ func (f *serverFlags) stopLadder() (supervise.Ladder, error) {
 	}
 	return l, nil
 }
+
+// validate refuses negative durations.
+func (f *serverFlags) validate() error {
+	for name, d := range map[string]time.Duration{"--lock-timeout": f.lockTimeout, "--graceful-timeout": f.graceful, "--timeout": f.timeout} {
+		if d < 0 {
+			return usagef("give a duration of 0 or more, e.g. 30s", "bad %s %s", name, d)
+		}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
@@ -36,6 +37,9 @@ func runStart(ctx context.Context, d *deps, service string, o *serverFlags) erro
 	if err != nil {
 		return err
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 	lock, err := lockService(ctx, d, o.stateDir, service, o.lockTimeout)
 	if err != nil {
 		return err
@@ -50,7 +54,7 @@ func runStart(ctx context.Context, d *deps, service string, o *serverFlags) erro
 	} else if err == nil {
 		writeStartSummary(d, service, rep)
 	}
-	if err != nil && (len(rep.Orphans) > 0 || len(rep.Reaped) > 0 || rep.Master != nil) {
+	if err != nil && rep.Acted() {
 		return &exitError{code: exitFailed, err: err} // it acted: not "refused before acting"
 	}
 	return err
@@ -66,7 +70,7 @@ func writeStartSummary(d *deps, service string, rep supervise.StartReport) {
 		addrs[i] = l.Addr
 	}
 	d.printf("started %s: master %d serving on %v; stopped %d orphaned worker(s), removed %d leaked IPC object(s), the start created %d\n",
-		service, rep.Master.PID, addrs, len(rep.Orphans), countRemoved(rep.Reaped), len(rep.Created))
+		service, rep.Master.PID, addrs, len(rep.Orphans), ipcguard.CountRemoved(rep.Reaped), len(rep.Created))
 }
 
 // lockService takes the service lock, logging progress while it waits.

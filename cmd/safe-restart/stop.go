@@ -37,6 +37,9 @@ func runStop(ctx context.Context, d *deps, service string, o *serverFlags) error
 	if err != nil {
 		return err
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 	ladder, err := o.stopLadder()
 	if err != nil {
 		return err
@@ -52,7 +55,7 @@ func runStop(ctx context.Context, d *deps, service string, o *serverFlags) error
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr
 		}
-	} else {
+	} else if err == nil {
 		writeStopSummary(d, service, rep)
 	}
 	if err != nil && rep.Acted() {
@@ -71,15 +74,5 @@ func writeStopSummary(d *deps, service string, rep supervise.StopReport) {
 	case len(rep.Steps) > 0 && len(rep.Steps[len(rep.Steps)-1].Survivors) == 0:
 		d.printf("stopped %s: master %d and %d more process(es) in %d step(s)\n", service, rep.Master.PID, len(rep.Tree)-1, len(rep.Steps))
 	}
-	d.printf("removed %d IPC object(s) the stopped generation left\n", countRemoved(rep.Reaped))
-}
-
-func countRemoved(outs []ipcguard.Outcome) int {
-	n := 0
-	for _, o := range outs {
-		if o.Removed {
-			n++
-		}
-	}
-	return n
+	d.printf("removed %d IPC object(s) the stopped generation left\n", ipcguard.CountRemoved(rep.Reaped))
 }

@@ -116,6 +116,25 @@ func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunC
 	return rep, o.startVerified(ctx, root, sig, rc, &rep)
 }
 
+// stopOrphans stops the orphaned workers of dead masters (see Orphans):
+// TERM, then KILL, since event orphans ignore TERM. It returns their pids.
+func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]int, error) {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := Orphans(root, procs, exe, nil)
+	if err != nil || len(orphans) == 0 {
+		return nil, err
+	}
+	log.Warn().Ints("pids", pids(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
+	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	if _, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: orphans[0], Members: orphans, Log: log}); err != nil {
+		return pids(orphans), fmt.Errorf("stop orphaned workers: %w", err)
+	}
+	return pids(orphans), nil
+}
+
 // finishPendingStop completes a stop that an interrupted safe-restart
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signature, rc RunConfig) error {
@@ -131,21 +150,9 @@ func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signat
 // clearGround stops orphans, reaps dead generations' IPC, and checks
 // headroom.
 func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
+	var err error
+	if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
 		return err
-	}
-	orphans, err := Orphans(root, procs, o.Profile.Binary, nil)
-	if err != nil {
-		return err
-	}
-	if len(orphans) > 0 {
-		rep.Orphans = pids(orphans)
-		o.Log.Warn().Ints("pids", rep.Orphans).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
-		ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-		if _, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: orphans[0], Members: orphans, Log: o.Log}); err != nil {
-			return fmt.Errorf("stop orphaned workers: %w", err)
-		}
 	}
 	if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
 		return err

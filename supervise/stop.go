@@ -32,6 +32,7 @@ type StopOptions struct {
 type StopReport struct {
 	Master  *ipcguard.Proc     `json:"master,omitempty"` // nil when none was running
 	Tree    []int              `json:"tree"`             // pids waited for
+	Orphans []int              `json:"orphans_stopped"`  // workers of dead masters stopped
 	Steps   []StepReport       `json:"steps"`
 	Reaped  []ipcguard.Outcome `json:"reaped"`
 	Planned bool               `json:"dry_run"`
@@ -39,6 +40,9 @@ type StopReport struct {
 
 // Acted reports whether any signal was sent or any object removed.
 func (r StopReport) Acted() bool {
+	if len(r.Orphans) > 0 {
+		return true
+	}
 	for _, s := range r.Steps {
 		if len(s.Sent) > 0 {
 			return true
@@ -91,6 +95,11 @@ func (o StopOptions) stop(ctx context.Context, sig ipcguard.Signature, rc RunCon
 	if o.DryRun {
 		rep.Planned = true
 		return rep, nil
+	}
+	// Nothing of the server may be left: workers that dead masters left
+	// hold its port and its IPC.
+	if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
+		return rep, err
 	}
 	rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), o)
 	return rep, err

@@ -131,14 +131,22 @@ func TestRestartKilledMidway(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "sent signal, waiting for the tree to exit") {
+	signalled := false
+	for !signalled && sc.Scan() {
+		signalled = strings.Contains(sc.Text(), "sent signal, waiting for the tree to exit")
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
+	if !signalled {
+		t.Fatal("the first safe-restart never reported its graceful-stop signal")
+	}
 
 	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
 	if code != exitOK {
 		t.Fatalf("the run after a killed restart: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "finishing the stop an interrupted safe-restart began") {
+		t.Fatalf("the second run did not take over the interrupted stop:\n%s", errOut)
 	}
 	procs, err := ipcguard.ReadProcTable("/proc")
 	if err != nil {
@@ -170,7 +178,7 @@ func TestRestartCyclesUnderLoad(t *testing.T) {
 	state := t.TempDir()
 	sets := len(semIDs(t))
 	stop := make(chan struct{})
-	served := make(chan int)
+	served := make(chan int, 1) // the client never blocks, even after a Fatalf
 	go func() {
 		n := 0
 		for {

@@ -44,10 +44,19 @@ func TestStopApache(t *testing.T) {
 	if left := semIDs(t); len(left) != 0 {
 		t.Errorf("sets left after stop: %v\n%s", left, errOut)
 	}
-	// Stopped already: nothing to do.
+	// Stopped already: nothing to do but what kill -9 left of another
+	// generation: its workers, still holding their port, are stopped too.
+	dead := apachetest.Start(t, apachetest.Config{MPM: "event", SysvSem: true})
+	dead.KillMaster9()
+	orphans := dead.Processes()
 	code, out, _ = runCLI(t, "stop", "apache2", "--conf", srv.ConfPath, "--state-dir", state)
-	if code != exitOK || !strings.Contains(out, "apache2 was not running") {
+	if code != exitOK || !strings.Contains(out, "apache2 was not running") || !strings.Contains(out, "orphaned worker(s)") {
 		t.Errorf("second stop: exit %d\n%s", code, out)
+	}
+	for _, p := range orphans {
+		if proctest.Of(p).Alive() {
+			t.Errorf("orphan %d left running by stop", p.PID)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	if rep.Stop, err = s.stop(ctx, sig, rc); err != nil {
 		return rep, err
 	}
+	st.stopped = true // the stop just stopped orphans and reaped
 	rep.Start, err = st.start(ctx, sig, rc)
 	return rep, err
 }

@@ -42,8 +42,11 @@ type StartOptions struct {
 	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s
 	LineageDir string        // where the sets this start creates are recorded
 	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
-	ProcRoot   string
-	Log        zerolog.Logger
+	// stopped says a stop just stopped orphans and reaped (Restart): the
+	// start then only re-checks headroom.
+	stopped  bool
+	ProcRoot string
+	Log      zerolog.Logger
 }
 
 // Acted reports whether the start changed anything: stopped orphans,
@@ -151,11 +154,13 @@ func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signat
 // headroom.
 func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
 	var err error
-	if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
-		return err
-	}
-	if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
-		return err
+	if !o.stopped {
+		if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
+			return err
+		}
+		if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
+			return err
+		}
 	}
 	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {

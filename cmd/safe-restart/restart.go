@@ -27,18 +27,7 @@ service lock throughout, so cron, logrotate and a deploy never interleave.`,
 }
 
 func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) error {
-	p, err := o.profile(service)
-	if err != nil {
-		return err
-	}
-	if err := o.validate(); err != nil {
-		return err
-	}
-	ladder, err := o.stopLadder()
-	if err != nil {
-		return err
-	}
-	lock, err := lockService(ctx, d, o.stateDir, service, o.lockTimeout)
+	p, ladder, lock, err := o.begin(ctx, d, service)
 	if err != nil {
 		return err
 	}

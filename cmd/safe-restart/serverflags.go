@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,4 +74,22 @@ func (f *serverFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// begin checks the flags, resolves the profile and the stop ladder, and
+// takes the service lock, which the caller releases.
+func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (supervise.Profile, supervise.Ladder, *supervise.Lock, error) {
+	p, err := f.profile(service)
+	if err != nil {
+		return p, nil, nil, err
+	}
+	if err := f.validate(); err != nil {
+		return p, nil, nil, err
+	}
+	ladder, err := f.stopLadder()
+	if err != nil {
+		return p, nil, nil, err
+	}
+	lock, err := lockService(ctx, d, f.stateDir, service, f.lockTimeout)
+	return p, ladder, lock, err
 }

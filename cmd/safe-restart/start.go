@@ -33,14 +33,7 @@ output or the error log. A server already running is left alone (exit 0).`,
 }
 
 func runStart(ctx context.Context, d *deps, service string, o *serverFlags) error {
-	p, err := o.profile(service)
-	if err != nil {
-		return err
-	}
-	if err := o.validate(); err != nil {
-		return err
-	}
-	lock, err := lockService(ctx, d, o.stateDir, service, o.lockTimeout)
+	p, _, lock, err := o.begin(ctx, d, service)
 	if err != nil {
 		return err
 	}

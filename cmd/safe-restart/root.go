@@ -35,7 +35,10 @@ Logs go to stderr: human lines on a terminal, JSON lines otherwise.
 Results go to stdout.
 
 ` + exitCodesHelp,
-		Example: `  # replace kill -9 / apachectl restart in deploy scripts
+		Example: `  # the safe default: a verified reload, falling back to a verified restart
+  safe-restart apache2
+
+  # replace kill -9 / apachectl restart in deploy scripts
   safe-restart restart apache2
 
   # which IPC objects dead Apache generations left behind, and why
@@ -52,10 +55,29 @@ Results go to stdout.
 	}
 	root.PersistentFlags().StringVar(&d.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), console, json")
 	root.PersistentFlags().StringVar(&d.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	// safe-restart SERVICE: the safe default, a verified reload falling back
+	// to a verified restart.
+	ro := &serverFlags{}
+	var hard bool
+	ro.register(root, true, true)
+	root.Flags().BoolVar(&hard, "hard", false, "reload with HUP instead of USR1")
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usagef("see safe-restart --help", "unknown command %q", args[0])
+		}
+		return nil
+	}
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return runReload(cmd.Context(), d, args[0], ro, hard)
+	}
+	root.Use = "safe-restart [SERVICE]"
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "see " + cmd.CommandPath() + " --help"}
 	})
-	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d))
+	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d))
 	return root
 }
 

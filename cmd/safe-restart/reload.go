@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+func newReloadCmd(d *deps) *cobra.Command {
+	o := &serverFlags{}
+	var hard bool
+	c := &cobra.Command{
+		Use:   "reload SERVICE",
+		Short: "Verified in-place reload (USR1), falling back to a verified restart; exit 4 when it had to recover the server",
+		Long: `Reload runs the config test (exit 3 on failure, nothing touched), then asks the
+master for a new generation in place (USR1, or HUP with --hard), keeping its
+listeners: no connection is refused. It verifies that the master is the same live
+process, that it logged the new generation, that new children serve and the
+health check passes, and that no fatal line appeared since the signal. A reload
+that would be unsafe (too few free semaphore sets) is done as a verified restart
+instead. If the server was not running or the reload killed it (ENOSPC on a
+mutex, exhausted pthread keys: failures Apache's own reload reports with exit 0),
+the leftovers are cleared, a verified start brings it back, and the exit code is 4.`,
+		Example: `  safe-restart reload apache2
+  safe-restart apache2                 # the same
+  safe-restart reload apache2 --hard   # HUP: requests in flight are cut`,
+		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, hard) },
+	}
+	o.register(c, true, true)
+	c.Flags().BoolVar(&hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
+	return c
+}
+
+// errRecovered carries exit code 4: the service is up again, but only
+// because a verified start replaced a reload that could not keep it up.
+var errRecovered = errors.New("reload did not keep the server up; a verified start recovered it")
+
+func runReload(ctx context.Context, d *deps, service string, o *serverFlags, hard bool) error {
+	p, ladder, lock, err := o.begin(ctx, d, service)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	log := d.log.With().Str("server", service).Logger()
+	lineages := o.stateDir + "/lineage"
+	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
+		Start: supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
+		Stop:  supervise.StopOptions{Ladder: ladder, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
+		Hard:  hard,
+	})
+	if o.json {
+		if jerr := writeJSON(d.stdout, rep); jerr != nil {
+			return jerr
+		}
+	} else if err == nil {
+		writeReloadSummary(d, service, rep)
+	}
+	switch {
+	case err != nil && (rep.Signal != "" || rep.Restart != nil):
+		return &exitError{code: exitFailed, err: err}
+	case err != nil:
+		return err
+	case rep.Recovered:
+		return &exitError{code: exitRecovered, err: errRecovered}
+	}
+	return nil
+}
+
+func writeReloadSummary(d *deps, service string, rep supervise.ReloadReport) {
+	switch {
+	case rep.Recovered:
+		d.printf("%s recovered: %s; started master %d\n", service, rep.Fallback, rep.Restart.Start.Master.PID)
+	case rep.Restart != nil:
+		d.printf("%s restarted instead of reloaded (%s): master %d\n", service, rep.Fallback, rep.Restart.Start.Master.PID)
+	default:
+		d.printf("reloaded %s: master %d (%s), new generation %v replaced %v\n", service, rep.Master.PID, rep.Signal, rep.NewChildren, rep.OldChildren)
+	}
+}

@@ -1,0 +1,208 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// ReloadOptions says which server to reload and how to recover it.
+type ReloadOptions struct {
+	Start StartOptions // profile, config, health check, timeout, state dirs, log
+	Stop  StopOptions  // the ladder of the fallback restart
+	// Hard sends HUP (restart in place, requests in flight cut) instead of
+	// USR1 (graceful: children finish their requests).
+	Hard bool
+}
+
+// ReloadReport says what Reload did.
+type ReloadReport struct {
+	Master      *ipcguard.Proc `json:"master,omitempty"`
+	Signal      string         `json:"signal,omitempty"`
+	OldChildren []int          `json:"old_children"`
+	NewChildren []int          `json:"new_children"`
+	// Fallback says why a verified restart or start replaced the reload;
+	// Recovered says the server had died or was not running and now serves
+	// again (exit 4).
+	Fallback  string         `json:"fallback,omitempty"`
+	Recovered bool           `json:"recovered"`
+	Restart   *RestartReport `json:"restart,omitempty"`
+}
+
+// ErrReloadKilled reports a reload after which the server was not serving;
+// the report says whether a verified start recovered it.
+var ErrReloadKilled = errors.New("reload left the server down")
+
+// graceMarks are the notices a master writes when it begins a new
+// generation (REFERENCE.md §6): graceful (USR1) and hard (HUP).
+var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
+
+// Reload asks the running master for a new generation in place and
+// verifies it (DESIGN.md invariant 6): the master is alive and the same
+// process, it logged the new generation, new children serve, the health
+// check passes, and no fatal line appeared since the signal. Before acting:
+// the config test (a *ConfigTestError, nothing touched). When a reload
+// would be unsafe (too few free semaphore sets for the mutexes it
+// recreates) a verified restart is done instead, saying why. When the
+// server was not running, or the reload killed it (a runtime failure Apache
+// reports only after its config test passed: ENOSPC on a mutex, exhausted
+// pthread keys), its leftovers are cleared and a verified start brings it
+// back: Recovered is set.
+func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
+	var rep ReloadReport
+	st := o.Start
+	root := or(st.ProcRoot, "/proc")
+	sig, rc, err := IPCSignature(ctx, st.Profile, st.Conf)
+	if err != nil {
+		return rep, err
+	}
+	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	switch {
+	case errors.Is(err, ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
+		return o.recover(ctx, sig, rc, rep, "the server was not running")
+	case err != nil:
+		return rep, err
+	}
+	rep.Master = &master
+	if free, err := semFree(st.ProcRoot); err != nil {
+		return rep, err
+	} else if free < sysvSetsNeeded {
+		rep.Fallback = fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023); restarting instead", free)
+		st.Log.Warn().Msg(rep.Fallback)
+		r, err := Restart(ctx, o.Stop, st)
+		rep.Restart = &r
+		return rep, err
+	}
+	return o.signalAndVerify(ctx, root, sig, rc, master, rep)
+}
+
+func semFree(procRoot string) (int, error) {
+	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: procRoot})
+	return limit - inUse, err
+}
+
+// signalAndVerify sends the reload signal and verifies the new generation,
+// recovering the server if the reload killed it.
+func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig,
+	master ipcguard.Proc, rep ReloadReport,
+) (ReloadReport, error) {
+	st := o.Start
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return rep, err
+	}
+	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
+	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	signal := syscall.SIGUSR1
+	if o.Hard {
+		signal = syscall.SIGHUP
+	}
+	rep.Signal = sigName(signal)
+	if err := signalProc(root, master, signal); err != nil {
+		return rep, err
+	}
+	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
+	verr := o.verifyGeneration(ctx, root, master, tail, &rep)
+	if verr == nil {
+		return rep, nil
+	}
+	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
+	if sameAlive(root, master) {
+		// Alive but not serving a new generation: stop it before starting.
+		stopRep, err := o.Stop.withServer(st).stop(ctx, sig, rc)
+		if err != nil {
+			return rep, fmt.Errorf("%w: %w; stopping it failed: %w", ErrReloadKilled, verr, err)
+		}
+		rep.Restart = &RestartReport{Stop: stopRep}
+	}
+	return o.recover(ctx, sig, rc, rep, verr.Error())
+}
+
+// verifyGeneration waits until the master logged a new generation, has new
+// children, and serves; it fails at once on a dead master or a fatal line.
+func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master ipcguard.Proc, tail logTail, rep *ReloadReport) error {
+	st := o.Start
+	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
+	mark := fmt.Sprintf("[pid %d", master.PID)
+	for {
+		logged := tail.since()
+		if fatal := fatalLines(logged); len(fatal) > 0 {
+			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
+		}
+		if !sameAlive(root, master) {
+			return fmt.Errorf("master %d exited after the reload; error log: %s", master.PID, firstLines(lastLines(logged, 5)))
+		}
+		err := o.generationServes(root, master, logged, mark, rep)
+		if err == nil {
+			st.Log.Info().Int("pid", master.PID).Ints("new_children", rep.NewChildren).Msg("reloaded and verified")
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		time.Sleep(readyPoll)
+	}
+}
+
+// generationServes checks one round: the notice, new children, serving.
+func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, logged, mark string, rep *ReloadReport) error {
+	if !hasLine(logged, mark, graceMarks) {
+		return fmt.Errorf("master %d has not logged a new generation", master.PID)
+	}
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	rep.NewChildren = nil
+	for _, p := range Descendants(procs, master, o.Start.Profile.Binary)[1:] {
+		if !slices.Contains(rep.OldChildren, p.PID) {
+			rep.NewChildren = append(rep.NewChildren, p.PID)
+		}
+	}
+	if len(rep.NewChildren) == 0 {
+		return errors.New("no child of the new generation yet")
+	}
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	return checkServes(listenersOf(root, master.PID, listening), o.Start.HealthURL, 2*time.Second)
+}
+
+// hasLine reports whether a line of text holds mark and one of codes.
+func hasLine(text, mark string, codes []string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, mark) && slices.ContainsFunc(codes, func(c string) bool { return strings.Contains(line, c) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// recover starts the server, verified, after it died or was not running.
+func (o ReloadOptions) recover(ctx context.Context, sig ipcguard.Signature, rc RunConfig, rep ReloadReport, why string) (ReloadReport, error) {
+	rep.Fallback = why
+	startRep, err := o.Start.start(ctx, sig, rc)
+	if rep.Restart == nil {
+		rep.Restart = &RestartReport{}
+	}
+	rep.Restart.Start = startRep
+	if err != nil {
+		return rep, fmt.Errorf("%w (%s), and the start failed: %w", ErrReloadKilled, why, err)
+	}
+	rep.Recovered = true
+	return rep, nil
+}
+
+// withServer copies the server's identity from a start's options.
+func (s StopOptions) withServer(st StartOptions) StopOptions {
+	s.Profile, s.Conf, s.ProcRoot = st.Profile, st.Conf, st.ProcRoot
+	return s
+}

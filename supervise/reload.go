@@ -20,6 +20,11 @@ type ReloadOptions struct {
 	// Hard sends HUP (restart in place, requests in flight cut) instead of
 	// USR1 (graceful: children finish their requests).
 	Hard bool
+	// MaxReloads, when positive, is a reload budget per master: a master
+	// that already logged this many reloads is restarted instead (a
+	// library that leaks a pthread key per reload kills the master inside
+	// its 1024th; REFERENCE.md §7).
+	MaxReloads int
 }
 
 // ReloadReport says what Reload did.
@@ -71,16 +76,38 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	if free, err := semFree(st.ProcRoot); err != nil {
+	why, err := o.unsafeReload(master, rc)
+	if err != nil {
 		return rep, err
-	} else if free < sysvSetsNeeded {
-		rep.Fallback = fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023); restarting instead", free)
+	}
+	if why != "" {
+		rep.Fallback = why + "; restarting instead"
 		st.Log.Warn().Msg(rep.Fallback)
 		r, err := Restart(ctx, o.Stop, st)
 		rep.Restart = &r
 		return rep, err
 	}
 	return o.signalAndVerify(ctx, root, sig, rc, master, rep)
+}
+
+// unsafeReload says why a reload of master should be a restart instead, or
+// "" when it is safe.
+func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig) (string, error) {
+	free, err := semFree(o.Start.ProcRoot)
+	if err != nil {
+		return "", err
+	}
+	if free < sysvSetsNeeded {
+		return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
+	}
+	if o.MaxReloads > 0 {
+		tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+		tail.offset = 0
+		if n := countReloads(tail.since(), master.PID); n >= o.MaxReloads {
+			return fmt.Sprintf("master %d has been reloaded %d times (budget %d)", master.PID, n, o.MaxReloads), nil
+		}
+	}
+	return "", nil
 }
 
 func semFree(procRoot string) (int, error) {

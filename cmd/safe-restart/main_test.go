@@ -72,6 +72,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--log-format", "xml", "ipc", "ls"}, `bad --log-format "xml"`},
 		{[]string{"nosuch"}, "unknown service"},
 		{[]string{"apache2", "extra"}, "unknown command"},
+		{[]string{"apache2", "--jitter", "-1s"}, "bad --max-reloads 0 or --jitter -1s"},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
 		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
 		{[]string{"restart", "apache2", "--binary", "apache2"}, "is not an absolute path"},

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +13,7 @@ import (
 
 func newReloadCmd(d *deps) *cobra.Command {
 	o := &serverFlags{}
-	var hard bool
+	var r reloadFlags
 	c := &cobra.Command{
 		Use:   "reload SERVICE",
 		Short: "Verified in-place reload (USR1), falling back to a verified restart; exit 4 when it had to recover the server",
@@ -28,18 +30,53 @@ the leftovers are cleared, a verified start brings it back, and the exit code is
   safe-restart apache2                 # the same
   safe-restart reload apache2 --hard   # HUP: requests in flight are cut`,
 		Args: exactArgs(1, "one service (apache2 or httpd)"),
-		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, hard) },
+		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, &r) },
 	}
 	o.register(c, true, true)
-	c.Flags().BoolVar(&hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
+	r.register(c)
 	return c
+}
+
+// reloadFlags are the flags of a reload (also those of safe-restart SERVICE).
+type reloadFlags struct {
+	hard       bool
+	maxReloads int
+	jitter     time.Duration
+}
+
+func (r *reloadFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
+	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has logged this many reloads (0: no budget)")
+	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
+}
+
+// wait sleeps a random time up to jitter, or until ctx ends.
+func (r *reloadFlags) wait(ctx context.Context, d *deps) error {
+	if r.jitter <= 0 {
+		return nil
+	}
+	delay := time.Duration(rand.Int64N(int64(r.jitter)))
+	d.log.Info().Dur("delay", delay).Msg("waiting the jitter delay")
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(delay):
+		return nil
+	}
 }
 
 // errRecovered carries exit code 4: the service is up again, but only
 // because a verified start replaced a reload that could not keep it up.
 var errRecovered = errors.New("reload did not keep the server up; a verified start recovered it")
 
-func runReload(ctx context.Context, d *deps, service string, o *serverFlags, hard bool) error {
+func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *reloadFlags) error {
+	if r.maxReloads < 0 || r.jitter < 0 {
+		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
+	}
+	if err := r.wait(ctx, d); err != nil {
+		return err
+	}
 	p, ladder, lock, err := o.begin(ctx, d, service)
 	if err != nil {
 		return err
@@ -50,7 +87,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, har
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
 		Start: supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
 		Stop:  supervise.StopOptions{Ladder: ladder, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
-		Hard:  hard,
+		Hard:  r.hard, MaxReloads: r.maxReloads,
 	})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {

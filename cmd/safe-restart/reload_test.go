@@ -52,6 +52,14 @@ func TestReloadApache(t *testing.T) {
 	if code, _, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitRefused || !master.Alive() {
 		t.Fatalf("reload with a bad config: exit %d (master alive %v)\n%s", code, master.Alive(), errOut)
 	}
+	// A reload budget: this master has logged 3 reloads, so it is restarted.
+	if err := os.WriteFile(srv.ConfPath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--max-reloads", "3", "--graceful-timeout", "0")
+	if code != exitOK || !strings.Contains(out, "has been reloaded 3 times (budget 3)") || master.Alive() {
+		t.Fatalf("reload over budget: exit %d (old master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
 }
 
 // TestReloadRecoversAfterIPCRemoval: the live server's semaphores are

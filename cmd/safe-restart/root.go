@@ -57,10 +57,9 @@ Results go to stdout.
 	root.PersistentFlags().StringVar(&d.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	// safe-restart SERVICE: the safe default, a verified reload falling back
 	// to a verified restart.
-	ro := &serverFlags{}
-	var hard bool
+	ro, rr := &serverFlags{}, &reloadFlags{}
 	ro.register(root, true, true)
-	root.Flags().BoolVar(&hard, "hard", false, "reload with HUP instead of USR1")
+	rr.register(root)
 	root.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return usagef("see safe-restart --help", "unknown command %q", args[0])
@@ -71,7 +70,7 @@ Results go to stdout.
 		if len(args) == 0 {
 			return cmd.Help()
 		}
-		return runReload(cmd.Context(), d, args[0], ro, hard)
+		return runReload(cmd.Context(), d, args[0], ro, rr)
 	}
 	root.Use = "safe-restart [SERVICE]"
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

@@ -101,9 +101,7 @@ func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig) (string,
 		return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
 	}
 	if o.MaxReloads > 0 {
-		tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
-		tail.offset = 0
-		if n := countReloads(tail.since(), master.PID); n >= o.MaxReloads {
+		if n := countReloads(wholeLog(rc.ServerRoot, rc.ErrorLog), master.PID); n >= o.MaxReloads {
 			return fmt.Sprintf("master %d has been reloaded %d times (budget %d)", master.PID, n, o.MaxReloads), nil
 		}
 	}
@@ -127,6 +125,7 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 	}
 	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
 	signal := syscall.SIGUSR1
 	if o.Hard {
 		signal = syscall.SIGHUP
@@ -154,7 +153,7 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 
 // verifyGeneration waits until the master logged a new generation, has new
 // children, and serves; it fails at once on a dead master or a fatal line.
-func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master ipcguard.Proc, tail logTail, rep *ReloadReport) error {
+func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, rep *ReloadReport) error {
 	st := o.Start
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
 	mark := fmt.Sprintf("[pid %d", master.PID)

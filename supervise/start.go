@@ -180,6 +180,7 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcgua
 		return err
 	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
 	out, runErr := o.runStarter(ctx)
 	rep.StarterOutput = out
 	if strings.Contains(out, "already running") {
@@ -248,7 +249,7 @@ func (o StartOptions) recordLineage(ctx context.Context, sig ipcguard.Signature,
 
 // verify checks the started server, polling until it serves or the
 // timeout passes, and fails on any fatal line.
-func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail logTail, starterOut string, rep *StartReport) error {
+func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
 	for {
 		if fatal := fatalLines(starterOut + tail.since()); len(fatal) > 0 {

@@ -66,9 +66,7 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
 	}
-	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
-	tail.offset = 0
-	if text := tail.since(); text != "" {
+	if text := wholeLog(rc.ServerRoot, rc.ErrorLog); text != "" {
 		st.Reloads = countReloads(text, master.PID)
 	}
 }

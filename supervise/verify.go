@@ -32,47 +32,89 @@ func fatalLines(text string) []string {
 	return out
 }
 
-// logTail remembers where a log file ended, to read what is written after.
+// logTail reads what a server writes to its error log after a mark, even
+// when the log is rotated in between (logrotate renames the file, then a
+// reload makes the server reopen it: the reload's own notice still goes to
+// the renamed file). It keeps the file open at the mark, so the rest of the
+// renamed file is read through that fd, then the new file at the path.
 type logTail struct {
 	path   string
+	f      *os.File // the file at the mark; nil when there was none
 	offset int64
 }
 
 // newLogTail marks the current end of the server's error log. A log that
-// is not a plain file (piped, syslog) has no tail: "" is returned later.
-func newLogTail(serverRoot, errorLog string) logTail {
+// is not a plain file (piped, syslog) has no tail: since returns "". The
+// caller closes it.
+func newLogTail(serverRoot, errorLog string) *logTail {
 	if errorLog == "" || strings.HasPrefix(errorLog, "|") || strings.HasPrefix(errorLog, "syslog") {
-		return logTail{}
+		return &logTail{}
 	}
 	if !filepath.IsAbs(errorLog) {
 		errorLog = filepath.Join(serverRoot, errorLog)
 	}
-	t := logTail{path: errorLog}
-	if fi, err := os.Stat(errorLog); err == nil {
-		t.offset = fi.Size()
+	t := &logTail{path: errorLog}
+	if f, err := os.Open(errorLog); err == nil {
+		t.f = f
+		if fi, err := f.Stat(); err == nil {
+			t.offset = fi.Size()
+		}
 	}
 	return t
 }
 
-// maxLogRead bounds how much of an error log one check reads.
-const maxLogRead = 16 << 20
+// wholeLog returns the whole current error log (bounded), for counting.
+func wholeLog(serverRoot, errorLog string) string {
+	t := newLogTail(serverRoot, errorLog)
+	defer t.close()
+	t.offset = 0
+	return t.since()
+}
 
-// since returns what was written to the log after the mark (from the
-// start if the file was rotated and is now shorter).
-func (t logTail) since() string {
+// since returns what was written after the mark: the rest of the file
+// marked, then, if the path now names another file, that file.
+func (t *logTail) since() string {
 	if t.path == "" {
 		return ""
 	}
-	f, err := os.Open(t.path)
+	var b strings.Builder
+	if t.f != nil {
+		b.WriteString(readFrom(t.f, t.offset))
+	}
+	cur, err := os.Open(t.path)
 	if err != nil {
-		return ""
+		return b.String()
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() >= t.offset {
-		_, _ = f.Seek(t.offset, io.SeekStart)
+	defer cur.Close()
+	if t.f == nil || !sameFile(t.f, cur) {
+		b.WriteString(readFrom(cur, 0))
 	}
-	data, _ := io.ReadAll(io.LimitReader(f, maxLogRead))
+	return b.String()
+}
+
+func (t *logTail) close() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+}
+
+// maxLogRead bounds how much of a log one check reads.
+const maxLogRead = 16 << 20
+
+// readFrom reads f from off (from 0 if the file is now shorter: truncated).
+func readFrom(f *os.File, off int64) string {
+	if fi, err := f.Stat(); err == nil && fi.Size() < off {
+		off = 0
+	}
+	data, _ := io.ReadAll(io.LimitReader(io.NewSectionReader(f, off, maxLogRead), maxLogRead))
 	return string(data)
+}
+
+func sameFile(a, b *os.File) bool {
+	ai, err1 := a.Stat()
+	bi, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
 // checkServes connects to every listener and sends one GET to the first

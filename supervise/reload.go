@@ -124,7 +124,7 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 		return rep, err
 	}
 	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
-	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
 	signal := syscall.SIGUSR1
 	if o.Hard {

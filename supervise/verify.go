@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,6 +61,29 @@ func newLogTail(serverRoot, errorLog string) *logTail {
 			t.offset = fi.Size()
 		}
 	}
+	return t
+}
+
+// newMasterLogTail marks the end of the error log that master writes now:
+// Apache's master has its ErrorLog file on stderr, so /proc/PID/fd/2 is that
+// file even after logrotate renamed it and created a new one at the path,
+// before the reload that makes the server reopen it.
+func newMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *logTail {
+	t := newLogTail(serverRoot, errorLog)
+	if t.path == "" {
+		return t
+	}
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "fd", "2"))
+	if err != nil {
+		return t
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return t
+	}
+	t.close()
+	t.f, t.offset = f, fi.Size()
 	return t
 }
 

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+)
+
+// TestLogrotateExample runs examples/logrotate/apache2, pointed at a test
+// server, with the real logrotate -f: the log is rotated and the postrotate
+// safe-restart reloads the same master, verified.
+func TestLogrotateExample(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "logrotate")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	master, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../examples/logrotate/apache2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same file, with the test server's paths, and this test binary
+	// standing in for safe-restart.
+	conf := strings.NewReplacer(
+		"/var/log/apache2/*.log", srv.ErrorLog,
+		"safe-restart apache2", self+" apache2 --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
+		"create 640 root adm", "create 640 root root",
+	).Replace(string(example))
+	confPath := filepath.Join(dir, "logrotate.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
+	}
+	if _, err := os.Stat(srv.ErrorLog + ".1"); err != nil {
+		t.Fatalf("the log was not rotated: %v", err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+	if !strings.Contains(string(log), "reloaded and verified") || !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("postrotate did not reload the same master, verified:\n%s", log)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after logrotate: %d, %v", c, err)
+	}
+}

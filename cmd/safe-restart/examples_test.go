@@ -56,7 +56,8 @@ func TestLogrotateExample(t *testing.T) {
 		t.Fatalf("the log was not rotated: %v", err)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
-	if !strings.Contains(string(log), "reloaded and verified") || !master.Alive() || srv.MasterPID() != master.PID {
+	if !strings.Contains(string(log), "reloaded and verified") || !strings.Contains(string(log), "rotated logs released") ||
+		!master.Alive() || srv.MasterPID() != master.PID {
 		t.Fatalf("postrotate did not reload the same master, verified:\n%s", log)
 	}
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +44,7 @@ type reloadFlags struct {
 	hard       bool
 	maxReloads int
 	jitter     time.Duration
+	logs       bool
 }
 
 func (r *reloadFlags) register(c *cobra.Command) {
@@ -49,6 +52,7 @@ func (r *reloadFlags) register(c *cobra.Command) {
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
 	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has logged this many reloads (0: no budget)")
 	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
+	fl.BoolVar(&r.logs, "logs", false, "for logrotate: then wait (up to --timeout) until no server process holds a rotated log, so compressing or deleting it is safe")
 }
 
 // wait sleeps a random time up to jitter, or until ctx ends.
@@ -96,6 +100,9 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	} else if err == nil {
 		writeReloadSummary(d, service, rep)
 	}
+	if err == nil && r.logs {
+		err = waitLogs(ctx, d, p, o)
+	}
 	switch {
 	case err != nil && (rep.Signal != "" || rep.Restart != nil):
 		return &exitError{code: exitFailed, err: err}
@@ -116,4 +123,25 @@ func writeReloadSummary(d *deps, service string, rep supervise.ReloadReport) {
 	default:
 		d.printf("reloaded %s: master %d (%s), new generation %v replaced %v\n", service, rep.Master.PID, rep.Signal, rep.NewChildren, rep.OldChildren)
 	}
+}
+
+// errLogsHeld reports rotated logs still open when --logs gave up.
+var errLogsHeld = errors.New("rotated logs still held open")
+
+// waitLogs waits until no server process holds a rotated error log.
+func waitLogs(ctx context.Context, d *deps, p supervise.Profile, o *serverFlags) error {
+	rc, err := supervise.ReadRunConfig(ctx, p, o.conf)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Dir(rc.ErrorLog)
+	held, err := supervise.WaitLogsReleased(ctx, "/proc", p.Binary, logDir, o.timeout)
+	if err != nil {
+		return err
+	}
+	if len(held) > 0 {
+		return fmt.Errorf("%w after %s: %v", errLogsHeld, o.timeout, held)
+	}
+	d.log.Info().Str("dir", logDir).Msg("rotated logs released: safe to compress or delete")
+	return nil
 }

@@ -1,0 +1,63 @@
+package supervise
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// rotatedName matches the names logrotate gives rotated logs: error.log.1,
+// error.log.2.gz, error.log-20261123 (dateext).
+var rotatedName = regexp.MustCompile(`\.log(\.\d+|-\d{8,10})(\.gz|\.xz|\.zst|\.bz2)?$`)
+
+// RotatedHolders returns the processes running the server binary that still
+// hold open a rotated or deleted file in logDir, by pid: after a graceful
+// reload, children of the old generation keep their log fds until they
+// finish their requests, and compressing or deleting the file under them
+// loses what they still write.
+func RotatedHolders(procRoot, exe, logDir string) (map[int][]string, error) {
+	procs, err := ipcguard.ReadProcTable(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][]string{}
+	for _, p := range runningExactly(procs, exe) {
+		dir := filepath.Join(procRoot, strconv.Itoa(p.PID), "fd")
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for _, e := range entries {
+			target, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil || filepath.Dir(strings.TrimSuffix(target, " (deleted)")) != logDir {
+				continue
+			}
+			if strings.HasSuffix(target, " (deleted)") || rotatedName.MatchString(target) {
+				out[p.PID] = append(out[p.PID], target)
+			}
+		}
+	}
+	return out, nil
+}
+
+// WaitLogsReleased waits, up to timeout, until no process of the server
+// holds a rotated log in logDir, and returns the holders left.
+func WaitLogsReleased(ctx context.Context, procRoot, exe, logDir string, timeout time.Duration) (map[int][]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		held, err := RotatedHolders(procRoot, exe, logDir)
+		if err != nil || len(held) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return held, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -64,3 +64,85 @@ func TestLogrotateExample(t *testing.T) {
 		t.Fatalf("GET after logrotate: %d, %v", c, err)
 	}
 }
+
+// TestCronExample runs the command of examples/cron/safe-restart (its
+// jitter shortened) against a test server: a verified reload, exit 0.
+func TestCronExample(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	line := ""
+	data, err := os.ReadFile("../../examples/cron/safe-restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			line = l
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) < 7 || f[5] != "root" {
+		t.Fatalf("not a cron.d line (5 time fields, a user, a command): %q", line)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	command := strings.NewReplacer(
+		"/usr/local/bin/safe-restart apache2", self+" apache2 --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+		"--jitter 30m", "--jitter 10ms",
+		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
+	).Replace(strings.Join(f[6:], " "))
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+		t.Fatalf("%s: %v\n%s\n%s", command, err, out, log)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log")); !strings.Contains(string(log), "reloaded and verified") {
+		t.Fatalf("the cron command did not reload, verified:\n%s", log)
+	}
+}
+
+// TestDeployExample runs examples/deploy/deploy.sh against a test server:
+// it restarts, verified, and a bad configuration stops the deploy with the
+// server still serving.
+func TestDeployExample(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := func() (string, error) {
+		cmd := exec.Command("../../examples/deploy/deploy.sh", "--conf", srv.ConfPath, "--state-dir", filepath.Join(t.TempDir(), "state"),
+			"--graceful-timeout", "0")
+		cmd.Env = append(os.Environ(), mainEnv+"=1", "SAFE_RESTART="+self)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := deploy(); err != nil || !strings.Contains(out, "restarted and verified") {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	master, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(srv.ConfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(srv.ConfPath, append(good, "\nNoSuchDirective on\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := deploy(); err == nil || !strings.Contains(out, "refused or failed") || !master.Alive() {
+		t.Fatalf("deploy with a bad config: %v (master alive %v)\n%s", err, master.Alive(), out)
+	}
+}

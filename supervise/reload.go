@@ -36,9 +36,12 @@ type ReloadReport struct {
 	// Fallback says why a verified restart or start replaced the reload;
 	// Recovered says the server had died or was not running and now serves
 	// again (exit 4).
-	Fallback  string         `json:"fallback,omitempty"`
-	Recovered bool           `json:"recovered"`
-	Restart   *RestartReport `json:"restart,omitempty"`
+	Fallback string `json:"fallback,omitempty"`
+	// PthreadKeys is the master's pthread keys in use before the reload, -1
+	// when its table could not be read.
+	PthreadKeys int            `json:"pthread_keys"`
+	Recovered   bool           `json:"recovered"`
+	Restart     *RestartReport `json:"restart,omitempty"`
 }
 
 // ErrReloadKilled reports a reload after which the server was not serving;
@@ -76,7 +79,8 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	why, err := o.unsafeReload(master, rc)
+	rep.PthreadKeys = -1
+	why, err := o.unsafeReload(master, rc, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -92,10 +96,19 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig) (string, error) {
+func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig, rep *ReloadReport) (string, error) {
 	free, err := semFree(o.Start.ProcRoot)
 	if err != nil {
 		return "", err
+	}
+	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
+	if err != nil {
+		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
+	} else {
+		rep.PthreadKeys = keys
+		if keys >= PthreadKeysMax-pthreadKeysMargin {
+			return fmt.Sprintf("master %d uses %d of %d pthread keys: a reload that creates one more kills it (libgomp)", master.PID, keys, PthreadKeysMax), nil
+		}
 	}
 	if free < sysvSetsNeeded {
 		return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
@@ -107,6 +120,10 @@ func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig) (string,
 	}
 	return "", nil
 }
+
+// pthreadKeysMargin is how many free pthread keys a reload must leave: a
+// reload loads every module again, and each may create a few.
+const pthreadKeysMargin = 64
 
 func semFree(procRoot string) (int, error) {
 	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: procRoot})

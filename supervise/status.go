@@ -21,17 +21,19 @@ type Status struct {
 	// Reloads counts graceful (AH00171/AH00493) and hard (AH00173/AH00494)
 	// restarts of this master in the error log (REFERENCE.md §6); -1 when
 	// the log cannot be read.
-	Reloads int             `json:"reloads"`
-	Orphans []int           `json:"orphans,omitempty"`
-	IPC     ipcguard.Report `json:"ipc"`
-	Risks   []string        `json:"risks"`
+	Reloads int   `json:"reloads"`
+	Orphans []int `json:"orphans,omitempty"`
+	// PthreadKeys is the master's pthread keys in use, -1 when unreadable.
+	PthreadKeys int             `json:"pthread_keys"`
+	IPC         ipcguard.Report `json:"ipc"`
+	Risks       []string        `json:"risks"`
 
 	why error // why no master was accepted
 }
 
 // ReadStatus reports on the server without changing anything.
 func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status, error) {
-	st := Status{Service: p.Name, Reloads: -1, Risks: []string{}}
+	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
 	sig, rc, err := IPCSignature(ctx, p, conf)
 	if err != nil {
 		return st, err
@@ -62,6 +64,9 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, exe string, rc RunConfig) {
 	st.Master = &master
 	st.Uptime = time.Since(master.Start).Round(time.Second)
+	if keys, err := PthreadKeysInUse("/proc", master.PID); err == nil {
+		st.PthreadKeys = keys
+	}
 	st.Tree = pids(Descendants(procs, master, exe))
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
@@ -100,6 +105,10 @@ func (st *Status) risks() []string {
 	}
 	if free := st.IPC.Snapshot.SemSetsFree(); free < sysvSetsNeeded {
 		out = append(out, fmt.Sprintf("only %d semaphore sets free (SEMMNI %d): a start or reload may fail with AH00023", free, st.IPC.Snapshot.Limits.SEMMNI))
+	}
+	if st.PthreadKeys >= PthreadKeysMax-pthreadKeysMargin {
+		out = append(out, fmt.Sprintf("the master uses %d of %d pthread keys: its next reload may kill it (safe-restart %s restarts it instead)",
+			st.PthreadKeys, PthreadKeysMax, st.Service))
 	}
 	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
 		out = append(out, "the pidfile names another process, so Apache's own start would exit 0 without starting: "+st.NotRunning)

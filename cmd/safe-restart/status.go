@@ -63,8 +63,8 @@ func writeStatus(d *deps, st supervise.Status) {
 		for i, l := range st.Listeners {
 			addrs[i] = l.Addr
 		}
-		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %d reload(s) of this master\n",
-			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs, st.Reloads)
+		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %d reload(s) of this master, %d pthread keys in use\n",
+			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs, st.Reloads, st.PthreadKeys)
 	}
 	writeCounts(d.stdout, st.IPC.Count())
 	writeUsage(d.stdout, st.IPC.Snapshot)

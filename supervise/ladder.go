@@ -86,6 +86,9 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 	alive := r.Members
 	var reports []StepReport
 	for i, step := range l {
+		if err := ctx.Err(); err != nil {
+			return reports, err // never start a step, or send its signal, once cancelled
+		}
 		rep := StepReport{Step: step}
 		to := targets(step, r.Master, alive)
 		if len(to) == 0 {

@@ -72,6 +72,11 @@ func libcMapping(procRoot string, pid int) (string, uint64, error) {
 		if len(fields) < 6 || fields[2] != "00000000" || !strings.HasPrefix(filepath.Base(fields[5]), "libc.so") {
 			continue
 		}
+		if strings.HasSuffix(sc.Text(), " (deleted)") {
+			// libc was upgraded under the process: the file at the path is
+			// another build, whose symbol offsets need not match.
+			return "", 0, fmt.Errorf("%w: pid %d runs a libc since replaced on disk", ErrNoKeyTable, pid)
+		}
 		start, _, _ := strings.Cut(fields[0], "-")
 		base, err := strconv.ParseUint(start, 16, 64)
 		if err != nil {
@@ -94,8 +99,14 @@ func keyTableOffset(libc string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: %w", ErrNoKeyTable, libc, err)
 	}
+	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+		return 0, fmt.Errorf("%w: %s is not a 64-bit little-endian libc", ErrNoKeyTable, libc)
+	}
 	for _, s := range syms {
 		if s.Name == "__pthread_keys" {
+			if s.Size != PthreadKeysMax*16 {
+				return 0, fmt.Errorf("%w: %s's __pthread_keys is %d bytes, not %d", ErrNoKeyTable, libc, s.Size, PthreadKeysMax*16)
+			}
 			return s.Value, nil
 		}
 	}

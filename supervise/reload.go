@@ -48,6 +48,10 @@ type ReloadReport struct {
 // the report says whether a verified start recovered it.
 var ErrReloadKilled = errors.New("reload left the server down")
 
+// resumedMarks are the notices a master writes once a (new) configuration
+// has loaded and it serves: prefork, and event/worker.
+var resumedMarks = []string{"AH00163", "AH00489"}
+
 // graceMarks are the notices a master writes when it begins a new
 // generation (REFERENCE.md §6): graceful (USR1) and hard (HUP).
 var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
@@ -64,7 +68,7 @@ var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
 // pthread keys), its leftovers are cleared and a verified start brings it
 // back: Recovered is set.
 func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
-	var rep ReloadReport
+	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
 	root := or(st.ProcRoot, "/proc")
 	sig, rc, err := IPCSignature(ctx, st.Profile, st.Conf)
@@ -79,7 +83,6 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	rep.PthreadKeys = -1
 	why, err := o.unsafeReload(master, rc, &rep)
 	if err != nil {
 		return rep, err
@@ -156,6 +159,11 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 	if verr == nil {
 		return rep, nil
 	}
+	if ctx.Err() != nil {
+		// Interrupted (SIGINT, SIGTERM): the reload was not judged, so the
+		// server is left as it is; stopping it now could leave it down.
+		return rep, fmt.Errorf("reload of master %d sent, verification interrupted: %w", master.PID, ctx.Err())
+	}
 	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
 	if sameAlive(root, master) {
 		// Alive but not serving a new generation: stop it before starting.
@@ -173,7 +181,10 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, rep *ReloadReport) error {
 	st := o.Start
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
-	mark := fmt.Sprintf("[pid %d", master.PID)
+	mark := fmt.Sprintf("[pid %d:", master.PID)
+	if !tail.readable() {
+		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by new children and the health check alone")
+	}
 	for {
 		logged := tail.since()
 		if fatal := fatalLines(logged); len(fatal) > 0 {
@@ -182,7 +193,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master
 		if !sameAlive(root, master) {
 			return fmt.Errorf("master %d exited after the reload; error log: %s", master.PID, firstLines(lastLines(logged, 5)))
 		}
-		err := o.generationServes(root, master, logged, mark, rep)
+		err := o.generationServes(root, master, logged, mark, tail.readable(), rep)
 		if err == nil {
 			st.Log.Info().Int("pid", master.PID).Ints("new_children", rep.NewChildren).Msg("reloaded and verified")
 			return nil
@@ -194,10 +205,17 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master
 	}
 }
 
-// generationServes checks one round: the notice, new children, serving.
-func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, logged, mark string, rep *ReloadReport) error {
-	if !hasLine(logged, mark, graceMarks) {
+// generationServes checks one round: the notice of the new generation and
+// that its configuration loaded ("resuming normal operations", logged after
+// post_config, where a runtime failure such as AH00020 would have killed
+// the master), new children, serving. Without a readable log only the
+// children and the health check are checked.
+func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, logged, mark string, logOK bool, rep *ReloadReport) error {
+	if logOK && !hasLine(logged, mark, graceMarks) {
 		return fmt.Errorf("master %d has not logged a new generation", master.PID)
+	}
+	if logOK && !hasLine(logged, mark, resumedMarks) {
+		return fmt.Errorf("master %d has not resumed normal operations", master.PID)
 	}
 	procs, err := ipcguard.ReadProcTable(root)
 	if err != nil {
@@ -237,11 +255,20 @@ func (o ReloadOptions) recover(ctx context.Context, sig ipcguard.Signature, rc R
 		rep.Restart = &RestartReport{}
 	}
 	rep.Restart.Start = startRep
+	if err != nil && rep.Signal == "" {
+		return rep, fmt.Errorf("%s, and the start failed: %w", why, err)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("%w (%s), and the start failed: %w", ErrReloadKilled, why, err)
 	}
 	rep.Recovered = true
 	return rep, nil
+}
+
+// Acted reports whether the reload changed anything: a signal sent, or a
+// restart or start that acted.
+func (r ReloadReport) Acted() bool {
+	return r.Signal != "" || (r.Restart != nil && (r.Restart.Stop.Acted() || r.Restart.Start.Acted()))
 }
 
 // withServer copies the server's identity from a start's options.

@@ -78,7 +78,7 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 
 // countReloads counts the restart notices this master wrote.
 func countReloads(log string, pid int) int {
-	mark := fmt.Sprintf("[pid %d", pid)
+	mark := fmt.Sprintf("[pid %d:", pid)
 	n := 0
 	for _, line := range strings.Split(log, "\n") {
 		if !strings.Contains(line, mark) {

@@ -13,24 +13,38 @@ import (
 	"time"
 )
 
-// fatalMarks are the lines that mean a start or reload killed, or will
+// fatalMarks are the codes that mean a start or reload killed, or will
 // kill, the server (REFERENCE.md §1-§3, §7): out of semaphores, port taken,
-// mutex removed under it, child fatal, config failure, pthread keys gone.
-var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015",
-	"Configuration Failed", "libgomp:"}
+// mutex removed under it, child fatal, config failure.
+var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015"}
 
-// fatalLines returns the lines of text that carry a fatal mark.
+// fatalLines returns the lines of text that report a fatal error. A code
+// counts only as the message's own code ("] AH00020:" or ": AH00023:" after
+// an errno text), never inside a message, and lines about a client request
+// never count: a client can put any text in a logged URI.
 func fatalLines(text string) []string {
 	var out []string
 	for _, line := range strings.Split(text, "\n") {
-		for _, m := range fatalMarks {
-			if strings.Contains(line, m) {
-				out = append(out, strings.TrimSpace(line))
-				break
-			}
+		if isFatal(line) {
+			out = append(out, strings.TrimSpace(line))
 		}
 	}
 	return out
+}
+
+func isFatal(line string) bool {
+	if strings.HasPrefix(strings.TrimSpace(line), "libgomp:") {
+		return true // libgomp writes to stderr, the master's error log
+	}
+	if strings.Contains(line, "[client ") {
+		return false
+	}
+	for _, m := range fatalMarks {
+		if strings.Contains(line, "] "+m+":") || strings.Contains(line, ": "+m+":") {
+			return true
+		}
+	}
+	return false
 }
 
 // logTail reads what a server writes to its error log after a mark, even
@@ -115,6 +129,9 @@ func (t *logTail) since() string {
 	}
 	return b.String()
 }
+
+// readable reports whether the tail reads a file at all.
+func (t *logTail) readable() bool { return t.path != "" }
 
 func (t *logTail) close() {
 	if t.f != nil {

@@ -104,7 +104,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 		err = waitLogs(ctx, d, p, o)
 	}
 	switch {
-	case err != nil && (rep.Signal != "" || rep.Restart != nil):
+	case err != nil && rep.Acted():
 		return &exitError{code: exitFailed, err: err}
 	case err != nil:
 		return err

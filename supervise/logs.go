@@ -13,8 +13,8 @@ import (
 )
 
 // rotatedName matches the names logrotate gives rotated logs: error.log.1,
-// error.log.2.gz, error.log-20261123 (dateext).
-var rotatedName = regexp.MustCompile(`\.log(\.\d+|-\d{8,10})(\.gz|\.xz|\.zst|\.bz2)?$`)
+// error.log.2.gz, error.log-20261123 (dateext), and RHEL's error_log-20261123.
+var rotatedName = regexp.MustCompile(`[._]log(\.\d+|-\d{8,10})(\.gz|\.xz|\.zst|\.bz2)?$`)
 
 // RotatedHolders returns the processes running the server binary that still
 // hold open a rotated or deleted file in logDir, by pid: after a graceful

@@ -9,7 +9,8 @@ import (
 func TestRotatedName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"/l/error.log.1": true, "/l/access.log.2.gz": true, "/l/error.log-20261123": true,
-		"/l/error.log": false, "/l/error.log.old": false, "/l/x.conf.1": false,
+		"/l/error_log-20261123": true, "/l/access_log.1": true,
+		"/l/error.log": false, "/l/error_log": false, "/l/error.log.old": false, "/l/x.conf.1": false,
 	} {
 		if got := rotatedName.MatchString(name); got != want {
 			t.Errorf("%s: %v, want %v", name, got, want)

@@ -86,13 +86,8 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 		return err
 	}
 	defer lock.Release()
-	log := d.log.With().Str("server", service).Logger()
-	lineages := o.stateDir + "/lineage"
-	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
-		Start: supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
-		Stop:  supervise.StopOptions{Ladder: ladder, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
-		Hard:  r.hard, MaxReloads: r.maxReloads,
-	})
+	stopOpts, startOpts := o.options(d, service, p, ladder)
+	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, MaxReloads: r.maxReloads})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

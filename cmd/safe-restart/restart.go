@@ -32,11 +32,8 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 		return err
 	}
 	defer lock.Release()
-	log := d.log.With().Str("server", service).Logger()
-	lineages := o.stateDir + "/lineage"
-	rep, err := supervise.Restart(ctx,
-		supervise.StopOptions{Ladder: ladder, LineageDir: lineages, IntentDir: o.stateDir, Log: log},
-		supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout, LineageDir: lineages, IntentDir: o.stateDir, Log: log})
+	stopOpts, startOpts := o.options(d, service, p, ladder)
+	rep, err := supervise.Restart(ctx, stopOpts, startOpts)
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

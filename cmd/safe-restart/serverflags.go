@@ -93,3 +93,11 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 	lock, err := lockService(ctx, d, f.stateDir, service, f.lockTimeout)
 	return p, ladder, lock, err
 }
+
+// options are the stop and start options the flags describe.
+func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder supervise.Ladder) (supervise.StopOptions, supervise.StartOptions) {
+	log := d.log.With().Str("server", service).Logger()
+	lineages := f.stateDir + "/lineage"
+	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Log: log},
+		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, Log: log}
+}

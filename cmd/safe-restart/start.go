@@ -38,8 +38,8 @@ func runStart(ctx context.Context, d *deps, service string, o *serverFlags) erro
 		return err
 	}
 	defer lock.Release()
-	rep, err := supervise.Start(ctx, supervise.StartOptions{Profile: p, Conf: o.conf, HealthURL: o.healthURL, Timeout: o.timeout,
-		LineageDir: o.stateDir + "/lineage", IntentDir: o.stateDir, Log: d.log.With().Str("server", service).Logger()})
+	_, startOpts := o.options(d, service, p, nil)
+	rep, err := supervise.Start(ctx, startOpts)
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -38,8 +38,8 @@ func runStop(ctx context.Context, d *deps, service string, o *serverFlags) error
 		return err
 	}
 	defer lock.Release()
-	rep, err := supervise.Stop(ctx, supervise.StopOptions{Profile: p, Conf: o.conf, Ladder: ladder,
-		DryRun: o.dryRun, LineageDir: o.stateDir + "/lineage", IntentDir: o.stateDir, Log: d.log.With().Str("server", service).Logger()})
+	stopOpts, _ := o.options(d, service, p, ladder)
+	rep, err := supervise.Stop(ctx, stopOpts)
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

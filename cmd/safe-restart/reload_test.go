@@ -104,35 +104,14 @@ func TestReloadUnderLoadRefusesNothing(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
 	state := t.TempDir()
-	stop := make(chan struct{})
-	type tally struct{ ok, failed int }
-	result := make(chan tally, 1)
-	go func() {
-		var n tally
-		for {
-			select {
-			case <-stop:
-				result <- n
-				return
-			default:
-			}
-			if c, _, err := srv.Get("/"); err == nil && c == 200 {
-				n.ok++
-			} else {
-				n.failed++
-			}
-		}
-	}()
+	stop := clientLoad(t, srv)
 	for i := 0; i < 5; i++ {
 		if code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
-			close(stop)
 			t.Fatalf("reload %d: exit %d\n%s\n%s", i+1, code, out, errOut)
 		}
 	}
-	close(stop)
-	n := <-result
-	if n.ok == 0 || n.failed != 0 {
-		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed", n.ok, n.failed)
+	if ok, failed := stop(); ok == 0 || failed != 0 {
+		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed", ok, failed)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
-	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestRestartApache: restarts replace the master and leave the number of
@@ -89,17 +88,7 @@ func TestConcurrentRestarts(t *testing.T) {
 			t.Errorf("a concurrent restart failed: exit %s", got)
 		}
 	}
-	procs, err := ipcguard.ReadProcTable("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	masters := 0
-	for _, p := range procs.ByExe(srv.Bin) {
-		if p.PPID == 1 { // re-parented to this test, PID 1 of the namespace
-			masters++
-		}
-	}
-	if masters != 1 {
+	if masters := countMasters(t, srv); masters != 1 {
 		t.Errorf("%d masters after concurrent restarts, want 1", masters)
 	}
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {
@@ -148,16 +137,7 @@ func TestRestartKilledMidway(t *testing.T) {
 	if !strings.Contains(errOut, "finishing the stop an interrupted safe-restart began") {
 		t.Fatalf("the second run did not take over the interrupted stop:\n%s", errOut)
 	}
-	procs, err := ipcguard.ReadProcTable("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	masters := 0
-	for _, p := range procs.ByExe(srv.Bin) {
-		if p.PPID == 1 {
-			masters++
-		}
-	}
+	masters := countMasters(t, srv)
 	if c, _, err := srv.Get("/"); masters != 1 || err != nil || c != 200 {
 		t.Fatalf("after convergence: %d masters, GET %d, %v", masters, c, err)
 	}
@@ -177,30 +157,13 @@ func TestRestartCyclesUnderLoad(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true, SSL: true})
 	state := t.TempDir()
 	sets := len(semIDs(t))
-	stop := make(chan struct{})
-	served := make(chan int, 1) // the client never blocks, even after a Fatalf
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-stop:
-				served <- n
-				return
-			default:
-			}
-			if c, _, err := srv.Get("/"); err == nil && c == 200 {
-				n++
-			}
-		}
-	}()
+	stop := clientLoad(t, srv)
 	for i := 0; i < 20; i++ {
 		if code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
-			close(stop)
 			t.Fatalf("restart %d: exit %d\n%s\n%s", i+1, code, out, errOut)
 		}
 	}
-	close(stop)
-	if n := <-served; n == 0 {
+	if n, _ := stop(); n == 0 {
 		t.Error("the client was never served during the restarts")
 	}
 	if n := len(semIDs(t)); n != sets {

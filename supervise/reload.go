@@ -90,7 +90,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if why != "" {
 		rep.Fallback = why + "; restarting instead"
 		st.Log.Warn().Msg(rep.Fallback)
-		r, err := Restart(ctx, o.Stop, st)
+		r, err := restart(ctx, o.Stop, st, sig, rc) // the config test already ran
 		rep.Restart = &r
 		return rep, err
 	}

@@ -18,12 +18,18 @@ type RestartReport struct {
 // untouched), then Stop and Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
 func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport, error) {
-	var rep RestartReport
 	sig, rc, err := IPCSignature(ctx, st.Profile, st.Conf)
 	if err != nil {
-		return rep, err
+		return RestartReport{}, err
 	}
-	s.Profile, s.Conf = st.Profile, st.Conf
+	return restart(ctx, s, st, sig, rc)
+}
+
+// restart is Restart once the server's run config is known.
+func restart(ctx context.Context, s StopOptions, st StartOptions, sig ipcguard.Signature, rc RunConfig) (RestartReport, error) {
+	var rep RestartReport
+	var err error
+	s = s.withServer(st)
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}

@@ -1,12 +1,19 @@
 package supervise
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// DefaultGracefulWait bounds Apache's graceful stop by default (the
-// configuration's GracefulShutdownTimeout defaults to 0, waiting forever).
+// DefaultGracefulWait bounds a graceful stop by default (Apache's
+// GracefulShutdownTimeout defaults to 0, waiting forever).
 const DefaultGracefulWait = 30 * time.Second
 
 // ApacheLadder is Apache's stop ladder (REFERENCE.md §1): WINCH asks for a
@@ -26,4 +33,101 @@ func ApacheLadder(graceful time.Duration) Ladder {
 		l = append(Ladder{{Signal: syscall.SIGWINCH, Wait: graceful}}, l...)
 	}
 	return l
+}
+
+// apacheKind is Apache httpd 2.4 (REFERENCE.md §1, §2, §6).
+type apacheKind struct{}
+
+// command returns argv for running the server with args against conf.
+func (apacheKind) command(p Profile, conf string, args ...string) []string {
+	bin := p.Binary
+	if p.Ctl != "" {
+		bin = p.Ctl
+	}
+	return append([]string{bin, "-f", conf}, args...)
+}
+
+// runConfig asks the server itself (`-t -D DUMP_RUN_CFG`), so Include,
+// Define and envvars resolve exactly as the server resolves them.
+func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+	argv := k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
+	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
+	// binary's own.
+	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, []string{"APACHE_HTTPD=" + p.Binary})
+	if err != nil {
+		return RunConfig{}, err
+	}
+	rc, err := parseRunConfig(stdout)
+	if err != nil {
+		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+	}
+	rc.Elapsed = elapsed
+	return rc, nil
+}
+
+// startArgv is `BINARY -f CONF -k start`, sourcing the profile's envvars.
+func (apacheKind) startArgv(p Profile, conf string) []string {
+	argv := []string{p.Binary, "-f", conf, "-k", "start"}
+	if p.EnvVars != "" {
+		argv = append([]string{"/bin/sh", "-c", `. "$0" && exec "$@"`, p.EnvVars}, argv...)
+	}
+	return argv
+}
+
+func (apacheKind) ladder(graceful time.Duration) Ladder { return ApacheLadder(graceful) }
+
+// reloadSignal: USR1 is the graceful restart (children finish their
+// requests), HUP the hard one.
+func (apacheKind) reloadSignal(hard bool) syscall.Signal {
+	if hard {
+		return syscall.SIGHUP
+	}
+	return syscall.SIGUSR1
+}
+
+func (apacheKind) signature(p Profile, rc RunConfig) *ipcguard.Signature {
+	s := ipcguard.ApacheSignature(p.Name, rc.User.ID, p.Binary)
+	return &s
+}
+
+func (apacheKind) fatal(line string) bool { return isFatal(line) }
+
+// resumedMarks are the notices a master writes once a (new) configuration
+// has loaded and it serves: prefork, and event/worker.
+var resumedMarks = []string{"AH00163", "AH00489"}
+
+// graceMarks are the notices a master writes when it begins a new
+// generation (REFERENCE.md §6): graceful (USR1) and hard (HUP).
+var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
+
+// reloaded: the master logged the new generation, and that its
+// configuration loaded ("resuming normal operations", written after
+// post_config, where a runtime failure such as AH00020 would have killed
+// it).
+func (apacheKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
+	mark := fmt.Sprintf("[pid %d:", old.PID)
+	if !hasLine(logged, mark, graceMarks) || !hasLine(logged, mark, resumedMarks) {
+		return 0, nil
+	}
+	return old.PID, nil
+}
+
+func (apacheKind) reexecs() bool    { return false }
+func (apacheKind) speaksHTTP() bool { return true }
+
+// reloadsLogged counts the restart notices master wrote (REFERENCE.md §6:
+// AH00171/AH00493 graceful, AH00173/AH00494 hard).
+func (apacheKind) reloadsLogged(log string, master ipcguard.Proc) int {
+	mark := fmt.Sprintf("[pid %d:", master.PID)
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if hasLine(line, mark, graceMarks) {
+			n++
+		}
+	}
+	return n
+}
+
+func (apacheKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
+	return nil, nil
 }

@@ -2,6 +2,8 @@ package supervise
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -19,12 +21,21 @@ func LineageWindow(configTest time.Duration) time.Duration {
 	return max(MinLineageWindow, 5*configTest)
 }
 
-// IPCSignature asks the server for its User and returns the signature of
-// the IPC objects it creates, with the lineage window measured on the way.
+// ErrNoIPC reports a server that creates no IPC objects that outlive it
+// (nginx and php-fpm share memory through anonymous mappings).
+var ErrNoIPC = errors.New("creates no IPC objects that outlive it")
+
+// IPCSignature asks the server for its run config and returns the
+// signature of the IPC objects it creates, with the lineage window
+// measured on the way; ErrNoIPC when it creates none.
 func IPCSignature(ctx context.Context, p Profile, conf string) (ipcguard.Signature, RunConfig, error) {
 	rc, err := ReadRunConfig(ctx, p, conf)
 	if err != nil {
 		return ipcguard.Signature{}, rc, err
 	}
-	return ipcguard.ApacheSignature(p.Name, rc.User.ID, p.Binary), rc, nil
+	sig := p.kind.signature(p, rc)
+	if sig == nil {
+		return ipcguard.Signature{}, rc, fmt.Errorf("%s (%s) %w", p.Name, p.Kind, ErrNoIPC)
+	}
+	return *sig, rc, nil
 }

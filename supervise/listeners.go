@@ -10,14 +10,25 @@ import (
 	"strings"
 )
 
-// Listener is a listening TCP socket held by a process.
+// Listener is a listening TCP or unix stream socket held by a process.
 type Listener struct {
-	Addr  string `json:"addr"`  // host:port, e.g. 127.0.0.1:80 or [::]:443
+	// Addr is host:port (127.0.0.1:80, [::]:443) for TCP, the socket's
+	// path (beginning with "/", or "@" for an abstract name) for unix.
+	Addr  string `json:"addr"`
 	Inode uint64 `json:"inode"` // socket inode, shared by every process holding it
 }
 
-// readListening returns the listening TCP sockets of the caller's network
-// namespace, by inode, from procRoot/net/tcp and tcp6.
+// network is "unix" for a unix socket's path, else "tcp".
+func (l Listener) network() string {
+	if strings.HasPrefix(l.Addr, "/") || strings.HasPrefix(l.Addr, "@") {
+		return "unix"
+	}
+	return "tcp"
+}
+
+// readListening returns the listening TCP and unix stream sockets of the
+// caller's network namespace, by inode, from procRoot/net/tcp, tcp6 and
+// unix.
 //
 //	sl  local_address rem_address   st ... uid  timeout inode
 //	 0: 0100007F:1F90 00000000:0000 0A ...   0        0 1568 1 ...
@@ -32,7 +43,37 @@ func readListening(procRoot string) (map[uint64]string, error) {
 			return nil, err
 		}
 	}
-	return out, nil
+	data, err := os.ReadFile(filepath.Join(procRoot, "net", "unix"))
+	if err != nil {
+		return out, nil // no unix sockets in view
+	}
+	return out, parseUnixListening(string(data), out)
+}
+
+// parseUnixListening adds the listening unix stream sockets that have a
+// name: flags with __SO_ACCEPTCON (0x10000), type SOCK_STREAM (1).
+//
+//	Num       RefCount Protocol Flags    Type St Inode Path
+//	0000...:  00000002 00000000 00010000 0001 01 20731 /run/php/php8.2-fpm.sock
+func parseUnixListening(data string, out map[uint64]string) error {
+	lines := strings.Split(data, "\n")
+	for n, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue // unnamed
+		}
+		flags, err1 := strconv.ParseUint(f[3], 16, 32)
+		typ, err2 := strconv.ParseUint(f[4], 16, 16)
+		inode, err3 := strconv.ParseUint(f[6], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return fmt.Errorf("/proc/net/unix line %d: malformed: %q", n+2, line)
+		}
+		if flags&0x10000 == 0 || typ != 1 {
+			continue
+		}
+		out[inode] = strings.Join(f[7:], " ")
+	}
+	return nil
 }
 
 // parseListening adds the LISTEN rows (st 0A) of one /proc/net/tcp* file.

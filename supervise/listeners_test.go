@@ -27,6 +27,39 @@ func TestParseListening(t *testing.T) {
 	}
 }
 
+func TestParseUnixListening(t *testing.T) {
+	data := `Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 20731 /run/php/php8.2-fpm.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 20732 /tmp/a b.sock
+0000000000000000: 00000003 00000000 00000000 0001 03 20733 /run/php/php8.2-fpm.sock
+0000000000000000: 00000002 00000000 00010000 0002 01 20734 /run/dgram.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 20735
+0000000000000000: 00000002 00000000 00010000 0001 01 20736 @abstract
+`
+	got := map[uint64]string{}
+	if err := parseUnixListening(data, got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{20731: "/run/php/php8.2-fpm.sock", 20732: "/tmp/a b.sock", 20736: "@abstract"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if err := parseUnixListening("h\n0: 2 0 zz 0001 01 5 /x\n", map[uint64]string{}); err == nil {
+		t.Fatal("malformed flags accepted")
+	}
+	if l := (Listener{Addr: "/run/x.sock"}); l.network() != "unix" {
+		t.Fatal("a path is not a unix listener")
+	}
+	if l := (Listener{Addr: "[::1]:80"}); l.network() != "tcp" {
+		t.Fatal("[::1]:80 is not tcp")
+	}
+}
+
 func TestListenersOfSelf(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

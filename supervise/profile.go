@@ -1,14 +1,25 @@
 package supervise
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // Profile is what safe-restart knows about one kind of server.
 type Profile struct {
 	Name   string // service name, e.g. "apache2"
+	Kind   string // "apache", "nginx", "php-fpm", or "service" (a service file)
 	Binary string // the server executable, e.g. /usr/sbin/apache2
 	Conf   string // default main config file
 	// Ctl, when set, runs the server's commands instead of Binary (Debian's
@@ -18,34 +29,93 @@ type Profile struct {
 	// directly (Debian's apache2ctl start defers to systemctl when PID 1 is
 	// systemd, which would start a different instance).
 	EnvVars string
+
+	kind kind
 }
 
 // profiles are the built-in profiles, by name.
 var profiles = map[string]Profile{
-	"apache2": {Name: "apache2", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl",
-		EnvVars: "/etc/apache2/envvars"},
-	"httpd": {Name: "httpd", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf"},
+	"apache2": {Name: "apache2", Kind: "apache", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl",
+		EnvVars: "/etc/apache2/envvars", kind: apacheKind{}},
+	"httpd": {Name: "httpd", Kind: "apache", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf", kind: apacheKind{}},
 }
+
+// profileFinders resolve names that no fixed entry has (php-fpm's
+// versioned binaries); each returns false when name is not its.
+var profileFinders []func(name string) (Profile, bool)
 
 // LookupProfile returns the built-in profile called name.
 func LookupProfile(name string) (Profile, error) {
-	p, ok := profiles[name]
-	if !ok {
-		names := make([]string, 0, len(profiles))
-		for n := range profiles {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		return Profile{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownService, name, strings.Join(names, ", "))
+	if p, ok := profiles[name]; ok {
+		return p, nil
 	}
-	return p, nil
+	for _, find := range profileFinders {
+		if p, ok := find(name); ok {
+			return p, nil
+		}
+	}
+	names := make([]string, 0, len(profiles))
+	for n := range profiles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return Profile{}, fmt.Errorf("%w %q (known: %s, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
 }
 
-// command returns argv for running the server with args against conf.
-func (p Profile) command(conf string, args ...string) []string {
-	bin := p.Binary
-	if p.Ctl != "" {
-		bin = p.Ctl
+// Ladder is the profile's stop ladder, with graceful bounding its graceful
+// step (0: none).
+func (p Profile) Ladder(graceful time.Duration) Ladder { return p.kind.ladder(graceful) }
+
+// ReloadSignal is the signal that reloads the server in place.
+func (p Profile) ReloadSignal(hard bool) syscall.Signal { return p.kind.reloadSignal(hard) }
+
+// ReadRunConfig runs the server's config test against conf ("" means the
+// profile's) and reports what the server will use. A failing test returns
+// a *ConfigTestError.
+func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+	return p.kind.runConfig(ctx, p, or(conf, p.Conf))
+}
+
+// fatalLines returns the lines of text that report a fatal error.
+func (p Profile) fatalLines(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if p.kind.fatal(line) {
+			out = append(out, strings.TrimSpace(line))
+		}
 	}
-	return append([]string{bin, "-f", conf}, args...)
+	return out
+}
+
+// configTest runs argv (with env added), the server's own config test, and
+// returns its stdout and stderr and how long it took. A failure is a
+// *ConfigTestError.
+func configTest(ctx context.Context, server string, argv, env []string) (stdout, stderr string, elapsed time.Duration, err error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	err = cmd.Run()
+	elapsed = time.Since(start)
+	if err != nil {
+		return out.String(), errOut.String(), elapsed, &ConfigTestError{Server: server, Argv: argv, Output: out.String() + errOut.String(), Err: err}
+	}
+	return out.String(), errOut.String(), elapsed, nil
+}
+
+// prepare runs the config test and returns the IPC signature (nil for a
+// server that creates no IPC) and run config, logging the config's
+// warnings.
+func (p Profile) prepare(ctx context.Context, conf string, log zerolog.Logger) (*ipcguard.Signature, RunConfig, error) {
+	rc, err := ReadRunConfig(ctx, p, conf)
+	if err != nil {
+		return nil, rc, err
+	}
+	for _, w := range rc.Warnings {
+		log.Warn().Str("server", p.Name).Msg(w)
+	}
+	return p.kind.signature(p, rc), rc, nil
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -48,14 +47,6 @@ type ReloadReport struct {
 // the report says whether a verified start recovered it.
 var ErrReloadKilled = errors.New("reload left the server down")
 
-// resumedMarks are the notices a master writes once a (new) configuration
-// has loaded and it serves: prefork, and event/worker.
-var resumedMarks = []string{"AH00163", "AH00489"}
-
-// graceMarks are the notices a master writes when it begins a new
-// generation (REFERENCE.md §6): graceful (USR1) and hard (HUP).
-var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
-
 // Reload asks the running master for a new generation in place and
 // verifies it (DESIGN.md invariant 6): the master is alive and the same
 // process, it logged the new generation, new children serve, the health
@@ -71,7 +62,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
 	root := or(st.ProcRoot, "/proc")
-	sig, rc, err := IPCSignature(ctx, st.Profile, st.Conf)
+	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return rep, err
 	}
@@ -83,7 +74,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	why, err := o.unsafeReload(master, rc, &rep)
+	why, err := o.unsafeReload(master, sig, rc, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -99,11 +90,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig, rep *ReloadReport) (string, error) {
-	free, err := semFree(o.Start.ProcRoot)
-	if err != nil {
-		return "", err
-	}
+func (o ReloadOptions) unsafeReload(master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
 	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
@@ -113,11 +100,21 @@ func (o ReloadOptions) unsafeReload(master ipcguard.Proc, rc RunConfig, rep *Rel
 			return fmt.Sprintf("master %d uses %d of %d pthread keys: a reload that creates one more kills it (libgomp)", master.PID, keys, PthreadKeysMax), nil
 		}
 	}
-	if free < sysvSetsNeeded {
-		return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
+	if sig != nil {
+		free, err := semFree(o.Start.ProcRoot)
+		if err != nil {
+			return "", err
+		}
+		if free < sysvSetsNeeded {
+			return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
+		}
 	}
 	if o.MaxReloads > 0 {
-		if n := countReloads(wholeLog(rc.ServerRoot, rc.ErrorLog), master.PID); n >= o.MaxReloads {
+		n := o.Start.Profile.kind.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		switch {
+		case n < 0:
+			o.Start.Log.Warn().Msg("this server does not log its reloads: --max-reloads cannot be applied")
+		case n >= o.MaxReloads:
 			return fmt.Sprintf("master %d has been reloaded %d times (budget %d)", master.PID, n, o.MaxReloads), nil
 		}
 	}
@@ -135,7 +132,7 @@ func semFree(procRoot string) (int, error) {
 
 // signalAndVerify sends the reload signal and verifies the new generation,
 // recovering the server if the reload killed it.
-func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig,
+func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig,
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
@@ -146,18 +143,16 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
 	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
-	signal := syscall.SIGUSR1
-	if o.Hard {
-		signal = syscall.SIGHUP
-	}
+	signal := st.Profile.ReloadSignal(o.Hard)
 	rep.Signal = sigName(signal)
+	sent := time.Now()
 	if err := signalProc(root, master, signal); err != nil {
 		return rep, err
 	}
 	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
-	verr := o.verifyGeneration(ctx, root, master, tail, &rep)
-	if verr == nil {
-		return rep, nil
+	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, &rep)
+	if verr == nil || errors.Is(verr, ErrReloadRejected) {
+		return rep, verr
 	}
 	if ctx.Err() != nil {
 		// Interrupted (SIGINT, SIGTERM): the reload was not judged, so the
@@ -165,36 +160,50 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig ipc
 		return rep, fmt.Errorf("reload of master %d sent, verification interrupted: %w", master.PID, ctx.Err())
 	}
 	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
-	if sameAlive(root, master) {
-		// Alive but not serving a new generation: stop it before starting.
-		stopRep, err := o.Stop.withServer(st).stop(ctx, sig, rc)
-		if err != nil {
-			return rep, fmt.Errorf("%w: %w; stopping it failed: %w", ErrReloadKilled, verr, err)
-		}
-		rep.Restart = &RestartReport{Stop: stopRep}
+	// Whatever is left (a master alive but not serving a new generation, or
+	// the workers of one that died) is stopped before the start.
+	stopRep, err := o.Stop.withServer(st).stop(ctx, sig, rc)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %w; stopping it failed: %w", ErrReloadKilled, verr, err)
 	}
+	rep.Restart = &RestartReport{Stop: stopRep}
 	return o.recover(ctx, sig, rc, rep, verr.Error())
 }
 
-// verifyGeneration waits until the master logged a new generation, has new
-// children, and serves; it fails at once on a dead master or a fatal line.
-func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, rep *ReloadReport) error {
+// verifyGeneration waits until the server logged a new generation, its
+// master (the same one, or for a server that re-executes, the one its
+// pidfile names now) has new children, and it serves; it fails at once on
+// a fatal line or a dead master that is not replaced.
+func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc RunConfig, old ipcguard.Proc, sent time.Time, tail *logTail, rep *ReloadReport) error {
 	st := o.Start
+	k := st.Profile.kind
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
-	mark := fmt.Sprintf("[pid %d:", master.PID)
 	if !tail.readable() {
-		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by new children and the health check alone")
+		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by its master, new children and the health check alone")
 	}
 	for {
 		logged := tail.since()
-		if fatal := fatalLines(logged); len(fatal) > 0 {
+		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
-		if !sameAlive(root, master) {
-			return fmt.Errorf("master %d exited after the reload; error log: %s", master.PID, firstLines(lastLines(logged, 5)))
+		if !k.reexecs() && !sameAlive(root, old) {
+			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
 		}
-		err := o.generationServes(root, master, logged, mark, tail.readable(), rep)
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
+		if errors.Is(err, ErrReloadRejected) {
+			if serr := o.generationServes(root, old, false, rep); serr != nil {
+				return fmt.Errorf("%w, and it does not serve: %w", err, serr)
+			}
+			st.Log.Error().Err(err).Int("pid", old.PID).Msg("reload rejected: the old configuration still serves")
+			return err
+		}
 		if err == nil {
+			err = o.generationServes(root, master, !k.reexecs(), rep)
+		}
+		if err == nil {
+			if master.PID != old.PID {
+				rep.Master = &master
+			}
 			st.Log.Info().Int("pid", master.PID).Ints("new_children", rep.NewChildren).Msg("reloaded and verified")
 			return nil
 		}
@@ -205,36 +214,59 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, master
 	}
 }
 
-// generationServes checks one round: the notice of the new generation and
-// that its configuration loaded ("resuming normal operations", logged after
-// post_config, where a runtime failure such as AH00020 would have killed
-// the master), new children, serving. Without a readable log only the
-// children and the health check are checked.
-func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, logged, mark string, logOK bool, rep *ReloadReport) error {
-	if logOK && !hasLine(logged, mark, graceMarks) {
-		return fmt.Errorf("master %d has not logged a new generation", master.PID)
+// newMaster returns the master of the new generation once the log shows
+// it (without a readable log: the same master, or the one the pidfile
+// names for a server that re-executes), proven through the pidfile when it
+// is not the old one.
+func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, sent time.Time, logged string, logOK bool) (ipcguard.Proc, error) {
+	p := o.Start.Profile
+	pid := old.PID
+	if logOK {
+		var err error
+		if pid, err = p.kind.reloaded(logged, old); err != nil {
+			return ipcguard.Proc{}, err
+		}
+		if pid == 0 {
+			return ipcguard.Proc{}, fmt.Errorf("master %d has not logged a new generation that serves", old.PID)
+		}
 	}
-	if logOK && !hasLine(logged, mark, resumedMarks) {
-		return fmt.Errorf("master %d has not resumed normal operations", master.PID)
+	if !p.kind.reexecs() {
+		return old, nil
 	}
+	m, err := FromPIDFile(root, rc.PidFile, p.Binary)
+	if err != nil {
+		return m, fmt.Errorf("no new master yet: %w", err)
+	}
+	if logOK && m.PID != pid {
+		return m, fmt.Errorf("the log names new master %d, the pidfile %d", pid, m.PID)
+	}
+	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
+		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)
+	}
+	return m, nil
+}
+
+// generationServes checks one round: children of the new generation (when
+// needChildren), and that the master's listeners serve.
+func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needChildren bool, rep *ReloadReport) error {
 	procs, err := ipcguard.ReadProcTable(root)
 	if err != nil {
 		return err
 	}
-	rep.NewChildren = nil
+	rep.NewChildren = []int{}
 	for _, p := range Descendants(procs, master, o.Start.Profile.Binary)[1:] {
 		if !slices.Contains(rep.OldChildren, p.PID) {
 			rep.NewChildren = append(rep.NewChildren, p.PID)
 		}
 	}
-	if len(rep.NewChildren) == 0 {
+	if needChildren && len(rep.NewChildren) == 0 {
 		return errors.New("no child of the new generation yet")
 	}
 	listening, err := readListening(root)
 	if err != nil {
 		return err
 	}
-	return checkServes(listenersOf(root, master.PID, listening), o.Start.HealthURL, 2*time.Second)
+	return checkServes(listenersOf(root, master.PID, listening), o.Start.HealthURL, o.Start.Profile.kind.speaksHTTP(), 2*time.Second)
 }
 
 // hasLine reports whether a line of text holds mark and one of codes.
@@ -248,7 +280,7 @@ func hasLine(text, mark string, codes []string) bool {
 }
 
 // recover starts the server, verified, after it died or was not running.
-func (o ReloadOptions) recover(ctx context.Context, sig ipcguard.Signature, rc RunConfig, rep ReloadReport, why string) (ReloadReport, error) {
+func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc RunConfig, rep ReloadReport, why string) (ReloadReport, error) {
 	rep.Fallback = why
 	startRep, err := o.Start.start(ctx, sig, rc)
 	if rep.Restart == nil {

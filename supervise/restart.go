@@ -18,7 +18,7 @@ type RestartReport struct {
 // untouched), then Stop and Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
 func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport, error) {
-	sig, rc, err := IPCSignature(ctx, st.Profile, st.Conf)
+	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return RestartReport{}, err
 	}
@@ -26,7 +26,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 }
 
 // restart is Restart once the server's run config is known.
-func restart(ctx context.Context, s StopOptions, st StartOptions, sig ipcguard.Signature, rc RunConfig) (RestartReport, error) {
+func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	var rep RestartReport
 	var err error
 	s = s.withServer(st)
@@ -46,8 +46,11 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig ipcguard.S
 // the service (the stopped master's own, and those reaped as leaked), so
 // that a restart never stops a server it cannot start again (DESIGN.md
 // invariant 5).
-func restartHeadroom(ctx context.Context, o StartOptions, sig ipcguard.Signature) error {
-	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Source: ipcguard.Source{ProcRoot: o.ProcRoot}})
+func restartHeadroom(ctx context.Context, o StartOptions, sig *ipcguard.Signature) error {
+	if sig == nil {
+		return nil // the server creates no SysV IPC
+	}
+	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Source: ipcguard.Source{ProcRoot: o.ProcRoot}})
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,9 @@
 package supervise
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -18,7 +13,8 @@ type Account struct {
 	ID   uint32 `json:"id"`
 }
 
-// RunConfig is what `apache2 -t -D DUMP_RUN_CFG` reports.
+// RunConfig is what the server's config test reports it will use (for
+// Apache, `apache2 -t -D DUMP_RUN_CFG`).
 type RunConfig struct {
 	ServerRoot string            `json:"server_root"`
 	PidFile    string            `json:"pid_file"`
@@ -26,39 +22,16 @@ type RunConfig struct {
 	User       Account           `json:"user"`
 	Group      Account           `json:"group"`
 	Mutexes    map[string]string `json:"mutexes"` // mutex name ("default", "mpm-accept") -> its line
+	// Listen is the configured listen addresses the server reports
+	// (php-fpm's pools: host:port or a unix socket path); empty when it
+	// does not report them.
+	Listen []string `json:"listen,omitempty"`
+	// Warnings are risks in the configuration, logged by every command
+	// (php-fpm's process_control_timeout = 0).
+	Warnings []string `json:"warnings,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`
-}
-
-// ReadRunConfig runs the server's config test with DUMP_RUN_CFG against
-// conf ("" means the profile's) and parses its report. A failing test
-// returns a *ConfigTestError.
-func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
-	if conf == "" {
-		conf = p.Conf
-	}
-	argv := p.command(conf, "-t", "-D", "DUMP_RUN_CFG")
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
-	// binary's own.
-	cmd.Env = append(os.Environ(), "APACHE_HTTPD="+p.Binary)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	elapsed := time.Since(start)
-	if err != nil {
-		return RunConfig{}, &ConfigTestError{Server: p.Name, Argv: argv, Output: stdout.String() + stderr.String(), Err: err}
-	}
-	rc, err := parseRunConfig(stdout.String())
-	if err != nil {
-		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
-	}
-	rc.Elapsed = elapsed
-	return rc, nil
 }
 
 // parseRunConfig parses the DUMP_RUN_CFG report, e.g.

@@ -52,13 +52,14 @@ type StartOptions struct {
 // Acted reports whether the start changed anything: stopped orphans,
 // removed objects, or started a master.
 func (r StartReport) Acted() bool {
-	return len(r.Orphans) > 0 || ipcguard.CountRemoved(r.Reaped) > 0 || (r.Master != nil && !r.AlreadyRunning)
+	return len(r.Orphans) > 0 || len(r.Leftovers) > 0 || ipcguard.CountRemoved(r.Reaped) > 0 || (r.Master != nil && !r.AlreadyRunning)
 }
 
 // StartReport says what Start found and did.
 type StartReport struct {
 	AlreadyRunning bool                `json:"already_running"`
 	Orphans        []int               `json:"orphans_stopped"`
+	Leftovers      []string            `json:"leftovers_removed"`
 	Reaped         []ipcguard.Outcome  `json:"reaped"`
 	Master         *ipcguard.Proc      `json:"master,omitempty"`
 	Listeners      []Listener          `json:"listeners"`
@@ -76,7 +77,7 @@ type StartReport struct {
 // health check passes, and no fatal line appeared in the start's output or
 // the error log. A server already running is left alone.
 func Start(ctx context.Context, o StartOptions) (StartReport, error) {
-	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
+	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StartReport{}, err
 	}
@@ -84,7 +85,7 @@ func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 }
 
 // start is Start once the server's run config is known.
-func (o StartOptions) start(ctx context.Context, sig ipcguard.Signature, rc RunConfig) (StartReport, error) {
+func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StartReport, error) {
 	var rep StartReport
 	root := or(o.ProcRoot, "/proc")
 	m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
@@ -140,7 +141,7 @@ func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]i
 
 // finishPendingStop completes a stop that an interrupted safe-restart
 // began, so that a start never runs beside a master still stopping.
-func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signature, rc RunConfig) error {
+func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
 	so := StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
 	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name)
 	if err != nil || pending == nil {
@@ -150,9 +151,9 @@ func (o StartOptions) finishPendingStop(ctx context.Context, sig ipcguard.Signat
 	return err
 }
 
-// clearGround stops orphans, reaps dead generations' IPC, and checks
-// headroom.
-func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+// clearGround stops orphans, reaps dead generations' IPC, removes the
+// leftovers that would stop a start, and checks headroom.
+func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig, rep *StartReport) error {
 	var err error
 	if !o.stopped {
 		if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
@@ -161,6 +162,12 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard
 		if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
 			return err
 		}
+	}
+	if rep.Leftovers, err = o.Profile.kind.clearLeftovers(ctx, rc, o.Log); err != nil {
+		return err
+	}
+	if sig == nil {
+		return nil // the server creates no SysV IPC: no headroom to check
 	}
 	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {
@@ -174,7 +181,7 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig ipcguard
 }
 
 // startVerified runs the start and verifies what it left.
-func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig, rep *StartReport) error {
 	before, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {
 		return err
@@ -188,23 +195,22 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig ipcgua
 	}
 	master, err := o.awaitMaster(ctx, root, rc.PidFile)
 	if err != nil {
-		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(fatalLines(tail.since())))
+		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(o.Profile.fatalLines(tail.since())))
 	}
 	rep.Master = &master
+	if sig == nil {
+		return o.verify(ctx, root, master, tail, out, rep)
+	}
 	if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
 		return err
 	}
 	return o.verify(ctx, root, master, tail, out, rep)
 }
 
-// runStarter runs `BINARY -f CONF -k start`, sourcing the profile's
-// envvars, and returns its output (ENOSPC is reported only there).
+// runStarter runs the profile's start command and returns its output
+// (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
-	conf := or(o.Conf, o.Profile.Conf)
-	argv := []string{o.Profile.Binary, "-f", conf, "-k", "start"}
-	if o.Profile.EnvVars != "" {
-		argv = append([]string{"/bin/sh", "-c", `. "$0" && exec "$@"`, o.Profile.EnvVars}, argv...)
-	}
+	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
@@ -234,7 +240,7 @@ func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string) (ip
 }
 
 // recordLineage saves which IPC objects this start created.
-func (o StartOptions) recordLineage(ctx context.Context, sig ipcguard.Signature, master ipcguard.Proc, before ipcguard.Snapshot, rep *StartReport) error {
+func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature, master ipcguard.Proc, before ipcguard.Snapshot, rep *StartReport) error {
 	after, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {
 		return err
@@ -252,7 +258,7 @@ func (o StartOptions) recordLineage(ctx context.Context, sig ipcguard.Signature,
 func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
 	for {
-		if fatal := fatalLines(starterOut + tail.since()); len(fatal) > 0 {
+		if fatal := o.Profile.fatalLines(starterOut + tail.since()); len(fatal) > 0 {
 			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
 		}
 		if !sameAlive(root, master) {
@@ -263,7 +269,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 			return err
 		}
 		rep.Listeners = listenersOf(root, master.PID, listening)
-		err = checkServes(rep.Listeners, o.HealthURL, 2*time.Second)
+		err = checkServes(rep.Listeners, o.HealthURL, o.Profile.kind.speaksHTTP(), 2*time.Second)
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
 			return nil

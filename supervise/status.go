@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
@@ -18,15 +19,16 @@ type Status struct {
 	Uptime     time.Duration  `json:"uptime_ns,omitempty"`
 	Tree       []int          `json:"tree,omitempty"`
 	Listeners  []Listener     `json:"listeners,omitempty"`
-	// Reloads counts graceful (AH00171/AH00493) and hard (AH00173/AH00494)
-	// restarts of this master in the error log (REFERENCE.md §6); -1 when
-	// the log cannot be read.
+	// Reloads counts the reloads this master logged (Apache: graceful
+	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6); -1 when
+	// the log cannot be read or the server does not log them.
 	Reloads int   `json:"reloads"`
 	Orphans []int `json:"orphans,omitempty"`
 	// PthreadKeys is the master's pthread keys in use, -1 when unreadable.
 	PthreadKeys int             `json:"pthread_keys"`
 	IPC         ipcguard.Report `json:"ipc"`
 	Risks       []string        `json:"risks"`
+	Warnings    []string        `json:"-"` // the config's, part of Risks
 
 	why error // why no master was accepted
 }
@@ -34,7 +36,7 @@ type Status struct {
 // ReadStatus reports on the server without changing anything.
 func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status, error) {
 	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
-	sig, rc, err := IPCSignature(ctx, p, conf)
+	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
 		return st, err
 	}
@@ -44,7 +46,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 	}
 	master, err := FromPIDFile("/proc", rc.PidFile, p.Binary)
 	if err == nil {
-		st.describeMaster(procs, master, p.Binary, rc)
+		st.describeMaster(procs, master, p, rc)
 	} else {
 		st.NotRunning, st.why = err.Error(), err
 	}
@@ -53,57 +55,42 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 		return st, err
 	}
 	st.Orphans = pids(orphans)
-	st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
-	if err != nil {
-		return st, err
+	st.Warnings = rc.Warnings
+	if sig != nil {
+		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
+		if err != nil {
+			return st, err
+		}
 	}
-	st.Risks = st.risks()
+	st.Risks = st.risks(sig != nil)
 	return st, nil
 }
 
-func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, exe string, rc RunConfig) {
+func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p Profile, rc RunConfig) {
 	st.Master = &master
 	st.Uptime = time.Since(master.Start).Round(time.Second)
 	if keys, err := PthreadKeysInUse("/proc", master.PID); err == nil {
 		st.PthreadKeys = keys
 	}
-	st.Tree = pids(Descendants(procs, master, exe))
+	st.Tree = pids(Descendants(procs, master, p.Binary))
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
 	}
 	if text := wholeLog(rc.ServerRoot, rc.ErrorLog); text != "" {
-		st.Reloads = countReloads(text, master.PID)
+		st.Reloads = p.kind.reloadsLogged(text, master)
 	}
-}
-
-// countReloads counts the restart notices this master wrote.
-func countReloads(log string, pid int) int {
-	mark := fmt.Sprintf("[pid %d:", pid)
-	n := 0
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, mark) {
-			continue
-		}
-		for _, code := range []string{"AH00171", "AH00493", "AH00173", "AH00494"} {
-			if strings.Contains(line, code) {
-				n++
-				break
-			}
-		}
-	}
-	return n
 }
 
 // risks names what could take the server down at its next start or reload.
-func (st *Status) risks() []string {
-	var out []string
+func (st *Status) risks(ipc bool) []string {
+	out := append([]string{}, st.Warnings...)
 	if len(st.Orphans) > 0 {
 		out = append(out, fmt.Sprintf("orphaned workers of a dead master hold the port and IPC: pids %v (safe-restart start stops them)", st.Orphans))
 	}
-	if n := st.IPC.Count()[ipcguard.Orphan]; n > 0 {
+	if n := st.IPC.Count()[ipcguard.Orphan]; ipc && n > 0 {
 		out = append(out, fmt.Sprintf("%d semaphore set(s) leaked by dead generations (safe-restart ipc reap --service %s)", n, st.Service))
 	}
-	if free := st.IPC.Snapshot.SemSetsFree(); free < sysvSetsNeeded {
+	if free := st.IPC.Snapshot.SemSetsFree(); ipc && free < sysvSetsNeeded {
 		out = append(out, fmt.Sprintf("only %d semaphore sets free (SEMMNI %d): a start or reload may fail with AH00023", free, st.IPC.Snapshot.Limits.SEMMNI))
 	}
 	if st.PthreadKeys >= PthreadKeysMax-pthreadKeysMargin {
@@ -111,7 +98,7 @@ func (st *Status) risks() []string {
 			st.PthreadKeys, PthreadKeysMax, st.Service))
 	}
 	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
-		out = append(out, "the pidfile names another process, so Apache's own start would exit 0 without starting: "+st.NotRunning)
+		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
 	return out
 }

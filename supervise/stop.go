@@ -16,7 +16,7 @@ import (
 type StopOptions struct {
 	Profile  Profile
 	Conf     string // "" means the profile's
-	Ladder   Ladder // nil means ApacheLadder(DefaultGracefulWait)
+	Ladder   Ladder // nil means the profile's, with DefaultGracefulWait
 	DryRun   bool   // report the plan: the pids and signals; change nothing
 	ProcRoot string // "/proc" when empty
 	// LineageDir holds lineages of masters safe-restart started (see
@@ -57,7 +57,7 @@ func (r StopReport) Acted() bool {
 // that names another program, or a process younger than the file, is
 // refused before anything is signalled.
 func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
-	sig, rc, err := IPCSignature(ctx, o.Profile, o.Conf)
+	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StopReport{}, err
 	}
@@ -65,7 +65,7 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 }
 
 // stop is Stop once the server's run config is known.
-func (o StopOptions) stop(ctx context.Context, sig ipcguard.Signature, rc RunConfig) (StopReport, error) {
+func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StopReport, error) {
 	var rep StopReport
 	root := or(o.ProcRoot, "/proc")
 	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
@@ -114,7 +114,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	rep.Tree = pids(tree)
 	ladder := o.Ladder
 	if ladder == nil {
-		ladder = ApacheLadder(DefaultGracefulWait)
+		ladder = o.Profile.Ladder(DefaultGracefulWait)
 	}
 	if o.DryRun {
 		o.Log.Info().Int("pid", master.PID).Ints("tree", rep.Tree).Str("ladder", fmt.Sprint(ladder)).Bool("dry_run", true).
@@ -134,9 +134,13 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 }
 
 // reapAfterStop judges the IPC objects by the server's signature, now that
-// its master is gone, and removes the proven orphans.
-func reapAfterStop(ctx context.Context, sig ipcguard.Signature, window time.Duration, o StopOptions) ([]ipcguard.Outcome, error) {
-	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: &sig, Window: window, LineageDir: o.LineageDir,
+// its master is gone, and removes the proven orphans. A server that
+// creates no IPC (sig nil) has nothing to reap.
+func reapAfterStop(ctx context.Context, sig *ipcguard.Signature, window time.Duration, o StopOptions) ([]ipcguard.Outcome, error) {
+	if sig == nil {
+		return []ipcguard.Outcome{}, nil
+	}
+	r, err := ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: window, LineageDir: o.LineageDir,
 		Source: ipcguard.Source{ProcRoot: o.ProcRoot}})
 	if err != nil {
 		return nil, err

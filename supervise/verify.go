@@ -18,20 +18,10 @@ import (
 // mutex removed under it, child fatal, config failure.
 var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015"}
 
-// fatalLines returns the lines of text that report a fatal error. A code
-// counts only as the message's own code ("] AH00020:" or ": AH00023:" after
-// an errno text), never inside a message, and lines about a client request
-// never count: a client can put any text in a logged URI.
-func fatalLines(text string) []string {
-	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		if isFatal(line) {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
-}
-
+// isFatal reports whether an Apache error log line reports a fatal error.
+// A code counts only as the message's own code ("] AH00020:" or ": AH00023:"
+// after an errno text), never inside a message, and lines about a client
+// request never count: a client can put any text in a logged URI.
 func isFatal(line string) bool {
 	if strings.HasPrefix(strings.TrimSpace(line), "libgomp:") {
 		return true // libgomp writes to stderr, the master's error log
@@ -158,21 +148,31 @@ func sameFile(a, b *os.File) bool {
 	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
-// checkServes connects to every listener and sends one GET to the first
-// (or to healthURL): any HTTP answer below 500 counts.
-func checkServes(listeners []Listener, healthURL string, timeout time.Duration) error {
+// checkServes connects to every listener and sends one GET to healthURL,
+// or, for a server that speaks HTTP, to the first TCP listener: any HTTP
+// answer below 500 counts.
+func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
 	if len(listeners) == 0 {
 		return errors.New("the master holds no listening socket")
 	}
+	var firstTCP string
 	for _, l := range listeners {
-		c, err := net.DialTimeout("tcp", dialable(l.Addr), timeout)
+		network, addr := l.network(), l.Addr
+		if network == "tcp" {
+			addr = dialable(addr)
+			firstTCP = or(firstTCP, addr)
+		}
+		c, err := net.DialTimeout(network, addr, timeout)
 		if err != nil {
 			return fmt.Errorf("listener %s does not accept: %w", l.Addr, err)
 		}
 		c.Close()
 	}
+	if healthURL == "" && (!speaksHTTP || firstTCP == "") {
+		return nil
+	}
 	if healthURL == "" {
-		healthURL = "http://" + dialable(listeners[0].Addr) + "/"
+		healthURL = "http://" + firstTCP + "/"
 	}
 	client := http.Client{Timeout: timeout}
 	resp, err := client.Get(healthURL)

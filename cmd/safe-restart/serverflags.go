@@ -32,7 +32,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	if stops {
 		fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait,
-			"how long Apache's graceful stop (WINCH) may take before TERM; 0 skips it: TERM first cuts requests in flight, but the graceful stop refuses new connections for at least a second")
+			"how long the graceful stop (Apache WINCH, nginx and php-fpm QUIT) may take before TERM; 0 skips it: TERM first cuts requests in flight (Apache's graceful stop refuses new connections for at least a second)")
 		fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps, e.g. WINCH:30s,TERM:10s,KILL:5s:all (overrides --graceful-timeout)")
 	}
 	if starts {
@@ -55,9 +55,9 @@ func (f *serverFlags) profile(service string) (supervise.Profile, error) {
 }
 
 // stopLadder is --ladder, or the profile's ladder with --graceful-timeout.
-func (f *serverFlags) stopLadder() (supervise.Ladder, error) {
+func (f *serverFlags) stopLadder(p supervise.Profile) (supervise.Ladder, error) {
 	if f.ladder == "" {
-		return supervise.ApacheLadder(f.graceful), nil
+		return p.Ladder(f.graceful), nil
 	}
 	l, err := supervise.ParseLadder(f.ladder)
 	if err != nil {
@@ -86,7 +86,7 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 	if err := f.validate(); err != nil {
 		return p, nil, nil, err
 	}
-	ladder, err := f.stopLadder()
+	ladder, err := f.stopLadder(p)
 	if err != nil {
 		return p, nil, nil, err
 	}

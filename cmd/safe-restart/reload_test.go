@@ -2,8 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,47 +110,5 @@ func TestReloadUnderLoadRefusesNothing(t *testing.T) {
 	}
 	if ok, failed := stop(); ok == 0 || failed != 0 {
 		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed", ok, failed)
-	}
-}
-
-// keyLeak is a library whose constructor takes KEYS_TO_TAKE pthread keys in
-// every process it is preloaded into, as a module chain that leaked keys on
-// every reload would have after many of them (REFERENCE.md §7).
-const keyLeak = `#include <pthread.h>
-#include <stdlib.h>
-__attribute__((constructor)) static void take(void) {
-	const char *n = getenv("KEYS_TO_TAKE");
-	for (int i = 0; n && i < atoi(n); i++) { pthread_key_t k; pthread_key_create(&k, 0); }
-}`
-
-// TestReloadRestartsWhenPthreadKeysRunOut: a master with its pthread key
-// table nearly full would die inside a reload that creates one more key;
-// safe-restart reads the table and restarts it instead, saying why.
-func TestReloadRestartsWhenPthreadKeysRunOut(t *testing.T) {
-	nstest.RequireBinaries(t, "apache2", "apache2ctl", "cc")
-	if !nstest.InPrivateNamespaces(t) {
-		return
-	}
-	dir := t.TempDir()
-	src, lib := filepath.Join(dir, "keyleak.c"), filepath.Join(dir, "keyleak.so")
-	if err := os.WriteFile(src, []byte(keyLeak), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cc", "-shared", "-fPIC", "-o", lib, src, "-lpthread").CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
-	t.Setenv("LD_PRELOAD", lib)
-	t.Setenv("KEYS_TO_TAKE", "980")
-	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
-	master, err := proctest.Identify(srv.MasterPID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", filepath.Join(dir, "state"), "--graceful-timeout", "0")
-	if code != exitOK || !strings.Contains(out, "pthread keys") || master.Alive() {
-		t.Fatalf("exit %d (old master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
-	}
-	if c, _, err := srv.Get("/"); err != nil || c != 200 {
-		t.Fatalf("GET after the restart: %d, %v", c, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestReloadApache: a verified graceful reload keeps the master (same
@@ -62,20 +63,28 @@ func TestReloadApache(t *testing.T) {
 	}
 }
 
-// TestReloadRecoversAfterIPCRemoval: the live server's semaphores are
-// removed under it (as logind's RemoveIPC does), its children die with
-// AH00144 and the master exits; safe-restart SERVICE brings it back, exit 4.
+// TestReloadRecoversAfterIPCRemoval: Apache runs as a regular user (uid
+// 1000, which logind does not exempt as a system user), so its sysvsem
+// mutexes are owned by that uid. logind's RemoveIPC removes every set owned
+// by the user when its last session ends, in use or not (REFERENCE.md §3);
+// the test does the same. The children die with AH00144 and the master
+// exits; safe-restart SERVICE brings the server back, exit 4.
 func TestReloadRecoversAfterIPCRemoval(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "apache2ctl")
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	const uid = 1000
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, User: "#1000", Group: "#1000"})
+	// A set of another user (a system user's: logind never touches it)
+	// that must survive.
+	other, err := semtest.Create(0, 1, 0o600, 33, 33, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	master := srv.Master()
-	for id := range semIDs(t) {
-		if err := semtest.Remove(id); err != nil {
-			t.Fatal(err)
-		}
+	if n := removeSetsOwnedBy(t, uid); n == 0 {
+		t.Fatalf("no semaphore set owned by uid %d: Apache did not hand its mutexes to User", uid)
 	}
 	if err := master.WaitExited(time.Now().Add(20 * time.Second)); err != nil {
 		t.Fatalf("the master survived the removal of its semaphores: %v", err)
@@ -90,6 +99,30 @@ func TestReloadRecoversAfterIPCRemoval(t *testing.T) {
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {
 		t.Fatalf("GET after recovery: %d, %v", c, err)
 	}
+	if !semIDs(t)[other] {
+		t.Fatalf("set %d of uid 33 was removed", other)
+	}
+}
+
+// removeSetsOwnedBy removes every semaphore set whose owner (sem_perm.uid)
+// is uid, as logind's clean_ipc_by_uid does, and returns how many.
+func removeSetsOwnedBy(t *testing.T, uid uint32) int {
+	t.Helper()
+	sets, err := ipcguard.ReadSemTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range sets {
+		if s.UID != uid {
+			continue
+		}
+		if err := semtest.Remove(s.ID); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }
 
 // TestReloadUnderLoadRefusesNothing: a verified graceful reload keeps the

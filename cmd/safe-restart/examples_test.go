@@ -87,6 +87,10 @@ func TestCronExample(t *testing.T) {
 	if len(f) < 7 || f[5] != "root" {
 		t.Fatalf("not a cron.d line (5 time fields, a user, a command): %q", line)
 	}
+	// A fleet's nightly reloads must not all land in the same second.
+	if !strings.Contains(line, " --jitter 30m ") {
+		t.Fatalf("the cron line has no --jitter 30m: %q", line)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

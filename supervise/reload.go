@@ -24,6 +24,11 @@ type ReloadOptions struct {
 	// library that leaks a pthread key per reload kills the master inside
 	// its 1024th; REFERENCE.md §7).
 	MaxReloads int
+	// StatusURL, when set, is the server's status page (Apache: mod_status
+	// with ?auto), read first to count the master's reloads for
+	// MaxReloads; the error log, which loses the count when rotated, is the
+	// fallback.
+	StatusURL string
 }
 
 // ReloadReport says what Reload did.
@@ -74,7 +79,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	why, err := o.unsafeReload(master, sig, rc, &rep)
+	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -90,7 +95,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
+func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
 	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
@@ -110,12 +115,12 @@ func (o ReloadOptions) unsafeReload(master ipcguard.Proc, sig *ipcguard.Signatur
 		}
 	}
 	if o.MaxReloads > 0 {
-		n := o.Start.Profile.kind.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		n, source := o.reloadCount(ctx, master, rc)
 		switch {
 		case n < 0:
 			o.Start.Log.Warn().Msg("this server does not log its reloads: --max-reloads cannot be applied")
 		case n >= o.MaxReloads:
-			return fmt.Sprintf("master %d has been reloaded %d times (budget %d)", master.PID, n, o.MaxReloads), nil
+			return fmt.Sprintf("master %d has been reloaded %d times (budget %d, counted by its %s)", master.PID, n, o.MaxReloads, source), nil
 		}
 	}
 	return "", nil

@@ -58,7 +58,7 @@ func TestReloadApache(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--max-reloads", "3", "--graceful-timeout", "0")
-	if code != exitOK || !strings.Contains(out, "has been reloaded 3 times (budget 3)") || master.Alive() {
+	if code != exitOK || !strings.Contains(out, "has been reloaded 3 times (budget 3, counted by its error log)") || master.Alive() {
 		t.Fatalf("reload over budget: exit %d (old master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
 	}
 }
@@ -143,5 +143,47 @@ func TestReloadUnderLoadRefusesNothing(t *testing.T) {
 	}
 	if ok, failed := stop(); ok == 0 || failed != 0 {
 		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed", ok, failed)
+	}
+}
+
+// TestReloadBudgetSurvivesLogRotation: --max-reloads counted in the error
+// log starts again when the log is rotated, so a master reloaded 4 times
+// passes a budget of 4; counted by mod_status (--status-url) it does not,
+// and is restarted instead. An unreachable status page falls back to the
+// log, saying so.
+func TestReloadBudgetSurvivesLogRotation(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Status: true})
+	master := srv.Master()
+	state := t.TempDir()
+	reload := func(extra ...string) (int, string, string) {
+		return runCLI(t, append([]string{"reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state}, extra...)...)
+	}
+	for i := 0; i < 3; i++ {
+		if code, out, errOut := reload(); code != exitOK {
+			t.Fatalf("reload %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+	}
+	// logrotate: the log is renamed, and the next reload reopens a new one
+	// (its AH00171 line goes to the old file).
+	if err := os.Rename(srv.ErrorLog, srv.ErrorLog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Graceful()
+	unreachable := "http://" + apachetest.FreePorts(t, 1)[0] + "/server-status?auto"
+	code, out, errOut := reload("--max-reloads", "4", "--status-url", unreachable)
+	if code != exitOK || !strings.Contains(out, "reloaded apache2") || srv.MasterPID() != master.PID ||
+		!strings.Contains(errOut, "counting reloads in the current error log instead") {
+		t.Fatalf("4 reloads, budget 4, counted in the rotated log: exit %d, want a plain reload with a warning\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = reload("--max-reloads", "4", "--status-url", srv.StatusURL(), "--graceful-timeout", "0")
+	if code != exitOK || !strings.Contains(out, "has been reloaded 5 times (budget 4, counted by its status page)") || master.Alive() {
+		t.Fatalf("5 reloads, budget 4, counted by mod_status: exit %d (old master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after the restart: %d, %v", c, err)
 	}
 }

@@ -109,13 +109,13 @@ func buildKeyLeak(t *testing.T) string {
 	return fmt.Sprintf("LoadModule keyleak_module %s\nKeyLeakPerLoad %d", so, keysPerLoad)
 }
 
-// gracefulUntilDeath runs plain `apache2 -k graceful` up to max times, each
+// gracefulUntilDeath runs plain `apache2 -k graceful` up to limit times, each
 // time waiting until the master logged the new generation or exited. It
 // returns how many gracefuls it ran; each must exit 0.
-func gracefulUntilDeath(t *testing.T, srv *apachetest.Server, max int) int {
+func gracefulUntilDeath(t *testing.T, srv *apachetest.Server, limit int) int {
 	t.Helper()
 	master := srv.Master()
-	for i := 1; i <= max; i++ {
+	for i := 1; i <= limit; i++ {
 		before := strings.Count(srv.ErrorLogText(), "resuming normal operations")
 		if out, err := srv.Ctl("graceful"); err != nil {
 			t.Fatalf("apache2 -k graceful %d: %v\n%s", i, err, out)
@@ -131,7 +131,7 @@ func gracefulUntilDeath(t *testing.T, srv *apachetest.Server, max int) int {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return max
+	return limit
 }
 
 // TestReloadOutlivesLeakingModule: an Apache module built with apxs leaks
@@ -145,11 +145,11 @@ func TestReloadOutlivesLeakingModule(t *testing.T) {
 		return
 	}
 	extra := buildKeyLeak(t)
-	const max = 40 // 1024/50 loads is the most it can take
+	const limit = 40 // 1024/50 loads is the most it can take
 	plain := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: extra})
-	n := gracefulUntilDeath(t, plain, max)
+	n := gracefulUntilDeath(t, plain, limit)
 	if plain.Master().Alive() {
-		t.Fatalf("the master survived %d gracefuls leaking %d keys each", max, keysPerLoad)
+		t.Fatalf("the master survived %d gracefuls leaking %d keys each", limit, keysPerLoad)
 	}
 	if log := plain.ErrorLogText(); !strings.Contains(log, libgompFatal) {
 		t.Fatalf("the master died after graceful %d without %q:\n%s", n, libgompFatal, log)

@@ -12,6 +12,9 @@ var (
 	ErrUnknownService = errors.New("unknown service")
 	// ErrConfigTest reports a server config test that failed.
 	ErrConfigTest = errors.New("config test failed")
+	// ErrUnsupportedConfig reports a configuration this tool cannot manage
+	// safely (nginx with daemon off); nothing was touched.
+	ErrUnsupportedConfig = errors.New("unsupported configuration")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

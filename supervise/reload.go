@@ -188,14 +188,18 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 	}
 	for {
 		logged := tail.since()
-		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 {
+		// The kind reads the log first: a server that refused the new
+		// configuration says why in lines that are fatal at a start
+		// (nginx's [emerg]), and serves on with the old one.
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
+		rejected := errors.Is(err, ErrReloadRejected)
+		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 && !rejected {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
 		if !k.reexecs() && !sameAlive(root, old) {
 			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
 		}
-		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
-		if errors.Is(err, ErrReloadRejected) {
+		if rejected {
 			if serr := o.generationServes(root, old, false, rep); serr != nil {
 				return fmt.Errorf("%w, and it does not serve: %w", err, serr)
 			}

@@ -2,7 +2,9 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -50,6 +52,7 @@ type nginxKind struct{}
 // pid, error_log, user and listen from the dump.
 func (nginxKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	argv := []string{p.Binary, "-T", "-q", "-c", conf}
+	began := time.Now()
 	dump, warnOut, elapsed, err := configTest(ctx, p.Name, argv, nil)
 	if err != nil {
 		return RunConfig{}, err
@@ -68,7 +71,38 @@ func (nginxKind) runConfig(ctx context.Context, p Profile, conf string) (RunConf
 		}
 	}
 	rc.Elapsed = elapsed
+	w, err := clearTestPidfile(rc.PidFile, began)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	if w != "" {
+		rc.Warnings = append(rc.Warnings, w)
+	}
 	return rc, nil
+}
+
+// clearTestPidfile removes the empty pidfile nginx's config test leaves:
+// when none exists, `nginx -t` creates it (and writes no pid), which would
+// read as a malformed pidfile. It removes one created since began (by this
+// test) silently, and one older than pidfileSlack (left by someone's
+// `nginx -t`: a master writes its pid as it creates the file) with a
+// warning. An empty file of another age may be a master writing it: kept.
+func clearTestPidfile(path string, began time.Time) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != 0 || !fi.Mode().IsRegular() {
+		return "", nil
+	}
+	ours := !fi.ModTime().Before(began.Add(-time.Second))
+	if !ours && time.Since(fi.ModTime()) < pidfileSlack {
+		return "", nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("remove the empty pidfile nginx's config test left: %w", err)
+	}
+	if ours {
+		return "", nil
+	}
+	return fmt.Sprintf("removed the empty pidfile %s that an earlier `nginx -t` left (it creates one when nginx is not running)", path), nil
 }
 
 // nginxRunConfig reads what nginx will use from a `nginx -T` dump and the
@@ -237,14 +271,15 @@ var nginxNoRespawn = regexp.MustCompile(`^worker process \d+ exited with fatal c
 // fatal: an [emerg] line (nginx exits on any at start; the one a master
 // logs when a reload fails means it kept its old configuration, which
 // reloaded reports first), in the log or in the starter's output (`nginx:
-// [emerg] ...`), and a worker that cannot be respawned.
+// [emerg] ...`), but for a bind it will try again, and a worker that
+// cannot be respawned.
 func (nginxKind) fatal(line string) bool {
 	line = strings.TrimSpace(line)
-	if strings.HasPrefix(line, "nginx: [emerg] ") {
-		return true
+	if msg, ok := strings.CutPrefix(line, "nginx: [emerg] "); ok {
+		return !bindRetry.MatchString(msg)
 	}
 	m := nginxLogLine.FindStringSubmatch(line)
-	return m != nil && (m[1] == "emerg" || m[1] == "alert" && nginxNoRespawn.MatchString(m[3]))
+	return m != nil && (m[1] == "emerg" && !bindRetry.MatchString(m[3]) || m[1] == "alert" && nginxNoRespawn.MatchString(m[3]))
 }
 
 // bindRetry is an [emerg] nginx logs before it tries again: a listen

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -157,12 +158,16 @@ func TestNginxRunConfigErrors(t *testing.T) {
 
 func TestNginxFatal(t *testing.T) {
 	k := nginxKind{}
-	for _, line := range strings.Split(strings.TrimSpace(readTestdata(t, "start-bind-in-use.stderr")), "\n") {
-		if !k.fatal(line) {
-			t.Errorf("not fatal: %q", line)
-		}
+	// A bind that fails with EADDRINUSE is tried again: only the last line
+	// is final.
+	if got := k.fatalLinesOf(readTestdata(t, "start-bind-in-use.stderr")); !reflect.DeepEqual(got, []string{"nginx: [emerg] still could not bind()"}) {
+		t.Errorf("fatal lines of a start beside the orphans: %q", got)
+	}
+	if got := k.fatalLinesOf(readTestdata(t, "hup-bind-in-use.log")); len(got) != 1 || !strings.HasSuffix(got[0], "still could not bind()") {
+		t.Errorf("fatal lines of a HUP with a port in use: %q", got)
 	}
 	fatal := []string{
+		`nginx: [emerg] bind() to 127.0.0.1:80 failed (13: Permission denied)`,
 		`2026/11/29 04:02:13 [emerg] 4#4: unknown directive "bogus_directive" in /tmp/ngx-exp/nginx.conf:16`,
 		`2026/11/29 04:02:13 [alert] 4#4: worker process 9 exited with fatal code 2 and cannot be respawned`,
 	}
@@ -185,6 +190,10 @@ func TestNginxFatal(t *testing.T) {
 }
 
 // TestNginxReloaded reads logs a real nginx 1.22.1 wrote after a HUP.
+func (k nginxKind) fatalLinesOf(text string) []string {
+	return Profile{kind: k}.fatalLines(text)
+}
+
 func TestNginxReloaded(t *testing.T) {
 	k := nginxKind{}
 	tests := []struct {
@@ -264,6 +273,43 @@ func TestReadRunConfigNginx(t *testing.T) {
 	if !errors.As(err, &cte) || !strings.Contains(cte.Output, `unknown directive "bogus_directive"`) {
 		t.Fatalf("bad config: %v", err)
 	}
+}
+
+// TestClearTestPidfile: the empty pidfile nginx -t creates is removed
+// (silently when this test made it, with a warning when it is old); a
+// pidfile with a pid, or an empty one a master may be writing, stays.
+func TestClearTestPidfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nginx.pid")
+	began := time.Now()
+	writeFile(t, path, "")
+	if w, err := clearTestPidfile(path, began); w != "" || err != nil || exists(path) {
+		t.Errorf("ours: %q, %v, exists %v", w, err, exists(path))
+	}
+	writeFile(t, path, "")
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := clearTestPidfile(path, began); !strings.Contains(w, "an earlier `nginx -t` left") || err != nil || exists(path) {
+		t.Errorf("old: %q, %v, exists %v", w, err, exists(path))
+	}
+	writeFile(t, path, "")
+	if w, err := clearTestPidfile(path, time.Now().Add(time.Hour)); w != "" || err != nil || !exists(path) {
+		t.Errorf("recent, not ours: %q, %v, exists %v", w, err, exists(path))
+	}
+	writeFile(t, path, "123\n")
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := clearTestPidfile(path, began); w != "" || err != nil || !exists(path) {
+		t.Errorf("with a pid: %q, %v, exists %v", w, err, exists(path))
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // FuzzNginxRunConfig: no dump makes the reader panic or loop.

@@ -135,7 +135,7 @@ func TestReloadUnderLoadRefusesNothing(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
 	state := t.TempDir()
-	stop := clientLoad(t, srv)
+	stop := clientLoad(t, srv.Get)
 	for i := 0; i < 5; i++ {
 		if code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
 			t.Fatalf("reload %d: exit %d\n%s\n%s", i+1, code, out, errOut)

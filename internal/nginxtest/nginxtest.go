@@ -75,8 +75,9 @@ var confTemplate string
 var tmpl = template.Must(template.New("nginx.conf").Parse(confTemplate))
 
 // Start renders nginx.conf for o into a fresh t.TempDir(), runs `nginx -c
-// CONF` and waits until the pidfile names a live master and GET / on Addr
-// answers (any HTTP status: a FastCGI root may have no index). It fails the
+// CONF` and waits until the pidfile names a live master whose workers all
+// run (as www-data when root) and GET / on Addr answers (any HTTP status: a
+// FastCGI root may have no index). It fails the
 // test, with the error log and the starter's output, if that does not
 // happen within o.StartTimeout or the master dies first. A t.Cleanup
 // SIGKILLs every nginx process of the namespace and reaps them.
@@ -182,7 +183,8 @@ func (s *Server) start() error {
 }
 
 // WaitReady polls (every 20ms, until deadline) until the pidfile names a
-// live nginx master and GET / on Addr answers.
+// live nginx master with all its workers (switched to www-data when root)
+// and GET / on Addr answers.
 func (s *Server) WaitReady(deadline time.Time) error {
 	for {
 		err := s.ready()
@@ -200,6 +202,16 @@ func (s *Server) ready() error {
 	}
 	if !m.Alive() {
 		return fmt.Errorf("master %v is not alive", m)
+	}
+	// A worker is root from its fork until it switches to www-data.
+	workers := s.Workers()
+	if len(workers) < s.Options.Workers {
+		return fmt.Errorf("%d of %d workers", len(workers), s.Options.Workers)
+	}
+	for _, w := range workers {
+		if os.Geteuid() == 0 && w.UID == 0 {
+			return fmt.Errorf("worker %d has not switched to www-data yet", w.PID)
+		}
 	}
 	_, _, err = s.Get("/")
 	return err

@@ -4,7 +4,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -253,34 +252,9 @@ func TestNginxLogrotateExample(t *testing.T) {
 	// logrotate does not rotate an empty log (notifempty).
 	srv := nginxtest.Start(t, nginxtest.Options{ErrorLogLevel: "notice"})
 	master := nginxMaster(t, srv)
-	example, err := os.ReadFile("../../examples/logrotate/nginx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.NewReplacer(
-		"/var/log/nginx/*.log", srv.ErrorLog,
-		"safe-restart nginx", self+" nginx --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
-		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
-		"create 0640 www-data adm", "create 0640 www-data root",
-	).Replace(string(example))
-	confPath := filepath.Join(dir, "logrotate.conf")
-	writeConf(t, confPath, conf)
-	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
-	cmd.Env = append(os.Environ(), mainEnv+"=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
-		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
-	}
-	if _, err := os.Stat(srv.ErrorLog + ".1"); err != nil {
-		t.Fatalf("the log was not rotated: %v", err)
-	}
-	log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
-	if !strings.Contains(string(log), "reloaded and verified") || !strings.Contains(string(log), "rotated logs released") ||
+	log := runLogrotateExample(t, "nginx", srv.ErrorLog, "safe-restart nginx", "nginx --conf "+srv.ConfPath,
+		"create 0640 www-data adm", "create 0640 www-data root")
+	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") ||
 		!master.Alive() || srv.MasterPID() != master.PID {
 		t.Fatalf("postrotate did not reload the same master, verified:\n%s", log)
 	}

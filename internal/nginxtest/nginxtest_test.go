@@ -3,6 +3,7 @@
 package nginxtest_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/fcgi"
@@ -14,6 +15,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestStart: the master (root, its own session) and two www-data workers
@@ -44,6 +46,14 @@ func TestStart(t *testing.T) {
 	}
 	if c, body, err := srv.Get("/"); c != 200 || body != nginxtest.IndexBody || err != nil {
 		t.Fatalf("GET /: %d %q %v", c, body, err)
+	}
+	// nginx shares memory through anonymous mappings: no SysV object.
+	snap, err := ipcguard.Take(context.Background(), ipcguard.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sem)+len(snap.Shm)+len(snap.Msg) != 0 {
+		t.Errorf("nginx created SysV IPC objects: %+v", snap)
 	}
 	if c, _, err := srv.GetUnix("/"); c != 200 || err != nil {
 		t.Fatalf("GET / on the unix socket: %d %v", c, err)

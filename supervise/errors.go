@@ -12,6 +12,9 @@ var (
 	ErrUnknownService = errors.New("unknown service")
 	// ErrConfigTest reports a server config test that failed.
 	ErrConfigTest = errors.New("config test failed")
+	// ErrNoPidFile reports a configuration without a pid file (php-fpm
+	// writes none unless `pid` is set): nothing could find its master.
+	ErrNoPidFile = errors.New("no pid file configured (php-fpm: set pid = /run/php/php-fpm.pid in [global]); safe-restart finds and proves the master only through it")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

@@ -189,7 +189,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 		if !k.reexecs() && !sameAlive(root, old) {
 			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
 		}
-		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable() && !rc.QuietLog)
 		if errors.Is(err, ErrReloadRejected) {
 			if serr := o.generationServes(root, old, false, rep); serr != nil {
 				return fmt.Errorf("%w, and it does not serve: %w", err, serr)
@@ -239,6 +239,12 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 	}
 	if logOK && m.PID != pid {
 		return m, fmt.Errorf("the log names new master %d, the pidfile %d", pid, m.PID)
+	}
+	if !logOK && m.Key() == old.Key() {
+		// Without the log, only a new process proves the re-exec finished
+		// (a daemonized php-fpm forks after its execvp): the old pid may
+		// still be the exec'd image about to fork.
+		return m, fmt.Errorf("the pidfile still names master %d: no re-executed master yet", old.PID)
 	}
 	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
 		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)

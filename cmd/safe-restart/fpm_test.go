@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,4 +288,47 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLogrotateFPMExample runs examples/logrotate/php-fpm, pointed at a
+// test server, with the real logrotate -f: the log is rotated, and the
+// postrotate's verified reload leaves a new master (re-executed, a new
+// pid) that writes to the new log and serves.
+func TestLogrotateFPMExample(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary, "logrotate")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	old := srv.MasterPID()
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same file, with the test server's paths, and this test binary
+	// standing in for safe-restart.
+	conf := strings.NewReplacer(
+		"/var/log/php8.2-fpm.log", srv.ErrorLog,
+		"safe-restart php8.2-fpm", self+" php8.2-fpm --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
+	).Replace(readFile(t, "../../examples/logrotate/php-fpm"))
+	confPath := filepath.Join(dir, "logrotate.conf")
+	writeFile(t, confPath, conf)
+	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
+	}
+	rotated := readFile(t, srv.ErrorLog+".1")
+	log := readFile(t, filepath.Join(dir, "safe-restart.log"))
+	m := srv.MasterPID()
+	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") || m == old || m == 0 {
+		t.Fatalf("postrotate did not reload to a new master, verified (master %d, was %d):\n%s", m, old, log)
+	}
+	if !strings.Contains(rotated, "Reloading in progress") || !strings.Contains(srv.ErrorLogText(), "fpm is running, pid "+strconv.Itoa(m)) {
+		t.Fatalf("the new master does not write the new log:\n--- rotated:\n%s--- new:\n%s", rotated, srv.ErrorLogText())
+	}
+	mustServe(t, srv, "after logrotate")
 }

@@ -60,7 +60,7 @@ func LookupProfile(name string) (Profile, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return Profile{}, fmt.Errorf("%w %q (known: %s, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
+	return Profile{}, fmt.Errorf("%w %q (known: %s, php-fpm, phpX.Y-fpm, php-fpmX.Y, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
 }
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful

@@ -15,6 +15,9 @@ var (
 	// ErrUnsupportedConfig reports a configuration this tool cannot manage
 	// safely (nginx with daemon off); nothing was touched.
 	ErrUnsupportedConfig = errors.New("unsupported configuration")
+	// ErrNoPidFile reports a configuration without a pid file (php-fpm
+	// writes none unless `pid` is set): nothing could find its master.
+	ErrNoPidFile = errors.New("no pid file configured (php-fpm: set pid = /run/php/php-fpm.pid in [global]); safe-restart finds and proves the master only through it")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

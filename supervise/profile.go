@@ -41,8 +41,9 @@ var profiles = map[string]Profile{
 }
 
 // profileFinders resolve names that no fixed entry has (php-fpm's
-// versioned binaries); each returns false when name is not its.
-var profileFinders []func(name string) (Profile, bool)
+// versioned binaries); each returns ok false when name is not its, and an
+// error when it is but cannot be resolved (an ambiguous name).
+var profileFinders []func(name string) (p Profile, ok bool, err error)
 
 // LookupProfile returns the built-in profile called name.
 func LookupProfile(name string) (Profile, error) {
@@ -50,8 +51,8 @@ func LookupProfile(name string) (Profile, error) {
 		return p, nil
 	}
 	for _, find := range profileFinders {
-		if p, ok := find(name); ok {
-			return p, nil
+		if p, ok, err := find(name); ok || err != nil {
+			return p, err
 		}
 	}
 	names := make([]string, 0, len(profiles))
@@ -59,7 +60,7 @@ func LookupProfile(name string) (Profile, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return Profile{}, fmt.Errorf("%w %q (known: %s, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
+	return Profile{}, fmt.Errorf("%w %q (known: %s, php-fpm, phpX.Y-fpm, php-fpmX.Y, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
 }
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful

@@ -191,7 +191,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 		// The kind reads the log first: a server that refused the new
 		// configuration says why in lines that are fatal at a start
 		// (nginx's [emerg]), and serves on with the old one.
-		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable() && !rc.QuietLog)
 		rejected := errors.Is(err, ErrReloadRejected)
 		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 && !rejected {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
@@ -248,6 +248,12 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 	}
 	if logOK && m.PID != pid {
 		return m, fmt.Errorf("the log names new master %d, the pidfile %d", pid, m.PID)
+	}
+	if !logOK && m.Key() == old.Key() {
+		// Without the log, only a new process proves the re-exec finished
+		// (a daemonized php-fpm forks after its execvp): the old pid may
+		// still be the exec'd image about to fork.
+		return m, fmt.Errorf("the pidfile still names master %d: no re-executed master yet", old.PID)
 	}
 	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
 		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)

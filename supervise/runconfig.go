@@ -29,6 +29,10 @@ type RunConfig struct {
 	// Warnings are risks in the configuration, logged by every command
 	// (php-fpm's process_control_timeout = 0).
 	Warnings []string `json:"warnings,omitempty"`
+	// QuietLog says the error log does not record the server's notices
+	// (php-fpm's log_level above notice): a reload's new generation is
+	// judged without them, fatal lines are still read.
+	QuietLog bool `json:"quiet_log,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`

@@ -193,6 +193,10 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if strings.Contains(out, "already running") {
 		return fmt.Errorf("%w: the server's own start said %q and did nothing", ErrStartFailed, strings.TrimSpace(out))
 	}
+	if fatal := o.Profile.fatalLines(out + tail.since()); runErr != nil && len(fatal) > 0 {
+		// The starter failed and said why: no master is coming.
+		return fmt.Errorf("%w: %w (output: %s; error log: %s)", ErrStartFailed, runErr, strings.TrimSpace(out), firstLines(fatal))
+	}
 	master, err := o.awaitMaster(ctx, root, rc.PidFile)
 	if err != nil {
 		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(o.Profile.fatalLines(tail.since())))

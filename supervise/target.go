@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -42,6 +43,9 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	if err != nil {
 		return ipcguard.Proc{}, err
 	}
+	if !runs(p, exe) && exiting(procRoot, p, exe) {
+		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which was exiting", ErrStalePIDFile, path, pid)
+	}
 	if !runs(p, exe) {
 		return p, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
 			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)
@@ -51,6 +55,21 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), fi.ModTime().Format(time.RFC3339))
 	}
 	return p, nil
+}
+
+// exitGrace bounds the wait for a server process seen exiting.
+const exitGrace = time.Second
+
+// exiting reports whether p is the server's process in the middle of its
+// exit: named like exe, its exe link already gone (the kernel drops it
+// with the memory, before the process becomes a zombie), and exited
+// within exitGrace. A master that just logged its fatal error is seen so.
+func exiting(procRoot string, p ipcguard.Proc, exe string) bool {
+	if p.Exe != "" || p.Comm != commOf(exe) {
+		return false
+	}
+	alive, err := waitExited(context.Background(), procRoot, []ipcguard.Proc{p}, exitGrace, nil)
+	return err == nil && len(alive) == 0
 }
 
 // Same re-reads p and returns ErrPIDReused if its pid now names another

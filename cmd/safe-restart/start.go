@@ -64,6 +64,9 @@ func writeStartSummary(d *deps, service string, rep supervise.StartReport) {
 	}
 	d.printf("started %s: master %d serving on %v; stopped %d orphaned worker(s), removed %d leaked IPC object(s), the start created %d\n",
 		service, rep.Master.PID, addrs, len(rep.Orphans), ipcguard.CountRemoved(rep.Reaped), len(rep.Created))
+	if len(rep.Leftovers) > 0 {
+		d.printf("removed what a dead master left: %v\n", rep.Leftovers)
+	}
 }
 
 // lockService takes the service lock, logging progress while it waits.

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+)
+
+// fpmService is the Debian service name of the php-fpm under test.
+const fpmService = "php8.2-fpm"
+
+// fpmCLI runs safe-restart ARGS... for the test server's config.
+func fpmCLI(t *testing.T, srv *fpmtest.Server, state string, args ...string) (int, string, string) {
+	t.Helper()
+	return runCLI(t, append(args, "--conf", srv.ConfPath, "--state-dir", state)...)
+}
+
+// mustServe fails unless /index.php answers 200 over FastCGI.
+func mustServe(t *testing.T, srv *fpmtest.Server, when string) {
+	t.Helper()
+	if c, body, err := srv.Get("/index.php"); err != nil || c != 200 || !strings.HasPrefix(body, "fpmtest ok") {
+		t.Fatalf("GET /index.php %s: %d %q, %v\n%s", when, c, body, err, srv.ErrorLogText())
+	}
+}
+
+// TestFPMLifecycle: status, stop, start and restart of a real php-fpm
+// through the CLI, each verified.
+func TestFPMLifecycle(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	state := t.TempDir()
+	master := srv.MasterPID()
+	code, out, errOut := fpmCLI(t, srv, state, "status", fpmService)
+	if code != exitOK || !strings.Contains(out, "running, master "+strconv.Itoa(master)) || !strings.Contains(out, srv.Listen) {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = fpmCLI(t, srv, state, "stop", fpmService); code != exitOK || !strings.Contains(out, "stopped "+fpmService) {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if ps := srv.Processes(); len(ps) != 0 {
+		t.Fatalf("after stop, php-fpm processes left: %+v", ps)
+	}
+	if code, out, errOut = fpmCLI(t, srv, state, "start", fpmService); code != exitOK || !strings.Contains(out, "started "+fpmService) {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, errOut)
+	}
+	mustServe(t, srv, "after start")
+	started := srv.MasterPID()
+	code, out, errOut = fpmCLI(t, srv, state, "restart", fpmService)
+	if code != exitOK || srv.MasterPID() == started || srv.MasterPID() == 0 {
+		t.Fatalf("restart: exit %d, master %d (was %d)\n%s\n%s", code, srv.MasterPID(), started, out, errOut)
+	}
+	mustServe(t, srv, "after restart")
+}
+
+// TestFPMReload: USR2 re-executes php-fpm; the new master (a new pid) is
+// found through the pidfile and serves, three times over. A config with
+// process_control_timeout = 0 is reloaded with the warning; a bad config
+// exits 3 and leaves the master untouched.
+func TestFPMReload(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{})
+	state := t.TempDir()
+	seen := map[int]bool{srv.MasterPID(): true}
+	for i := 0; i < 3; i++ {
+		code, out, errOut := fpmCLI(t, srv, state, "reload", fpmService)
+		m := srv.MasterPID()
+		if code != exitOK || !strings.Contains(out, "reloaded "+fpmService+": master "+strconv.Itoa(m)+" (SIGUSR2)") || seen[m] {
+			t.Fatalf("reload %d: exit %d, master %d (seen %v)\n%s\n%s", i+1, code, m, seen, out, errOut)
+		}
+		seen[m] = true
+		mustServe(t, srv, "after a reload")
+	}
+	if strings.Contains(srv.ErrorLogText(), "ERROR") {
+		t.Errorf("error lines after the reloads:\n%s", srv.ErrorLogText())
+	}
+	code, out, errOut := fpmCLI(t, srv, state, "status", fpmService)
+	if code != exitOK || !strings.Contains(out, "3 reload(s) of this master") {
+		t.Errorf("status after 3 reloads: exit %d\n%s\n%s", code, out, errOut)
+	}
+	good := readFile(t, srv.ConfPath)
+	writeFile(t, srv.ConfPath, strings.Replace(good, "process_control_timeout = 10s", "process_control_timeout = 0", 1))
+	code, out, errOut = fpmCLI(t, srv, state, fpmService)
+	if code != exitOK || !strings.Contains(errOut, "process_control_timeout = 0: every reload") {
+		t.Fatalf("reload with process_control_timeout = 0: exit %d, want 0 and the warning\n%s\n%s", code, out, errOut)
+	}
+	master, err := srv.Master()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, srv.ConfPath, good+"\nbogus = 1\n")
+	code, _, errOut = fpmCLI(t, srv, state, fpmService)
+	if code != exitRefused || !strings.Contains(errOut, "unknown entry 'bogus'") || !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("reload with a bad config: exit %d (master alive %v)\n%s", code, master.Alive(), errOut)
+	}
+}
+
+// TestFPMReloadRecoversFromDeadReexec: the master re-executes the config
+// it was started with; broken there (while --conf names a good copy, so
+// the config test passes), the re-exec dies with "FPM initialization
+// failed". safe-restart sees the fatal line, starts a verified master from
+// --conf and exits 4.
+func TestFPMReloadRecoversFromDeadReexec(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	good := readFile(t, srv.ConfPath)
+	copyConf := srv.ConfPath + ".good"
+	writeFile(t, copyConf, good)
+	writeFile(t, srv.ConfPath, good+"\nbogus = 1\n")
+	old := srv.MasterPID()
+	code, out, errOut := runCLI(t, fpmService, "--conf", copyConf, "--state-dir", t.TempDir())
+	if code != exitRecovered || !strings.Contains(out, "recovered") || !strings.Contains(errOut, "FPM initialization failed") {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitRecovered, out, errOut)
+	}
+	if m := srv.MasterPID(); m == old || m == 0 {
+		t.Fatalf("master %d after the recovery (was %d)", m, old)
+	}
+	mustServe(t, srv, "after the recovery")
+}
+
+// TestFPMKilledMasterStart: kill -9 of the master leaves its workers
+// holding the socket, and a plain start fails ("Another FPM instance seems
+// to already listen"); safe-restart start stops the orphans, removes the
+// socket file nothing listens on (with its proof), starts and verifies.
+func TestFPMKilledMasterStart(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	srv.KillMaster9()
+	orphans := srv.Workers()
+	if len(orphans) == 0 {
+		t.Fatal("no worker survived the master's kill -9")
+	}
+	out, err := exec.Command(srv.Bin, "-y", srv.ConfPath).CombinedOutput()
+	if err == nil || !strings.Contains(srv.ErrorLogText(), "Another FPM instance seems to already listen on "+srv.Listen) {
+		t.Fatalf("a plain start beside the orphans: %v\n%s\n%s", err, out, srv.ErrorLogText())
+	}
+	state := t.TempDir()
+	code, stdout, errOut := fpmCLI(t, srv, state, "status", fpmService)
+	if code != exitFailed || !strings.Contains(stdout, "not running (stale pidfile") || !strings.Contains(stdout, "orphaned workers of a dead master") {
+		t.Errorf("status: exit %d, want 1 (not running) and the orphans named as a risk\n%s\n%s", code, stdout, errOut)
+	}
+	code, stdout, errOut = fpmCLI(t, srv, state, "start", fpmService)
+	if code != exitOK || !strings.Contains(stdout, "stopped "+strconv.Itoa(len(orphans))+" orphaned worker(s)") ||
+		!strings.Contains(stdout, "removed what a dead master left: ["+srv.Listen+"]") || !strings.Contains(errOut, "connect: connection refused") {
+		t.Fatalf("start: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	for _, o := range orphans {
+		if proctest.Of(o).Alive() {
+			t.Errorf("orphan %d still alive", o.PID)
+		}
+	}
+	mustServe(t, srv, "after the start")
+}
+
+// TestFPMReloadUnderLoad: clients sending slow requests throughout five
+// reloads (process_control_timeout = 10s: the old workers finish theirs,
+// the listening socket is inherited across the re-exec) see no failure.
+func TestFPMReloadUnderLoad(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Children: 3})
+	state := t.TempDir()
+	stop := fpmLoad(t, 4, func() bool {
+		c, body, err := srv.Get("/slow.php?ms=30")
+		return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest slow")
+	})
+	for i := 0; i < 5; i++ {
+		if code, out, errOut := fpmCLI(t, srv, state, "reload", fpmService); code != exitOK {
+			t.Fatalf("reload %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+	}
+	ok, failed := stop()
+	if ok == 0 || failed != 0 {
+		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed\n%s", ok, failed, srv.ErrorLogText())
+	}
+	t.Logf("during 5 reloads: %d requests served, none failed", ok)
+}
+
+// TestFPMReloadCutsRequestsWithoutTimeout is the counterpart of
+// TestFPMReloadUnderLoad, and what the process_control_timeout = 0
+// warning is about: every reload TERMs the workers at once, and requests
+// in flight fail. (It also shows the load check can fail.)
+func TestFPMReloadCutsRequestsWithoutTimeout(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Children: 3, ProcessControlTimeout: "0"})
+	state := t.TempDir()
+	stop := fpmLoad(t, 3, func() bool {
+		c, body, err := srv.Get("/slow.php?ms=300")
+		return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest slow")
+	})
+	for i := 0; i < 3; i++ {
+		code, out, errOut := fpmCLI(t, srv, state, "reload", fpmService)
+		if code != exitOK || !strings.Contains(errOut, "process_control_timeout = 0") {
+			t.Fatalf("reload %d: exit %d, want 0 with the warning\n%s\n%s", i+1, code, out, errOut)
+		}
+	}
+	if ok, failed := stop(); failed == 0 {
+		t.Fatalf("3 reloads with process_control_timeout = 0 under load: %d served, none failed; want requests cut", ok)
+	} else {
+		t.Logf("3 reloads with process_control_timeout = 0: %d served, %d cut", ok, failed)
+	}
+}
+
+// fpmLoad runs get in n goroutines until the returned stop is called,
+// which returns how many succeeded and failed. It returns once a request
+// succeeded: from then on requests are in flight.
+func fpmLoad(t *testing.T, n int, get func() bool) (stop func() (ok, failed int)) {
+	t.Helper()
+	var mu sync.Mutex
+	var okN, failN int
+	done, first := make(chan struct{}), make(chan struct{})
+	var firstOnce sync.Once
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				r := get()
+				mu.Lock()
+				if r {
+					firstOnce.Do(func() { close(first) })
+					okN++
+				} else {
+					failN++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() (int, int) {
+		once.Do(func() { close(done); wg.Wait() })
+		mu.Lock()
+		defer mu.Unlock()
+		return okN, failN
+	}
+	t.Cleanup(func() { stop() })
+	select {
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client load served no request")
+	}
+	return stop
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogrotateFPMExample runs examples/logrotate/php-fpm, pointed at a
+// test server, with the real logrotate -f: the log is rotated, and the
+// postrotate's verified reload leaves a new master (re-executed, a new
+// pid) that writes to the new log and serves.
+func TestLogrotateFPMExample(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary, "logrotate")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	old := srv.MasterPID()
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same file, with the test server's paths, and this test binary
+	// standing in for safe-restart.
+	conf := strings.NewReplacer(
+		"/var/log/php8.2-fpm.log", srv.ErrorLog,
+		"safe-restart php8.2-fpm", self+" php8.2-fpm --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
+	).Replace(readFile(t, "../../examples/logrotate/php-fpm"))
+	confPath := filepath.Join(dir, "logrotate.conf")
+	writeFile(t, confPath, conf)
+	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
+	}
+	rotated := readFile(t, srv.ErrorLog+".1")
+	log := readFile(t, filepath.Join(dir, "safe-restart.log"))
+	m := srv.MasterPID()
+	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") || m == old || m == 0 {
+		t.Fatalf("postrotate did not reload to a new master, verified (master %d, was %d):\n%s", m, old, log)
+	}
+	if !strings.Contains(rotated, "Reloading in progress") || !strings.Contains(srv.ErrorLogText(), "fpm is running, pid "+strconv.Itoa(m)) {
+		t.Fatalf("the new master does not write the new log:\n--- rotated:\n%s--- new:\n%s", rotated, srv.ErrorLogText())
+	}
+	mustServe(t, srv, "after logrotate")
+}

@@ -1,0 +1,227 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// FPMLadder is php-fpm's stop ladder: QUIT asks for a graceful stop (the
+// master QUITs its workers, which finish their request, and TERMs them
+// after process_control_timeout) for graceful, then TERM (workers TERMed,
+// KILLed by the master after 1 s) for 10 s, then KILL to every survivor.
+func FPMLadder(graceful time.Duration) Ladder {
+	l := Ladder{
+		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
+		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},
+	}
+	if graceful > 0 {
+		l = append(Ladder{{Signal: syscall.SIGQUIT, Wait: graceful}}, l...)
+	}
+	return l
+}
+
+// fpmKind is php-fpm (php-fpmX.Y on Debian). USR2 reloads it by
+// re-executing the master (execvp of its own argv, listening sockets
+// inherited through FPM_SOCKETS); a daemonized master forks again after
+// the exec, so its pid changes. It creates no SysV IPC (REFERENCE.md §5).
+type fpmKind struct{}
+
+// runConfig runs `php-fpm -tt -y CONF`, the config test that also dumps
+// the parsed configuration. php-fpm writes the dump at level notice: with
+// a log_level above notice the dump is read from a second run against a
+// wrapper that includes the config and sets log_level = notice, and the
+// run config says the log holds no notices (RunConfig.QuietLog).
+func (fpmKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+	argv := []string{p.Binary, "-tt", "-y", conf}
+	stdout, stderr, elapsed, err := configTest(ctx, p.Name, argv, nil)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	d, ok := parseFPMDump(stdout + stderr)
+	quiet := !ok
+	if quiet {
+		if d, err = fpmDumpAtNotice(ctx, p, conf); err != nil {
+			return RunConfig{}, err
+		}
+	}
+	rc, err := d.runConfig()
+	if err != nil {
+		return rc, &ConfigTestError{Server: p.Name, Argv: argv, Err: err}
+	}
+	if quiet {
+		rc.QuietLog = true
+		rc.Warnings = append(rc.Warnings, "php-fpm log_level is above notice: the error log does not show a reload's new master; "+
+			"a reload is verified through the pidfile and the listeners alone")
+	}
+	rc.Elapsed = elapsed
+	return rc, nil
+}
+
+// fpmDumpAtNotice dumps conf through a temporary wrapper that includes it
+// and then sets log_level = notice (a later value wins).
+func fpmDumpAtNotice(ctx context.Context, p Profile, conf string) (fpmDump, error) {
+	abs, err := filepath.Abs(conf)
+	if err != nil {
+		return fpmDump{}, err
+	}
+	f, err := os.CreateTemp("", "safe-restart-fpm-*.conf")
+	if err != nil {
+		return fpmDump{}, fmt.Errorf("php-fpm config dump: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = fmt.Fprintf(f, "[global]\ninclude = %s\n[global]\nlog_level = notice\n", abs)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fpmDump{}, fmt.Errorf("php-fpm config dump: %w", err)
+	}
+	stdout, stderr, _, err := configTest(ctx, p.Name, []string{p.Binary, "-tt", "-y", f.Name()}, nil)
+	if err != nil {
+		return fpmDump{}, err
+	}
+	d, ok := parseFPMDump(stdout + stderr)
+	if !ok {
+		return d, &ConfigTestError{Server: p.Name, Argv: []string{p.Binary, "-tt", "-y", conf}, Output: stderr,
+			Err: errors.New("php-fpm -tt printed no configuration dump")}
+	}
+	return d, nil
+}
+
+// startArgv is `php-fpm --daemonize -y CONF`: it forks the master, waits
+// until it is ready (pidfile written) and exits. --daemonize overrides a
+// daemonize = no meant for systemd, which would keep the starter in the
+// foreground (a warning says so).
+func (fpmKind) startArgv(p Profile, conf string) []string {
+	return []string{p.Binary, "--daemonize", "-y", conf}
+}
+
+func (fpmKind) ladder(graceful time.Duration) Ladder { return FPMLadder(graceful) }
+
+// reloadSignal is USR2 either way: php-fpm has one reload, graceful up to
+// process_control_timeout.
+func (fpmKind) reloadSignal(bool) syscall.Signal { return syscall.SIGUSR2 }
+
+func (fpmKind) signature(Profile, RunConfig) *ipcguard.Signature { return nil }
+
+// fpmFatal are the messages (at level ERROR or ALERT, after an optional
+// "[pool NAME] ") that mean a start or re-exec failed or the workers
+// cannot be forked: every failure of php-fpm's initialization ends with
+// "FPM initialization failed" (a bad config, a port taken), and a reload
+// whose execvp failed logs "failed to reload".
+var fpmFatal = []string{
+	"FPM initialization failed",
+	"Another FPM instance seems to already listen on ",
+	"unable to bind listening socket for address ",
+	"fork() failed",
+	"failed to reload",
+}
+
+// fpmLevel matches the level of a php-fpm log line: "[date] ERROR: " in a
+// file, "[ERROR] " on stderr with error_log = syslog.
+var fpmLevel = regexp.MustCompile(`^(?:\[[^]]*\] (ERROR|ALERT): |\[(ERROR|ALERT)\] )(?:\[pool [^]]*\] )?`)
+
+// fatal matches only a line's own message: a worker's output
+// (catch_workers_output) is logged as a WARNING or NOTICE and never counts.
+func (fpmKind) fatal(line string) bool {
+	m := fpmLevel.FindStringIndex(strings.TrimSpace(line))
+	if m == nil {
+		return false
+	}
+	msg := strings.TrimSpace(line)[m[1]:]
+	for _, f := range fpmFatal {
+		if strings.HasPrefix(msg, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Notices php-fpm writes on a reload (fpm_pctl.c, fpm.c).
+const (
+	fpmReloading = "NOTICE: Reloading in progress"
+	fpmRunning   = "NOTICE: fpm is running, pid "
+	fpmReady     = "NOTICE: ready to handle connections"
+)
+
+// reloaded returns the new master's pid once the log since the signal
+// shows the reload, then "fpm is running, pid N" and "ready to handle
+// connections" after it: N is the master that execvp'd and, if
+// daemonized, forked (a new pid).
+func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
+	pid, reloading := 0, false
+	for _, line := range strings.Split(logged, "\n") {
+		switch {
+		case strings.Contains(line, fpmReloading):
+			reloading, pid = true, 0
+		case reloading && strings.Contains(line, fpmRunning):
+			_, n, _ := strings.Cut(line, fpmRunning)
+			pid, _ = strconv.Atoi(strings.TrimSpace(n))
+		case pid > 0 && strings.Contains(line, fpmReady):
+			return pid, nil
+		}
+	}
+	return 0, nil
+}
+
+func (fpmKind) reexecs() bool    { return true }
+func (fpmKind) speaksHTTP() bool { return false }
+
+// reloadsLogged counts the reloads since the start of master's lineage: a
+// re-exec logs "Reloading in progress" and then "fpm is running, pid N" of
+// the new master, a fresh start logs "fpm is running" alone and begins a
+// new lineage. The last "fpm is running" must name master, else the log
+// does not describe it (-1). A re-exec begins from a fresh process image,
+// so the count is informative; nothing leaks across php-fpm reloads the
+// way it does in Apache's master.
+func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
+	n, last, reloading := 0, 0, false
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.Contains(line, fpmReloading):
+			reloading = true
+		case strings.Contains(line, fpmFatal[0]):
+			reloading = false // the re-exec died: what follows is a fresh start
+		case strings.Contains(line, fpmRunning):
+			_, pid, _ := strings.Cut(line, fpmRunning)
+			last, _ = strconv.Atoi(strings.TrimSpace(pid))
+			if reloading {
+				n++
+			} else {
+				n = 0
+			}
+			reloading = false
+		}
+	}
+	if last != master.PID {
+		return -1
+	}
+	return n
+}
+
+// clearLeftovers removes the socket file of each unix listen path that no
+// process listens on, with its proof logged (see removeStaleSockets). A
+// killed master leaves its socket file; php-fpm 8.2 itself also unlinks a
+// path nothing answers on before binding, so this makes the step explicit
+// and logged rather than necessary.
+func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
+	var paths []string
+	for _, l := range rc.Listen {
+		if strings.HasPrefix(l, "/") {
+			paths = append(paths, l)
+		}
+	}
+	return removeStaleSockets(paths, log)
+}

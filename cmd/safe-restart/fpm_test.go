@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
+	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 )
@@ -181,9 +180,10 @@ func TestFPMReloadUnderLoad(t *testing.T) {
 		return
 	}
 	srv := fpmtest.Start(t, fpmtest.Config{Children: 3})
+	front := nginxtest.Start(t, nginxtest.Options{FastCGIPass: srv.Listen, Root: srv.DocRoot})
 	state := t.TempDir()
-	stop := fpmLoad(t, 4, func() bool {
-		c, body, err := srv.Get("/slow.php?ms=30")
+	stop := load(t, 4, func() bool {
+		c, body, err := front.Get("/slow.php?ms=30")
 		return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest slow")
 	})
 	for i := 0; i < 5; i++ {
@@ -209,7 +209,7 @@ func TestFPMReloadCutsRequestsWithoutTimeout(t *testing.T) {
 	}
 	srv := fpmtest.Start(t, fpmtest.Config{Children: 3, ProcessControlTimeout: "0"})
 	state := t.TempDir()
-	stop := fpmLoad(t, 3, func() bool {
+	stop := load(t, 3, func() bool {
 		c, body, err := srv.Get("/slow.php?ms=300")
 		return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest slow")
 	})
@@ -224,54 +224,6 @@ func TestFPMReloadCutsRequestsWithoutTimeout(t *testing.T) {
 	} else {
 		t.Logf("3 reloads with process_control_timeout = 0: %d served, %d cut", ok, failed)
 	}
-}
-
-// fpmLoad runs get in n goroutines until the returned stop is called,
-// which returns how many succeeded and failed. It returns once a request
-// succeeded: from then on requests are in flight.
-func fpmLoad(t *testing.T, n int, get func() bool) (stop func() (ok, failed int)) {
-	t.Helper()
-	var mu sync.Mutex
-	var okN, failN int
-	done, first := make(chan struct{}), make(chan struct{})
-	var firstOnce sync.Once
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				r := get()
-				mu.Lock()
-				if r {
-					firstOnce.Do(func() { close(first) })
-					okN++
-				} else {
-					failN++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	var once sync.Once
-	stop = func() (int, int) {
-		once.Do(func() { close(done); wg.Wait() })
-		mu.Lock()
-		defer mu.Unlock()
-		return okN, failN
-	}
-	t.Cleanup(func() { stop() })
-	select {
-	case <-first:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the client load served no request")
-	}
-	return stop
 }
 
 func readFile(t *testing.T, path string) string {

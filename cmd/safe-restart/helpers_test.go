@@ -1,7 +1,9 @@
 package main
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -26,37 +28,60 @@ func countMasters(t *testing.T, srv *apachetest.Server) int {
 
 // clientLoad sends GET / with get (a test server's Get: a new connection
 // each time) in a loop until the returned stop is called, which returns how
-// many requests were served and how many failed. The loop never blocks the
-// test, even after a Fatalf (stop is also registered as a cleanup).
+// many requests were served and how many failed (see load).
 func clientLoad(t *testing.T, get func(path string) (int, string, error)) (stop func() (ok, failed int)) {
-	done := make(chan struct{})
-	result := make(chan [2]int, 1)
-	go func() {
-		var n [2]int
-		for {
-			select {
-			case <-done:
-				result <- n
-				return
-			default:
+	t.Helper()
+	return load(t, 1, func() bool {
+		c, _, err := get("/")
+		return err == nil && c == 200
+	})
+}
+
+// load runs get in n goroutines until the returned stop is called,
+// which returns how many succeeded and failed. It returns once a request
+// succeeded: from then on requests are in flight.
+func load(t *testing.T, n int, get func() bool) (stop func() (ok, failed int)) {
+	t.Helper()
+	var mu sync.Mutex
+	var okN, failN int
+	done, first := make(chan struct{}), make(chan struct{})
+	var firstOnce sync.Once
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				r := get()
+				mu.Lock()
+				if r {
+					firstOnce.Do(func() { close(first) })
+					okN++
+				} else {
+					failN++
+				}
+				mu.Unlock()
 			}
-			if c, _, err := get("/"); err == nil && c == 200 {
-				n[0]++
-			} else {
-				n[1]++
-			}
-		}
-	}()
-	stopped := false
+		}()
+	}
+	var once sync.Once
 	stop = func() (int, int) {
-		if !stopped {
-			stopped = true
-			close(done)
-		}
-		n := <-result
-		result <- n
-		return n[0], n[1]
+		once.Do(func() { close(done); wg.Wait() })
+		mu.Lock()
+		defer mu.Unlock()
+		return okN, failN
 	}
 	t.Cleanup(func() { stop() })
+	select {
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client load served no request")
+	}
 	return stop
 }
+

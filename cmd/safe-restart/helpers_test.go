@@ -84,4 +84,3 @@ func load(t *testing.T, n int, get func() bool) (stop func() (ok, failed int)) {
 	}
 	return stop
 }
-

@@ -24,6 +24,9 @@ type ReloadOptions struct {
 	// library that leaks a pthread key per reload kills the master inside
 	// its 1024th; REFERENCE.md §7).
 	MaxReloads int
+	// Full asks for a verified restart instead of the reload (a new
+	// master: a binary or module upgrade).
+	Full bool
 	// StatusURL, when set, is the server's status page (Apache: mod_status
 	// with ?auto), read first to count the master's reloads for
 	// MaxReloads; the error log, which loses the count when rotated, is the
@@ -96,6 +99,9 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
 func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
+	if o.Full {
+		return "a full restart was asked for (--full)", nil
+	}
 	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")

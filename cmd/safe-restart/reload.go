@@ -43,6 +43,7 @@ the leftovers are cleared, a verified start brings it back, and the exit code is
 // reloadFlags are the flags of a reload (also those of safe-restart SERVICE).
 type reloadFlags struct {
 	hard       bool
+	full       bool
 	maxReloads int
 	jitter     time.Duration
 	logs       bool
@@ -51,6 +52,7 @@ type reloadFlags struct {
 
 func (r *reloadFlags) register(c *cobra.Command) {
 	fl := c.Flags()
+	fl.BoolVar(&r.full, "full", false, "a verified restart (new master: binary or module upgrade) instead of the reload; the same preflight and recovery")
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
 	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has been reloaded this many times, as --status-url or else its error log counts (0: no budget)")
 	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log, which loses the count when rotated, is the fallback")
@@ -109,13 +111,13 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	}
 	defer lock.Release()
 	stopOpts, startOpts := o.options(d, service, p, ladder)
-	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, MaxReloads: r.maxReloads, StatusURL: r.statusURL})
+	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr
 		}
 	} else if err == nil {
-		writeReloadSummary(d, service, rep)
+		writeReloadSummary(d, service, r.full, rep)
 	}
 	if err == nil && r.logs {
 		err = waitLogs(ctx, d, p, o)
@@ -131,10 +133,12 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	return nil
 }
 
-func writeReloadSummary(d *deps, service string, rep supervise.ReloadReport) {
+func writeReloadSummary(d *deps, service string, full bool, rep supervise.ReloadReport) {
 	switch {
 	case rep.Recovered:
 		d.printf("%s recovered: %s; started master %d\n", service, rep.Fallback, rep.Restart.Start.Master.PID)
+	case rep.Restart != nil && full:
+		d.printf("restarted %s (--full): master %d\n", service, rep.Restart.Start.Master.PID)
 	case rep.Restart != nil:
 		d.printf("%s restarted instead of reloaded (%s): master %d\n", service, rep.Fallback, rep.Restart.Start.Master.PID)
 	default:

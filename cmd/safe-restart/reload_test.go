@@ -61,6 +61,18 @@ func TestReloadApache(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "has been reloaded 3 times (budget 3, counted by its error log)") || master.Alive() {
 		t.Fatalf("reload over budget: exit %d (old master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
 	}
+	// --full: a verified restart, a new master.
+	second, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--full", "--graceful-timeout", "0")
+	if code != exitOK || !strings.Contains(out, "restarted apache2 (--full)") || second.Alive() {
+		t.Fatalf("--full: exit %d (old master alive %v)\n%s\n%s", code, second.Alive(), out, errOut)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after --full: %d, %v", c, err)
+	}
 }
 
 // TestReloadRecoversAfterIPCRemoval: Apache runs as a regular user (uid

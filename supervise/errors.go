@@ -12,6 +12,9 @@ var (
 	ErrUnknownService = errors.New("unknown service")
 	// ErrConfigTest reports a server config test that failed.
 	ErrConfigTest = errors.New("config test failed")
+	// ErrServiceFile reports a service file that cannot be used; the
+	// wrapping error names the file, the key and the problem.
+	ErrServiceFile = errors.New("bad service file")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

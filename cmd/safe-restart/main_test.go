@@ -53,9 +53,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ipc", "reap"}, "needs a signature"},
 		{[]string{"ipc", "reap", "--owner", "33"}, "needs at least --owner, --key and --exe"},
 		{[]string{"ipc", "ls", "--owner", "33", "--exe", "/usr/sbin/apache2"}, "needs at least --owner, --key and --exe"},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "apache2"}, `--exe "apache2" is not an absolute path`},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "is not an executable file"},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "is not an executable file"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "apache2"}, `bad --exe "apache2": not an absolute path`},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "not an executable file"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "not an executable file"},
 		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
 		{with("ipc", "ls", "--lineage-window", "-1m"), "bad --lineage-window -1m0s"},
 		{with("ipc", "ls", "--key", "zz"), `bad --key "zz"`},
@@ -75,7 +75,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"apache2", "--jitter", "-1s"}, "bad --max-reloads 0 or --jitter -1s"},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
 		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
-		{[]string{"restart", "apache2", "--binary", "apache2"}, "is not an absolute path"},
+		{[]string{"restart", "apache2", "--binary", "apache2"}, `bad --binary "apache2": not an absolute path`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

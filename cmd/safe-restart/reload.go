@@ -86,6 +86,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 		return err
 	}
 	defer lock.Release()
+	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, MaxReloads: r.maxReloads})
 	if o.json {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -311,4 +312,48 @@ func FuzzLoadServiceFile(f *testing.F) {
 			t.Fatalf("loaded an unusable profile %+v from %q", p, text)
 		}
 	})
+}
+
+// TestExampleServiceFile: examples/service/myapp.toml loads (with a binary
+// and a user this machine has) and documents every key of the schema.
+func TestExampleServiceFile(t *testing.T) {
+	text, err := os.ReadFile("../examples/service/myapp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := strings.NewReplacer("/usr/local/bin/myapp", "/bin/sh", "www-data", "root").Replace(string(text))
+	p, err := LoadServiceFile(writeServiceFile(t, t.TempDir(), "myapp.toml", local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "myapp" || p.kind.(*serviceKind).sig == nil {
+		t.Errorf("example loaded as %+v", p)
+	}
+	keys := tomlKeys(reflect.TypeOf(serviceFile{}))
+	if len(keys) != 27 {
+		t.Fatalf("schema keys %q: want 27 (update this count with the schema)", keys)
+	}
+	for _, key := range keys {
+		if !strings.Contains(string(text), key+" = ") {
+			t.Errorf("the example does not show key %q", key)
+		}
+	}
+}
+
+// tomlKeys lists the leaf keys of a struct's toml tags.
+func tomlKeys(typ reflect.Type) []string {
+	var keys []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			keys = append(keys, tomlKeys(ft)...)
+			continue
+		}
+		keys = append(keys, f.Tag.Get("toml"))
+	}
+	return keys
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/daemontest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -21,6 +22,7 @@ const mainEnv = "SAFE_RESTART_TEST_MAIN"
 
 func TestMain(m *testing.M) {
 	semtest.RunHelper()
+	daemontest.Run()
 	if os.Getenv(mainEnv) != "" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}

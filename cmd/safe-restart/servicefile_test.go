@@ -20,6 +20,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/daemontest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/semtest"
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
@@ -411,5 +412,44 @@ func TestServiceFileNginx(t *testing.T) {
 	}
 	if _, err := d.get(); err == nil {
 		t.Error("nginx still serves after stop")
+	}
+}
+
+// TestServiceFileIPC: a service file's [ipc] table is the signature that
+// `ipc reap --service FILE` judges by: the dead sets it describes are
+// removed; sets with another key or another size are foreign and kept.
+func TestServiceFileIPC(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "semapp.toml")
+	text := fmt.Sprintf(`binary = "/usr/bin/sleep"
+start = ["/usr/bin/sleep", "0"]
+pidfile = %q
+[ipc]
+owner = "33"
+creator = "root"
+key = 0
+nsems = 1
+mode = "0600"
+kinds = ["sem"]
+`, filepath.Join(dir, "semapp.pid"))
+	if err := os.WriteFile(svc, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dead := semtest.DeadSets(t, "2 33 1")
+	otherKey := semtest.DeadSets(t, "1 33 1 4660 1")[0]
+	otherSize := semtest.DeadSets(t, "1 33 1 0 2")[0]
+	code, out, errOut := runCLI(t, "ipc", "reap", "--service", svc, "--state-dir", dir, "--yes")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	left := semIDs(t)
+	if len(left) != 2 || !left[otherKey] || !left[otherSize] {
+		t.Fatalf("sets left %v, want only %d and %d (not %v)\n%s\n%s", left, otherKey, otherSize, dead, out, errOut)
+	}
+	if !strings.Contains(errOut, `"signature":"semapp [sem]: key 0`) {
+		t.Errorf("the log does not show the file's signature:\n%s", errOut)
 	}
 }

@@ -12,6 +12,9 @@ var (
 	ErrUnknownService = errors.New("unknown service")
 	// ErrConfigTest reports a server config test that failed.
 	ErrConfigTest = errors.New("config test failed")
+	// ErrUnsupportedConfig reports a configuration this tool cannot manage
+	// safely (nginx with daemon off); nothing was touched.
+	ErrUnsupportedConfig = errors.New("unsupported configuration")
 	// ErrServiceFile reports a service file that cannot be used; the
 	// wrapping error names the file, the key and the problem.
 	ErrServiceFile = errors.New("bad service file")

@@ -24,6 +24,11 @@ type ReloadOptions struct {
 	// library that leaks a pthread key per reload kills the master inside
 	// its 1024th; REFERENCE.md §7).
 	MaxReloads int
+	// StatusURL, when set, is the server's status page (Apache: mod_status
+	// with ?auto), read first to count the master's reloads for
+	// MaxReloads; the error log, which loses the count when rotated, is the
+	// fallback.
+	StatusURL string
 }
 
 // ReloadReport says what Reload did.
@@ -74,7 +79,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	why, err := o.unsafeReload(master, sig, rc, &rep)
+	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -90,7 +95,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
+func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
 	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
@@ -110,12 +115,12 @@ func (o ReloadOptions) unsafeReload(master ipcguard.Proc, sig *ipcguard.Signatur
 		}
 	}
 	if o.MaxReloads > 0 {
-		n := o.Start.Profile.kind.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		n, source := o.reloadCount(ctx, master, rc)
 		switch {
 		case n < 0:
 			o.Start.Log.Warn().Msg("this server does not log its reloads: --max-reloads cannot be applied")
 		case n >= o.MaxReloads:
-			return fmt.Sprintf("master %d has been reloaded %d times (budget %d)", master.PID, n, o.MaxReloads), nil
+			return fmt.Sprintf("master %d has been reloaded %d times (budget %d, counted by its %s)", master.PID, n, o.MaxReloads, source), nil
 		}
 	}
 	return "", nil
@@ -183,14 +188,18 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 	}
 	for {
 		logged := tail.since()
-		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 {
+		// The kind reads the log first: a server that refused the new
+		// configuration says why in lines that are fatal at a start
+		// (nginx's [emerg]), and serves on with the old one.
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
+		rejected := errors.Is(err, ErrReloadRejected)
+		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 && !rejected {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
 		if !k.reexecs() && !sameAlive(root, old) {
 			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
 		}
-		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable())
-		if errors.Is(err, ErrReloadRejected) {
+		if rejected {
 			if serr := o.generationServes(root, old, false, rep); serr != nil {
 				return fmt.Errorf("%w, and it does not serve: %w", err, serr)
 			}

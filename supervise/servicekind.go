@@ -57,11 +57,20 @@ func (k *serviceKind) runConfig(ctx context.Context, p Profile, conf string) (Ru
 	if len(k.configTest) == 0 {
 		return rc, nil
 	}
+	began := time.Now()
 	_, _, elapsed, err := configTest(ctx, p.Name, expand(k.configTest, conf), nil)
 	if err != nil {
 		return RunConfig{}, err
 	}
 	rc.Elapsed = elapsed
+	// Like nginx -t, a config test may create the pidfile empty.
+	w, err := clearTestPidfile(k.pidFile, began)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	if w != "" {
+		rc.Warnings = append(slices.Clone(rc.Warnings), w)
+	}
 	return rc, nil
 }
 

@@ -19,7 +19,7 @@ const pidfileSlack = 2 * time.Second
 // FromPIDFile returns the process a pidfile names, after proving it is the
 // server's: alive, running exe (symlinks resolved, " (deleted)" allowed
 // after an upgrade), and started no later than the file was written. It
-// never trusts a stale pidfile: a dead pid (or none) is ErrStalePIDFile, another
+// never trusts a stale pidfile: a dead pid is ErrStalePIDFile, another
 // program ErrForeignProcess, a process younger than the file ErrPIDReused;
 // with the last two the process found is returned beside the error.
 func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
@@ -30,11 +30,6 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return ipcguard.Proc{}, fmt.Errorf("read pidfile: %w", err)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		// nginx -t creates a missing pidfile and writes nothing to it
-		// (ngx_create_pidfile in test mode): it names no process.
-		return ipcguard.Proc{}, fmt.Errorf("%w: %s is empty", ErrStalePIDFile, path)
 	}
 	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
 	if err != nil || pid <= 0 {

@@ -25,7 +25,26 @@ func TestLogrotateExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile("../../examples/logrotate/apache2")
+	log := runLogrotateExample(t, "apache2", srv.ErrorLog, "safe-restart apache2", "apache2 --conf "+srv.ConfPath,
+		"create 640 root adm", "create 640 root root")
+	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") ||
+		!master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("postrotate did not reload the same master, verified:\n%s", log)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET after logrotate: %d, %v", c, err)
+	}
+}
+
+// runLogrotateExample runs examples/logrotate/NAME with the real logrotate
+// -f, its log pattern replaced by errorLog, its command (cmd, e.g.
+// "safe-restart apache2") by this test binary standing in for safe-restart
+// with args and a state dir, its own log by a temporary file, and any more
+// old, new pairs. It fails the test unless logrotate succeeds and rotated
+// errorLog to errorLog.1, and returns what safe-restart logged.
+func runLogrotateExample(t *testing.T, name, errorLog, cmd, args string, more ...string) string {
+	t.Helper()
+	example, err := os.ReadFile("../../examples/logrotate/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,35 +53,26 @@ func TestLogrotateExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same file, with the test server's paths, and this test binary
-	// standing in for safe-restart.
-	conf := strings.NewReplacer(
-		"/var/log/apache2/*.log", srv.ErrorLog,
-		"safe-restart apache2", self+" apache2 --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+	conf := strings.NewReplacer(append([]string{
+		"/var/log/" + name + "/*.log", errorLog,
+		cmd, self + " " + args + " --state-dir " + filepath.Join(dir, "state"),
 		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
-		"create 640 root adm", "create 640 root root",
-	).Replace(string(example))
+	}, more...)...).Replace(string(example))
 	confPath := filepath.Join(dir, "logrotate.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
-	cmd.Env = append(os.Environ(), mainEnv+"=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+	run := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
+	run.Env = append(os.Environ(), mainEnv+"=1")
+	out, err := run.CombinedOutput()
+	log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
+	if err != nil {
 		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
 	}
-	if _, err := os.Stat(srv.ErrorLog + ".1"); err != nil {
+	if _, err := os.Stat(errorLog + ".1"); err != nil {
 		t.Fatalf("the log was not rotated: %v", err)
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
-	if !strings.Contains(string(log), "reloaded and verified") || !strings.Contains(string(log), "rotated logs released") ||
-		!master.Alive() || srv.MasterPID() != master.PID {
-		t.Fatalf("postrotate did not reload the same master, verified:\n%s", log)
-	}
-	if c, _, err := srv.Get("/"); err != nil || c != 200 {
-		t.Fatalf("GET after logrotate: %d, %v", c, err)
-	}
+	return string(log)
 }
 
 // TestCronExample runs the command of examples/cron/safe-restart (its
@@ -86,6 +96,10 @@ func TestCronExample(t *testing.T) {
 	f := strings.Fields(line)
 	if len(f) < 7 || f[5] != "root" {
 		t.Fatalf("not a cron.d line (5 time fields, a user, a command): %q", line)
+	}
+	// A fleet's nightly reloads must not all land in the same second.
+	if !strings.Contains(line, " --jitter 30m ") {
+		t.Fatalf("the cron line has no --jitter 30m: %q", line)
 	}
 	self, err := os.Executable()
 	if err != nil {

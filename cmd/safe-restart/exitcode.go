@@ -58,7 +58,8 @@ func exitCode(err error) int {
 		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom):
 		return exitRefused
-	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrServiceFile):
+	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
+		errors.Is(err, supervise.ErrServiceFile):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

@@ -24,11 +24,11 @@ func countMasters(t *testing.T, srv *apachetest.Server) int {
 	return n
 }
 
-// clientLoad sends GET / to srv in a loop until the returned stop is
-// called, which returns how many requests were served and how many failed.
-// The loop never blocks the test, even after a Fatalf (stop is also
-// registered as a cleanup).
-func clientLoad(t *testing.T, srv *apachetest.Server) (stop func() (ok, failed int)) {
+// clientLoad sends GET / with get (a test server's Get: a new connection
+// each time) in a loop until the returned stop is called, which returns how
+// many requests were served and how many failed. The loop never blocks the
+// test, even after a Fatalf (stop is also registered as a cleanup).
+func clientLoad(t *testing.T, get func(path string) (int, string, error)) (stop func() (ok, failed int)) {
 	done := make(chan struct{})
 	result := make(chan [2]int, 1)
 	go func() {
@@ -40,7 +40,7 @@ func clientLoad(t *testing.T, srv *apachetest.Server) (stop func() (ok, failed i
 				return
 			default:
 			}
-			if c, _, err := srv.Get("/"); err == nil && c == 200 {
+			if c, _, err := get("/"); err == nil && c == 200 {
 				n[0]++
 			} else {
 				n[1]++

@@ -75,6 +75,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"nosuch"}, "unknown service"},
 		{[]string{"apache2", "extra"}, "unknown command"},
 		{[]string{"apache2", "--jitter", "-1s"}, "bad --max-reloads 0 or --jitter -1s"},
+		{[]string{"apache2", "--status-url", "http://127.0.0.1/server-status?auto"}, "--status-url is read only to count reloads for --max-reloads"},
+		{[]string{"reload", "apache2", "--max-reloads", "5", "--status-url", "127.0.0.1/server-status"}, `bad --status-url "127.0.0.1/server-status"`},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
 		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
 		{[]string{"restart", "apache2", "--binary", "apache2"}, `bad --binary "apache2": not an absolute path`},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -45,14 +46,32 @@ type reloadFlags struct {
 	maxReloads int
 	jitter     time.Duration
 	logs       bool
+	statusURL  string
 }
 
 func (r *reloadFlags) register(c *cobra.Command) {
 	fl := c.Flags()
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
-	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has logged this many reloads (0: no budget)")
+	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has been reloaded this many times, as --status-url or else its error log counts (0: no budget)")
+	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log, which loses the count when rotated, is the fallback")
 	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
 	fl.BoolVar(&r.logs, "logs", false, "for logrotate: then wait (up to --timeout) until no server process holds a rotated log, so compressing or deleting it is safe")
+}
+
+// checkStatusURL refuses a --status-url that is not an http(s) URL, or
+// that nothing would read (no --max-reloads).
+func (r *reloadFlags) checkStatusURL() error {
+	if r.statusURL == "" {
+		return nil
+	}
+	if r.maxReloads == 0 {
+		return usagef("give --max-reloads too", "--status-url is read only to count reloads for --max-reloads")
+	}
+	u, err := url.Parse(r.statusURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("e.g. http://127.0.0.1/server-status?auto", "bad --status-url %q: not an http(s) URL", r.statusURL)
+	}
+	return nil
 }
 
 // wait sleeps a random time up to jitter, or until ctx ends.
@@ -78,6 +97,9 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	if r.maxReloads < 0 || r.jitter < 0 {
 		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
 	}
+	if err := r.checkStatusURL(); err != nil {
+		return err
+	}
 	if err := r.wait(ctx, d); err != nil {
 		return err
 	}
@@ -88,7 +110,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	defer lock.Release()
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
-	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, MaxReloads: r.maxReloads})
+	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, MaxReloads: r.maxReloads, StatusURL: r.statusURL})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

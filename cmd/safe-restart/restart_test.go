@@ -157,7 +157,7 @@ func TestRestartCyclesUnderLoad(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true, SSL: true})
 	state := t.TempDir()
 	sets := len(semIDs(t))
-	stop := clientLoad(t, srv)
+	stop := clientLoad(t, srv.Get)
 	for i := 0; i < 20; i++ {
 		if code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
 			t.Fatalf("restart %d: exit %d\n%s\n%s", i+1, code, out, errOut)

@@ -68,6 +68,9 @@ type Config struct {
 	// Listen (Server.SSLAddr) with a "SSLEngine on" virtual host, using a
 	// self-signed certificate generated into the server's directory.
 	SSL bool
+	// Status loads mod_status and serves its page at StatusPath
+	// (Server.StatusURL).
+	Status bool
 	// User and Group the children run as (default www-data); ignored when
 	// not running as root.
 	User, Group string
@@ -284,6 +287,8 @@ func (s *Server) writeFiles() error {
 		"SSL":         s.Config.SSL,
 		"SSLAddr":     s.SSLAddr,
 		"Extra":       s.Config.Extra,
+		"Status":      s.Config.Status,
+		"StatusPath":  StatusPath,
 	})
 	if err != nil {
 		return err
@@ -443,6 +448,13 @@ func (s *Server) allAddrs() []string {
 	}
 	return a
 }
+
+// StatusPath is where Config.Status serves mod_status's page.
+const StatusPath = "/server-status"
+
+// StatusURL is the machine-readable (?auto) mod_status page on the first
+// listener; it answers only with Config.Status.
+func (s *Server) StatusURL() string { return "http://" + s.Listen[0] + StatusPath + "?auto" }
 
 // Get fetches path over plain HTTP from the first listener.
 func (s *Server) Get(path string) (int, string, error) {

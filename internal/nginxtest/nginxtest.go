@@ -1,0 +1,357 @@
+//go:build linux
+
+package nginxtest
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// IndexBody is what GET / answers from the default document root.
+const IndexBody = "nginxtest ok\n"
+
+// Options selects what Start puts into nginx.conf. The zero value is two
+// workers serving Dir/html on a free 127.0.0.1 port.
+type Options struct {
+	// FastCGIPass, when set, is the FastCGI server requests for *.php are
+	// passed to: "127.0.0.1:PORT" or "unix:/path/to.sock" (see the package
+	// documentation).
+	FastCGIPass string
+	// Root is the document root, used as given (it must be readable by
+	// www-data); "" means Dir/html, created with index.html (IndexBody).
+	Root string
+	// UnixSocket adds a second listener, unix:Dir/nginx.sock (Server.Socket).
+	UnixSocket bool
+	// ErrorLogLevel is the main error_log's level; "" leaves nginx's
+	// default (error), at which a successful reload logs nothing.
+	ErrorLogLevel string
+	// Workers is worker_processes (default 2).
+	Workers int
+	// HTTPExtra is appended verbatim inside the http block.
+	HTTPExtra string
+	// StartTimeout bounds the wait for readiness (default 20s).
+	StartTimeout time.Duration
+}
+
+// Server is one nginx started by Start. Its fields are read-only.
+type Server struct {
+	Options  Options // with defaults filled in
+	Bin      string  // the nginx binary
+	Dir      string  // a t.TempDir(): config, pidfile, logs, temp paths
+	ConfPath string  // the rendered nginx.conf
+	PidFile  string
+	ErrorLog string
+	Addr     string // "127.0.0.1:PORT", the TCP listener
+	Port     int
+	Socket   string // the unix socket's path; "" unless Options.UnixSocket
+	// StarterOutput is what `nginx -c CONF` printed.
+	StarterOutput string
+
+	t *testing.T
+}
+
+//go:embed nginx.conf.tmpl
+var confTemplate string
+
+var tmpl = template.Must(template.New("nginx.conf").Parse(confTemplate))
+
+// Start renders nginx.conf for o into a fresh t.TempDir(), runs `nginx -c
+// CONF` and waits until the pidfile names a live master whose workers all
+// run (as www-data when root) and GET / on Addr answers (any HTTP status: a
+// FastCGI root may have no index). It fails the
+// test, with the error log and the starter's output, if that does not
+// happen within o.StartTimeout or the master dies first. A t.Cleanup
+// SIGKILLs every nginx process of the namespace and reaps them.
+func Start(t *testing.T, o Options) *Server {
+	t.Helper()
+	if !nstest.Inside() {
+		t.Fatal("nginxtest: Start runs only inside nstest.InPrivateNamespaces")
+	}
+	bin, err := nstest.LookPath("nginx")
+	if err != nil {
+		t.Fatalf("nginxtest: %v", err)
+	}
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 20 * time.Second
+	}
+	dir := t.TempDir()
+	// t.TempDir's directories are 0700; the workers (www-data) must reach
+	// the document root.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{Options: o, Bin: bin, Dir: dir, ConfPath: filepath.Join(dir, "nginx.conf"),
+		PidFile: filepath.Join(dir, "nginx.pid"), ErrorLog: filepath.Join(dir, "error.log"), Addr: freeAddr(t), t: t}
+	s.Port, _ = strconv.Atoi(s.Addr[strings.LastIndex(s.Addr, ":")+1:])
+	if o.UnixSocket {
+		s.Socket = filepath.Join(dir, "nginx.sock")
+	}
+	if err := s.writeFiles(); err != nil {
+		t.Fatalf("nginxtest: %v", err)
+	}
+	t.Cleanup(s.cleanup)
+	if err := s.start(); err != nil {
+		t.Fatalf("nginxtest: %v\n%s", err, s.diagnostics())
+	}
+	return s
+}
+
+// freeAddr returns a free 127.0.0.1 address: inside nstest's network
+// namespace nothing else can take it meanwhile.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("nginxtest: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (s *Server) writeFiles() error {
+	for _, d := range []string{"html", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "html", "index.html"), []byte(IndexBody), 0o644); err != nil {
+		return err
+	}
+	var conf bytes.Buffer
+	err := tmpl.Execute(&conf, map[string]any{
+		"TestName": s.t.Name(), "AsRoot": os.Geteuid() == 0, "Workers": s.Options.Workers,
+		"PidFile": s.PidFile, "ErrorLog": s.ErrorLog, "Level": s.Options.ErrorLogLevel, "Dir": s.Dir,
+		"Addr": s.Addr, "Socket": s.Socket, "DocRoot": or(s.Options.Root, filepath.Join(s.Dir, "html")),
+		"FastCGIPass": s.Options.FastCGIPass, "Extra": s.Options.HTTPExtra,
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(s.ConfPath, conf.Bytes(), 0o644)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// start runs `nginx -c CONF` and waits until the server is ready.
+func (s *Server) start() error {
+	deadline := time.Now().Add(s.Options.StartTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	out, err := os.Create(filepath.Join(s.Dir, "starter.out"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	// A file rather than a pipe: the daemon inherits it.
+	cmd := exec.CommandContext(ctx, s.Bin, "-c", s.ConfPath)
+	cmd.Stdout, cmd.Stderr, cmd.WaitDelay = out, out, 5*time.Second
+	runErr := cmd.Run()
+	b, _ := os.ReadFile(out.Name())
+	s.StarterOutput = string(b)
+	if runErr != nil {
+		return fmt.Errorf("%s -c %s: %w", s.Bin, s.ConfPath, runErr)
+	}
+	return s.WaitReady(deadline)
+}
+
+// WaitReady polls (every 20ms, until deadline) until the pidfile names a
+// live nginx master with all its workers (switched to www-data when root)
+// and GET / on Addr answers.
+func (s *Server) WaitReady(deadline time.Time) error {
+	for {
+		err := s.ready()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) ready() error {
+	m, err := s.Master()
+	if err != nil {
+		return err
+	}
+	if !m.Alive() {
+		return fmt.Errorf("master %v is not alive", m)
+	}
+	// A worker is root from its fork until it switches to www-data.
+	workers := s.Workers()
+	if len(workers) < s.Options.Workers {
+		return fmt.Errorf("%d of %d workers", len(workers), s.Options.Workers)
+	}
+	for _, w := range workers {
+		if os.Geteuid() == 0 && w.UID == 0 {
+			return fmt.Errorf("worker %d has not switched to www-data yet", w.PID)
+		}
+	}
+	_, _, err = s.Get("/")
+	return err
+}
+
+// Master returns the live master the pidfile names, after checking that it
+// runs the nginx binary.
+func (s *Server) Master() (proctest.Proc, error) {
+	pid := s.MasterPID()
+	if pid == 0 {
+		return proctest.Proc{}, fmt.Errorf("no pid in %s", s.PidFile)
+	}
+	st, err := proctest.Stat(pid)
+	if err != nil {
+		return proctest.Proc{}, err
+	}
+	if st.Exe != s.Bin {
+		return proctest.Proc{}, fmt.Errorf("pidfile %s names pid %d, which runs %q", s.PidFile, pid, st.Exe)
+	}
+	return proctest.Of(st), nil
+}
+
+// MasterPID returns the pid in the pidfile, or 0 if it cannot be read.
+func (s *Server) MasterPID() int {
+	b, err := os.ReadFile(s.PidFile)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Workers returns the live children of the master the pidfile names.
+func (s *Server) Workers() []ipcguard.Proc {
+	var out []ipcguard.Proc
+	for _, c := range proctest.ChildrenOf(s.MasterPID()) {
+		if c.Alive() && c.Exe == s.Bin {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Processes returns every live process of the namespace running the nginx
+// binary: masters, workers, orphans.
+func (s *Server) Processes() []ipcguard.Proc {
+	var out []ipcguard.Proc
+	for _, p := range proctest.Processes() {
+		if p.Alive() && p.Exe == s.Bin {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Get fetches path over plain HTTP from Addr, without keep-alive.
+func (s *Server) Get(path string) (int, string, error) {
+	return get(&http.Transport{DisableKeepAlives: true}, "http://"+s.Addr+path)
+}
+
+// GetUnix fetches path over the unix socket listener.
+func (s *Server) GetUnix(path string) (int, string, error) {
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", s.Socket)
+	}}
+	return get(tr, "http://localhost"+path)
+}
+
+func get(tr *http.Transport, url string) (int, string, error) {
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// ErrorLogText returns the current content of the error log.
+func (s *Server) ErrorLogText() string {
+	b, _ := os.ReadFile(s.ErrorLog)
+	return string(b)
+}
+
+// KillMaster9 SIGKILLs the master the pidfile names, waits until it has
+// exited and reaps it (inside nstest it is the test process's child). The
+// workers are left running, orphaned; the pidfile stays, stale.
+func (s *Server) KillMaster9() {
+	s.t.Helper()
+	m, err := s.Master()
+	if err != nil {
+		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
+	}
+	if err := m.Kill(time.Now().Add(10 * time.Second)); err != nil {
+		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
+	}
+	if err := m.Reap(); err != nil {
+		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
+	}
+}
+
+func (s *Server) diagnostics() string {
+	conf, _ := os.ReadFile(s.ConfPath)
+	return fmt.Sprintf("--- %s\n%s--- starter output:\n%s--- %s:\n%s", s.ConfPath, conf, s.StarterOutput, s.ErrorLog, s.ErrorLogText())
+}
+
+// cleanup SIGKILLs every nginx process of the namespace (all are this
+// test's) and reaps those re-parented to the test process.
+func (s *Server) cleanup() {
+	deadline := time.Now().Add(10 * time.Second)
+	var errs []error
+	for round := 0; round < 10; round++ {
+		procs := s.Processes()
+		if len(procs) == 0 {
+			break
+		}
+		for _, p := range procs {
+			errs = append(errs, proctest.Of(p).Signal(syscall.SIGKILL))
+		}
+		for _, p := range procs {
+			errs = append(errs, proctest.Of(p).WaitExited(deadline), proctest.Of(p).Reap())
+		}
+	}
+	for _, p := range proctest.ChildrenOf(os.Getpid()) {
+		if !p.Alive() && p.Comm == "nginx" {
+			errs = append(errs, proctest.Of(p).Reap())
+		}
+	}
+	if left := s.Processes(); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("still alive: %+v", left))
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, proctest.ErrGone) {
+			s.t.Errorf("nginxtest: cleanup: %v", err)
+		}
+	}
+	if s.t.Failed() {
+		s.t.Logf("nginxtest: server diagnostics:\n%s", s.diagnostics())
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/daemontest"
+	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
@@ -123,24 +124,6 @@ func (d *testDaemon) wantServes(t *testing.T, gen int) {
 	}
 }
 
-// eventuallyServes waits (up to 10 s) until the daemon serves generation
-// gen.
-func (d *testDaemon) eventuallyServes(t *testing.T, gen int) {
-	t.Helper()
-	want := fmt.Sprintf("generation %d", gen)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		body, err := d.get()
-		if err == nil && body == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET: %q, %v; want %s", body, err, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // master identifies the process the pidfile names.
 func (d *testDaemon) master(t *testing.T) proctest.Proc {
 	t.Helper()
@@ -169,7 +152,8 @@ func (d *testDaemon) cli(t *testing.T, wantCode int, args ...string) (string, st
 	if code != wantCode {
 		t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s\ndaemon log:\n%s", args, code, wantCode, out, errOut, readFile(t, d.log))
 	}
-	t.Logf("%v: exit %d: %s", args, code, strings.TrimSpace(out))
+	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	t.Logf("%v: exit %d: %s", args, code, first)
 	return out, errOut
 }
 
@@ -339,79 +323,51 @@ fatal = ['\[emerg\]']
 reloaded = '\[notice\] (?P<pid>\d+)#\d+: start worker processes'
 `
 
-// nginxConf is a minimal nginx.conf whose every path is in dir.
-const nginxConf = `user www-data;
-worker_processes 2;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log notice;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		location / { return 200 "generation %[3]d\n"; }
-	}
-}
-`
-
-// TestServiceFileNginx: the real nginx, described by a service file only,
-// is started, reloaded (new workers, new content, same master) and stopped.
+// TestServiceFileNginx: the real nginx (nginxtest's), described by a
+// service file only, is stopped, started, reloaded (same master, new
+// workers) and stopped through that file.
 func TestServiceFileNginx(t *testing.T) {
 	nstest.RequireBinaries(t, "nginx")
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	dir := t.TempDir()
-	d := &testDaemon{dir: dir, svc: filepath.Join(dir, "nginx-file.toml"), conf: filepath.Join(dir, "nginx.conf"),
-		pidFile: filepath.Join(dir, "nginx.pid"), log: filepath.Join(dir, "error.log"), addr: freeAddr(t)}
-	svc := fmt.Sprintf(nginxServiceFile, d.conf, d.pidFile, d.log)
-	if err := os.WriteFile(d.svc, []byte(svc), 0o644); err != nil {
+	srv := nginxtest.Start(t, nginxtest.Options{ErrorLogLevel: "notice"})
+	d := &testDaemon{dir: srv.Dir, svc: filepath.Join(srv.Dir, "nginx-file.toml"), conf: srv.ConfPath, pidFile: srv.PidFile, log: srv.ErrorLog}
+	if err := os.WriteFile(d.svc, []byte(fmt.Sprintf(nginxServiceFile, srv.ConfPath, srv.PidFile, srv.ErrorLog)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	writeConf := func(gen int) {
-		if err := os.WriteFile(d.conf, []byte(fmt.Sprintf(nginxConf, dir, d.addr, gen)), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	first := d.master(t)
+	d.cli(t, exitOK, "stop", d.svc)
+	if first.Alive() {
+		t.Fatal("the master nginxtest started is alive after stop")
 	}
-	writeConf(1)
 	d.cli(t, exitOK, "start", d.svc)
-	d.wantServes(t, 1)
 	m := d.master(t)
+	if code, body, err := srv.Get("/"); err != nil || code != 200 || body != nginxtest.IndexBody {
+		t.Fatalf("GET after start: %d %q %v", code, body, err)
+	}
 	oldWorkers := proctest.ChildrenOf(m.PID)
 
-	writeConf(2)
 	out, _ := d.cli(t, exitOK, "reload", d.svc, "--json")
 	var rep supervise.ReloadReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("reload --json: %v\n%s", err, out)
 	}
-	if rep.Signal != "SIGHUP" || rep.Master == nil || rep.Master.PID != m.PID || len(rep.NewChildren) != 2 || !m.Alive() {
-		t.Fatalf("reload: %+v; want HUP, master %d kept, 2 new workers", rep, m.PID)
+	if rep.Signal != "SIGHUP" || rep.Master == nil || rep.Master.PID != m.PID || len(rep.NewChildren) != srv.Options.Workers || !m.Alive() {
+		t.Fatalf("reload: %+v; want HUP, master %d kept, %d new workers", rep, m.PID, srv.Options.Workers)
 	}
 	for _, w := range oldWorkers {
 		if slices.Contains(rep.NewChildren, w.PID) {
 			t.Errorf("first-generation worker %d counted as new: %v", w.PID, rep.NewChildren)
 		}
 	}
-	// The reload is verified once new workers serve; nginx's old workers
-	// may still accept until they handle the QUIT the master sends them
-	// after starting the new ones.
-	d.eventuallyServes(t, 2)
-	if !strings.Contains(readFile(t, d.log), fmt.Sprintf("%d#%d: signal 1 (SIGHUP) received", m.PID, m.PID)) {
-		t.Errorf("error log has no HUP for master %d:\n%s", m.PID, readFile(t, d.log))
+	if !strings.Contains(srv.ErrorLogText(), fmt.Sprintf("%d#%d: signal 1 (SIGHUP) received", m.PID, m.PID)) {
+		t.Errorf("error log has no HUP for master %d:\n%s", m.PID, srv.ErrorLogText())
 	}
 
 	d.cli(t, exitOK, "stop", d.svc)
-	if m.Alive() {
-		t.Fatal("master alive after stop")
-	}
-	if _, err := d.get(); err == nil {
-		t.Error("nginx still serves after stop")
+	if m.Alive() || len(srv.Processes()) != 0 {
+		t.Fatalf("after stop: master alive %v, nginx processes %v", m.Alive(), srv.Processes())
 	}
 }
 

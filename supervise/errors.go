@@ -18,6 +18,9 @@ var (
 	// ErrNoPidFile reports a configuration without a pid file (php-fpm
 	// writes none unless `pid` is set): nothing could find its master.
 	ErrNoPidFile = errors.New("no pid file configured (php-fpm: set pid = /run/php/php-fpm.pid in [global]); safe-restart finds and proves the master only through it")
+	// ErrServiceFile reports a service file that cannot be used; the
+	// wrapping error names the file, the key and the problem.
+	ErrServiceFile = errors.New("bad service file")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

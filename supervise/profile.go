@@ -29,6 +29,9 @@ type Profile struct {
 	// directly (Debian's apache2ctl start defers to systemctl when PID 1 is
 	// systemd, which would start a different instance).
 	EnvVars string
+	// HealthURL, when set, is the health check used when the caller gives
+	// none (a service file's health.url).
+	HealthURL string
 
 	kind kind
 }
@@ -60,7 +63,7 @@ func LookupProfile(name string) (Profile, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return Profile{}, fmt.Errorf("%w %q (known: %s, php-fpm, phpX.Y-fpm, php-fpmX.Y, or a service file: --service-file)", ErrUnknownService, name, strings.Join(names, ", "))
+	return Profile{}, fmt.Errorf("%w %q (known: %s, php-fpm, phpX.Y-fpm, php-fpmX.Y, or a service file: PATH.toml or NAME in --service-dir)", ErrUnknownService, name, strings.Join(names, ", "))
 }
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful

@@ -213,7 +213,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 			return err
 		}
 		if err == nil {
-			err = o.generationServes(root, master, !k.reexecs(), rep)
+			err = o.generationServes(root, master, reloadStartsChildren(k), rep)
 		}
 		if err == nil {
 			if master.PID != old.PID {
@@ -287,7 +287,19 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 	if err != nil {
 		return err
 	}
-	return checkServes(listenersOf(root, master.PID, listening), o.Start.HealthURL, o.Start.Profile.kind.speaksHTTP(), 2*time.Second)
+	return checkServes(listenersOf(root, master.PID, listening), o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second)
+}
+
+// reloadStartsChildren reports whether children of the new generation are
+// part of a reload's proof: they are for a master that stays and forks
+// workers (Apache, nginx), not for one that re-executes (php-fpm) nor for a
+// daemon that reloads in its one process, which a kind says by
+// implementing reloadStartsChildren itself (a service file's workers).
+func reloadStartsChildren(k kind) bool {
+	if c, ok := k.(interface{ reloadStartsChildren() bool }); ok {
+		return c.reloadStartsChildren()
+	}
+	return !k.reexecs()
 }
 
 // hasLine reports whether a line of text holds mark and one of codes.

@@ -273,7 +273,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 			return err
 		}
 		rep.Listeners = listenersOf(root, master.PID, listening)
-		err = checkServes(rep.Listeners, o.HealthURL, o.Profile.kind.speaksHTTP(), 2*time.Second)
+		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.speaksHTTP(), 2*time.Second)
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
 			return nil
@@ -284,6 +284,9 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 		time.Sleep(readyPoll)
 	}
 }
+
+// healthURL is the caller's health check, else the profile's.
+func (o StartOptions) healthURL() string { return or(o.HealthURL, o.Profile.HealthURL) }
 
 // readyPoll is how often a start looks for its master and for it to serve:
 // every poll the clients wait for is time added to the restart.

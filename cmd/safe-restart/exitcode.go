@@ -19,7 +19,7 @@ const (
 const exitCodesHelp = `Exit codes:
   0  done and verified
   1  failed; what was done and the service state are reported
-  2  usage or configuration error (nothing was touched)
+  2  usage or configuration error, such as a bad service file (nothing was touched)
   3  refused before acting (config test, IPC headroom, lock timeout); nothing was touched
   4  reload failed and a verified restart recovered the service`
 
@@ -58,7 +58,8 @@ func exitCode(err error) int {
 		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom):
 		return exitRefused
-	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig):
+	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
+		errors.Is(err, supervise.ErrServiceFile):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

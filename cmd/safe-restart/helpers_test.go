@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -83,4 +86,14 @@ func load(t *testing.T, n int, get func() bool) (stop func() (ok, failed int)) {
 		t.Fatal("the client load served no request")
 	}
 	return stop
+}
+
+// readFile returns the file's content, "" when it does not exist.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
 }

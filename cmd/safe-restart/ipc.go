@@ -1,11 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
+	"errors"
 	"strings"
 	"time"
 
@@ -47,6 +43,7 @@ It is checked again, unchanged, right before removal.`,
 // sigFlags are the flags that name a service's IPC signature.
 type sigFlags struct {
 	service, conf    string
+	serviceDir       string
 	owner, creator   string
 	key, mode, exe   string
 	nsems            string
@@ -57,7 +54,8 @@ type sigFlags struct {
 
 func (f *sigFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.StringVar(&f.service, "service", "", "judge by this service's signature: apache2 or httpd (User is read from the server's config)")
+	fl.StringVar(&f.service, "service", "", "judge by this service's signature: apache2 or httpd (User is read from the server's config), or a service file with an [ipc] table")
+	serviceDirFlag(c, &f.serviceDir)
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&f.owner, "owner", "", "owner user (name or uid) of the service's objects")
 	fl.StringVar(&f.creator, "creator", "", "creator user (name or uid) of the service's objects")
@@ -88,13 +86,15 @@ func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, 
 	if !f.given() {
 		return o, nil
 	}
-	if err := f.checkCustom(); err != nil {
-		return o, err
+	spec := f.spec()
+	if f.service == "" {
+		if err := spec.RequireIdentity(flagName); err != nil {
+			return o, specUsage(err)
+		}
 	}
-	sig := ipcguard.Signature{Service: "custom", Kinds: []ipcguard.Kind{ipcguard.KindSem},
-		Key: ipcguard.Any, NSems: ipcguard.Any, Mode: ipcguard.Any, UID: ipcguard.Any, CUID: ipcguard.Any}
+	sig := ipcguard.CustomSignature("custom")
 	if f.service != "" {
-		p, err := supervise.LookupProfile(f.service)
+		p, err := supervise.ResolveService(f.service, f.serviceDir)
 		if err != nil {
 			return o, err
 		}
@@ -108,45 +108,44 @@ func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, 
 			o.Window = supervise.LineageWindow(rc.Elapsed)
 		}
 	}
-	if err := f.override(&sig); err != nil {
-		return o, err
+	if err := spec.Apply(&sig, flagName); err != nil {
+		return o, specUsage(err)
 	}
 	if !windowSet && f.service == "" {
 		o.Window = supervise.MinLineageWindow
-	}
-	if err := checkExe(sig.Exe); err != nil {
-		return o, err
 	}
 	o.Signature = &sig
 	return o, nil
 }
 
-// checkCustom insists that a signature without --service names at least
-// the owner, the key and the executable: with any of them left open it
-// would claim other software's sets (PostgreSQL's, php's sysvsem).
-func (f *sigFlags) checkCustom() error {
-	if f.service != "" {
-		return nil
+// spec is the signature the flags give.
+func (f *sigFlags) spec() ipcguard.SigSpec {
+	s := ipcguard.SigSpec{Owner: f.owner, Creator: f.creator, Key: f.key, Mode: f.mode, NSems: f.nsems, Exe: f.exe, PosixGlob: f.posixGlob}
+	if f.kinds != "" {
+		s.Kinds = strings.Split(f.kinds, ",")
 	}
-	if f.owner == "" || f.key == "" || f.exe == "" {
-		return usagef("give --owner USER --key private|0xHEX --exe PATH (and --nsems, --creator, --mode where known), or --service apache2",
-			"a signature needs at least --owner, --key and --exe")
-	}
-	return nil
+	return s
 }
 
-// checkExe refuses an executable that cannot be the server's: a relative
-// or missing path would match no live process, and every set of the
-// running server would look unheld.
-func checkExe(exe string) error {
-	if !filepath.IsAbs(exe) {
-		return usagef("give the absolute path of the server binary, e.g. /usr/sbin/apache2", "--exe %q is not an absolute path", exe)
+// flagName names a signature field by its flag.
+func flagName(field string) string {
+	switch field {
+	case "kinds":
+		return "--kind"
+	case "posix_glob":
+		return "--posix-glob"
 	}
-	fi, err := os.Stat(exe)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return usagef("give the path of the server binary itself (not a wrapper script or a link to nothing)", "--exe %q is not an executable file", exe)
+	return "--" + field
+}
+
+// specUsage turns a signature or executable the operator got wrong into a
+// usage error with its hint.
+func specUsage(err error) error {
+	var se *ipcguard.SpecError
+	if errors.As(err, &se) {
+		return &usageError{err: err, hint: se.Hint}
 	}
-	return nil
+	return err
 }
 
 // inspect resolves the signature (which may run the server's config test)
@@ -184,92 +183,4 @@ func (f *sigFlags) inspect(c *cobra.Command, d *deps) (ipcguard.Report, ipcguard
 			Dur("snapshot", took).Dur("took", time.Since(start)).Msg("judged IPC objects")
 	}
 	return r, res.o, err
-}
-
-// override applies the explicit signature flags on top of sig.
-func (f *sigFlags) override(sig *ipcguard.Signature) error {
-	var err error
-	set := func(s string, parse func(string) (int64, error), dst *int64) {
-		if s != "" && err == nil {
-			*dst, err = parse(s)
-		}
-	}
-	set(f.owner, parseUser, &sig.UID)
-	set(f.creator, parseUser, &sig.CUID)
-	set(f.key, parseKey, &sig.Key)
-	set(f.mode, parseMode, &sig.Mode)
-	nsems := int64(sig.NSems)
-	set(f.nsems, parseNSems, &nsems)
-	if err != nil {
-		return err
-	}
-	sig.NSems = int(nsems)
-	if f.exe != "" {
-		sig.Exe = f.exe
-	}
-	if f.posixGlob != "" {
-		sig.PosixGlob = f.posixGlob
-	}
-	if f.kinds != "" {
-		if sig.Kinds, err = parseKinds(f.kinds); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func parseUser(s string) (int64, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return int64(n), nil
-	}
-	u, err := user.Lookup(s)
-	if err != nil {
-		return 0, usagef("give a user name or a numeric uid", "unknown user %q", s)
-	}
-	n, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("user %q has a non-numeric uid %q", s, u.Uid)
-	}
-	return int64(n), nil
-}
-
-func parseKey(s string) (int64, error) {
-	if s == "private" || s == "0" {
-		return 0, nil
-	}
-	if hex, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
-		if n, err := strconv.ParseUint(hex, 16, 32); err == nil {
-			return int64(int32(uint32(n))), nil
-		}
-	}
-	return 0, usagef("use private or a hex key such as 0x0001e240", "bad --key %q", s)
-}
-
-func parseNSems(s string) (int64, error) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
-		return 0, usagef("give a positive number of semaphores", "bad --nsems %q", s)
-	}
-	return int64(n), nil
-}
-
-func parseMode(s string) (int64, error) {
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o777 {
-		return 0, usagef("use octal permission bits such as 0600", "bad --mode %q", s)
-	}
-	return int64(n), nil
-}
-
-func parseKinds(s string) ([]ipcguard.Kind, error) {
-	var out []ipcguard.Kind
-	for _, k := range strings.Split(s, ",") {
-		switch kk := ipcguard.Kind(strings.TrimSpace(k)); kk {
-		case ipcguard.KindSem, ipcguard.KindShm, ipcguard.KindMsg, ipcguard.KindPosix:
-			out = append(out, kk)
-		default:
-			return nil, usagef("use sem, shm, msg or posix, comma separated", "bad --kind %q", k)
-		}
-	}
-	return out, nil
 }

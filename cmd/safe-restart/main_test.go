@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/daemontest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -21,6 +22,7 @@ const mainEnv = "SAFE_RESTART_TEST_MAIN"
 
 func TestMain(m *testing.M) {
 	semtest.RunHelper()
+	daemontest.Run()
 	if os.Getenv(mainEnv) != "" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
@@ -53,9 +55,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ipc", "reap"}, "needs a signature"},
 		{[]string{"ipc", "reap", "--owner", "33"}, "needs at least --owner, --key and --exe"},
 		{[]string{"ipc", "ls", "--owner", "33", "--exe", "/usr/sbin/apache2"}, "needs at least --owner, --key and --exe"},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "apache2"}, `--exe "apache2" is not an absolute path`},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "is not an executable file"},
-		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "is not an executable file"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "apache2"}, `bad --exe "apache2": not an absolute path`},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "not an executable file"},
+		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "not an executable file"},
 		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
 		{with("ipc", "ls", "--lineage-window", "-1m"), "bad --lineage-window -1m0s"},
 		{with("ipc", "ls", "--key", "zz"), `bad --key "zz"`},
@@ -77,7 +79,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"reload", "apache2", "--max-reloads", "5", "--status-url", "127.0.0.1/server-status"}, `bad --status-url "127.0.0.1/server-status"`},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},
 		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
-		{[]string{"restart", "apache2", "--binary", "apache2"}, "is not an absolute path"},
+		{[]string{"restart", "apache2", "--binary", "apache2"}, `bad --binary "apache2": not an absolute path`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

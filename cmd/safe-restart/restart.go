@@ -32,6 +32,7 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 		return err
 	}
 	defer lock.Release()
+	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Restart(ctx, stopOpts, startOpts)
 	if o.json {

@@ -6,12 +6,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
 // serverFlags are the flags of the commands that act on a server.
 type serverFlags struct {
 	conf, binary, stateDir string
+	serviceDir             string
 	lockTimeout            time.Duration
 	json                   bool
 	// stop
@@ -27,6 +29,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl := c.Flags()
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&f.binary, "binary", "", "the server binary (default: the profile's, e.g. /usr/sbin/apache2)")
+	serviceDirFlag(c, &f.serviceDir)
 	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks, lineages and stop records")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
@@ -41,17 +44,24 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	}
 }
 
-// profile returns the service's profile, with --binary applied.
+// profile returns the service's profile (built in, or a service file),
+// with --binary applied.
 func (f *serverFlags) profile(service string) (supervise.Profile, error) {
-	p, err := supervise.LookupProfile(service)
+	p, err := supervise.ResolveService(service, f.serviceDir)
 	if err != nil || f.binary == "" {
 		return p, err
 	}
-	if err := checkExe(f.binary); err != nil {
-		return p, err
+	if err := ipcguard.CheckExe("--binary", f.binary); err != nil {
+		return p, specUsage(err)
 	}
 	p.Binary = f.binary
 	return p, nil
+}
+
+// serviceDirFlag registers --service-dir.
+func serviceDirFlag(c *cobra.Command, dir *string) {
+	c.Flags().StringVar(dir, "service-dir", supervise.DefaultServiceDir,
+		"where a SERVICE with no built-in profile is looked up as SERVICE.toml (a service file; SERVICE may also be a path to one)")
 }
 
 // stopLadder is --ladder, or the profile's ladder with --graceful-timeout.
@@ -90,7 +100,8 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 	if err != nil {
 		return p, nil, nil, err
 	}
-	lock, err := lockService(ctx, d, f.stateDir, service, f.lockTimeout)
+	// A service file's name, not its path, names the lock.
+	lock, err := lockService(ctx, d, f.stateDir, p.Name, f.lockTimeout)
 	return p, ladder, lock, err
 }
 

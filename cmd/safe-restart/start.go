@@ -38,6 +38,7 @@ func runStart(ctx context.Context, d *deps, service string, o *serverFlags) erro
 		return err
 	}
 	defer lock.Release()
+	service = p.Name // a service file's name, not its path
 	_, startOpts := o.options(d, service, p, nil)
 	rep, err := supervise.Start(ctx, startOpts)
 	if o.json {

@@ -12,7 +12,7 @@ import (
 )
 
 func newStatusCmd(d *deps) *cobra.Command {
-	var conf, stateDir string
+	var conf, stateDir, serviceDir string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status SERVICE",
@@ -21,20 +21,21 @@ func newStatusCmd(d *deps) *cobra.Command {
   safe-restart status apache2 --json | jq .risks`,
 		Args: exactArgs(1, "one service (apache2 or httpd)"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runStatus(c.Context(), d, args[0], conf, stateDir, asJSON)
+			return runStatus(c.Context(), d, args[0], serviceDir, conf, stateDir, asJSON)
 		},
 	}
 	c.Flags().StringVar(&conf, "conf", "", "the server's main config file (default: the distribution's)")
 	c.Flags().StringVar(&stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	serviceDirFlag(c, &serviceDir)
 	return c
 }
 
 // errNotRunning makes status exit 1 when no master runs.
 var errNotRunning = errors.New("not running")
 
-func runStatus(ctx context.Context, d *deps, service, conf, stateDir string, asJSON bool) error {
-	p, err := supervise.LookupProfile(service)
+func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir string, asJSON bool) error {
+	p, err := supervise.ResolveService(service, serviceDir)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ func runStop(ctx context.Context, d *deps, service string, o *serverFlags) error
 		return err
 	}
 	defer lock.Release()
+	service = p.Name // a service file's name, not its path
 	stopOpts, _ := o.options(d, service, p, ladder)
 	rep, err := supervise.Stop(ctx, stopOpts)
 	if o.json {

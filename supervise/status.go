@@ -102,3 +102,15 @@ func (st *Status) risks(ipc bool) []string {
 	}
 	return out
 }
+
+// Serves checks that the server st describes serves now: its master is
+// alive, every listener it holds accepts, and the health check passes
+// (healthURL, else the profile's, else GET / on the first TCP listener of
+// an HTTP server, as after a start). A live master that serves nothing
+// fails it.
+func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) error {
+	if st.Master == nil {
+		return fmt.Errorf("not running: %s", st.NotRunning)
+	}
+	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -25,6 +26,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
-	return reportExit(d, err)
+	started := time.Now()
+	cmd, err := root.ExecuteContextC(ctx)
+	code := reportExit(d, err)
+	recordLastOperation(d, cmd, started, code, err)
+	return code
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+// metricFacts are what `safe-restart metrics` exposes, gathered first and
+// rendered by register (so the exposition is tested on crafted facts).
+type metricFacts struct {
+	Taken    time.Time
+	IPC      *ipcguard.Snapshot // nil when it could not be read
+	Services []serviceFacts
+	LastOps  []supervise.LastOperation
+}
+
+// serviceFacts are one service's status and whether it serves.
+type serviceFacts struct {
+	Name      string
+	Err       error             // why the status could not be read
+	Status    *supervise.Status // nil with Err
+	IPCJudged bool              // the service has an IPC signature: its objects were judged
+	ServeErr  error             // why it does not serve; nil when it does
+}
+
+// ipcKinds are the kinds of IPC object counted as orphaned per service.
+var ipcKinds = []ipcguard.Kind{ipcguard.KindSem, ipcguard.KindShm, ipcguard.KindMsg, ipcguard.KindPosix}
+
+// register adds every metric to reg. A fact that is unknown (a count the
+// server does not log, keys that could not be read) has no series: absent
+// is not zero.
+func (f metricFacts) register(reg *prometheus.Registry) {
+	g := gaugeMaker{reg}
+	g.vec("safe_restart_metrics_timestamp_seconds", "When safe-restart metrics gathered these facts (Unix time): alert when it stops moving.").
+		WithLabelValues().Set(unixSeconds(f.Taken))
+	g.vec("safe_restart_pthread_keys_limit", "pthread keys a process can create (glibc PTHREAD_KEYS_MAX); past it, libgomp kills a reloaded Apache master.").
+		WithLabelValues().Set(supervise.PthreadKeysMax)
+	if f.IPC != nil {
+		f.registerIPC(g)
+	}
+	f.registerServices(g)
+	f.registerLastOps(g)
+}
+
+// registerIPC adds the namespace's SysV IPC usage and limits.
+func (f metricFacts) registerIPC(g gaugeMaker) {
+	u, l := f.IPC.Usage, f.IPC.Limits
+	for _, m := range []struct {
+		name, help  string
+		used, limit int
+	}{
+		{"safe_restart_sysv_sem_sets", "SysV semaphore sets in use (limit: SEMMNI; at it, semget fails with ENOSPC, Apache's AH00023).", u.SemSets, l.SEMMNI},
+		{"safe_restart_sysv_semaphores", "SysV semaphores in use in all sets (limit: SEMMNS).", u.Sems, l.SEMMNS},
+		{"safe_restart_sysv_shm_segments", "SysV shared memory segments in use (limit: SHMMNI).", u.ShmSegs, l.SHMMNI},
+		{"safe_restart_sysv_msg_queues", "SysV message queues in use (limit: MSGMNI).", u.MsgQueues, l.MSGMNI},
+	} {
+		g.vec(m.name, m.help).WithLabelValues().Set(float64(m.used))
+		g.vec(m.name+"_limit", "The kernel's limit for "+m.name+".").WithLabelValues().Set(float64(m.limit))
+	}
+}
+
+// registerServices adds each service's status.
+func (f metricFacts) registerServices(g gaugeMaker) {
+	success := g.vec("safe_restart_status_success", "1 when the service's status was read (its config test passed), else 0 and the other service metrics are absent.", "service")
+	up := g.vec("safe_restart_server_up", "1 when the master is alive, every listener accepts and the health check passes; a live master that serves nothing is 0.", "service")
+	start := g.vec("safe_restart_master_start_time_seconds", "When the running master started (Unix time).", "service")
+	reloads := g.vec("safe_restart_reloads_since_master_start", "Reloads of the running master, as its error log (or status page) counts them; a gauge: log rotation can lower it.", "service")
+	keys := g.vec("safe_restart_pthread_keys_used", "pthread keys the master uses; each leaky module reload adds some (see safe_restart_pthread_keys_limit).", "service")
+	workers := g.vec("safe_restart_orphaned_workers", "Workers of a dead master still alive (they hold the port and IPC; safe-restart start stops them).", "service")
+	orphans := g.vec("safe_restart_ipc_orphaned_objects", "IPC objects of the service proven left behind by dead generations (safe-restart ipc reap removes them).", "service", "kind")
+	for _, s := range f.Services {
+		if s.Status == nil {
+			success.WithLabelValues(s.Name).Set(0)
+			continue
+		}
+		st := s.Status
+		success.WithLabelValues(s.Name).Set(1)
+		up.WithLabelValues(s.Name).Set(boolGauge(st.Master != nil && s.ServeErr == nil))
+		workers.WithLabelValues(s.Name).Set(float64(len(st.Orphans)))
+		if st.Master != nil {
+			start.WithLabelValues(s.Name).Set(unixSeconds(st.Master.Start))
+			setKnown(reloads, st.Reloads, s.Name)
+			setKnown(keys, st.PthreadKeys, s.Name)
+		}
+		if s.IPCJudged {
+			counts := orphansByKind(st.IPC)
+			for _, k := range ipcKinds {
+				orphans.WithLabelValues(s.Name, string(k)).Set(float64(counts[k]))
+			}
+		}
+	}
+}
+
+// registerLastOps adds every recorded last operation.
+func (f metricFacts) registerLastOps(g gaugeMaker) {
+	success := g.vec("safe_restart_last_operation_success", "1 when the service's last operation (start, stop, restart, reload, ipc-reap) exited 0.", "service", "op")
+	code := g.vec("safe_restart_last_operation_exit_code", "The last operation's exit code: 0 ok, 1 failed, 3 refused (nothing touched), 4 reload failed and a restart recovered.", "service", "op")
+	dur := g.vec("safe_restart_last_operation_duration_seconds", "How long the last operation took.", "service", "op")
+	ended := g.vec("safe_restart_last_operation_timestamp_seconds", "When the last operation ended (Unix time).", "service", "op")
+	for _, op := range f.LastOps {
+		success.WithLabelValues(op.Service, op.Op).Set(boolGauge(op.ExitCode == exitOK))
+		code.WithLabelValues(op.Service, op.Op).Set(float64(op.ExitCode))
+		dur.WithLabelValues(op.Service, op.Op).Set(op.Duration.Seconds())
+		ended.WithLabelValues(op.Service, op.Op).Set(unixSeconds(op.Started.Add(op.Duration)))
+	}
+}
+
+// orphansByKind counts the report's objects proven orphan, by kind.
+func orphansByKind(r ipcguard.Report) map[ipcguard.Kind]int {
+	m := map[ipcguard.Kind]int{}
+	for _, j := range r.Orphans() {
+		m[j.Kind]++
+	}
+	return m
+}
+
+// gaugeMaker registers gauge vectors; a family with no series set is left
+// out of the exposition.
+type gaugeMaker struct{ reg *prometheus.Registry }
+
+func (g gaugeMaker) vec(name, help string, labels ...string) *prometheus.GaugeVec {
+	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	g.reg.MustRegister(v)
+	return v
+}
+
+// setKnown sets v's series to n unless n is -1 (unknown): then the
+// series is absent.
+func setKnown(v *prometheus.GaugeVec, n int, labels ...string) {
+	if n >= 0 {
+		v.WithLabelValues(labels...).Set(float64(n))
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -36,7 +36,8 @@ func wantMetric(t *testing.T, m map[string]float64, series string, want float64)
 
 // TestMetricsApache drives a real Apache through the CLI and reads its
 // metrics: the sets a kill -9 of the whole group leaked count as orphaned
-// while no master runs; after a verified start the server is up with no
+// while no master runs, until ipc reap --yes (recorded; its plan is not)
+// removes them; after a verified start the server is up with no
 // orphan, its reload count follows the CLI's reloads, and the pthread keys
 // its master uses grow by what a leaking module (mod_keyleak, built with
 // apxs) leaks per reload; each operation's outcome shows, a refused reload's exit 3
@@ -60,6 +61,23 @@ func TestMetricsApache(t *testing.T) {
 	if _, ok := m["safe_restart_master_start_time_seconds{service=apache2}"]; ok || leaked == 0 {
 		t.Fatalf("a start time without a master, or no set leaked (%d)", leaked)
 	}
+
+	// The plan (no --yes) changes nothing and records nothing; the reap
+	// is recorded.
+	reap := []string{"ipc", "reap", "--service", "apache2", "--conf", srv.ConfPath, "--state-dir", state}
+	if code, out, errOut := runCLI(t, reap...); code != exitOK {
+		t.Fatalf("reap plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, ok := metricsOf(t, exitOK, args...)["safe_restart_last_operation_exit_code{op=ipc-reap,service=apache2}"]; ok {
+		t.Fatal("a reap plan was recorded as an operation")
+	}
+	if code, out, errOut := runCLI(t, append(reap, "--yes")...); code != exitOK {
+		t.Fatalf("reap: exit %d\n%s\n%s", code, out, errOut)
+	}
+	m = metricsOf(t, exitOK, args...)
+	wantMetric(t, m, "safe_restart_ipc_orphaned_objects{kind=sem,service=apache2}", 0)
+	wantMetric(t, m, "safe_restart_sysv_sem_sets{}", 0)
+	wantMetric(t, m, "safe_restart_last_operation_exit_code{op=ipc-reap,service=apache2}", 0)
 
 	if code, out, errOut := runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
 		t.Fatalf("start: exit %d\n%s\n%s", code, out, errOut)

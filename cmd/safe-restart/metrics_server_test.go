@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
@@ -252,4 +253,43 @@ func startOf(t *testing.T, pid int) float64 {
 		t.Fatal(err)
 	}
 	return unixSeconds(p.Start)
+}
+
+// TestMetricsFPMBehindNginx: php-fpm behind a real nginx, its health
+// checked through nginx (--health-url): up, with its reload count after
+// reloads through the CLI; a pool whose workers all hang (SIGSTOP) while
+// the master lives is down (nginx answers 504), and up again once they run.
+func TestMetricsFPMBehindNginx(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary, "nginx", "promtool")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	fpm := fpmtest.Start(t, fpmtest.Config{})
+	front := nginxtest.Start(t, nginxtest.Options{FastCGIPass: fpm.Listen, Root: fpm.DocRoot, HTTPExtra: "fastcgi_read_timeout 2s;"})
+	state := t.TempDir()
+	args := []string{fpmService, "--conf", fpm.ConfPath, "--state-dir", state, "--health-url", "http://" + front.Addr + "/index.php"}
+	for i := 1; i <= 2; i++ {
+		if code, out, errOut := fpmCLI(t, fpm, state, "reload", fpmService); code != exitOK {
+			t.Fatalf("reload %d: exit %d\n%s\n%s", i, code, out, errOut)
+		}
+	}
+	m := metricsOf(t, exitOK, args...)
+	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 1)
+	wantMetric(t, m, "safe_restart_reloads_since_master_start{service="+fpmService+"}", 2)
+	wantMetric(t, m, "safe_restart_last_operation_exit_code{op=reload,service="+fpmService+"}", 0)
+
+	var workers []int
+	for _, w := range fpm.Workers() {
+		workers = append(workers, w.PID)
+	}
+	if len(workers) == 0 {
+		t.Fatal("no php-fpm worker")
+	}
+	signalAll(t, workers, syscall.SIGSTOP)
+	m = metricsOf(t, exitOK, args...)
+	signalAll(t, workers, syscall.SIGCONT)
+	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 0)
+	wantMetric(t, m, "safe_restart_master_start_time_seconds{service="+fpmService+"}", startOf(t, fpm.MasterPID()))
+	m = metricsOf(t, exitOK, args...)
+	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 1)
 }

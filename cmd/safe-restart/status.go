@@ -19,7 +19,7 @@ func newStatusCmd(d *deps) *cobra.Command {
 		Short: "Show the server's master, tree, listeners, reloads, IPC verdicts and the risks found; change nothing",
 		Example: `  safe-restart status apache2
   safe-restart status apache2 --json | jq .risks`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.Context(), d, args[0], serviceDir, conf, stateDir, asJSON)
 		},

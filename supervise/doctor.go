@@ -172,7 +172,7 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 	out = append(out, warningFindings(st, conf)...)
 	out = append(out, pidfileFindings(st)...)
 	out = append(out, orphanFindings(st)...)
-	out = append(out, keyFindings(st, history)...)
+	out = append(out, keyFindings(st, history, !t.Profile.kind.reexecs())...)
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
 	logs, lognotes := logFindings(st.Service, st.rc)

@@ -14,10 +14,11 @@ import (
 
 // keyFindings reports the master's pthread keys (REFERENCE.md §7: a
 // library that leaks a key per reload kills a master that maps libgomp in
-// its 1024th): keys near the limit, keys gained per reload between the
-// samples of this master, and libgomp mapped while no reload has been
-// measured yet.
-func keyFindings(st Status, history []Sample) []Finding {
+// its 1024th): keys near the limit, and, for a server whose master lives
+// through reloads (not php-fpm, whose reload re-executes it with a fresh
+// table), keys gained per reload between the samples of this master, and
+// libgomp mapped while no reload has been measured yet.
+func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 	if st.Master == nil {
 		return nil
 	}
@@ -29,6 +30,9 @@ func keyFindings(st Status, history []Sample) []Finding {
 			Summary:  fmt.Sprintf("master %d uses %d of %d pthread keys: its next reload may kill it", m.PID, st.PthreadKeys, PthreadKeysMax),
 			Evidence: append([]string{fmt.Sprintf("%d keys in use in glibc's __pthread_keys of pid %d", st.PthreadKeys, m.PID)}, gompEvidence(gomp)...),
 			Fix:      fmt.Sprintf("`safe-restart restart %s` gives it a fresh key table; `safe-restart reload %s` restarts instead by itself when the keys run short", st.Service, st.Service)})
+	}
+	if !keepsMaster {
+		return out
 	}
 	g, measured := keyGrowth(history, m.Key())
 	switch {

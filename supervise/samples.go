@@ -115,9 +115,16 @@ func RecordSample(dir, service string, s Sample) error {
 // memory (tree lists the master's processes, master first, as
 // Status.Tree does); reloads is the count the caller read from the log.
 func TakeSample(procRoot string, master ipcguard.Proc, reloads int, tree []int) Sample {
-	s := Sample{Taken: time.Now(), Master: master.Key(), Reloads: reloads, PthreadKeys: -1}
-	if keys, err := PthreadKeysInUse(procRoot, master.PID); err == nil {
-		s.PthreadKeys = keys
+	return takeSample(procRoot, master, reloads, -1, tree)
+}
+
+// takeSample is TakeSample with the keys already counted (-1: count them).
+func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree []int) Sample {
+	s := Sample{Taken: time.Now(), Master: master.Key(), Reloads: reloads, PthreadKeys: keys}
+	if keys < 0 {
+		if n, err := PthreadKeysInUse(procRoot, master.PID); err == nil {
+			s.PthreadKeys = n
+		}
 	}
 	for _, pid := range tree {
 		if pid == master.PID {
@@ -141,11 +148,7 @@ func SampleOf(procRoot string, st Status) (Sample, bool) {
 	if st.Master == nil {
 		return Sample{}, false
 	}
-	s := TakeSample(procRoot, *st.Master, st.Reloads, st.Tree)
-	if st.PthreadKeys >= 0 {
-		s.PthreadKeys = st.PthreadKeys
-	}
-	return s, true
+	return takeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
 }
 
 // readPSS reads the Pss line of /proc/PID/smaps_rollup, in KiB:

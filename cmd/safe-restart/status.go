@@ -43,6 +43,11 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 	if err != nil {
 		return err
 	}
+	if s, ok := supervise.SampleOf("/proc", st); ok {
+		if err := supervise.RecordSample(supervise.SampleDir(stateDir), st.Service, s); err != nil {
+			d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
+		}
+	}
 	if asJSON {
 		if err := writeJSON(d.stdout, st); err != nil {
 			return err

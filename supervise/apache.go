@@ -25,14 +25,7 @@ const DefaultGracefulWait = 30 * time.Second
 // it refuses new connections for at least a second, where TERM cuts the
 // requests in flight but is done in milliseconds.
 func ApacheLadder(graceful time.Duration) Ladder {
-	l := Ladder{
-		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
-		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},
-	}
-	if graceful > 0 {
-		l = append(Ladder{{Signal: syscall.SIGWINCH, Wait: graceful}}, l...)
-	}
-	return l
+	return gracefulLadder(syscall.SIGWINCH, graceful)
 }
 
 // apacheKind is Apache httpd 2.4 (REFERENCE.md §1, §2, §6).

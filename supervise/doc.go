@@ -1,19 +1,32 @@
-// Package supervise knows servers: their profiles (binary, config, how to
-// ask the server itself for its run configuration) and, as the project
-// grows, process trees, signal ladders, starts and verification.
+// Package supervise knows servers and acts on them: profiles, process
+// identity, stop ladders, verified start, stop, restart and reload, status.
+//
+// What differs between kinds of server is one interface, kind (kind.go):
+// Apache (apache.go), nginx (nginx.go), php-fpm (phpfpm*.go) and any daemon
+// described by a TOML service file (servicefile.go, servicekind.go). The
+// rest is shared, so every kind gets the same guarantees:
+//
+//   - the run configuration comes from the server's own config test
+//     (apache2 -t -D DUMP_RUN_CFG, nginx -T, php-fpm -tt), so includes and
+//     defaults resolve exactly as the server resolves them; a failing test
+//     refuses before anything is touched;
+//   - a master is signalled only after the pidfile's process is proven the
+//     server's (alive, its binary, no younger than the file), through a pidfd;
+//   - a ladder escalates only on members verified alive;
+//   - a start clears what killed generations left (orphaned workers holding
+//     the listeners, IPC objects with proofs, stale sockets) and is verified:
+//     a live master, every listener accepting, the health check, no fatal line;
+//   - a reload is verified (the master, or the one a re-executing server's
+//     pidfile names now; its new generation in the log; new children; the
+//     health check) and a server it left down is started again, verified.
 //
 // It uses ipcguard; ipcguard never uses it.
 //
-// Guarantees so far:
-//   - ReadRunConfig asks the server (apache2 -t -D DUMP_RUN_CFG) rather than
-//     parsing configuration files, so Include, Define and envvars resolve
-//     exactly as the server resolves them. It runs the config test and
-//     changes nothing else (Debian's apache2ctl creates its run and lock
-//     directories, as it does for every command).
-//
 // Usage:
 //
-//	p, err := supervise.LookupProfile("apache2")
-//	rc, err := supervise.ReadRunConfig(ctx, p, "")   // "" = the profile's config
-//	sig := ipcguard.ApacheSignature(p.Name, rc.User.ID, p.Binary)
+//	p, err := supervise.LookupProfile("nginx")
+//	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
+//		Start: supervise.StartOptions{Profile: p, Log: log},
+//		Stop:  supervise.StopOptions{Ladder: p.Ladder(supervise.DefaultGracefulWait)},
+//	})
 package supervise

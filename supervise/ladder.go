@@ -213,3 +213,19 @@ func ParseLadder(s string) (Ladder, error) {
 	}
 	return l, nil
 }
+
+// gracefulLadder is the ladder every built-in server shares: sig (its
+// graceful stop) for graceful, skipped when graceful is 0, then TERM (the
+// server's fast stop, which reclaims its children) for 10 s, then KILL to
+// every survivor, which is what the workers of a master killed meanwhile
+// need.
+func gracefulLadder(sig syscall.Signal, graceful time.Duration) Ladder {
+	l := Ladder{
+		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
+		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},
+	}
+	if graceful > 0 {
+		l = append(Ladder{{Signal: sig, Wait: graceful}}, l...)
+	}
+	return l
+}

@@ -30,14 +30,7 @@ func init() {
 // every survivor: workers of a master that was killed meanwhile. A graceful
 // of 0 skips the QUIT step.
 func NginxLadder(graceful time.Duration) Ladder {
-	l := Ladder{
-		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
-		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},
-	}
-	if graceful > 0 {
-		l = append(Ladder{{Signal: syscall.SIGQUIT, Wait: graceful}}, l...)
-	}
-	return l
+	return gracefulLadder(syscall.SIGQUIT, graceful)
 }
 
 // nginxKind is nginx (Debian 12: 1.22.1). nginx creates no SysV IPC

@@ -22,14 +22,7 @@ import (
 // after process_control_timeout) for graceful, then TERM (workers TERMed,
 // KILLed by the master after 1 s) for 10 s, then KILL to every survivor.
 func FPMLadder(graceful time.Duration) Ladder {
-	l := Ladder{
-		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
-		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},
-	}
-	if graceful > 0 {
-		l = append(Ladder{{Signal: syscall.SIGQUIT, Wait: graceful}}, l...)
-	}
-	return l
+	return gracefulLadder(syscall.SIGQUIT, graceful)
 }
 
 // fpmKind is php-fpm (php-fpmX.Y on Debian). USR2 reloads it by

@@ -93,9 +93,13 @@ func (d fpmDump) runConfig() (RunConfig, error) {
 	if len(d.pools) == 0 {
 		return rc, fmt.Errorf("the configuration defines no pool")
 	}
+	rc.PoolMaxRequests = map[string]int{}
 	for _, p := range d.pools {
 		if l := fpmDefined(p.keys["listen"]); l != "" {
 			rc.Listen = append(rc.Listen, l)
+		}
+		if n, err := strconv.Atoi(p.keys["pm.max_requests"]); err == nil {
+			rc.PoolMaxRequests[p.name] = n
 		}
 	}
 	rc.User = lookupAccount(fpmDefined(d.pools[0].keys["user"]), false)

@@ -32,6 +32,9 @@ type ReloadOptions struct {
 	// MaxReloads; the error log, which loses the count when rotated, is the
 	// fallback.
 	StatusURL string
+	// SampleDir, when set, receives a Sample of the master after a
+	// verified reload (doctor measures pthread keys per reload from them).
+	SampleDir string
 }
 
 // ReloadReport says what Reload did.
@@ -93,7 +96,11 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		rep.Restart = &r
 		return rep, err
 	}
-	return o.signalAndVerify(ctx, root, sig, rc, master, rep)
+	rep, err = o.signalAndVerify(ctx, root, sig, rc, master, rep)
+	if err == nil && rep.Restart == nil {
+		o.recordSample(root, rc, *rep.Master)
+	}
+	return rep, err
 }
 
 // unsafeReload says why a reload of master should be a restart instead, or

@@ -33,6 +33,9 @@ type RunConfig struct {
 	// (php-fpm's log_level above notice): a reload's new generation is
 	// judged without them, fatal lines are still read.
 	QuietLog bool `json:"quiet_log,omitempty"`
+	// PoolMaxRequests is php-fpm's pm.max_requests by pool (0: a worker
+	// serves forever, so whatever it leaks stays); nil for other servers.
+	PoolMaxRequests map[string]int `json:"pool_max_requests,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`

@@ -30,7 +30,8 @@ type Status struct {
 	Risks       []string        `json:"risks"`
 	Warnings    []string        `json:"-"` // the config's, part of Risks
 
-	why error // why no master was accepted
+	why error     // why no master was accepted
+	rc  RunConfig // what the config test reported (doctor judges it)
 }
 
 // ReadStatus reports on the server without changing anything.
@@ -55,7 +56,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 		return st, err
 	}
 	st.Orphans = pids(orphans)
-	st.Warnings = rc.Warnings
+	st.Warnings, st.rc = rc.Warnings, rc
 	if sig != nil {
 		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
 		if err != nil {

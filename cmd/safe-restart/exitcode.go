@@ -59,7 +59,7 @@ func exitCode(err error) int {
 		errors.Is(err, supervise.ErrHeadroom):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
-		errors.Is(err, supervise.ErrServiceFile):
+		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

@@ -54,7 +54,7 @@ type sigFlags struct {
 
 func (f *sigFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.StringVar(&f.service, "service", "", "judge by this service's signature: apache2 or httpd (User is read from the server's config), or a service file with an [ipc] table")
+	fl.StringVar(&f.service, "service", "", "judge by this service's signature: apache2 or httpd (User is read from the server's config), or a service file with an [ipc] table (nginx and php-fpm create no SysV IPC)")
 	serviceDirFlag(c, &f.serviceDir)
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&f.owner, "owner", "", "owner user (name or uid) of the service's objects")

@@ -146,9 +146,11 @@ func TestNginxReload(t *testing.T) {
 			t.Fatalf("reload %d under load: exit %d\n%s\n%s", i+1, code, out, errOut)
 		}
 	}
-	if ok, failed := stop(); ok == 0 || failed != 0 {
+	ok, failed := stop()
+	if ok == 0 || failed != 0 {
 		t.Fatalf("during 5 reloads: %d requests served, %d failed; want none failed", ok, failed)
 	}
+	t.Logf("during 5 reloads: %d requests served, none failed", ok)
 
 	good, err := os.ReadFile(srv.ConfPath)
 	if err != nil {

@@ -19,20 +19,30 @@ func newReloadCmd(d *deps) *cobra.Command {
 	var r reloadFlags
 	c := &cobra.Command{
 		Use:   "reload SERVICE",
-		Short: "Verified in-place reload (USR1), falling back to a verified restart; exit 4 when it had to recover the server",
+		Short: "Verified in-place reload, falling back to a verified restart; exit 4 when it had to recover the server",
 		Long: `Reload runs the config test (exit 3 on failure, nothing touched), then asks the
-master for a new generation in place (USR1, or HUP with --hard), keeping its
-listeners: no connection is refused. It verifies that the master is the same live
-process, that it logged the new generation, that new children serve and the
-health check passes, and that no fatal line appeared since the signal. A reload
-that would be unsafe (too few free semaphore sets) is done as a verified restart
-instead. If the server was not running or the reload killed it (ENOSPC on a
-mutex, exhausted pthread keys: failures Apache's own reload reports with exit 0),
-the leftovers are cleared, a verified start brings it back, and the exit code is 4.`,
+master for a new generation in place, keeping its listeners: no connection is
+refused. Apache: USR1 (HUP with --hard); nginx: HUP; php-fpm: USR2 (it
+re-executes, and a daemonized one changes pid: the pidfile is followed and the
+new master proven). It verifies the master (the same live process, or the one
+php-fpm's pidfile names now), that it logged the new generation, that new
+children serve and the health check passes, and that no fatal line appeared
+since the signal. A reload that would be unsafe (too few free semaphore sets, a
+master near glibc's 1024 pthread keys, --max-reloads reached) or --full is done
+as a verified restart instead. If the server was not running or the reload
+killed it (ENOSPC on a mutex, exhausted pthread keys, a php-fpm re-exec that
+died: failures the servers' own reloads report with exit 0), the leftovers are
+cleared, a verified start brings it back, and the exit code is 4. When nginx
+refuses the new configuration at reload time it keeps the old one: exit 1,
+nothing else is touched.`,
 		Example: `  safe-restart reload apache2
   safe-restart apache2                 # the same
-  safe-restart reload apache2 --hard   # HUP: requests in flight are cut`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+  safe-restart reload apache2 --hard   # HUP: requests in flight are cut
+  safe-restart nginx
+  safe-restart php8.2-fpm --logs       # logrotate's postrotate
+  safe-restart apache2 --full          # a new master: after a binary or module upgrade
+  safe-restart /etc/myapp/safe-restart.toml   # any daemon, described by a service file`,
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, &r) },
 	}
 	o.register(c, true, true)
@@ -112,7 +122,8 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	defer lock.Release()
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
-	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL})
+	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL,
+		SampleDir: supervise.SampleDir(o.stateDir)})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -19,7 +19,7 @@ left untouched and the exit code is 3. Otherwise it stops the server as
 service lock throughout, so cron, logrotate and a deploy never interleave.`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error { return runRestart(c.Context(), d, args[0], o) },
 	}
 	o.register(c, true, true)

@@ -26,10 +26,11 @@ func newRootCmd(d *deps) *cobra.Command {
 		Use:   "safe-restart",
 		Short: "Restart web servers without leaving them down or leaking their IPC",
 		Long: `safe-restart leaves a service running a verified, healthy new generation, or
-leaves the old one untouched and says why. This release ships the IPC guard
+leaves the old one untouched and says why: verified reload, stop, start and
+restart of Apache (apache2, httpd), nginx, php-fpm (php8.2-fpm, php-fpm8.2,
+php-fpm) and any daemon described by a service file (TOML), and the IPC guard
 (it inventories SysV and POSIX IPC objects, proves which ones dead server
-generations left behind, and removes exactly those) and verified stop, start
-and restart of Apache.
+generations left behind, and removes exactly those).
 
 Logs go to stderr: human lines on a terminal, JSON lines otherwise.
 Results go to stdout.
@@ -40,6 +41,9 @@ Results go to stdout.
 
   # replace kill -9 / apachectl restart in deploy scripts
   safe-restart restart apache2
+
+  # after kill -9: stop the orphaned workers, reap, start, verify
+  safe-restart start nginx
 
   # which IPC objects dead Apache generations left behind, and why
   safe-restart ipc ls --service apache2 --proof
@@ -76,7 +80,7 @@ Results go to stdout.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "see " + cmd.CommandPath() + " --help"}
 	})
-	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newMetricsCmd(d))
+	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d))
 	return root
 }
 

@@ -10,6 +10,9 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
+// serviceArg names what a SERVICE argument may be, for usage errors.
+const serviceArg = "one service (apache2, httpd, nginx, php8.2-fpm, or a service file NAME or PATH.toml)"
+
 // serverFlags are the flags of the commands that act on a server.
 type serverFlags struct {
 	conf, binary, stateDir string

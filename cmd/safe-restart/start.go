@@ -25,7 +25,7 @@ pidfile, every listener accepting, the health check passing, and no fatal line
 output or the error log. A server already running is left alone (exit 0).`,
 		Example: `  safe-restart start apache2
   safe-restart start apache2 --health-url http://127.0.0.1/healthz --timeout 60s`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error { return runStart(c.Context(), d, args[0], o) },
 	}
 	o.register(c, false, true)

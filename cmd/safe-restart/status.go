@@ -19,7 +19,7 @@ func newStatusCmd(d *deps) *cobra.Command {
 		Short: "Show the server's master, tree, listeners, reloads, IPC verdicts and the risks found; change nothing",
 		Example: `  safe-restart status apache2
   safe-restart status apache2 --json | jq .risks`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.Context(), d, args[0], serviceDir, conf, stateDir, asJSON)
 		},
@@ -42,6 +42,11 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 	st, err := supervise.ReadStatus(ctx, p, conf, stateDir+"/lineage")
 	if err != nil {
 		return err
+	}
+	if s, ok := supervise.SampleOf("/proc", st); ok {
+		if err := supervise.RecordSample(supervise.SampleDir(stateDir), st.Service, s); err != nil {
+			d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
+		}
 	}
 	if asJSON {
 		if err := writeJSON(d.stdout, st); err != nil {

@@ -24,7 +24,7 @@ left behind, each with its proof. A pidfile naming another program is refused
 		Example: `  safe-restart stop apache2
   safe-restart stop apache2 --dry-run             # the pids and the ladder, nothing sent
   safe-restart stop apache2 --graceful-timeout 2m --lock-timeout 5m`,
-		Args: exactArgs(1, "one service (apache2 or httpd)"),
+		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error { return runStop(c.Context(), d, args[0], o) },
 	}
 	o.register(c, true, false)

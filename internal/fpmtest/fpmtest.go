@@ -40,6 +40,9 @@ type Config struct {
 	Children int
 	// Global is appended to the [global] section.
 	Global string
+	// Pool is appended to the [www] section (a later key overrides an
+	// earlier one, e.g. pm.start_servers).
+	Pool string
 	// StartTimeout bounds the wait for readiness (default 20s).
 	StartTimeout time.Duration
 }
@@ -78,6 +81,7 @@ pm.min_spare_servers = 1
 pm.max_spare_servers = {{.Children}}
 {{- end}}
 catch_workers_output = yes
+{{.Pool}}
 `
 
 var tmpl = template.Must(template.New("php-fpm.conf").Parse(confTemplate))
@@ -151,7 +155,7 @@ func (s *Server) writeFiles() error {
 	}
 	var conf bytes.Buffer
 	err := tmpl.Execute(&conf, map[string]any{"Test": s.t.Name(), "PidFile": s.PidFile, "ErrorLog": s.ErrorLog,
-		"Timeout": s.Config.ProcessControlTimeout, "Global": s.Config.Global, "Listen": s.Listen, "PM": s.Config.PM, "Children": s.Config.Children})
+		"Timeout": s.Config.ProcessControlTimeout, "Global": s.Config.Global, "Pool": s.Config.Pool, "Listen": s.Listen, "PM": s.Config.PM, "Children": s.Config.Children})
 	if err != nil {
 		return err
 	}

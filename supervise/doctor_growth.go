@@ -1,0 +1,128 @@
+package supervise
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// keyFindings reports the master's pthread keys (REFERENCE.md §7: a
+// library that leaks a key per reload kills a master that maps libgomp in
+// its 1024th): keys near the limit, and, for a server whose master lives
+// through reloads (not php-fpm, whose reload re-executes it with a fresh
+// table), keys gained per reload between the samples of this master, and
+// libgomp mapped while no reload has been measured yet.
+func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
+	if st.Master == nil {
+		return nil
+	}
+	m := *st.Master
+	gomp := libgompMapped("/proc", m.PID)
+	var out []Finding
+	if st.PthreadKeys >= PthreadKeysMax-pthreadKeysMargin {
+		out = append(out, Finding{Check: "pthread-keys", Service: st.Service, Severity: Critical,
+			Summary:  fmt.Sprintf("master %d uses %d of %d pthread keys: its next reload may kill it", m.PID, st.PthreadKeys, PthreadKeysMax),
+			Evidence: append([]string{fmt.Sprintf("%d keys in use in glibc's __pthread_keys of pid %d", st.PthreadKeys, m.PID)}, gompEvidence(gomp)...),
+			Fix:      fmt.Sprintf("`safe-restart restart %s` gives it a fresh key table; `safe-restart reload %s` restarts instead by itself when the keys run short", st.Service, st.Service)})
+	}
+	if !keepsMaster {
+		return out
+	}
+	g, measured := keyGrowth(history, m.Key())
+	switch {
+	case measured && g.Keys > 0:
+		out = append(out, keyGrowthFinding(st, g, gomp))
+	case !measured && gomp != "":
+		out = append(out, Finding{Check: "libgomp", Service: st.Service, Severity: Warning,
+			Summary: fmt.Sprintf("libgomp is mapped in master %d and its pthread keys per reload are not measured yet: a leak of one key per reload makes libgomp exit the master when the 1024 run out", m.PID),
+			Evidence: append(gompEvidence(gomp), fmt.Sprintf("%d pthread keys in use now, %d reload(s) logged by this master; no two samples of it with a reload between",
+				st.PthreadKeys, st.Reloads)),
+			Fix: fmt.Sprintf("reload through `safe-restart reload %s` (it records the keys, and restarts instead when they run short), then run doctor again to measure the growth", st.Service)})
+	}
+	return out
+}
+
+// keyGrowthFinding reports keys gained per reload.
+func keyGrowthFinding(st Status, g KeyGrowth, gomp string) Finding {
+	left := PthreadKeysMax - g.To.PthreadKeys
+	ev := []string{
+		fmt.Sprintf("master %d: %d keys at %s after %d logged reload(s), %d keys at %s after %d",
+			g.To.Master.PID, g.From.PthreadKeys, g.From.Taken.Format(time.DateTime), g.From.Reloads,
+			g.To.PthreadKeys, g.To.Taken.Format(time.DateTime), g.To.Reloads),
+		fmt.Sprintf("+%d keys over %d reloads: %.1f keys per reload", g.Keys, g.Reloads, g.PerReload()),
+		fmt.Sprintf("%d of %d keys left: about %d more reloads", left, PthreadKeysMax, int(math.Floor(float64(left)/g.PerReload()))),
+	}
+	sev := Warning
+	if gomp != "" {
+		sev = Critical
+	}
+	return Finding{Check: "pthread-keys-growth", Service: st.Service, Severity: sev,
+		Summary:  fmt.Sprintf("master %d gains %.1f pthread keys per reload: a module leaks them, and the reload that finds none left fails inside the master", g.To.Master.PID, g.PerReload()),
+		Evidence: append(ev, gompEvidence(gomp)...),
+		Fix: fmt.Sprintf("find the module that leaks (compare reloads with modules disabled); meanwhile reload with `safe-restart reload %s --max-reloads N` "+
+			"(N well below the reloads left), which restarts instead and resets the table", st.Service)}
+}
+
+func gompEvidence(gomp string) []string {
+	if gomp == "" {
+		return nil
+	}
+	return []string{"libgomp is mapped in the master (" + gomp + "): when pthread_key_create fails it prints " +
+		"\"libgomp: could not create thread pool destructor.\" and exits the process"}
+}
+
+// libgompMapped returns the path of the libgomp that pid maps, "" when none.
+//
+//	7f2a1c000000-7f2a1c010000 r--p 00000000 fe:00 1234   /usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0
+func libgompMapped(procRoot string, pid int) string {
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "maps"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 6 && strings.HasPrefix(filepath.Base(fields[5]), "libgomp.so") {
+			return fields[5]
+		}
+	}
+	return ""
+}
+
+// memoryFindings reports php-fpm pools that never recycle their workers
+// (pm.max_requests = 0) while the workers' memory grows between samples
+// of the master (memGrowth): the leak ends in fork() failures and the OOM
+// killer.
+func memoryFindings(st Status, history []Sample) []Finding {
+	if st.Master == nil {
+		return nil
+	}
+	pools := make([]string, 0, len(st.rc.PoolMaxRequests))
+	for pool, n := range st.rc.PoolMaxRequests {
+		if n == 0 {
+			pools = append(pools, pool)
+		}
+	}
+	slices.Sort(pools)
+	var out []Finding
+	for _, pool := range pools {
+		g, growing := memGrowth(history, st.Master.Key(), pool)
+		if !growing {
+			continue
+		}
+		out = append(out, Finding{Check: "fpm-memory-growth", Service: st.Service, Severity: Warning,
+			Summary: fmt.Sprintf("pool %s never recycles its workers (pm.max_requests = 0) and their memory grows: %s -> %s", pool,
+				kib(g.Series[0]), kib(g.Series[len(g.Series)-1])),
+			Evidence: []string{"php-fpm -tt: [" + pool + "] pm.max_requests = 0", g.Evidence()},
+			Fix: fmt.Sprintf("set pm.max_requests (e.g. 500) in pool %s so that workers are replaced before the leak exhausts memory, "+
+				"then `safe-restart reload %s`; find the leak with the slow log or by disabling extensions", pool, st.Service)})
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package supervise
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// KeyGrowth is how many pthread keys one master gained over the reloads
+// seen between its samples.
+type KeyGrowth struct {
+	Reloads int    // reloads between the samples that could be compared
+	Keys    int    // keys gained over those reloads
+	From    Sample // the earliest sample compared
+	To      Sample // the latest
+}
+
+// PerReload is the keys gained per reload.
+func (g KeyGrowth) PerReload() float64 { return float64(g.Keys) / float64(g.Reloads) }
+
+// keyGrowth compares each pair of consecutive samples of master in which
+// both counts are known and the reload count rose; a count that fell (the
+// error log was rotated, and counting restarted) breaks the chain without
+// losing the pairs before it. ok is false when no reload was observed.
+func keyGrowth(samples []Sample, master ipcguard.ProcKey) (KeyGrowth, bool) {
+	var g KeyGrowth
+	mine := ofMaster(samples, master)
+	for i := 1; i < len(mine); i++ {
+		a, b := mine[i-1], mine[i]
+		if a.Reloads < 0 || b.Reloads <= a.Reloads || a.PthreadKeys < 0 || b.PthreadKeys < 0 {
+			continue
+		}
+		if g.Reloads == 0 {
+			g.From = a
+		}
+		g.Reloads += b.Reloads - a.Reloads
+		g.Keys += b.PthreadKeys - a.PthreadKeys
+		g.To = b
+	}
+	return g, g.Reloads > 0
+}
+
+// MemGrowth is the memory the long-lived workers of one pool gained over
+// the samples of their master.
+type MemGrowth struct {
+	Pool    string
+	Workers int     // workers present from the first sample to the last
+	Series  []int64 // their summed PSS at each sample, KiB
+	From    Sample  // the first sample
+	To      Sample  // the last
+	pids    []int   // the workers
+}
+
+// Growth thresholds (memGrowth): the workers' memory must rise by at least
+// memGrowthMinKiB and memGrowthMinPct over at least memGrowthMinSamples
+// samples, and still rise in the later half.
+const (
+	memGrowthMinKiB     = 4 << 10
+	memGrowthMinPct     = 20
+	memGrowthMinSamples = 3
+)
+
+// memGrowth reports a pool of master whose workers' memory grows steadily:
+// the workers seen in both the first and the last sample of master that
+// hold any worker of the pool (the same processes, by pid and start time),
+// their summed PSS at each sample in between, rising by the thresholds
+// above, and by at least a quarter of that rise from the middle sample to
+// the last, so that a worker that warmed up once (opcache, first
+// requests) and stayed flat is not taken for a leak.
+func memGrowth(samples []Sample, master ipcguard.ProcKey, pool string) (MemGrowth, bool) {
+	var mine []Sample
+	for _, s := range ofMaster(samples, master) {
+		if len(poolWorkers(s, pool)) > 0 {
+			mine = append(mine, s)
+		}
+	}
+	if len(mine) < memGrowthMinSamples {
+		return MemGrowth{}, false
+	}
+	first, last := poolWorkers(mine[0], pool), poolWorkers(mine[len(mine)-1], pool)
+	var common []ipcguard.ProcKey
+	for k := range first {
+		if _, ok := last[k]; ok {
+			common = append(common, k)
+		}
+	}
+	if len(common) == 0 {
+		return MemGrowth{}, false
+	}
+	g := MemGrowth{Pool: pool, Workers: len(common), From: mine[0], To: mine[len(mine)-1]}
+	for _, s := range mine {
+		ws := poolWorkers(s, pool)
+		var sum int64
+		for _, k := range common {
+			pss, ok := ws[k]
+			if !ok {
+				return MemGrowth{}, false // a worker missing from a sample: not comparable
+			}
+			sum += pss
+		}
+		g.Series = append(g.Series, sum)
+	}
+	for _, k := range common {
+		g.pids = append(g.pids, k.PID)
+	}
+	slices.Sort(g.pids)
+	return g, g.steady()
+}
+
+// steady applies the thresholds to the series.
+func (g MemGrowth) steady() bool {
+	s := g.Series
+	first, mid, last := s[0], s[len(s)/2], s[len(s)-1]
+	rise := last - first
+	return rise >= memGrowthMinKiB && rise*100 >= first*memGrowthMinPct && (last-mid)*4 >= rise
+}
+
+// Evidence describes the growth in one line.
+func (g MemGrowth) Evidence() string {
+	return fmt.Sprintf("pool %s: workers %v held %s (PSS) at %s and %s at %s, over %d samples (KiB: %v)",
+		g.Pool, g.pids, kib(g.Series[0]), g.From.Taken.Format(time.DateTime), kib(g.Series[len(g.Series)-1]),
+		g.To.Taken.Format(time.DateTime), len(g.Series), g.Series)
+}
+
+func kib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/1024) }
+
+// poolWorkers returns the PSS of the pool's workers in s, by process.
+func poolWorkers(s Sample, pool string) map[ipcguard.ProcKey]int64 {
+	out := map[ipcguard.ProcKey]int64{}
+	for _, w := range s.Workers {
+		if w.Pool == pool {
+			out[w.Proc] = w.PSSKiB
+		}
+	}
+	return out
+}

@@ -1,0 +1,213 @@
+package supervise
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// Sample is one observation of a running master, recorded in the state
+// directory each time status, reload or doctor runs. A risk that grows
+// (pthread keys per reload, a worker's memory) shows only between
+// observations of the same master: doctor compares them.
+type Sample struct {
+	Taken  time.Time        `json:"taken"`
+	Master ipcguard.ProcKey `json:"master"`
+	// Reloads is how many reloads the master had logged, -1 unknown (the
+	// count restarts when the error log is rotated).
+	Reloads int `json:"reloads"`
+	// PthreadKeys is the master's pthread keys in use, -1 unreadable.
+	PthreadKeys int            `json:"pthread_keys"`
+	Workers     []WorkerSample `json:"workers,omitempty"`
+}
+
+// WorkerSample is one worker's memory at a sample.
+type WorkerSample struct {
+	Proc ipcguard.ProcKey `json:"proc"`
+	// Pool is the php-fpm pool the worker serves (its title is
+	// "php-fpm: pool www"), "" for other servers.
+	Pool string `json:"pool,omitempty"`
+	// PSSKiB is its proportional set size (/proc/PID/smaps_rollup Pss):
+	// shared pages divided among their users, so a sum over workers counts
+	// each page once.
+	PSSKiB int64 `json:"pss_kib"`
+}
+
+// maxSamples bounds a service's history; the oldest samples go first.
+const maxSamples = 200
+
+// SampleDir is where the samples live under a state directory.
+func SampleDir(stateDir string) string { return filepath.Join(stateDir, "samples") }
+
+func samplePath(dir, service string) (string, error) {
+	if service == "" || strings.ContainsAny(service, `/\`) || strings.HasPrefix(service, ".") {
+		return "", fmt.Errorf("samples: bad service name %q", service)
+	}
+	return filepath.Join(dir, service+".json"), nil
+}
+
+// LoadSamples returns the service's samples in dir, oldest first; none
+// when nothing was recorded yet.
+func LoadSamples(dir, service string) ([]Sample, error) {
+	path, err := samplePath(dir, service)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load samples: %w", err)
+	}
+	var out []Sample
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("load samples %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// RecordSample appends s to the service's samples in dir (created mode
+// 0700), keeping the newest maxSamples. The file is replaced atomically;
+// two concurrent recorders may lose one sample, never corrupt the file.
+func RecordSample(dir, service string, s Sample) error {
+	path, err := samplePath(dir, service)
+	if err != nil {
+		return err
+	}
+	old, err := LoadSamples(dir, service)
+	if err != nil {
+		old = nil // a corrupt history is replaced, not kept failing
+	}
+	all := append(old, s)
+	if len(all) > maxSamples {
+		all = all[len(all)-maxSamples:]
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("record sample: %w", err)
+	}
+	data, err := json.Marshal(all)
+	if err != nil {
+		return fmt.Errorf("record sample: %w", err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("record sample: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record sample: %w", err)
+	}
+	return nil
+}
+
+// TakeSample observes master now: its pthread keys and its workers'
+// memory (tree lists the master's processes, master first, as
+// Status.Tree does); reloads is the count the caller read from the log.
+func TakeSample(procRoot string, master ipcguard.Proc, reloads int, tree []int) Sample {
+	return takeSample(procRoot, master, reloads, -1, tree)
+}
+
+// takeSample is TakeSample with the keys already counted (-1: count them).
+func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree []int) Sample {
+	s := Sample{Taken: time.Now(), Master: master.Key(), Reloads: reloads, PthreadKeys: keys}
+	if keys < 0 {
+		if n, err := PthreadKeysInUse(procRoot, master.PID); err == nil {
+			s.PthreadKeys = n
+		}
+	}
+	for _, pid := range tree {
+		if pid == master.PID {
+			continue
+		}
+		p, err := ipcguard.ReadProc(procRoot, pid)
+		if err != nil || !p.Alive() {
+			continue // exited meanwhile
+		}
+		pss, err := readPSS(procRoot, pid)
+		if err != nil {
+			continue
+		}
+		s.Workers = append(s.Workers, WorkerSample{Proc: p.Key(), Pool: fpmPoolOf(procRoot, pid), PSSKiB: pss})
+	}
+	return s
+}
+
+// SampleOf is the sample of a status that found a master.
+func SampleOf(procRoot string, st Status) (Sample, bool) {
+	if st.Master == nil {
+		return Sample{}, false
+	}
+	return takeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
+}
+
+// readPSS reads the Pss line of /proc/PID/smaps_rollup, in KiB:
+//
+//	Pss:                4836 kB
+func readPSS(procRoot string, pid int) (int64, error) {
+	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"))
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == "Pss:" && f[2] == "kB" {
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no Pss in smaps_rollup", pid)
+}
+
+// fpmPoolOf returns the pool a php-fpm worker serves, from the title it
+// sets ("php-fpm: pool www"), "" for any other process.
+func fpmPoolOf(procRoot string, pid int) string {
+	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return ""
+	}
+	title := strings.TrimRight(string(data), "\x00 ")
+	_, pool, ok := strings.Cut(title, "php-fpm: pool ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(pool)
+}
+
+// ofMaster returns the samples of master, oldest first.
+func ofMaster(samples []Sample, master ipcguard.ProcKey) []Sample {
+	var out []Sample
+	for _, s := range samples {
+		if s.Master == master {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// recordSample records a sample of master after a verified reload; a
+// failure is logged, the reload stands.
+func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.Proc) {
+	if o.SampleDir == "" {
+		return
+	}
+	k := o.Start.Profile.kind
+	procs, err := ipcguard.ReadProcTable(root)
+	if err == nil {
+		reloads := k.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, pids(Descendants(procs, master, o.Start.Profile.Binary))))
+	}
+	if err != nil {
+		o.Start.Log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
+	}
+}

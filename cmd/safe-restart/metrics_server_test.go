@@ -148,8 +148,8 @@ func TestMetricsApache(t *testing.T) {
 		t.Fatal("the refused reload replaced the master")
 	}
 
-	// A live master that serves nothing: every process stopped. The
-	// kernel still accepts connections into the backlog; no answer comes.
+	// A live master that serves nothing: every process stopped (state T,
+	// alive). The kernel may still queue connections; no answer comes.
 	procs := []int{master.PID}
 	for _, c := range proctest.ChildrenOf(master.PID) {
 		procs = append(procs, c.PID)

@@ -17,9 +17,11 @@ import (
 //     the binary is its parent or its child: a worker, cut off;
 //   - it is not root: a master started as root stays root, its workers
 //     switch to User;
-//   - its session leader is dead: Apache's master calls setsid, so its
+//   - its session leader is dead: the masters call setsid, so their
 //     workers' session id is the master's pid, and a live master of any
-//     instance, even a childless one, leads its own session;
+//     instance, even a childless one, leads its own session; a process
+//     whose session leader lives (a shell, a supervisor: anything) belongs
+//     to someone, whatever binary it runs;
 //   - it holds a listening socket.
 //
 // Limit: workers of another dead instance of the same server qualify too;
@@ -43,7 +45,7 @@ func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcgua
 	for _, p := range svc {
 		switch {
 		case isSvc[p.PPID], hasChild[p.PID], p.UID == 0, live != nil && p.Key() == live.Key():
-		case p.Session == p.PID || isSvc[p.Session]:
+		case p.Session == p.PID || isSvc[p.Session] || sessionLeaderAlive(procs, p):
 		case len(listenersOf(procRoot, p.PID, listening)) == 0:
 		default:
 			out = append(out, p)
@@ -62,4 +64,12 @@ func runningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
 		}
 	}
 	return out
+}
+
+// sessionLeaderAlive reports whether p's session leader is a live process
+// (a zombie leader, killed and not yet reaped, is dead; a reused pid that
+// now names another live process counts as alive: that errs on sparing).
+func sessionLeaderAlive(procs ipcguard.ProcTable, p ipcguard.Proc) bool {
+	_, ok := procs.Live(p.Session)
+	return ok
 }

@@ -82,6 +82,10 @@ func TestOrphans(t *testing.T) {
 			[]ipcguard.Proc{other(1<<22, me.PID, me.PID)}, self, 0},
 		{"a master run as User, childless", func() ipcguard.Proc { p := worker; p.Session = p.PID; return p }(), nil, self, 0},
 		{"a worker whose session leader runs the server", worker, []ipcguard.Proc{other(999999, 1, 999999)}, self, 0},
+		{"a process under a live session leader of another program (a shell)", worker,
+			[]ipcguard.Proc{{PID: 999999, PPID: 1, Session: 999999, State: 'S', UID: 1000, Exe: "/bin/bash", Comm: "bash"}}, self, 0},
+		{"a worker whose session leader is a zombie", worker,
+			[]ipcguard.Proc{func() ipcguard.Proc { p := other(999999, 1, 999999); p.State = 'Z'; p.Threads = 1; return p }()}, self, 1},
 		{"root", func() ipcguard.Proc { p := worker; p.UID = 0; return p }(), nil, self, 0},
 		{"named like another binary", worker, nil, sameName, 0},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -213,7 +214,7 @@ func TestApacheOrphanWorkersKeepSets(t *testing.T) {
 	if err != nil || len(outs) != 0 || len(semSets(t)) != len(sets) {
 		t.Fatalf("reap with orphaned workers alive: %d outcomes, %v", len(outs), err)
 	}
-	if code, _, err := apachetest.GetFrom(srv.Listen[0], "/"); err != nil || code != 200 {
+	if code, _, err := srvtest.Get(srv.Listen[0], "/"); err != nil || code != 200 {
 		t.Fatalf("orphaned workers stopped serving: %d, %v", code, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -187,7 +188,7 @@ func TestReloadBudgetSurvivesLogRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Graceful()
-	unreachable := "http://" + apachetest.FreePorts(t, 1)[0] + "/server-status?auto"
+	unreachable := "http://" + srvtest.FreeAddr(t) + "/server-status?auto"
 	code, out, errOut := reload("--max-reloads", "4", "--status-url", unreachable)
 	if code != exitOK || !strings.Contains(out, "reloaded apache2") || srv.MasterPID() != master.PID ||
 		!strings.Contains(errOut, "counting reloads in the current error log instead") {

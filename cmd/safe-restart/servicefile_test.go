@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +19,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
@@ -41,7 +39,7 @@ func daemonService(t *testing.T, startFlags ...string) *testDaemon {
 	}
 	dir := t.TempDir()
 	d := &testDaemon{dir: dir, svc: filepath.Join(dir, "testd.toml"), conf: filepath.Join(dir, "testd.conf"),
-		pidFile: filepath.Join(dir, "testd.pid"), log: filepath.Join(dir, "testd.log"), addr: freeAddr(t)}
+		pidFile: filepath.Join(dir, "testd.pid"), log: filepath.Join(dir, "testd.log"), addr: srvtest.FreeAddr(t)}
 	start := []string{"/usr/bin/env", daemontest.Env + "=start", exe, "-conf", "{conf}", "-pidfile", d.pidFile, "-log", d.log}
 	check := []string{"/usr/bin/env", daemontest.Env + "=check", exe, "-conf", "{conf}"}
 	text := fmt.Sprintf(`# the test daemon, described as any daemon would be
@@ -84,17 +82,6 @@ func tomlList(argv []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// freeAddr returns a 127.0.0.1 address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // writeConf writes the daemon's configuration: its listen line and lines.
 func (d *testDaemon) writeConf(t *testing.T, lines ...string) {
 	t.Helper()
@@ -106,14 +93,8 @@ func (d *testDaemon) writeConf(t *testing.T, lines ...string) {
 
 // get returns the body the daemon serves.
 func (d *testDaemon) get() (string, error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + d.addr + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b)), err
+	_, body, err := srvtest.Get(d.addr, "/")
+	return strings.TrimSpace(body), err
 }
 
 // wantServes fails the test unless the daemon serves generation gen.
@@ -127,11 +108,7 @@ func (d *testDaemon) wantServes(t *testing.T, gen int) {
 // master identifies the process the pidfile names.
 func (d *testDaemon) master(t *testing.T) proctest.Proc {
 	t.Helper()
-	data, err := os.ReadFile(d.pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	pid, err := srvtest.ReadPIDFile(d.pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -131,29 +130,6 @@ func Env() []string {
 	return append(env, "LANG=C", "LC_ALL=C")
 }
 
-// FreePorts returns n distinct free 127.0.0.1 addresses ("127.0.0.1:port")
-// by binding port 0 and closing. Inside nstest's network namespace nothing
-// else can take them meanwhile.
-func FreePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("apachetest: free port: %v", err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
-
 // Start renders a complete httpd.conf for cfg into a fresh t.TempDir(), runs
 // `apache2 -f CONF -k start` (which daemonizes: the starter exits and the
 // master detaches), and waits until the pidfile names a live master, every
@@ -192,19 +168,13 @@ func Start(t *testing.T, cfg Config) *Server {
 	if cfg.SSL {
 		n++
 	}
-	ports := FreePorts(t, n)
+	ports := srvtest.FreePorts(t, n)
 	if len(cfg.Listen) == 0 {
 		cfg.Listen, ports = ports[:2], ports[2:]
 	}
 
-	dir := t.TempDir()
-	// t.TempDir's directories are 0700; the children (www-data) must reach
-	// htdocs.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The children (www-data) must reach htdocs.
+	dir := srvtest.WorldReadableTempDir(t)
 	s := &Server{
 		Config:   cfg,
 		Bin:      bin,
@@ -374,13 +344,9 @@ func (s *Server) noteExecd(pid int) ipcguard.Proc {
 
 // readMaster returns the master named by the pidfile.
 func (s *Server) readMaster() (proctest.Proc, error) {
-	b, err := os.ReadFile(s.PidFile)
+	pid, err := srvtest.ReadPIDFile(s.PidFile)
 	if err != nil {
 		return proctest.Proc{}, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return proctest.Proc{}, fmt.Errorf("pidfile %s: %w", s.PidFile, err)
 	}
 	return proctest.Identify(pid)
 }
@@ -458,30 +424,13 @@ func (s *Server) StatusURL() string { return "http://" + s.Listen[0] + StatusPat
 
 // Get fetches path over plain HTTP from the first listener.
 func (s *Server) Get(path string) (int, string, error) {
-	return get(&http.Transport{DisableKeepAlives: true}, "http://"+s.Listen[0]+path)
+	return srvtest.Get(s.Listen[0], path)
 }
 
 // GetTLS fetches path over HTTPS from SSLAddr, verifying the certificate.
 func (s *Server) GetTLS(path string) (int, string, error) {
 	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: s.CertPool, ServerName: "127.0.0.1"}}
-	return get(tr, "https://"+s.SSLAddr+path)
-}
-
-// GetFrom fetches path over plain HTTP from addr.
-func GetFrom(addr, path string) (int, string, error) {
-	return get(&http.Transport{DisableKeepAlives: true}, "http://"+addr+path)
-}
-
-func get(tr *http.Transport, url string) (int, string, error) {
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return srvtest.Fetch(tr, "https://"+s.SSLAddr+path)
 }
 
 func (s *Server) isExecd(p proctest.Proc) bool {
@@ -519,14 +468,7 @@ func (s *Server) Master() proctest.Proc {
 }
 
 // MasterPID returns the PID in the pidfile, or 0 if it cannot be read.
-func (s *Server) MasterPID() int {
-	b, err := os.ReadFile(s.PidFile)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
+func (s *Server) MasterPID() int { return srvtest.PID(s.PidFile) }
 
 // ChildProcs returns the live processes whose parent is the master.
 func (s *Server) ChildProcs() []ipcguard.Proc {
@@ -569,14 +511,8 @@ func (s *Server) Children() []int {
 // as orphans.
 func (s *Server) KillMaster9() {
 	s.t.Helper()
-	m := s.Master()
 	s.ChildProcs() // remember them
-	if err := m.Kill(time.Now().Add(10 * time.Second)); err != nil {
-		s.t.Fatalf("apachetest: KillMaster9: %v", err)
-	}
-	if err := m.Reap(); err != nil {
-		s.t.Fatalf("apachetest: KillMaster9: %v", err)
-	}
+	srvtest.KillMaster9(s.t, s.Master())
 }
 
 // KillGroup9 SIGKILLs the master and then every other process of the server
@@ -696,10 +632,7 @@ func (s *Server) restart(action string) {
 }
 
 // ErrorLogText returns the current content of the error log.
-func (s *Server) ErrorLogText() string {
-	b, _ := os.ReadFile(s.ErrorLog)
-	return string(b)
-}
+func (s *Server) ErrorLogText() string { return srvtest.ReadText(s.ErrorLog) }
 
 func (s *Server) diagnostics() string {
 	s.mu.Lock()

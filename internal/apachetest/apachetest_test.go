@@ -13,6 +13,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -90,7 +91,7 @@ func TestStart(t *testing.T) {
 				<-tick.C
 			}
 			for _, a := range srv.Listen {
-				if code, body, err := apachetest.GetFrom(a, "/"); err != nil || code != http.StatusOK || body != "apachetest ok\n" {
+				if code, body, err := srvtest.Get(a, "/"); err != nil || code != http.StatusOK || body != "apachetest ok\n" {
 					t.Errorf("GET http://%s/: %d %q %v", a, code, body, err)
 				}
 			}
@@ -178,7 +179,7 @@ func TestKillMaster9OrphansKeepServing(t *testing.T) {
 		}
 	}
 	for _, a := range srv.Listen {
-		if code, _, err := apachetest.GetFrom(a, "/"); err != nil || code != http.StatusOK {
+		if code, _, err := srvtest.Get(a, "/"); err != nil || code != http.StatusOK {
 			t.Errorf("orphans serving http://%s/: %d %v", a, code, err)
 		}
 	}

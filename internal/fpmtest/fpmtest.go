@@ -4,21 +4,17 @@ package fpmtest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -99,15 +95,15 @@ var scripts = map[string]string{
 // there.
 func Start(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	if os.Getpid() != 1 {
-		t.Fatal("fpmtest: Start must run inside nstest.InPrivateNamespaces")
+	if !nstest.Inside() {
+		t.Fatal("fpmtest: Start runs only inside nstest.InPrivateNamespaces")
 	}
 	bin, err := nstest.LookPath(Binary)
 	if err != nil {
 		t.Fatalf("fpmtest: %v", err)
 	}
 	s := newServer(t, bin, cfg)
-	t.Cleanup(s.killAll)
+	t.Cleanup(s.cleanup)
 	cmd := exec.Command(s.Bin, "-y", s.ConfPath)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("fpmtest: %s -y %s: %v\n%s\n%s", s.Bin, s.ConfPath, err, out, s.ErrorLogText())
@@ -124,19 +120,13 @@ func newServer(t *testing.T, bin string, cfg Config) *Server {
 	cfg.PM = or(cfg.PM, "static")
 	cfg.Children = or(cfg.Children, 2)
 	cfg.StartTimeout = or(cfg.StartTimeout, 20*time.Second)
-	dir := t.TempDir()
-	// t.TempDir's directories are 0700; the workers (www-data) read the
-	// scripts.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The workers (www-data) read the scripts.
+	dir := srvtest.WorldReadableTempDir(t)
 	s := &Server{Config: cfg, Bin: bin, Dir: dir, ConfPath: filepath.Join(dir, "php-fpm.conf"), PidFile: filepath.Join(dir, "php-fpm.pid"),
 		ErrorLog: filepath.Join(dir, "php-fpm.log"), DocRoot: filepath.Join(dir, "www"), t: t}
 	s.Listen = filepath.Join(dir, "php-fpm.sock")
 	if !cfg.Unix {
-		s.Listen = freePort(t)
+		s.Listen = srvtest.FreeAddr(t)
 	}
 	if err := s.writeFiles(); err != nil {
 		t.Fatalf("fpmtest: %v", err)
@@ -160,17 +150,6 @@ func (s *Server) writeFiles() error {
 		return err
 	}
 	return os.WriteFile(s.ConfPath, conf.Bytes(), 0o644)
-}
-
-// freePort returns a free 127.0.0.1 address; inside nstest's network
-// namespace nothing else can take it meanwhile.
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("fpmtest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func or[T comparable](v, def T) T {
@@ -203,14 +182,7 @@ func (s *Server) WaitServes(deadline time.Time) error {
 }
 
 // MasterPID returns the pid in the pidfile, 0 if it cannot be read.
-func (s *Server) MasterPID() int {
-	b, err := os.ReadFile(s.PidFile)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
+func (s *Server) MasterPID() int { return srvtest.PID(s.PidFile) }
 
 // Master returns the live master the pidfile names.
 func (s *Server) Master() (proctest.Proc, error) {
@@ -254,37 +226,20 @@ func (s *Server) KillMaster9() {
 	if err != nil {
 		s.t.Fatalf("fpmtest: KillMaster9: %v", err)
 	}
-	if err := m.Kill(time.Now().Add(10 * time.Second)); err != nil {
-		s.t.Fatalf("fpmtest: KillMaster9: %v", err)
-	}
-	if err := m.Reap(); err != nil {
-		s.t.Fatalf("fpmtest: KillMaster9: %v", err)
-	}
+	srvtest.KillMaster9(s.t, m)
 }
 
 // ErrorLogText returns the error log's current content.
-func (s *Server) ErrorLogText() string {
-	b, _ := os.ReadFile(s.ErrorLog)
-	return string(b)
-}
+func (s *Server) ErrorLogText() string { return srvtest.ReadText(s.ErrorLog) }
 
-// killAll SIGKILLs every php-fpm8.2 process and reaps those re-parented
-// to this test.
-func (s *Server) killAll() {
-	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range s.Processes() {
-		pr := proctest.Of(p)
-		if err := pr.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, proctest.ErrGone) {
-			s.t.Errorf("fpmtest: cleanup: %v", err)
-		}
-		_ = pr.WaitExited(deadline)
-		_ = pr.Reap()
+// cleanup SIGKILLs every php-fpm8.2 process of the namespace (all are
+// this test's) and reaps those re-parented to the test process, and the
+// masters that exited on their own (a re-exec's old pid).
+func (s *Server) cleanup() {
+	if err := srvtest.KillAll(s.Processes, Binary, time.Now().Add(10*time.Second)); err != nil {
+		s.t.Errorf("fpmtest: cleanup: %v", err)
 	}
-	// Masters that exited on their own (a re-exec's old pid) linger as
-	// zombies of this PID 1 until reaped.
-	for _, p := range proctest.ChildrenOf(1) {
-		if !p.Alive() && filepath.Base(p.Comm) == Binary {
-			_ = proctest.Of(p).Reap()
-		}
+	if s.t.Failed() {
+		s.t.Logf("fpmtest: %s:\n%s", s.ErrorLog, s.ErrorLogText())
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,13 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -96,16 +94,10 @@ func Start(t *testing.T, o Options) *Server {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 20 * time.Second
 	}
-	dir := t.TempDir()
-	// t.TempDir's directories are 0700; the workers (www-data) must reach
-	// the document root.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The workers (www-data) must reach the document root.
+	dir := srvtest.WorldReadableTempDir(t)
 	s := &Server{Options: o, Bin: bin, Dir: dir, ConfPath: filepath.Join(dir, "nginx.conf"),
-		PidFile: filepath.Join(dir, "nginx.pid"), ErrorLog: filepath.Join(dir, "error.log"), Addr: freeAddr(t), t: t}
+		PidFile: filepath.Join(dir, "nginx.pid"), ErrorLog: filepath.Join(dir, "error.log"), Addr: srvtest.FreeAddr(t), t: t}
 	s.Port, _ = strconv.Atoi(s.Addr[strings.LastIndex(s.Addr, ":")+1:])
 	if o.UnixSocket {
 		s.Socket = filepath.Join(dir, "nginx.sock")
@@ -118,17 +110,6 @@ func Start(t *testing.T, o Options) *Server {
 		t.Fatalf("nginxtest: %v\n%s", err, s.diagnostics())
 	}
 	return s
-}
-
-// freeAddr returns a free 127.0.0.1 address: inside nstest's network
-// namespace nothing else can take it meanwhile.
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("nginxtest: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (s *Server) writeFiles() error {
@@ -235,14 +216,7 @@ func (s *Server) Master() (proctest.Proc, error) {
 }
 
 // MasterPID returns the pid in the pidfile, or 0 if it cannot be read.
-func (s *Server) MasterPID() int {
-	b, err := os.ReadFile(s.PidFile)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
+func (s *Server) MasterPID() int { return srvtest.PID(s.PidFile) }
 
 // Workers returns the live children of the master the pidfile names.
 func (s *Server) Workers() []ipcguard.Proc {
@@ -269,7 +243,7 @@ func (s *Server) Processes() []ipcguard.Proc {
 
 // Get fetches path over plain HTTP from Addr, without keep-alive.
 func (s *Server) Get(path string) (int, string, error) {
-	return get(&http.Transport{DisableKeepAlives: true}, "http://"+s.Addr+path)
+	return srvtest.Get(s.Addr, path)
 }
 
 // GetUnix fetches path over the unix socket listener.
@@ -278,26 +252,11 @@ func (s *Server) GetUnix(path string) (int, string, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", s.Socket)
 	}}
-	return get(tr, "http://localhost"+path)
-}
-
-func get(tr *http.Transport, url string) (int, string, error) {
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return srvtest.Fetch(tr, "http://localhost"+path)
 }
 
 // ErrorLogText returns the current content of the error log.
-func (s *Server) ErrorLogText() string {
-	b, _ := os.ReadFile(s.ErrorLog)
-	return string(b)
-}
+func (s *Server) ErrorLogText() string { return srvtest.ReadText(s.ErrorLog) }
 
 // KillMaster9 SIGKILLs the master the pidfile names, waits until it has
 // exited and reaps it (inside nstest it is the test process's child). The
@@ -308,12 +267,7 @@ func (s *Server) KillMaster9() {
 	if err != nil {
 		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
 	}
-	if err := m.Kill(time.Now().Add(10 * time.Second)); err != nil {
-		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
-	}
-	if err := m.Reap(); err != nil {
-		s.t.Fatalf("nginxtest: KillMaster9: %v", err)
-	}
+	srvtest.KillMaster9(s.t, m)
 }
 
 func (s *Server) diagnostics() string {
@@ -324,32 +278,8 @@ func (s *Server) diagnostics() string {
 // cleanup SIGKILLs every nginx process of the namespace (all are this
 // test's) and reaps those re-parented to the test process.
 func (s *Server) cleanup() {
-	deadline := time.Now().Add(10 * time.Second)
-	var errs []error
-	for round := 0; round < 10; round++ {
-		procs := s.Processes()
-		if len(procs) == 0 {
-			break
-		}
-		for _, p := range procs {
-			errs = append(errs, proctest.Of(p).Signal(syscall.SIGKILL))
-		}
-		for _, p := range procs {
-			errs = append(errs, proctest.Of(p).WaitExited(deadline), proctest.Of(p).Reap())
-		}
-	}
-	for _, p := range proctest.ChildrenOf(os.Getpid()) {
-		if !p.Alive() && p.Comm == "nginx" {
-			errs = append(errs, proctest.Of(p).Reap())
-		}
-	}
-	if left := s.Processes(); len(left) > 0 {
-		errs = append(errs, fmt.Errorf("still alive: %+v", left))
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, proctest.ErrGone) {
-			s.t.Errorf("nginxtest: cleanup: %v", err)
-		}
+	if err := srvtest.KillAll(s.Processes, "nginx", time.Now().Add(10*time.Second)); err != nil {
+		s.t.Errorf("nginxtest: cleanup: %v", err)
 	}
 	if s.t.Failed() {
 		s.t.Logf("nginxtest: server diagnostics:\n%s", s.diagnostics())

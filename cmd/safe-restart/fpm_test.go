@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -244,28 +243,9 @@ func TestLogrotateFPMExample(t *testing.T) {
 	}
 	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
 	old := srv.MasterPID()
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The same file, with the test server's paths, and this test binary
-	// standing in for safe-restart.
-	conf := strings.NewReplacer(
-		"/var/log/php8.2-fpm.log", srv.ErrorLog,
-		"safe-restart php8.2-fpm", self+" php8.2-fpm --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
-		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
-	).Replace(readFile(t, "../../examples/logrotate/php-fpm"))
-	confPath := filepath.Join(dir, "logrotate.conf")
-	writeFile(t, confPath, conf)
-	cmd := exec.Command("logrotate", "-f", "-s", filepath.Join(dir, "status"), confPath)
-	cmd.Env = append(os.Environ(), mainEnv+"=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "safe-restart.log"))
-		t.Fatalf("logrotate: %v\n%s\nsafe-restart:\n%s", err, out, log)
-	}
+	log := runLogrotateExample(t, "php-fpm", srv.ErrorLog, "safe-restart php8.2-fpm", "php8.2-fpm --conf "+srv.ConfPath,
+		"/var/log/php8.2-fpm.log", srv.ErrorLog)
 	rotated := readFile(t, srv.ErrorLog+".1")
-	log := readFile(t, filepath.Join(dir, "safe-restart.log"))
 	m := srv.MasterPID()
 	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") || m == old || m == 0 {
 		t.Fatalf("postrotate did not reload to a new master, verified (master %d, was %d):\n%s", m, old, log)

@@ -354,13 +354,14 @@ func waitLog(t *testing.T, text func() string, want string) {
 // TestDoctorUsage: a bad service is a usage error (2), --conf needs a
 // service (2), a failing config test refuses (3).
 func TestDoctorUsage(t *testing.T) {
-	if code, _, _ := runCLI(t, "doctor", "no-such-server"); code != exitUsage {
+	state := t.TempDir()
+	if code, _, _ := runCLI(t, "doctor", "no-such-server", "--state-dir", state); code != exitUsage {
 		t.Errorf("unknown service: exit %d", code)
 	}
-	if code, _, errOut := runCLI(t, "doctor", "--conf", "/etc/apache2/apache2.conf"); code != exitUsage || !strings.Contains(errOut, "--conf needs a SERVICE") {
+	if code, _, errOut := runCLI(t, "doctor", "--conf", "/etc/apache2/apache2.conf", "--state-dir", state); code != exitUsage || !strings.Contains(errOut, "--conf needs a SERVICE") {
 		t.Errorf("--conf alone: exit %d %s", code, errOut)
 	}
-	if code, _, _ := runCLI(t, "doctor", "a", "b"); code != exitUsage {
+	if code, _, _ := runCLI(t, "doctor", "a", "b", "--state-dir", state); code != exitUsage {
 		t.Errorf("two services: exit %d", code)
 	}
 	nstest.RequireBinaries(t, "apache2", "apache2ctl")

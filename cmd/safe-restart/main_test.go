@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,11 +32,39 @@ func TestMain(m *testing.M) {
 }
 
 // runCLI runs one command line and returns its exit code, stdout and stderr.
+// Outside nstest's namespaces it refuses (fails the test) a command that
+// keeps state but is given no --state-dir: its default, /run/safe-restart,
+// is the host's.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	if !nstest.Inside() {
+		requireStateDir(t, args)
+	}
 	var out, errb bytes.Buffer
 	code := run(append([]string{"--log-format", "json"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// requireStateDir fails the test if the command args select keeps state
+// (see keepsState) and args do not set --state-dir.
+func requireStateDir(t *testing.T, args []string) {
+	t.Helper()
+	if !keepsState(args) {
+		return
+	}
+	for _, a := range args {
+		if a == "--state-dir" || strings.HasPrefix(a, "--state-dir=") {
+			return
+		}
+	}
+	t.Fatalf("runCLI %q outside nstest without --state-dir: it would use the host's /run/safe-restart; pass --state-dir t.TempDir()", args)
+}
+
+// keepsState reports whether the command args select has a --state-dir
+// flag. A command line cobra cannot resolve to a command runs nothing.
+func keepsState(args []string) bool {
+	cmd, _, err := newRootCmd(&deps{stdout: io.Discard, stderr: io.Discard, logs: io.Discard}).Find(args)
+	return err == nil && (cmd.Flags().Lookup("state-dir") != nil || cmd.InheritedFlags().Lookup("state-dir") != nil)
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -81,9 +111,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"start", "apache2", "--timeout", "-1s"}, "bad --timeout -1s"},
 		{[]string{"restart", "apache2", "--binary", "apache2"}, `bad --binary "apache2": not an absolute path`},
 	}
+	state := t.TempDir()
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, out, errOut := runCLI(t, tt.args...)
+			args := tt.args
+			if keepsState(args) { // never the host's state, even if parsing let it through
+				args = append(slices.Clip(args), "--state-dir", state)
+			}
+			code, out, errOut := runCLI(t, args...)
 			if code != exitUsage || !strings.Contains(errOut, tt.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q (stdout %q)", code, errOut, exitUsage, tt.want, out)
 			}
@@ -99,7 +134,7 @@ func TestConfigTestRefused(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("NoSuchDirective on\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", bad, "--yes")
+	code, _, errOut := runCLI(t, "ipc", "reap", "--service", "apache2", "--conf", bad, "--yes", "--state-dir", t.TempDir())
 	if code != exitRefused || !strings.Contains(errOut, "config test") {
 		t.Fatalf("exit %d, stderr %s; want exit %d naming the config test", code, errOut, exitRefused)
 	}

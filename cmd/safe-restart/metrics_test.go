@@ -133,7 +133,7 @@ func TestMetricsUsage(t *testing.T) {
 		{[]string{"metrics", "--textfile", "/tmp/safe-restart.txt"}, "reads only *.prom files"},
 		{[]string{"metrics", "--timeout", "0s"}, "bad --timeout 0s"},
 	} {
-		code, _, errOut := runCLI(t, tt.args...)
+		code, _, errOut := runCLI(t, append(tt.args, "--state-dir", t.TempDir())...)
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, %q; want exit %d and %q", tt.args, code, errOut, exitUsage, tt.want)
 		}

@@ -41,9 +41,10 @@ func wantMetric(t *testing.T, m map[string]float64, series string, want float64)
 // removes them; after a verified start the server is up with no
 // orphan, its reload count follows the CLI's reloads, and the pthread keys
 // its master uses grow by what a leaking module (mod_keyleak, built with
-// apxs) leaks per reload; each operation's outcome shows, a refused reload's exit 3
-// included, and a dry run records nothing. A live master that serves
-// nothing (stopped with SIGSTOP) is down.
+// apxs) leaks per reload; each operation's outcome shows, a refused
+// reload's exit 3 included, while a dry run and a usage error record
+// nothing. A live master that serves nothing (stopped with SIGSTOP) is
+// down.
 func TestMetricsApache(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "apache2ctl", "apxs", "promtool")
 	if !nstest.InPrivateNamespaces(t) {
@@ -117,9 +118,23 @@ func TestMetricsApache(t *testing.T) {
 		t.Error("the start is still shown as the last operation after reloads")
 	}
 
-	// A dry run changes nothing and is not recorded.
+	// A dry run changes nothing and is not recorded, nor is a usage
+	// error: the reload stays the last operation.
 	if code, _, errOut := runCLI(t, "stop", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--dry-run"); code != exitOK {
 		t.Fatalf("stop --dry-run: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "stop", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--ladder", "TERM"); code != exitUsage {
+		t.Fatalf("stop --ladder TERM: exit %d, want %d (usage)\n%s", code, exitUsage, errOut)
+	}
+	m = metricsOf(t, exitOK, args...)
+	for series := range m {
+		if strings.Contains(series, "op=stop") {
+			t.Errorf("%s: a dry run or a usage error was recorded as an operation", series)
+		}
+	}
+	wantMetric(t, m, "safe_restart_last_operation_success{op=reload,service=apache2}", 1)
+	if !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatal("stop --dry-run or a usage error touched the master")
 	}
 	// A broken config: the reload is refused (exit 3) and recorded; the
 	// status cannot be read while the config is broken (exit 1, status
@@ -149,12 +164,17 @@ func TestMetricsApache(t *testing.T) {
 	}
 
 	// A live master that serves nothing: every process stopped (state T,
-	// alive). The kernel may still queue connections; no answer comes.
+	// alive). The master first, so that it forks no child once its
+	// children are listed. The kernel may still queue connections; no
+	// answer comes.
 	procs := []int{master.PID}
-	for _, c := range proctest.ChildrenOf(master.PID) {
-		procs = append(procs, c.PID)
-	}
 	signalAll(t, procs, syscall.SIGSTOP)
+	var children []int
+	for _, c := range proctest.ChildrenOf(master.PID) {
+		children = append(children, c.PID)
+	}
+	signalAll(t, children, syscall.SIGSTOP)
+	procs = append(procs, children...)
 	m = metricsOf(t, exitOK, args...)
 	signalAll(t, procs, syscall.SIGCONT)
 	wantMetric(t, m, "safe_restart_server_up{service=apache2}", 0)
@@ -226,8 +246,8 @@ func TestMetricsNginx(t *testing.T) {
 	m := metricsOf(t, exitOK, args...)
 	wantMetric(t, m, "safe_restart_server_up{service=nginx}", 1)
 	wantMetric(t, m, "safe_restart_reloads_since_master_start{service=nginx}", 0)
-	if keys := m["safe_restart_pthread_keys_used{service=nginx}"]; keys < 0 || keys >= 1024 {
-		t.Errorf("pthread keys %v", keys)
+	if keys, ok := m["safe_restart_pthread_keys_used{service=nginx}"]; !ok || keys <= 0 || keys >= 1024 {
+		t.Errorf("pthread keys used %v (present %v), want some, below the limit of 1024", keys, ok)
 	}
 	for i := 1; i <= 2; i++ {
 		if code, out, errOut := runCLI(t, "reload", "nginx", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {

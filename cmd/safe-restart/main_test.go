@@ -32,14 +32,12 @@ func TestMain(m *testing.M) {
 }
 
 // runCLI runs one command line and returns its exit code, stdout and stderr.
-// Outside nstest's namespaces it refuses (fails the test) a command that
-// keeps state but is given no --state-dir: its default, /run/safe-restart,
-// is the host's.
+// It refuses (fails the test) a command that keeps state but is given no
+// --state-dir: its default, /run/safe-restart, is the host's, inside
+// nstest's namespaces too (they share the host's file system).
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	if !nstest.Inside() {
-		requireStateDir(t, args)
-	}
+	requireStateDir(t, args)
 	var out, errb bytes.Buffer
 	code := run(append([]string{"--log-format", "json"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
@@ -57,7 +55,7 @@ func requireStateDir(t *testing.T, args []string) {
 			return
 		}
 	}
-	t.Fatalf("runCLI %q outside nstest without --state-dir: it would use the host's /run/safe-restart; pass --state-dir t.TempDir()", args)
+	t.Fatalf("runCLI %q without --state-dir: it would use the host's /run/safe-restart; pass --state-dir t.TempDir()", args)
 }
 
 // keepsState reports whether the command args select has a --state-dir
@@ -160,7 +158,8 @@ func TestReapPlanThenYes(t *testing.T) {
 	held := semtest.DeadSets(t, "1 33 1")[0]
 	semtest.Holder(t, held)
 
-	code, out, errOut := runCLI(t, append([]string{"ipc", "reap"}, explicitApache...)...)
+	reap := append([]string{"ipc", "reap", "--state-dir", t.TempDir()}, explicitApache...)
+	code, out, errOut := runCLI(t, reap...)
 	if code != exitOK || !strings.Contains(out, "plan: 3 orphan(s) to remove; kept 1 live") {
 		t.Fatalf("plan: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
@@ -168,7 +167,7 @@ func TestReapPlanThenYes(t *testing.T) {
 		t.Fatalf("the plan changed something: %d sets left, want 4", n)
 	}
 
-	code, out, errOut = runCLI(t, append([]string{"ipc", "reap", "--yes", "--json"}, explicitApache...)...)
+	code, out, errOut = runCLI(t, append(slices.Clip(reap), "--yes", "--json")...)
 	if code != exitOK {
 		t.Fatalf("reap --yes: exit %d\n%s", code, errOut)
 	}
@@ -211,9 +210,9 @@ func TestLsAndDiff(t *testing.T) {
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	dir := t.TempDir()
+	dir, state := t.TempDir(), t.TempDir()
 	ls := func(name string) string {
-		code, out, errOut := runCLI(t, "ipc", "ls", "--json")
+		code, out, errOut := runCLI(t, "ipc", "ls", "--json", "--state-dir", state)
 		if code != exitOK {
 			t.Fatalf("ls: exit %d: %s", code, errOut)
 		}
@@ -233,7 +232,7 @@ func TestLsAndDiff(t *testing.T) {
 		}
 	}
 	// Without a signature nothing is orphan: the sets are unknown.
-	code, out, _ = runCLI(t, "ipc", "ls", "--proof")
+	code, out, _ = runCLI(t, "ipc", "ls", "--proof", "--state-dir", state)
 	if code != exitOK || !strings.Contains(out, "0 orphan, 0 live, 2 unknown") || !strings.Contains(out, "semaphore sets: 2 of 32000") {
 		t.Errorf("ls: exit %d:\n%s", code, out)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -262,11 +263,13 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 	if logOK && m.PID != pid {
 		return m, fmt.Errorf("the log names new master %d, the pidfile %d", pid, m.PID)
 	}
-	if !logOK && m.Key() == old.Key() {
-		// Without the log, only a new process proves the re-exec finished
-		// (a daemonized php-fpm forks after its execvp): the old pid may
-		// still be the exec'd image about to fork.
-		return m, fmt.Errorf("the pidfile still names master %d: no re-executed master yet", old.PID)
+	if !logOK && m.Key() == old.Key() && !writtenSince(rc.PidFile, sent) {
+		// Without the log, the re-executed master proves itself by writing
+		// its pidfile again: a daemonized php-fpm does so after forking a
+		// new pid, one run with --nodaemonize (Debian's systemd unit) in the
+		// same process. Until then the old pid may be the exec'd image about
+		// to fork, or the old master still waiting for its children.
+		return m, fmt.Errorf("the pidfile still names master %d, unwritten since the reload: no re-executed master yet", old.PID)
 	}
 	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
 		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)
@@ -347,4 +350,10 @@ func (r ReloadReport) Acted() bool {
 func (s StopOptions) withServer(st StartOptions) StopOptions {
 	s.Profile, s.Conf, s.ProcRoot = st.Profile, st.Conf, st.ProcRoot
 	return s
+}
+
+// writtenSince reports whether the file at path was modified at or after t.
+func writtenSince(path string, t time.Time) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.ModTime().Before(t)
 }

@@ -162,6 +162,17 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
 	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
+	// A server that does not serve before the reload will not serve after
+	// it either: that is not the reload's doing, and it is no reason to
+	// restart a master that lives.
+	listening, err := readListening(root)
+	if err != nil {
+		return rep, err
+	}
+	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
+	if before != nil {
+		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
+	}
 	signal := st.Profile.ReloadSignal(o.Hard)
 	rep.Signal = sigName(signal)
 	sent := time.Now()
@@ -177,6 +188,9 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 		// Interrupted (SIGINT, SIGTERM): the reload was not judged, so the
 		// server is left as it is; stopping it now could leave it down.
 		return rep, fmt.Errorf("reload of master %d sent, verification interrupted: %w", master.PID, ctx.Err())
+	}
+	if before != nil && o.masterLives(root, rc, master) {
+		return rep, fmt.Errorf("%w; it did not serve before the reload either (%w): its master lives, so it is not restarted (safe-restart restart does that)", verr, before)
 	}
 	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
 	// Whatever is left (a master alive but not serving a new generation, or
@@ -356,4 +370,14 @@ func (s StopOptions) withServer(st StartOptions) StopOptions {
 func writtenSince(path string, t time.Time) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.ModTime().Before(t)
+}
+
+// masterLives reports whether the old master, or for a server that
+// re-executes the master its pidfile names, is alive.
+func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc) bool {
+	if !o.Start.Profile.kind.reexecs() {
+		return sameAlive(root, old)
+	}
+	_, err := FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
+	return err == nil
 }

@@ -353,11 +353,5 @@ func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
 // that a killed master left: nginx unlinks them only on a clean exit, and
 // binding one fails with EADDRINUSE while the file exists.
 func (nginxKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	var paths []string
-	for _, l := range rc.Listen {
-		if strings.HasPrefix(l, "/") {
-			paths = append(paths, l)
-		}
-	}
-	return removeStaleSockets(paths, log)
+	return removeStaleSockets(rc.unixListen(), log)
 }

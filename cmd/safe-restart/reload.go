@@ -106,6 +106,9 @@ func (r *reloadFlags) wait(ctx context.Context, d *deps) error {
 var errRecovered = errors.New("reload did not keep the server up; a verified start recovered it")
 
 func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *reloadFlags) error {
+	if r.full && r.hard {
+		return usagef("--full restarts; --hard picks the reload signal", "--full and --hard exclude each other")
+	}
 	if r.maxReloads < 0 || r.jitter < 0 {
 		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
 	}

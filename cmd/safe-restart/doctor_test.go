@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
@@ -195,6 +197,17 @@ func TestDoctorSemLimits(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "apache2ctl")
 	if !nstest.InPrivateNamespaces(t) {
 		return
+	}
+	// doctor without SERVICE config-tests the installed servers' default
+	// configurations, which open their logs under /var/log: this test's
+	// private mount namespace gets its own.
+	if err := unix.Mount("tmpfs", "/var/log", "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/var/log/nginx", "/var/log/apache2"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile("/proc/sys/kernel/sem", []byte("32000 1024000000 500 10\n"), 0o644); err != nil {
 		t.Fatal(err)

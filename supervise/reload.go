@@ -147,22 +147,8 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
-		return rep, err
-	}
-	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
-	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
-	signal := st.Profile.ReloadSignal(o.Hard)
-	rep.Signal = sigName(signal)
-	sent := time.Now()
-	if err := signalProc(root, master, signal); err != nil {
-		return rep, err
-	}
-	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
-	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, &rep)
-	if verr == nil || errors.Is(verr, ErrReloadRejected) {
+	verr := o.reloadVerified(ctx, root, rc, master, &rep)
+	if verr == nil || errors.Is(verr, ErrReloadRejected) || rep.Signal == "" {
 		return rep, verr
 	}
 	if ctx.Err() != nil {
@@ -179,6 +165,28 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	}
 	rep.Restart = &RestartReport{Stop: stopRep}
 	return o.recover(ctx, sig, rc, rep, verr.Error())
+}
+
+// reloadVerified sends master the reload signal and verifies the new
+// generation (see verifyGeneration); it recovers nothing. rep.Signal is
+// set once the signal was sent.
+func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
+	st := o.Start
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
+	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
+	signal := st.Profile.ReloadSignal(o.Hard)
+	sent := time.Now()
+	if err := signalProc(root, master, signal); err != nil {
+		return err
+	}
+	rep.Signal = sigName(signal)
+	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
+	return o.verifyGeneration(ctx, root, rc, master, sent, tail, rep)
 }
 
 // verifyGeneration waits until the server logged a new generation, its

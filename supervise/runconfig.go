@@ -33,6 +33,11 @@ type RunConfig struct {
 	// (php-fpm's log_level above notice): a reload's new generation is
 	// judged without them, fatal lines are still read.
 	QuietLog bool `json:"quiet_log,omitempty"`
+	// Foreground, when set, says why the server stays in the foreground
+	// (nginx's "daemon off"): start, stop, reload and restart, which
+	// manage a server that daemonizes, refuse it (ErrUnsupportedConfig);
+	// safe-restart run supervises it.
+	Foreground string `json:"foreground,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`
@@ -98,4 +103,15 @@ func unquote(s string) string {
 		return u
 	}
 	return strings.TrimSpace(s)
+}
+
+// refuseForeground is the refusal of a configuration that keeps the
+// server in the foreground, for the commands that manage a daemon.
+func (rc RunConfig) refuseForeground() error {
+	if rc.Foreground == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: safe-restart's start, stop, reload and restart manage a server that daemonizes "+
+		"(its start must write the pidfile and return); one in the foreground belongs to its supervisor "+
+		"(systemd, a container, or safe-restart run)", ErrUnsupportedConfig, rc.Foreground)
 }

@@ -174,6 +174,11 @@ func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeou
 	if healthURL == "" {
 		healthURL = "http://" + firstTCP + "/"
 	}
+	return getHealth(healthURL, timeout)
+}
+
+// getHealth sends one GET to healthURL: any HTTP answer below 500 counts.
+func getHealth(healthURL string, timeout time.Duration) error {
 	client := http.Client{Timeout: timeout}
 	resp, err := client.Get(healthURL)
 	if err != nil {

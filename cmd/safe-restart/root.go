@@ -76,7 +76,7 @@ Results go to stdout.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "see " + cmd.CommandPath() + " --help"}
 	})
-	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d))
+	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newRunCmd(d))
 	return root
 }
 

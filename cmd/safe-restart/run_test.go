@@ -42,6 +42,7 @@ func startRun(t *testing.T, argv ...string) *runProc {
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Env = append(os.Environ(), mainEnv+"=1")
 	r.cmd.Stdout, r.cmd.Stderr = r, r
+	r.cmd.WaitDelay = 5 * time.Second // its child may hold the pipes after it exited
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -246,3 +246,27 @@ func TestRunReapsOrphans(t *testing.T) {
 		})
 	}
 }
+
+// TestRunUsage: bad command lines exit 2 naming the problem, before
+// anything starts.
+func TestRunUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run"}, "run takes the command after --"},
+		{[]string{"run", "sleep", "1"}, "run takes the command after --"},
+		{[]string{"run", "--max-memory", "lots", "--", "true"}, `bad --max-memory "lots"`},
+		{[]string{"run", "--restart", "sometimes", "--", "true"}, `bad --restart "sometimes"`},
+		{[]string{"run", "--backoff", "0s", "--", "true"}, "bad restart settings"},
+		{[]string{"run", "--conf", "/etc/x.conf", "--", "true"}, "--conf and --ladder need --service"},
+		{[]string{"run", "--service", "nosuch", "--", "true"}, "unknown service"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errOut := runCLI(t, tt.args...)
+			if code != exitUsage || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, exitUsage, tt.want)
+			}
+		})
+	}
+}

@@ -136,10 +136,8 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 			logs = append(logs, d.Args[0])
 		case d.Name == "user" && (len(d.Args) == 1 || len(d.Args) == 2):
 			userArgs = d.Args
-		case (d.Name == "daemon" || d.Name == "master_process") && len(d.Args) == 1 && d.Args[0] == "off":
-			return RunConfig{}, fmt.Errorf("%w: %s line %d says %q: safe-restart manages an nginx that daemonizes with a master "+
-				"(its start must write the pidfile and return); one in the foreground belongs to its supervisor (systemd, a container)",
-				ErrUnsupportedConfig, files[0].Path, d.Line, d.Name+" off")
+		case (d.Name == "daemon" || d.Name == "master_process") && len(d.Args) == 1 && d.Args[0] == "off" && rc.Foreground == "":
+			rc.Foreground = fmt.Sprintf("%s line %d says %q", files[0].Path, d.Line, d.Name+" off")
 		}
 	}
 	rc.PidFile = nginxPath(build.Prefix, rc.PidFile)

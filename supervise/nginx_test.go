@@ -145,14 +145,18 @@ func TestNginxRunConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := nginxRunConfig(tt.dump, build, 0)
+			rc, err := nginxRunConfig(tt.dump, build, 0)
+			if err == nil {
+				err = rc.refuseForeground()
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
-	if _, err := nginxRunConfig(dump("/c", "daemon off;"), build, 0); !errors.Is(err, ErrUnsupportedConfig) {
-		t.Errorf("daemon off: %v, want ErrUnsupportedConfig", err)
+	rc, err := nginxRunConfig(dump("/c", "daemon off;"), build, 0)
+	if err != nil || rc.Foreground != `/c line 1 says "daemon off"` || !errors.Is(rc.refuseForeground(), ErrUnsupportedConfig) {
+		t.Errorf("daemon off: %v, Foreground %q, refusal %v; want ErrUnsupportedConfig for the daemonizing commands", err, rc.Foreground, rc.refuseForeground())
 	}
 }
 

@@ -155,33 +155,8 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
-		return rep, err
-	}
-	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
-	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
-	// A server that does not serve before the reload will not serve after
-	// it either: that is not the reload's doing, and it is no reason to
-	// restart a master that lives.
-	listening, err := readListening(root)
-	if err != nil {
-		return rep, err
-	}
-	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
-	if before != nil {
-		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
-	}
-	signal := st.Profile.ReloadSignal(o.Hard)
-	rep.Signal = sigName(signal)
-	sent := time.Now()
-	if err := signalProc(root, master, signal); err != nil {
-		return rep, err
-	}
-	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
-	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, &rep)
-	if verr == nil || errors.Is(verr, ErrReloadRejected) {
+	verr := o.reloadVerified(ctx, root, rc, master, &rep)
+	if verr == nil || errors.Is(verr, ErrReloadRejected) || rep.Signal == "" {
 		return rep, verr
 	}
 	if ctx.Err() != nil {
@@ -189,8 +164,8 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 		// server is left as it is; stopping it now could leave it down.
 		return rep, fmt.Errorf("reload of master %d sent, verification interrupted: %w", master.PID, ctx.Err())
 	}
-	if before != nil && o.masterLives(root, rc, master) {
-		return rep, fmt.Errorf("%w; it did not serve before the reload either (%w): its master lives, so it is not restarted (safe-restart restart does that)", verr, before)
+	if errors.Is(verr, errNotServingBefore) && o.masterLives(root, rc, master) {
+		return rep, fmt.Errorf("%w: its master lives, so it is not restarted (safe-restart restart does that)", verr)
 	}
 	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
 	// Whatever is left (a master alive but not serving a new generation, or
@@ -202,6 +177,47 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	rep.Restart = &RestartReport{Stop: stopRep}
 	return o.recover(ctx, sig, rc, rep, verr.Error())
 }
+
+// reloadVerified sends master the reload signal and verifies the new
+// generation (see verifyGeneration); it recovers nothing. rep.Signal is
+// set once the signal was sent.
+func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
+	st := o.Start
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
+	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
+	// A server that does not serve before the reload will not serve after
+	// it either: that is not the reload's doing.
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
+	if before != nil {
+		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
+	}
+	signal := st.Profile.ReloadSignal(o.Hard)
+	sent := time.Now()
+	if err := signalProc(root, master, signal); err != nil {
+		return err
+	}
+	rep.Signal = sigName(signal)
+	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
+	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, rep)
+	if verr != nil && before != nil && !errors.Is(verr, ErrReloadRejected) {
+		return fmt.Errorf("%w; %w (%w)", verr, errNotServingBefore, before)
+	}
+	return verr
+}
+
+// errNotServingBefore marks a reload whose server failed its health check
+// before the signal too: not the reload's doing, so a master that lives is
+// not restarted for it.
+var errNotServingBefore = errors.New("it did not serve before the reload either")
 
 // verifyGeneration waits until the server logged a new generation, its
 // master (the same one, or for a server that re-executes, the one its

@@ -1,8 +1,6 @@
 package supervise
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,10 +133,10 @@ func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree [
 			continue // exited meanwhile
 		}
 		pss, err := readPSS(procRoot, pid)
-		if err != nil {
-			continue
+		if err != nil || pss == 0 {
+			continue // exited meanwhile
 		}
-		s.Workers = append(s.Workers, WorkerSample{Proc: p.Key(), Pool: fpmPoolOf(procRoot, pid), PSSKiB: pss})
+		s.Workers = append(s.Workers, WorkerSample{Proc: p.Key(), Pool: fpmPoolOf(procRoot, pid), PSSKiB: pss >> 10})
 	}
 	return s
 }
@@ -149,24 +147,6 @@ func SampleOf(procRoot string, st Status) (Sample, bool) {
 		return Sample{}, false
 	}
 	return takeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
-}
-
-// readPSS reads the Pss line of /proc/PID/smaps_rollup, in KiB:
-//
-//	Pss:                4836 kB
-func readPSS(procRoot string, pid int) (int64, error) {
-	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"))
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "Pss:" && f[2] == "kB" {
-			return strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("pid %d: no Pss in smaps_rollup", pid)
 }
 
 // fpmPoolOf returns the pool a php-fpm worker serves, from the title it

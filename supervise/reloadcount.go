@@ -40,6 +40,13 @@ func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc
 	return k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master), "error log"
 }
 
+// StatusReloads reads how many times master has been reloaded from the
+// server's status page at url (Apache: mod_status ?auto); an error when
+// the page does not say or is another server's.
+func (p Profile) StatusReloads(ctx context.Context, url string, master ipcguard.Proc) (int, error) {
+	return statusReloads(ctx, p.kind, url, master)
+}
+
 // statusReloads fetches url and reads master's reload count from it.
 func statusReloads(ctx context.Context, k kind, url string, master ipcguard.Proc) (int, error) {
 	sc, ok := k.(statusCounter)

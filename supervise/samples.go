@@ -21,8 +21,8 @@ import (
 type Sample struct {
 	Taken  time.Time        `json:"taken"`
 	Master ipcguard.ProcKey `json:"master"`
-	// Reloads is how many reloads the master had logged, -1 unknown (the
-	// count restarts when the error log is rotated).
+	// Reloads is how many reloads the master had logged, in its error log
+	// and the rotated ones (masterLog), -1 unknown.
 	Reloads int `json:"reloads"`
 	// PthreadKeys is the master's pthread keys in use, -1 unreadable.
 	PthreadKeys int            `json:"pthread_keys"`
@@ -184,7 +184,7 @@ func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.P
 	k := o.Start.Profile.kind
 	procs, err := ipcguard.ReadProcTable(root)
 	if err == nil {
-		reloads := k.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
 		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, pids(Descendants(procs, master, o.Start.Profile.Binary))))
 	}
 	if err != nil {

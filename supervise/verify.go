@@ -53,11 +53,9 @@ type logTail struct {
 // is not a plain file (piped, syslog) has no tail: since returns "". The
 // caller closes it.
 func newLogTail(serverRoot, errorLog string) *logTail {
-	if errorLog == "" || strings.HasPrefix(errorLog, "|") || strings.HasPrefix(errorLog, "syslog") {
+	errorLog = logFilePath(serverRoot, errorLog)
+	if errorLog == "" {
 		return &logTail{}
-	}
-	if !filepath.IsAbs(errorLog) {
-		errorLog = filepath.Join(serverRoot, errorLog)
 	}
 	t := &logTail{path: errorLog}
 	if f, err := os.Open(errorLog); err == nil {
@@ -90,14 +88,6 @@ func newMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *lo
 	t.close()
 	t.f, t.offset = f, fi.Size()
 	return t
-}
-
-// wholeLog returns the whole current error log (bounded), for counting.
-func wholeLog(serverRoot, errorLog string) string {
-	t := newLogTail(serverRoot, errorLog)
-	defer t.close()
-	t.offset = 0
-	return t.since()
 }
 
 // since returns what was written after the mark: the rest of the file

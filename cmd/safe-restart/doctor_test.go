@@ -385,3 +385,34 @@ func TestDoctorUsage(t *testing.T) {
 		t.Errorf("bad config: exit %d %s", code, errOut)
 	}
 }
+
+// TestDoctorKeyGrowthAcrossRotation: between two reloads through
+// safe-restart, the real logrotate renames the log and reloads Apache
+// itself (Debian's postrotate); the samples still count every reload, so
+// doctor measures the keys per reload over all three.
+func TestDoctorKeyGrowthAcrossRotation(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "apxs", "logrotate")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: buildKeyLeak(t)})
+	root, state := doctorRoot(t, "no"), t.TempDir()
+	args := []string{"apache2", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
+	doctor(t, args...)
+	reload := func() {
+		t.Helper()
+		if code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+			t.Fatalf("reload: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	reload()
+	srv.Logrotate()
+	reload()
+	_, rep := doctor(t, args...)
+	f := finding(t, rep, "pthread-keys-growth")
+	ev := strings.Join(f.Evidence, "\n")
+	if want := fmt.Sprintf("+%d keys over 3 reloads: %d.0 keys per reload", keysPerLoad*3, keysPerLoad); !strings.Contains(ev, want) {
+		t.Fatalf("want %q:\n%s", want, dump(rep))
+	}
+	t.Logf("%s: %s", f.Summary, ev)
+}

@@ -86,6 +86,13 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 	if err := f.validate(services); err != nil {
 		return err
 	}
+	// A name that is no service is a mistake in the command line (a typo
+	// in the cron line), not a server whose status cannot be read.
+	for _, name := range services {
+		if _, err := supervise.ResolveService(name, f.serviceDir); err != nil {
+			return err
+		}
+	}
 	facts, failures := gatherFacts(ctx, d, services, f)
 	reg := prometheus.NewPedanticRegistry()
 	facts.register(reg)

@@ -134,6 +134,7 @@ func TestMetricsUsage(t *testing.T) {
 		{[]string{"metrics", "--health-url", "http://127.0.0.1/"}, "got 0 services"},
 		{[]string{"metrics", "--textfile", "/tmp/safe-restart.txt"}, "reads only *.prom files"},
 		{[]string{"metrics", "--timeout", "0s"}, "bad --timeout 0s"},
+		{[]string{"metrics", "nosuch", "--service-dir", t.TempDir()}, "nosuch.toml either"},
 	} {
 		code, _, errOut := runCLI(t, tt.args...)
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {

@@ -3,7 +3,7 @@
 #   make test   installs what the tests need and runs every test
 SHELL := /bin/bash
 GO ?= go
-PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core
+PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core systemd
 BIN := bin/safe-restart
 
 .PHONY: all build deps test lint demo bench-reap bench-restart clean

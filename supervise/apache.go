@@ -109,13 +109,25 @@ func (apacheKind) reexecs() bool    { return false }
 func (apacheKind) speaksHTTP() bool { return true }
 
 // reloadsLogged counts the restart notices master wrote (REFERENCE.md §6:
-// AH00171/AH00493 graceful, AH00173/AH00494 hard).
+// AH00171/AH00493 graceful, AH00173/AH00494 hard) since its own start: a
+// "resuming normal operations" that no restart notice of that pid
+// preceded is a fresh start of a master with that pid (the pid was
+// reused), and the count starts again. A restart notice goes to the log
+// the master had open, and the "resuming" after it to the log it reopened:
+// across a rotation the pair spans two files, which log presents in order.
 func (apacheKind) reloadsLogged(log string, master ipcguard.Proc) int {
 	mark := fmt.Sprintf("[pid %d:", master.PID)
-	n := 0
+	n, restarting := 0, false
 	for _, line := range strings.Split(log, "\n") {
-		if hasLine(line, mark, graceMarks) {
+		switch {
+		case hasLine(line, mark, graceMarks):
 			n++
+			restarting = true
+		case hasLine(line, mark, resumedMarks):
+			if !restarting {
+				n = 0
+			}
+			restarting = false
 		}
 	}
 	return n

@@ -22,6 +22,16 @@
 //
 // It uses ipcguard; ipcguard never uses it.
 //
+// Foreground (safe-restart run) supervises a server in the foreground: the
+// child in its own process group, its exit status collected by a reaper
+// that also reaps re-parented zombies (as PID 1, or as a subreaper), the
+// stop ladder on TERM, verified reloads and recycles through the profile,
+// crash restarts with exponential backoff after the dead generation's
+// orphans and IPC are cleared. HealthWatch and MemoryWatch (total PSS of
+// the tree; a steady growth is a least-squares line with R² >= 0.8) ask it
+// to act through Do. The caller builds the oklog/run group
+// (cmd/safe-restart/run.go).
+//
 // Usage:
 //
 //	p, err := supervise.LookupProfile("nginx")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -29,11 +31,10 @@ var ErrNoIPC = errors.New("creates no IPC objects that outlive it")
 // signature of the IPC objects it creates, with the lineage window
 // measured on the way; ErrNoIPC when it creates none.
 func IPCSignature(ctx context.Context, p Profile, conf string) (ipcguard.Signature, RunConfig, error) {
-	rc, err := ReadRunConfig(ctx, p, conf)
+	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
 		return ipcguard.Signature{}, rc, err
 	}
-	sig := p.kind.signature(p, rc)
 	if sig == nil {
 		return ipcguard.Signature{}, rc, fmt.Errorf("%s (%s) %w", p.Name, p.Kind, ErrNoIPC)
 	}

@@ -52,7 +52,8 @@ type kind interface {
 	// speaksHTTP reports whether the health check may GET / on a listener.
 	speaksHTTP() bool
 	// reloadsLogged counts the reloads master logged in the error log
-	// text, -1 when the server does not log them.
+	// text (masterLog: the rotated files and the current one, oldest
+	// first), -1 when the server does not log them.
 	reloadsLogged(log string, master ipcguard.Proc) int
 	// clearLeftovers removes what a killed generation left that would stop
 	// a start (a unix socket file no process listens on), each with its

@@ -64,7 +64,7 @@ func (nginxKind) runConfig(ctx context.Context, p Profile, conf string) (RunConf
 		}
 	}
 	rc.Elapsed = elapsed
-	w, err := clearTestPidfile(rc.PidFile, began)
+	w, err := clearTestPidfile("/proc", rc.PidFile, p.Binary, began)
 	if err != nil {
 		return RunConfig{}, err
 	}
@@ -79,8 +79,11 @@ func (nginxKind) runConfig(ctx context.Context, p Profile, conf string) (RunConf
 // read as a malformed pidfile. It removes one created since began (by this
 // test) silently, and one older than pidfileSlack (left by someone's
 // `nginx -t`: a master writes its pid as it creates the file) with a
-// warning. An empty file of another age may be a master writing it: kept.
-func clearTestPidfile(path string, began time.Time) (string, error) {
+// warning. An empty file of another age, or while a process running exe
+// started since shortly before began (a master started meanwhile, outside
+// safe-restart's lock, truncates its pidfile before writing its pid), may
+// be a master writing it: kept.
+func clearTestPidfile(procRoot, path, exe string, began time.Time) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() != 0 || !fi.Mode().IsRegular() {
 		return "", nil
@@ -89,13 +92,22 @@ func clearTestPidfile(path string, began time.Time) (string, error) {
 	if !ours && time.Since(fi.ModTime()) < pidfileSlack {
 		return "", nil
 	}
+	procs, err := ipcguard.ReadProcTable(procRoot)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range runningExactly(procs, exe) {
+		if !p.Start.Before(fi.ModTime().Add(-pidfileSlack)) {
+			return "", nil // it may be writing its pid into this file now
+		}
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("remove the empty pidfile nginx's config test left: %w", err)
+		return "", fmt.Errorf("remove the empty pidfile a config test left: %w", err)
 	}
 	if ours {
 		return "", nil
 	}
-	return fmt.Sprintf("removed the empty pidfile %s that an earlier `nginx -t` left (it creates one when nginx is not running)", path), nil
+	return fmt.Sprintf("removed the empty pidfile %s that an earlier config test left (`nginx -t` creates one when nginx is not running)", path), nil
 }
 
 // nginxRunConfig reads what nginx will use from a `nginx -T` dump and the
@@ -124,10 +136,8 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 			logs = append(logs, d.Args[0])
 		case d.Name == "user" && (len(d.Args) == 1 || len(d.Args) == 2):
 			userArgs = d.Args
-		case (d.Name == "daemon" || d.Name == "master_process") && len(d.Args) == 1 && d.Args[0] == "off":
-			return RunConfig{}, fmt.Errorf("%w: %s line %d says %q: safe-restart manages an nginx that daemonizes with a master "+
-				"(its start must write the pidfile and return); one in the foreground belongs to its supervisor (systemd, a container)",
-				ErrUnsupportedConfig, files[0].Path, d.Line, d.Name+" off")
+		case (d.Name == "daemon" || d.Name == "master_process") && len(d.Args) == 1 && d.Args[0] == "off" && rc.Foreground == "":
+			rc.Foreground = fmt.Sprintf("%s line %d says %q", files[0].Path, d.Line, d.Name+" off")
 		}
 	}
 	rc.PidFile = nginxPath(build.Prefix, rc.PidFile)
@@ -341,11 +351,5 @@ func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
 // that a killed master left: nginx unlinks them only on a clean exit, and
 // binding one fails with EADDRINUSE while the file exists.
 func (nginxKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	var paths []string
-	for _, l := range rc.Listen {
-		if strings.HasPrefix(l, "/") {
-			paths = append(paths, l)
-		}
-	}
-	return removeStaleSockets(paths, log)
+	return removeStaleSockets(rc.unixListen(), log)
 }

@@ -145,14 +145,18 @@ func TestNginxRunConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := nginxRunConfig(tt.dump, build, 0)
+			rc, err := nginxRunConfig(tt.dump, build, 0)
+			if err == nil {
+				err = rc.refuseForeground()
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
-	if _, err := nginxRunConfig(dump("/c", "daemon off;"), build, 0); !errors.Is(err, ErrUnsupportedConfig) {
-		t.Errorf("daemon off: %v, want ErrUnsupportedConfig", err)
+	rc, err := nginxRunConfig(dump("/c", "daemon off;"), build, 0)
+	if err != nil || rc.Foreground != `/c line 1 says "daemon off"` || !errors.Is(rc.refuseForeground(), ErrUnsupportedConfig) {
+		t.Errorf("daemon off: %v, Foreground %q, refusal %v; want ErrUnsupportedConfig for the daemonizing commands", err, rc.Foreground, rc.refuseForeground())
 	}
 }
 
@@ -283,7 +287,7 @@ func TestClearTestPidfile(t *testing.T) {
 	path := filepath.Join(dir, "nginx.pid")
 	began := time.Now()
 	writeFile(t, path, "")
-	if w, err := clearTestPidfile(path, began); w != "" || err != nil || exists(path) {
+	if w, err := clearTestPidfile("/proc", path, "/nonexistent/nginx", began); w != "" || err != nil || exists(path) {
 		t.Errorf("ours: %q, %v, exists %v", w, err, exists(path))
 	}
 	writeFile(t, path, "")
@@ -291,19 +295,36 @@ func TestClearTestPidfile(t *testing.T) {
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := clearTestPidfile(path, began); !strings.Contains(w, "an earlier `nginx -t` left") || err != nil || exists(path) {
+	if w, err := clearTestPidfile("/proc", path, "/nonexistent/nginx", began); !strings.Contains(w, "an earlier config test left") || err != nil || exists(path) {
 		t.Errorf("old: %q, %v, exists %v", w, err, exists(path))
 	}
 	writeFile(t, path, "")
-	if w, err := clearTestPidfile(path, time.Now().Add(time.Hour)); w != "" || err != nil || !exists(path) {
+	if w, err := clearTestPidfile("/proc", path, "/nonexistent/nginx", time.Now().Add(time.Hour)); w != "" || err != nil || !exists(path) {
 		t.Errorf("recent, not ours: %q, %v, exists %v", w, err, exists(path))
 	}
 	writeFile(t, path, "123\n")
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := clearTestPidfile(path, began); w != "" || err != nil || !exists(path) {
+	if w, err := clearTestPidfile("/proc", path, "/nonexistent/nginx", began); w != "" || err != nil || !exists(path) {
 		t.Errorf("with a pid: %q, %v, exists %v", w, err, exists(path))
+	}
+	// An empty file while a process of the server started around it: a
+	// master may be writing its pid. (This test binary plays the server.)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := ipcguard.ReadProc("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "")
+	if err := os.Chtimes(path, me.Start, me.Start); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := clearTestPidfile("/proc", path, self, me.Start); w != "" || err != nil || !exists(path) {
+		t.Errorf("a server process started around it: %q, %v, exists %v", w, err, exists(path))
 	}
 }
 

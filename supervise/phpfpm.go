@@ -210,11 +210,5 @@ func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
 // path nothing answers on before binding, so this makes the step explicit
 // and logged rather than necessary.
 func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	var paths []string
-	for _, l := range rc.Listen {
-		if strings.HasPrefix(l, "/") {
-			paths = append(paths, l)
-		}
-	}
-	return removeStaleSockets(paths, log)
+	return removeStaleSockets(rc.unixListen(), log)
 }

@@ -76,8 +76,17 @@ func (p Profile) ReloadSignal(hard bool) syscall.Signal { return p.kind.reloadSi
 // ReadRunConfig runs the server's config test against conf ("" means the
 // profile's) and reports what the server will use. A failing test returns
 // a *ConfigTestError.
+// A configuration that keeps the server in the foreground is refused
+// (ErrUnsupportedConfig): these commands manage a daemon.
 func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
-	return p.kind.runConfig(ctx, p, or(conf, p.Conf))
+	rc, err := p.kind.runConfig(ctx, p, or(conf, p.Conf))
+	if err != nil {
+		return RunConfig{}, err
+	}
+	if err := rc.refuseForeground(); err != nil {
+		return RunConfig{}, err
+	}
+	return rc, nil
 }
 
 // fatalLines returns the lines of text that report a fatal error.
@@ -114,9 +123,18 @@ func configTest(ctx context.Context, server string, argv, env []string) (stdout,
 // server that creates no IPC) and run config, logging the config's
 // warnings.
 func (p Profile) prepare(ctx context.Context, conf string, log zerolog.Logger) (*ipcguard.Signature, RunConfig, error) {
-	rc, err := ReadRunConfig(ctx, p, conf)
+	return p.prepareFor(ctx, conf, false, log)
+}
+
+// prepareFor is prepare; foreground accepts a configuration that keeps
+// the server in the foreground (safe-restart run supervises it).
+func (p Profile) prepareFor(ctx context.Context, conf string, foreground bool, log zerolog.Logger) (*ipcguard.Signature, RunConfig, error) {
+	rc, err := p.kind.runConfig(ctx, p, or(conf, p.Conf))
+	if err == nil && !foreground {
+		err = rc.refuseForeground()
+	}
 	if err != nil {
-		return nil, rc, err
+		return nil, RunConfig{}, err
 	}
 	for _, w := range rc.Warnings {
 		log.Warn().Str("server", p.Name).Msg(w)

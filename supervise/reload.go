@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -154,28 +155,17 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
-		return rep, err
-	}
-	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
-	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
-	signal := st.Profile.ReloadSignal(o.Hard)
-	rep.Signal = sigName(signal)
-	sent := time.Now()
-	if err := signalProc(root, master, signal); err != nil {
-		return rep, err
-	}
-	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
-	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, &rep)
-	if verr == nil || errors.Is(verr, ErrReloadRejected) {
+	verr := o.reloadVerified(ctx, root, rc, master, &rep)
+	if verr == nil || errors.Is(verr, ErrReloadRejected) || rep.Signal == "" {
 		return rep, verr
 	}
 	if ctx.Err() != nil {
 		// Interrupted (SIGINT, SIGTERM): the reload was not judged, so the
 		// server is left as it is; stopping it now could leave it down.
 		return rep, fmt.Errorf("reload of master %d sent, verification interrupted: %w", master.PID, ctx.Err())
+	}
+	if errors.Is(verr, errNotServingBefore) && o.masterLives(root, rc, master) {
+		return rep, fmt.Errorf("%w: its master lives, so it is not restarted (safe-restart restart does that)", verr)
 	}
 	st.Log.Error().Err(verr).Msg("the reload left the server unhealthy: recovering with a verified restart")
 	// Whatever is left (a master alive but not serving a new generation, or
@@ -187,6 +177,47 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	rep.Restart = &RestartReport{Stop: stopRep}
 	return o.recover(ctx, sig, rc, rep, verr.Error())
 }
+
+// reloadVerified sends master the reload signal and verifies the new
+// generation (see verifyGeneration); it recovers nothing. rep.Signal is
+// set once the signal was sent.
+func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
+	st := o.Start
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return err
+	}
+	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
+	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
+	// A server that does not serve before the reload will not serve after
+	// it either: that is not the reload's doing.
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
+	if before != nil {
+		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
+	}
+	signal := st.Profile.ReloadSignal(o.Hard)
+	sent := time.Now()
+	if err := signalProc(root, master, signal); err != nil {
+		return err
+	}
+	rep.Signal = sigName(signal)
+	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
+	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, rep)
+	if verr != nil && before != nil && !errors.Is(verr, ErrReloadRejected) {
+		return fmt.Errorf("%w; %w (%w)", verr, errNotServingBefore, before)
+	}
+	return verr
+}
+
+// errNotServingBefore marks a reload whose server failed its health check
+// before the signal too: not the reload's doing, so a master that lives is
+// not restarted for it.
+var errNotServingBefore = errors.New("it did not serve before the reload either")
 
 // verifyGeneration waits until the server logged a new generation, its
 // master (the same one, or for a server that re-executes, the one its
@@ -262,11 +293,13 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 	if logOK && m.PID != pid {
 		return m, fmt.Errorf("the log names new master %d, the pidfile %d", pid, m.PID)
 	}
-	if !logOK && m.Key() == old.Key() {
-		// Without the log, only a new process proves the re-exec finished
-		// (a daemonized php-fpm forks after its execvp): the old pid may
-		// still be the exec'd image about to fork.
-		return m, fmt.Errorf("the pidfile still names master %d: no re-executed master yet", old.PID)
+	if !logOK && m.Key() == old.Key() && !writtenSince(rc.PidFile, sent) {
+		// Without the log, the re-executed master proves itself by writing
+		// its pidfile again: a daemonized php-fpm does so after forking a
+		// new pid, one run with --nodaemonize (Debian's systemd unit) in the
+		// same process. Until then the old pid may be the exec'd image about
+		// to fork, or the old master still waiting for its children.
+		return m, fmt.Errorf("the pidfile still names master %d, unwritten since the reload: no re-executed master yet", old.PID)
 	}
 	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
 		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)
@@ -347,4 +380,20 @@ func (r ReloadReport) Acted() bool {
 func (s StopOptions) withServer(st StartOptions) StopOptions {
 	s.Profile, s.Conf, s.ProcRoot = st.Profile, st.Conf, st.ProcRoot
 	return s
+}
+
+// writtenSince reports whether the file at path was modified at or after t.
+func writtenSince(path string, t time.Time) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.ModTime().Before(t)
+}
+
+// masterLives reports whether the old master, or for a server that
+// re-executes the master its pidfile names, is alive.
+func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc) bool {
+	if !o.Start.Profile.kind.reexecs() {
+		return sameAlive(root, old)
+	}
+	_, err := FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
+	return err == nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // statusCounter is a kind whose status page counts the master's reloads
-// (Apache's mod_status). The error log is the other source: it loses the
-// count when it is rotated.
+// (Apache's mod_status). The error log, with the files logrotate renamed
+// from it, is the other source (masterLog).
 type statusCounter interface {
 	// reloadsFromStatus reads how many times master has been reloaded from
 	// its status page; an error when the page does not say, or is not
@@ -26,8 +26,8 @@ const statusTimeout = 2 * time.Second
 
 // reloadCount returns how many times master has been reloaded and where
 // the count comes from: the status page at StatusURL when it is set and
-// answers for this master, else the reloads logged in the current error
-// log (-1 when the server does not log them).
+// answers for this master, else the reloads logged in its error log and
+// the rotated ones since it started (-1 when the server does not log them).
 func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc RunConfig) (int, string) {
 	k := o.Start.Profile.kind
 	if o.StatusURL != "" {
@@ -35,9 +35,16 @@ func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc
 		if err == nil {
 			return n, "status page"
 		}
-		o.Start.Log.Warn().Err(err).Msg("counting reloads in the current error log instead, which starts again at each rotation")
+		o.Start.Log.Warn().Err(err).Msg("counting reloads in the error log and its rotated files instead")
 	}
-	return k.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master), "error log"
+	return k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master), "error log"
+}
+
+// StatusReloads reads how many times master has been reloaded from the
+// server's status page at url (Apache: mod_status ?auto); an error when
+// the page does not say or is another server's.
+func (p Profile) StatusReloads(ctx context.Context, url string, master ipcguard.Proc) (int, error) {
+	return statusReloads(ctx, p.kind, url, master)
 }
 
 // statusReloads fetches url and reads master's reload count from it.

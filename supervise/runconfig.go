@@ -36,6 +36,11 @@ type RunConfig struct {
 	// PoolMaxRequests is php-fpm's pm.max_requests by pool (0: a worker
 	// serves forever, so whatever it leaks stays); nil for other servers.
 	PoolMaxRequests map[string]int `json:"pool_max_requests,omitempty"`
+	// Foreground, when set, says why the server stays in the foreground
+	// (nginx's "daemon off"): start, stop, reload and restart, which
+	// manage a server that daemonizes, refuse it (ErrUnsupportedConfig);
+	// safe-restart run supervises it.
+	Foreground string `json:"foreground,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`
@@ -101,4 +106,15 @@ func unquote(s string) string {
 		return u
 	}
 	return strings.TrimSpace(s)
+}
+
+// refuseForeground is the refusal of a configuration that keeps the
+// server in the foreground, for the commands that manage a daemon.
+func (rc RunConfig) refuseForeground() error {
+	if rc.Foreground == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: safe-restart's start, stop, reload and restart manage a server that daemonizes "+
+		"(its start must write the pidfile and return); one in the foreground belongs to its supervisor "+
+		"(systemd, a container, or safe-restart run)", ErrUnsupportedConfig, rc.Foreground)
 }

@@ -1,8 +1,6 @@
 package supervise
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,8 +21,8 @@ import (
 type Sample struct {
 	Taken  time.Time        `json:"taken"`
 	Master ipcguard.ProcKey `json:"master"`
-	// Reloads is how many reloads the master had logged, -1 unknown (the
-	// count restarts when the error log is rotated).
+	// Reloads is how many reloads the master had logged, in its error log
+	// and the rotated ones (masterLog), -1 unknown.
 	Reloads int `json:"reloads"`
 	// PthreadKeys is the master's pthread keys in use, -1 unreadable.
 	PthreadKeys int            `json:"pthread_keys"`
@@ -135,10 +133,10 @@ func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree [
 			continue // exited meanwhile
 		}
 		pss, err := readPSS(procRoot, pid)
-		if err != nil {
-			continue
+		if err != nil || pss == 0 {
+			continue // exited meanwhile
 		}
-		s.Workers = append(s.Workers, WorkerSample{Proc: p.Key(), Pool: fpmPoolOf(procRoot, pid), PSSKiB: pss})
+		s.Workers = append(s.Workers, WorkerSample{Proc: p.Key(), Pool: fpmPoolOf(procRoot, pid), PSSKiB: pss >> 10})
 	}
 	return s
 }
@@ -149,24 +147,6 @@ func SampleOf(procRoot string, st Status) (Sample, bool) {
 		return Sample{}, false
 	}
 	return takeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
-}
-
-// readPSS reads the Pss line of /proc/PID/smaps_rollup, in KiB:
-//
-//	Pss:                4836 kB
-func readPSS(procRoot string, pid int) (int64, error) {
-	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"))
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "Pss:" && f[2] == "kB" {
-			return strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("pid %d: no Pss in smaps_rollup", pid)
 }
 
 // fpmPoolOf returns the pool a php-fpm worker serves, from the title it
@@ -204,7 +184,7 @@ func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.P
 	k := o.Start.Profile.kind
 	procs, err := ipcguard.ReadProcTable(root)
 	if err == nil {
-		reloads := k.reloadsLogged(wholeLog(rc.ServerRoot, rc.ErrorLog), master)
+		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
 		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, pids(Descendants(procs, master, o.Start.Profile.Binary))))
 	}
 	if err != nil {

@@ -64,7 +64,7 @@ func (k *serviceKind) runConfig(ctx context.Context, p Profile, conf string) (Ru
 	}
 	rc.Elapsed = elapsed
 	// Like nginx -t, a config test may create the pidfile empty.
-	w, err := clearTestPidfile(k.pidFile, began)
+	w, err := clearTestPidfile("/proc", k.pidFile, p.Binary, began)
 	if err != nil {
 		return RunConfig{}, err
 	}

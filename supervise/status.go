@@ -20,7 +20,8 @@ type Status struct {
 	Tree       []int          `json:"tree,omitempty"`
 	Listeners  []Listener     `json:"listeners,omitempty"`
 	// Reloads counts the reloads this master logged (Apache: graceful
-	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6); -1 when
+	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6) in its
+	// error log and the rotated ones since it started (masterLog); -1 when
 	// the log cannot be read or the server does not log them.
 	Reloads int   `json:"reloads"`
 	Orphans []int `json:"orphans,omitempty"`
@@ -77,7 +78,7 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
 	}
-	if text := wholeLog(rc.ServerRoot, rc.ErrorLog); text != "" {
+	if text := masterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
 		st.Reloads = p.kind.reloadsLogged(text, master)
 	}
 }

@@ -80,3 +80,29 @@ func killPID(pid int, sig syscall.Signal) error {
 
 // errNoPidfd reports a kernel without pidfd_open (before 5.3).
 var errNoPidfd = unix.ENOSYS
+
+// setChildSubreaper makes this process the reaper of its orphaned
+// descendants (prctl(2) PR_SET_CHILD_SUBREAPER): workers re-parented when
+// their master dies stay this process's to see and to reap.
+func setChildSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_CHILD_SUBREAPER", err)
+	}
+	return nil
+}
+
+// reapNoHang collects pid's exit status if it has exited (wait4 with
+// WNOHANG, retried on EINTR); done is false while it runs. A pid that is
+// not this process's child is an error wrapping ECHILD.
+func reapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
+	for {
+		got, err := unix.Wait4(pid, (*unix.WaitStatus)(&ws), unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ws, false, os.NewSyscallError("wait4", err)
+		}
+		return ws, got == pid, nil
+	}
+}

@@ -17,3 +17,8 @@ func pidfdSignal(int, syscall.Signal) error                   { return errors.Er
 func killPID(int, syscall.Signal) error                       { return errors.ErrUnsupported }
 
 var errNoPidfd = errors.New("no pidfds")
+
+func setChildSubreaper() error { return errors.ErrUnsupported }
+func reapNoHang(int) (syscall.WaitStatus, bool, error) {
+	return 0, false, errors.ErrUnsupported
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,4 +67,16 @@ func staleSocket(path string) (fs.FileInfo, string, error) {
 		return fi, "", nil
 	}
 	return fi, "connect: connection refused (no process listens on it)", nil
+}
+
+// unixListen returns the unix socket paths among the configured listen
+// addresses.
+func (rc RunConfig) unixListen() []string {
+	var paths []string
+	for _, l := range rc.Listen {
+		if strings.HasPrefix(l, "/") {
+			paths = append(paths, l)
+		}
+	}
+	return paths
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,11 +53,9 @@ type logTail struct {
 // is not a plain file (piped, syslog) has no tail: since returns "". The
 // caller closes it.
 func newLogTail(serverRoot, errorLog string) *logTail {
-	if errorLog == "" || strings.HasPrefix(errorLog, "|") || strings.HasPrefix(errorLog, "syslog") {
+	errorLog = logFilePath(serverRoot, errorLog)
+	if errorLog == "" {
 		return &logTail{}
-	}
-	if !filepath.IsAbs(errorLog) {
-		errorLog = filepath.Join(serverRoot, errorLog)
 	}
 	t := &logTail{path: errorLog}
 	if f, err := os.Open(errorLog); err == nil {
@@ -89,14 +88,6 @@ func newMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *lo
 	t.close()
 	t.f, t.offset = f, fi.Size()
 	return t
-}
-
-// wholeLog returns the whole current error log (bounded), for counting.
-func wholeLog(serverRoot, errorLog string) string {
-	t := newLogTail(serverRoot, errorLog)
-	defer t.close()
-	t.offset = 0
-	return t.since()
 }
 
 // since returns what was written after the mark: the rest of the file
@@ -149,18 +140,21 @@ func sameFile(a, b *os.File) bool {
 }
 
 // checkServes connects to every listener and sends one GET to healthURL,
-// or, for a server that speaks HTTP, to the first TCP listener: any HTTP
-// answer below 500 counts.
+// or, for a server that speaks HTTP, to its TCP listeners in address
+// order until one answers: any HTTP answer below 500 counts. (A server may
+// also listen for other protocols, nginx's stream and mail blocks: one
+// listener that answers HTTP proves the server serves; --health-url says
+// exactly what must.)
 func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
 	if len(listeners) == 0 {
 		return errors.New("the master holds no listening socket")
 	}
-	var firstTCP string
+	var tcp []string
 	for _, l := range listeners {
 		network, addr := l.network(), l.Addr
 		if network == "tcp" {
 			addr = dialable(addr)
-			firstTCP = or(firstTCP, addr)
+			tcp = append(tcp, addr)
 		}
 		c, err := net.DialTimeout(network, addr, timeout)
 		if err != nil {
@@ -168,20 +162,34 @@ func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeou
 		}
 		c.Close()
 	}
-	if healthURL == "" && (!speaksHTTP || firstTCP == "") {
+	if healthURL != "" {
+		return httpGet(healthURL, timeout)
+	}
+	if !speaksHTTP || len(tcp) == 0 {
 		return nil
 	}
-	if healthURL == "" {
-		healthURL = "http://" + firstTCP + "/"
+	slices.Sort(tcp)
+	var errs []error
+	for _, addr := range slices.Compact(tcp) {
+		err := httpGet("http://"+addr+"/", timeout)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
+}
+
+// httpGet fails unless url answers with a status below 500.
+func httpGet(url string, timeout time.Duration) error {
 	client := http.Client{Timeout: timeout}
-	resp, err := client.Get(healthURL)
+	resp, err := client.Get(url)
 	if err != nil {
-		return fmt.Errorf("health check %s: %w", healthURL, err)
+		return fmt.Errorf("health check %s: %w", url, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 500 {
-		return fmt.Errorf("health check %s: %s", healthURL, resp.Status)
+		return fmt.Errorf("health check %s: %s", url, resp.Status)
 	}
 	return nil
 }

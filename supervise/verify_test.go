@@ -1,9 +1,13 @@
 package supervise
 
 import (
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestLogTailFollowsRotation: lines written after the mark are read from
@@ -54,5 +58,43 @@ func TestFatalLines(t *testing.T) {
 		if got := isFatal(line); got != want {
 			t.Errorf("isFatal(%q) = %v, want %v", line, got, want)
 		}
+	}
+}
+
+// TestCheckServesAnyHTTPListener: a listener for another protocol (nginx's
+// stream block) beside an HTTP one does not fail the default health check;
+// with no HTTP listener at all it fails, and a 5xx answer fails.
+func TestCheckServesAnyHTTPListener(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	go func() { // accepts and closes: not HTTP
+		for {
+			c, err := raw.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	status := http.StatusOK
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	defer web.Close()
+	rawL := Listener{Addr: raw.Addr().String()}
+	webL := Listener{Addr: web.Listener.Addr().String()}
+	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
+		t.Fatalf("stream + HTTP listener: %v", err)
+	}
+	if err := checkServes([]Listener{rawL}, "", true, 2*time.Second); err == nil {
+		t.Fatal("a listener that answers no HTTP passed the health check")
+	}
+	if err := checkServes([]Listener{rawL}, "", false, 2*time.Second); err != nil {
+		t.Fatalf("a server that speaks no HTTP needs only accepting listeners: %v", err)
+	}
+	status = http.StatusBadGateway
+	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
+		t.Fatal("a 502 passed the health check")
 	}
 }

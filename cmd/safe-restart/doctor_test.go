@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
@@ -196,6 +198,17 @@ func TestDoctorSemLimits(t *testing.T) {
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
+	// doctor without SERVICE config-tests the installed servers' default
+	// configurations, which open their logs under /var/log: this test's
+	// private mount namespace gets its own.
+	if err := unix.Mount("tmpfs", "/var/log", "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/var/log/nginx", "/var/log/apache2"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile("/proc/sys/kernel/sem", []byte("32000 1024000000 500 10\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -372,4 +385,35 @@ func TestDoctorUsage(t *testing.T) {
 	if code, _, errOut := runCLI(t, "doctor", "apache2", "--conf", bad, "--state-dir", t.TempDir()); code != exitRefused || !strings.Contains(errOut, "NoSuchDirective") {
 		t.Errorf("bad config: exit %d %s", code, errOut)
 	}
+}
+
+// TestDoctorKeyGrowthAcrossRotation: between two reloads through
+// safe-restart, the real logrotate renames the log and reloads Apache
+// itself (Debian's postrotate); the samples still count every reload, so
+// doctor measures the keys per reload over all three.
+func TestDoctorKeyGrowthAcrossRotation(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "apxs", "logrotate")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: buildKeyLeak(t)})
+	root, state := doctorRoot(t, "no"), t.TempDir()
+	args := []string{"apache2", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
+	doctor(t, args...)
+	reload := func() {
+		t.Helper()
+		if code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+			t.Fatalf("reload: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	reload()
+	srv.Logrotate()
+	reload()
+	_, rep := doctor(t, args...)
+	f := finding(t, rep, "pthread-keys-growth")
+	ev := strings.Join(f.Evidence, "\n")
+	if want := fmt.Sprintf("+%d keys over 3 reloads: %d.0 keys per reload", keysPerLoad*3, keysPerLoad); !strings.Contains(ev, want) {
+		t.Fatalf("want %q:\n%s", want, dump(rep))
+	}
+	t.Logf("%s: %s", f.Summary, ev)
 }

@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
@@ -254,4 +256,41 @@ func TestLogrotateFPMExample(t *testing.T) {
 		t.Fatalf("the new master does not write the new log:\n--- rotated:\n%s--- new:\n%s", rotated, srv.ErrorLogText())
 	}
 	mustServe(t, srv, "after logrotate")
+}
+
+// TestFPMReloadForegroundQuietLog: php-fpm as Debian's systemd unit runs it
+// (--nodaemonize) with log_level = warning, so the log says nothing of a
+// reload and the re-exec keeps the master's pid: the reload is proven by
+// the pidfile the re-executed master writes again, not restarted.
+func TestFPMReloadForegroundQuietLog(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Global: "log_level = warning"})
+	state := t.TempDir()
+	if code, out, errOut := fpmCLI(t, srv, state, "stop", fpmService, "--graceful-timeout", "0"); code != exitOK {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	fg := exec.Command(srv.Bin, "--nodaemonize", "-y", srv.ConfPath)
+	fg.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fg.Process.Kill(); _ = fg.Wait() })
+	if err := srv.WaitServes(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatalf("foreground php-fpm: %v\n%s", err, srv.ErrorLogText())
+	}
+	master, err := proctest.Identify(fg.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := fpmCLI(t, srv, state, "reload", fpmService)
+	if code != exitOK || !strings.Contains(out, "reloaded "+fpmService) {
+		t.Fatalf("reload: exit %d, want 0 (reloaded in place)\n%s\n%s", code, out, errOut)
+	}
+	if !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("the reload replaced the foreground master %d (pidfile: %d)", master.PID, srv.MasterPID())
+	}
+	mustServe(t, srv, "after the reload")
 }

@@ -87,6 +87,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", "/nonexistent/apache2"}, "not an executable file"},
 		{[]string{"ipc", "reap", "--owner", "33", "--key", "private", "--exe", script}, "not an executable file"},
 		{[]string{"ipc", "reap", "--service", "nope"}, "unknown service"},
+		{[]string{"reload", "apache2", "--full", "--hard"}, "--full and --hard exclude each other"},
 		{with("ipc", "ls", "--lineage-window", "-1m"), "bad --lineage-window -1m0s"},
 		{with("ipc", "ls", "--key", "zz"), `bad --key "zz"`},
 		{with("ipc", "ls", "--mode", "999"), `bad --mode "999"`},

@@ -68,7 +68,7 @@ func (f metricFacts) registerServices(g gaugeMaker) {
 	success := g.vec("safe_restart_status_success", "1 when the service's status was read (its config test passed), else 0 and the other service metrics are absent.", "service")
 	up := g.vec("safe_restart_server_up", "1 when the master is alive, every listener accepts and the health check passes; a live master that serves nothing is 0.", "service")
 	start := g.vec("safe_restart_master_start_time_seconds", "When the running master started (Unix time).", "service")
-	reloads := g.vec("safe_restart_reloads_since_master_start", "Reloads of the running master, as its error log (or status page) counts them; a gauge: log rotation can lower it.", "service")
+	reloads := g.vec("safe_restart_reloads_since_master_start", "Reloads of the running master, as --status-url or else its error log and the rotated ones count them; a gauge: a lower bound once the rotated files holding its start are deleted.", "service")
 	keys := g.vec("safe_restart_pthread_keys_used", "pthread keys the master uses; each leaky module reload adds some (see safe_restart_pthread_keys_limit).", "service")
 	workers := g.vec("safe_restart_orphaned_workers", "Workers of a dead master still alive (they hold the port and IPC; safe-restart start stops them).", "service")
 	orphans := g.vec("safe_restart_ipc_orphaned_objects", "IPC objects of the service proven left behind by dead generations (safe-restart ipc reap removes them).", "service", "kind")

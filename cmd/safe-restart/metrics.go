@@ -20,6 +20,7 @@ import (
 type metricsFlags struct {
 	conf, stateDir, serviceDir string
 	healthURL, textfile        string
+	statusURL                  string
 	timeout                    time.Duration
 }
 
@@ -48,6 +49,7 @@ is still written, with safe_restart_status_success 0 for that service).`,
 	fl := c.Flags()
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's); with one SERVICE only")
 	fl.StringVar(&f.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener); with one SERVICE only")
+	fl.StringVar(&f.statusURL, "status-url", "", "the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto; default: the error log and its rotated files); with one SERVICE only")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long each listener and the health check may take to answer")
 	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its lineages and last-operation records")
 	fl.StringVar(&f.textfile, "textfile", "", "write the metrics to this file atomically (node_exporter's textfile collector reads *.prom) instead of stdout")
@@ -58,9 +60,14 @@ is still written, with safe_restart_status_success 0 for that service).`,
 // validate refuses flags that name one server for several, a bad timeout
 // and a textfile node_exporter would not read.
 func (f *metricsFlags) validate(services []string) error {
-	if (f.conf != "" || f.healthURL != "") && len(services) != 1 {
+	if (f.conf != "" || f.healthURL != "" || f.statusURL != "") && len(services) != 1 {
 		return usagef("run metrics once per service with its own --conf, or use the default configs",
-			"--conf and --health-url describe one server; got %d services", len(services))
+			"--conf, --health-url and --status-url describe one server; got %d services", len(services))
+	}
+	if f.statusURL != "" {
+		if err := validStatusURL(f.statusURL); err != nil {
+			return err
+		}
 	}
 	if f.timeout <= 0 {
 		return usagef("e.g. --timeout 5s", "bad --timeout %s", f.timeout)
@@ -78,6 +85,13 @@ var errMetricsPartial = errors.New("some metrics could not be gathered")
 func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags) error {
 	if err := f.validate(services); err != nil {
 		return err
+	}
+	// A name that is no service is a mistake in the command line (a typo
+	// in the cron line), not a server whose status cannot be read.
+	for _, name := range services {
+		if _, err := supervise.ResolveService(name, f.serviceDir); err != nil {
+			return err
+		}
 	}
 	facts, failures := gatherFacts(ctx, d, services, f)
 	reg := prometheus.NewPedanticRegistry()
@@ -113,7 +127,7 @@ func gatherFacts(ctx context.Context, d *deps, services []string, f *metricsFlag
 		fail(err, "IPC usage not read")
 	}
 	for _, name := range services {
-		sf := gatherService(ctx, name, f)
+		sf := gatherService(ctx, d, name, f)
 		if sf.Err != nil {
 			fail(sf.Err, "status of "+name+" not read")
 		}
@@ -127,8 +141,9 @@ func gatherFacts(ctx context.Context, d *deps, services []string, f *metricsFlag
 	return facts, failures
 }
 
-// gatherService reads one service's status and whether it serves.
-func gatherService(ctx context.Context, name string, f *metricsFlags) serviceFacts {
+// gatherService reads one service's status and whether it serves; the
+// reloads come from --status-url when it answers for this master.
+func gatherService(ctx context.Context, d *deps, name string, f *metricsFlags) serviceFacts {
 	p, err := supervise.ResolveService(name, f.serviceDir)
 	if err != nil {
 		return serviceFacts{Name: name, Err: err}
@@ -136,6 +151,13 @@ func gatherService(ctx context.Context, name string, f *metricsFlags) serviceFac
 	st, err := supervise.ReadStatus(ctx, p, f.conf, f.stateDir+"/lineage")
 	if err != nil {
 		return serviceFacts{Name: p.Name, Err: err}
+	}
+	if f.statusURL != "" && st.Master != nil {
+		if n, err := p.StatusReloads(ctx, f.statusURL, *st.Master); err == nil {
+			st.Reloads = n
+		} else {
+			d.log.Warn().Err(err).Msg("counting reloads in the error log and its rotated files instead")
+		}
 	}
 	sf := serviceFacts{Name: p.Name, Status: &st, IPCJudged: st.IPC.Signature != nil}
 	sf.ServeErr = st.Serves(p, f.healthURL, f.timeout)

@@ -267,3 +267,30 @@ func TestNginxLogrotateExample(t *testing.T) {
 		t.Fatalf("GET / after logrotate: %d %v", c, err)
 	}
 }
+
+// TestNginxReloadUnhealthyBefore: a server whose health check already
+// fails before the reload (its PHP backend is down: 502) is reloaded, and
+// the failure after it is reported (exit 1), not blamed on the reload: the
+// master lives, so it is not restarted.
+func TestNginxReloadUnhealthyBefore(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{FastCGIPass: "127.0.0.1:1"}) // nothing listens: 502
+	master := nginxMaster(t, srv)
+	health := "http://" + srv.Addr + "/down.php"
+	if c, _, err := srv.Get("/down.php"); err != nil || c != 502 {
+		t.Fatalf("GET /down.php: %d, %v; want 502", c, err)
+	}
+	code, out, errOut := runCLI(t, "reload", "nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--health-url", health, "--timeout", "3s")
+	if code != exitFailed || !strings.Contains(errOut, "did not serve before the reload either") {
+		t.Fatalf("reload of an unhealthy nginx: exit %d, want %d naming the earlier failure\n%s\n%s", code, exitFailed, out, errOut)
+	}
+	if !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("the master was replaced (pidfile names %d, was %d)", srv.MasterPID(), master.PID)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("GET / after the reload: %d, %v", c, err)
+	}
+}

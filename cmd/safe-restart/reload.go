@@ -65,7 +65,7 @@ func (r *reloadFlags) register(c *cobra.Command) {
 	fl.BoolVar(&r.full, "full", false, "a verified restart (new master: binary or module upgrade) instead of the reload; the same preflight and recovery")
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
 	fl.IntVar(&r.maxReloads, "max-reloads", 0, "restart instead once the master has been reloaded this many times, as --status-url or else its error log counts (0: no budget)")
-	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log, which loses the count when rotated, is the fallback")
+	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log and its rotated files are the fallback")
 	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
 	fl.BoolVar(&r.logs, "logs", false, "for logrotate: then wait (up to --timeout) until no server process holds a rotated log, so compressing or deleting it is safe")
 }
@@ -79,9 +79,14 @@ func (r *reloadFlags) checkStatusURL() error {
 	if r.maxReloads == 0 {
 		return usagef("give --max-reloads too", "--status-url is read only to count reloads for --max-reloads")
 	}
-	u, err := url.Parse(r.statusURL)
+	return validStatusURL(r.statusURL)
+}
+
+// validStatusURL refuses a --status-url that is not an http(s) URL.
+func validStatusURL(s string) error {
+	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("e.g. http://127.0.0.1/server-status?auto", "bad --status-url %q: not an http(s) URL", r.statusURL)
+		return usagef("e.g. http://127.0.0.1/server-status?auto", "bad --status-url %q: not an http(s) URL", s)
 	}
 	return nil
 }
@@ -106,6 +111,9 @@ func (r *reloadFlags) wait(ctx context.Context, d *deps) error {
 var errRecovered = errors.New("reload did not keep the server up; a verified start recovered it")
 
 func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *reloadFlags) error {
+	if r.full && r.hard {
+		return usagef("--full restarts; --hard picks the reload signal", "--full and --hard exclude each other")
+	}
 	if r.maxReloads < 0 || r.jitter < 0 {
 		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
 	}

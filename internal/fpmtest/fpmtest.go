@@ -37,8 +37,10 @@ type Config struct {
 	// Global is appended to the [global] section.
 	Global string
 	// Pool is appended to the [www] section (a later key overrides an
-	// earlier one, e.g. pm.start_servers).
+	// earlier one, e.g. pm.start_servers; php_admin_value lines).
 	Pool string
+	// Scripts are extra files of the document root, by name.
+	Scripts map[string]string
 	// StartTimeout bounds the wait for readiness (default 20s).
 	StartTimeout time.Duration
 }
@@ -114,6 +116,25 @@ func Start(t *testing.T, cfg Config) *Server {
 	return s
 }
 
+// Prepare renders php-fpm.conf and the scripts for cfg into a fresh
+// t.TempDir() like Start, and starts nothing: for a test that runs
+// php-fpm itself (in the foreground, `php-fpm8.2 -F -y CONF`, under
+// safe-restart run). Its cleanup SIGKILLs every php-fpm8.2 process of the
+// namespace, as Start's does; it too must run inside nstest.
+func Prepare(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	if !nstest.Inside() {
+		t.Fatal("fpmtest: Prepare runs only inside nstest.InPrivateNamespaces")
+	}
+	bin, err := nstest.LookPath(Binary)
+	if err != nil {
+		t.Fatalf("fpmtest: %v", err)
+	}
+	s := newServer(t, bin, cfg)
+	t.Cleanup(s.cleanup)
+	return s
+}
+
 // newServer fills in cfg's defaults and writes the files.
 func newServer(t *testing.T, bin string, cfg Config) *Server {
 	cfg.ProcessControlTimeout = or(cfg.ProcessControlTimeout, "10s")
@@ -138,6 +159,11 @@ func (s *Server) writeFiles() error {
 	if err := os.MkdirAll(s.DocRoot, 0o755); err != nil {
 		return err
 	}
+	for name, src := range s.Config.Scripts {
+		if err := os.WriteFile(filepath.Join(s.DocRoot, name), []byte(src), 0o644); err != nil {
+			return err
+		}
+	}
 	for name, src := range scripts {
 		if err := os.WriteFile(filepath.Join(s.DocRoot, name), []byte(src), 0o644); err != nil {
 			return err
@@ -145,7 +171,7 @@ func (s *Server) writeFiles() error {
 	}
 	var conf bytes.Buffer
 	err := tmpl.Execute(&conf, map[string]any{"Test": s.t.Name(), "PidFile": s.PidFile, "ErrorLog": s.ErrorLog,
-		"Timeout": s.Config.ProcessControlTimeout, "Global": s.Config.Global, "Pool": s.Config.Pool, "Listen": s.Listen, "PM": s.Config.PM, "Children": s.Config.Children})
+		"Timeout": s.Config.ProcessControlTimeout, "Global": s.Config.Global, "Listen": s.Listen, "PM": s.Config.PM, "Children": s.Config.Children, "Pool": s.Config.Pool})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,240 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// startGeneration clears the ground, starts the child and verifies it.
+// It returns a nil channel only when nothing was started; with a channel,
+// an error says the start was not verified.
+func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <-chan ExitStatus, error) {
+	var sig *ipcguard.Signature
+	var rc RunConfig
+	var err error
+	if f.o.Profile != nil {
+		if sig, rc, err = f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := f.clearGround(ctx, sig, rc); err != nil {
+		return nil, nil, err
+	}
+	before, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: f.o.ProcRoot})
+	if err != nil {
+		return nil, nil, err
+	}
+	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
+	pid, exited, err := f.reap.spawn(f.fork)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.group = pid // Setpgid: the child leads its own group
+	gen := &Generation{N: n, Master: ipcguard.Proc{PID: pid}, Started: time.Now()}
+	if m, err := ipcguard.ReadProc(f.o.ProcRoot, pid); err == nil {
+		gen.Master = m
+	}
+	f.cur.Store(gen)
+	f.o.Log.Info().Str("event", "start").Int("gen", n).Int("pid", pid).Strs("argv", f.o.Argv).Msg("started the child")
+	if err := f.verifyStart(ctx, gen, sig, rc, before, tail); err != nil {
+		return gen, exited, err
+	}
+	serving := *gen
+	serving.Serving = true
+	serving.oom = readOOMCounter(f.o.ProcRoot, pid)
+	f.cur.Store(&serving)
+	f.o.Log.Info().Str("event", "serving").Int("gen", n).Int("pid", pid).Dur("took", time.Since(gen.Started)).
+		Bool("verified", f.o.Profile != nil || f.o.HealthURL != "").Msg("the child is up")
+	return &serving, exited, nil
+}
+
+// fork starts the child in a process group of its own, stdin on
+// /dev/null, stdout and stderr on the supervisor's (or Options').
+func (f *Foreground) fork() (int, error) {
+	path, err := exec.LookPath(f.o.Argv[0])
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", f.o.Argv[0], err)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	stdout, stderr := or(f.o.Stdout, os.Stdout), or(f.o.Stderr, os.Stderr)
+	pid, err := syscall.ForkExec(path, f.o.Argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{null.Fd(), stdout.Fd(), stderr.Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", path, err)
+	}
+	return pid, nil
+}
+
+// verifyStart waits until the child serves: with a profile as a start
+// does (listeners accept, the health check passes, no fatal line), and
+// records the IPC it created; without one, until the health check passes
+// (at once when there is none).
+func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcguard.Signature, rc RunConfig, before ipcguard.Snapshot, tail *logTail) error {
+	if f.o.Profile == nil {
+		return f.awaitHealth(ctx, gen)
+	}
+	st := f.startOptions()
+	var rep StartReport
+	err := st.verify(ctx, f.o.ProcRoot, gen.Master, tail, "", &rep)
+	if err == nil && sig != nil {
+		err = st.recordLineage(ctx, sig, gen.Master, before, &rep)
+	}
+	return err
+}
+
+// awaitHealth polls the health check until it passes, the child exits or
+// the start's timeout passes.
+func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
+	if f.o.HealthURL == "" {
+		return nil
+	}
+	deadline := time.Now().Add(f.o.Timeout)
+	for {
+		err := httpGet(f.o.HealthURL, 2*time.Second)
+		if err == nil {
+			return nil
+		}
+		if !sameAlive(f.o.ProcRoot, gen.Master) {
+			return fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrStartFailed, errors.Join(err, ctx.Err()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startOptions are the profile's start options.
+func (f *Foreground) startOptions() StartOptions {
+	return StartOptions{Profile: *f.o.Profile, Conf: f.o.Conf, HealthURL: f.o.HealthURL, Timeout: f.o.Timeout,
+		LineageDir: f.o.LineageDir, ProcRoot: f.o.ProcRoot, Log: f.o.Log}
+}
+
+// clearGround stops what the previous generation left in its process
+// group and, with a profile, what a start clears: orphaned workers of dead
+// masters, the IPC of dead generations (each with its proof), stale
+// sockets, and checks the IPC headroom.
+func (f *Foreground) clearGround(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
+	if err := f.clearGroup(ctx); err != nil {
+		return err
+	}
+	if f.o.Profile == nil {
+		return nil
+	}
+	var rep StartReport
+	err := f.startOptions().clearGround(ctx, f.o.ProcRoot, sig, rc, &rep)
+	if len(rep.Orphans) > 0 || ipcguard.CountRemoved(rep.Reaped) > 0 || len(rep.Leftovers) > 0 {
+		f.o.Log.Warn().Str("event", "reap").Ints("orphans_stopped", rep.Orphans).Int("ipc_removed", ipcguard.CountRemoved(rep.Reaped)).
+			Strs("leftovers_removed", rep.Leftovers).Str("reason", "a dead generation left them").Msg("cleared the ground before the start")
+	}
+	return err
+}
+
+// clearGroup stops the live processes left in the previous generation's
+// process group (TERM, then KILL).
+func (f *Foreground) clearGroup(ctx context.Context) error {
+	if f.group == 0 {
+		return nil
+	}
+	left := f.groupMembers(f.group)
+	if len(left) == 0 {
+		return nil
+	}
+	f.o.Log.Warn().Str("event", "reap").Ints("pids", pids(left)).Int("pgid", f.group).
+		Str("reason", "processes of the dead generation's group outlived it").Msg("stopping them")
+	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	_, err := ladder.Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: left[0], Members: left, Log: f.o.Log})
+	return err
+}
+
+// groupMembers returns the live processes of process group pgid.
+func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
+	procs, err := ipcguard.ReadProcTable(f.o.ProcRoot)
+	if err != nil {
+		return nil
+	}
+	var out []ipcguard.Proc
+	for _, p := range procs.ByPID {
+		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// stop climbs the stop ladder on the child's tree and returns its exit
+// status, logged with reason.
+func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason string) ExitStatus {
+	ctx := context.Background() // the ladder bounds itself; it runs after a cancellation too
+	members := f.treeOf(gen)
+	if len(members) > 0 {
+		f.o.Log.Info().Int("gen", gen.N).Int("pid", gen.Master.PID).Ints("tree", pids(members)).Str("reason", reason).Msg("stopping the child with the ladder")
+		if _, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log}); err != nil {
+			f.o.Log.Warn().Err(err).Int("pid", gen.Master.PID).Msg("the stop ladder did not finish")
+		}
+	}
+	select {
+	case st := <-exited:
+		st.OOMKilled = st.Signal == syscall.SIGKILL && gen.oom.since() > 0
+		f.logExit(gen, st, reason)
+		return st
+	case <-time.After(10 * time.Second):
+		f.o.Log.Error().Int("pid", gen.Master.PID).Msg("no exit status from the child 10 s after the ladder")
+		return ExitStatus{Code: -1}
+	}
+}
+
+// treeOf returns the child and its live descendants running the server's
+// binary, and the live members of its process group.
+func (f *Foreground) treeOf(gen *Generation) []ipcguard.Proc {
+	procs, err := ipcguard.ReadProcTable(f.o.ProcRoot)
+	if err != nil {
+		return []ipcguard.Proc{gen.Master}
+	}
+	master, ok := procs.Live(gen.Master.PID)
+	if !ok || master.StartTicks != gen.Master.StartTicks {
+		return f.groupMembers(gen.Master.PID)
+	}
+	exe := master.Exe
+	if f.o.Profile != nil {
+		exe = f.o.Profile.Binary
+	}
+	tree := Descendants(procs, master, exe)
+	seen := map[int]bool{}
+	for _, p := range tree {
+		seen[p.PID] = true
+	}
+	for _, p := range f.groupMembers(gen.Master.PID) {
+		if !seen[p.PID] {
+			tree = append(tree, p)
+		}
+	}
+	return tree
+}
+
+// ladder is the stop ladder: the caller's, the profile's, or TERM then
+// KILL.
+func (f *Foreground) ladder() Ladder {
+	switch {
+	case f.o.Ladder != nil:
+		return f.o.Ladder
+	case f.o.Profile != nil:
+		return f.o.Profile.Ladder(DefaultGracefulWait)
+	}
+	return Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+}

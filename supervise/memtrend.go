@@ -1,0 +1,101 @@
+package supervise
+
+import (
+	"math"
+	"time"
+)
+
+// memSample is one measurement of a process tree's memory.
+type memSample struct {
+	At  time.Time
+	PSS int64 // bytes
+}
+
+// memTrend is the verdict on a window of samples: the least-squares line
+// through them and how well it fits.
+type memTrend struct {
+	Samples int
+	Span    time.Duration
+	// SlopePerMin is the fitted growth in bytes per minute.
+	SlopePerMin float64
+	// Rise is the fitted growth over the span, in bytes.
+	Rise float64
+	// R2 is the coefficient of determination of the fit, 0 to 1: near 1
+	// when memory grows along a straight line, low for noise, a single
+	// spike, or a sawtooth (workers recycled by pm.max_requests).
+	R2 float64
+}
+
+// Thresholds of a steady growth (see growsSteadily).
+const (
+	trendMinSamples = 6
+	trendMinR2      = 0.8
+	// trendMinCover is the share of the window the samples must span: a
+	// trend is judged over the whole window, not its first seconds.
+	trendMinCover = 0.9
+)
+
+// fitTrend fits a least-squares line to samples (at least two, else the
+// zero trend).
+func fitTrend(samples []memSample) memTrend {
+	n := len(samples)
+	tr := memTrend{Samples: n}
+	if n < 2 {
+		return tr
+	}
+	t0 := samples[0].At
+	var sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x, y := s.At.Sub(t0).Seconds(), float64(s.PSS)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	fn := float64(n)
+	den := fn*sxx - sx*sx
+	tr.Span = samples[n-1].At.Sub(t0)
+	if den <= 0 {
+		return tr
+	}
+	slope := (fn*sxy - sx*sy) / den
+	icept := (sy - slope*sx) / fn
+	mean := sy / fn
+	var ssRes, ssTot float64
+	for _, s := range samples {
+		x, y := s.At.Sub(t0).Seconds(), float64(s.PSS)
+		d := y - (icept + slope*x)
+		ssRes += d * d
+		ssTot += (y - mean) * (y - mean)
+	}
+	tr.SlopePerMin, tr.Rise = slope*60, slope*tr.Span.Seconds()
+	if ssTot > 0 {
+		tr.R2 = math.Max(0, 1-ssRes/ssTot)
+	}
+	return tr
+}
+
+// growsSteadily reports whether samples, covering window, show memory
+// growing steadily: at least trendMinSamples samples spanning 90% of the
+// window, a least-squares line through them rising by at least minRise
+// bytes over the span, and the line explaining at least 80% of the
+// variance (R² ≥ 0.8). The fit makes one outlier count little; R² keeps a
+// sawtooth or a spike from reading as a leak; minRise keeps slow drift
+// (caches filling) from it.
+func growsSteadily(samples []memSample, window time.Duration, minRise int64) (memTrend, bool) {
+	tr := fitTrend(samples)
+	ok := tr.Samples >= trendMinSamples &&
+		float64(tr.Span) >= trendMinCover*float64(window) &&
+		tr.Rise >= float64(minRise) && tr.R2 >= trendMinR2
+	return tr, ok
+}
+
+// trimWindow drops the samples older than window before the last one.
+func trimWindow(samples []memSample, window time.Duration) []memSample {
+	if len(samples) == 0 {
+		return samples
+	}
+	cut := samples[len(samples)-1].At.Add(-window)
+	i := 0
+	for i < len(samples) && samples[i].At.Before(cut) {
+		i++
+	}
+	return samples[i:]
+}

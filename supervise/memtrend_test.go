@@ -1,0 +1,134 @@
+package supervise
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// series builds samples one second apart from f(i).
+func series(n int, f func(i int) float64) []memSample {
+	t0 := time.Unix(1_700_000_000, 0)
+	out := make([]memSample, n)
+	for i := range out {
+		out[i] = memSample{At: t0.Add(time.Duration(i) * time.Second), PSS: int64(f(i))}
+	}
+	return out
+}
+
+func TestGrowsSteadily(t *testing.T) {
+	const mb = 1 << 20
+	window := 60 * time.Second
+	noise := func(i int) float64 { return float64((i*7919)%11-5) * 0.2 * mb } // deterministic, ±1 MiB
+	tests := []struct {
+		name    string
+		samples []memSample
+		want    bool
+	}{
+		{"linear leak", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 }), true},
+		{"leak with noise", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 + noise(i) }), true},
+		{"flat with noise", series(61, func(i int) float64 { return 100*mb + noise(i) }), false},
+		{"too slow: 6 MiB over the window", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/10 }), false},
+		{"one spike at the end", series(61, func(i int) float64 {
+			if i == 60 {
+				return 400 * mb
+			}
+			return 100 * mb
+		}), false},
+		{"sawtooth (pm.max_requests recycling workers)", series(61, func(i int) float64 { return 100*mb + float64(i%15)*2*mb }), false},
+		{"step up then flat", series(61, func(i int) float64 { return 100*mb + math.Min(float64(i), 5)*10*mb }), false},
+		{"too short a span", series(20, func(i int) float64 { return 100*mb + float64(i)*mb }), false},
+		{"too few samples", []memSample{{At: time.Unix(0, 0), PSS: mb}, {At: time.Unix(60, 0), PSS: 100 * mb}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, got := growsSteadily(tt.samples, window, 10*mb)
+			if got != tt.want {
+				t.Errorf("growsSteadily = %v (rise %.1f MiB, R² %.3f, %d samples over %s), want %v",
+					got, tr.Rise/mb, tr.R2, tr.Samples, tr.Span, tt.want)
+			}
+		})
+	}
+}
+
+func TestFitTrendExact(t *testing.T) {
+	tr := fitTrend(series(11, func(i int) float64 { return 1000 + 60*float64(i) }))
+	if math.Abs(tr.SlopePerMin-3600) > 1e-6 || math.Abs(tr.Rise-600) > 1e-6 || math.Abs(tr.R2-1) > 1e-9 || tr.Span != 10*time.Second {
+		t.Errorf("fitTrend = %+v, want slope 3600/min, rise 600, R² 1 over 10s", tr)
+	}
+}
+
+func TestTrimWindow(t *testing.T) {
+	s := series(10, func(int) float64 { return 1 })
+	if got := trimWindow(s, 3*time.Second); len(got) != 4 || got[0].At != s[6].At {
+		t.Errorf("trimWindow kept %d samples from %v, want the last 4", len(got), got[0].At)
+	}
+}
+
+func TestRestartPolicy(t *testing.T) {
+	p := RestartPolicy{Backoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRestarts: 3, StableAfter: time.Minute}
+	var got []time.Duration
+	for n := 1; n <= 6; n++ {
+		got = append(got, p.delay(n))
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("delays %v, want %v ms", got, want)
+		}
+	}
+	crash := ExitStatus{Code: 1}
+	n, why := 0, ""
+	for i := 0; i < 3; i++ {
+		if n, why = p.wants(crash, time.Second, n); why != "" {
+			t.Fatalf("crash %d: gave up early: %s", i+1, why)
+		}
+	}
+	if n, why = p.wants(crash, time.Second, n); n != 4 || why == "" {
+		t.Errorf("4th crash in a row: n %d, why %q; want a refusal", n, why)
+	}
+	if n, why = p.wants(crash, 2*time.Minute, 3); n != 1 || why != "" {
+		t.Errorf("a crash after a stable run: n %d, why %q; want a new series", n, why)
+	}
+	if _, why = p.wants(ExitStatus{}, time.Second, 0); why == "" {
+		t.Error("a clean exit under on-failure is restarted")
+	}
+	p.OnSuccess = true
+	if _, why = p.wants(ExitStatus{}, time.Second, 0); why != "" {
+		t.Errorf("a clean exit under always: %s", why)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		st   ExitStatus
+		code int
+		text string
+	}{
+		{ExitStatus{Code: 3}, 3, "exit code 3"},
+		{ExitStatus{Code: -1, Signal: 9}, 137, "killed by SIGKILL"},
+		{ExitStatus{Code: -1, Signal: 9, OOMKilled: true}, 137, "killed by the OOM killer (SIGKILL)"},
+		{ExitStatus{Code: -1, Signal: 11, CoreDumped: true}, 139, "killed by SIGSEGV (core dumped)"},
+	}
+	for _, tt := range tests {
+		if tt.st.ExitCode() != tt.code || tt.st.String() != tt.text {
+			t.Errorf("%+v: %d %q, want %d %q", tt.st, tt.st.ExitCode(), tt.st.String(), tt.code, tt.text)
+		}
+	}
+}
+
+func TestMemoryCgroupFile(t *testing.T) {
+	old := cgroupRoot
+	defer func() { cgroupRoot = old }()
+	cgroupRoot = t.TempDir() // no cgroup.controllers: hybrid, v2 under unified
+	v1 := "9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n"
+	if got := memoryCgroupFile(v1); got != cgroupRoot+"/memory/process_api/abc/memory.oom_control" {
+		t.Errorf("v1: %s", got)
+	}
+	if got := memoryCgroupFile("0::/system.slice/x.service\n"); got != cgroupRoot+"/unified/system.slice/x.service/memory.events" {
+		t.Errorf("v2: %s", got)
+	}
+	if got := memoryCgroupFile("garbage"); got != "" {
+		t.Errorf("garbage: %q", got)
+	}
+}

@@ -1,0 +1,202 @@
+package supervise
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// MemoryWatch is the memory watchdog: it samples the total PSS of the
+// child's process tree and asks for a graceful recycle (the profile's
+// reload: php-fpm USR2, Apache USR1, nginx HUP; a restart without a
+// profile) when it is over Max, or when it grew steadily over Window (see
+// growsSteadily). PSS (proportional set size) counts each shared page
+// once across the tree, so a pool of forked workers is not counted N
+// times over.
+type MemoryWatch struct {
+	F      *Foreground
+	Max    int64         // bytes; 0: no ceiling
+	Window time.Duration // 0: no trend
+	// MinGrowth is the fitted growth over Window that counts as a leak;
+	// 0 means 10% of Max, or 64 MiB without Max.
+	MinGrowth int64
+	Every     time.Duration // between samples; 0 means Window/30, at least 1 s (5 s without Window)
+}
+
+// recycleCooldown is how many samples the watchdog waits after asking for
+// a recycle, for the new generation to settle, before judging again; a
+// tree still over Max then is restarted.
+const recycleCooldown = 5
+
+// Run samples until ctx is done; it returns ctx's error.
+func (m MemoryWatch) Run(ctx context.Context) error {
+	every := m.interval()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var samples []memSample
+	gen, cooldown, recycled := 0, 0, false
+	var oomSeen int64
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		g := m.F.Current()
+		if g == nil || !g.Serving {
+			samples = nil
+			continue
+		}
+		if g.N != gen {
+			samples, gen, cooldown, recycled, oomSeen = nil, g.N, 0, false, 0
+		}
+		if n := g.oom.since(); n > oomSeen {
+			m.F.o.Log.Error().Str("event", "oom").Int("gen", g.N).Int64("oom_kills", n).Msg("the OOM killer struck in the child's memory cgroup")
+			oomSeen = n
+		}
+		pss, procs, err := treePSS(m.F.o.ProcRoot, g.Master)
+		if err != nil {
+			m.F.o.Log.Warn().Err(err).Msg("cannot measure the child's memory")
+			continue
+		}
+		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss}), m.Window)
+		if cooldown > 0 {
+			cooldown--
+			if cooldown > 0 {
+				continue
+			}
+		}
+		req, ok := m.judge(samples, pss, procs, recycled)
+		if !ok {
+			recycled = false
+			continue
+		}
+		req.Gen = g.N
+		if err := m.F.Do(ctx, req); err != nil && ctx.Err() == nil {
+			m.F.o.Log.Warn().Err(err).Str("action", req.Action.String()).Msg("memory watchdog request not carried out")
+		}
+		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle
+	}
+}
+
+// interval is the sampling period.
+func (m MemoryWatch) interval() time.Duration {
+	if m.Every > 0 {
+		return m.Every
+	}
+	if m.Window > 0 {
+		return max(m.Window/30, time.Second)
+	}
+	return 5 * time.Second
+}
+
+// judge returns the request the samples call for, if any: a recycle over
+// Max (a restart when the previous recycle left it over Max) or on a
+// steady growth.
+func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled bool) (Request, bool) {
+	fig := &MemoryFigures{PSS: pss, Max: m.Max, Processes: procs, Samples: len(samples), Window: m.Window.String()}
+	if m.Max > 0 && pss > m.Max {
+		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", mib(pss), mib(m.Max))
+		if recycled {
+			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig}, true
+		}
+		return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
+	}
+	if m.Window <= 0 {
+		return Request{}, false
+	}
+	tr, ok := growsSteadily(samples, m.Window, m.minGrowth())
+	if !ok {
+		return Request{}, false
+	}
+	fig.SlopeMin, fig.R2 = tr.SlopePerMin, tr.R2
+	reason := fmt.Sprintf("the tree's PSS grew steadily by %s over %s (%s/min, R² %.2f), now %s",
+		mib(int64(tr.Rise)), tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
+	return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
+}
+
+// minGrowth is MinGrowth or its default.
+func (m MemoryWatch) minGrowth() int64 {
+	switch {
+	case m.MinGrowth > 0:
+		return m.MinGrowth
+	case m.Max > 0:
+		return m.Max / 10
+	}
+	return 64 << 20
+}
+
+// mib formats bytes as MiB.
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// treePSS sums the PSS of master and all its live descendants (any
+// program), from /proc/PID/smaps_rollup (Linux 4.14). It returns the
+// total in bytes and how many processes it measured; processes that exit
+// meanwhile are skipped.
+func treePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
+	procs, err := ipcguard.ReadProcTable(procRoot)
+	if err != nil {
+		return 0, 0, err
+	}
+	children := map[int][]int{}
+	for _, p := range procs.ByPID {
+		if p.Alive() {
+			children[p.PPID] = append(children[p.PPID], p.PID)
+		}
+	}
+	var total int64
+	n := 0
+	for queue := []int{master.PID}; len(queue) > 0; queue = queue[1:] {
+		pid := queue[0]
+		queue = append(queue, children[pid]...)
+		pss, err := readPSS(procRoot, pid)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoSuchProcess) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		total, n = total+pss, n+1
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("no process of the tree of pid %d left to measure", master.PID)
+	}
+	return total, n, nil
+}
+
+// readPSS returns the Pss line of /proc/PID/smaps_rollup in bytes, e.g.
+//
+//	Pss:               30621 kB
+func readPSS(procRoot string, pid int) (int64, error) {
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "Pss:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: /proc/%d/smaps_rollup: %q", ipcguard.ErrMalformed, pid, sc.Text())
+		}
+		return kb << 10, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read /proc/%d/smaps_rollup: %w", pid, err)
+	}
+	// A zombie, or a kernel thread, has an empty smaps_rollup.
+	return 0, nil
+}

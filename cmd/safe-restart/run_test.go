@@ -263,7 +263,9 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"run", "--service", "nosuch", "--", "true"}, "unknown service"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, _, errOut := runCLI(t, tt.args...)
+			// The state dir right after "run", before any "--".
+			args := append([]string{tt.args[0], "--state-dir", t.TempDir()}, tt.args[1:]...)
+			code, _, errOut := runCLI(t, args...)
 			if code != exitUsage || !strings.Contains(errOut, tt.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, exitUsage, tt.want)
 			}

@@ -1,12 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,83 +21,6 @@ FFI::new("char[" . (int)($_GET['kb'] ?? 128) * 1024 . "]", false, true);
 usleep(5000);
 echo "fpmtest ok leak ", getmypid(), "\n";
 `
-
-// memCgroup is a child of this test's cgroup v1 memory cgroup with a
-// limit; the cleanup removes it once its processes are gone.
-type memCgroup struct{ dir string }
-
-func newMemCgroup(t *testing.T, limit int64) memCgroup {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var own string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "memory" {
-			own = f[2]
-		}
-	}
-	base := filepath.Join("/sys/fs/cgroup/memory", own)
-	if own == "" || !fileExists(filepath.Join(base, "memory.limit_in_bytes")) {
-		nstest.RequireBinaries(t) // no-op; keeps the skip policy in one place
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no cgroup v1 memory controller for this process (%q)", own)
-		}
-		t.Skipf("no cgroup v1 memory controller for this process (%q)", own)
-	}
-	cg := memCgroup{dir: filepath.Join(base, fmt.Sprintf("safe-restart-test-%d-%d", os.Getppid(), time.Now().UnixNano()))}
-	if err := os.Mkdir(cg.dir, 0o755); err != nil {
-		t.Fatalf("create a memory cgroup: %v", err)
-	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			err := os.Remove(cg.dir)
-			if err == nil || errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					t.Errorf("remove %s: %v", cg.dir, err)
-				}
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // processes still leaving the group
-		}
-	})
-	cg.write(t, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
-	return cg
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func (c memCgroup) write(t *testing.T, name, v string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(c.dir, name), []byte(v), 0o644); err != nil {
-		t.Fatalf("write %s: %v", name, err)
-	}
-}
-
-// value reads a number from a file of the group ("memory.failcnt"), or
-// a keyed line of one ("memory.oom_control", "oom_kill").
-func (c memCgroup) value(t *testing.T, name, key string) int64 {
-	t.Helper()
-	text := readFile(t, filepath.Join(c.dir, name))
-	for _, line := range strings.Split(text, "\n") {
-		if key != "" {
-			v, ok := strings.CutPrefix(line, key+" ")
-			if !ok {
-				continue
-			}
-			line = v
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-		if err != nil {
-			t.Fatalf("%s: %q", name, text)
-		}
-		return n
-	}
-	t.Fatalf("%s: no %q in %q", name, key, text)
-	return 0
-}
 
 // TestRunMemoryWatchdogRecyclesLeakingPool: a php-fpm pool that leaks
 // 128 KiB per request, under load, in a memory cgroup capped at 192 MiB.

@@ -176,7 +176,7 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
 	logs, lognotes := logFindings(st.Service, st.rc)
-	out = append(out, logs...)
+	out = append(out, oomFindings("/proc", st, logs)...)
 	return out, append(notes, lognotes...), nil
 }
 

@@ -16,8 +16,9 @@ import (
 // library that leaks a key per reload kills a master that maps libgomp in
 // its 1024th): keys near the limit, and, for a server whose master lives
 // through reloads (not php-fpm, whose reload re-executes it with a fresh
-// table), keys gained per reload between the samples of this master, and
-// libgomp mapped while no reload has been measured yet.
+// table), keys gained per reload between the samples of this master, keys
+// gained between samples with no reload counted (keyRise), and libgomp
+// mapped while neither has been measured yet.
 func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 	if st.Master == nil {
 		return nil
@@ -35,10 +36,14 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 		return out
 	}
 	g, measured := keyGrowth(history, m.Key())
-	switch {
-	case measured && g.Keys > 0:
+	r, rising := keyRise(history, m.Key())
+	if measured && g.Keys > 0 {
 		out = append(out, keyGrowthFinding(st, g, gomp))
-	case !measured && gomp != "":
+	}
+	if rising {
+		out = append(out, keyRiseFinding(st, r, gomp))
+	}
+	if !measured && !rising && gomp != "" {
 		out = append(out, Finding{Check: "libgomp", Service: st.Service, Severity: Warning,
 			Summary: fmt.Sprintf("libgomp is mapped in master %d and its pthread keys per reload are not measured yet: a leak of one key per reload makes libgomp exit the master when the 1024 run out", m.PID),
 			Evidence: append(gompEvidence(gomp), fmt.Sprintf("%d pthread keys in use now, %d reload(s) logged by this master; no two samples of it with a reload between",
@@ -46,6 +51,56 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 			Fix: fmt.Sprintf("reload through `safe-restart reload %s` (it records the keys, and restarts instead when they run short), then run doctor again to measure the growth", st.Service)})
 	}
 	return out
+}
+
+// keyRiseFinding reports keys gained while no reload was counted, with
+// the rate per day and the time left before the table runs out.
+func keyRiseFinding(st Status, r KeyRise, gomp string) Finding {
+	left := PthreadKeysMax - r.To.PthreadKeys
+	perDay := r.PerDay()
+	ev := []string{
+		fmt.Sprintf("master %d: %d keys at %s (reloads logged: %s), %d keys at %s (reloads logged: %s)",
+			r.To.Master.PID, r.From.PthreadKeys, r.From.Taken.Format(time.DateTime), reloadsText(r.From.Reloads),
+			r.To.PthreadKeys, r.To.Taken.Format(time.DateTime), reloadsText(r.To.Reloads)),
+		fmt.Sprintf("+%d keys in %s of samples between which the logged reload count did not rise: %.1f keys per day",
+			r.Keys, roundDuration(r.Elapsed), perDay),
+		fmt.Sprintf("%d of %d keys left: about %s at this rate", left, PthreadKeysMax, daysText(float64(left)/perDay)),
+	}
+	sev := Warning
+	if gomp != "" {
+		sev = Critical
+	}
+	return Finding{Check: "pthread-keys-rising", Service: st.Service, Severity: sev,
+		Summary: fmt.Sprintf("master %d gained %d pthread keys while no reload was counted (%.1f per day): reloads the log does not show, "+
+			"or a module that creates keys while serving, leak them, and the load that finds none left fails inside the master", r.To.Master.PID, r.Keys, perDay),
+		Evidence: append(ev, gompEvidence(gomp)...),
+		Fix: fmt.Sprintf("reload only through `safe-restart reload %s` (it counts every reload, records the keys, and restarts instead when they run short), "+
+			"with a log level that keeps the server's restart notices; find the module that leaks (compare with modules disabled)", st.Service)}
+}
+
+// reloadsText is a sample's reload count, "unknown" for -1.
+func reloadsText(n int) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return strconv.Itoa(n)
+}
+
+// daysText formats a time to come given in days: days from one day up,
+// else hours, minutes or seconds.
+func daysText(days float64) string {
+	if days >= 1 {
+		return fmt.Sprintf("%.1f days", days)
+	}
+	return roundDuration(time.Duration(days * 24 * float64(time.Hour))).String()
+}
+
+// roundDuration rounds d to the second, or to the millisecond below one.
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // keyGrowthFinding reports keys gained per reload.

@@ -152,20 +152,25 @@ func TestLogFindings(t *testing.T) {
 		"[Sun Nov 29 02:00:05.1 2026] [core:error] [pid 13] [client 127.0.0.1:5] File does not exist: /Segmentation fault",
 		"2026/11/29 02:00:06 [error] 7#7: *1 open() \"/x/seems busy (\" failed, client: 127.0.0.1, server: _, request: \"GET /\"",
 		"[29-Nov-2026 02:00:07] WARNING: [pool www] seems busy (you may need to increase pm.start_servers, or pm.min/max_spare_servers), spawning 16 children, there are 0 idle, and 17 total children",
+		"[29-Nov-2026 02:00:08] WARNING: [pool www] child 14 exited on signal 9 (SIGKILL) after 0.2 seconds from start",
+		"2026/11/29 02:00:09 [alert] 5#5: worker process 15 exited on signal 9",
 		"",
 	}, "\n"))
 	f, notes := logFindings("x", RunConfig{ErrorLog: "error.log", ServerRoot: dir})
-	if len(notes) != 0 || len(f) != 4 {
+	if len(notes) != 0 || len(f) != 5 {
 		t.Fatalf("findings %+v, notes %v", f, notes)
 	}
-	want := map[string]string{"log-fork-failed": "2 line(s)", "log-oom": "1 line(s)", "log-segfault": "2 line(s)", "log-seems-busy": "2 line(s)"}
+	want := map[string]string{"log-fork-failed": "2 line(s)", "log-oom": "1 line(s)", "log-segfault": "2 line(s)", "log-sigkill": "2 line(s)", "log-seems-busy": "2 line(s)"}
 	for _, x := range f {
 		if !strings.Contains(x.Summary, want[x.Check]) {
 			t.Errorf("%s: %q, want %s", x.Check, x.Summary, want[x.Check])
 		}
 	}
-	if last := f[3].Evidence[1]; f[3].Check != "log-seems-busy" || !strings.Contains(last, "02:00:07") {
-		t.Errorf("seems busy: %+v", f[3])
+	if last := f[4].Evidence[1]; f[4].Check != "log-seems-busy" || !strings.Contains(last, "02:00:07") {
+		t.Errorf("seems busy: %+v", f[4])
+	}
+	if last := f[3].Evidence[1]; f[3].Check != "log-sigkill" || !strings.Contains(last, "worker process 15 exited on signal 9") {
+		t.Errorf("sigkill: %+v", f[3])
 	}
 	if f, _ := logFindings("x", RunConfig{ErrorLog: "syslog:daemon"}); len(f) != 0 {
 		t.Errorf("syslog: %+v", f)
@@ -175,6 +180,46 @@ func TestLogFindings(t *testing.T) {
 	os.Remove(log + ".1")
 	if f, _ := logFindings("x", RunConfig{ErrorLog: log}); len(f) != 0 {
 		t.Errorf("lines before the last %d bytes counted: %+v", logScanBytes, f)
+	}
+}
+
+// TestOOMFindings: OOM kills counted by the master's memory cgroup (v1
+// or v2) are a finding that takes the log's SIGKILL lines as evidence; no
+// kill, the root cgroup, or no master leave the log findings as they are.
+func TestOOMFindings(t *testing.T) {
+	old := cgroupRoot
+	defer func() { cgroupRoot = old }()
+	cgroupRoot = t.TempDir() // no cgroup.controllers: v2 is under unified
+	proc := t.TempDir()
+	writeTree(t, filepath.Join(proc, "10/cgroup"), "9:name=systemd:/\n4:memory:/system.slice/php8.2-fpm.service\n0::/\n")
+	writeTree(t, filepath.Join(proc, "11/cgroup"), "0::/system.slice/nginx.service\n")
+	writeTree(t, filepath.Join(proc, "12/cgroup"), "4:memory:/\n")
+	writeTree(t, filepath.Join(cgroupRoot, "memory/system.slice/php8.2-fpm.service/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n")
+	writeTree(t, filepath.Join(cgroupRoot, "memory/memory.oom_control"), "oom_kill 7\n")
+	sigkill := Finding{Check: "log-sigkill", Summary: "server processes were killed with SIGKILL: 1 line(s) in the error log",
+		Evidence: []string{"1 line(s) in /x/error.log", "last, in /x/error.log: [pool www] child 5 exited on signal 9 (SIGKILL) after 1.5 seconds from start"}}
+	busy := Finding{Check: "log-seems-busy"}
+	logs := []Finding{sigkill, busy}
+	master := func(pid int) Status { return Status{Service: "x", Master: &ipcguard.Proc{PID: pid}} }
+	got := oomFindings(proc, master(10), logs)
+	if len(got) != 2 || got[0].Check != "oom-kill" || got[1].Check != "log-seems-busy" || got[0].Severity != Critical || len(logs) != 2 || logs[0].Check != "log-sigkill" {
+		t.Fatalf("v1 with two kills: %+v (logs %+v)", got, logs)
+	}
+	ev := strings.Join(got[0].Evidence, "\n")
+	for _, want := range []string{"oom_kill 2 in " + cgroupRoot + "/memory/system.slice/php8.2-fpm.service/memory.oom_control", "child 5 exited on signal 9 (SIGKILL)"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
+	}
+	for name, st := range map[string]Status{"v2, no kill": master(11), "root cgroup": master(12), "no cgroup file": master(13), "no master": {Service: "x"}} {
+		if got := oomFindings(proc, st, logs); len(got) != 2 || got[0].Check != "log-sigkill" {
+			t.Errorf("%s: %+v", name, got)
+		}
+	}
+	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "oom 1\noom_kill 1\n")
+	if got := oomFindings(proc, master(11), nil); len(got) != 1 || !strings.Contains(got[0].Evidence[0], "oom_kill 1 in "+cgroupRoot+"/unified/system.slice/nginx.service/memory.events") {
+		t.Errorf("v2 with a kill: %+v", got)
 	}
 }
 
@@ -196,6 +241,66 @@ func TestKeyGrowth(t *testing.T) {
 	}
 	if g, ok := keyGrowth([]Sample{s(m, 1, 100), s(m, 5, 100)}, m); !ok || g.Keys != 0 {
 		t.Fatalf("a module that leaks nothing: %+v %v", g, ok)
+	}
+}
+
+// TestKeyRise: keys gained between samples whose reload count did not
+// rise (unknown, unchanged, fallen) are summed over the time those pairs
+// span; pairs with a counted reload, unreadable keys and other masters'
+// samples are left out; no rise, or keys that fell back, is no finding.
+func TestKeyRise(t *testing.T) {
+	m, other := ipcguard.ProcKey{PID: 10, StartTicks: 5}, ipcguard.ProcKey{PID: 10, StartTicks: 6}
+	at := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	s := func(k ipcguard.ProcKey, reloads, keys int) Sample {
+		at = at.Add(6 * time.Hour)
+		return Sample{Taken: at, Master: k, Reloads: reloads, PthreadKeys: keys}
+	}
+	samples := []Sample{
+		s(m, 2, 100),
+		s(m, 2, 110),     // unchanged: +10 in 6 h
+		s(other, 0, 900), // another master
+		s(m, 4, 160),     // counted reloads: keyGrowth's, skipped (12 h)
+		s(m, -1, 170),    // unknown: +10 in 6 h
+		s(m, 1, 180),     // unknown before: +10 in 6 h
+		s(m, 0, 200),     // fallen (rotated log): +20 in 6 h
+		s(m, 0, -1),      // unreadable keys: skipped twice
+		s(m, 0, 210),
+	}
+	r, ok := keyRise(samples, m)
+	if !ok || r.Keys != 50 || r.Elapsed != 24*time.Hour || r.PerDay() != 50 || r.From.PthreadKeys != 100 || r.To.PthreadKeys != 200 {
+		t.Fatalf("rise %+v %v", r, ok)
+	}
+	for name, ss := range map[string][]Sample{
+		"flat":        {s(m, 3, 100), s(m, 3, 100), s(m, -1, 100)},
+		"fell back":   {s(m, 3, 100), s(m, 3, 120), s(m, 3, 90)},
+		"only reload": {s(m, 3, 100), s(m, 5, 200)},
+		"one sample":  {s(m, 3, 100)},
+	} {
+		if r, ok := keyRise(ss, m); ok {
+			t.Errorf("%s: rise reported: %+v", name, r)
+		}
+	}
+	st := Status{Service: "apache2", Master: &ipcguard.Proc{PID: 10, StartTicks: 5}, PthreadKeys: 200, Reloads: 0}
+	fs := keyFindings(st, samples, true)
+	if len(fs) != 2 || fs[0].Check != "pthread-keys-growth" || fs[1].Check != "pthread-keys-rising" {
+		t.Fatalf("findings %+v", fs)
+	}
+	f := fs[1]
+	ev := strings.Join(f.Evidence, "\n")
+	for _, want := range []string{"100 keys at 2026-11-29 09:00:00 (reloads logged: 2)", "200 keys at 2026-11-30 21:00:00 (reloads logged: 0)",
+		"+50 keys in 24h0m0s of samples", "50.0 keys per day", "824 of 1024 keys left: about 16.5 days at this rate"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("evidence lacks %q:\n%s", want, ev)
+		}
+	}
+	if f.Severity != Warning || !strings.Contains(f.Summary, "gained 50 pthread keys while no reload was counted") {
+		t.Errorf("finding %+v", f)
+	}
+	if fs := keyFindings(st, samples, false); len(fs) != 0 {
+		t.Errorf("php-fpm (re-executed by its reload): %+v", fs)
+	}
+	if got := daysText(0.25); got != "6h0m0s" {
+		t.Errorf("daysText(0.25) = %q", got)
 	}
 }
 

@@ -42,6 +42,43 @@ func keyGrowth(samples []Sample, master ipcguard.ProcKey) (KeyGrowth, bool) {
 	return g, g.Reloads > 0
 }
 
+// KeyRise is how many pthread keys one master gained between samples
+// whose logged reload count did not rise: reloads the log does not show
+// (a log level that hides them, a signal sent by hand) or a module that
+// creates keys while serving.
+type KeyRise struct {
+	Keys    int           // net keys gained over those pairs of samples
+	Elapsed time.Duration // the time those pairs span
+	From    Sample        // the earliest sample compared
+	To      Sample        // the latest
+}
+
+// PerDay is the keys gained per day.
+func (r KeyRise) PerDay() float64 { return float64(r.Keys) / r.Elapsed.Hours() * 24 }
+
+// keyRise compares each pair of consecutive samples of master in which
+// both key counts are known and the reload count did not rise (unknown on
+// either side, unchanged, or fallen); the pairs where it rose are
+// keyGrowth's. ok is true when those pairs span some time and the keys
+// rose over them.
+func keyRise(samples []Sample, master ipcguard.ProcKey) (KeyRise, bool) {
+	var r KeyRise
+	mine := ofMaster(samples, master)
+	for i := 1; i < len(mine); i++ {
+		a, b := mine[i-1], mine[i]
+		if a.PthreadKeys < 0 || b.PthreadKeys < 0 || (a.Reloads >= 0 && b.Reloads > a.Reloads) || !b.Taken.After(a.Taken) {
+			continue
+		}
+		if r.Elapsed == 0 {
+			r.From = a
+		}
+		r.Keys += b.PthreadKeys - a.PthreadKeys
+		r.Elapsed += b.Taken.Sub(a.Taken)
+		r.To = b
+	}
+	return r, r.Elapsed > 0 && r.Keys > 0
+}
+
 // MemGrowth is the memory the long-lived workers of one pool gained over
 // the samples of their master.
 type MemGrowth struct {

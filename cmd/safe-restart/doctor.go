@@ -27,11 +27,12 @@ func newDoctorCmd(d *deps) *cobra.Command {
     SEMMNS); crontab lines that reload or restart a web server with no random delay;
   per service: orphaned workers of a dead master; SysV sets leaked by dead
     generations; a stale pidfile; the master's pthread keys (near the limit, their
-    growth per reload, libgomp mapped); an Apache sysvsem mutex owned by a User with
-    uid >= 1000 while logind's RemoveIPC=yes; the config's warnings (php-fpm
-    process_control_timeout = 0); a php-fpm pool with pm.max_requests = 0 whose
-    workers' memory grows; fork() failed, seems busy, segfault and out-of-memory
-    lines in the error log and its first rotation.
+    growth per reload, their rise while no reload was counted, libgomp mapped); an
+    Apache sysvsem mutex owned by a User with uid >= 1000 while logind's
+    RemoveIPC=yes; the config's warnings (php-fpm process_control_timeout = 0); a
+    php-fpm pool with pm.max_requests = 0 whose workers' memory grows; OOM kills
+    counted by the master's memory cgroup; fork() failed, seems busy, segfault,
+    SIGKILL and out-of-memory lines in the error log and its first rotation.
 
 Without SERVICE it checks every built-in service installed (apache2, httpd,
 nginx, phpX.Y-fpm whose binary and default config exist); a config test that

@@ -117,20 +117,39 @@ func parseHexAddr(s string) (string, error) {
 
 // listenersOf returns the listening sockets among pid's fds.
 func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
+	var out []Listener
+	for _, s := range socketFDs(procRoot, pid) {
+		if addr, ok := listening[s.inode]; ok {
+			out = append(out, Listener{Addr: addr, Inode: s.inode})
+		}
+	}
+	return out
+}
+
+// socketFD is one of a process's fds that refers to a socket.
+type socketFD struct {
+	fd    int
+	inode uint64
+}
+
+// socketFDs returns pid's fds that refer to sockets, in fd order of
+// /proc/PID/fd (none when it cannot be read).
+func socketFDs(procRoot string, pid int) []socketFD {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var out []Listener
+	var out []socketFD
 	for _, e := range entries {
 		target, err := os.Readlink(filepath.Join(dir, e.Name()))
 		if err != nil || !strings.HasPrefix(target, "socket:[") {
 			continue
 		}
-		inode, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
-		if addr, ok := listening[inode]; err == nil && ok {
-			out = append(out, Listener{Addr: addr, Inode: inode})
+		inode, err1 := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
+		fd, err2 := strconv.Atoi(e.Name())
+		if err1 == nil && err2 == nil {
+			out = append(out, socketFD{fd: fd, inode: inode})
 		}
 	}
 	return out

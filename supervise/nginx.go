@@ -353,3 +353,22 @@ func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
 func (nginxKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
 	return removeStaleSockets(rc.unixListen(), log)
 }
+
+// inheritEnv is NGINX="3;4;...": each fd terminated by ";" (an
+// unterminated last one is ignored), each made non-blocking (nginx never
+// sets O_NONBLOCK on an inherited socket; its own are already).
+func (nginxKind) inheritEnv(socks []heldSocket) ([]string, error) {
+	var b strings.Builder
+	for i, s := range socks {
+		if err := syscall.SetNonblock(s.fd(), true); err != nil {
+			return nil, fmt.Errorf("listener %s: set O_NONBLOCK: %w", s.Addr, err)
+		}
+		fmt.Fprintf(&b, "%d;", 3+i)
+	}
+	return []string{"NGINX=" + b.String()}, nil
+}
+
+// staysChild: with inherited sockets nginx does not daemonize.
+func (nginxKind) staysChild() bool { return true }
+
+func (nginxKind) inheritVars() []string { return []string{"NGINX"} }

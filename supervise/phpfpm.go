@@ -212,3 +212,63 @@ func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
 func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
 	return removeStaleSockets(rc.unixListen(), log)
 }
+
+// inheritEnv is FPM_SOCKETS="KEY=3,KEY=4,...", with the keys php-fpm
+// computes for its listen addresses (REFERENCE.md §4): a unix socket's
+// path; inet_ntop(address)+":"+port, IPv6 without brackets (a bare port
+// binds "::": ":::9000"). php-fpm's workers accept in blocking mode.
+// php-fpm reads at most 128 entries per variable; more go to
+// FPM_SOCKETS_1, ...
+func (fpmKind) inheritEnv(socks []heldSocket) ([]string, error) {
+	var vars []string
+	var entries []string
+	for i, s := range socks {
+		key, err := fpmSocketKey(s)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.SetNonblock(s.fd(), false); err != nil {
+			return nil, fmt.Errorf("listener %s: clear O_NONBLOCK: %w", s.Addr, err)
+		}
+		entries = append(entries, fmt.Sprintf("%s=%d", key, 3+i))
+	}
+	for i := 0; i < len(entries); i += fpmSocketsPerVar {
+		name := "FPM_SOCKETS"
+		if i > 0 {
+			name += "_" + strconv.Itoa(i/fpmSocketsPerVar)
+		}
+		vars = append(vars, name+"="+strings.Join(entries[i:min(i+fpmSocketsPerVar, len(entries))], ","))
+	}
+	return vars, nil
+}
+
+// fpmSocketsPerVar is how many KEY=FD entries php-fpm reads from one
+// FPM_SOCKETS variable (FPM_ENV_SOCKET_SET_SIZE).
+const fpmSocketsPerVar = 128
+
+// fpmSocketKey is php-fpm's key for a socket (fpm_sockets_hash_op). A
+// unix path that php-fpm would not read back as one (it takes a key with
+// ":" for an inet address, and splits the variable at "," and "=") has
+// none.
+func fpmSocketKey(s heldSocket) (string, error) {
+	switch s.family {
+	case "unix":
+		if s.path == "" || strings.ContainsAny(s.path, ":,=") {
+			return "", fmt.Errorf("listener %s: php-fpm cannot name this unix socket path in FPM_SOCKETS", s.Addr)
+		}
+		return s.path, nil
+	case "inet":
+		return s.ip.String() + ":" + strconv.Itoa(s.port), nil
+	default: // inet6: inet_ntop writes a v4-mapped address as ::ffff:a.b.c.d
+		host := s.ip.String()
+		if v4 := s.ip.To4(); v4 != nil {
+			host = "::ffff:" + v4.String()
+		}
+		return host + ":" + strconv.Itoa(s.port), nil
+	}
+}
+
+// staysChild: php-fpm daemonizes with inherited sockets too.
+func (fpmKind) staysChild() bool { return false }
+
+func (fpmKind) inheritVars() []string { return []string{"FPM_SOCKETS"} }

@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
@@ -11,6 +12,9 @@ import (
 type RestartReport struct {
 	Stop  StopReport  `json:"stop"`
 	Start StartReport `json:"start"`
+	// Handoff says whether the listening sockets were handed from the old
+	// master to the new one (nil for a restart that found no master).
+	Handoff *HandoffReport `json:"handoff,omitempty"`
 }
 
 // Restart runs the config test and an IPC headroom check first (failures
@@ -33,12 +37,46 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
-	if rep.Stop, err = s.stop(ctx, sig, rc); err != nil {
+	if !s.DryRun {
+		h, why := holdListeners(st, rc)
+		defer h.release()
+		rep.Handoff = handoffReport(h, why, st)
+		st.handoff = h
+	}
+	rep.Stop, err = s.stop(ctx, sig, rc)
+	if st.handoff != nil {
+		st.handoff.afterStop(rep.Handoff)
+	}
+	if err != nil {
 		return rep, err
 	}
 	st.stopped = true // the stop just stopped orphans and reaped
 	rep.Start, err = st.start(ctx, sig, rc)
 	return rep, err
+}
+
+// handoffReport reports and logs whether the restart holds the sockets:
+// the held listeners, or why it falls back to a plain restart.
+func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
+	if h != nil {
+		st.Log.Info().Strs("listeners", addrs(h.listeners())).Msg("holding the listening sockets through the restart: the new master inherits them")
+		return &HandoffReport{Held: h.listeners()}
+	}
+	ev := st.Log.Warn()
+	if strings.HasPrefix(why, noMasterToHold) {
+		ev = st.Log.Info() // nothing serves: nothing to refuse
+	}
+	ev.Str("reason", why).Msg("plain restart, no socket handoff: connections are refused between the stop and the start")
+	return &HandoffReport{Held: []Listener{}, Fallback: why}
+}
+
+// addrs returns the listeners' addresses.
+func addrs(ls []Listener) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Addr
+	}
+	return out
 }
 
 // restartHeadroom refuses a restart whose start would find fewer than

@@ -42,9 +42,15 @@ type StartOptions struct {
 	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s
 	LineageDir string        // where the sets this start creates are recorded
 	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
+	// NoHandoff makes a restart a plain one: the listening sockets close
+	// with the old master instead of being handed to the new one.
+	NoHandoff bool
 	// stopped says a stop just stopped orphans and reaped (Restart): the
 	// start then only re-checks headroom.
-	stopped  bool
+	stopped bool
+	// handoff, set by a restart, holds the old master's sockets for the
+	// new one.
+	handoff  *handoff
 	ProcRoot string
 	Log      zerolog.Logger
 }
@@ -215,6 +221,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	if o.handoff != nil {
+		return o.handoff.run(ctx, argv)
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second

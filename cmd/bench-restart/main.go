@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -27,20 +28,69 @@ import (
 func main() {
 	bin := flag.String("safe-restart", "bin/safe-restart", "the safe-restart binary")
 	rounds := flag.Int("rounds", 5, "restarts per method (medians are reported)")
+	servers := flag.String("servers", "apache2,nginx,php-fpm", "which servers to benchmark, comma-separated")
 	flag.Parse()
-	if err := run(*bin, *rounds); err != nil {
+	if err := run(*bin, *rounds, strings.Split(*servers, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-restart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, rounds int) error {
+func run(bin string, rounds int, servers []string) error {
 	if os.Getpid() != 1 || os.Geteuid() != 0 {
 		return errors.New("run as root in fresh namespaces (make bench-restart)")
 	}
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 	}
+	for _, name := range servers {
+		var err error
+		switch name {
+		case "apache2":
+			err = runApache(bin, rounds)
+		case "nginx", "php-fpm":
+			err = runNginxFPM(bin, rounds, name == "php-fpm")
+		default:
+			err = fmt.Errorf("unknown server %q (apache2, nginx, php-fpm)", name)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// runNginxFPM benchmarks nginx, or php-fpm behind nginx, one method after
+// the other (see nginxFPM.methods).
+func runNginxFPM(bin string, rounds int, fpm bool) error {
+	srv, err := newNginxFPM(bin, fpm)
+	if err != nil {
+		return err
+	}
+	defer srv.cleanup()
+	if err := srv.waitServing(20 * time.Second); err != nil {
+		return err
+	}
+	title := "nginx"
+	if fpm {
+		title = "php-fpm behind nginx (GET /index.php)"
+	}
+	results := map[string][]result{}
+	for _, m := range srv.methods() {
+		for r := 0; r < rounds; r++ {
+			res, err := measure(srv, m.do)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", m.name, r+1, err)
+			}
+			results[m.name] = append(results[m.name], res)
+			fmt.Fprintf(os.Stderr, "%s round %d %-40s %s\n", title, r+1, m.name, res)
+		}
+	}
+	return report(title, srv.methods(), results)
+}
+
+// runApache benchmarks Apache, alternating the methods round by round.
+func runApache(bin string, rounds int) error {
 	srv, err := newServer(bin)
 	if err != nil {
 		return err
@@ -64,21 +114,27 @@ func run(bin string, rounds int) error {
 			fmt.Fprintf(os.Stderr, "round %d %-24s %s\n", r+1, m.name, res)
 		}
 	}
-	return report(srv.methods(), results)
+	return report("apache2", srv.methods(), results)
 }
 
-func report(methods []method, results map[string][]result) error {
+func report(title string, methods []method, results map[string][]result) error {
+	fmt.Printf("\n%s: medians of each method's rounds; prober (one new connection every %s) and %d concurrent clients\n", title, probeEvery, clients)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\t")
+	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients refused\tclients failed\t")
 	for _, m := range methods {
 		rs := results[m.name]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
-			medianInt(rs, func(r result) int { return r.ok }), medianInt(rs, func(r result) int { return r.refused }),
-			medianInt(rs, func(r result) int { return r.reset }), medianInt(rs, func(r result) int { return r.other }),
-			median(rs, func(r result) time.Duration { return r.gap }))
+		n := func(f func(r result) int) int { return medianInt(rs, f) }
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
+			n(func(r result) int { return r.ok }), n(func(r result) int { return r.refused }),
+			n(func(r result) int { return r.reset }), n(func(r result) int { return r.other }),
+			median(rs, func(r result) time.Duration { return r.gap }),
+			n(func(r result) int { return r.clientOK }), n(func(r result) int { return r.clientRefused }), n(func(r result) int { return r.clientFailed }))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if _, apache := results[gracefulStopWait]; !apache {
+		return nil
 	}
 	took := func(name string) time.Duration {
 		return median(results[name], func(r result) time.Duration { return r.took })

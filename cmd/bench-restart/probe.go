@@ -19,23 +19,74 @@ type result struct {
 	took                      time.Duration // from the command to verified serving
 	ok, refused, reset, other int
 	gap                       time.Duration // longest time without a successful answer
+	// what the concurrent clients saw (each request on a new connection)
+	clientOK, clientRefused, clientFailed int
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("took %s, ok %d, refused %d, reset %d, other %d, longest gap %s",
-		r.took.Round(time.Millisecond), r.ok, r.refused, r.reset, r.other, r.gap.Round(time.Millisecond))
+	return fmt.Sprintf("took %s, ok %d, refused %d, reset %d, other %d, longest gap %s; clients ok %d, refused %d, failed %d",
+		r.took.Round(time.Millisecond), r.ok, r.refused, r.reset, r.other, r.gap.Round(time.Millisecond),
+		r.clientOK, r.clientRefused, r.clientFailed)
+}
+
+// clients is how many concurrent clients load the server during a
+// measure, besides the prober.
+const clients = 50
+
+// target is a server under the benchmark.
+type target interface {
+	// methods are the ways of restarting it compared.
+	methods() []method
+	// waitServing waits until it answers again.
+	waitServing(d time.Duration) error
+	// probe opens a new connection, sends one request and classifies
+	// the outcome: "ok", "refused", "reset" or "other".
+	probe() string
+}
+
+// load runs n clients that each send requests on new connections until
+// stop is closed, counting into res under mu.
+func load(t target, n int, res *result, mu *sync.Mutex, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				outcome := t.probe()
+				mu.Lock()
+				switch outcome {
+				case "ok":
+					res.clientOK++
+				case "refused":
+					res.clientRefused++
+				default:
+					res.clientFailed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	return &wg
 }
 
 // probeEvery is how often the prober opens a new connection.
 const probeEvery = 5 * time.Millisecond
 
-// measure probes the server around one restart: 200 ms before, the
-// restart until both listeners answer, and 200 ms after.
-func measure(s *server, restart func() error) (result, error) {
+// measure probes the server around one restart, under the load of the
+// concurrent clients: 200 ms before, the restart until it answers again,
+// and 200 ms after.
+func measure(s target, restart func() error) (result, error) {
 	var res result
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	clientsDone := load(s, clients, &res, &mu, stop)
 	go func() {
 		defer close(done)
 		last := time.Now()
@@ -47,7 +98,7 @@ func measure(s *server, restart func() error) (result, error) {
 				return
 			case <-tick.C:
 			}
-			outcome := probe()
+			outcome := s.probe()
 			mu.Lock()
 			switch outcome {
 			case "ok":
@@ -74,14 +125,17 @@ func measure(s *server, restart func() error) (result, error) {
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	<-done
+	clientsDone.Wait()
 	reapZombies()
 	res.took = took
 	return res, err
 }
 
-// probe opens a new connection, sends GET /, and classifies the outcome.
-func probe() string {
-	c, err := net.DialTimeout("tcp", addr1, time.Second)
+// probeGET opens a new connection to addr, sends GET path, and
+// classifies the outcome (any status but 200 is "other": a 502 of a
+// FastCGI front whose backend is down).
+func probeGET(addr, path string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return "refused"
@@ -90,7 +144,7 @@ func probe() string {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, "GET /index.html HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
 		return classify(err)
 	}
 	resp, err := http.ReadResponse(bufioReader(c), nil)

@@ -81,6 +81,8 @@ func newServer(bin string) (*server, error) {
 
 func (s *server) cleanup() { os.RemoveAll(s.dir) }
 
+func (s *server) probe() string { return probeGET(addr1, "/index.html") }
+
 func (s *server) apache(args ...string) error {
 	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf}, args...)...).CombinedOutput()
 	if err != nil {
@@ -153,7 +155,11 @@ func (s *server) masterPID() (int, error) {
 // it and the other zombies re-parented here (a zombie master would make
 // Apache's next start say "already running"). No other child of ours runs
 // while it does.
-func (s *server) waitGone(pid int) error {
+func (s *server) waitGone(pid int) error { return waitGone(pid) }
+
+// waitGone waits until pid has exited, reaping the zombies re-parented
+// here.
+func waitGone(pid int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		reapZombies()

@@ -1,0 +1,240 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	fpmAddr = "127.0.0.1:19000"
+
+	safeRestartHandoff = "safe-restart restart (socket handoff)"
+	safeRestartPlain   = "safe-restart restart --no-handoff"
+	nginxUSR2          = "nginx USR2 upgrade, QUIT old"
+	nginxQuitStart     = "nginx -s quit, wait, start"
+	fpmUSR2            = "php-fpm USR2"
+	fpmQuitStart       = "php-fpm QUIT, wait, start"
+)
+
+// nginxConf serves DIR/htdocs on addr1 and, with a FastCGI backend,
+// passes *.php to it.
+const nginxConf = `user www-data;
+worker_processes 2;
+pid DIR/nginx.pid;
+error_log DIR/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen ` + addr1 + `;
+        root DIR/htdocs;
+        location ~ \.php$ {
+            fastcgi_pass ` + fpmAddr + `;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_param REQUEST_METHOD $request_method;
+        }
+    }
+}
+`
+
+// fpmConf is one pool of 8 static workers on fpmAddr.
+const fpmConf = `[global]
+pid = DIR/php-fpm.pid
+error_log = DIR/php-fpm.log
+daemonize = yes
+process_control_timeout = 10s
+[www]
+user = www-data
+group = www-data
+listen = ` + fpmAddr + `
+pm = static
+pm.max_children = 8
+`
+
+// nginxFPM is nginx on addr1, and php-fpm behind it when fpm is set: the
+// target is then php-fpm, probed through nginx (GET /index.php).
+type nginxFPM struct {
+	dir, bin string
+	fpm      bool
+}
+
+func newNginxFPM(bin string, fpm bool) (*nginxFPM, error) {
+	dir, err := os.MkdirTemp("", "bench-restart-")
+	if err != nil {
+		return nil, err
+	}
+	s := &nginxFPM{dir: dir, bin: bin, fpm: fpm}
+	if err := os.MkdirAll(filepath.Join(dir, "htdocs"), 0o755); err != nil {
+		return nil, err
+	}
+	for name, text := range map[string]string{"nginx.conf": nginxConf, "php-fpm.conf": fpmConf,
+		"htdocs/index.html": "ok\n", "htdocs/index.php": "<?php echo \"ok\\n\";\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(text, "DIR", dir)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if fpm {
+		if err := s.fpmStart(); err != nil {
+			return nil, err
+		}
+	}
+	return s, s.nginx("-c", s.path("nginx.conf"))
+}
+
+func (s *nginxFPM) path(name string) string { return filepath.Join(s.dir, name) }
+
+// cleanup stops what it started and removes its directory.
+func (s *nginxFPM) cleanup() {
+	for _, pidFile := range []string{"nginx.pid", "php-fpm.pid"} {
+		if pid, err := readPID(s.path(pidFile)); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			_ = waitGone(pid)
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+func (s *nginxFPM) probe() string {
+	if s.fpm {
+		return probeGET(addr1, "/index.php")
+	}
+	return probeGET(addr1, "/index.html")
+}
+
+func (s *nginxFPM) waitServing(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		reapZombies()
+		if s.probe() == "ok" {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return errors.New("the server did not come back")
+}
+
+func (s *nginxFPM) methods() []method {
+	service, conf := "nginx", s.path("nginx.conf")
+	if s.fpm {
+		service, conf = "php8.2-fpm", s.path("php-fpm.conf")
+	}
+	restart := func(flags ...string) error {
+		args := append([]string{"--log-format", "json", "restart", service, "--conf", conf, "--state-dir", s.path("state")}, flags...)
+		if out, err := exec.Command(s.bin, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	// The server's own methods come first: a master that safe-restart
+	// started with inherited sockets may ignore nginx's USR2 (see the
+	// report); the start of the stop-wait-start gives a daemonized one.
+	own := []method{
+		{nginxUSR2, s.nginxUpgrade},
+		{nginxQuitStart, func() error { return s.quitStart("nginx.pid", func() error { return s.nginx("-c", conf) }) }},
+	}
+	if s.fpm {
+		own = []method{
+			{fpmUSR2, s.fpmReload},
+			{fpmQuitStart, func() error { return s.quitStart("php-fpm.pid", s.fpmStart) }},
+		}
+	}
+	return append(own,
+		method{safeRestartPlain, func() error { return restart("--no-handoff") }},
+		method{safeRestartHandoff, func() error { return restart() }})
+}
+
+func (s *nginxFPM) nginx(args ...string) error {
+	if out, err := exec.Command("/usr/sbin/nginx", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("nginx %v: %v: %s", args, err, out)
+	}
+	return nil
+}
+
+func (s *nginxFPM) fpmStart() error {
+	if out, err := exec.Command("/usr/sbin/php-fpm8.2", "-y", s.path("php-fpm.conf")).CombinedOutput(); err != nil {
+		return fmt.Errorf("php-fpm8.2: %v: %s", err, out)
+	}
+	return nil
+}
+
+// nginxUpgrade is nginx's binary upgrade: USR2 (the master starts a new
+// one with its sockets and renames its pidfile to .oldbin), then QUIT to
+// the old master once the new one wrote the pidfile.
+func (s *nginxFPM) nginxUpgrade() error {
+	old, err := readPID(s.path("nginx.pid"))
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		return err
+	}
+	if err := waitNewPID(s.path("nginx.pid"), old); err != nil {
+		return fmt.Errorf("USR2 to %d: %w", old, err)
+	}
+	if err := syscall.Kill(old, syscall.SIGQUIT); err != nil {
+		return err
+	}
+	return waitGone(old)
+}
+
+// fpmReload is php-fpm's USR2: the master re-executes itself with its
+// sockets.
+func (s *nginxFPM) fpmReload() error {
+	old, err := readPID(s.path("php-fpm.pid"))
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		return err
+	}
+	return waitNewPID(s.path("php-fpm.pid"), old)
+}
+
+// quitStart is QUIT, a wait for the master to exit, and start.
+func (s *nginxFPM) quitStart(pidFile string, start func() error) error {
+	pid, err := readPID(s.path(pidFile))
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+		return err
+	}
+	if err := waitGone(pid); err != nil {
+		return err
+	}
+	return start()
+}
+
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var pid int
+	_, err = fmt.Sscan(strings.TrimSpace(string(data)), &pid)
+	return pid, err
+}
+
+// waitNewPID waits until the pidfile names a live process other than old.
+func waitNewPID(path string, old int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		reapZombies()
+		if pid, err := readPID(path); err == nil && pid != old && syscall.Kill(pid, 0) == nil {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return errors.New("no new master in the pidfile")
+}

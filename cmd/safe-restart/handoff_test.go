@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
+	"github.com/safe-restart/safe-restart/internal/nginxtest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+// handoffRestarts is how many full restarts each handoff test runs under
+// load.
+const handoffRestarts = 3
+
+// restartJSON runs `safe-restart restart SERVICE --json ARGS...` and
+// returns its report; it fails the test unless the exit code is 0.
+func restartJSON(t *testing.T, service string, args ...string) (supervise.RestartReport, string) {
+	t.Helper()
+	code, out, errOut := runCLI(t, append([]string{"restart", service, "--json"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("restart %s: exit %d\n%s\n%s", service, code, out, errOut)
+	}
+	var rep supervise.RestartReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("restart %s --json: %v\n%s", service, err, out)
+	}
+	return rep, errOut
+}
+
+// checkDetached fails unless master is alive, is a new process (not old),
+// and is not safe-restart's child: re-parented to this namespace's PID 1
+// (the test process), as a daemon is.
+func checkDetached(t *testing.T, master, old proctest.Proc, pidFileMaster int) {
+	t.Helper()
+	if master == old || old.Alive() {
+		t.Fatalf("restart kept master %v (old alive %v)", master, old.Alive())
+	}
+	st, err := master.Stat()
+	if err != nil {
+		t.Fatalf("new master %v: %v", master, err)
+	}
+	if st.PPID != 1 || st.PID != pidFileMaster {
+		t.Fatalf("new master %d: ppid %d (want 1: detached from safe-restart), pidfile names %d", st.PID, st.PPID, pidFileMaster)
+	}
+}
+
+// checkHandedOver fails unless the restart handed n listeners over: the
+// new master's listeners are the very sockets (same inodes) the old one
+// had.
+func checkHandedOver(t *testing.T, rep supervise.RestartReport, n int, errOut string) {
+	t.Helper()
+	if rep.Handoff == nil || rep.Handoff.Fallback != "" || len(rep.Handoff.Held) != n {
+		t.Fatalf("handoff %+v: want %d listeners held, no fallback\n%s", rep.Handoff, n, errOut)
+	}
+	inodes := func(ls []supervise.Listener) []uint64 {
+		var out []uint64
+		for _, l := range ls {
+			out = append(out, l.Inode)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if held, now := inodes(rep.Handoff.Held), inodes(rep.Start.Listeners); !slices.Equal(held, now) {
+		t.Fatalf("the new master listens on sockets %v, the held ones were %v: not inherited\n%s", now, held, errOut)
+	}
+}
+
+// TestNginxRestartHandoff: under 24 clients opening new connections on the
+// TCP and the unix listener, every full restart hands both sockets to a
+// new master that is detached (ppid 1), named by the pidfile and verified,
+// and no connection is refused and no request fails; the unix socket file
+// stays in place.
+func TestNginxRestartHandoff(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{UnixSocket: true, ErrorLogLevel: "notice"})
+	conf := []string{"--conf", srv.ConfPath, "--state-dir", t.TempDir()}
+	ok200 := func(get func(string) (int, string, error)) func() bool {
+		return func() bool { c, body, err := get("/"); return err == nil && c == 200 && body == nginxtest.IndexBody }
+	}
+	stopTCP, stopUnix := load(t, 16, ok200(srv.Get)), load(t, 8, ok200(srv.GetUnix))
+	for i := range handoffRestarts {
+		old := nginxMaster(t, srv)
+		rep, errOut := restartJSON(t, "nginx", conf...)
+		checkHandedOver(t, rep, 2, errOut)
+		checkDetached(t, nginxMaster(t, srv), old, srv.MasterPID())
+		if _, err := os.Stat(srv.Socket); err != nil {
+			t.Fatalf("restart %d: the unix socket file: %v", i+1, err)
+		}
+	}
+	tcpOK, tcpFailed := stopTCP()
+	unixOK, unixFailed := stopUnix()
+	if tcpFailed+unixFailed != 0 {
+		t.Fatalf("during %d restarts: TCP %d ok %d failed, unix %d ok %d failed; want none failed\n%s",
+			handoffRestarts, tcpOK, tcpFailed, unixOK, unixFailed, srv.ErrorLogText())
+	}
+	t.Logf("during %d restarts: TCP %d ok, unix %d ok, none failed", handoffRestarts, tcpOK, unixOK)
+}
+
+// TestNginxRestartNoHandoff: --no-handoff restarts plainly, says so in the
+// report, and still leaves a verified new master; under load the gap
+// between the old master closing its sockets and the new one binding them
+// usually refuses connections (logged: how many is timing).
+func TestNginxRestartNoHandoff(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{})
+	conf := []string{"--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--no-handoff"}
+	stop := load(t, 16, func() bool { c, _, err := srv.Get("/"); return err == nil && c == 200 })
+	old := nginxMaster(t, srv)
+	rep, errOut := restartJSON(t, "nginx", conf...)
+	if rep.Handoff == nil || !strings.Contains(rep.Handoff.Fallback, "--no-handoff") || !strings.Contains(errOut, "plain restart, no socket handoff") {
+		t.Fatalf("handoff %+v: want the fallback reported and logged\n%s", rep.Handoff, errOut)
+	}
+	m := nginxMaster(t, srv)
+	if m == old || old.Alive() || rep.Start.Master == nil || rep.Start.Master.PID != m.PID {
+		t.Fatalf("plain restart: master %v, old %v (alive %v), report %+v", m, old, old.Alive(), rep.Start.Master)
+	}
+	ok, failed := stop()
+	t.Logf("plain restart under load: %d ok, %d failed", ok, failed)
+}
+
+// TestFPMRestartHandoff: php-fpm behind nginx, on TCP and on a unix
+// socket: under 24 clients, every full restart of php-fpm hands its socket
+// to a new, detached, verified master and no request fails (no 502); on
+// the unix socket the path php-fpm unlinks as it exits is linked back.
+func TestFPMRestartHandoff(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	for _, unix := range []bool{false, true} {
+		name := map[bool]string{false: "tcp", true: "unix"}[unix]
+		t.Run(name, func(t *testing.T) {
+			srv := fpmtest.Start(t, fpmtest.Config{Children: 4, Unix: unix})
+			pass := srv.Listen
+			if unix {
+				pass = "unix:" + srv.Listen
+			}
+			front := nginxtest.Start(t, nginxtest.Options{FastCGIPass: pass, Root: srv.DocRoot})
+			state := t.TempDir()
+			stop := load(t, 24, func() bool {
+				c, body, err := front.Get("/index.php")
+				return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest ok")
+			})
+			for i := range handoffRestarts {
+				old, err := srv.Master()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, errOut := restartJSON(t, fpmService, "--conf", srv.ConfPath, "--state-dir", state)
+				checkHandedOver(t, rep, 1, errOut)
+				m, err := srv.Master()
+				if err != nil {
+					t.Fatalf("restart %d: %v", i+1, err)
+				}
+				checkDetached(t, m, old, srv.MasterPID())
+				if unix && len(rep.Handoff.Relinked)+len(rep.Handoff.Guarded) != 1 {
+					t.Fatalf("restart %d: relinked %v, guarded %v: want the socket path kept\n%s", i+1, rep.Handoff.Relinked, rep.Handoff.Guarded, errOut)
+				}
+				if _, err := os.Stat(srv.Listen); unix && err != nil {
+					t.Fatalf("restart %d: the unix socket file: %v", i+1, err)
+				}
+				mustServe(t, srv, "after a handoff restart")
+			}
+			ok, failed := stop()
+			if failed != 0 {
+				t.Fatalf("during %d restarts: %d ok, %d failed; want none failed\n%s\n%s", handoffRestarts, ok, failed, srv.ErrorLogText(), front.ErrorLogText())
+			}
+			if !strings.Contains(srv.ErrorLogText(), "using inherited socket fd=3") {
+				t.Fatalf("php-fpm did not log the inherited socket:\n%s", srv.ErrorLogText())
+			}
+			t.Logf("during %d restarts over %s: %d ok, none failed", handoffRestarts, name, ok)
+		})
+	}
+}

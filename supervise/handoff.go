@@ -1,0 +1,376 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// inheritor is implemented by the kinds whose server can take its
+// listening sockets from whoever starts it (REFERENCE.md §4): a full
+// restart then holds the old master's sockets through the stop and hands
+// them to the new master, so that no connection is refused in between.
+type inheritor interface {
+	// inheritEnv prepares socks, which the new master gets as fds 3, 4,
+	// ... in that order (the blocking mode the server expects), and
+	// returns the environment variables that name them. An error says
+	// a socket cannot be named to this server.
+	inheritEnv(socks []heldSocket) ([]string, error)
+	// staysChild reports whether a master started with inherited sockets
+	// does not daemonize (nginx): safe-restart then detaches it itself.
+	staysChild() bool
+	// inheritVars are the variables inheritEnv may set (any value of
+	// them in safe-restart's own environment is not passed on).
+	inheritVars() []string
+}
+
+// heldSocket is a listening socket safe-restart holds through a restart.
+type heldSocket struct {
+	Listener
+	file *os.File
+	// family is "unix", "inet" or "inet6"; ip and port (inet*) and path
+	// (unix) are the socket's own address (getsockname).
+	family string
+	ip     net.IP
+	port   int
+	path   string
+}
+
+// fd returns the socket's descriptor in safe-restart.
+func (s heldSocket) fd() int { return int(s.file.Fd()) }
+
+// HandoffReport says whether a restart handed the listening sockets over.
+type HandoffReport struct {
+	// Held are the old master's listeners held through the stop and
+	// passed to the new master.
+	Held []Listener `json:"held"`
+	// Fallback says why the restart was a plain one (the sockets closed
+	// with the old master: connections are refused until the new one
+	// listens); "" when they were handed over.
+	Fallback string `json:"fallback,omitempty"`
+	// Relinked are unix socket paths the old master unlinked as it
+	// exited, linked back to the held socket.
+	Relinked []string `json:"relinked,omitempty"`
+	// Guarded are unix socket paths bind-mounted over themselves through
+	// the stop, so that the old master could not unlink them.
+	Guarded []string `json:"guarded,omitempty"`
+}
+
+// handoff is the sockets a restart holds and how it hands them over.
+type handoff struct {
+	socks   []heldSocket
+	env     []string
+	unset   []string
+	detach  string // the setsid binary that detaches the new master, or ""
+	links   []sockLink
+	stopRel func() []string
+	log     zerolog.Logger
+}
+
+// sockLink is a second hard link that keeps a unix socket's path
+// restorable after the server unlinks it.
+type sockLink struct {
+	path, spare string
+	// guarded says the spare is bind-mounted over the path: unlink(2) of
+	// a mount point fails (EBUSY), so the old master cannot remove it.
+	guarded bool
+}
+
+// noMasterToHold begins the reason of a restart that found no master.
+const noMasterToHold = "no running master to take the sockets from"
+
+// errNoHandoff wraps the reasons a restart cannot hand its sockets over.
+var errNoHandoff = errors.New("no socket handoff")
+
+// holdListeners takes the running master's listening sockets for a
+// restart to the run config rc. It returns nil and the reason when a
+// handoff is impossible or pointless; the restart is then a plain one.
+func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
+	inh, ok := st.Profile.kind.(inheritor)
+	switch {
+	case st.NoHandoff:
+		return nil, "disabled (--no-handoff)"
+	case !ok:
+		return nil, st.Profile.Kind + " cannot take listening sockets from its starter"
+	}
+	root := or(st.ProcRoot, "/proc")
+	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	if err != nil {
+		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)
+	}
+	h := &handoff{unset: inh.inheritVars(), log: st.Log}
+	if inh.staysChild() {
+		if h.detach, err = exec.LookPath("setsid"); err != nil {
+			return nil, fmt.Sprintf("cannot detach the new master: %v", err)
+		}
+	}
+	if h.socks, err = takeListeners(root, master, rc.Listen, st.Log); err != nil {
+		return nil, err.Error()
+	}
+	if len(h.socks) == 0 {
+		return nil, "no listener of the running master is in the new configuration"
+	}
+	if h.env, err = inh.inheritEnv(h.socks); err != nil {
+		h.release()
+		return nil, fmt.Sprintf("cannot hand the sockets over: %v", err)
+	}
+	h.keepPaths()
+	return h, ""
+}
+
+// takeListeners duplicates the master's listeners that the new
+// configuration listens on (see configListens) into safe-restart; the
+// others close with the old master.
+func takeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) ([]heldSocket, error) {
+	listening, err := readListening(root)
+	if err != nil {
+		return nil, err
+	}
+	var want []Listener
+	for _, l := range listenersOf(root, master.PID, listening) {
+		if configListens(listen, l) {
+			want = append(want, l)
+		} else {
+			log.Info().Str("listener", l.Addr).Msg("not in the new configuration: it closes with the old master")
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	socks, err := dupListeners(root, master, want)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot take master %d's listeners: %w", errNoHandoff, master.PID, err)
+	}
+	return socks, nil
+}
+
+// configListens reports whether one of the configured listen addresses
+// (nginx's and php-fpm's forms: "127.0.0.1:80", "[::1]:9000", "*:80", a
+// bare port, a host name, a unix socket path) is the listener's.
+func configListens(listen []string, l Listener) bool {
+	for _, c := range listen {
+		for _, a := range listenCandidates(c) {
+			if a == l.Addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listenCandidates returns the addresses, as readListening writes them,
+// that a configured listen address may be bound to.
+func listenCandidates(c string) []string {
+	if strings.HasPrefix(c, "/") || strings.HasPrefix(c, "@") {
+		return []string{c}
+	}
+	if _, err := strconv.Atoi(c); err == nil {
+		return []string{net.JoinHostPort("0.0.0.0", c), net.JoinHostPort("::", c)}
+	}
+	i := strings.LastIndex(c, ":")
+	if i < 0 {
+		return nil // nginx's "listen localhost" (port 80) and the like: not matched
+	}
+	host, port := strings.TrimSuffix(strings.TrimPrefix(c[:i], "["), "]"), c[i+1:]
+	if host == "*" || host == "" {
+		host = "0.0.0.0"
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return []string{net.JoinHostPort(ip.String(), port)}
+	}
+	ips, _ := net.LookupIP(host)
+	var out []string
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip.String(), port))
+	}
+	return out
+}
+
+// keepPaths links each held unix socket's file to a spare name in its
+// directory and starts restoring the path as soon as the old master
+// unlinks it (php-fpm always does on exit; nginx does for sockets it
+// bound itself), so that clients find the socket through the stop.
+func (h *handoff) keepPaths() {
+	for _, s := range h.socks {
+		if s.family != "unix" || !strings.HasPrefix(s.path, "/") {
+			continue
+		}
+		spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".safe-restart-"+strconv.Itoa(os.Getpid()))
+		_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
+		if err := os.Link(s.path, spare); err != nil {
+			h.log.Warn().Err(err).Str("path", s.path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
+			continue
+		}
+		l := sockLink{path: s.path, spare: spare}
+		if err := guardPath(l); err != nil {
+			h.log.Info().Err(err).Str("path", s.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the old master unlinks it")
+		} else {
+			l.guarded = true
+		}
+		h.links = append(h.links, l)
+	}
+	var watched []sockLink
+	for _, l := range h.links {
+		if !l.guarded {
+			watched = append(watched, l)
+		}
+	}
+	if len(watched) == 0 {
+		return
+	}
+	stop, err := watchRelink(watched)
+	if err != nil {
+		h.log.Warn().Err(err).Msg("cannot watch the unix socket paths: they are restored after the stop")
+		return
+	}
+	h.stopRel = stop
+}
+
+// relinkAll restores every unix socket path the old master unlinked and
+// returns the paths it restored.
+func relinkAll(links []sockLink) []string {
+	var out []string
+	for _, l := range links {
+		if relink(l) {
+			out = append(out, l.path)
+		}
+	}
+	return out
+}
+
+// relink links the spare back to the socket's path when the path is
+// gone; it reports whether it did.
+func relink(l sockLink) bool {
+	if _, err := os.Lstat(l.path); err == nil {
+		return false
+	}
+	return os.Link(l.spare, l.path) == nil
+}
+
+// afterStop restores the socket paths the stopped master unlinked, and
+// reports them.
+func (h *handoff) afterStop(rep *HandoffReport) {
+	for _, l := range h.links {
+		if l.guarded {
+			rep.Guarded = append(rep.Guarded, l.path)
+		}
+	}
+	var restored []string
+	if h.stopRel != nil {
+		restored = h.stopRel()
+		h.stopRel = nil
+	}
+	h.unguard()
+	restored = append(restored, relinkAll(h.links)...)
+	for _, p := range restored {
+		h.log.Info().Str("path", p).Msg("the old master unlinked its unix socket: linked it back to the held socket")
+	}
+	rep.Relinked = append(rep.Relinked, restored...)
+}
+
+// unguard removes the bind mounts of guardPath.
+func (h *handoff) unguard() {
+	for i, l := range h.links {
+		if !l.guarded {
+			continue
+		}
+		if err := unguardPath(l); err != nil {
+			h.log.Warn().Err(err).Str("path", l.path).Msg("cannot remove the bind mount that guarded the unix socket path")
+			continue
+		}
+		h.links[i].guarded = false
+	}
+}
+
+// release closes what the handoff holds: the new master has its own
+// copies of the sockets (or the start failed), and removes the spare
+// links.
+func (h *handoff) release() {
+	if h == nil {
+		return
+	}
+	if h.stopRel != nil {
+		h.stopRel()
+	}
+	h.unguard()
+	for _, l := range h.links {
+		_ = os.Remove(l.spare)
+	}
+	for _, s := range h.socks {
+		s.file.Close()
+	}
+}
+
+// listeners returns the held listeners.
+func (h *handoff) listeners() []Listener {
+	out := make([]Listener, len(h.socks))
+	for i, s := range h.socks {
+		out[i] = s.Listener
+	}
+	return out
+}
+
+// run starts argv with the held sockets as fds 3, 4, ... and the
+// environment that names them; a master that would stay safe-restart's
+// child is started through `setsid -f`, which forks it into a new session
+// and exits, so that it is re-parented like a daemon. The output goes to
+// a file (a master that does not daemonize keeps it open), read once the
+// starter returns.
+func (h *handoff) run(ctx context.Context, argv []string) (string, error) {
+	if h.detach != "" {
+		argv = append([]string{h.detach, "-f"}, argv...)
+	}
+	out, err := os.CreateTemp("", "safe-restart-start-*.out")
+	if err != nil {
+		return "", fmt.Errorf("starter output file: %w", err)
+	}
+	defer out.Close()
+	_ = os.Remove(out.Name()) // the master may keep it open: let it vanish with it
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(withoutVars(os.Environ(), h.unset), h.env...)
+	for _, s := range h.socks {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.file)
+	}
+	h.log.Info().Strs("argv", argv).Strs("env", h.env).Msg("starting with the held sockets")
+	runErr := cmd.Run()
+	var buf bytes.Buffer
+	if _, err := out.Seek(0, io.SeekStart); err == nil {
+		_, _ = io.Copy(&buf, io.LimitReader(out, 1<<20))
+	}
+	return buf.String(), runErr
+}
+
+// withoutVars returns env without the variables named.
+func withoutVars(env, names []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			rest, numbered := strings.CutPrefix(name, n+"_") // FPM_SOCKETS_1 ...
+			_, err := strconv.Atoi(rest)
+			drop = drop || name == n || (numbered && err == nil)
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+//go:build linux
+
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// dupListeners duplicates the master's listeners into safe-restart with
+// pidfd_getfd (Linux 5.6; it needs the right to ptrace the master), each
+// proven to be the socket wanted by its inode.
+func dupListeners(root string, master ipcguard.Proc, want []Listener) ([]heldSocket, error) {
+	pidfd, err := pidfdOpen(master.PID)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFD(pidfd)
+	if !sameAlive(root, master) { // the pid may name another process since
+		return nil, fmt.Errorf("master %d exited", master.PID)
+	}
+	fdOf := map[uint64]int{}
+	for _, s := range socketFDs(root, master.PID) {
+		if _, ok := fdOf[s.inode]; !ok {
+			fdOf[s.inode] = s.fd
+		}
+	}
+	var out []heldSocket
+	fail := func(err error) ([]heldSocket, error) {
+		for _, s := range out {
+			s.file.Close()
+		}
+		return nil, err
+	}
+	for _, l := range want {
+		target, ok := fdOf[l.Inode]
+		if !ok {
+			return fail(fmt.Errorf("listener %s: no longer among the master's fds", l.Addr))
+		}
+		s, err := dupListener(pidfd, target, l)
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// dupListener takes the master's fd target (pidfd_getfd) and checks that
+// it is the listener l: same socket inode.
+func dupListener(pidfd, target int, l Listener) (heldSocket, error) {
+	fd, err := unix.PidfdGetfd(pidfd, target, 0)
+	if err != nil {
+		return heldSocket{}, fmt.Errorf("listener %s: %w", l.Addr, os.NewSyscallError("pidfd_getfd", err))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Ino != l.Inode {
+		closeFD(fd)
+		return heldSocket{}, fmt.Errorf("listener %s: the master's fd %d is no longer that socket", l.Addr, target)
+	}
+	s := heldSocket{Listener: l}
+	sa, err := unix.Getsockname(fd)
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.family, s.ip, s.port = "inet", net.IP(a.Addr[:]), a.Port
+	case *unix.SockaddrInet6:
+		s.family, s.ip, s.port = "inet6", net.IP(a.Addr[:]), a.Port
+	case *unix.SockaddrUnix:
+		s.family, s.path = "unix", a.Name
+	default:
+		closeFD(fd)
+		return heldSocket{}, fmt.Errorf("listener %s: unsupported address %T (%v)", l.Addr, sa, err)
+	}
+	s.file = os.NewFile(uintptr(fd), "listener "+l.Addr)
+	return s, nil
+}
+
+// watchRelink watches the directories of the links with inotify and links
+// a socket's path back the moment it is deleted, so that the window in
+// which clients find no socket file is short. The watch runs on its own
+// OS thread, blocked in read(2) rather than in Go's poller, to react
+// without waiting for the scheduler's poll. The returned stop ends the
+// watch and returns the paths restored.
+func watchRelink(links []sockLink) (func() []string, error) {
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("inotify_init1", err)
+	}
+	byName, dirs := map[string]sockLink{}, map[int32]string{}
+	for _, l := range links {
+		wd, err := unix.InotifyAddWatch(ifd, filepath.Dir(l.path), unix.IN_DELETE|unix.IN_MOVED_FROM)
+		if err != nil {
+			closeFD(ifd)
+			return nil, os.NewSyscallError("inotify_add_watch", err)
+		}
+		byName[l.path], dirs[int32(wd)] = l, filepath.Dir(l.path)
+	}
+	var mu sync.Mutex
+	var restored []string
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // the thread exits with the goroutine
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			paths, err := readDeleted(ifd, buf, dirs)
+			for _, path := range paths {
+				if l, ok := byName[path]; ok && relink(l) {
+					mu.Lock()
+					restored = append(restored, path)
+					mu.Unlock()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() []string {
+		// Removing the watches queues IN_IGNORED events, which wakes the
+		// read; closing the fd then ends it.
+		for wd := range dirs {
+			_, _ = unix.InotifyRmWatch(ifd, uint32(wd))
+		}
+		<-done
+		closeFD(ifd)
+		mu.Lock()
+		defer mu.Unlock()
+		return restored
+	}, nil
+}
+
+// readDeleted reads the pending inotify events and returns the paths they
+// name (directory watches: the directory's path joined with the name).
+// It blocks until events arrive; the error io.EOF says every watch was
+// removed (the last event is IN_IGNORED).
+func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
+	n, err := unix.Read(ifd, buf)
+	for errors.Is(err, unix.EINTR) {
+		n, err = unix.Read(ifd, buf)
+	}
+	if err != nil || n <= 0 {
+		return nil, fmt.Errorf("read inotify events: %w", errors.Join(err, io.EOF))
+	}
+	var out []string
+	ignored := 0
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+		if ev.Mask&unix.IN_IGNORED != 0 {
+			ignored++
+		} else if dir, ok := dirs[ev.Wd]; ok {
+			out = append(out, filepath.Join(dir, name))
+		}
+	}
+	if ignored > 0 {
+		return out, io.EOF
+	}
+	return out, nil
+}
+
+// guardPath bind-mounts the spare link over the socket's path (it needs
+// CAP_SYS_ADMIN): clients still reach the same socket through it, and the
+// old master's unlink(2) of the path fails with EBUSY (php-fpm ignores
+// that; nginx logs it as an [emerg] line as it exits).
+func guardPath(l sockLink) error {
+	if err := unix.Mount(l.spare, l.path, "", unix.MS_BIND, ""); err != nil {
+		return os.NewSyscallError("mount --bind", err)
+	}
+	return nil
+}
+
+// unguardPath removes guardPath's bind mount: the path is the socket's own
+// link again.
+func unguardPath(l sockLink) error {
+	if err := unix.Unmount(l.path, unix.MNT_DETACH); err != nil {
+		return os.NewSyscallError("umount", err)
+	}
+	return nil
+}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,15 @@ import (
 func main() {
 	bin := flag.String("safe-restart", "bin/safe-restart", "the safe-restart binary")
 	rounds := flag.Int("rounds", 5, "restarts per method (medians are reported)")
+	flag.IntVar(&clients, "clients", clients, "concurrent clients besides the prober")
+	only := flag.String("methods", "", "run only the methods whose name matches this regular expression")
 	flag.Parse()
+	re, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-restart: -methods:", err)
+		os.Exit(2)
+	}
+	methodFilter = re
 	if err := run(*bin, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-restart:", err)
 		os.Exit(1)
@@ -69,13 +78,14 @@ func run(bin string, rounds int) error {
 
 func report(methods []method, results map[string][]result) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\t")
+	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients failed\t")
 	for _, m := range methods {
 		rs := results[m.name]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
 			medianInt(rs, func(r result) int { return r.ok }), medianInt(rs, func(r result) int { return r.refused }),
 			medianInt(rs, func(r result) int { return r.reset }), medianInt(rs, func(r result) int { return r.other }),
-			median(rs, func(r result) time.Duration { return r.gap }))
+			median(rs, func(r result) time.Duration { return r.gap }),
+			medianInt(rs, func(r result) int { return r.loadOK }), medianInt(rs, func(r result) int { return r.loadFailed }))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -83,9 +93,13 @@ func report(methods []method, results map[string][]result) error {
 	took := func(name string) time.Duration {
 		return median(results[name], func(r result) time.Duration { return r.took })
 	}
-	fmt.Printf("\nsafe-restart's overhead over the server's own stop, wait, start (medians of 'took'):\n")
-	fmt.Printf("  graceful (WINCH):   %s\n", (took(safeRestart) - took(gracefulStopWait)).Round(time.Millisecond))
-	fmt.Printf("  TERM first:         %s\n", (took(safeRestartFast) - took(stopWaitStart)).Round(time.Millisecond))
+	for _, pair := range [][3]string{{"graceful (WINCH):", safeRestart, gracefulStopWait}, {"TERM first:", safeRestartFast, stopWaitStart}} {
+		if len(results[pair[1]]) == 0 || len(results[pair[2]]) == 0 {
+			continue
+		}
+		fmt.Printf("safe-restart's overhead over the server's own stop, wait, start (medians of 'took'), %-18s %s\n",
+			pair[0], (took(pair[1]) - took(pair[2])).Round(time.Millisecond))
+	}
 	return nil
 }
 

@@ -18,24 +18,54 @@ import (
 type result struct {
 	took                      time.Duration // from the command to verified serving
 	ok, refused, reset, other int
-	gap                       time.Duration // longest time without a successful answer
+	gap                       time.Duration  // longest time without a successful answer
+	loadOK, loadFailed        int            // requests of the concurrent clients
+	loadFailures              map[string]int // the clients' failures by outcome
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("took %s, ok %d, refused %d, reset %d, other %d, longest gap %s",
-		r.took.Round(time.Millisecond), r.ok, r.refused, r.reset, r.other, r.gap.Round(time.Millisecond))
+	return fmt.Sprintf("took %s, ok %d, refused %d, reset %d, other %d, longest gap %s; clients: ok %d, failed %d %v",
+		r.took.Round(time.Millisecond), r.ok, r.refused, r.reset, r.other, r.gap.Round(time.Millisecond), r.loadOK, r.loadFailed, r.loadFailures)
 }
 
 // probeEvery is how often the prober opens a new connection.
 const probeEvery = 5 * time.Millisecond
 
-// measure probes the server around one restart: 200 ms before, the
-// restart until both listeners answer, and 200 ms after.
+// clients is how many concurrent clients keep requesting (each on a new
+// connection) while the prober probes.
+var clients = 50
+
+// measure probes the server around one restart, under the load of the
+// concurrent clients: 200 ms before, the restart until both listeners
+// answer, and 200 ms after.
 func measure(s *server, restart func() error) (result, error) {
-	var res result
+	res := result{loadFailures: map[string]int{}}
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				outcome := probe()
+				mu.Lock()
+				if outcome == "ok" {
+					res.loadOK++
+				} else {
+					res.loadFailed++
+					res.loadFailures[outcome]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	go func() {
 		defer close(done)
 		last := time.Now()
@@ -74,6 +104,7 @@ func measure(s *server, restart func() error) (result, error) {
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	<-done
+	wg.Wait()
 	reapZombies()
 	res.took = took
 	return res, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,15 +83,31 @@ func newServer(bin string) (*server, error) {
 func (s *server) cleanup() { os.RemoveAll(s.dir) }
 
 func (s *server) apache(args ...string) error {
-	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf}, args...)...).CombinedOutput()
+	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf, "-c", reuseport}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("apache2 %v: %v: %s", args, err, out)
 	}
 	return nil
 }
 
+// methodFilter selects the methods to run (-methods).
+var methodFilter = regexp.MustCompile("")
+
+// methods are the restart methods selected by -methods.
 func (s *server) methods() []method {
+	var out []method
+	for _, m := range s.allMethods() {
+		if methodFilter.MatchString(m.name) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (s *server) allMethods() []method {
 	return []method{
+		{overlapNoMigrate, func() error { return s.overlap(false) }},
+		{overlapMigrate, func() error { return s.overlap(true) }},
 		{safeRestart, func() error { return s.safeRestart() }},
 		{safeRestartFast, func() error { return s.safeRestart("--graceful-timeout", "0") }},
 		{gracefulStopWait, func() error { return s.stopWaitStart("graceful-stop") }},

@@ -44,9 +44,12 @@ type StartOptions struct {
 	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
 	// stopped says a stop just stopped orphans and reaped (Restart): the
 	// start then only re-checks headroom.
-	stopped  bool
-	ProcRoot string
-	Log      zerolog.Logger
+	stopped bool
+	// reuseport starts a server that can overlap with SO_REUSEPORT on its
+	// listeners (Restart; see overlapper).
+	reuseport bool
+	ProcRoot  string
+	Log       zerolog.Logger
 }
 
 // Acted reports whether the start changed anything: stopped orphans,
@@ -215,6 +218,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
+		argv = ov.reuseportArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second

@@ -4,9 +4,12 @@
 // prober opens a new connection every few milliseconds and sends one GET,
 // counting answers, refusals, resets and other failures, and the longest
 // time without a successful answer. It compares, alternating in one run:
-// safe-restart restart (graceful, and TERM first), Apache's own graceful
-// stop or stop, a wait and a start, its in-place restart (HUP), and kill -9
-// of the group then a start.
+// safe-restart restart (overlapping the masters with
+// net.ipv4.tcp_migrate_req=1; stop and start, graceful and TERM first),
+// the same overlap done by hand with tcp_migrate_req 0 and 1, Apache's own
+// graceful stop or stop, a wait and a start, its in-place restart (HUP),
+// and kill -9 of the group then a start. 50 clients (-clients) keep
+// requesting, each on a new connection, beside the prober.
 //
 // It must run as root in fresh IPC, PID, mount and network namespaces,
 // which `make bench-restart` provides; it brings up lo and uses only

@@ -18,9 +18,19 @@ const (
 	overlapMigrate   = "overlap, tcp_migrate_req=1"
 )
 
+// setMigrateReq sets net.ipv4.tcp_migrate_req in this network namespace.
+func setMigrateReq(on bool) error {
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	return os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte(v), 0o644)
+}
+
 // reuseport is the directive that makes Apache set SO_REUSEPORT on its
 // listeners (listen.c make_sock) while keeping one listen bucket: buckets =
-// online cores / ratio, at least 1.
+// online cores / ratio, at least 1. Every start here passes it with -C, as
+// safe-restart's restarts do, so that every row can overlap.
 const reuseport = "ListenCoresBucketsRatio 2147483647"
 
 // overlap replaces the master by hand the way safe-restart's overlap
@@ -28,11 +38,7 @@ const reuseport = "ListenCoresBucketsRatio 2147483647"
 // (both with SO_REUSEPORT), and only once it serves is the old one told to
 // stop gracefully (WINCH), with net.ipv4.tcp_migrate_req set to migrate.
 func (s *server) overlap(migrate bool) error {
-	v := "0\n"
-	if migrate {
-		v = "1\n"
-	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte(v), 0o644); err != nil {
+	if err := setMigrateReq(migrate); err != nil {
 		return err
 	}
 	old, err := s.masterPID()

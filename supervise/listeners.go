@@ -117,20 +117,40 @@ func parseHexAddr(s string) (string, error) {
 
 // listenersOf returns the listening sockets among pid's fds.
 func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
+	var out []Listener
+	for _, l := range listenerFDs(procRoot, pid, listening) {
+		out = append(out, l.Listener)
+	}
+	return out
+}
+
+// listenerFD is a listening socket and the fd number a process holds it at.
+type listenerFD struct {
+	Listener
+	fd int
+}
+
+// listenerFDs returns the listening sockets among pid's fds, with their
+// fd numbers.
+func listenerFDs(procRoot string, pid int, listening map[uint64]string) []listenerFD {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var out []Listener
+	var out []listenerFD
 	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		target, err := os.Readlink(filepath.Join(dir, e.Name()))
 		if err != nil || !strings.HasPrefix(target, "socket:[") {
 			continue
 		}
 		inode, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
 		if addr, ok := listening[inode]; err == nil && ok {
-			out = append(out, Listener{Addr: addr, Inode: inode})
+			out = append(out, listenerFD{Listener{Addr: addr, Inode: inode}, fd})
 		}
 	}
 	return out

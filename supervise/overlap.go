@@ -85,38 +85,6 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 	return ""
 }
 
-// listenerFD is a listening socket and the fd number a process holds it at.
-type listenerFD struct {
-	Listener
-	fd int
-}
-
-// listenerFDs returns the listening sockets among pid's fds, with their
-// fd numbers.
-func listenerFDs(procRoot string, pid int, listening map[uint64]string) []listenerFD {
-	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []listenerFD
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		target, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil || !strings.HasPrefix(target, "socket:[") {
-			continue
-		}
-		inode, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
-		if addr, ok := listening[inode]; err == nil && ok {
-			out = append(out, listenerFD{Listener{Addr: addr, Inode: inode}, fd})
-		}
-	}
-	return out
-}
-
 // overlapRestart replaces the running master by a new one started beside
 // it (see overlapper). It reports handled false, having changed nothing,
 // when no master runs or an overlap cannot work (the reason is logged):
@@ -169,6 +137,26 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 		return rep, true, err
 	}
 	return rep, true, verifySuccessor(root, st, *rep.Start.Master, &rep.Start)
+}
+
+// stopPendingBeside finishes the stop of a master that a stop intent names
+// while the pidfile names another live master: a restart interrupted
+// between starting the new master beside the old one and stopping the old
+// one left both serving.
+func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
+	root := or(s.ProcRoot, "/proc")
+	current, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary)
+	if err != nil {
+		return nil // no other master: a plain stop finishes the pending one
+	}
+	pending, err := pendingStop(s.IntentDir, root, s.Profile.Name)
+	if err != nil || pending == nil || pending.PID == current.PID {
+		return err
+	}
+	s.Log.Warn().Int("pid", pending.PID).Int("master", current.PID).
+		Msg("finishing the stop of an old master an interrupted restart left serving beside the new one")
+	var r StopReport
+	return s.stopTree(ctx, root, *pending, &r)
 }
 
 // stopOldMaster stops the old master with the ladder while keeping the

@@ -36,6 +36,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 // is stopped and a new one started.
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	s = s.withServer(st)
+	if err := stopPendingBeside(ctx, s, rc); err != nil {
+		return RestartReport{}, err
+	}
 	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
 	if handled || err != nil {
 		return rep, err

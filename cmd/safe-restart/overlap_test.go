@@ -74,6 +74,12 @@ type outcomes struct {
 	n  map[string]int
 }
 
+func (o *outcomes) add(r string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[r]++
+}
+
 func (o *outcomes) failures() map[string]int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -87,36 +93,19 @@ func (o *outcomes) failures() map[string]int {
 }
 
 // freshLoad runs n clients, each opening a new connection per request to
-// addr, until the returned stop is called.
+// addr, until the returned stop is called (see load).
 func freshLoad(t *testing.T, n int, addr string) (stop func() *outcomes) {
 	t.Helper()
 	o := &outcomes{n: map[string]int{}}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				r := freshGet(addr)
-				o.mu.Lock()
-				o.n[r]++
-				o.mu.Unlock()
-			}
-		}()
-	}
-	var once sync.Once
-	stop = func() *outcomes {
-		once.Do(func() { close(done); wg.Wait() })
+	stopLoad := load(t, n, func() bool {
+		r := freshGet(addr)
+		o.add(r)
+		return r == "ok"
+	})
+	return func() *outcomes {
+		stopLoad()
 		return o
 	}
-	t.Cleanup(func() { stop() })
-	return stop
 }
 
 // TestOverlapRestartUnderLoad: with net.ipv4.tcp_migrate_req=1, every full

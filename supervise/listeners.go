@@ -118,9 +118,25 @@ func parseHexAddr(s string) (string, error) {
 // listenersOf returns the listening sockets among pid's fds.
 func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
 	var out []Listener
+	for _, l := range listenerFDs(procRoot, pid, listening) {
+		out = append(out, l.Listener)
+	}
+	return out
+}
+
+// listenerFD is a listening socket and the fd number a process holds it at.
+type listenerFD struct {
+	Listener
+	fd int
+}
+
+// listenerFDs returns the listening sockets among pid's fds, with their
+// fd numbers.
+func listenerFDs(procRoot string, pid int, listening map[uint64]string) []listenerFD {
+	var out []listenerFD
 	for _, s := range socketFDs(procRoot, pid) {
 		if addr, ok := listening[s.inode]; ok {
-			out = append(out, Listener{Addr: addr, Inode: s.inode})
+			out = append(out, listenerFD{Listener{Addr: addr, Inode: s.inode}, s.fd})
 		}
 	}
 	return out

@@ -15,6 +15,11 @@ type RestartReport struct {
 	// Handoff says whether the listening sockets were handed from the old
 	// master to the new one (nil for a restart that found no master).
 	Handoff *HandoffReport `json:"handoff,omitempty"`
+	// Overlap says the new master started beside the old one, which
+	// stopped only then (see overlapper); OverlapSkipped says why a
+	// server that can overlap did not.
+	Overlap        bool   `json:"overlap"`
+	OverlapSkipped string `json:"overlap_skipped,omitempty"`
 }
 
 // Restart runs the config test and an IPC headroom check first (failures
@@ -29,11 +34,19 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	return restart(ctx, s, st, sig, rc)
 }
 
-// restart is Restart once the server's run config is known.
+// restart is Restart once the server's run config is known. A server that
+// can overlap (see overlapper) is replaced by a new master started beside
+// the running one; otherwise, or when the overlap cannot work, the master
+// is stopped and a new one started.
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
-	var rep RestartReport
-	var err error
 	s = s.withServer(st)
+	if err := stopPendingBeside(ctx, s, rc); err != nil {
+		return RestartReport{}, err
+	}
+	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
+	if handled || err != nil {
+		return rep, err
+	}
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
@@ -50,9 +63,23 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err != nil {
 		return rep, err
 	}
-	st.stopped = true // the stop just stopped orphans and reaped
-	rep.Start, err = st.start(ctx, sig, rc)
-	return rep, err
+	// The stop just stopped orphans and reaped; the new master gets
+	// SO_REUSEPORT so that the next restart can overlap.
+	st.stopped, st.reuseport = true, true
+	if rep.Start, err = st.start(ctx, sig, rc); err != nil || rep.Start.Master == nil {
+		return rep, err
+	}
+	return rep, aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners)
+}
+
+// aloneOnPorts fails when a socket other than listeners is bound to one
+// of their addresses (see soleListener).
+func aloneOnPorts(root string, listeners []Listener) error {
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	return soleListener(listeners, listening)
 }
 
 // handoffReport reports and logs whether the restart holds the sockets:

@@ -50,9 +50,12 @@ type StartOptions struct {
 	stopped bool
 	// handoff, set by a restart, holds the old master's sockets for the
 	// new one.
-	handoff  *handoff
-	ProcRoot string
-	Log      zerolog.Logger
+	handoff *handoff
+	// reuseport starts a server that can overlap with SO_REUSEPORT on its
+	// listeners (Restart; see overlapper).
+	reuseport bool
+	ProcRoot  string
+	Log       zerolog.Logger
 }
 
 // Acted reports whether the start changed anything: stopped orphans,
@@ -221,6 +224,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
+		argv = ov.reuseportArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	}
 	if o.handoff != nil {
 		return o.handoff.run(ctx, argv)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -29,7 +30,14 @@ func main() {
 	bin := flag.String("safe-restart", "bin/safe-restart", "the safe-restart binary")
 	rounds := flag.Int("rounds", 5, "restarts per method (medians are reported)")
 	servers := flag.String("servers", "apache2,nginx,php-fpm", "which servers to benchmark, comma-separated")
+	only := flag.String("methods", "", "run only the Apache methods whose name matches this regular expression")
 	flag.Parse()
+	re, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-restart: -methods:", err)
+		os.Exit(2)
+	}
+	methodFilter = re
 	if err := run(*bin, *rounds, strings.Split(*servers, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-restart:", err)
 		os.Exit(1)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,12 +20,13 @@ const (
 	addr1 = "127.0.0.1:18080"
 	addr2 = "127.0.0.1:18081"
 
-	safeRestart      = "safe-restart restart"
-	safeRestartFast  = "safe-restart restart --graceful-timeout 0"
-	gracefulStopWait = "-k graceful-stop, wait, -k start"
-	stopWaitStart    = "-k stop, wait, -k start"
-	hupRestart       = "apache2 -t && -k restart (HUP)"
-	kill9Start       = "kill -9 group, -k start"
+	safeRestart        = "safe-restart restart"
+	safeRestartFast    = "safe-restart restart --graceful-timeout 0"
+	safeRestartOverlap = "safe-restart restart, tcp_migrate_req=1"
+	gracefulStopWait   = "-k graceful-stop, wait, -k start"
+	stopWaitStart      = "-k stop, wait, -k start"
+	hupRestart         = "apache2 -t && -k restart (HUP)"
+	kill9Start         = "kill -9 group, -k start"
 )
 
 // conf is prefork with two listeners (the accept mutex) and sysvsem
@@ -84,17 +86,34 @@ func (s *server) cleanup() { os.RemoveAll(s.dir) }
 func (s *server) probe() string { return probeGET(addr1, "/index.html") }
 
 func (s *server) apache(args ...string) error {
-	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf}, args...)...).CombinedOutput()
+	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf, "-C", reuseport}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("apache2 %v: %v: %s", args, err, out)
 	}
 	return nil
 }
 
+// methodFilter selects the methods to run (-methods).
+var methodFilter = regexp.MustCompile("")
+
+// methods are the restart methods selected by -methods.
 func (s *server) methods() []method {
+	var out []method
+	for _, m := range s.allMethods() {
+		if methodFilter.MatchString(m.name) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (s *server) allMethods() []method {
 	return []method{
-		{safeRestart, func() error { return s.safeRestart() }},
-		{safeRestartFast, func() error { return s.safeRestart("--graceful-timeout", "0") }},
+		{overlapNoMigrate, func() error { return s.overlap(false) }},
+		{overlapMigrate, func() error { return s.overlap(true) }},
+		{safeRestartOverlap, func() error { return s.safeRestart(true) }},
+		{safeRestart, func() error { return s.safeRestart(false) }},
+		{safeRestartFast, func() error { return s.safeRestart(false, "--graceful-timeout", "0") }},
 		{gracefulStopWait, func() error { return s.stopWaitStart("graceful-stop") }},
 		{stopWaitStart, func() error { return s.stopWaitStart("stop") }},
 		{hupRestart, func() error {
@@ -119,7 +138,13 @@ func (s *server) methods() []method {
 	}
 }
 
-func (s *server) safeRestart(flags ...string) error {
+// safeRestart runs safe-restart restart; with migrate (and a master it
+// started, as every row leaves) it overlaps the masters, else it stops and
+// starts.
+func (s *server) safeRestart(migrate bool, flags ...string) error {
+	if err := setMigrateReq(migrate); err != nil {
+		return err
+	}
 	args := append([]string{"--log-format", "json", "restart", "apache2", "--conf", s.conf, "--state-dir", filepath.Join(s.dir, "state")}, flags...)
 	if out, err := exec.Command(s.bin, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("%v: %s", err, out)

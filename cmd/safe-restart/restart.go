@@ -22,8 +22,17 @@ For nginx and php-fpm the restart refuses no connection: safe-restart takes the
 running master's listening sockets (pidfd_getfd, Linux 5.6), holds them through
 the stop (the kernel queues new connections) and starts the new master with
 them (nginx: NGINX=3;4;, php-fpm: FPM_SOCKETS); a unix socket path the old
-master unlinks is linked back at once. When that is impossible it says why and
-restarts plainly.`,
+master would unlink is kept by a bind mount (or linked back at once). When
+that is impossible it says why and restarts plainly (--no-handoff forces it).
+
+Apache is replaced without refusing a connection when it can be: the new master
+starts beside the running one on the same ports (SO_REUSEPORT, which every
+master a restart starts gets through -C "ListenCoresBucketsRatio ..."), is
+verified, and only then is the old one stopped; net.ipv4.tcp_migrate_req=1
+(Linux >= 5.14) moves the connections queued on its closing listeners to the
+new master. Otherwise (that sysctl is 0, the running master was not started by
+a restart, too few semaphore sets for two generations) it stops then starts,
+and says why.`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz`,
 		Args: exactArgs(1, serviceArg),
@@ -51,9 +60,21 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 	} else if err == nil {
 		writeStopSummary(d, service, rep.Stop)
 		writeStartSummary(d, service, rep.Start)
+		writeOverlapSummary(d, rep)
 	}
 	if err != nil && (rep.Stop.Acted() || rep.Start.Acted()) {
 		return &exitError{code: exitFailed, err: err}
 	}
 	return err
+}
+
+// writeOverlapSummary says whether the new master started beside the old
+// one, or why not.
+func writeOverlapSummary(d *deps, rep supervise.RestartReport) {
+	switch {
+	case rep.Overlap:
+		d.printf("the new master started beside the old one, which stopped only then: no moment without a listener\n")
+	case rep.OverlapSkipped != "":
+		d.printf("stopped, then started (no overlap): %s\n", rep.OverlapSkipped)
+	}
 }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/supervise"
+)
+
+// setMigrateReq sets net.ipv4.tcp_migrate_req in the test's private
+// network namespace.
+func setMigrateReq(t *testing.T, v string) {
+	t.Helper()
+	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte(v+"\n"), 0o644); err != nil {
+		t.Fatalf("set net.ipv4.tcp_migrate_req (Linux >= 5.14): %v", err)
+	}
+}
+
+// restartJSON runs `safe-restart restart --json` and returns its exit code,
+// report and log.
+func apacheRestartJSON(t *testing.T, srv *apachetest.Server, state string) (int, supervise.RestartReport, string) {
+	t.Helper()
+	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--graceful-timeout", "20s")
+	var rep supervise.RestartReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("restart: exit %d, report %q: %v\n%s", code, out, err, errOut)
+	}
+	return code, rep, errOut
+}
+
+// freshGet opens a new connection to addr, sends one GET and classifies
+// the outcome: "ok", "refused", "reset" or "other: ...".
+func freshGet(addr string) string {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "refused"
+	}
+	if err != nil {
+		return "other: " + err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err = io.WriteString(c, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"); err == nil {
+		var resp *http.Response
+		if resp, err = http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return "ok"
+			}
+			return "other: " + resp.Status
+		}
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) {
+		return "reset"
+	}
+	return "other: " + err.Error()
+}
+
+// outcomes counts freshGet outcomes of concurrent clients.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) add(r string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[r]++
+}
+
+func (o *outcomes) failures() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f := map[string]int{}
+	for k, v := range o.n {
+		if k != "ok" {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// freshLoad runs n clients, each opening a new connection per request to
+// addr, until the returned stop is called (see load).
+func freshLoad(t *testing.T, n int, addr string) (stop func() *outcomes) {
+	t.Helper()
+	o := &outcomes{n: map[string]int{}}
+	stopLoad := load(t, n, func() bool {
+		r := freshGet(addr)
+		o.add(r)
+		return r == "ok"
+	})
+	return func() *outcomes {
+		stopLoad()
+		return o
+	}
+}
+
+// TestOverlapRestartUnderLoad: with net.ipv4.tcp_migrate_req=1, every full
+// restart of Apache (prefork, sysvsem mutexes) after the first starts the
+// new master beside the old one and refuses or fails no request of 50
+// concurrent clients, each on a new connection; every restart replaces the
+// master, keeps one generation's semaphore sets, and leaves the pidfile
+// naming the new master. The first restart, of a master started without
+// SO_REUSEPORT, is a plain one and says why; so is one with
+// tcp_migrate_req=0.
+func TestOverlapRestartUnderLoad(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	overlapUnderLoad(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true})
+}
+
+// TestOverlapRestartUnderLoadEvent is TestOverlapRestartUnderLoad with the
+// event MPM (Debian's default) and its default mutexes.
+func TestOverlapRestartUnderLoadEvent(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	overlapUnderLoad(t, apachetest.Config{MPM: "event"})
+}
+
+func overlapUnderLoad(t *testing.T, cfg apachetest.Config) {
+	setMigrateReq(t, "1")
+	srv := apachetest.Start(t, cfg)
+	state := t.TempDir()
+	sets := len(semIDs(t))
+
+	code, rep, errOut := apacheRestartJSON(t, srv, state)
+	if code != exitOK || rep.Overlap || !strings.Contains(rep.OverlapSkipped, "lacks SO_REUSEPORT") {
+		t.Fatalf("first restart: exit %d, overlap %v, skipped %q; want a plain restart for lack of SO_REUSEPORT\n%s", code, rep.Overlap, rep.OverlapSkipped, errOut)
+	}
+
+	stop := freshLoad(t, 50, srv.Listen[0])
+	const n = 5
+	for i := range n {
+		old := srv.MasterPID()
+		code, rep, errOut := apacheRestartJSON(t, srv, state)
+		if code != exitOK || !rep.Overlap {
+			t.Fatalf("restart %d: exit %d, overlap %v (skipped: %q)\n%s", i+1, code, rep.Overlap, rep.OverlapSkipped, errOut)
+		}
+		if now := srv.MasterPID(); now == old || rep.Start.Master == nil || rep.Start.Master.PID != now {
+			t.Fatalf("restart %d: pidfile names %d, old %d, report %+v", i+1, now, old, rep.Start.Master)
+		}
+		if rep.Stop.Master == nil || rep.Stop.Master.PID != old || cfg.SysvSem != (len(rep.Start.Created) > 0) {
+			t.Fatalf("restart %d: stopped %+v (want %d), created sets %v", i+1, rep.Stop.Master, old, rep.Start.Created)
+		}
+		if _, err := os.Stat(srv.PidFile + ".safe-restart-old"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("restart %d: the old master's pidfile was left aside: %v", i+1, err)
+		}
+		if got := len(semIDs(t)); got != sets {
+			t.Fatalf("restart %d: %d semaphore sets, want %d (one generation)", i+1, got, sets)
+		}
+		if masters := countMasters(t, srv); masters != 1 {
+			t.Fatalf("restart %d: %d masters", i+1, masters)
+		}
+	}
+	o := stop()
+	if f := o.failures(); len(f) > 0 || o.n["ok"] == 0 {
+		t.Fatalf("%d overlap restarts under 50 clients: %d ok, failures %v; want none", n, o.n["ok"], f)
+	}
+	t.Logf("%d overlap restarts under 50 clients: %d requests, no failure", n, o.n["ok"])
+
+	setMigrateReq(t, "0")
+	code, rep, errOut = apacheRestartJSON(t, srv, state)
+	if code != exitOK || rep.Overlap || !strings.Contains(rep.OverlapSkipped, "tcp_migrate_req is 0") {
+		t.Fatalf("restart with tcp_migrate_req=0: exit %d, overlap %v, skipped %q; want a plain restart that says why\n%s", code, rep.Overlap, rep.OverlapSkipped, errOut)
+	}
+}
+
+// TestOverlapRestartNewMasterFails: a new master that cannot bind one of
+// its listeners (a socket without SO_REUSEPORT holds it; the config test
+// cannot see that) is stopped, and the old master keeps serving with its
+// pidfile back in place.
+func TestOverlapRestartNewMasterFails(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	setMigrateReq(t, "1")
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	state := t.TempDir()
+	if code, rep, errOut := apacheRestartJSON(t, srv, state); code != exitOK || rep.Overlap {
+		t.Fatalf("first (plain) restart: exit %d, overlap %v\n%s", code, rep.Overlap, errOut)
+	}
+	old := srv.MasterPID()
+	sets := len(semIDs(t))
+
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	conf := readFile(t, srv.ConfPath)
+	if err := os.WriteFile(srv.ConfPath, []byte(conf+"\nListen "+holder.Addr().String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, rep, errOut := apacheRestartJSON(t, srv, state)
+	if code == exitOK || !rep.Overlap || !strings.Contains(errOut, "still serves") {
+		t.Fatalf("restart whose new master cannot bind: exit %d, overlap %v; want a failure that leaves the old master\n%s", code, rep.Overlap, errOut)
+	}
+	if srv.MasterPID() != old {
+		t.Fatalf("the pidfile names %d, want the old master %d", srv.MasterPID(), old)
+	}
+	if masters := countMasters(t, srv); masters != 1 {
+		t.Fatalf("%d masters after the failed overlap, want the old one only", masters)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("the old master stopped serving: %d, %v", c, err)
+	}
+	if got := len(semIDs(t)); got != sets {
+		t.Fatalf("%d semaphore sets after the failed overlap, want %d", got, sets)
+	}
+}

@@ -1,0 +1,284 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// overlapper is a kind whose new master can bind its listening ports
+// beside the old master's, both with SO_REUSEPORT (Apache 2.4 cannot
+// inherit a listening socket, REFERENCE.md §4). A full restart then needs
+// no moment without a listener: the new master starts and is verified
+// while the old one serves, then the old one stops gracefully, and the
+// kernel (net.ipv4.tcp_migrate_req=1) moves the connections queued on its
+// closing listeners to the new master's instead of resetting them.
+type overlapper interface {
+	// reuseportArgv is startArgv with SO_REUSEPORT set on the listeners,
+	// the user's own settings winning.
+	reuseportArgv(p Profile, conf string) []string
+}
+
+// migrateReqSysctl is the per-network-namespace switch (Linux 5.14) that
+// migrates the connections queued on a closing SO_REUSEPORT listener to
+// another listener of its group; at 0 they are reset.
+const migrateReqSysctl = "sys/net/ipv4/tcp_migrate_req"
+
+// overlapAsideSuffix names where the old master's pidfile waits while the
+// new master starts (the server's own start refuses while its pidfile
+// names a live process).
+const overlapAsideSuffix = ".safe-restart-old"
+
+// overlapBlocker says why the running master old cannot be replaced by an
+// overlap, "" when it can: the kind cannot, the kernel would reset the
+// connections queued on the old listeners, the old listeners lack
+// SO_REUSEPORT (the new master could not bind beside them), or both
+// generations' semaphore sets would not fit at once.
+func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st StartOptions) string {
+	if _, ok := st.Profile.kind.(overlapper); !ok {
+		return "the server cannot run two masters on its ports"
+	}
+	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "the kernel has no net.ipv4.tcp_migrate_req (Linux < 5.14): the old master's queued connections would be reset"
+	case err != nil:
+		return fmt.Sprintf("read net.ipv4.tcp_migrate_req: %v", err)
+	case strings.TrimSpace(string(v)) != "1":
+		return "net.ipv4.tcp_migrate_req is 0: the old master's queued connections would be reset (sysctl -w net.ipv4.tcp_migrate_req=1 enables the overlap)"
+	}
+	listening, err := readListening(root)
+	if err != nil {
+		return fmt.Sprintf("read the listening sockets: %v", err)
+	}
+	ls := listenerFDs(root, old.PID, listening)
+	if len(ls) == 0 {
+		return fmt.Sprintf("master %d holds no listening socket", old.PID)
+	}
+	for _, l := range ls {
+		on, err := sockReusePort(old.PID, l.fd)
+		if err != nil {
+			return fmt.Sprintf("read SO_REUSEPORT of master %d's listener %s: %v", old.PID, l.Addr, err)
+		}
+		if !on {
+			return fmt.Sprintf("master %d's listener %s lacks SO_REUSEPORT (it was not started by a safe-restart restart): the next restart overlaps", old.PID, l.Addr)
+		}
+	}
+	if sig == nil {
+		return ""
+	}
+	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: st.ProcRoot})
+	if err != nil {
+		return fmt.Sprintf("read semaphore headroom: %v", err)
+	}
+	if limit-inUse < sysvSetsNeeded {
+		return fmt.Sprintf("%d of %d semaphore sets in use: too few for two generations at once", inUse, limit)
+	}
+	return ""
+}
+
+// overlapRestart replaces the running master by a new one started beside
+// it (see overlapper). It reports handled false, having changed nothing,
+// when no master runs or an overlap cannot work (the reason is logged):
+// the caller then restarts plainly. Every verification of a plain restart
+// holds: the config test ran before, the new master is proven through its
+// pidfile, its listeners, the health check and the absence of fatal lines,
+// and its IPC lineage is recorded; the old master is stopped with the
+// ladder, and its generation's IPC is reaped with proofs once it exited.
+// If the new master fails its verification it is stopped and the old one
+// keeps serving, its pidfile back in place.
+func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, bool, error) {
+	var rep RestartReport
+	root := or(st.ProcRoot, "/proc")
+	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	if err != nil {
+		return rep, false, nil // not running, or not provably the server: the plain path decides
+	}
+	if why := overlapBlocker(root, old, sig, st); why != "" {
+		st.Log.Warn().Str("reason", why).Msg("full restart without an overlap: clients may be refused while no master listens")
+		rep.OverlapSkipped = why
+		return rep, false, nil
+	}
+	rep.Overlap = true
+	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
+	// An interrupted run finds the old master through the intent once
+	// its pidfile is aside, and finishes its stop.
+	if err := saveIntent(s.IntentDir, s.Profile.Name, old); err != nil {
+		return rep, true, err
+	}
+	aside := rc.PidFile + overlapAsideSuffix
+	if err := os.Rename(rc.PidFile, aside); err != nil {
+		clearIntent(s.IntentDir, s.Profile.Name)
+		return rep, true, fmt.Errorf("move the old master's pidfile aside: %w", err)
+	}
+	st.stopped, st.reuseport = true, true
+	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
+		return rep, true, abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, err)
+	}
+	rep.Stop.Master = &old
+	if err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop); err != nil {
+		return rep, true, err
+	}
+	if err := removeAside(root, aside, old); err != nil {
+		return rep, true, err
+	}
+	if rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log); err != nil {
+		return rep, true, err
+	}
+	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s); err != nil {
+		return rep, true, err
+	}
+	return rep, true, verifySuccessor(root, st, *rep.Start.Master, &rep.Start)
+}
+
+// stopPendingBeside finishes the stop of a master that a stop intent names
+// while the pidfile names another live master: a restart interrupted
+// between starting the new master beside the old one and stopping the old
+// one left both serving.
+func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
+	root := or(s.ProcRoot, "/proc")
+	current, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary)
+	if err != nil {
+		return nil // no other master: a plain stop finishes the pending one
+	}
+	pending, err := pendingStop(s.IntentDir, root, s.Profile.Name)
+	if err != nil || pending == nil || pending.PID == current.PID {
+		return err
+	}
+	s.Log.Warn().Int("pid", pending.PID).Int("master", current.PID).
+		Msg("finishing the stop of an old master an interrupted restart left serving beside the new one")
+	var r StopReport
+	return s.stopTree(ctx, root, *pending, &r)
+}
+
+// stopOldMaster stops the old master with the ladder while keeping the
+// pidfile naming the new one: Apache's graceful stop removes the pidfile
+// path it was started with, which by then is the new master's.
+func stopOldMaster(ctx context.Context, s StopOptions, root string, old, successor ipcguard.Proc, pidFile string, rep *StopReport) error {
+	done := make(chan struct{})
+	kept := make(chan error, 1)
+	go func() { kept <- keepPIDFile(root, pidFile, old, successor, done) }()
+	err := s.stopTree(ctx, root, old, rep)
+	close(done)
+	return errors.Join(err, <-kept)
+}
+
+// keepPIDFile writes successor's pid to pidFile whenever the file is
+// missing, until old has exited (only old removes it) or done is closed,
+// and once more after.
+func keepPIDFile(root, pidFile string, old, successor ipcguard.Proc, done <-chan struct{}) error {
+	for {
+		gone := !sameAlive(root, old)
+		if err := ensurePIDFile(pidFile, successor.PID); err != nil {
+			return err
+		}
+		if gone {
+			return nil
+		}
+		select {
+		case <-done:
+			return ensurePIDFile(pidFile, successor.PID)
+		case <-time.After(readyPoll):
+		}
+	}
+}
+
+// ensurePIDFile writes pid to pidFile, atomically, if the file is missing.
+func ensurePIDFile(pidFile string, pid int) error {
+	if _, err := os.Stat(pidFile); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tmp := pidFile + ".safe-restart-tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("restore the pidfile: %w", err)
+	}
+	if err := os.Rename(tmp, pidFile); err != nil {
+		return fmt.Errorf("restore the pidfile: %w", err)
+	}
+	return nil
+}
+
+// removeAside removes the old master's pidfile, set aside for the start,
+// once it is proven to name only the old master, which has exited.
+func removeAside(root, aside string, old ipcguard.Proc) error {
+	data, err := os.ReadFile(aside)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(data)) != strconv.Itoa(old.PID) || sameAlive(root, old) {
+		return fmt.Errorf("%s no longer names the stopped master %d: left in place", aside, old.PID)
+	}
+	return os.Remove(aside)
+}
+
+// abandonOverlap undoes an overlap whose new master failed verification:
+// the new master, if one came up, is stopped with the ladder (its stop
+// removes the pidfile it wrote), and the old master's pidfile is put back.
+// The old master never stopped serving.
+func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc RunConfig, started *ipcguard.Proc, cause error) error {
+	var errs []error
+	if started != nil && sameAlive(root, *started) {
+		var r StopReport
+		errs = append(errs, s.stopTree(ctx, root, *started, &r))
+	}
+	if _, err := os.Stat(rc.PidFile); errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, os.Rename(aside, rc.PidFile))
+	} else {
+		errs = append(errs, fmt.Errorf("%s exists: the old master's pidfile stays at %s", rc.PidFile, aside))
+	}
+	clearIntent(s.IntentDir, s.Profile.Name)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w; undoing it: %w", cause, err)
+	}
+	return fmt.Errorf("%w; the old master %d still serves", cause, old.PID)
+}
+
+// verifySuccessor checks the new master once it serves alone: while both
+// ran, a health check could have been answered by the old one. It also
+// proves that no other process shares its ports: SO_REUSEPORT would let
+// a stray listener of the same user take a share of the connections where
+// the server's own start would have failed to bind.
+func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *StartReport) error {
+	if !sameAlive(root, master) {
+		return fmt.Errorf("%w: the new master %d exited", ErrStartFailed, master.PID)
+	}
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	rep.Listeners = listenersOf(root, master.PID, listening)
+	if err := soleListener(rep.Listeners, listening); err != nil {
+		return err
+	}
+	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
+		return fmt.Errorf("%w: after the old master left: %w", ErrStartFailed, err)
+	}
+	return nil
+}
+
+// soleListener fails when a listening socket other than the master's own
+// is bound to one of its addresses.
+func soleListener(own []Listener, listening map[uint64]string) error {
+	mine := map[uint64]bool{}
+	addrs := map[string]bool{}
+	for _, l := range own {
+		mine[l.Inode], addrs[l.Addr] = true, true
+	}
+	for inode, addr := range listening {
+		if addrs[addr] && !mine[inode] {
+			return fmt.Errorf("%w: another socket (inode %d) listens on %s beside the new master", ErrStartFailed, inode, addr)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+//go:build linux
+
+package supervise
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// sockReusePort reports whether the socket pid holds at fd has
+// SO_REUSEPORT, through a copy taken with pidfd_getfd (Linux 5.6; needs
+// the right to ptrace pid).
+func sockReusePort(pid, fd int) (bool, error) {
+	pfd, err := pidfdOpen(pid)
+	if err != nil {
+		return false, err
+	}
+	defer closeFD(pfd)
+	dup, err := unix.PidfdGetfd(pfd, fd, 0)
+	if err != nil {
+		return false, os.NewSyscallError("pidfd_getfd", err)
+	}
+	defer closeFD(dup)
+	v, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_REUSEPORT)
+	if err != nil {
+		return false, os.NewSyscallError("getsockopt SO_REUSEPORT", err)
+	}
+	return v != 0, nil
+}

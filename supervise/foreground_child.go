@@ -15,15 +15,14 @@ import (
 // startGeneration clears the ground, starts the child and verifies it.
 // It returns a nil channel only when nothing was started; with a channel,
 // an error says the start was not verified.
-func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <-chan ExitStatus, error) {
-	var sig *ipcguard.Signature
-	var rc RunConfig
-	var err error
-	if f.o.Profile != nil {
-		if sig, rc, err = f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log); err != nil {
+func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) (*Generation, <-chan ExitStatus, error) {
+	if pre == nil {
+		var err error
+		if pre, err = f.prepare(ctx); err != nil {
 			return nil, nil, err
 		}
 	}
+	sig, rc := pre.sig, pre.rc
 	if err := f.clearGround(ctx, sig, rc); err != nil {
 		return nil, nil, err
 	}
@@ -33,12 +32,13 @@ func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <
 	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
+	oom := readOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
 	pid, exited, err := f.reap.spawn(f.fork)
 	if err != nil {
 		return nil, nil, err
 	}
 	f.group = pid // Setpgid: the child leads its own group
-	gen := &Generation{N: n, Master: ipcguard.Proc{PID: pid}, Started: time.Now()}
+	gen := &Generation{N: n, Master: ipcguard.Proc{PID: pid}, Started: time.Now(), oom: oom}
 	if m, err := ipcguard.ReadProc(f.o.ProcRoot, pid); err == nil {
 		gen.Master = m
 	}
@@ -49,7 +49,9 @@ func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <
 	}
 	serving := *gen
 	serving.Serving = true
-	serving.oom = readOOMCounter(f.o.ProcRoot, pid)
+	if c := readOOMCounter(f.o.ProcRoot, pid); c.file != oom.file {
+		serving.oom = c // it moved to another memory cgroup: count there
+	}
 	f.cur.Store(&serving)
 	f.o.Log.Info().Str("event", "serving").Int("gen", n).Int("pid", pid).Dur("took", time.Since(gen.Started)).
 		Bool("verified", f.o.Profile != nil || f.o.HealthURL != "").Msg("the child is up")
@@ -182,15 +184,20 @@ func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
 func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason string) ExitStatus {
 	ctx := context.Background() // the ladder bounds itself; it runs after a cancellation too
 	members := f.treeOf(gen)
+	killed := false // the ladder sent SIGKILL: a SIGKILL status is its own
 	if len(members) > 0 {
 		f.o.Log.Info().Int("gen", gen.N).Int("pid", gen.Master.PID).Ints("tree", pids(members)).Str("reason", reason).Msg("stopping the child with the ladder")
-		if _, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log}); err != nil {
+		reps, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log})
+		if err != nil {
 			f.o.Log.Warn().Err(err).Int("pid", gen.Master.PID).Msg("the stop ladder did not finish")
+		}
+		for _, r := range reps {
+			killed = killed || (r.Step.Signal == syscall.SIGKILL && len(r.Sent) > 0)
 		}
 	}
 	select {
 	case st := <-exited:
-		st.OOMKilled = st.Signal == syscall.SIGKILL && gen.oom.since() > 0
+		st.OOMKilled = st.Signal == syscall.SIGKILL && !killed && f.oomMark.since() > 0
 		f.logExit(gen, st, reason)
 		return st
 	case <-time.After(10 * time.Second):

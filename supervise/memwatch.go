@@ -81,10 +81,13 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			continue
 		}
 		req.Gen = g.N
-		if err := m.F.Do(ctx, req); err != nil && ctx.Err() == nil {
+		err = m.F.Do(ctx, req)
+		if err != nil && ctx.Err() == nil {
 			m.F.o.Log.Warn().Err(err).Str("action", req.Action.String()).Msg("memory watchdog request not carried out")
 		}
-		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle
+		// Only a recycle that happened makes the next verdict over Max a
+		// restart.
+		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle && err == nil
 	}
 }
 
@@ -107,7 +110,7 @@ func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled b
 	if m.Max > 0 && pss > m.Max {
 		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", mib(pss), mib(m.Max))
 		if recycled {
-			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig}, true
+			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig, Crash: true}, true
 		}
 		return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
 	}

@@ -159,24 +159,43 @@ func (f *Foreground) clearGroup(ctx context.Context) error {
 	}
 	f.o.Log.Warn().Str("event", "reap").Ints("pids", pids(left)).Int("pgid", f.group).
 		Str("reason", "processes of the dead generation's group outlived it").Msg("stopping them")
-	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-	_, err := ladder.Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: left[0], Members: left, Log: f.o.Log})
-	return err
+	return stopAll(ctx, f.o.ProcRoot, left, f.o.Log)
 }
 
-// groupMembers returns the live processes of process group pgid.
+// groupMembers returns the live processes of process group pgid that
+// descend from this process. A pgid alone proves nothing once its leader
+// is gone: the number may lead an unrelated group now. As PID 1 or the
+// subreaper, safe-restart is an ancestor of everything its child left,
+// re-parented or not.
 func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
 	procs, err := ipcguard.ReadProcTable(f.o.ProcRoot)
 	if err != nil {
 		return nil
 	}
+	self := os.Getpid()
 	var out []ipcguard.Proc
 	for _, p := range procs.ByPID {
-		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() {
+		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() && descendsFrom(procs, p, self) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// descendsFrom reports whether p is a descendant of process ancestor,
+// following the parent pids of procs.
+func descendsFrom(procs ipcguard.ProcTable, p ipcguard.Proc, ancestor int) bool {
+	for range len(procs.ByPID) { // bounded: a table read while pids are reused may hold a cycle
+		if p.PPID == ancestor {
+			return true
+		}
+		parent, ok := procs.ByPID[p.PPID]
+		if !ok {
+			return false
+		}
+		p = parent
+	}
+	return false
 }
 
 // stop climbs the stop ladder on the child's tree and returns its exit

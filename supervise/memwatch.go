@@ -18,8 +18,9 @@ import (
 // MemoryWatch is the memory watchdog: it samples the total PSS of the
 // child's process tree and asks for a graceful recycle (the profile's
 // reload: php-fpm USR2, Apache USR1, nginx HUP; a restart without a
-// profile) when it is over Max, or when it grew steadily over Window (see
-// growsSteadily). PSS (proportional set size) counts each shared page
+// profile) when the total is over Max, or when the PSS per process grew
+// steadily over Window (see growsSteadily: a pool forking workers as its
+// load rises is no leak). PSS (proportional set size) counts each shared page
 // once across the tree, so a pool of forked workers is not counted N
 // times over.
 type MemoryWatch struct {
@@ -68,7 +69,7 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			m.F.o.Log.Warn().Err(err).Msg("cannot measure the child's memory")
 			continue
 		}
-		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss}), m.Window)
+		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss, Procs: procs}), m.Window)
 		if cooldown > 0 {
 			cooldown--
 			if cooldown > 0 {
@@ -122,8 +123,8 @@ func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled b
 		return Request{}, false
 	}
 	fig.SlopeMin, fig.R2 = tr.SlopePerMin, tr.R2
-	reason := fmt.Sprintf("the tree's PSS grew steadily by %s over %s (%s/min, R² %.2f), now %s",
-		mib(int64(tr.Rise)), tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
+	reason := fmt.Sprintf("the tree's PSS per process grew steadily: by %s over its %d processes in %s (%s/min, R² %.2f), now %s",
+		mib(int64(tr.Rise)), procs, tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
 	return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
 }
 

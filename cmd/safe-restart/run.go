@@ -57,8 +57,9 @@ safe-restart gives up and exits with the child's status.
 --health-url is checked every --health-interval; --health-failures failures in
 a row restart the child (a master alive that serves nothing is down). The
 memory watchdog sums the PSS of the child's tree every --memory-interval:
-over --max-memory, or growing steadily over --memory-window (a least-squares
-line rising by --min-growth with R² >= 0.8), it recycles the server
+over --max-memory, or its PSS per process growing steadily over
+--memory-window (a least-squares line rising by --min-growth over the tree
+with R² >= 0.8; a pool forking workers under load is no leak), it recycles the server
 gracefully (--service: php-fpm USR2, Apache USR1, nginx HUP, verified;
 otherwise a restart). As PID 1 safe-restart reaps every zombie; otherwise it
 becomes the subreaper of its descendants. Every start, exit, restart, reap

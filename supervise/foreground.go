@@ -277,11 +277,11 @@ func (f *Foreground) end(st ExitStatus, why string, crashes int) error {
 // startErr is why its start failed, if it did: the child is stopped, and
 // that is a crash whatever its status (a graceful stop exits 0).
 func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan ExitStatus, startErr error) ending {
+	f.oomMark = gen.oom
 	if startErr != nil {
 		f.o.Log.Error().Str("event", "exit").Int("gen", gen.N).Err(startErr).Msg("the start failed: stopping what it left")
 		return ending{st: f.stop(gen, exited, "the start failed"), how: startFailed, why: "the start failed: " + startErr.Error()}
 	}
-	f.oomMark = gen.oom
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -291,7 +291,7 @@ func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan E
 			f.logExit(gen, st, "the child exited on its own")
 			return ending{st: st, how: exitedOnItsOwn, why: "the child " + st.String()}
 		case <-tick.C:
-			f.oomMark = f.oomMark.now()
+			f.noteOOM(gen)
 		case r := <-f.reqs:
 			if e, ok := f.request(ctx, gen, exited, r); ok {
 				return e
@@ -327,6 +327,18 @@ func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan
 		how = restartCrash
 	}
 	return ending{st: f.stop(gen, exited, restart), how: how, why: restart, pre: pre}, true
+}
+
+// noteOOM reads the OOM-kill count of the child's cgroup again, logging
+// the kills since the last reading (a worker killed; the master's own
+// kill is named by its exit).
+func (f *Foreground) noteOOM(gen *Generation) {
+	m := f.oomMark.now()
+	if m.kills > f.oomMark.kills {
+		f.o.Log.Error().Str("event", "oom").Int("gen", gen.N).Int64("oom_kills", m.kills-f.oomMark.kills).
+			Int64("oom_kills_gen", gen.oom.since()).Msg("the OOM killer struck in the child's memory cgroup")
+	}
+	f.oomMark = m
 }
 
 // logExit logs how the child ended.

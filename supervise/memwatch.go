@@ -45,7 +45,6 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var samples []memSample
 	gen, cooldown, recycled := 0, 0, false
-	var oomSeen int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,11 +57,7 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			continue
 		}
 		if g.N != gen {
-			samples, gen, cooldown, recycled, oomSeen = nil, g.N, 0, false, 0
-		}
-		if n := g.oom.since(); n > oomSeen {
-			m.F.o.Log.Error().Str("event", "oom").Int("gen", g.N).Int64("oom_kills", n).Msg("the OOM killer struck in the child's memory cgroup")
-			oomSeen = n
+			samples, gen, cooldown, recycled = nil, g.N, 0, false
 		}
 		pss, procs, err := treePSS(m.F.o.ProcRoot, g.Master)
 		if err != nil {

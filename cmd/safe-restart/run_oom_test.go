@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// oomChild waits for the file $1, then runs a subshell that reads 400 MB
+// into memory (the OOM killer's victim in a 64 MiB group) and lives on.
+const oomChild = `while [ ! -e "$1" ]; do sleep 0.05; done; (x=$(head -c 400000000 /dev/zero | tr "\0" x)); while :; do sleep 0.1; done`
+
+// TestRunOOMNaming: safe-restart and its child in a memory cgroup capped
+// at 64 MiB, as in a container. A worker of the child is OOM-killed
+// (logged as such); an operator's kill -9 of the child afterwards is a
+// SIGKILL, not an OOM kill.
+func TestRunOOMNaming(t *testing.T) {
+	cg := newMemCgroup(t, 64<<20)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog := filepath.Join(t.TempDir(), "hog")
+	enter := `echo $$ > "$0" && exec "$@"`
+	r := startRun(t, "sh", "-c", enter, filepath.Join(cg.dir, "cgroup.procs"), self, "--log-format", "json", "run",
+		"--state-dir", t.TempDir(), "--max-memory", "1G", "--memory-interval", "200ms", "--backoff", "50ms",
+		"--", "sh", "-c", oomChild, "sh", hog)
+	pid := int(r.await(1, 30*time.Second, "serving", event("serving", ""))[0].num("pid"))
+	if err := os.WriteFile(hog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.await(1, 60*time.Second, "the worker's OOM kill", event("oom", ""))
+	if err := os.Remove(hog); err != nil { // the next generation runs no hog
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ev := r.await(1, 20*time.Second, "the child's exit", event("exit", "the child ended"))[0]
+	if ev.str("signal") != "SIGKILL" || ev.str("message") != "the child ended: killed by SIGKILL" || ev["oom_killed"] != false {
+		t.Errorf("exit line %v: want a SIGKILL not named an OOM kill", ev)
+	}
+	r.await(2, 30*time.Second, "the next start", event("serving", ""))
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r.exit(30 * time.Second)
+}

@@ -3,21 +3,26 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // oomChild waits for the file $1, then runs a subshell that reads 400 MB
-// into memory (the OOM killer's victim in a 64 MiB group) and lives on.
-const oomChild = `while [ ! -e "$1" ]; do sleep 0.05; done; (x=$(head -c 400000000 /dev/zero | tr "\0" x)); while :; do sleep 0.1; done`
+// into memory and lives on. The subshell makes itself the OOM killer's
+// first choice (oom_score_adj 1000: raising it needs no privilege), so
+// that it is the victim, not safe-restart (large under -race).
+const oomChild = `while [ ! -e "$1" ]; do sleep 0.05; done; (echo 1000 > /proc/self/oom_score_adj; x=$(head -c 400000000 /dev/zero | tr "\0" x)); while :; do sleep 0.1; done`
 
 // TestRunOOMNaming: safe-restart and its child in a memory cgroup capped
-// at 64 MiB, as in a container. A worker of the child is OOM-killed
+// at 128 MiB, as in a container. A worker of the child is OOM-killed
 // (logged as such); an operator's kill -9 of the child afterwards is a
 // SIGKILL, not an OOM kill.
 func TestRunOOMNaming(t *testing.T) {
-	cg := newMemCgroup(t, 64<<20)
+	cg := newMemCgroup(t, 128<<20)
+	t.Cleanup(func() { cg.killAll(t) }) // before the group's removal: were safe-restart killed, its child would live on
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -47,4 +52,15 @@ func TestRunOOMNaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.exit(30 * time.Second)
+}
+
+// killAll SIGKILLs the processes left in the group (the test's own: it
+// created the group and started all that entered it).
+func (c memCgroup) killAll(t *testing.T) {
+	t.Helper()
+	for _, f := range strings.Fields(readFile(t, filepath.Join(c.dir, "cgroup.procs"))) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

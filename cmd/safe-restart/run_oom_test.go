@@ -64,3 +64,33 @@ func (c memCgroup) killAll(t *testing.T) {
 		}
 	}
 }
+
+// TestRunLadderKillIsNoOOMKill: the child answers TERM by running a
+// worker that the OOM killer kills (during the ladder's graceful wait,
+// after any reading of the count) and lives on; the ladder's own SIGKILL
+// then ends it. That status is the ladder's KILL, not an OOM kill.
+func TestRunLadderKillIsNoOOMKill(t *testing.T) {
+	cg := newMemCgroup(t, 128<<20)
+	t.Cleanup(func() { cg.killAll(t) })
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := `trap '(echo 1000 > /proc/self/oom_score_adj; x=$(head -c 400000000 /dev/zero | tr "\0" x))' TERM; while :; do sleep 0.1; done`
+	r := startRun(t, "sh", "-c", `echo $$ > "$0" && exec "$@"`, filepath.Join(cg.dir, "cgroup.procs"), self, "--log-format", "json", "run",
+		"--state-dir", t.TempDir(), "--", "sh", "-c", child)
+	r.await(1, 30*time.Second, "serving", event("serving", ""))
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.exit(60 * time.Second); code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("exit %d, want 137 (the ladder's KILL):\n%s", code, r.output())
+	}
+	if n := cg.value(t, "memory.oom_control", "oom_kill"); n < 1 {
+		t.Fatalf("the cgroup counted %d OOM kills: the worker was not OOM-killed", n)
+	}
+	ev := r.await(1, time.Second, "the child's exit", event("exit", "the child ended"))[0]
+	if ev.str("signal") != "SIGKILL" || ev["oom_killed"] != false {
+		t.Errorf("exit line %v: want the ladder's SIGKILL, not an OOM kill", ev)
+	}
+}

@@ -61,10 +61,12 @@ func (p RestartPolicy) delay(n int) time.Duration {
 // wants reports whether a child that exited with st after running for
 // ran should be restarted, given crashes (the restarts of the current
 // series so far, before this one): it returns the series count including
-// this crash, and why not when it should not.
-func (p RestartPolicy) wants(st ExitStatus, ran time.Duration, crashes int) (int, string) {
+// this crash, and why not when it should not. crashed says it was a crash
+// whatever st is (a start that never served and was stopped gracefully
+// exits 0).
+func (p RestartPolicy) wants(st ExitStatus, ran time.Duration, crashes int, crashed bool) (int, string) {
 	p = p.withDefaults()
-	if st.Success() && !p.OnSuccess {
+	if st.Success() && !p.OnSuccess && !crashed {
 		return crashes, "the child exited cleanly (restart policy on-failure)"
 	}
 	if ran >= p.StableAfter {

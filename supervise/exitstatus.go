@@ -132,6 +132,18 @@ func readOOMKills(file string) (int64, bool) {
 	return 0, false
 }
 
+// now returns the counter read again: the same cgroup, its count now
+// (c unchanged when it cannot be read).
+func (c oomCounter) now() oomCounter {
+	if c.file == "" {
+		return c
+	}
+	if n, ok := readOOMKills(c.file); ok {
+		c.kills = n
+	}
+	return c
+}
+
 // since returns how many OOM kills the cgroup counted after c was read.
 func (c oomCounter) since() int64 {
 	if c.file == "" {

@@ -51,7 +51,9 @@ type Generation struct {
 	// Serving says the start was verified (it serves); the watchers judge
 	// only a serving generation.
 	Serving bool
-	oom     oomCounter // the child's cgroup's OOM kills when it served
+	// oom is the OOM-kill count of the child's memory cgroup, read before
+	// it was spawned (again once it served, if it moved to another group).
+	oom oomCounter
 }
 
 // Action is what a Request asks of the supervisor.
@@ -75,6 +77,10 @@ type Request struct {
 	Action Action
 	Gen    int
 	Reason string
+	// Crash says the restart answers a failure (health checks failing, a
+	// tree still over --max-memory after a recycle): it counts as a crash,
+	// under the restart policy's backoff and limit.
+	Crash bool
 	// Memory holds the figures behind a recycle, logged with it.
 	Memory *MemoryFigures
 	reply  chan error
@@ -93,6 +99,10 @@ type Foreground struct {
 	// group is the previous generation's process group, cleared before
 	// the next start.
 	group int
+	// oomMark is the latest reading of the child's OOM-kill count, taken
+	// every second while it serves: a SIGKILL is named an OOM kill only
+	// when the count rose after it.
+	oomMark oomCounter
 }
 
 // NewForeground checks o and returns the supervisor.
@@ -134,49 +144,121 @@ type outcome int
 
 const (
 	exitedOnItsOwn outcome = iota // crashed or exited: the restart policy decides
+	startFailed                   // never served: a crash, whatever its status
 	stoppedByUs                   // ctx done: the stop ladder ran
 	restartNow                    // a request restarted it: start again at once
+	restartCrash                  // a failure restarted it: a crash under the policy
 )
+
+// ending is how one generation ended: its status, the outcome, why, and
+// for a restart what the preparation (config test) found before the
+// stop.
+type ending struct {
+	st  ExitStatus
+	how outcome
+	why string
+	pre *prepared
+	// started is when the generation started (zero when none did).
+	started time.Time
+}
+
+// ran is how long the generation ran.
+func (e ending) ran() time.Duration {
+	if e.started.IsZero() {
+		return 0
+	}
+	return time.Since(e.started)
+}
+
+// prepared is what a start needs from the preparation: the IPC
+// signature and the server's run configuration (zero without a profile).
+type prepared struct {
+	sig *ipcguard.Signature
+	rc  RunConfig
+}
+
+// prepare runs the profile's config test and reads what the server will
+// use; without a profile there is nothing to prepare.
+func (f *Foreground) prepare(ctx context.Context) (*prepared, error) {
+	if f.o.Profile == nil {
+		return &prepared{}, nil
+	}
+	sig, rc, err := f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{sig: sig, rc: rc}, nil
+}
 
 // Run starts the child and supervises it until ctx is done (then the
 // stop ladder stops it) or it exits with no restart due. It returns the
 // child's last exit status; after MaxRestarts crashes in a row the error
-// wraps ErrGaveUp. Every start, exit, restart, reap and recycle is one log
-// line with an "event" field and its reason.
+// wraps ErrGaveUp. A crash is an exit the policy restarts, a start that
+// never served, a generation that could not start again, or a failure
+// restart (Request.Crash). Every start, exit, restart, reap and recycle is
+// one log line with an "event" field and its reason.
 func (f *Foreground) Run(ctx context.Context) (ExitStatus, error) {
 	f.reap = newReaper(f.o.ProcRoot, becomeReaper(f.o.Log), f.o.Log)
 	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaping()
 	go f.reap.run(reapCtx)
 	crashes := 0
+	var last ExitStatus
+	var pre *prepared
 	for n := 1; ; n++ {
-		gen, exited, err := f.startGeneration(ctx, n)
-		if err != nil && exited == nil {
+		e, err := f.runGeneration(ctx, n, pre)
+		if err != nil {
 			return ExitStatus{Code: 127}, err // nothing started
 		}
-		st, how := f.serve(ctx, gen, exited, err)
+		if !e.started.IsZero() {
+			last = e.st // else nothing started: the last child's status stands
+		}
+		pre = e.pre
 		f.cur.Store(nil)
-		switch how {
-		case stoppedByUs:
-			return st, nil
-		case restartNow:
+		if e.how == stoppedByUs {
+			return last, nil
+		}
+		if ctx.Err() != nil { // asked to stop during a restart's ladder
+			f.o.Log.Info().Str("event", "exit").Int("exit_code", last.ExitCode()).Msg("stopped while restarting the child")
+			return last, nil
+		}
+		if e.how == restartNow {
 			continue
 		}
 		var why string
-		crashes, why = f.o.Policy.wants(st, time.Since(gen.Started), crashes)
+		crashes, why = f.o.Policy.wants(last, e.ran(), crashes, e.how != exitedOnItsOwn)
 		if why != "" {
-			return st, f.end(st, why, crashes)
+			return last, f.end(last, why, crashes)
 		}
 		delay := f.o.Policy.delay(crashes)
 		f.o.Log.Warn().Str("event", "restart").Int("gen", n).Int("restart", crashes).Int("max_restarts", f.o.Policy.MaxRestarts).
-			Dur("backoff", delay).Str("reason", "the child "+st.String()).Msg("restarting the child after a backoff")
+			Dur("backoff", delay).Str("reason", e.why).Msg("restarting the child after a backoff")
 		select {
 		case <-ctx.Done():
-			f.o.Log.Info().Str("event", "exit").Int("exit_code", st.ExitCode()).Msg("stopped while waiting to restart")
-			return st, nil
+			f.o.Log.Info().Str("event", "exit").Int("exit_code", last.ExitCode()).Msg("stopped while waiting to restart")
+			return last, nil
 		case <-time.After(delay):
+			pre = nil // prepared before the wait: the next start prepares again
 		}
 	}
+}
+
+// runGeneration starts generation n (with pre, when the preparation ran
+// before the previous one stopped) and serves it until it ends. An error
+// means nothing started for the first generation; for a later one it is
+// a startFailed ending, a crash.
+func (f *Foreground) runGeneration(ctx context.Context, n int, pre *prepared) (ending, error) {
+	gen, exited, err := f.startGeneration(ctx, n, pre)
+	switch {
+	case err != nil && exited == nil && n == 1:
+		return ending{}, err
+	case err != nil && exited == nil:
+		f.o.Log.Error().Str("event", "exit").Int("gen", n).Err(err).Msg("could not start the child again")
+		return ending{how: startFailed, why: "the start failed: " + err.Error()}, nil
+	}
+	e := f.serve(ctx, gen, exited, err)
+	e.started = gen.Started
+	return e, nil
 }
 
 // end logs why no restart is due and returns ErrGaveUp when the limit
@@ -192,30 +274,71 @@ func (f *Foreground) end(st ExitStatus, why string, crashes int) error {
 }
 
 // serve waits for the generation to end, handling requests meanwhile.
-// startErr is why its start failed, if it did: the child is stopped and
-// the restart policy decides.
-func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan ExitStatus, startErr error) (ExitStatus, outcome) {
+// startErr is why its start failed, if it did: the child is stopped, and
+// that is a crash whatever its status (a graceful stop exits 0).
+func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan ExitStatus, startErr error) ending {
+	f.oomMark = gen.oom
 	if startErr != nil {
 		f.o.Log.Error().Str("event", "exit").Int("gen", gen.N).Err(startErr).Msg("the start failed: stopping what it left")
-		return f.stop(gen, exited, "the start failed"), exitedOnItsOwn
+		return ending{st: f.stop(gen, exited, "the start failed"), how: startFailed, why: "the start failed: " + startErr.Error()}
 	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case st := <-exited:
-			st.OOMKilled = st.Signal == syscall.SIGKILL && gen.oom.since() > 0
+			st.OOMKilled = st.Signal == syscall.SIGKILL && f.oomMark.since() > 0
 			f.logExit(gen, st, "the child exited on its own")
-			return st, exitedOnItsOwn
+			return ending{st: st, how: exitedOnItsOwn, why: "the child " + st.String()}
+		case <-tick.C:
+			f.noteOOM(gen)
 		case r := <-f.reqs:
-			restart, err := f.handle(ctx, gen, r)
-			r.reply <- err
-			if restart != "" {
-				f.o.Log.Warn().Str("event", "restart").Int("gen", gen.N).Str("reason", restart).Msg("restarting the child")
-				return f.stop(gen, exited, restart), restartNow
+			if e, ok := f.request(ctx, gen, exited, r); ok {
+				return e
 			}
 		case <-ctx.Done():
-			return f.stop(gen, exited, "safe-restart was asked to stop"), stoppedByUs
+			return ending{st: f.stop(gen, exited, "safe-restart was asked to stop"), how: stoppedByUs}
 		}
 	}
+}
+
+// request carries out r; when it restarts the child it returns how the
+// generation ended. A restart prepares the next start (the config test)
+// before it stops the child: when that fails the child serves on and the
+// refusal is r's answer (DESIGN.md invariant 5: never stop a server that
+// cannot start again).
+func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan ExitStatus, r Request) (ending, bool) {
+	restart, err := f.handle(ctx, gen, r)
+	if restart == "" {
+		r.reply <- err
+		return ending{}, false
+	}
+	pre, perr := f.prepare(ctx)
+	if perr != nil {
+		f.o.Log.Error().Str("event", "restart").Int("gen", gen.N).Str("reason", restart).Err(perr).
+			Msg("restart refused before stopping: the child could not start again; it serves on")
+		r.reply <- fmt.Errorf("restart refused (%s): %w", restart, perr)
+		return ending{}, false
+	}
+	r.reply <- err
+	f.o.Log.Warn().Str("event", "restart").Int("gen", gen.N).Str("reason", restart).Bool("crash", r.Crash).Msg("restarting the child")
+	how := restartNow
+	if r.Crash {
+		how = restartCrash
+	}
+	return ending{st: f.stop(gen, exited, restart), how: how, why: restart, pre: pre}, true
+}
+
+// noteOOM reads the OOM-kill count of the child's cgroup again, logging
+// the kills since the last reading (a worker killed; the master's own
+// kill is named by its exit).
+func (f *Foreground) noteOOM(gen *Generation) {
+	m := f.oomMark.now()
+	if m.kills > f.oomMark.kills {
+		f.o.Log.Error().Str("event", "oom").Int("gen", gen.N).Int64("oom_kills", m.kills-f.oomMark.kills).
+			Int64("oom_kills_gen", gen.oom.since()).Msg("the OOM killer struck in the child's memory cgroup")
+	}
+	f.oomMark = m
 }
 
 // logExit logs how the child ended.

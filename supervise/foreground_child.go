@@ -15,15 +15,14 @@ import (
 // startGeneration clears the ground, starts the child and verifies it.
 // It returns a nil channel only when nothing was started; with a channel,
 // an error says the start was not verified.
-func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <-chan ExitStatus, error) {
-	var sig *ipcguard.Signature
-	var rc RunConfig
-	var err error
-	if f.o.Profile != nil {
-		if sig, rc, err = f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log); err != nil {
+func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) (*Generation, <-chan ExitStatus, error) {
+	if pre == nil {
+		var err error
+		if pre, err = f.prepare(ctx); err != nil {
 			return nil, nil, err
 		}
 	}
+	sig, rc := pre.sig, pre.rc
 	if err := f.clearGround(ctx, sig, rc); err != nil {
 		return nil, nil, err
 	}
@@ -33,12 +32,13 @@ func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <
 	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
+	oom := readOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
 	pid, exited, err := f.reap.spawn(f.fork)
 	if err != nil {
 		return nil, nil, err
 	}
 	f.group = pid // Setpgid: the child leads its own group
-	gen := &Generation{N: n, Master: ipcguard.Proc{PID: pid}, Started: time.Now()}
+	gen := &Generation{N: n, Master: ipcguard.Proc{PID: pid}, Started: time.Now(), oom: oom}
 	if m, err := ipcguard.ReadProc(f.o.ProcRoot, pid); err == nil {
 		gen.Master = m
 	}
@@ -49,7 +49,9 @@ func (f *Foreground) startGeneration(ctx context.Context, n int) (*Generation, <
 	}
 	serving := *gen
 	serving.Serving = true
-	serving.oom = readOOMCounter(f.o.ProcRoot, pid)
+	if c := readOOMCounter(f.o.ProcRoot, pid); c.file != oom.file {
+		serving.oom = c // it moved to another memory cgroup: count there
+	}
 	f.cur.Store(&serving)
 	f.o.Log.Info().Str("event", "serving").Int("gen", n).Int("pid", pid).Dur("took", time.Since(gen.Started)).
 		Bool("verified", f.o.Profile != nil || f.o.HealthURL != "").Msg("the child is up")
@@ -157,24 +159,43 @@ func (f *Foreground) clearGroup(ctx context.Context) error {
 	}
 	f.o.Log.Warn().Str("event", "reap").Ints("pids", pids(left)).Int("pgid", f.group).
 		Str("reason", "processes of the dead generation's group outlived it").Msg("stopping them")
-	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-	_, err := ladder.Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: left[0], Members: left, Log: f.o.Log})
-	return err
+	return stopAll(ctx, f.o.ProcRoot, left, f.o.Log)
 }
 
-// groupMembers returns the live processes of process group pgid.
+// groupMembers returns the live processes of process group pgid that
+// descend from this process. A pgid alone proves nothing once its leader
+// is gone: the number may lead an unrelated group now. As PID 1 or the
+// subreaper, safe-restart is an ancestor of everything its child left,
+// re-parented or not.
 func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
 	procs, err := ipcguard.ReadProcTable(f.o.ProcRoot)
 	if err != nil {
 		return nil
 	}
+	self := os.Getpid()
 	var out []ipcguard.Proc
 	for _, p := range procs.ByPID {
-		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() {
+		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() && descendsFrom(procs, p, self) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// descendsFrom reports whether p is a descendant of process ancestor,
+// following the parent pids of procs.
+func descendsFrom(procs ipcguard.ProcTable, p ipcguard.Proc, ancestor int) bool {
+	for range len(procs.ByPID) { // bounded: a table read while pids are reused may hold a cycle
+		if p.PPID == ancestor {
+			return true
+		}
+		parent, ok := procs.ByPID[p.PPID]
+		if !ok {
+			return false
+		}
+		p = parent
+	}
+	return false
 }
 
 // stop climbs the stop ladder on the child's tree and returns its exit
@@ -182,15 +203,20 @@ func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
 func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason string) ExitStatus {
 	ctx := context.Background() // the ladder bounds itself; it runs after a cancellation too
 	members := f.treeOf(gen)
+	killed := false // the ladder sent SIGKILL: a SIGKILL status is its own
 	if len(members) > 0 {
 		f.o.Log.Info().Int("gen", gen.N).Int("pid", gen.Master.PID).Ints("tree", pids(members)).Str("reason", reason).Msg("stopping the child with the ladder")
-		if _, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log}); err != nil {
+		reps, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log})
+		if err != nil {
 			f.o.Log.Warn().Err(err).Int("pid", gen.Master.PID).Msg("the stop ladder did not finish")
+		}
+		for _, r := range reps {
+			killed = killed || (r.Step.Signal == syscall.SIGKILL && len(r.Sent) > 0)
 		}
 	}
 	select {
 	case st := <-exited:
-		st.OOMKilled = st.Signal == syscall.SIGKILL && gen.oom.since() > 0
+		st.OOMKilled = st.Signal == syscall.SIGKILL && !killed && f.oomMark.since() > 0
 		f.logExit(gen, st, reason)
 		return st
 	case <-time.After(10 * time.Second):

@@ -50,7 +50,7 @@ func (h HealthWatch) Run(ctx context.Context) error {
 			continue
 		}
 		reason := fmt.Sprintf("health check failed %d times in a row: %v", failures, err)
-		if err := h.F.Do(ctx, Request{Action: ActRestart, Gen: g.N, Reason: reason}); err != nil && ctx.Err() == nil {
+		if err := h.F.Do(ctx, Request{Action: ActRestart, Gen: g.N, Reason: reason, Crash: true}); err != nil && ctx.Err() == nil {
 			h.F.o.Log.Warn().Err(err).Msg("restart request not carried out")
 		}
 		failures = 0

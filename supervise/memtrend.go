@@ -7,18 +7,26 @@ import (
 
 // memSample is one measurement of a process tree's memory.
 type memSample struct {
-	At  time.Time
-	PSS int64 // bytes
+	At    time.Time
+	PSS   int64 // bytes, the whole tree's
+	Procs int   // processes measured (0 reads as 1)
 }
 
+// perProc is the tree's mean PSS per process.
+func (s memSample) perProc() float64 { return float64(s.PSS) / float64(max(s.Procs, 1)) }
+
 // memTrend is the verdict on a window of samples: the least-squares line
-// through them and how well it fits.
+// through their PSS per process, and how well it fits. The fit is per
+// process so that a pool growing with its load (pm = dynamic forking
+// workers) is no leak; the growth is then scaled to the tree's size in
+// the last sample.
 type memTrend struct {
 	Samples int
 	Span    time.Duration
-	// SlopePerMin is the fitted growth in bytes per minute.
+	// SlopePerMin is the fitted growth in bytes per minute, per process
+	// times the processes of the last sample.
 	SlopePerMin float64
-	// Rise is the fitted growth over the span, in bytes.
+	// Rise is the fitted growth over the span, in bytes, scaled the same.
 	Rise float64
 	// R2 is the coefficient of determination of the fit, 0 to 1: near 1
 	// when memory grows along a straight line, low for noise, a single
@@ -35,8 +43,8 @@ const (
 	trendMinCover = 0.9
 )
 
-// fitTrend fits a least-squares line to samples (at least two, else the
-// zero trend).
+// fitTrend fits a least-squares line to the samples' PSS per process
+// (at least two samples, else the zero trend).
 func fitTrend(samples []memSample) memTrend {
 	n := len(samples)
 	tr := memTrend{Samples: n}
@@ -46,7 +54,7 @@ func fitTrend(samples []memSample) memTrend {
 	t0 := samples[0].At
 	var sx, sy, sxx, sxy float64
 	for _, s := range samples {
-		x, y := s.At.Sub(t0).Seconds(), float64(s.PSS)
+		x, y := s.At.Sub(t0).Seconds(), s.perProc()
 		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
 	}
 	fn := float64(n)
@@ -60,12 +68,13 @@ func fitTrend(samples []memSample) memTrend {
 	mean := sy / fn
 	var ssRes, ssTot float64
 	for _, s := range samples {
-		x, y := s.At.Sub(t0).Seconds(), float64(s.PSS)
+		x, y := s.At.Sub(t0).Seconds(), s.perProc()
 		d := y - (icept + slope*x)
 		ssRes += d * d
 		ssTot += (y - mean) * (y - mean)
 	}
-	tr.SlopePerMin, tr.Rise = slope*60, slope*tr.Span.Seconds()
+	procs := float64(max(samples[n-1].Procs, 1))
+	tr.SlopePerMin, tr.Rise = slope*60*procs, slope*tr.Span.Seconds()*procs
 	if ssTot > 0 {
 		tr.R2 = math.Max(0, 1-ssRes/ssTot)
 	}
@@ -73,7 +82,7 @@ func fitTrend(samples []memSample) memTrend {
 }
 
 // growsSteadily reports whether samples, covering window, show memory
-// growing steadily: at least trendMinSamples samples spanning 90% of the
+// growing steadily, per process (see memTrend): at least trendMinSamples samples spanning 90% of the
 // window, a least-squares line through them rising by at least minRise
 // bytes over the span, and the line explaining at least 80% of the
 // variance (R² ≥ 0.8). The fit makes one outlier count little; R² keeps a

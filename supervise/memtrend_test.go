@@ -16,6 +16,18 @@ func series(n int, f func(i int) float64) []memSample {
 	return out
 }
 
+// rampSeries builds samples one minute apart from f(i), the tree's PSS
+// and its process count.
+func rampSeries(n int, f func(i int) (float64, int)) []memSample {
+	t0 := time.Unix(1_700_000_000, 0)
+	out := make([]memSample, n)
+	for i := range out {
+		pss, procs := f(i)
+		out[i] = memSample{At: t0.Add(time.Duration(i) * time.Minute), PSS: int64(pss), Procs: procs}
+	}
+	return out
+}
+
 func TestGrowsSteadily(t *testing.T) {
 	const mb = 1 << 20
 	window := 60 * time.Second
@@ -24,25 +36,40 @@ func TestGrowsSteadily(t *testing.T) {
 		name    string
 		samples []memSample
 		want    bool
+		window  time.Duration // 0: 60 s
+		minRise int64         // 0: 10 MiB
 	}{
-		{"linear leak", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 }), true},
-		{"leak with noise", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 + noise(i) }), true},
-		{"flat with noise", series(61, func(i int) float64 { return 100*mb + noise(i) }), false},
-		{"too slow: 6 MiB over the window", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/10 }), false},
+		{"linear leak", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 }), true, 0, 0},
+		{"leak with noise", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/2 + noise(i) }), true, 0, 0},
+		{"flat with noise", series(61, func(i int) float64 { return 100*mb + noise(i) }), false, 0, 0},
+		{"too slow: 6 MiB over the window", series(61, func(i int) float64 { return 100*mb + float64(i)*mb/10 }), false, 0, 0},
 		{"one spike at the end", series(61, func(i int) float64 {
 			if i == 60 {
 				return 400 * mb
 			}
 			return 100 * mb
-		}), false},
-		{"sawtooth (pm.max_requests recycling workers)", series(61, func(i int) float64 { return 100*mb + float64(i%15)*2*mb }), false},
-		{"step up then flat", series(61, func(i int) float64 { return 100*mb + math.Min(float64(i), 5)*10*mb }), false},
-		{"too short a span", series(20, func(i int) float64 { return 100*mb + float64(i)*mb }), false},
-		{"too few samples", []memSample{{At: time.Unix(0, 0), PSS: mb}, {At: time.Unix(60, 0), PSS: 100 * mb}}, false},
+		}), false, 0, 0},
+		{"sawtooth (pm.max_requests recycling workers)", series(61, func(i int) float64 { return 100*mb + float64(i%15)*2*mb }), false, 0, 0},
+		{"step up then flat", series(61, func(i int) float64 { return 100*mb + math.Min(float64(i), 5)*10*mb }), false, 0, 0},
+		{"too short a span", series(20, func(i int) float64 { return 100*mb + float64(i)*mb }), false, 0, 0},
+		{"too few samples", []memSample{{At: time.Unix(0, 0), PSS: mb}, {At: time.Unix(60, 0), PSS: 100 * mb}}, false, 0, 0},
+		// pm = dynamic under a rising load: 8 then up to 18 workers of
+		// 30 MiB (one more every 3 minutes) beside a 20 MiB master, sampled
+		// every minute with noise. The total rises 300 MiB along a line
+		// (R² 0.99); no process grows.
+		{"pool growing with its load", rampSeries(31, func(i int) (float64, int) {
+			workers := 8 + i/3
+			return 20*mb + float64(workers)*30*mb + 4*noise(i), workers + 1
+		}), false, 30 * time.Minute, 64 * mb},
+		// The same pool's workers each leaking 3 MiB a minute: a leak.
+		{"pool growing and leaking", rampSeries(31, func(i int) (float64, int) {
+			workers := 8 + i/3
+			return 20*mb + float64(workers)*(30*mb+float64(i)*3*mb) + 4*noise(i), workers + 1
+		}), true, 30 * time.Minute, 64 * mb},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr, got := growsSteadily(tt.samples, window, 10*mb)
+			tr, got := growsSteadily(tt.samples, or(tt.window, window), or(tt.minRise, 10*mb))
 			if got != tt.want {
 				t.Errorf("growsSteadily = %v (rise %.1f MiB, R² %.3f, %d samples over %s), want %v",
 					got, tr.Rise/mb, tr.R2, tr.Samples, tr.Span, tt.want)
@@ -80,21 +107,27 @@ func TestRestartPolicy(t *testing.T) {
 	crash := ExitStatus{Code: 1}
 	n, why := 0, ""
 	for i := 0; i < 3; i++ {
-		if n, why = p.wants(crash, time.Second, n); why != "" {
+		if n, why = p.wants(crash, time.Second, n, false); why != "" {
 			t.Fatalf("crash %d: gave up early: %s", i+1, why)
 		}
 	}
-	if n, why = p.wants(crash, time.Second, n); n != 4 || why == "" {
+	if n, why = p.wants(crash, time.Second, n, false); n != 4 || why == "" {
 		t.Errorf("4th crash in a row: n %d, why %q; want a refusal", n, why)
 	}
-	if n, why = p.wants(crash, 2*time.Minute, 3); n != 1 || why != "" {
+	if n, why = p.wants(crash, 2*time.Minute, 3, false); n != 1 || why != "" {
 		t.Errorf("a crash after a stable run: n %d, why %q; want a new series", n, why)
 	}
-	if _, why = p.wants(ExitStatus{}, time.Second, 0); why == "" {
+	if _, why = p.wants(ExitStatus{}, time.Second, 0, false); why == "" {
 		t.Error("a clean exit under on-failure is restarted")
 	}
+	if n, why = p.wants(ExitStatus{}, time.Second, 0, true); n != 1 || why != "" {
+		t.Errorf("a failed start that exited 0 under on-failure: n %d, why %q; want a crash restarted", n, why)
+	}
+	if n, why = p.wants(ExitStatus{}, time.Second, 3, true); n != 4 || why == "" {
+		t.Errorf("a 4th failed start in a row: n %d, why %q; want the limit", n, why)
+	}
 	p.OnSuccess = true
-	if _, why = p.wants(ExitStatus{}, time.Second, 0); why != "" {
+	if _, why = p.wants(ExitStatus{}, time.Second, 0, false); why != "" {
 		t.Errorf("a clean exit under always: %s", why)
 	}
 }

@@ -18,8 +18,9 @@ import (
 // MemoryWatch is the memory watchdog: it samples the total PSS of the
 // child's process tree and asks for a graceful recycle (the profile's
 // reload: php-fpm USR2, Apache USR1, nginx HUP; a restart without a
-// profile) when it is over Max, or when it grew steadily over Window (see
-// growsSteadily). PSS (proportional set size) counts each shared page
+// profile) when the total is over Max, or when the PSS per process grew
+// steadily over Window (see growsSteadily: a pool forking workers as its
+// load rises is no leak). PSS (proportional set size) counts each shared page
 // once across the tree, so a pool of forked workers is not counted N
 // times over.
 type MemoryWatch struct {
@@ -44,7 +45,6 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var samples []memSample
 	gen, cooldown, recycled := 0, 0, false
-	var oomSeen int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -57,18 +57,14 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			continue
 		}
 		if g.N != gen {
-			samples, gen, cooldown, recycled, oomSeen = nil, g.N, 0, false, 0
-		}
-		if n := g.oom.since(); n > oomSeen {
-			m.F.o.Log.Error().Str("event", "oom").Int("gen", g.N).Int64("oom_kills", n).Msg("the OOM killer struck in the child's memory cgroup")
-			oomSeen = n
+			samples, gen, cooldown, recycled = nil, g.N, 0, false
 		}
 		pss, procs, err := treePSS(m.F.o.ProcRoot, g.Master)
 		if err != nil {
 			m.F.o.Log.Warn().Err(err).Msg("cannot measure the child's memory")
 			continue
 		}
-		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss}), m.Window)
+		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss, Procs: procs}), m.Window)
 		if cooldown > 0 {
 			cooldown--
 			if cooldown > 0 {
@@ -81,10 +77,13 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			continue
 		}
 		req.Gen = g.N
-		if err := m.F.Do(ctx, req); err != nil && ctx.Err() == nil {
+		err = m.F.Do(ctx, req)
+		if err != nil && ctx.Err() == nil {
 			m.F.o.Log.Warn().Err(err).Str("action", req.Action.String()).Msg("memory watchdog request not carried out")
 		}
-		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle
+		// Only a recycle that happened makes the next verdict over Max a
+		// restart.
+		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle && err == nil
 	}
 }
 
@@ -107,7 +106,7 @@ func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled b
 	if m.Max > 0 && pss > m.Max {
 		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", mib(pss), mib(m.Max))
 		if recycled {
-			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig}, true
+			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig, Crash: true}, true
 		}
 		return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
 	}
@@ -119,8 +118,8 @@ func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled b
 		return Request{}, false
 	}
 	fig.SlopeMin, fig.R2 = tr.SlopePerMin, tr.R2
-	reason := fmt.Sprintf("the tree's PSS grew steadily by %s over %s (%s/min, R² %.2f), now %s",
-		mib(int64(tr.Rise)), tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
+	reason := fmt.Sprintf("the tree's PSS per process grew steadily: by %s over its %d processes in %s (%s/min, R² %.2f), now %s",
+		mib(int64(tr.Rise)), procs, tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
 	return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
 }
 

@@ -141,11 +141,19 @@ func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]i
 		return nil, err
 	}
 	log.Warn().Ints("pids", pids(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
-	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-	if _, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: orphans[0], Members: orphans, Log: log}); err != nil {
+	if err := stopAll(ctx, root, orphans, log); err != nil {
 		return pids(orphans), fmt.Errorf("stop orphaned workers: %w", err)
 	}
 	return pids(orphans), nil
+}
+
+// stopAll stops procs, processes no master answers for (orphaned
+// workers, what a dead generation left in its group): TERM to all, then
+// KILL to all survivors, since some ignore TERM.
+func stopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
+	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	_, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
+	return err
 }
 
 // finishPendingStop completes a stop that an interrupted safe-restart

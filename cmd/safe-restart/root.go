@@ -108,6 +108,13 @@ func (d *deps) setupLogger() error {
 	return nil
 }
 
+// logTimeFormat is the timestamp of a JSON log line: RFC 3339 with
+// milliseconds, so that events a backoff apart (50 ms) are ordered and
+// their spacing can be read from the log.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() { zerolog.TimeFieldFormat = logTimeFormat }
+
 // isCobraUsage reports cobra's own error for an unknown subcommand, the one
 // usage error cobra does not let us type (flag errors go through
 // SetFlagErrorFunc, argument errors through our Args functions).

@@ -57,8 +57,9 @@ safe-restart gives up and exits with the child's status.
 --health-url is checked every --health-interval; --health-failures failures in
 a row restart the child (a master alive that serves nothing is down). The
 memory watchdog sums the PSS of the child's tree every --memory-interval:
-over --max-memory, or growing steadily over --memory-window (a least-squares
-line rising by --min-growth with R² >= 0.8), it recycles the server
+over --max-memory, or its PSS per process growing steadily over
+--memory-window (a least-squares line rising by --min-growth over the tree
+with R² >= 0.8; a pool forking workers under load is no leak), it recycles the server
 gracefully (--service: php-fpm USR2, Apache USR1, nginx HUP, verified;
 otherwise a restart). As PID 1 safe-restart reaps every zombie; otherwise it
 becomes the subreaper of its descendants. Every start, exit, restart, reap
@@ -209,9 +210,15 @@ func runRun(ctx context.Context, d *deps, f *runFlags, argv []string) error {
 			return errChildDone
 		}, func(error) { cancel() })
 	}
+	// The signals stay caught until the group is done: once TERM ends the
+	// handler, the stop ladder still runs, and a HUP or USR1 left to its
+	// default action would kill safe-restart and orphan the child.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	{ // signals: HUP reload, USR1 reopen, TERM and INT end the group
 		sctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return handleSignals(sctx, fg, *d.log) }, func(error) { cancel() })
+		g.Add(func() error { return handleSignals(sctx, sigs, fg, *d.log) }, func(error) { cancel() })
 	}
 	if f.healthURL != "" || o.Profile != nil {
 		hctx, cancel := context.WithCancel(context.Background())
@@ -242,12 +249,10 @@ func childExit(st supervise.ExitStatus, err error) error {
 	return nil
 }
 
-// handleSignals turns signals into requests until ctx is done or TERM or
-// INT arrives (which ends the group: the child's interrupt stops it).
-func handleSignals(ctx context.Context, fg *supervise.Foreground, log zerolog.Logger) error {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+// handleSignals turns the signals caught on sigs into requests until ctx
+// is done or TERM or INT arrives (which ends the group: the child's
+// interrupt stops it). Signals arriving after it returned are dropped.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, fg *supervise.Foreground, log zerolog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():

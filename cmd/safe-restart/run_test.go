@@ -87,6 +87,16 @@ func (e logEvent) num(k string) float64 {
 	return f
 }
 
+// time is the line's timestamp.
+func (e logEvent) time(t *testing.T) time.Time {
+	t.Helper()
+	at, err := time.Parse(logTimeFormat, e.str("time"))
+	if err != nil {
+		t.Fatalf("log line %v: %v", e, err)
+	}
+	return at
+}
+
 // events returns the JSON log lines written so far.
 func (r *runProc) events() []logEvent {
 	r.mu.Lock()
@@ -154,9 +164,10 @@ func (r *runProc) exit(timeout time.Duration) int {
 }
 
 // TestRunCrashLoop: a child that exits 3 at once is restarted after
-// 50 ms, 100 ms, 200 ms (the backoff doubling, read from the log fields),
-// then safe-restart gives up at --max-restarts 3 with a final line and
-// exits with the child's code.
+// 50 ms, 100 ms, 200 ms (the backoff doubling, read from the log fields;
+// each next start line is at least that long after its restart line: the
+// wait happened), then safe-restart gives up at --max-restarts 3 with a
+// final line and exits with the child's code.
 func TestRunCrashLoop(t *testing.T) {
 	r := safeRestartRun(t, "--state-dir", t.TempDir(), "--max-restarts", "3", "--backoff", "50ms", "--max-backoff", "10s",
 		"--", "sh", "-c", "exit 3")
@@ -165,11 +176,13 @@ func TestRunCrashLoop(t *testing.T) {
 	}
 	var starts, exits int
 	var backoffs []float64
+	var restartAt, startAt []time.Time
 	var last logEvent
 	for _, ev := range r.events() {
 		switch ev.str("event") {
 		case "start":
 			starts++
+			startAt = append(startAt, ev.time(t))
 		case "exit":
 			if ev.num("exit_code") != 3 {
 				t.Errorf("exit line without the child's code 3: %v", ev)
@@ -177,6 +190,7 @@ func TestRunCrashLoop(t *testing.T) {
 			exits++
 		case "restart":
 			backoffs = append(backoffs, ev.num("backoff"))
+			restartAt = append(restartAt, ev.time(t))
 		}
 		if ev.str("event") != "" {
 			last = ev
@@ -184,6 +198,14 @@ func TestRunCrashLoop(t *testing.T) {
 	}
 	if starts != 4 || exits != 4 || len(backoffs) != 3 || backoffs[0] != 50 || backoffs[1] != 100 || backoffs[2] != 200 {
 		t.Errorf("%d starts, %d exits, backoffs %v ms; want 4, 4, [50 100 200]:\n%s", starts, exits, backoffs, r.output())
+	}
+	for i := 0; i < len(restartAt) && i+1 < len(startAt); i++ {
+		// A lower bound only; the log's times are truncated to the
+		// millisecond, hence the 1 ms.
+		waited, delay := startAt[i+1].Sub(restartAt[i]), time.Duration(backoffs[i])*time.Millisecond
+		if waited+time.Millisecond < delay {
+			t.Errorf("start %d came %s after restart line %d, less than its backoff %s", i+2, waited, i+1, delay)
+		}
 	}
 	if last.str("event") != "give-up" || !strings.Contains(last.str("reason"), "4 times in a row (limit --max-restarts 3)") {
 		t.Errorf("last event %v, want the give-up line naming the limit", last)

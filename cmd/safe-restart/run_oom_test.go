@@ -56,7 +56,7 @@ func TestRunOOMNaming(t *testing.T) {
 
 // killAll SIGKILLs the processes left in the group (the test's own: it
 // created the group and started all that entered it).
-func (c memCgroup) killAll(t *testing.T) {
+func (c testCgroup) killAll(t *testing.T) {
 	t.Helper()
 	for _, f := range strings.Fields(readFile(t, filepath.Join(c.dir, "cgroup.procs"))) {
 		if pid, err := strconv.Atoi(f); err == nil {

@@ -81,7 +81,18 @@ func newServer(bin string) (*server, error) {
 	return s, os.Chmod(dir, 0o755)
 }
 
-func (s *server) cleanup() { os.RemoveAll(s.dir) }
+// cleanup stops the Apache the benchmark left running (its process group:
+// the master and its children), so that the next server can bind the
+// port, and removes its directory.
+func (s *server) cleanup() {
+	if pid, err := s.masterPID(); err == nil {
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err == nil {
+			_ = s.waitGone(pid)
+		}
+	}
+	reapZombies()
+	os.RemoveAll(s.dir)
+}
 
 func (s *server) probe() string { return probeGET(addr1, "/index.html") }
 

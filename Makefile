@@ -44,8 +44,8 @@ bench-reap: deps build
 	$(GO) build -o bin/bench-reap ./cmd/bench-reap
 	unshare --ipc --pid --mount --fork --mount-proc bin/bench-reap -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
-# bench-restart measures what each way of restarting Apache costs a client
-# that keeps connecting (refused, reset, longest gap), alternating methods.
+# bench-restart measures what each way of restarting Apache, nginx and php-fpm
+# costs clients that keep connecting (refused, failed, longest gap).
 bench-restart: deps build
 	$(GO) build -o bin/bench-restart ./cmd/bench-restart
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-restart -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)

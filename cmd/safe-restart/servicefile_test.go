@@ -321,8 +321,10 @@ func TestServiceFileNginx(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("reload --json: %v\n%s", err, out)
 	}
-	if rep.Signal != "SIGHUP" || rep.Master == nil || rep.Master.PID != m.PID || len(rep.NewChildren) != srv.Options.Workers || !m.Alive() {
-		t.Fatalf("reload: %+v; want HUP, master %d kept, %d new workers", rep, m.PID, srv.Options.Workers)
+	// The reload is verified once a worker of the new generation serves;
+	// the master may still be forking the others.
+	if rep.Signal != "SIGHUP" || rep.Master == nil || rep.Master.PID != m.PID || len(rep.NewChildren) == 0 || len(rep.NewChildren) > srv.Options.Workers || !m.Alive() {
+		t.Fatalf("reload: %+v; want HUP, master %d kept, 1 to %d new workers", rep, m.PID, srv.Options.Workers)
 	}
 	for _, w := range oldWorkers {
 		if slices.Contains(rep.NewChildren, w.PID) {

@@ -37,11 +37,10 @@ func saveIntent(dir, service string, master ipcguard.Proc) error {
 	if err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
-	tmp := intentPath(dir, service) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := writeAtomic(intentPath(dir, service), data, 0o600); err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
-	return os.Rename(tmp, intentPath(dir, service))
+	return nil
 }
 
 // pendingStop returns the master of an unfinished stop if it is still the

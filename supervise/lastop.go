@@ -45,22 +45,7 @@ func SaveLastOperation(stateDir string, op LastOperation) error {
 	if err != nil {
 		return fmt.Errorf("save last operation: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+op.Service+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save last operation: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename: ENOENT, ignored
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save last operation: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save last operation: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("save last operation: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, op.Service+".json")); err != nil {
+	if err := writeAtomic(filepath.Join(dir, op.Service+".json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save last operation: %w", err)
 	}
 	return nil

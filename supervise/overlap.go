@@ -196,11 +196,7 @@ func ensurePIDFile(pidFile string, pid int) error {
 	if _, err := os.Stat(pidFile); !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	tmp := pidFile + ".safe-restart-tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("restore the pidfile: %w", err)
-	}
-	if err := os.Rename(tmp, pidFile); err != nil {
+	if err := writeAtomic(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("restore the pidfile: %w", err)
 	}
 	return nil

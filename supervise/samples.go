@@ -98,12 +98,7 @@ func RecordSample(dir, service string, s Sample) error {
 	if err != nil {
 		return fmt.Errorf("record sample: %w", err)
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("record sample: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := writeAtomic(path, data, 0o600); err != nil {
 		return fmt.Errorf("record sample: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -128,7 +129,11 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 		h.release()
 		return nil, fmt.Sprintf("cannot hand the sockets over: %v", err)
 	}
-	h.keepPaths()
+	if sameMountView(root, master.PID) {
+		h.keepPaths()
+	} else {
+		st.Log.Warn().Int("pid", master.PID).Msg("the master sees another file system (mount namespace or root): its unix socket paths are left alone")
+	}
 	return h, ""
 }
 
@@ -207,6 +212,10 @@ func listenCandidates(c string) []string {
 func (h *handoff) keepPaths() {
 	for _, s := range h.socks {
 		if s.family != "unix" || !strings.HasPrefix(s.path, "/") {
+			continue
+		}
+		if fi, err := os.Lstat(s.path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+			h.log.Warn().Str("path", s.path).Msg("the unix socket path is not a socket file now: left alone")
 			continue
 		}
 		spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".safe-restart-"+strconv.Itoa(os.Getpid()))
@@ -373,4 +382,18 @@ func withoutVars(env, names []string) []string {
 		}
 	}
 	return out
+}
+
+// sameMountView reports whether pid resolves paths as safe-restart does:
+// the same mount namespace and root. The unix socket paths a master
+// reports mean other files otherwise.
+func sameMountView(procRoot string, pid int) bool {
+	for _, name := range []string{"ns/mnt", "root"} {
+		theirs, err1 := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), name))
+		ours, err2 := os.Readlink(filepath.Join(procRoot, "self", name))
+		if err1 != nil || err2 != nil || theirs != ours {
+			return false
+		}
+	}
+	return true
 }

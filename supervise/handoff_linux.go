@@ -176,17 +176,57 @@ func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
 // CAP_SYS_ADMIN): clients still reach the same socket through it, and the
 // old master's unlink(2) of the path fails with EBUSY (php-fpm ignores
 // that; nginx logs it as an [emerg] line as it exits).
+//
+// The directory may belong to the server's user, who could swap either
+// name for a symlink meanwhile: both are opened without following
+// symlinks, must be the same socket file, and the mount goes through those
+// fds, never through the names.
 func guardPath(l sockLink) error {
-	if err := unix.Mount(l.spare, l.path, "", unix.MS_BIND, ""); err != nil {
+	src, err := openSocketFile(l.spare)
+	if err != nil {
+		return err
+	}
+	defer closeFD(src)
+	dst, err := openSocketFile(l.path)
+	if err != nil {
+		return err
+	}
+	defer closeFD(dst)
+	var a, b unix.Stat_t
+	if err := unix.Fstat(src, &a); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if err := unix.Fstat(dst, &b); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if a.Dev != b.Dev || a.Ino != b.Ino {
+		return fmt.Errorf("%s is no longer the socket file linked to %s", l.path, l.spare)
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", src), fmt.Sprintf("/proc/self/fd/%d", dst), "", unix.MS_BIND, ""); err != nil {
 		return os.NewSyscallError("mount --bind", err)
 	}
 	return nil
 }
 
+// openSocketFile opens path itself (O_PATH, no symlink followed) and
+// fails unless it is a socket file.
+func openSocketFile(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		closeFD(fd)
+		return -1, fmt.Errorf("%s is not a socket file (a symlink, or replaced)", path)
+	}
+	return fd, nil
+}
+
 // unguardPath removes guardPath's bind mount: the path is the socket's own
 // link again.
 func unguardPath(l sockLink) error {
-	if err := unix.Unmount(l.path, unix.MNT_DETACH); err != nil {
+	if err := unix.Unmount(l.path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 		return os.NewSyscallError("umount", err)
 	}
 	return nil

@@ -120,8 +120,9 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 		return rep, true, fmt.Errorf("move the old master's pidfile aside: %w", err)
 	}
 	st.stopped, st.reuseport = true, true
+	began := time.Now()
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
-		return rep, true, abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, err)
+		return rep, true, abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}
 	rep.Stop.Master = &old
 	if err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop); err != nil {
@@ -222,22 +223,66 @@ func removeAside(root, aside string, old ipcguard.Proc) error {
 // the new master, if one came up, is stopped with the ladder (its stop
 // removes the pidfile it wrote), and the old master's pidfile is put back.
 // The old master never stopped serving.
-func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc RunConfig, started *ipcguard.Proc, cause error) error {
+//
+// A start that failed before its master wrote the pidfile (a timeout, an
+// interruption) may still leave that master coming up: every master that
+// appeared since the start began (a session leader running the server's
+// binary, not the old master, started since) is stopped too, even when ctx
+// was cancelled, since two masters on SO_REUSEPORT would both serve on. The
+// old master's stop intent stays unless its pidfile is back, so that the
+// next restart finishes what this one could not.
+func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc RunConfig, started *ipcguard.Proc, began time.Time, cause error) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	var errs []error
-	if started != nil && sameAlive(root, *started) {
+	for _, m := range newMasters(root, s.Profile.Binary, old, started, began) {
+		s.Log.Warn().Int("pid", m.PID).Msg("stopping the new master of an overlap that failed")
 		var r StopReport
-		errs = append(errs, s.stopTree(ctx, root, *started, &r))
+		errs = append(errs, s.stopTree(cleanup, root, m, &r))
 	}
+	restored := false
 	if _, err := os.Stat(rc.PidFile); errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, os.Rename(aside, rc.PidFile))
+		err := os.Rename(aside, rc.PidFile)
+		restored = err == nil
+		errs = append(errs, err)
 	} else {
 		errs = append(errs, fmt.Errorf("%s exists: the old master's pidfile stays at %s", rc.PidFile, aside))
 	}
-	clearIntent(s.IntentDir, s.Profile.Name)
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w; undoing it: %w", cause, err)
+	if restored {
+		clearIntent(s.IntentDir, s.Profile.Name)
 	}
-	return fmt.Errorf("%w; the old master %d still serves", cause, old.PID)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w; undoing it: %w", ErrStartFailed, cause, err)
+	}
+	return fmt.Errorf("%w: %w; the old master %d still serves", ErrStartFailed, cause, old.PID)
+}
+
+// newMasters returns started (when alive) and every other live master of
+// the server that appeared since began: a process running exe whose parent
+// does not (a master detaching, before or after its setsid), not old.
+func newMasters(root, exe string, old ipcguard.Proc, started *ipcguard.Proc, began time.Time) []ipcguard.Proc {
+	var out []ipcguard.Proc
+	if started != nil && sameAlive(root, *started) {
+		out = append(out, *started)
+	}
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return out
+	}
+	svc := runningExactly(procs, exe)
+	isSvc := map[int]bool{}
+	for _, p := range svc {
+		isSvc[p.PID] = true
+	}
+	for _, p := range svc {
+		switch {
+		case isSvc[p.PPID], p.Key() == old.Key(), started != nil && p.Key() == started.Key():
+		case p.Start.Before(began.Add(-pidfileSlack)):
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // verifySuccessor checks the new master once it serves alone: while both

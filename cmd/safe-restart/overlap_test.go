@@ -226,3 +226,34 @@ func TestOverlapRestartNewMasterFails(t *testing.T) {
 		t.Fatalf("%d semaphore sets after the failed overlap, want %d", got, sets)
 	}
 }
+
+// TestOverlapRestartStartTimesOut: the new master does not prove itself
+// within --timeout (here: at once), so the overlap is abandoned while that
+// master is still coming up. It is found and stopped anyway: one master,
+// the old one, in the pidfile and serving.
+func TestOverlapRestartStartTimesOut(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	setMigrateReq(t, "1")
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	state := t.TempDir()
+	if code, rep, errOut := apacheRestartJSON(t, srv, state); code != exitOK || rep.Overlap {
+		t.Fatalf("first (plain) restart: exit %d, overlap %v\n%s", code, rep.Overlap, errOut)
+	}
+	old := srv.MasterPID()
+	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--timeout", "1ns")
+	if code != exitFailed || !strings.Contains(errOut, "still serves") {
+		t.Fatalf("overlap restart that times out: exit %d, want %d and the old master serving\n%s\n%s", code, exitFailed, out, errOut)
+	}
+	if srv.MasterPID() != old {
+		t.Fatalf("the pidfile names %d, want the old master %d", srv.MasterPID(), old)
+	}
+	if masters := countMasters(t, srv); masters != 1 {
+		t.Fatalf("%d masters after the abandoned overlap, want the old one only\n%s", masters, errOut)
+	}
+	if c, _, err := srv.Get("/"); err != nil || c != 200 {
+		t.Fatalf("the old master stopped serving: %d, %v", c, err)
+	}
+}

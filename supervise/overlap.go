@@ -25,6 +25,23 @@ type overlapper interface {
 	// reuseportArgv is startArgv with SO_REUSEPORT set on the listeners,
 	// the user's own settings winning.
 	reuseportArgv(p Profile, conf string) []string
+	// reuseportTest is the config test of that start: a server too old
+	// for it is started plainly.
+	reuseportTest(ctx context.Context, p Profile, conf string) error
+}
+
+// reuseportWorks reports whether the server can be started with
+// SO_REUSEPORT (see overlapper), logging why not.
+func reuseportWorks(ctx context.Context, st StartOptions) bool {
+	ov, ok := st.Profile.kind.(overlapper)
+	if !ok {
+		return false
+	}
+	if err := ov.reuseportTest(ctx, st.Profile, or(st.Conf, st.Profile.Conf)); err != nil {
+		st.Log.Warn().Err(err).Msg("the server cannot be started with SO_REUSEPORT: started plainly, and restarts cannot overlap")
+		return false
+	}
+	return true
 }
 
 // migrateReqSysctl is the per-network-namespace switch (Linux 5.14) that
@@ -43,9 +60,6 @@ const overlapAsideSuffix = ".safe-restart-old"
 // SO_REUSEPORT (the new master could not bind beside them), or both
 // generations' semaphore sets would not fit at once.
 func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st StartOptions) string {
-	if _, ok := st.Profile.kind.(overlapper); !ok {
-		return "the server cannot run two masters on its ports"
-	}
 	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -97,12 +111,19 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 // keeps serving, its pidfile back in place.
 func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, bool, error) {
 	var rep RestartReport
+	if _, ok := st.Profile.kind.(overlapper); !ok {
+		return rep, false, nil // a server without an overlap (nginx, php-fpm: the socket handoff)
+	}
 	root := or(st.ProcRoot, "/proc")
 	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
 	}
-	if why := overlapBlocker(root, old, sig, st); why != "" {
+	why := overlapBlocker(root, old, sig, st)
+	if why == "" && !st.reuseport {
+		why = "the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?)"
+	}
+	if why != "" {
 		st.Log.Warn().Str("reason", why).Msg("full restart without an overlap: clients may be refused while no master listens")
 		rep.OverlapSkipped = why
 		return rep, false, nil
@@ -119,7 +140,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 		clearIntent(s.IntentDir, s.Profile.Name)
 		return rep, true, fmt.Errorf("move the old master's pidfile aside: %w", err)
 	}
-	st.stopped, st.reuseport = true, true
+	st.stopped = true
 	began := time.Now()
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return rep, true, abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)

@@ -43,6 +43,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
 		return RestartReport{}, err
 	}
+	st.reuseport = reuseportWorks(ctx, st)
 	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
 	if handled || err != nil {
 		return rep, err
@@ -65,7 +66,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	}
 	// The stop just stopped orphans and reaped; the new master gets
 	// SO_REUSEPORT so that the next restart can overlap.
-	st.stopped, st.reuseport = true, true
+	st.stopped = true
 	if rep.Start, err = st.start(ctx, sig, rc); err != nil || rep.Start.Master == nil {
 		return rep, err
 	}

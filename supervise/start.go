@@ -214,7 +214,7 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 		// The starter failed and said why: no master is coming.
 		return fmt.Errorf("%w: %w (output: %s; error log: %s)", ErrStartFailed, runErr, strings.TrimSpace(out), firstLines(fatal))
 	}
-	master, err := o.awaitMaster(ctx, root, rc.PidFile)
+	master, err := o.awaitMaster(ctx, root, rc.PidFile, tail)
 	if err != nil {
 		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(o.Profile.fatalLines(tail.since())))
 	}
@@ -248,13 +248,19 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	return buf.String(), err
 }
 
-// awaitMaster waits until the pidfile names a live master of the server.
-func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string) (ipcguard.Proc, error) {
+// awaitMaster waits until the pidfile names a live master of the server;
+// a fatal line in the error log since the start ends the wait at once (a
+// master that died before writing its pidfile: nginx started detached, its
+// starter's exit status says nothing).
+func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail) (ipcguard.Proc, error) {
 	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
 	for {
 		m, err := FromPIDFile(root, pidFile, o.Profile.Binary)
 		if err == nil {
 			return m, nil
+		}
+		if fatal := o.Profile.fatalLines(tail.since()); len(fatal) > 0 {
+			return ipcguard.Proc{}, fmt.Errorf("no live master in %s, and fatal lines since the start: %s", pidFile, firstLines(fatal))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return ipcguard.Proc{}, fmt.Errorf("no live master in %s: %w", pidFile, err)

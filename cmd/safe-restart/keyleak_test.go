@@ -92,21 +92,29 @@ const keysPerLoad = 50
 // returns the httpd.conf lines that load it.
 func buildKeyLeak(t *testing.T) string {
 	t.Helper()
+	so := buildModule(t, "keyleak", modKeyLeak)
+	// The children (www-data) need not read it: only the master loads it.
+	return fmt.Sprintf("LoadModule keyleak_module %s\nKeyLeakPerLoad %d", so, keysPerLoad)
+}
+
+// buildModule builds mod_NAME.c from source with apxs and returns the
+// shared object's path.
+func buildModule(t *testing.T, name, source string) string {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "mod_keyleak.c"), []byte(modKeyLeak), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "mod_"+name+".c"), []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("apxs", "-c", "mod_keyleak.c")
+	cmd := exec.Command("apxs", "-c", "mod_"+name+".c")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("apxs -c: %v\n%s", err, out)
 	}
-	so := filepath.Join(dir, ".libs", "mod_keyleak.so")
+	so := filepath.Join(dir, ".libs", "mod_"+name+".so")
 	if _, err := os.Stat(so); err != nil {
 		t.Fatalf("apxs built no module: %v", err)
 	}
-	// The children (www-data) need not read it: only the master loads it.
-	return fmt.Sprintf("LoadModule keyleak_module %s\nKeyLeakPerLoad %d", so, keysPerLoad)
+	return so
 }
 
 // gracefulUntilDeath runs plain `apache2 -k graceful` up to limit times, each

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,23 +229,68 @@ func TestOverlapRestartNewMasterFails(t *testing.T) {
 	}
 }
 
-// TestOverlapRestartStartTimesOut: the new master does not prove itself
-// within --timeout (here: at once), so the overlap is abandoned while that
-// master is still coming up. It is found and stopped anyway: one master,
-// the old one, in the pidfile and serving.
+// modSlowStart delays a master that has detached (its parent is PID 1,
+// this test) in its post_config hook while the file SlowStartFile names
+// exists: the master comes up, but writes its pidfile only seconds later.
+const modSlowStart = `#include <unistd.h>
+#include "httpd.h"
+#include "http_config.h"
+
+module AP_MODULE_DECLARE_DATA slowstart_module;
+
+static const char *marker;
+
+static const char *set_marker(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    marker = arg;
+    return NULL;
+}
+
+static int slow_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    if (marker && getppid() == 1 && access(marker, F_OK) == 0)
+        sleep(3);
+    return OK;
+}
+
+static const command_rec slow_cmds[] = {
+    AP_INIT_TAKE1("SlowStartFile", set_marker, NULL, RSRC_CONF, "delay a detached master while this file exists"),
+    {NULL}
+};
+
+static void slow_hooks(apr_pool_t *p)
+{
+    ap_hook_post_config(slow_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA slowstart_module = {
+    STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, slow_cmds, slow_hooks
+};
+`
+
+// TestOverlapRestartStartTimesOut: the new master is still coming up (it
+// has not written its pidfile) when the start's --timeout passes, so the
+// overlap is abandoned. That master is found and stopped anyway: one
+// master, the old one, in the pidfile and serving.
 func TestOverlapRestartStartTimesOut(t *testing.T) {
-	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "apxs")
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
 	setMigrateReq(t, "1")
-	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true})
+	marker := filepath.Join(t.TempDir(), "slow")
+	so := buildModule(t, "slowstart", modSlowStart)
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true,
+		Extra: fmt.Sprintf("LoadModule slowstart_module %s\nSlowStartFile %s", so, marker)})
 	state := t.TempDir()
 	if code, rep, errOut := apacheRestartJSON(t, srv, state); code != exitOK || rep.Overlap {
 		t.Fatalf("first (plain) restart: exit %d, overlap %v\n%s", code, rep.Overlap, errOut)
 	}
 	old := srv.MasterPID()
-	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--timeout", "1ns")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--timeout", "1s", "--graceful-timeout", "0")
 	if code != exitFailed || !strings.Contains(errOut, "still serves") {
 		t.Fatalf("overlap restart that times out: exit %d, want %d and the old master serving\n%s\n%s", code, exitFailed, out, errOut)
 	}

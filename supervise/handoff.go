@@ -218,7 +218,7 @@ func (h *handoff) keepPaths() {
 			h.log.Warn().Str("path", s.path).Msg("the unix socket path is not a socket file now: left alone")
 			continue
 		}
-		spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".safe-restart-"+strconv.Itoa(os.Getpid()))
+		spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+spareInfix+strconv.Itoa(os.Getpid()))
 		_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
 		if err := os.Link(s.path, spare); err != nil {
 			h.log.Warn().Err(err).Str("path", s.path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
@@ -397,3 +397,6 @@ func sameMountView(procRoot string, pid int) bool {
 	}
 	return true
 }
+
+// spareInfix names a socket's spare link: .NAME.safe-restart-PID.
+const spareInfix = ".safe-restart-"

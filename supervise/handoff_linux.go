@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -228,6 +229,67 @@ func openSocketFile(path string) (int, error) {
 func unguardPath(l sockLink) error {
 	if err := unix.Unmount(l.path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 		return os.NewSyscallError("umount", err)
+	}
+	return nil
+}
+
+// leftoverGuard reports whether path is still covered by the bind mount of
+// a handoff whose safe-restart died before removing it (see guardPath):
+// /proc/self/mountinfo has a mount at path whose source is a spare link
+// named as keepPaths names it, by a pid that no longer runs. It returns
+// the spare's path.
+func leftoverGuard(path string) (string, bool) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	prefix := "." + filepath.Base(path) + spareInfix
+	for _, line := range strings.Split(string(data), "\n") {
+		// 36 35 0:21 /php/.php.sock.safe-restart-123 /run/php/php.sock rw - tmpfs ...
+		f := strings.Fields(line)
+		if len(f) < 5 || unescapeMount(f[4]) != path {
+			continue
+		}
+		spare := filepath.Base(unescapeMount(f[3]))
+		pid, err := strconv.Atoi(strings.TrimPrefix(spare, prefix))
+		if !strings.HasPrefix(spare, prefix) || err != nil || pid <= 0 {
+			continue
+		}
+		if p, err := ipcguard.ReadProc("/proc", pid); err == nil && p.Alive() {
+			continue // a handoff under way
+		}
+		return filepath.Join(filepath.Dir(path), spare), true
+	}
+	return "", false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeLeftoverGuard unmounts a dead handoff's bind mount from path and
+// removes its spare link, so that the stale socket file can go.
+func removeLeftoverGuard(path, spare string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+		return os.NewSyscallError("umount", err)
+	}
+	if err := os.Remove(spare); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

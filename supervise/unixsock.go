@@ -27,6 +27,17 @@ func removeStaleSockets(paths []string, log zerolog.Logger) ([]string, error) {
 			}
 			continue
 		}
+		// A handoff's bind mount that a killed safe-restart left over the
+		// path makes its removal fail (EBUSY): undo it first.
+		if spare, ok := leftoverGuard(path); ok {
+			if err := removeLeftoverGuard(path, spare); err != nil {
+				return removed, fmt.Errorf("remove the bind mount a killed safe-restart left on %s: %w", path, err)
+			}
+			log.Warn().Str("path", path).Str("spare", spare).Msg("removed the bind mount a killed safe-restart left on a stale unix socket")
+			if fi, proof, err = staleSocket(path); err != nil || proof == "" {
+				continue // judged again without the mount
+			}
+		}
 		// The file must be the one judged: a server that bound it meanwhile
 		// replaced it with its own.
 		now, err := os.Lstat(path)

@@ -73,7 +73,13 @@ type HandoffReport struct {
 
 // handoff is the sockets a restart holds and how it hands them over.
 type handoff struct {
-	socks   []heldSocket
+	// master is the running master the sockets were taken from.
+	master ipcguard.Proc
+	socks  []heldSocket
+	// left are the master's listeners the new configuration lacks: they
+	// close with the old master (a new master started beside it could
+	// not bind one the configuration names under another spelling).
+	left    []Listener
 	env     []string
 	unset   []string
 	detach  string // the setsid binary that detaches the new master, or ""
@@ -113,13 +119,13 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)
 	}
-	h := &handoff{unset: inh.inheritVars(), log: st.Log}
+	h := &handoff{master: master, unset: inh.inheritVars(), log: st.Log}
 	if inh.staysChild() {
 		if h.detach, err = exec.LookPath("setsid"); err != nil {
 			return nil, fmt.Sprintf("cannot detach the new master: %v", err)
 		}
 	}
-	if h.socks, err = takeListeners(root, master, rc.Listen, st.Log); err != nil {
+	if h.socks, h.left, err = takeListeners(root, master, rc.Listen, st.Log); err != nil {
 		return nil, err.Error()
 	}
 	if len(h.socks) == 0 {
@@ -139,11 +145,11 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 
 // takeListeners duplicates the master's listeners that the new
 // configuration listens on (see configListens) into safe-restart; the
-// others close with the old master.
-func takeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) ([]heldSocket, error) {
+// others, returned as left, close with the old master.
+func takeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) (socks []heldSocket, left []Listener, err error) {
 	listening, err := readListening(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var want []Listener
 	for _, l := range listenersOf(root, master.PID, listening) {
@@ -151,16 +157,16 @@ func takeListeners(root string, master ipcguard.Proc, listen []string, log zerol
 			want = append(want, l)
 		} else {
 			log.Info().Str("listener", l.Addr).Msg("not in the new configuration: it closes with the old master")
+			left = append(left, l)
 		}
 	}
 	if len(want) == 0 {
-		return nil, nil
+		return nil, left, nil
 	}
-	socks, err := dupListeners(root, master, want)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot take master %d's listeners: %w", errNoHandoff, master.PID, err)
+	if socks, err = dupListeners(root, master, want); err != nil {
+		return nil, nil, fmt.Errorf("%w: cannot take master %d's listeners: %w", errNoHandoff, master.PID, err)
 	}
-	return socks, nil
+	return socks, left, nil
 }
 
 // configListens reports whether one of the configured listen addresses

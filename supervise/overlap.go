@@ -99,16 +99,10 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 	return ""
 }
 
-// overlapRestart replaces the running master by a new one started beside
-// it (see overlapper). It reports handled false, having changed nothing,
-// when no master runs or an overlap cannot work (the reason is logged):
-// the caller then restarts plainly. Every verification of a plain restart
-// holds: the config test ran before, the new master is proven through its
-// pidfile, its listeners, the health check and the absence of fatal lines,
-// and its IPC lineage is recorded; the old master is stopped with the
-// ladder, and its generation's IPC is reaped with proofs once it exited.
-// If the new master fails its verification it is stopped and the old one
-// keeps serving, its pidfile back in place.
+// overlapRestart replaces the running master of an overlapper by a new
+// one started beside it on SO_REUSEPORT (see replaceBeside). It reports
+// handled false, having changed nothing, when no master runs or an overlap
+// cannot work (the reason is logged): the caller then restarts plainly.
 func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, bool, error) {
 	var rep RestartReport
 	if _, ok := st.Profile.kind.(overlapper); !ok {
@@ -119,7 +113,10 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
 	}
-	why := overlapBlocker(root, old, sig, st)
+	why := overlapDisabled
+	if !st.NoOverlap {
+		why = overlapBlocker(root, old, sig, st)
+	}
 	if why == "" && !st.reuseport {
 		why = "the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?)"
 	}
@@ -128,37 +125,77 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 		rep.OverlapSkipped = why
 		return rep, false, nil
 	}
-	rep.Overlap = true
 	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
+	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, &rep)
+}
+
+// overlapDisabled is why a restart with --no-overlap did not overlap.
+const overlapDisabled = "disabled (--no-overlap)"
+
+// handoffOverlapBlocker says why a restart holding the old master's
+// sockets (h) must stop it before starting the new master, "" when the new
+// master can start beside it on the held sockets, as nginx's own binary
+// upgrade does: both generations then accept from the same queues until
+// the old one stops, so the clients never wait for a start.
+func handoffOverlapBlocker(h *handoff, st StartOptions) string {
+	if st.NoOverlap {
+		return overlapDisabled
+	}
+	if len(h.left) > 0 {
+		// The new master would bind such a listener itself, and fail while
+		// the old one holds it, if the configuration names it in a form
+		// configListens does not read ("listen localhost").
+		return fmt.Sprintf("master %d listens on %s, which the new configuration does not name as safe-restart reads it: the old master stops before the new one starts",
+			h.master.PID, strings.Join(addrs(h.left), ", "))
+	}
+	return ""
+}
+
+// replaceBeside replaces the running master old by a new one started
+// beside it: on SO_REUSEPORT (overlapRestart) or on the sockets a handoff
+// holds (st.handoff). Every verification of a plain restart holds: the
+// config test ran before, the new master is proven through its pidfile,
+// its listeners, the health check and the absence of fatal lines, and its
+// IPC lineage is recorded; the old master is stopped with the ladder, and
+// its generation's IPC is reaped with proofs once it exited. If the new
+// master fails its verification it is stopped and the old one keeps
+// serving, its pidfile back in place.
+func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, rep *RestartReport) error {
+	root := or(st.ProcRoot, "/proc")
+	rep.Overlap = true
 	// An interrupted run finds the old master through the intent once
 	// its pidfile is aside, and finishes its stop.
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old); err != nil {
-		return rep, true, err
+		return err
 	}
 	aside := rc.PidFile + overlapAsideSuffix
 	if err := os.Rename(rc.PidFile, aside); err != nil {
 		clearIntent(s.IntentDir, s.Profile.Name)
-		return rep, true, fmt.Errorf("move the old master's pidfile aside: %w", err)
+		return fmt.Errorf("move the old master's pidfile aside: %w", err)
 	}
 	st.stopped = true
 	began := time.Now()
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
-		return rep, true, abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
+		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}
 	rep.Stop.Master = &old
-	if err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop); err != nil {
-		return rep, true, err
+	err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop)
+	if st.handoff != nil {
+		st.handoff.afterStop(rep.Handoff)
+	}
+	if err != nil {
+		return err
 	}
 	if err := removeAside(root, aside, old); err != nil {
-		return rep, true, err
+		return err
 	}
 	if rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log); err != nil {
-		return rep, true, err
+		return err
 	}
 	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s); err != nil {
-		return rep, true, err
+		return err
 	}
-	return rep, true, verifySuccessor(root, st, *rep.Start.Master, &rep.Start)
+	return verifySuccessor(root, st, *rep.Start.Master, &rep.Start)
 }
 
 // stopPendingBeside finishes the stop of a master that a stop intent names

@@ -16,8 +16,9 @@ type RestartReport struct {
 	// master to the new one (nil for a restart that found no master).
 	Handoff *HandoffReport `json:"handoff,omitempty"`
 	// Overlap says the new master started beside the old one, which
-	// stopped only then (see overlapper); OverlapSkipped says why a
-	// server that can overlap did not.
+	// stopped only then (on SO_REUSEPORT, see overlapper, or on the held
+	// sockets, see inheritor); OverlapSkipped says why a server that can
+	// overlap did not.
 	Overlap        bool   `json:"overlap"`
 	OverlapSkipped string `json:"overlap_skipped,omitempty"`
 }
@@ -36,8 +37,10 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 
 // restart is Restart once the server's run config is known. A server that
 // can overlap (see overlapper) is replaced by a new master started beside
-// the running one; otherwise, or when the overlap cannot work, the master
-// is stopped and a new one started.
+// the running one on SO_REUSEPORT; a server that can inherit its sockets
+// (see inheritor) by a new master started beside the running one on the
+// sockets taken from it. Otherwise, or when neither can work, the master
+// is stopped and a new one started (on the held sockets when there are).
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	s = s.withServer(st)
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
@@ -56,6 +59,15 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		defer h.release()
 		rep.Handoff = handoffReport(h, why, st)
 		st.handoff = h
+	}
+	if st.handoff != nil {
+		if why := handoffOverlapBlocker(st.handoff, st); why != "" {
+			st.Log.Info().Str("reason", why).Msg("no overlap: the old master stops before the new one starts (the held sockets queue new connections meanwhile)")
+			rep.OverlapSkipped = why
+		} else {
+			st.Log.Info().Int("old", st.handoff.master.PID).Msg("starting a new master on the held sockets beside the old one, then stopping the old one gracefully")
+			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, &rep)
+		}
 	}
 	rep.Stop, err = s.stop(ctx, sig, rc)
 	if st.handoff != nil {

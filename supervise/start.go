@@ -45,6 +45,10 @@ type StartOptions struct {
 	// NoHandoff makes a restart a plain one: the listening sockets close
 	// with the old master instead of being handed to the new one.
 	NoHandoff bool
+	// NoOverlap makes a restart stop the old master before it starts the
+	// new one (with the held sockets, if any): two generations never run
+	// at once, at the cost of the clients waiting for the start.
+	NoOverlap bool
 	// stopped says a stop just stopped orphans and reaped (Restart): the
 	// start then only re-checks headroom.
 	stopped bool

@@ -16,12 +16,13 @@ import (
 const (
 	fpmAddr = "127.0.0.1:19000"
 
-	safeRestartHandoff = "safe-restart restart (socket handoff)"
-	safeRestartPlain   = "safe-restart restart --no-handoff"
-	nginxUSR2          = "nginx USR2 upgrade, QUIT old"
-	nginxQuitStart     = "nginx -s quit, wait, start"
-	fpmUSR2            = "php-fpm USR2"
-	fpmQuitStart       = "php-fpm QUIT, wait, start"
+	safeRestartHandoff   = "safe-restart restart (handoff, overlap)"
+	safeRestartNoOverlap = "safe-restart restart --no-overlap (handoff)"
+	safeRestartPlain     = "safe-restart restart --no-handoff"
+	nginxUSR2            = "nginx USR2 upgrade, QUIT old"
+	nginxQuitStart       = "nginx -s quit, wait, start"
+	fpmUSR2              = "php-fpm USR2"
+	fpmQuitStart         = "php-fpm QUIT, wait, start"
 )
 
 // nginxConf serves DIR/htdocs on addr1 and, with a FastCGI backend,
@@ -151,6 +152,7 @@ func (s *nginxFPM) methods() []method {
 	}
 	return append(own,
 		method{safeRestartPlain, func() error { return restart("--no-handoff") }},
+		method{safeRestartNoOverlap, func() error { return restart("--no-overlap") }},
 		method{safeRestartHandoff, func() error { return restart() }})
 }
 

@@ -19,11 +19,15 @@ left untouched and the exit code is 3. Otherwise it stops the server as
 service lock throughout, so cron, logrotate and a deploy never interleave.
 
 For nginx and php-fpm the restart refuses no connection: safe-restart takes the
-running master's listening sockets (pidfd_getfd, Linux 5.6), holds them through
-the stop (the kernel queues new connections) and starts the new master with
-them (nginx: NGINX=3;4;, php-fpm: FPM_SOCKETS); a unix socket path the old
-master would unlink is kept by a bind mount (or linked back at once). When
-that is impossible it says why and restarts plainly (--no-handoff forces it).
+running master's listening sockets (pidfd_getfd, Linux 5.6) and starts the new
+master with them (nginx: NGINX=3;4;, php-fpm: FPM_SOCKETS) beside the old one,
+as nginx's own binary upgrade does; once the new master is verified the old one
+stops gracefully, both generations having accepted from the same sockets in
+between. A unix socket path the old master would unlink is kept by a bind mount
+(or linked back at once). --no-overlap stops the old master first (the held
+sockets queue new connections until the new one accepts: no refusal, but the
+clients wait for the start). When the handoff is impossible it says why and
+restarts plainly (--no-handoff forces it).
 
 Apache is replaced without refusing a connection when it can be: the new master
 starts beside the running one on the same ports (SO_REUSEPORT, which every
@@ -31,16 +35,20 @@ master a restart starts gets through -C "ListenCoresBucketsRatio ..."), is
 verified, and only then is the old one stopped; net.ipv4.tcp_migrate_req=1
 (Linux >= 5.14) moves the connections queued on its closing listeners to the
 new master. Otherwise (that sysctl is 0, the running master was not started by
-a restart, too few semaphore sets for two generations) it stops then starts,
-and says why.`,
+a restart, too few semaphore sets for two generations, --no-overlap) it stops
+then starts, and says why.`,
 		Example: `  safe-restart restart apache2
-  safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz`,
+  safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz
+  safe-restart restart nginx --json            # handoff and overlap in the report
+  safe-restart restart php8.2-fpm --no-overlap # never two pools at once (memory)`,
 		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error { return runRestart(c.Context(), d, args[0], o) },
 	}
 	o.register(c, true, true)
 	c.Flags().BoolVar(&o.noHandoff, "no-handoff", false,
 		"do not hand the listening sockets to the new master (nginx, php-fpm): they close with the old one, and connections are refused until the new one listens")
+	c.Flags().BoolVar(&o.noOverlap, "no-overlap", false,
+		"stop the old master before starting the new one: two generations never run at once (memory), but the clients wait for the start")
 	return c
 }
 

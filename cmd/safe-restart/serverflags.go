@@ -28,6 +28,7 @@ type serverFlags struct {
 	timeout   time.Duration
 	// restart
 	noHandoff bool
+	noOverlap bool
 }
 
 func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
@@ -115,5 +116,5 @@ func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladd
 	log := d.log.With().Str("server", service).Logger()
 	lineages := f.stateDir + "/lineage"
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, Log: log}
+		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, Log: log}
 }

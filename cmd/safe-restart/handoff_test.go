@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -71,11 +72,34 @@ func checkHandedOver(t *testing.T, rep supervise.RestartReport, n int, errOut st
 	}
 }
 
+// overlapArgs returns the extra flags of the i-th handoff restart of a
+// test: every second one runs with --no-overlap, so that both ways of
+// handing the sockets over run under the same load.
+func overlapArgs(i int) []string {
+	if i%2 == 1 {
+		return []string{"--no-overlap"}
+	}
+	return nil
+}
+
+// checkOverlap fails unless the restart overlapped the generations, or
+// (with --no-overlap) says it did not.
+func checkOverlap(t *testing.T, rep supervise.RestartReport, args []string, errOut string) {
+	t.Helper()
+	if len(args) == 0 && (!rep.Overlap || rep.OverlapSkipped != "") {
+		t.Fatalf("overlap %v (skipped: %q): want the new master started beside the old one\n%s", rep.Overlap, rep.OverlapSkipped, errOut)
+	}
+	if len(args) > 0 && (rep.Overlap || !strings.Contains(rep.OverlapSkipped, "--no-overlap")) {
+		t.Fatalf("with %v: overlap %v (skipped: %q): want the old master stopped first, and why\n%s", args, rep.Overlap, rep.OverlapSkipped, errOut)
+	}
+}
+
 // TestNginxRestartHandoff: under 24 clients opening new connections on the
 // TCP and the unix listener, every full restart hands both sockets to a
 // new master that is detached (ppid 1), named by the pidfile and verified,
 // and no connection is refused and no request fails; the unix socket file
-// stays in place.
+// stays in place. The new master starts beside the old one, or (every
+// second restart, --no-overlap) after it stopped.
 func TestNginxRestartHandoff(t *testing.T) {
 	nstest.RequireBinaries(t, "nginx")
 	if !nstest.InPrivateNamespaces(t) {
@@ -89,8 +113,9 @@ func TestNginxRestartHandoff(t *testing.T) {
 	stopTCP, stopUnix := load(t, 16, ok200(srv.Get)), load(t, 8, ok200(srv.GetUnix))
 	for i := range handoffRestarts {
 		old := nginxMaster(t, srv)
-		rep, errOut := restartJSON(t, "nginx", conf...)
+		rep, errOut := restartJSON(t, "nginx", append(conf, overlapArgs(i)...)...)
 		checkHandedOver(t, rep, 2, errOut)
+		checkOverlap(t, rep, overlapArgs(i), errOut)
 		checkDetached(t, nginxMaster(t, srv), old, srv.MasterPID())
 		if _, err := os.Stat(srv.Socket); err != nil {
 			t.Fatalf("restart %d: the unix socket file: %v", i+1, err)
@@ -133,7 +158,9 @@ func TestNginxRestartNoHandoff(t *testing.T) {
 // TestFPMRestartHandoff: php-fpm behind nginx, on TCP and on a unix
 // socket: under 24 clients, every full restart of php-fpm hands its socket
 // to a new, detached, verified master and no request fails (no 502); on
-// the unix socket the path php-fpm unlinks as it exits is linked back.
+// the unix socket the path php-fpm unlinks as it exits is kept. The new
+// master starts beside the old one, or (every second restart,
+// --no-overlap) after it stopped.
 func TestFPMRestartHandoff(t *testing.T) {
 	nstest.RequireBinaries(t, fpmtest.Binary, "nginx")
 	if !nstest.InPrivateNamespaces(t) {
@@ -158,8 +185,9 @@ func TestFPMRestartHandoff(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rep, errOut := restartJSON(t, fpmService, "--conf", srv.ConfPath, "--state-dir", state)
+				rep, errOut := restartJSON(t, fpmService, append([]string{"--conf", srv.ConfPath, "--state-dir", state}, overlapArgs(i)...)...)
 				checkHandedOver(t, rep, 1, errOut)
+				checkOverlap(t, rep, overlapArgs(i), errOut)
 				m, err := srv.Master()
 				if err != nil {
 					t.Fatalf("restart %d: %v", i+1, err)
@@ -184,5 +212,57 @@ func TestFPMRestartHandoff(t *testing.T) {
 			}
 			t.Logf("during %d restarts over %s: %d ok, none failed", handoffRestarts, name, ok)
 		})
+	}
+}
+
+// TestNginxOverlapNewMasterFails: a new master that dies beside the old
+// one (its config adds a listener on a port another socket holds: nginx
+// -t does not bind, so only the start finds out) is given up: the restart
+// fails saying the old master still serves, and the old master, never
+// stopped, serves on TCP and the unix socket, named by its pidfile, alone.
+// With the config fixed, the next restart overlaps again.
+func TestNginxOverlapNewMasterFails(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{UnixSocket: true})
+	conf := []string{"restart", "nginx", "--json", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--timeout", "10s"}
+	old := nginxMaster(t, srv)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	good := readFile(t, srv.ConfPath)
+	listen := "listen " + srv.Addr + ";"
+	writeConf(t, srv.ConfPath, strings.Replace(good, listen, listen+"\n        listen "+held.Addr().String()+";", 1))
+
+	code, out, errOut := runCLI(t, conf...)
+	var rep supervise.RestartReport
+	_ = json.Unmarshal([]byte(out), &rep)
+	if code == exitOK || !rep.Overlap || !strings.Contains(errOut, "still serves") {
+		t.Fatalf("restart whose new master cannot bind: exit %d, overlap %v; want a failure that leaves the old master\n%s\n%s", code, rep.Overlap, out, errOut)
+	}
+	if !old.Alive() || srv.MasterPID() != old.PID {
+		t.Fatalf("old master %v alive %v, pidfile names %d: want the old master, untouched", old, old.Alive(), srv.MasterPID())
+	}
+	if n := len(srv.Processes()); n != 1+srv.Options.Workers {
+		t.Fatalf("%d nginx processes after the failed overlap, want the old master and its %d workers", n, srv.Options.Workers)
+	}
+	if _, err := os.Stat(srv.PidFile + ".safe-restart-old"); err == nil {
+		t.Fatalf("the old master's pidfile was left aside")
+	}
+	for name, get := range map[string]func(string) (int, string, error){"TCP": srv.Get, "unix": srv.GetUnix} {
+		if c, _, err := get("/"); err != nil || c != 200 {
+			t.Fatalf("GET / over %s after the failed overlap: %d, %v", name, c, err)
+		}
+	}
+
+	writeConf(t, srv.ConfPath, good)
+	code, out, errOut = runCLI(t, conf...)
+	rep = supervise.RestartReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !rep.Overlap || old.Alive() {
+		t.Fatalf("restart with the config fixed: exit %d, overlap %v, old alive %v (%v)\n%s\n%s", code, rep.Overlap, old.Alive(), err, out, errOut)
 	}
 }

@@ -32,9 +32,9 @@ func setMigrateReq(t *testing.T, v string) {
 
 // restartJSON runs `safe-restart restart --json` and returns its exit code,
 // report and log.
-func apacheRestartJSON(t *testing.T, srv *apachetest.Server, state string) (int, supervise.RestartReport, string) {
+func apacheRestartJSON(t *testing.T, srv *apachetest.Server, state string, args ...string) (int, supervise.RestartReport, string) {
 	t.Helper()
-	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--graceful-timeout", "20s")
+	code, out, errOut := runCLI(t, append([]string{"restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--graceful-timeout", "20s"}, args...)...)
 	var rep supervise.RestartReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("restart: exit %d, report %q: %v\n%s", code, out, err, errOut)
@@ -116,8 +116,8 @@ func freshLoad(t *testing.T, n int, addr string) (stop func() *outcomes) {
 // concurrent clients, each on a new connection; every restart replaces the
 // master, keeps one generation's semaphore sets, and leaves the pidfile
 // naming the new master. The first restart, of a master started without
-// SO_REUSEPORT, is a plain one and says why; so is one with
-// tcp_migrate_req=0.
+// SO_REUSEPORT, is a plain one and says why; so are one with
+// tcp_migrate_req=0 and one with --no-overlap.
 func TestOverlapRestartUnderLoad(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "apache2ctl")
 	if !nstest.InPrivateNamespaces(t) {
@@ -181,6 +181,11 @@ func overlapUnderLoad(t *testing.T, cfg apachetest.Config) {
 	code, rep, errOut = apacheRestartJSON(t, srv, state)
 	if code != exitOK || rep.Overlap || !strings.Contains(rep.OverlapSkipped, "tcp_migrate_req is 0") {
 		t.Fatalf("restart with tcp_migrate_req=0: exit %d, overlap %v, skipped %q; want a plain restart that says why\n%s", code, rep.Overlap, rep.OverlapSkipped, errOut)
+	}
+	setMigrateReq(t, "1")
+	code, rep, errOut = apacheRestartJSON(t, srv, state, "--no-overlap")
+	if code != exitOK || rep.Overlap || !strings.Contains(rep.OverlapSkipped, "--no-overlap") {
+		t.Fatalf("restart with --no-overlap: exit %d, overlap %v, skipped %q; want a plain restart that says why\n%s", code, rep.Overlap, rep.OverlapSkipped, errOut)
 	}
 }
 

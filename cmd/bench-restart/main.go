@@ -8,6 +8,12 @@
 // stop or stop, a wait and a start, its in-place restart (HUP), and kill -9
 // of the group then a start.
 //
+// Each server's table begins with two reference rows measured in the same
+// run, against which the restarts' longest gap is judged: the noise floor
+// (no restart, a wait under the same load: what the load alone costs the
+// prober) and the server's own start (stopped untimed, then timed from the
+// exec of its start command to the first answer).
+//
 // It must run as root in fresh IPC, PID, mount and network namespaces,
 // which `make bench-restart` provides; it brings up lo and uses only
 // 127.0.0.1.
@@ -79,14 +85,14 @@ func runNginxFPM(bin string, rounds int, fpm bool) error {
 	if err := srv.waitServing(20 * time.Second); err != nil {
 		return err
 	}
-	title := "nginx"
+	name, title := "nginx", "nginx"
 	if fpm {
-		title = "php-fpm behind nginx (GET /index.php)"
+		name, title = "php-fpm", "php-fpm behind nginx (GET /index.php)"
 	}
 	results := map[string][]result{}
 	for _, m := range srv.methods() {
 		for r := 0; r < rounds; r++ {
-			res, err := measure(srv, m.do)
+			res, err := measure(srv, m)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", m.name, r+1, err)
 			}
@@ -94,7 +100,7 @@ func runNginxFPM(bin string, rounds int, fpm bool) error {
 			fmt.Fprintf(os.Stderr, "%s round %d %-40s %s\n", title, r+1, m.name, res)
 		}
 	}
-	return report(title, srv.methods(), results)
+	return report(name, title, srv.methods(), results)
 }
 
 // runApache benchmarks Apache, alternating the methods round by round.
@@ -114,7 +120,7 @@ func runApache(bin string, rounds int) error {
 	results := map[string][]result{}
 	for r := 0; r < rounds; r++ {
 		for _, m := range srv.methods() {
-			res, err := measure(srv, m.do)
+			res, err := measure(srv, m)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", m.name, r+1, err)
 			}
@@ -122,10 +128,12 @@ func runApache(bin string, rounds int) error {
 			fmt.Fprintf(os.Stderr, "round %d %-24s %s\n", r+1, m.name, res)
 		}
 	}
-	return report("apache2", srv.methods(), results)
+	return report("apache2", "apache2", srv.methods(), results)
 }
 
-func report(title string, methods []method, results map[string][]result) error {
+// report prints the table of the medians of each method's rounds, then the
+// reference line of server (see printReference).
+func report(server, title string, methods []method, results map[string][]result) error {
 	fmt.Printf("\n%s: medians of each method's rounds; prober (one new connection every %s) and %d concurrent clients\n", title, probeEvery, clients)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients refused\tclients failed\t")
@@ -141,6 +149,7 @@ func report(title string, methods []method, results map[string][]result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printReference(server, results)
 	if _, apache := results[gracefulStopWait]; !apache {
 		return nil
 	}

@@ -137,23 +137,25 @@ func (s *nginxFPM) methods() []method {
 		}
 		return nil
 	}
-	// The server's own methods come first: a master that safe-restart
-	// started with inherited sockets may ignore nginx's USR2 (see the
-	// report); the start of the stop-wait-start gives a daemonized one.
-	own := []method{
-		{nginxUSR2, s.nginxUpgrade},
-		{nginxQuitStart, func() error { return s.quitStart("nginx.pid", func() error { return s.nginx("-c", conf) }) }},
-	}
+	// The reference rows come first, then the server's own methods: a
+	// master that safe-restart started with inherited sockets may ignore
+	// nginx's USR2 (see the report); the start of the stop-wait-start
+	// gives a daemonized one.
+	pidFile, start := "nginx.pid", func() error { return s.nginx("-c", conf) }
+	upgrade, quitStart := method{name: nginxUSR2, do: s.nginxUpgrade}, nginxQuitStart
 	if s.fpm {
-		own = []method{
-			{fpmUSR2, s.fpmReload},
-			{fpmQuitStart, func() error { return s.quitStart("php-fpm.pid", s.fpmStart) }},
-		}
+		pidFile, start = "php-fpm.pid", s.fpmStart
+		upgrade, quitStart = method{name: fpmUSR2, do: s.fpmReload}, fpmQuitStart
 	}
-	return append(own,
-		method{safeRestartPlain, func() error { return restart("--no-handoff") }},
-		method{safeRestartNoOverlap, func() error { return restart("--no-overlap") }},
-		method{safeRestartHandoff, func() error { return restart() }})
+	return []method{
+		noiseFloorMethod(),
+		ownStartMethod(func() error { return s.quit(pidFile) }, start),
+		upgrade,
+		{name: quitStart, do: func() error { return s.quitStart(pidFile, start) }},
+		{name: safeRestartPlain, do: func() error { return restart("--no-handoff") }},
+		{name: safeRestartNoOverlap, do: func() error { return restart("--no-overlap") }},
+		{name: safeRestartHandoff, do: func() error { return restart() }},
+	}
 }
 
 func (s *nginxFPM) nginx(args ...string) error {
@@ -205,6 +207,14 @@ func (s *nginxFPM) fpmReload() error {
 
 // quitStart is QUIT, a wait for the master to exit, and start.
 func (s *nginxFPM) quitStart(pidFile string, start func() error) error {
+	if err := s.quit(pidFile); err != nil {
+		return err
+	}
+	return start()
+}
+
+// quit sends QUIT to the master named in pidFile and waits for it to exit.
+func (s *nginxFPM) quit(pidFile string) error {
 	pid, err := readPID(s.path(pidFile))
 	if err != nil {
 		return err
@@ -212,10 +222,7 @@ func (s *nginxFPM) quitStart(pidFile string, start func() error) error {
 	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
 		return err
 	}
-	if err := waitGone(pid); err != nil {
-		return err
-	}
-	return start()
+	return waitGone(pid)
 }
 
 func readPID(path string) (int, error) {

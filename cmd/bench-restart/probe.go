@@ -78,10 +78,11 @@ func load(t target, n int, res *result, mu *sync.Mutex, stop <-chan struct{}) *s
 // probeEvery is how often the prober opens a new connection.
 const probeEvery = 5 * time.Millisecond
 
-// measure probes the server around one restart, under the load of the
-// concurrent clients: 200 ms before, the restart until it answers again,
-// and 200 ms after.
-func measure(s target, restart func() error) (result, error) {
+// measure probes the server around one method, under the load of the
+// concurrent clients: 200 ms before, the method until the server answers
+// again, and 200 ms after. It times m.do and the wait for an answer; m.stop,
+// if set, runs before, probed but not timed.
+func measure(s target, m method) (result, error) {
 	var res result
 	var mu sync.Mutex
 	stop := make(chan struct{})
@@ -116,8 +117,14 @@ func measure(s target, restart func() error) (result, error) {
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
+	var err error
+	if m.stop != nil {
+		err = m.stop()
+	}
 	start := time.Now()
-	err := restart()
+	if err == nil {
+		err = m.do()
+	}
 	if err == nil {
 		err = s.waitServing(30 * time.Second)
 	}

@@ -83,7 +83,7 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 			return fmt.Sprintf("read SO_REUSEPORT of master %d's listener %s: %v", old.PID, l.Addr, err)
 		}
 		if !on {
-			return fmt.Sprintf("master %d's listener %s lacks SO_REUSEPORT (it was not started by a safe-restart restart): the next restart overlaps", old.PID, l.Addr)
+			return fmt.Sprintf("master %d's listener %s lacks SO_REUSEPORT (it was not started by safe-restart: apache2ctl start?): the next restart overlaps", old.PID, l.Addr)
 		}
 	}
 	if sig == nil {

@@ -56,7 +56,8 @@ type StartOptions struct {
 	// new one.
 	handoff *handoff
 	// reuseport starts a server that can overlap with SO_REUSEPORT on its
-	// listeners (Restart; see overlapper).
+	// listeners (see overlapper): set by Restart, and by Start when the
+	// config test with it passes.
 	reuseport bool
 	ProcRoot  string
 	Log       zerolog.Logger
@@ -130,7 +131,17 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	if err := o.clearGround(ctx, root, sig, rc, &rep); err != nil {
 		return rep, err
 	}
-	return rep, o.startVerified(ctx, root, sig, rc, &rep)
+	if o.stopped {
+		return rep, o.startVerified(ctx, root, sig, rc, &rep) // a restart decided on SO_REUSEPORT and checks the ports
+	}
+	// A master started with SO_REUSEPORT lets the next restart overlap;
+	// the same option would let it bind beside a stray listener of its
+	// user where a plain start fails, so the ports are checked after.
+	o.reuseport = reuseportWorks(ctx, o)
+	if err := o.startVerified(ctx, root, sig, rc, &rep); err != nil || !o.reuseport {
+		return rep, err
+	}
+	return rep, aloneOnPorts(root, rep.Listeners)
 }
 
 // stopOrphans stops the orphaned workers of dead masters (see Orphans):

@@ -309,3 +309,26 @@ func TestOverlapRestartStartTimesOut(t *testing.T) {
 		t.Fatalf("the old master stopped serving: %d, %v", c, err)
 	}
 }
+
+// TestStartThenRestartOverlaps: a master that `safe-restart start` started
+// has SO_REUSEPORT on its listeners, so the very first restart after it
+// overlaps.
+func TestStartThenRestartOverlaps(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	setMigrateReq(t, "1")
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event"})
+	state := t.TempDir()
+	for _, cmd := range []string{"stop", "start"} {
+		if code, out, errOut := runCLI(t, cmd, "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s\n%s", cmd, code, out, errOut)
+		}
+	}
+	old := srv.MasterPID()
+	code, rep, errOut := apacheRestartJSON(t, srv, state)
+	if code != exitOK || !rep.Overlap || rep.Stop.Master == nil || rep.Stop.Master.PID != old {
+		t.Fatalf("first restart after safe-restart start: exit %d, overlap %v (skipped: %q), stopped %+v (want %d)\n%s", code, rep.Overlap, rep.OverlapSkipped, rep.Stop.Master, old, errOut)
+	}
+}

@@ -31,11 +31,11 @@ restarts plainly (--no-handoff forces it).
 
 Apache is replaced without refusing a connection when it can be: the new master
 starts beside the running one on the same ports (SO_REUSEPORT, which every
-master a restart starts gets through -C "ListenCoresBucketsRatio ..."), is
+master safe-restart starts gets through -C "ListenCoresBucketsRatio ..."), is
 verified, and only then is the old one stopped; net.ipv4.tcp_migrate_req=1
 (Linux >= 5.14) moves the connections queued on its closing listeners to the
 new master. Otherwise (that sysctl is 0, the running master was not started by
-a restart, too few semaphore sets for two generations, --no-overlap) it stops
+safe-restart, too few semaphore sets for two generations, --no-overlap) it stops
 then starts, and says why.`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz

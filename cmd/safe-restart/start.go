@@ -22,7 +22,12 @@ the IPC dead generations left (each with its proof), starts the server, records
 which IPC objects the start created, and verifies: a live master in the
 pidfile, every listener accepting, the health check passing, and no fatal line
 (AH00023, AH00072, AH00144, AH00050, AH00020, libgomp, ...) in the start's
-output or the error log. A server already running is left alone (exit 0).`,
+output or the error log. A server already running is left alone (exit 0).
+
+Apache is started with SO_REUSEPORT on its listeners (-C "ListenCoresBucketsRatio
+..."; a ratio in your config wins) when its config test passes with it, so that
+the next restart can start the new master beside this one; no other socket may
+then share its ports.`,
 		Example: `  safe-restart start apache2
   safe-restart start apache2 --health-url http://127.0.0.1/healthz --timeout 60s`,
 		Args: exactArgs(1, serviceArg),

@@ -299,12 +299,16 @@ func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguar
 		errs = append(errs, s.stopTree(cleanup, root, m, &r))
 	}
 	restored := false
-	if _, err := os.Stat(rc.PidFile); errors.Is(err, fs.ErrNotExist) {
+	switch cur, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary); {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrStalePIDFile):
+		// Missing, or left by a new master that died: the old one's goes back.
 		err := os.Rename(aside, rc.PidFile)
 		restored = err == nil
 		errs = append(errs, err)
-	} else {
-		errs = append(errs, fmt.Errorf("%s exists: the old master's pidfile stays at %s", rc.PidFile, aside))
+	case err == nil:
+		errs = append(errs, fmt.Errorf("%s names the live master %d: the old master's pidfile stays at %s", rc.PidFile, cur.PID, aside))
+	default:
+		errs = append(errs, fmt.Errorf("%w: the old master's pidfile stays at %s", err, aside))
 	}
 	if restored {
 		clearIntent(s.IntentDir, s.Profile.Name)

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
@@ -265,4 +275,114 @@ func TestNginxOverlapNewMasterFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !rep.Overlap || old.Alive() {
 		t.Fatalf("restart with the config fixed: exit %d, overlap %v, old alive %v (%v)\n%s\n%s", code, rep.Overlap, old.Alive(), err, out, errOut)
 	}
+}
+
+// TestNginxRestartHandoffDenied: when the kernel refuses pidfd_getfd
+// (EPERM), the restart falls back to a plain stop-then-start: the report's
+// handoff.fallback and the warning name the refusal, and a new master,
+// detached and verified, replaces the old one, which has exited. The
+// refusal is real: safe-restart runs as its own process under a seccomp
+// filter that fails pidfd_getfd with EPERM, as Docker's default profile
+// does in a container without CAP_SYS_PTRACE (see runCLIDenyingGetfd).
+//
+// (Credentials cannot do it: pidfd_getfd checks the caller's real ids,
+// /proc/PID/fd its fs ids, but a safe-restart whose real gid differs from
+// its fs gid, without CAP_SYS_PTRACE, cannot read /proc/PID of the master
+// it starts either, which inherits that real gid: the start then fails.)
+func TestNginxRestartHandoffDenied(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{UnixSocket: true})
+	old := nginxMaster(t, srv)
+	code, out, errOut := runCLIDenyingGetfd(t, "restart", "nginx", "--json", "--conf", srv.ConfPath, "--state-dir", t.TempDir())
+	var rep supervise.RestartReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK {
+		t.Fatalf("restart with pidfd_getfd denied: exit %d (%v), want 0\n%s\n%s", code, err, out, errOut)
+	}
+	if rep.Handoff == nil || len(rep.Handoff.Held) != 0 || !strings.Contains(rep.Handoff.Fallback, "pidfd_getfd") ||
+		!strings.Contains(rep.Handoff.Fallback, "not permitted") {
+		t.Fatalf("handoff %+v: want no socket held and the pidfd_getfd refusal as the fallback's reason\n%s", rep.Handoff, errOut)
+	}
+	if !strings.Contains(errOut, "plain restart, no socket handoff") || !strings.Contains(errOut, "pidfd_getfd: operation not permitted") {
+		t.Fatalf("the fallback and its reason were not logged:\n%s", errOut)
+	}
+	m := nginxMaster(t, srv)
+	checkDetached(t, m, old, srv.MasterPID())
+	if rep.Start.Master == nil || rep.Start.Master.PID != m.PID || len(rep.Start.Listeners) != 2 {
+		t.Fatalf("report: master %+v, listeners %v; want the new master %d, verified on its 2 listeners", rep.Start.Master, rep.Start.Listeners, m.PID)
+	}
+	for name, get := range map[string]func(string) (int, string, error){"TCP": srv.Get, "unix": srv.GetUnix} {
+		if c, body, err := get("/"); err != nil || c != 200 || body != nginxtest.IndexBody {
+			t.Fatalf("GET / over %s after the plain restart: %d %q, %v", name, c, body, err)
+		}
+	}
+	t.Logf("master %d replaced by %d, plainly: %s", old.PID, m.PID, rep.Handoff.Fallback)
+}
+
+// runCLIDenyingGetfd runs this test binary as safe-restart (mainEnv) with
+// --log-format json and args, as runCLI runs a command line, but as a
+// process of its own in which every pidfd_getfd(2) fails with EPERM (see
+// denyGetfd), and returns its exit code, stdout and stderr. The filter is
+// installed on an OS thread locked to a goroutine of its own, so that only
+// the process forked from that thread inherits it (with everything it
+// starts); the thread exits with the goroutine, never unlocked.
+func runCLIDenyingGetfd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	requireStateDir(t, args)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, append([]string{"--log-format", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.WaitDelay = &out, &errb, 5*time.Second
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := denyGetfd(); err != nil {
+			done <- err
+			return
+		}
+		done <- cmd.Run()
+	}()
+	err = <-done
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String(), errb.String()
+	case err != nil:
+		t.Fatalf("run %v with pidfd_getfd denied: %v\n%s", args, err, errb.String())
+	}
+	return 0, out.String(), errb.String()
+}
+
+// denyGetfd installs, on the calling thread only, a seccomp filter that
+// fails pidfd_getfd with EPERM and allows every other system call: the
+// rule of Docker's default profile (moby profiles/seccomp/default.json
+// allows pidfd_getfd only with CAP_SYS_PTRACE, and its default action is
+// EPERM). The caller needs CAP_SYS_ADMIN (no no_new_privs is set).
+func denyGetfd() error {
+	arch := map[string]uint32{"amd64": unix.AUDIT_ARCH_X86_64, "arm64": unix.AUDIT_ARCH_AARCH64}[runtime.GOARCH]
+	if arch == 0 {
+		return fmt.Errorf("no seccomp audit arch known for %s", runtime.GOARCH)
+	}
+	// struct seccomp_data: nr at offset 0, arch at offset 4.
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 4},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: arch, Jf: 3},
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.SYS_PIDFD_GETFD, Jf: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); errno != 0 {
+		return os.NewSyscallError("seccomp", errno)
+	}
+	return nil
 }

@@ -46,6 +46,10 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	if !runs(p, exe) && exiting(procRoot, p, exe) {
 		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which was exiting", ErrStalePIDFile, path, pid)
 	}
+	if !runs(p, exe) && p.Exe == "" {
+		return p, fmt.Errorf("%w: %s names pid %d (%s), whose executable cannot be read from %s/%d/exe (not permitted?): not proven to run %s",
+			ErrForeignProcess, path, pid, p.Comm, procRoot, pid, exe)
+	}
 	if !runs(p, exe) {
 		return p, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
 			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)

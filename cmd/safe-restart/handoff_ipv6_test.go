@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
@@ -80,4 +81,30 @@ func TestFPMRestartHandoffIPv6(t *testing.T) {
 		}
 	}
 	mustServe(t, srv, "after the restart")
+}
+
+// TestOverlapRestartIPv6: Apache on [::1]:P and on the IPv6 wildcard
+// [::]:P, started by safe-restart start, overlaps on its first restart,
+// and serves on both after it.
+func TestOverlapRestartIPv6(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	setMigrateReq(t, "1")
+	v6, wild := freePort(t, "tcp6", "[::1]"), freePort(t, "tcp6", "[::]")
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event", Listen: []string{fmt.Sprintf("[::1]:%d", v6), fmt.Sprintf("[::]:%d", wild)}})
+	state := t.TempDir()
+	for _, cmd := range []string{"stop", "start"} {
+		if code, out, errOut := runCLI(t, cmd, "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s\n%s", cmd, code, out, errOut)
+		}
+	}
+	code, rep, errOut := apacheRestartJSON(t, srv, state)
+	if code != exitOK || !rep.Overlap || len(rep.Start.Listeners) != 2 {
+		t.Fatalf("restart: exit %d, overlap %v (skipped: %q), listeners %v\n%s", code, rep.Overlap, rep.OverlapSkipped, rep.Start.Listeners, errOut)
+	}
+	for _, url := range []string{fmt.Sprintf("http://[::1]:%d/", v6), fmt.Sprintf("http://[::1]:%d/", wild)} {
+		get200(t, url, "after the overlap")
+	}
 }

@@ -338,7 +338,7 @@ func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan
 	if r.Crash {
 		how = restartCrash
 	}
-	f.handoff.watch() // php-fpm unlinks its socket path as it exits: linked back at once
+	f.handoff.protect() // php-fpm unlinks its socket path as it exits
 	st := f.stop(gen, exited, restart)
 	f.handoff.settle()
 	return ending{st: st, how: how, why: restart, pre: pre}, true

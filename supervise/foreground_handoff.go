@@ -17,9 +17,13 @@ import (
 // them as fds 3, 4, ... (see inheritor). Meanwhile the kernel queues the
 // connections that arrive; the next generation serves them. A unix socket
 // path keeps a spare link while its socket is held, and is linked back
-// when the dead child unlinked it. No bind mount guards the path (see
-// keepPaths): nothing else starts a server on it while run supervises it,
-// and the link back happens before any client could be served anyway.
+// when the dead child unlinked it. Through a stop of run's own (a health
+// restart, a failed recycle) a bind mount guards the path, as a restart's
+// does: linking it back after php-fpm's unlink leaves a moment with no
+// socket file, in which clients fail (ENOENT; seen under load). The mount
+// is removed once the child exited; between stops nothing guards the path
+// (nothing else starts a server on it while run supervises it), and a
+// child that unlinks it as it exits on its own has it linked back then.
 //
 // Its zero value holds nothing and never inherits. The Run goroutine owns
 // it.
@@ -229,17 +233,18 @@ func (r *runHandoff) env(vars []string) []string {
 	return append(withoutVars(os.Environ(), r.held.unset), vars...)
 }
 
-// watch starts linking back the held unix socket paths the moment the
-// child unlinks them, for the duration of a stop that a restart follows
-// (php-fpm unlinks its socket as it exits); settle ends it.
-func (r *runHandoff) watch() {
+// protect keeps the held unix socket paths in place through a stop that a
+// restart follows (php-fpm unlinks its socket as it exits): a bind mount
+// where it can, else a link back the moment they are unlinked (see
+// protectPaths); settle ends it.
+func (r *runHandoff) protect() {
 	if r != nil {
-		r.held.watchPaths()
+		r.held.protectPaths()
 	}
 }
 
-// settle ends the watch and links back the held unix socket paths the
-// dead child unlinked.
+// settle ends what protect did and links back the held unix socket paths
+// the dead child unlinked.
 func (r *runHandoff) settle() {
 	if r != nil {
 		r.held.settle()

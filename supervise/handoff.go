@@ -222,22 +222,32 @@ func listenCandidates(c string) []string {
 }
 
 // keepPaths links each held unix socket's file to a spare name in its
-// directory (see spareLink), guards the path with a bind mount where it
-// can, and otherwise links it back as soon as the old master unlinks it
-// (php-fpm always does on exit; nginx does for sockets it bound itself),
-// so that clients find the socket through the stop.
+// directory (see spareLink) and protects the paths through the stop (see
+// protectPaths), so that clients find the socket until the new master
+// serves.
 func (h *handoff) keepPaths() {
 	for _, s := range h.socks {
-		l, ok := spareLink(s, h.log)
-		if !ok {
+		if l, ok := spareLink(s, h.log); ok {
+			h.links = append(h.links, l)
+		}
+	}
+	h.protectPaths()
+}
+
+// protectPaths guards each held unix socket path with a bind mount of its
+// spare link where it can (the master's unlink then fails), and otherwise
+// links it back as soon as the master unlinks it (php-fpm always does on
+// exit; nginx does for sockets it bound itself); settle undoes both.
+func (h *handoff) protectPaths() {
+	for i, l := range h.links {
+		if l.guarded {
 			continue
 		}
 		if err := guardPath(l); err != nil {
-			h.log.Info().Err(err).Str("path", s.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the old master unlinks it")
-		} else {
-			l.guarded = true
+			h.log.Info().Err(err).Str("path", l.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the master unlinks it")
+			continue
 		}
-		h.links = append(h.links, l)
+		h.links[i].guarded = true
 	}
 	h.watchPaths()
 }
@@ -266,7 +276,8 @@ func spareLink(s heldSocket, log zerolog.Logger) (sockLink, bool) {
 
 // watchPaths starts linking back each held path that no bind mount
 // guards the moment it is unlinked (see watchRelink); settle ends the
-// watch.
+// watch. The link back comes a moment after the unlink: clients may find
+// no socket file in between.
 func (h *handoff) watchPaths() {
 	var watched []sockLink
 	for _, l := range h.links {

@@ -251,8 +251,8 @@ func (r *runHandoff) settle() {
 	}
 }
 
-// drop closes the held sockets and removes their spare links (a start
-// failed, or a take); why says why the next start binds its own.
+// drop closes the held sockets and removes their spare links, after a
+// failed start or take; why says why the next start binds its own.
 func (r *runHandoff) drop(gen int, why string) {
 	if r == nil || r.inh == nil {
 		return

@@ -27,7 +27,9 @@
 // that also reaps re-parented zombies (as PID 1, or as a subreaper), the
 // stop ladder on TERM, verified reloads and recycles through the profile,
 // crash restarts with exponential backoff after the dead generation's
-// orphans and IPC are cleared. HealthWatch and MemoryWatch (total PSS of
+// orphans and IPC are cleared; nginx and php-fpm restart on the listening
+// sockets held since the last verified start or reload (runHandoff), so no
+// connection is refused in between. HealthWatch and MemoryWatch (total PSS of
 // the tree; a steady growth is a least-squares line with R² >= 0.8) ask it
 // to act through Do. The caller builds the oklog/run group
 // (cmd/safe-restart/run.go).

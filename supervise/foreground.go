@@ -33,8 +33,12 @@ type ForegroundOptions struct {
 	// child's listeners must accept too.
 	HealthURL string
 	// Timeout bounds a start: the child must serve within it (20 s).
-	Timeout    time.Duration
-	Policy     RestartPolicy
+	Timeout time.Duration
+	Policy  RestartPolicy
+	// NoHandoff makes every restart a plain one: the listening sockets
+	// close with the child, instead of being held for the next one (see
+	// runHandoff).
+	NoHandoff  bool
 	LineageDir string // where the IPC lineage of each start is recorded
 	ProcRoot   string // "/proc" when empty
 	// Stdout and Stderr are the child's (nil: this process's). Its stdin
@@ -99,6 +103,8 @@ type Foreground struct {
 	// group is the previous generation's process group, cleared before
 	// the next start.
 	group int
+	// handoff holds the child's listening sockets between generations.
+	handoff *runHandoff
 	// oomMark is the latest reading of the child's OOM-kill count, taken
 	// every second while it serves: a SIGKILL is named an OOM kill only
 	// when the count rose after it.
@@ -199,6 +205,8 @@ func (f *Foreground) prepare(ctx context.Context) (*prepared, error) {
 // one log line with an "event" field and its reason.
 func (f *Foreground) Run(ctx context.Context) (ExitStatus, error) {
 	f.reap = newReaper(f.o.ProcRoot, becomeReaper(f.o.Log), f.o.Log)
+	f.handoff = newRunHandoff(f.o)
+	defer f.handoff.release() // clients are refused once run ends, as without a handoff
 	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaping()
 	go f.reap.run(reapCtx)
@@ -230,6 +238,7 @@ func (f *Foreground) Run(ctx context.Context) (ExitStatus, error) {
 		if why != "" {
 			return last, f.end(last, why, crashes)
 		}
+		f.handoff.settle() // the child unlinked its socket path as it exited: clients find it through the backoff
 		delay := f.o.Policy.delay(crashes)
 		f.o.Log.Warn().Str("event", "restart").Int("gen", n).Int("restart", crashes).Int("max_restarts", f.o.Policy.MaxRestarts).
 			Dur("backoff", delay).Str("reason", e.why).Msg("restarting the child after a backoff")
@@ -249,6 +258,9 @@ func (f *Foreground) Run(ctx context.Context) (ExitStatus, error) {
 // a startFailed ending, a crash.
 func (f *Foreground) runGeneration(ctx context.Context, n int, pre *prepared) (ending, error) {
 	gen, exited, err := f.startGeneration(ctx, n, pre)
+	if err != nil { // held sockets that no child serves would queue clients until the next start
+		f.handoff.drop(n, "the start failed: "+err.Error())
+	}
 	switch {
 	case err != nil && exited == nil && n == 1:
 		return ending{}, err
@@ -326,7 +338,10 @@ func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan
 	if r.Crash {
 		how = restartCrash
 	}
-	return ending{st: f.stop(gen, exited, restart), how: how, why: restart, pre: pre}, true
+	f.handoff.protect() // php-fpm unlinks its socket path as it exits
+	st := f.stop(gen, exited, restart)
+	f.handoff.settle()
+	return ending{st: st, how: how, why: restart, pre: pre}, true
 }
 
 // noteOOM reads the OOM-kill count of the child's cgroup again, logging

@@ -33,7 +33,8 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
 	oom := readOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
-	pid, exited, err := f.reap.spawn(f.fork)
+	socks, env := f.handoff.forStart(n, rc.Listen)
+	pid, exited, err := f.reap.spawn(func() (int, error) { return f.fork(socks, env) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,6 +48,7 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	if err := f.verifyStart(ctx, gen, sig, rc, before, tail); err != nil {
 		return gen, exited, err
 	}
+	f.handoff.take(n, gen.Master, rc.Listen)
 	serving := *gen
 	serving.Serving = true
 	if c := readOOMCounter(f.o.ProcRoot, pid); c.file != oom.file {
@@ -59,8 +61,10 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 }
 
 // fork starts the child in a process group of its own, stdin on
-// /dev/null, stdout and stderr on the supervisor's (or Options').
-func (f *Foreground) fork() (int, error) {
+// /dev/null, stdout and stderr on the supervisor's (or Options'), socks
+// as fds 3, 4, ... and env, the variables that name them, added to this
+// process's environment (see runHandoff.env).
+func (f *Foreground) fork(socks []*os.File, env []string) (int, error) {
 	path, err := exec.LookPath(f.o.Argv[0])
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", f.o.Argv[0], err)
@@ -71,9 +75,13 @@ func (f *Foreground) fork() (int, error) {
 	}
 	defer null.Close()
 	stdout, stderr := or(f.o.Stdout, os.Stdout), or(f.o.Stderr, os.Stderr)
+	files := []uintptr{null.Fd(), stdout.Fd(), stderr.Fd()}
+	for _, s := range socks {
+		files = append(files, s.Fd())
+	}
 	pid, err := syscall.ForkExec(path, f.o.Argv, &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{null.Fd(), stdout.Fd(), stderr.Fd()},
+		Env:   f.handoff.env(env),
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {

@@ -45,6 +45,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 	err = ro.reloadVerified(ctx, f.o.ProcRoot, rc, gen.Master, &rep)
 	switch {
 	case err == nil:
+		f.handoff.take(gen.N, gen.Master, rc.Listen)
 		withFigures(f.o.Log.Info().Str("event", ev).Int("gen", gen.N).Int("pid", gen.Master.PID).Str("signal", rep.Signal).
 			Ints("old_children", rep.OldChildren).Ints("new_children", rep.NewChildren).Str("reason", r.Reason), r.Memory).
 			Msg(ev + " verified: a new generation serves")

@@ -107,12 +107,9 @@ var errNoHandoff = errors.New("no socket handoff")
 // restart to the run config rc. It returns nil and the reason when a
 // handoff is impossible or pointless; the restart is then a plain one.
 func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
-	inh, ok := st.Profile.kind.(inheritor)
-	switch {
-	case st.NoHandoff:
-		return nil, "disabled (--no-handoff)"
-	case !ok:
-		return nil, st.Profile.Kind + " cannot take listening sockets from its starter"
+	inh, why := inheritorOf(st.Profile, st.NoHandoff)
+	if inh == nil {
+		return nil, why
 	}
 	root := or(st.ProcRoot, "/proc")
 	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
@@ -141,6 +138,19 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 		st.Log.Warn().Int("pid", master.PID).Msg("the master sees another file system (mount namespace or root): its unix socket paths are left alone")
 	}
 	return h, ""
+}
+
+// inheritorOf returns the profile's kind as an inheritor, or nil and why
+// its sockets are not handed over (noHandoff: the user said so).
+func inheritorOf(p Profile, noHandoff bool) (inheritor, string) {
+	inh, ok := p.kind.(inheritor)
+	switch {
+	case noHandoff:
+		return nil, "disabled (--no-handoff)"
+	case !ok:
+		return nil, p.Kind + " cannot take listening sockets from its starter"
+	}
+	return inh, ""
 }
 
 // takeListeners duplicates the master's listeners that the new
@@ -212,39 +222,70 @@ func listenCandidates(c string) []string {
 }
 
 // keepPaths links each held unix socket's file to a spare name in its
-// directory and starts restoring the path as soon as the old master
-// unlinks it (php-fpm always does on exit; nginx does for sockets it
-// bound itself), so that clients find the socket through the stop.
+// directory (see spareLink) and protects the paths through the stop (see
+// protectPaths), so that clients find the socket until the new master
+// serves.
 func (h *handoff) keepPaths() {
 	for _, s := range h.socks {
-		if s.family != "unix" || !strings.HasPrefix(s.path, "/") {
-			continue
+		if l, ok := spareLink(s, h.log); ok {
+			h.links = append(h.links, l)
 		}
-		if fi, err := os.Lstat(s.path); err != nil || fi.Mode().Type() != fs.ModeSocket {
-			h.log.Warn().Str("path", s.path).Msg("the unix socket path is not a socket file now: left alone")
-			continue
-		}
-		spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+spareInfix+strconv.Itoa(os.Getpid()))
-		_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
-		if err := os.Link(s.path, spare); err != nil {
-			h.log.Warn().Err(err).Str("path", s.path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
-			continue
-		}
-		l := sockLink{path: s.path, spare: spare}
-		if err := guardPath(l); err != nil {
-			h.log.Info().Err(err).Str("path", s.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the old master unlinks it")
-		} else {
-			l.guarded = true
-		}
-		h.links = append(h.links, l)
 	}
+	h.protectPaths()
+}
+
+// protectPaths guards each held unix socket path with a bind mount of its
+// spare link where it can (the master's unlink then fails), and otherwise
+// links it back as soon as the master unlinks it (php-fpm always does on
+// exit; nginx does for sockets it bound itself); settle undoes both.
+func (h *handoff) protectPaths() {
+	for i, l := range h.links {
+		if l.guarded {
+			continue
+		}
+		if err := guardPath(l); err != nil {
+			h.log.Info().Err(err).Str("path", l.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the master unlinks it")
+			continue
+		}
+		h.links[i].guarded = true
+	}
+	h.watchPaths()
+}
+
+// spareLink links the file of s, a unix socket bound to a path, to the
+// spare name .NAME.safe-restart-PID in its directory, so that the path
+// can be linked back after the server unlinks it. It returns false for
+// a socket without a path, and when the path is not that socket file or
+// the link fails (logged).
+func spareLink(s heldSocket, log zerolog.Logger) (sockLink, bool) {
+	if s.family != "unix" || !strings.HasPrefix(s.path, "/") {
+		return sockLink{}, false
+	}
+	if fi, err := os.Lstat(s.path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+		log.Warn().Str("path", s.path).Msg("the unix socket path is not a socket file now: left alone")
+		return sockLink{}, false
+	}
+	spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+spareInfix+strconv.Itoa(os.Getpid()))
+	_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
+	if err := os.Link(s.path, spare); err != nil {
+		log.Warn().Err(err).Str("path", s.path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
+		return sockLink{}, false
+	}
+	return sockLink{path: s.path, spare: spare}, true
+}
+
+// watchPaths starts linking back each held path that no bind mount
+// guards the moment it is unlinked (see watchRelink); settle ends the
+// watch. The link back comes a moment after the unlink: clients may find
+// no socket file in between.
+func (h *handoff) watchPaths() {
 	var watched []sockLink
 	for _, l := range h.links {
 		if !l.guarded {
 			watched = append(watched, l)
 		}
 	}
-	if len(watched) == 0 {
+	if len(watched) == 0 || h.stopRel != nil {
 		return
 	}
 	stop, err := watchRelink(watched)
@@ -284,6 +325,13 @@ func (h *handoff) afterStop(rep *HandoffReport) {
 			rep.Guarded = append(rep.Guarded, l.path)
 		}
 	}
+	rep.Relinked = append(rep.Relinked, h.settle()...)
+}
+
+// settle ends the watch of watchPaths and the bind mounts of keepPaths,
+// links back every held unix socket path the stopped master unlinked,
+// and logs and returns those paths.
+func (h *handoff) settle() []string {
 	var restored []string
 	if h.stopRel != nil {
 		restored = h.stopRel()
@@ -292,9 +340,9 @@ func (h *handoff) afterStop(rep *HandoffReport) {
 	h.unguard()
 	restored = append(restored, relinkAll(h.links)...)
 	for _, p := range restored {
-		h.log.Info().Str("path", p).Msg("the old master unlinked its unix socket: linked it back to the held socket")
+		h.log.Info().Str("path", p).Msg("the stopped master unlinked its unix socket: linked it back to the held socket")
 	}
-	rep.Relinked = append(rep.Relinked, restored...)
+	return restored
 }
 
 // unguard removes the bind mounts of guardPath.
@@ -331,9 +379,12 @@ func (h *handoff) release() {
 }
 
 // listeners returns the held listeners.
-func (h *handoff) listeners() []Listener {
-	out := make([]Listener, len(h.socks))
-	for i, s := range h.socks {
+func (h *handoff) listeners() []Listener { return heldListeners(h.socks) }
+
+// heldListeners returns the sockets' listeners.
+func heldListeners(socks []heldSocket) []Listener {
+	out := make([]Listener, len(socks))
+	for i, s := range socks {
 		out[i] = s.Listener
 	}
 	return out

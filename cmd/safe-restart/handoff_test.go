@@ -176,53 +176,67 @@ func TestFPMRestartHandoff(t *testing.T) {
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
+	overTCPAndUnix(t, func(t *testing.T, name string, unix bool) {
+		srv := fpmtest.Start(t, fpmtest.Config{Children: 4, Unix: unix})
+		front := fpmFront(t, srv)
+		state := t.TempDir()
+		stop := load(t, 24, func() bool {
+			c, body, err := front.Get("/index.php")
+			return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest ok")
+		})
+		for i := range handoffRestarts {
+			old, err := srv.Master()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, errOut := restartJSON(t, fpmService, append([]string{"--conf", srv.ConfPath, "--state-dir", state}, overlapArgs(i)...)...)
+			checkHandedOver(t, rep, 1, errOut)
+			checkOverlap(t, rep, overlapArgs(i), errOut)
+			m, err := srv.Master()
+			if err != nil {
+				t.Fatalf("restart %d: %v", i+1, err)
+			}
+			checkDetached(t, m, old, srv.MasterPID())
+			// As root in the test's namespaces the bind mount (opened
+			// through O_PATH fds, never following a symlink) must work.
+			if unix && (len(rep.Handoff.Guarded) != 1 || len(rep.Handoff.Relinked) != 0) {
+				t.Fatalf("restart %d: relinked %v, guarded %v: want the socket path guarded by the bind mount\n%s", i+1, rep.Handoff.Relinked, rep.Handoff.Guarded, errOut)
+			}
+			if _, err := os.Stat(srv.Listen); unix && err != nil {
+				t.Fatalf("restart %d: the unix socket file: %v", i+1, err)
+			}
+			mustServe(t, srv, "after a handoff restart")
+		}
+		ok, failed := stop()
+		if failed != 0 {
+			t.Fatalf("during %d restarts: %d ok, %d failed; want none failed\n%s\n%s", handoffRestarts, ok, failed, srv.ErrorLogText(), front.ErrorLogText())
+		}
+		if !strings.Contains(srv.ErrorLogText(), "using inherited socket fd=3") {
+			t.Fatalf("php-fpm did not log the inherited socket:\n%s", srv.ErrorLogText())
+		}
+		t.Logf("during %d restarts over %s: %d ok, none failed", handoffRestarts, name, ok)
+	})
+}
+
+// overTCPAndUnix runs body as the subtests "tcp" and "unix": php-fpm
+// listening on a TCP port, then on a unix socket.
+func overTCPAndUnix(t *testing.T, body func(t *testing.T, name string, unix bool)) {
+	t.Helper()
 	for _, unix := range []bool{false, true} {
 		name := map[bool]string{false: "tcp", true: "unix"}[unix]
-		t.Run(name, func(t *testing.T) {
-			srv := fpmtest.Start(t, fpmtest.Config{Children: 4, Unix: unix})
-			pass := srv.Listen
-			if unix {
-				pass = "unix:" + srv.Listen
-			}
-			front := nginxtest.Start(t, nginxtest.Options{FastCGIPass: pass, Root: srv.DocRoot})
-			state := t.TempDir()
-			stop := load(t, 24, func() bool {
-				c, body, err := front.Get("/index.php")
-				return err == nil && c == 200 && strings.HasPrefix(body, "fpmtest ok")
-			})
-			for i := range handoffRestarts {
-				old, err := srv.Master()
-				if err != nil {
-					t.Fatal(err)
-				}
-				rep, errOut := restartJSON(t, fpmService, append([]string{"--conf", srv.ConfPath, "--state-dir", state}, overlapArgs(i)...)...)
-				checkHandedOver(t, rep, 1, errOut)
-				checkOverlap(t, rep, overlapArgs(i), errOut)
-				m, err := srv.Master()
-				if err != nil {
-					t.Fatalf("restart %d: %v", i+1, err)
-				}
-				checkDetached(t, m, old, srv.MasterPID())
-				// As root in the test's namespaces the bind mount (opened
-				// through O_PATH fds, never following a symlink) must work.
-				if unix && (len(rep.Handoff.Guarded) != 1 || len(rep.Handoff.Relinked) != 0) {
-					t.Fatalf("restart %d: relinked %v, guarded %v: want the socket path guarded by the bind mount\n%s", i+1, rep.Handoff.Relinked, rep.Handoff.Guarded, errOut)
-				}
-				if _, err := os.Stat(srv.Listen); unix && err != nil {
-					t.Fatalf("restart %d: the unix socket file: %v", i+1, err)
-				}
-				mustServe(t, srv, "after a handoff restart")
-			}
-			ok, failed := stop()
-			if failed != 0 {
-				t.Fatalf("during %d restarts: %d ok, %d failed; want none failed\n%s\n%s", handoffRestarts, ok, failed, srv.ErrorLogText(), front.ErrorLogText())
-			}
-			if !strings.Contains(srv.ErrorLogText(), "using inherited socket fd=3") {
-				t.Fatalf("php-fpm did not log the inherited socket:\n%s", srv.ErrorLogText())
-			}
-			t.Logf("during %d restarts over %s: %d ok, none failed", handoffRestarts, name, ok)
-		})
+		t.Run(name, func(t *testing.T) { body(t, name, unix) })
 	}
+}
+
+// fpmFront starts nginx in front of srv: it passes *.php to srv's
+// listener, TCP or unix.
+func fpmFront(t *testing.T, srv *fpmtest.Server) *nginxtest.Server {
+	t.Helper()
+	pass := srv.Listen
+	if srv.Config.Unix {
+		pass = "unix:" + srv.Listen
+	}
+	return nginxtest.Start(t, nginxtest.Options{FastCGIPass: pass, Root: srv.DocRoot})
 }
 
 // TestNginxOverlapNewMasterFails: a new master that dies beside the old

@@ -32,6 +32,7 @@ type runFlags struct {
 	restart                             string
 	backoff, maxBackoff, stableAfter    time.Duration
 	maxRestarts                         int
+	noHandoff                           bool
 }
 
 func newRunCmd(d *deps) *cobra.Command {
@@ -53,6 +54,14 @@ such) is restarted after an exponential backoff (--backoff, doubling up to
 --max-backoff), after its orphaned workers and, with --service, the IPC of
 the dead generation are cleared; after --max-restarts crashes in a row
 safe-restart gives up and exits with the child's status.
+
+With --service nginx or php-fpm no restart refuses a connection: after every
+verified start and reload safe-restart takes the child's listening sockets
+(pidfd_getfd, Linux 5.6) and keeps them open through the stop and the backoff
+(the kernel queues new connections), then starts the next child on them
+(nginx: NGINX=3;4;, php-fpm: FPM_SOCKETS), which serves what queued. A unix
+socket path php-fpm unlinks as it exits is linked back. When the sockets
+cannot be held it says why and restarts plainly (--no-handoff forces it).
 
 --health-url is checked every --health-interval; --health-failures failures in
 a row restart the child (a master alive that serves nothing is down). The
@@ -103,12 +112,14 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.DurationVar(&f.maxBackoff, "max-backoff", time.Minute, "the longest delay between restarts")
 	fl.IntVar(&f.maxRestarts, "max-restarts", 10, "crash restarts in a row before giving up (0: no limit)")
 	fl.DurationVar(&f.stableAfter, "stable-after", 10*time.Minute, "a child that ran this long starts a new series of restarts")
+	fl.BoolVar(&f.noHandoff, "no-handoff", false,
+		"do not hold the listening sockets between generations (nginx, php-fpm): they close with the child, and connections are refused until the next one listens")
 }
 
 // options turns the flags and the command into the supervisor's options.
 func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions, error) {
 	o := supervise.ForegroundOptions{Argv: argv, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout,
-		LineageDir: f.stateDir + "/lineage", Log: *d.log}
+		LineageDir: f.stateDir + "/lineage", NoHandoff: f.noHandoff, Log: *d.log}
 	switch f.restart {
 	case "on-failure":
 	case "always":

@@ -19,6 +19,9 @@
 //		...
 //	}
 //
+// Prepare only renders the configuration, for a test that runs nginx
+// itself (`nginx -g 'daemon off;' -c CONF` under safe-restart run).
+//
 // Start runs `nginx -c CONF`, as production does: the starter daemonizes
 // (the master calls setsid) and exits; inside nstest the master is
 // re-parented to the test process, PID 1. The configuration reads nothing

@@ -81,8 +81,22 @@ var tmpl = template.Must(template.New("nginx.conf").Parse(confTemplate))
 // SIGKILLs every nginx process of the namespace and reaps them.
 func Start(t *testing.T, o Options) *Server {
 	t.Helper()
+	s := Prepare(t, o)
+	if err := s.start(); err != nil {
+		t.Fatalf("nginxtest: %v\n%s", err, s.diagnostics())
+	}
+	return s
+}
+
+// Prepare renders nginx.conf for o into a fresh t.TempDir() like Start,
+// and starts nothing: for a test that runs nginx itself (in the
+// foreground, `nginx -g 'daemon off;' -c CONF`, under safe-restart run).
+// Its cleanup SIGKILLs every nginx process of the namespace, as Start's
+// does; it too must run inside nstest.
+func Prepare(t *testing.T, o Options) *Server {
+	t.Helper()
 	if !nstest.Inside() {
-		t.Fatal("nginxtest: Start runs only inside nstest.InPrivateNamespaces")
+		t.Fatal("nginxtest: Start and Prepare run only inside nstest.InPrivateNamespaces")
 	}
 	bin, err := nstest.LookPath("nginx")
 	if err != nil {
@@ -106,9 +120,6 @@ func Start(t *testing.T, o Options) *Server {
 		t.Fatalf("nginxtest: %v", err)
 	}
 	t.Cleanup(s.cleanup)
-	if err := s.start(); err != nil {
-		t.Fatalf("nginxtest: %v\n%s", err, s.diagnostics())
-	}
 	return s
 }
 

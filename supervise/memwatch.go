@@ -31,11 +31,16 @@ type MemoryWatch struct {
 	// 0 means 10% of Max, or 64 MiB without Max.
 	MinGrowth int64
 	Every     time.Duration // between samples; 0 means Window/30, at least 1 s (5 s without Window)
+	// measure sums a tree's PSS; nil means treePSS (tests set it).
+	measure func(procRoot string, master ipcguard.Proc) (int64, int, error)
 }
 
 // recycleCooldown is how many samples the watchdog waits after asking for
 // a recycle, for the new generation to settle, before judging again; a
-// tree still over Max then is restarted.
+// tree that stayed over Max through them is restarted (the recycle freed
+// nothing: the master itself holds the memory). One that went under Max
+// in between was freed by the recycle: over Max again, it is recycled
+// again (a fast leak in the workers).
 const recycleCooldown = 5
 
 // Run samples until ctx is done; it returns ctx's error.
@@ -59,12 +64,15 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 		if g.N != gen {
 			samples, gen, cooldown, recycled = nil, g.N, 0, false
 		}
-		pss, procs, err := treePSS(m.F.o.ProcRoot, g.Master)
+		pss, procs, err := m.treePSS(g.Master)
 		if err != nil {
 			m.F.o.Log.Warn().Err(err).Msg("cannot measure the child's memory")
 			continue
 		}
 		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss, Procs: procs}), m.Window)
+		if recycled && m.Max > 0 && pss <= m.Max {
+			recycled = false // the recycle freed the memory
+		}
 		if cooldown > 0 {
 			cooldown--
 			if cooldown > 0 {
@@ -85,6 +93,14 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 		// restart.
 		samples, cooldown, recycled = nil, recycleCooldown, req.Action == ActRecycle && err == nil
 	}
+}
+
+// treePSS measures master's tree (see treePSS).
+func (m MemoryWatch) treePSS(master ipcguard.Proc) (int64, int, error) {
+	if m.measure != nil {
+		return m.measure(m.F.o.ProcRoot, master)
+	}
+	return treePSS(m.F.o.ProcRoot, master)
 }
 
 // interval is the sampling period.

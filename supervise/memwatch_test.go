@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,5 +47,43 @@ func TestMemoryWatchRestartsOnlyAfterARecycle(t *testing.T) {
 	}
 	if a := next(nil); a != ActRestart {
 		t.Fatalf("after a recycle carried out, still over Max: %s, want a restart", a)
+	}
+}
+
+// TestMemoryWatchRecyclesAgainAfterTheRecycleFreed: a tree that went
+// under Max after a recycle and then grew over it again (a fast leak in
+// the workers) is recycled again, not restarted: the recycle worked.
+func TestMemoryWatchRecyclesAgainAfterTheRecycleFreed(t *testing.T) {
+	const max = 100
+	var mu sync.Mutex
+	script := []int64{200, 50, 200} // over; under after the recycle; over again (and on)
+	measure := func(string, ipcguard.Proc) (int64, int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		v := script[0]
+		if len(script) > 1 {
+			script = script[1:]
+		}
+		return v, 3, nil
+	}
+	f := &Foreground{o: ForegroundOptions{ProcRoot: "/proc", Log: zerolog.Nop()}, reqs: make(chan Request)}
+	f.cur.Store(&Generation{N: 1, Master: ipcguard.Proc{PID: 1}, Serving: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = MemoryWatch{F: f, Max: max, Every: 5 * time.Millisecond, measure: measure}.Run(ctx)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	for i, want := range []Action{ActRecycle, ActRecycle} {
+		select {
+		case r := <-f.reqs:
+			r.reply <- nil
+			if r.Action != want {
+				t.Fatalf("request %d: %s (%s), want %s", i+1, r.Action, r.Reason, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no request %d from the memory watchdog", i+1)
+		}
 	}
 }

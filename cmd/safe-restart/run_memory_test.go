@@ -70,7 +70,7 @@ func TestRunMemoryWatchdogRecyclesLeakingPool(t *testing.T) {
 		t.Errorf("php-fpm ran out of memory:\n%s", log)
 	}
 	if srv.MasterPID() != master {
-		t.Errorf("master %d, was %d: a recycle re-executes it in place", srv.MasterPID(), master)
+		t.Errorf("master %d, was %d: a recycle re-executes it in place; safe-restart run said:\n%s", srv.MasterPID(), master, r.output())
 	}
 	t.Logf("%d requests served, %d recycles; cgroup max usage %d MiB of %d", ok, len(recycles), cg.value(t, "memory.max_usage_in_bytes", "")>>20, limit>>20)
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {

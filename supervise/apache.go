@@ -105,7 +105,7 @@ func (apacheKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
 	return old.PID, nil
 }
 
-func (apacheKind) reexecs() bool      { return false }
+func (apacheKind) reexecs() bool    { return false }
 func (apacheKind) protocol() protocol { return protoHTTP }
 
 // reloadsLogged counts the restart notices master wrote (REFERENCE.md §6:

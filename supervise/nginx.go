@@ -322,7 +322,7 @@ func firstAndLast(msgs []string) string {
 	return msgs[0] + " ... " + msgs[len(msgs)-1]
 }
 
-func (nginxKind) reexecs() bool      { return false }
+func (nginxKind) reexecs() bool    { return false }
 func (nginxKind) protocol() protocol { return protoHTTP }
 
 // reloadsLogged counts the master's "reconfiguring" notices, one per HUP it

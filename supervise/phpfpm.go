@@ -169,7 +169,7 @@ func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
 	return 0, nil
 }
 
-func (fpmKind) reexecs() bool      { return true }
+func (fpmKind) reexecs() bool    { return true }
 func (fpmKind) protocol() protocol { return protoFastCGI }
 
 // reloadsLogged counts the reloads since the start of master's lineage: a

@@ -106,7 +106,7 @@ func (apacheKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
 }
 
 func (apacheKind) reexecs() bool    { return false }
-func (apacheKind) protocol() protocol { return protoHTTP }
+func (apacheKind) speaksHTTP() bool { return true }
 
 // reloadsLogged counts the restart notices master wrote (REFERENCE.md §6:
 // AH00171/AH00493 graceful, AH00173/AH00494 hard) since its own start: a

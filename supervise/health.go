@@ -71,12 +71,5 @@ func (f *Foreground) check(g *Generation, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	proto := f.o.Profile.kind.protocol()
-	if proto == protoFastCGI {
-		// A pool whose workers are all busy longer than the timeout would
-		// fail a FastCGI probe: a health restart would cut their requests.
-		// Without --health-url, run's check of php-fpm is a connect.
-		proto = protoConnect
-	}
-	return checkServes(listenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, proto, timeout)
+	return checkServes(listenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.kind.speaksHTTP(), timeout)
 }

@@ -49,9 +49,8 @@ type kind interface {
 	// pid): the new master is found through the pidfile, and children of
 	// the new generation are not required (pm = ondemand has none).
 	reexecs() bool
-	// protocol is what the check that the server serves may speak on its
-	// listeners (see checkServes).
-	protocol() protocol
+	// speaksHTTP reports whether the health check may GET / on a listener.
+	speaksHTTP() bool
 	// reloadsLogged counts the reloads master logged in the error log
 	// text (masterLog: the rotated files and the current one, oldest
 	// first), -1 when the server does not log them.

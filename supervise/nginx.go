@@ -323,7 +323,7 @@ func firstAndLast(msgs []string) string {
 }
 
 func (nginxKind) reexecs() bool    { return false }
-func (nginxKind) protocol() protocol { return protoHTTP }
+func (nginxKind) speaksHTTP() bool { return true }
 
 // reloadsLogged counts the master's "reconfiguring" notices, one per HUP it
 // handled; -1 when the log holds no notice of that master (the default

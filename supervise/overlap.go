@@ -364,7 +364,7 @@ func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *St
 	if err := soleListener(rep.Listeners, listening); err != nil {
 		return err
 	}
-	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.kind.protocol(), 2*time.Second); err != nil {
+	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
 		return fmt.Errorf("%w: after the old master left: %w", ErrStartFailed, err)
 	}
 	return nil

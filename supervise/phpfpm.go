@@ -170,7 +170,7 @@ func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
 }
 
 func (fpmKind) reexecs() bool    { return true }
-func (fpmKind) protocol() protocol { return protoFastCGI }
+func (fpmKind) speaksHTTP() bool { return false }
 
 // reloadsLogged counts the reloads since the start of master's lineage: a
 // re-exec logs "Reloading in progress" and then "fpm is running, pid N" of

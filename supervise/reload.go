@@ -196,7 +196,7 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	if err != nil {
 		return err
 	}
-	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.protocol(), 2*time.Second)
+	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
 	if before != nil {
 		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
 	}
@@ -327,7 +327,7 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 	if err != nil {
 		return err
 	}
-	return checkServes(listenersOf(root, master.PID, listening), o.Start.healthURL(), o.Start.Profile.kind.protocol(), 2*time.Second)
+	return checkServes(listenersOf(root, master.PID, listening), o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second)
 }
 
 // reloadStartsChildren reports whether children of the new generation are

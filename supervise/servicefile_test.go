@@ -91,7 +91,7 @@ func TestLoadServiceFileFull(t *testing.T) {
 	if got := p.Ladder(0); !equalLadders(got, wantLadder[1:]) {
 		t.Errorf("ladder(0) = %v, want %v (no graceful step)", got, wantLadder[1:])
 	}
-	if k.protocol() != protoHTTP || k.reexecs() || !k.reloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
+	if !k.speaksHTTP() || k.reexecs() || !k.reloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
 		t.Errorf("kind %+v", k)
 	}
 	sig := k.signature(p, RunConfig{})
@@ -135,7 +135,7 @@ func TestLoadServiceFileDefaults(t *testing.T) {
 	if got := p.Ladder(30 * time.Second); !equalLadders(got, want) {
 		t.Errorf("ladder %v, want %v", got, want)
 	}
-	if k.signature(p, RunConfig{}) != nil || k.protocol() != protoConnect || k.reexecs() || k.reloadStartsChildren() || k.reloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
+	if k.signature(p, RunConfig{}) != nil || k.speaksHTTP() || k.reexecs() || k.reloadStartsChildren() || k.reloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
 		t.Errorf("defaults %+v", k)
 	}
 	rc, err := ReadRunConfig(t.Context(), p, "")

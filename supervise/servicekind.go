@@ -168,14 +168,8 @@ func firstMatch(re *regexp.Regexp, text string, pid int) string {
 	return ""
 }
 
-func (k *serviceKind) reexecs() bool { return k.reexec }
-
-func (k *serviceKind) protocol() protocol {
-	if k.http {
-		return protoHTTP
-	}
-	return protoConnect
-}
+func (k *serviceKind) reexecs() bool    { return k.reexec }
+func (k *serviceKind) speaksHTTP() bool { return k.http }
 
 // reloadStartsChildren: only a daemon with workers shows a reload by new
 // children.

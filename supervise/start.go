@@ -317,7 +317,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 			return err
 		}
 		rep.Listeners = listenersOf(root, master.PID, listening)
-		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.protocol(), 2*time.Second)
+		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.speaksHTTP(), 2*time.Second)
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
 			return nil

@@ -114,5 +114,5 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 	if st.Master == nil {
 		return fmt.Errorf("not running: %s", st.NotRunning)
 	}
-	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.protocol(), timeout)
+	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
 }

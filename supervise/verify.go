@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -140,26 +139,13 @@ func sameFile(a, b *os.File) bool {
 	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
-// protocol is what the check that a server serves speaks on its
-// listeners.
-type protocol int
-
-const (
-	protoConnect protocol = iota // a connection is accepted (the kernel's queue: no worker needed)
-	protoHTTP                    // GET / answers below 500
-	protoFastCGI                 // a worker takes a FastCGI management record (see fastCGIAnswers)
-)
-
-// checkServes checks every listener and then sends one GET to healthURL,
+// checkServes connects to every listener and sends one GET to healthURL,
 // or, for a server that speaks HTTP, to its TCP listeners in address
 // order until one answers: any HTTP answer below 500 counts. (A server may
 // also listen for other protocols, nginx's stream and mail blocks: one
 // listener that answers HTTP proves the server serves; --health-url says
-// exactly what must.) Every listener must accept a connection; for a
-// FastCGI server (php-fpm, each listener a pool) a worker of each must
-// take one (see fastCGIAnswers), since the kernel accepts connections on
-// a listening socket whether or not a worker will ever serve them.
-func checkServes(listeners []Listener, healthURL string, proto protocol, timeout time.Duration) error {
+// exactly what must.)
+func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
 	if len(listeners) == 0 {
 		return errors.New("the master holds no listening socket")
 	}
@@ -170,20 +156,16 @@ func checkServes(listeners []Listener, healthURL string, proto protocol, timeout
 			addr = dialable(addr)
 			tcp = append(tcp, addr)
 		}
-		var err error
-		if proto == protoFastCGI {
-			err = fastCGIAnswers(network, addr, timeout)
-		} else {
-			err = accepts(network, addr, timeout)
-		}
+		c, err := net.DialTimeout(network, addr, timeout)
 		if err != nil {
-			return fmt.Errorf("listener %s: %w", l.Addr, err)
+			return fmt.Errorf("listener %s does not accept: %w", l.Addr, err)
 		}
+		c.Close()
 	}
 	if healthURL != "" {
 		return httpGet(healthURL, timeout)
 	}
-	if proto != protoHTTP || len(tcp) == 0 {
+	if !speaksHTTP || len(tcp) == 0 {
 		return nil
 	}
 	slices.Sort(tcp)
@@ -197,56 +179,6 @@ func checkServes(listeners []Listener, healthURL string, proto protocol, timeout
 	}
 	return errors.Join(errs...)
 }
-
-// accepts fails unless a connection to addr is accepted.
-func accepts(network, addr string, timeout time.Duration) error {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return fmt.Errorf("does not accept: %w", err)
-	}
-	return c.Close()
-}
-
-// fastCGIAnswers fails unless a worker takes a new connection to addr
-// within timeout: it sends FCGI_GET_VALUES (a management record: php-fpm's
-// worker answers FCGI_GET_VALUES_RESULT without running a script, and
-// counts no request) and waits for the answer. A worker that closes the
-// connection instead (listen.allowed_clients refusing this address) took
-// it too. No answer in time means no worker accepts: all are busy, hung,
-// or gone.
-func fastCGIAnswers(network, addr string, timeout time.Duration) error {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return fmt.Errorf("does not accept: %w", err)
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	const name = "FCGI_MPXS_CONNS"
-	body := append([]byte{byte(len(name)), 0}, name...) // one name-value pair, no value
-	record := append([]byte{fcgiVersion1, fcgiGetValues, 0, 0, 0, byte(len(body)), 0, 0}, body...)
-	if _, err := c.Write(record); err != nil {
-		return fmt.Errorf("no FastCGI worker took the connection: %w", err)
-	}
-	var hdr [8]byte
-	switch _, err := io.ReadFull(c, hdr[:]); {
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		return nil // a worker closed it: it refuses this client, but it accepts
-	case err != nil:
-		return fmt.Errorf("no FastCGI worker answered within %s: %w", timeout, err)
-	case hdr[0] != fcgiVersion1 || hdr[1] != fcgiGetValuesResult:
-		return fmt.Errorf("answered %x, not a FastCGI FCGI_GET_VALUES_RESULT", hdr)
-	}
-	return nil
-}
-
-// FastCGI 1.0 record fields (the FastCGI specification, section 8).
-const (
-	fcgiVersion1        = 1
-	fcgiGetValues       = 9
-	fcgiGetValuesResult = 10
-)
 
 // httpGet fails unless url answers with a status below 500.
 func httpGet(url string, timeout time.Duration) error {

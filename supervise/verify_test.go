@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -85,75 +84,17 @@ func TestCheckServesAnyHTTPListener(t *testing.T) {
 	defer web.Close()
 	rawL := Listener{Addr: raw.Addr().String()}
 	webL := Listener{Addr: web.Listener.Addr().String()}
-	if err := checkServes([]Listener{rawL, webL}, "", protoHTTP, 2*time.Second); err != nil {
+	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
 		t.Fatalf("stream + HTTP listener: %v", err)
 	}
-	if err := checkServes([]Listener{rawL}, "", protoHTTP, 2*time.Second); err == nil {
+	if err := checkServes([]Listener{rawL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a listener that answers no HTTP passed the health check")
 	}
-	if err := checkServes([]Listener{rawL}, "", protoConnect, 2*time.Second); err != nil {
+	if err := checkServes([]Listener{rawL}, "", false, 2*time.Second); err != nil {
 		t.Fatalf("a server that speaks no HTTP needs only accepting listeners: %v", err)
 	}
 	status = http.StatusBadGateway
-	if err := checkServes([]Listener{rawL, webL}, "", protoHTTP, 2*time.Second); err == nil {
+	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a 502 passed the health check")
-	}
-}
-
-// serveOnce accepts connections on l and hands each to answer.
-func serveOnce(l net.Listener, answer func(net.Conn)) {
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); answer(c) }()
-		}
-	}()
-}
-
-// TestFastCGIAnswers: a FastCGI listener passes when a worker answers
-// FCGI_GET_VALUES or closes the connection (it refuses this client but
-// accepts), and fails when nobody accepts (the kernel's queue alone: a
-// connect-only check passes it) or the answer is not FastCGI.
-func TestFastCGIAnswers(t *testing.T) {
-	listen := func() net.Listener {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
-	result := listen()
-	serveOnce(result, func(c net.Conn) {
-		var hdr [8]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil || hdr[1] != fcgiGetValues {
-			return
-		}
-		_, _ = c.Write([]byte{fcgiVersion1, fcgiGetValuesResult, 0, 0, 0, 0, 0, 0})
-	})
-	closes := listen()
-	serveOnce(closes, func(net.Conn) {})
-	queued := listen() // never accepted
-	notFCGI := listen()
-	serveOnce(notFCGI, func(c net.Conn) { _, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n") })
-	for _, c := range []struct {
-		name  string
-		l     net.Listener
-		proto protocol
-		ok    bool
-	}{
-		{"answers", result, protoFastCGI, true},
-		{"closes", closes, protoFastCGI, true},
-		{"nobody accepts", queued, protoFastCGI, false},
-		{"nobody accepts, connect only", queued, protoConnect, true},
-		{"HTTP", notFCGI, protoFastCGI, false},
-	} {
-		err := checkServes([]Listener{{Addr: c.l.Addr().String()}}, "", c.proto, 300*time.Millisecond)
-		if (err == nil) != c.ok {
-			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
-		}
 	}
 }

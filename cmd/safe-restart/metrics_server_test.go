@@ -279,8 +279,6 @@ func startOf(t *testing.T, pid int) float64 {
 // checked through nginx (--health-url): up, with its reload count after
 // reloads through the CLI; a pool whose workers all hang (SIGSTOP) while
 // the master lives is down (nginx answers 504), and up again once they run.
-// Without --health-url the same holds: the check speaks FastCGI to the
-// pool's socket (the kernel would accept a connection with no worker).
 func TestMetricsFPMBehindNginx(t *testing.T) {
 	nstest.RequireBinaries(t, fpmtest.Binary, "nginx", "promtool")
 	if !nstest.InPrivateNamespaces(t) {
@@ -295,8 +293,6 @@ func TestMetricsFPMBehindNginx(t *testing.T) {
 			t.Fatalf("reload %d: exit %d\n%s\n%s", i, code, out, errOut)
 		}
 	}
-	plain := []string{fpmService, "--conf", fpm.ConfPath, "--state-dir", state, "--timeout", "1s"}
-	wantMetric(t, metricsOf(t, exitOK, plain...), "safe_restart_server_up{service="+fpmService+"}", 1)
 	m := metricsOf(t, exitOK, args...)
 	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 1)
 	wantMetric(t, m, "safe_restart_reloads_since_master_start{service="+fpmService+"}", 2)
@@ -311,10 +307,8 @@ func TestMetricsFPMBehindNginx(t *testing.T) {
 	}
 	signalAll(t, workers, syscall.SIGSTOP)
 	m = metricsOf(t, exitOK, args...)
-	hung := metricsOf(t, exitOK, plain...)
 	signalAll(t, workers, syscall.SIGCONT)
 	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 0)
-	wantMetric(t, hung, "safe_restart_server_up{service="+fpmService+"}", 0)
 	wantMetric(t, m, "safe_restart_master_start_time_seconds{service="+fpmService+"}", startOf(t, fpm.MasterPID()))
 	m = metricsOf(t, exitOK, args...)
 	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 1)

@@ -156,7 +156,9 @@ func handoffOverlapBlocker(h *handoff, st StartOptions) string {
 // holds (st.handoff). Every verification of a plain restart holds: the
 // config test ran before, the new master is proven through its pidfile,
 // its listeners, the health check and the absence of fatal lines, and its
-// IPC lineage is recorded; the old master is stopped with the ladder, and
+// IPC lineage is recorded; and its own generation must be seen taking
+// connections (generationAccepts: the health check may have been answered
+// by the old one); the old master is stopped with the ladder, and
 // its generation's IPC is reaped with proofs once it exited. If the new
 // master fails its verification it is stopped and the old one keeps
 // serving, its pidfile back in place.
@@ -178,8 +180,17 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}
+	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
+	probe := probeStart(st.Profile.kind.speaksHTTP())
+	if err := generationAccepts(ctx, root, *rep.Start.Master, st.Profile.Binary, probe, rep.Start.Listeners, deadline); err != nil {
+		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
+	}
 	rep.Stop.Master = &old
-	err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop)
+	// From here the old master's stop is the only way to a sound end:
+	// interrupted, it would still exit later and remove the pidfile and
+	// the unix socket paths that are the new master's by then. The ladder
+	// ends in KILL, so it is bounded.
+	err := stopOldMaster(context.WithoutCancel(ctx), s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop)
 	if st.handoff != nil {
 		st.handoff.afterStop(rep.Handoff)
 	}

@@ -400,3 +400,33 @@ func denyGetfd() error {
 	}
 	return nil
 }
+
+// TestFPMOverlapNewWorkersDie: a new php-fpm master whose workers exit at
+// once (apparmor_hat names no hat: the config test passes, every worker
+// exits 70) is verified only by the old master's workers answering on the
+// shared socket, so the overlap also requires a worker of the new master
+// to take a connection; it never does, the new master is stopped, and the
+// old one, never stopped, still serves, named by its pidfile.
+func TestFPMOverlapNewWorkersDie(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{})
+	old, err := srv.Master()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := readFile(t, srv.ConfPath)
+	writeConf(t, srv.ConfPath, good+"\napparmor_hat = safe-restart-test-no-such-hat\n")
+	code, out, errOut := runCLI(t, "restart", fpmService, "--json", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--timeout", "3s")
+	var rep supervise.RestartReport
+	_ = json.Unmarshal([]byte(out), &rep)
+	if code == exitOK || !rep.Overlap || !strings.Contains(errOut, "still serves") || !strings.Contains(errOut, "generation took a connection") {
+		t.Fatalf("restart whose new workers die: exit %d, overlap %v; want the overlap given up, the old master serving\n%s\n%s", code, rep.Overlap, out, errOut)
+	}
+	if !old.Alive() || srv.MasterPID() != old.PID {
+		t.Fatalf("old master %v alive %v, pidfile names %d: want the old master, untouched", old, old.Alive(), srv.MasterPID())
+	}
+	mustServe(t, srv, "after the overlap was given up")
+}

@@ -1,0 +1,168 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// generationAccepts proves that master's own generation (the master and
+// its descendants running exe) takes connections on every one of
+// listeners. While an old generation accepts beside it (an overlap: the
+// same sockets, or SO_REUSEPORT), a health check may be answered by the
+// old one, so that a new generation whose workers die at once would pass
+// it. For each listener it opens connections until a process of the tree
+// holds an accepted connection of that listener (the probe's or a
+// client's: a busy generation proves it at once), or the deadline passes.
+// A probe sends the start of a request and no more (see probeStart), so
+// that the worker that takes it holds it while it waits for the rest.
+func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, exe string, proto []byte, listeners []Listener, deadline time.Time) error {
+	for _, l := range listeners {
+		if err := listenerAccepted(ctx, root, master, exe, proto, l, deadline); err != nil {
+			return fmt.Errorf("listener %s: %w", l.Addr, err)
+		}
+	}
+	return nil
+}
+
+// acceptPoll is how long one probe connection waits to be taken by a
+// process of the new generation before another is opened (one taken by
+// the old generation never will be).
+const acceptPoll = 100 * time.Millisecond
+
+// probeStart is what a probe connection sends: the first line of an HTTP
+// request, or the first byte of a FastCGI record (a server that speaks no
+// HTTP here is php-fpm). Data must come: Apache's listeners set
+// TCP_DEFER_ACCEPT (AcceptFilter), and the kernel hands a connection to
+// accept(2) only once data arrived.
+func probeStart(speaksHTTP bool) []byte {
+	if speaksHTTP {
+		return []byte("GET / HTTP/1.1\r\n")
+	}
+	return []byte{1} // FCGI_VERSION_1
+}
+
+// listenerAccepted opens probe connections to l, each sending start, until
+// master's tree holds an accepted connection of l, or the deadline passes.
+func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
+	addr := l.Addr
+	if l.network() == "tcp" {
+		addr = dialable(addr)
+	}
+	var last error
+	for {
+		c, err := net.DialTimeout(l.network(), addr, time.Second)
+		if err == nil {
+			held := false
+			if _, err = c.Write(start); err == nil {
+				held, err = treeHoldsAccepted(ctx, root, master, exe, l, time.Now().Add(acceptPoll))
+			}
+			c.Close()
+			if held {
+				return nil
+			}
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
+		}
+	}
+}
+
+// treeHoldsAccepted polls until a process of master's tree holds an
+// accepted connection of l, or until.
+func treeHoldsAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, l Listener, until time.Time) (bool, error) {
+	for {
+		accepted, err := acceptedOn(root, l)
+		if err != nil {
+			return false, err
+		}
+		if len(accepted) > 0 && treeHolds(root, master, exe, accepted) {
+			return true, nil
+		}
+		if time.Now().After(until) || ctx.Err() != nil {
+			return false, nil
+		}
+		time.Sleep(readyPoll)
+	}
+}
+
+// treeHolds reports whether master or one of its descendants running exe
+// holds one of the sockets.
+func treeHolds(root string, master ipcguard.Proc, exe string, sockets map[uint64]bool) bool {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return false
+	}
+	for _, p := range Descendants(procs, master, exe) {
+		for _, s := range socketFDs(root, p.PID) {
+			if sockets[s.inode] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptedOn returns the inodes of the connections accepted on listener l
+// from procRoot/net: TCP connections whose local address is l's (its
+// port, on any address when l listens on a wildcard), unix stream
+// connections named by l's path, other than l. A connection still queued
+// for accept(2) has no inode yet (0) and is left out.
+func acceptedOn(root string, l Listener) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	if l.network() == "unix" {
+		data, err := os.ReadFile(filepath.Join(root, "net", "unix"))
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 8 || strings.Join(f[7:], " ") != l.Addr {
+				continue
+			}
+			if inode, err := strconv.ParseUint(f[6], 10, 64); err == nil && inode != 0 && inode != l.Inode {
+				out[inode] = true
+			}
+		}
+		return out, nil
+	}
+	host, port, err := net.SplitHostPort(l.Addr)
+	if err != nil {
+		return nil, err
+	}
+	lip := net.ParseIP(host)
+	for _, name := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(root, "net", name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] == "0A" {
+				continue
+			}
+			local, err := parseHexAddr(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("/proc/net/%s: %w", name, err)
+			}
+			h, p, _ := net.SplitHostPort(local)
+			if p != port || (!lip.IsUnspecified() && !lip.Equal(net.ParseIP(h))) {
+				continue
+			}
+			if inode, err := strconv.ParseUint(f[9], 10, 64); err == nil && inode != 0 {
+				out[inode] = true
+			}
+		}
+	}
+	return out, nil
+}

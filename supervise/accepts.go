@@ -37,16 +37,41 @@ func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, e
 // the old generation never will be).
 const acceptPoll = 100 * time.Millisecond
 
-// probeStart is what a probe connection sends: the first line of an HTTP
-// request, or the first byte of a FastCGI record (a server that speaks no
-// HTTP here is php-fpm). Data must come: Apache's listeners set
-// TCP_DEFER_ACCEPT (AcceptFilter), and the kernel hands a connection to
-// accept(2) only once data arrived.
-func probeStart(speaksHTTP bool) []byte {
-	if speaksHTTP {
+// acceptProber is a kind whose check that it serves must see its workers
+// take a connection: the kernel queues connections on its listening
+// socket whether or not a worker lives, and no health check speaks its
+// protocol (php-fpm: FastCGI).
+type acceptProber interface {
+	// acceptProbe is what a probe connection sends: the start of a
+	// request, which the worker that takes it waits to complete.
+	acceptProbe() []byte
+}
+
+// probeStart is what a probe connection to k's listeners sends (see
+// generationAccepts): the kind's own start of a request (acceptProber),
+// else the first line of an HTTP request, nil for a server that speaks
+// neither. Data must come: Apache's listeners set TCP_DEFER_ACCEPT
+// (AcceptFilter), and the kernel hands a connection to accept(2) only once
+// data arrived.
+func probeStart(k kind) []byte {
+	if ap, ok := k.(acceptProber); ok {
+		return ap.acceptProbe()
+	}
+	if k.speaksHTTP() {
 		return []byte("GET / HTTP/1.1\r\n")
 	}
-	return []byte{1} // FCGI_VERSION_1
+	return nil
+}
+
+// workersAccept proves, for an acceptProber kind, that master's own
+// generation takes connections on listeners before deadline (see
+// generationAccepts); other kinds prove they serve by the health check.
+func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []Listener, deadline time.Time) error {
+	ap, ok := p.kind.(acceptProber)
+	if !ok {
+		return nil
+	}
+	return generationAccepts(ctx, root, master, p.Binary, ap.acceptProbe(), listeners, deadline)
 }
 
 // listenerAccepted opens probe connections to l, each sending start, until

@@ -181,7 +181,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
-	probe := probeStart(st.Profile.kind.speaksHTTP())
+	probe := probeStart(st.Profile.kind)
 	if err := generationAccepts(ctx, root, *rep.Start.Master, st.Profile.Binary, probe, rep.Start.Listeners, deadline); err != nil {
 		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}

@@ -172,6 +172,10 @@ func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
 func (fpmKind) reexecs() bool    { return true }
 func (fpmKind) speaksHTTP() bool { return false }
 
+// acceptProbe is the first byte of a FastCGI record (FCGI_VERSION_1): the
+// worker that takes the connection waits for the rest of the header.
+func (fpmKind) acceptProbe() []byte { return []byte{1} }
+
 // reloadsLogged counts the reloads since the start of master's lineage: a
 // re-exec logs "Reloading in progress" and then "fpm is running, pid N" of
 // the new master, a fresh start logs "fpm is running" alone and begins a

@@ -327,7 +327,11 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 	if err != nil {
 		return err
 	}
-	return checkServes(listenersOf(root, master.PID, listening), o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second)
+	ls := listenersOf(root, master.PID, listening)
+	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
+		return err
+	}
+	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second))
 }
 
 // reloadStartsChildren reports whether children of the new generation are

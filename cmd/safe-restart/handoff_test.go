@@ -430,3 +430,28 @@ func TestFPMOverlapNewWorkersDie(t *testing.T) {
 	}
 	mustServe(t, srv, "after the overlap was given up")
 }
+
+// TestFPMStartWorkersDie: a php-fpm whose workers exit at once is not
+// "started and verified" because its master holds a socket the kernel
+// accepts connections on: start fails, saying no worker took one. With a
+// good config the same start succeeds.
+func TestFPMStartWorkersDie(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Prepare(t, fpmtest.Config{Pool: "apparmor_hat = safe-restart-test-no-such-hat"})
+	state := t.TempDir()
+	code, out, errOut := runCLI(t, "start", fpmService, "--conf", srv.ConfPath, "--state-dir", state, "--timeout", "3s")
+	if code == exitOK || !strings.Contains(errOut, "generation took a connection") {
+		t.Fatalf("start whose workers die: exit %d; want a failed start that says no worker took a connection\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "stop", fpmService, "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	writeConf(t, srv.ConfPath, strings.Replace(readFile(t, srv.ConfPath), "apparmor_hat = safe-restart-test-no-such-hat", "", 1))
+	if code, out, errOut := runCLI(t, "start", fpmService, "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+		t.Fatalf("start with a good config: exit %d\n%s\n%s", code, out, errOut)
+	}
+	mustServe(t, srv, "after the start")
+}

@@ -48,9 +48,13 @@ func newRunHandoff(o ForegroundOptions) *runHandoff {
 	if o.Profile == nil {
 		return r // any command: its sockets are unknown, and nothing is logged
 	}
+	if inh, ok := o.Profile.kind.(inheritor); ok {
+		// Never passed on from safe-restart's own environment, held
+		// sockets or not: they would name fds the child does not have.
+		r.held.unset = inh.inheritVars()
+	}
 	r.inh, r.why = inheritorOf(*o.Profile, o.NoHandoff)
 	if r.inh != nil {
-		r.held.unset = r.inh.inheritVars()
 		r.why = "nothing held yet"
 	}
 	return r
@@ -227,7 +231,7 @@ func (r *runHandoff) keepConfigured(n int, listen []string) {
 // this process's, without the variables the server reads its inherited
 // sockets from, and vars.
 func (r *runHandoff) env(vars []string) []string {
-	if r == nil || len(vars) == 0 {
+	if r == nil {
 		return os.Environ()
 	}
 	return append(withoutVars(os.Environ(), r.held.unset), vars...)

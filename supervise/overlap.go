@@ -323,6 +323,10 @@ func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguar
 	}
 	if restored {
 		clearIntent(s.IntentDir, s.Profile.Name)
+	} else {
+		// Stopping the new masters recorded (and cleared) their own
+		// intents: the old master's is what the next run must finish.
+		errs = append(errs, saveIntent(s.IntentDir, s.Profile.Name, old))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w; undoing it: %w", ErrStartFailed, cause, err)

@@ -141,7 +141,13 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	if err := o.startVerified(ctx, root, sig, rc, &rep); err != nil || !o.reuseport {
 		return rep, err
 	}
-	return rep, aloneOnPorts(root, rep.Listeners)
+	if err := aloneOnPorts(root, rep.Listeners); err != nil {
+		// A plain start would have failed to bind: so does this one.
+		so := StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
+		_, serr := so.stop(ctx, sig, rc)
+		return rep, errors.Join(fmt.Errorf("%w (the new master was stopped)", err), serr)
+	}
+	return rep, nil
 }
 
 // stopOrphans stops the orphaned workers of dead masters (see Orphans):

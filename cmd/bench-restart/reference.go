@@ -15,8 +15,9 @@ const (
 )
 
 // noiseWait is how long the noise floor waits: about as long as a
-// safe-restart restart takes.
-const noiseWait = 300 * time.Millisecond
+// safe-restart restart takes (the longest gap grows with the time
+// watched, so a shorter window would flatter the floor).
+const noiseWait = time.Second
 
 // noiseFloorMethod restarts nothing: it waits under the same load, so that
 // its longest gap is what the load alone costs the prober.

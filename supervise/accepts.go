@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -31,11 +32,6 @@ func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, e
 	}
 	return nil
 }
-
-// acceptPoll is how long one probe connection waits to be taken by a
-// process of the new generation before another is opened (one taken by
-// the old generation never will be).
-const acceptPoll = 100 * time.Millisecond
 
 // acceptProber is a kind whose check that it serves must see its workers
 // take a connection: the kernel queues connections on its listening
@@ -75,7 +71,9 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 }
 
 // listenerAccepted opens probe connections to l, each sending start, until
-// master's tree holds an accepted connection of l, or the deadline passes.
+// master's tree takes one (or holds another accepted connection of l), or
+// the deadline passes. A probe another process took (the old generation)
+// is closed and another opened.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
@@ -87,7 +85,7 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 		if err == nil {
 			held := false
 			if _, err = c.Write(start); err == nil {
-				held, err = treeHoldsAccepted(ctx, root, master, exe, l, time.Now().Add(acceptPoll))
+				held, err = probeTaken(ctx, root, master, exe, l, c, deadline)
 			}
 			c.Close()
 			if held {
@@ -103,22 +101,87 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	}
 }
 
-// treeHoldsAccepted polls until a process of master's tree holds an
-// accepted connection of l, or until.
-func treeHoldsAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, l Listener, until time.Time) (bool, error) {
+// probeTaken waits until the probe connection c to l is accepted. It
+// reports true when a process of master's tree took it, or holds another
+// accepted connection of l (a busy generation); false when another
+// process took it, or at the deadline.
+func probeTaken(ctx context.Context, root string, master ipcguard.Proc, exe string, l Listener, c net.Conn, deadline time.Time) (bool, error) {
 	for {
+		server, err := serverEnd(root, l, c)
+		if err != nil {
+			return false, err
+		}
 		accepted, err := acceptedOn(root, l)
 		if err != nil {
 			return false, err
 		}
+		if server != 0 {
+			accepted[server] = true
+		}
 		if len(accepted) > 0 && treeHolds(root, master, exe, accepted) {
 			return true, nil
 		}
-		if time.Now().After(until) || ctx.Err() != nil {
-			return false, nil
+		if server != 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return false, nil // taken by another process: the old generation
 		}
 		time.Sleep(readyPoll)
 	}
+}
+
+// serverEnd returns the inode of the server's end of the probe connection
+// c to l: 0 while it waits in the listener's queue.
+func serverEnd(root string, l Listener, c net.Conn) (uint64, error) {
+	if l.network() == "unix" {
+		ino, err := connInode(c)
+		if err != nil {
+			return 0, err
+		}
+		return unixPeerInode(ino)
+	}
+	local := c.LocalAddr().String()
+	_, port, err := net.SplitHostPort(l.Addr)
+	if err != nil {
+		return 0, err
+	}
+	for _, name := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(root, "net", name))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] == "0A" {
+				continue
+			}
+			loc, err1 := parseHexAddr(f[1])
+			rem, err2 := parseHexAddr(f[2])
+			if err1 != nil || err2 != nil || rem != local {
+				continue
+			}
+			if _, p, _ := net.SplitHostPort(loc); p == port {
+				return strconv.ParseUint(f[9], 10, 64)
+			}
+		}
+	}
+	return 0, nil
+}
+
+// connInode returns the inode of c's socket.
+func connInode(c net.Conn) (uint64, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("%T has no socket", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var st syscall.Stat_t
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil {
+		return 0, err
+	}
+	return st.Ino, serr
 }
 
 // treeHolds reports whether master or one of its descendants running exe

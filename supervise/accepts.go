@@ -150,7 +150,7 @@ func serverEnd(root string, l Listener, c net.Conn) (uint64, error) {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			f := strings.Fields(line)
-			if len(f) < 10 || f[3] == "0A" {
+			if len(f) < 10 || f[3] == "0A" || f[9] == "0" { // queued: not accepted yet
 				continue
 			}
 			loc, err1 := parseHexAddr(f[1])
@@ -236,7 +236,7 @@ func acceptedOn(root string, l Listener) (map[uint64]bool, error) {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			f := strings.Fields(line)
-			if len(f) < 10 || f[3] == "0A" {
+			if len(f) < 10 || f[3] == "0A" || f[9] == "0" { // TIME_WAIT and queued rows have no inode
 				continue
 			}
 			local, err := parseHexAddr(f[1])

@@ -2,12 +2,9 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +17,7 @@ import (
 // same sockets, or SO_REUSEPORT), a health check may be answered by the
 // old one, so that a new generation whose workers die at once would pass
 // it. For each listener it opens connections until a process of the tree
-// holds an accepted connection of that listener (the probe's or a
-// client's: a busy generation proves it at once), or the deadline passes.
+// takes one, or the deadline passes.
 // A probe sends the start of a request and no more (see probeStart), so
 // that the worker that takes it holds it while it waits for the rest.
 func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, exe string, proto []byte, listeners []Listener, deadline time.Time) error {
@@ -71,9 +67,9 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 }
 
 // listenerAccepted opens probe connections to l, each sending start, until
-// master's tree takes one (or holds another accepted connection of l), or
-// the deadline passes. A probe another process took (the old generation)
-// is closed and another opened.
+// master's tree takes one, or the deadline passes. A probe another process
+// took (the old generation) is closed and another opened; one queued
+// behind a busy listener waits its turn.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
@@ -101,36 +97,30 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	}
 }
 
-// probeTaken waits until the probe connection c to l is accepted. It
-// reports true when a process of master's tree took it, or holds another
-// accepted connection of l (a busy generation); false when another
-// process took it, or at the deadline.
+// probeTaken waits until the probe connection c to l is accepted, and
+// reports whether a process of master's tree took it (a worker holds it,
+// waiting for the rest of the request); false when another process took
+// it (the old generation), or at the deadline.
 func probeTaken(ctx context.Context, root string, master ipcguard.Proc, exe string, l Listener, c net.Conn, deadline time.Time) (bool, error) {
 	for {
-		server, err := serverEnd(root, l, c)
-		if err != nil {
-			return false, err
-		}
-		accepted, err := acceptedOn(root, l)
+		server, err := serverEnd(l, c)
 		if err != nil {
 			return false, err
 		}
 		if server != 0 {
-			accepted[server] = true
+			return treeHolds(root, master, exe, map[uint64]bool{server: true}), nil
 		}
-		if len(accepted) > 0 && treeHolds(root, master, exe, accepted) {
-			return true, nil
-		}
-		if server != 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return false, nil // taken by another process: the old generation
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, nil
 		}
 		time.Sleep(readyPoll)
 	}
 }
 
 // serverEnd returns the inode of the server's end of the probe connection
-// c to l: 0 while it waits in the listener's queue.
-func serverEnd(root string, l Listener, c net.Conn) (uint64, error) {
+// c to l, asking the kernel for that one socket (sock_diag): 0 while it
+// waits in the listener's queue.
+func serverEnd(l Listener, c net.Conn) (uint64, error) {
 	if l.network() == "unix" {
 		ino, err := connInode(c)
 		if err != nil {
@@ -138,32 +128,16 @@ func serverEnd(root string, l Listener, c net.Conn) (uint64, error) {
 		}
 		return unixPeerInode(ino)
 	}
-	local := c.LocalAddr().String()
-	_, port, err := net.SplitHostPort(l.Addr)
-	if err != nil {
-		return 0, err
+	local, ok1 := c.RemoteAddr().(*net.TCPAddr) // the server's end: its local address is the one dialed
+	remote, ok2 := c.LocalAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return 0, fmt.Errorf("%s: not a TCP connection", l.Addr)
 	}
-	for _, name := range []string{"tcp", "tcp6"} {
-		data, err := os.ReadFile(filepath.Join(root, "net", name))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] == "0A" || f[9] == "0" { // queued: not accepted yet
-				continue
-			}
-			loc, err1 := parseHexAddr(f[1])
-			rem, err2 := parseHexAddr(f[2])
-			if err1 != nil || err2 != nil || rem != local {
-				continue
-			}
-			if _, p, _ := net.SplitHostPort(loc); p == port {
-				return strconv.ParseUint(f[9], 10, 64)
-			}
-		}
+	ino, err := tcpInode(local, remote)
+	if errors.Is(err, syscall.ENOENT) {
+		return 0, nil // not established on the server's side yet
 	}
-	return 0, nil
+	return ino, err
 }
 
 // connInode returns the inode of c's socket.
@@ -199,58 +173,4 @@ func treeHolds(root string, master ipcguard.Proc, exe string, sockets map[uint64
 		}
 	}
 	return false
-}
-
-// acceptedOn returns the inodes of the connections accepted on listener l
-// from procRoot/net: TCP connections whose local address is l's (its
-// port, on any address when l listens on a wildcard), unix stream
-// connections named by l's path, other than l. A connection still queued
-// for accept(2) has no inode yet (0) and is left out.
-func acceptedOn(root string, l Listener) (map[uint64]bool, error) {
-	out := map[uint64]bool{}
-	if l.network() == "unix" {
-		data, err := os.ReadFile(filepath.Join(root, "net", "unix"))
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 8 || strings.Join(f[7:], " ") != l.Addr {
-				continue
-			}
-			if inode, err := strconv.ParseUint(f[6], 10, 64); err == nil && inode != 0 && inode != l.Inode {
-				out[inode] = true
-			}
-		}
-		return out, nil
-	}
-	host, port, err := net.SplitHostPort(l.Addr)
-	if err != nil {
-		return nil, err
-	}
-	lip := net.ParseIP(host)
-	for _, name := range []string{"tcp", "tcp6"} {
-		data, err := os.ReadFile(filepath.Join(root, "net", name))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] == "0A" || f[9] == "0" { // TIME_WAIT and queued rows have no inode
-				continue
-			}
-			local, err := parseHexAddr(f[1])
-			if err != nil {
-				return nil, fmt.Errorf("/proc/net/%s: %w", name, err)
-			}
-			h, p, _ := net.SplitHostPort(local)
-			if p != port || (!lip.IsUnspecified() && !lip.Equal(net.ParseIP(h))) {
-				continue
-			}
-			if inode, err := strconv.ParseUint(f[9], 10, 64); err == nil && inode != 0 {
-				out[inode] = true
-			}
-		}
-	}
-	return out, nil
 }

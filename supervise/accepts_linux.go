@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"syscall"
 
@@ -25,11 +26,6 @@ const (
 // inode is ino: for a connected client socket, the server's end, which
 // has an inode (non-zero) only once a process accepted it.
 func unixPeerInode(ino uint64) (uint64, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return 0, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
 	req := make([]byte, unix.NLMSG_HDRLEN+unixDiagReqSz)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
@@ -42,30 +38,47 @@ func unixPeerInode(ino uint64) (uint64, error) {
 	ne.PutUint32(r[12:], udiagShowPeer)
 	ne.PutUint32(r[16:], 0xffffffff) // no cookie
 	ne.PutUint32(r[20:], 0xffffffff)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, os.NewSyscallError("sendto(sock_diag)", err)
+	data, err := sockDiag(req)
+	if err != nil {
+		return 0, fmt.Errorf("sock_diag of unix socket %d: %w", ino, err)
 	}
-	buf := make([]byte, 4096)
+	if len(data) < unixDiagMsgSz {
+		return 0, errors.New("sock_diag: short answer")
+	}
+	return peerAttr(data[unixDiagMsgSz:])
+}
+
+// sockDiag sends one sock_diag request (a netlink message, header
+// included) and returns the payload of the answer.
+func sockDiag(req []byte) ([]byte, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, os.NewSyscallError("sendto", err)
+	}
+	buf := make([]byte, 8192)
 	n, _, err := unix.Recvfrom(fd, buf, 0)
 	if err != nil {
-		return 0, os.NewSyscallError("recvfrom(sock_diag)", err)
+		return nil, os.NewSyscallError("recvfrom", err)
 	}
 	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, m := range msgs {
-		if m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4 {
-			if errno := int32(ne.Uint32(m.Data)); errno != 0 {
-				return 0, fmt.Errorf("sock_diag of unix socket %d: %w", ino, unix.Errno(-errno))
+		switch {
+		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+				return nil, unix.Errno(-errno)
 			}
-			continue
-		}
-		if m.Header.Type == unix.SOCK_DIAG_BY_FAMILY && len(m.Data) >= unixDiagMsgSz {
-			return peerAttr(m.Data[unixDiagMsgSz:])
+		case m.Header.Type == unix.SOCK_DIAG_BY_FAMILY:
+			return m.Data, nil
 		}
 	}
-	return 0, errors.New("sock_diag: no answer")
+	return nil, errors.New("no answer")
 }
 
 // peerAttr finds UNIX_DIAG_PEER among the attributes (struct rtattr:
@@ -83,4 +96,51 @@ func peerAttr(attrs []byte) (uint64, error) {
 		attrs = attrs[min((l+3)&^3, len(attrs)):]
 	}
 	return 0, nil
+}
+
+// inetDiagReqSz is struct inet_diag_req_v2; inetDiagInodeOff is the
+// offset of idiag_inode in struct inet_diag_msg (linux/inet_diag.h).
+const (
+	inetDiagReqSz    = 56
+	inetDiagInodeOff = 68
+)
+
+// tcpInode returns the inode of the TCP socket whose local address is
+// local and remote address remote (0 while it waits in a listener's queue
+// for accept(2)), asking the kernel for that one socket (sock_diag), or an
+// error wrapping unix.ENOENT when there is none.
+func tcpInode(local, remote *net.TCPAddr) (uint64, error) {
+	family, size := uint8(unix.AF_INET), net.IPv4len
+	if local.IP.To4() == nil || remote.IP.To4() == nil {
+		family, size = unix.AF_INET6, net.IPv6len
+	}
+	addr := func(ip net.IP) []byte {
+		if size == net.IPv4len {
+			return ip.To4()
+		}
+		return ip.To16()
+	}
+	req := make([]byte, unix.NLMSG_HDRLEN+inetDiagReqSz)
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	r := req[unix.NLMSG_HDRLEN:]
+	r[0], r[1] = family, unix.IPPROTO_TCP
+	ne.PutUint32(r[4:], 0xffffffff) // every state
+	id := r[8:]                     // struct inet_diag_sockid
+	binary.BigEndian.PutUint16(id[0:], uint16(local.Port))
+	binary.BigEndian.PutUint16(id[2:], uint16(remote.Port))
+	copy(id[4:20], addr(local.IP))
+	copy(id[20:36], addr(remote.IP))
+	ne.PutUint32(id[40:], 0xffffffff) // no cookie
+	ne.PutUint32(id[44:], 0xffffffff)
+	data, err := sockDiag(req)
+	if err != nil {
+		return 0, fmt.Errorf("sock_diag of TCP %s-%s: %w", local, remote, err)
+	}
+	if len(data) < inetDiagInodeOff+4 {
+		return 0, errors.New("sock_diag: short answer")
+	}
+	return uint64(ne.Uint32(data[inetDiagInodeOff:])), nil
 }

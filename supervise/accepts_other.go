@@ -2,6 +2,11 @@
 
 package supervise
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 func unixPeerInode(uint64) (uint64, error) { return 0, errors.New("no sock_diag") }
+
+func tcpInode(_, _ *net.TCPAddr) (uint64, error) { return 0, errors.New("no sock_diag") }

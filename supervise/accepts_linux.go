@@ -26,12 +26,8 @@ const (
 // inode is ino: for a connected client socket, the server's end, which
 // has an inode (non-zero) only once a process accepted it.
 func unixPeerInode(ino uint64) (uint64, error) {
-	req := make([]byte, unix.NLMSG_HDRLEN+unixDiagReqSz)
+	req, r := diagRequest(unixDiagReqSz)
 	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	r := req[unix.NLMSG_HDRLEN:]
 	r[0] = unix.AF_UNIX
 	ne.PutUint32(r[4:], 0xffffffff) // every state
 	ne.PutUint32(r[8:], uint32(ino))
@@ -46,6 +42,17 @@ func unixPeerInode(ino uint64) (uint64, error) {
 		return 0, errors.New("sock_diag: short answer")
 	}
 	return peerAttr(data[unixDiagMsgSz:])
+}
+
+// diagRequest returns a sock_diag request for one socket (a netlink
+// header, SOCK_DIAG_BY_FAMILY, and a body of size bytes), and its body.
+func diagRequest(size int) (req, body []byte) {
+	req = make([]byte, unix.NLMSG_HDRLEN+size)
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	return req, req[unix.NLMSG_HDRLEN:]
 }
 
 // sockDiag sends one sock_diag request (a netlink message, header
@@ -110,22 +117,27 @@ const (
 // for accept(2)), asking the kernel for that one socket (sock_diag), or an
 // error wrapping unix.ENOENT when there is none.
 func tcpInode(local, remote *net.TCPAddr) (uint64, error) {
-	family, size := uint8(unix.AF_INET), net.IPv4len
-	if local.IP.To4() == nil || remote.IP.To4() == nil {
-		family, size = unix.AF_INET6, net.IPv6len
+	if local.IP.To4() != nil && remote.IP.To4() != nil {
+		ino, err := tcpInodeIn(unix.AF_INET, local, remote)
+		if !errors.Is(err, unix.ENOENT) {
+			return ino, err
+		}
+		// An IPv6 socket bound to [::] takes IPv4 connections too
+		// (v4-mapped addresses).
 	}
+	return tcpInodeIn(unix.AF_INET6, local, remote)
+}
+
+// tcpInodeIn is tcpInode in one address family.
+func tcpInodeIn(family uint8, local, remote *net.TCPAddr) (uint64, error) {
 	addr := func(ip net.IP) []byte {
-		if size == net.IPv4len {
+		if family == unix.AF_INET {
 			return ip.To4()
 		}
 		return ip.To16()
 	}
-	req := make([]byte, unix.NLMSG_HDRLEN+inetDiagReqSz)
+	req, r := diagRequest(inetDiagReqSz)
 	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	r := req[unix.NLMSG_HDRLEN:]
 	r[0], r[1] = family, unix.IPPROTO_TCP
 	ne.PutUint32(r[4:], 0xffffffff) // every state
 	id := r[8:]                     // struct inet_diag_sockid

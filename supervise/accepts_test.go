@@ -3,18 +3,24 @@ package supervise
 import (
 	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
 // TestServerEnd: the server's end of a connection has no inode while it
 // waits for accept(2), and is the accepted socket once accepted, over TCP
-// and over a unix socket (sock_diag).
+// (IPv4, and IPv4 to a dual-stack IPv6 socket) and over a unix socket
+// (sock_diag).
 func TestServerEnd(t *testing.T) {
-	for _, network := range []string{"tcp", "unix"} {
-		t.Run(network, func(t *testing.T) {
-			addr := "127.0.0.1:0"
+	for _, c := range []struct{ name, network, listen, dial string }{
+		{"tcp", "tcp", "127.0.0.1:0", "127.0.0.1"},
+		{"tcp dual stack", "tcp", "[::]:0", "127.0.0.1"},
+		{"unix", "unix", "s.sock", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			network, addr := c.network, c.listen
 			if network == "unix" {
-				addr = filepath.Join(t.TempDir(), "s.sock")
+				addr = filepath.Join(t.TempDir(), addr)
 			}
 			ln, err := net.Listen(network, addr)
 			if err != nil {
@@ -22,7 +28,11 @@ func TestServerEnd(t *testing.T) {
 			}
 			defer ln.Close()
 			l := Listener{Addr: ln.Addr().String()}
-			c, err := net.Dial(network, ln.Addr().String())
+			target := ln.Addr().String()
+			if c.dial != "" {
+				target = net.JoinHostPort(c.dial, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+			}
+			c, err := net.Dial(network, target)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -118,12 +118,9 @@ const (
 // error wrapping unix.ENOENT when there is none.
 func tcpInode(local, remote *net.TCPAddr) (uint64, error) {
 	if local.IP.To4() != nil && remote.IP.To4() != nil {
-		ino, err := tcpInodeIn(unix.AF_INET, local, remote)
-		if !errors.Is(err, unix.ENOENT) {
-			return ino, err
-		}
-		// An IPv6 socket bound to [::] takes IPv4 connections too
-		// (v4-mapped addresses).
+		// Also an IPv4 connection a dual-stack IPv6 socket accepted: the
+		// kernel keeps v4-mapped connections with the IPv4 ones (tested).
+		return tcpInodeIn(unix.AF_INET, local, remote)
 	}
 	return tcpInodeIn(unix.AF_INET6, local, remote)
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -20,6 +22,9 @@ import (
 // takes one, or the deadline passes.
 // A probe sends the start of a request and no more (see probeStart), so
 // that the worker that takes it holds it while it waits for the rest.
+//
+// When the kernel cannot say who took a probe (sock_diag refused), the
+// error wraps errNoProof: the caller falls back on the health check.
 func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, exe string, proto []byte, listeners []Listener, deadline time.Time) error {
 	for _, l := range listeners {
 		if err := listenerAccepted(ctx, root, master, exe, proto, l, deadline); err != nil {
@@ -27,6 +32,22 @@ func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, e
 		}
 	}
 	return nil
+}
+
+// errNoProof reports that the kernel cannot say which process took a
+// probe connection.
+var errNoProof = errors.New("cannot tell which process takes a connection")
+
+// checkGeneration runs generationAccepts and returns its failure; one for
+// lack of a proof (errNoProof) is logged, and nil: the health check
+// stands, as before this proof.
+func checkGeneration(ctx context.Context, root string, p Profile, master ipcguard.Proc, probe []byte, listeners []Listener, deadline time.Time, log zerolog.Logger) error {
+	err := generationAccepts(ctx, root, master, p.Binary, probe, listeners, deadline)
+	if errors.Is(err, errNoProof) {
+		log.Warn().Err(err).Int("pid", master.PID).Msg("cannot prove that the new master's own workers take connections: relying on the health check")
+		return nil
+	}
+	return err
 }
 
 // acceptProber is a kind whose check that it serves must see its workers
@@ -58,12 +79,12 @@ func probeStart(k kind) []byte {
 // workersAccept proves, for an acceptProber kind, that master's own
 // generation takes connections on listeners before deadline (see
 // generationAccepts); other kinds prove they serve by the health check.
-func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []Listener, deadline time.Time) error {
+func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []Listener, deadline time.Time, log zerolog.Logger) error {
 	ap, ok := p.kind.(acceptProber)
 	if !ok {
 		return nil
 	}
-	return generationAccepts(ctx, root, master, p.Binary, ap.acceptProbe(), listeners, deadline)
+	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
 // listenerAccepted opens probe connections to l, each sending start, until
@@ -84,8 +105,8 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 				held, err = probeTaken(ctx, root, master, exe, l, c, deadline)
 			}
 			c.Close()
-			if held {
-				return nil
+			if held || errors.Is(err, errNoProof) {
+				return err
 			}
 		}
 		if err != nil {
@@ -105,7 +126,7 @@ func probeTaken(ctx context.Context, root string, master ipcguard.Proc, exe stri
 	for {
 		server, err := serverEnd(l, c)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("%w: %w", errNoProof, err)
 		}
 		if server != 0 {
 			return treeHolds(root, master, exe, map[uint64]bool{server: true}), nil

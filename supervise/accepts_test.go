@@ -1,10 +1,15 @@
 package supervise
 
 import (
+	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestServerEnd: the server's end of a connection has no inode while it
@@ -53,5 +58,18 @@ func TestServerEnd(t *testing.T) {
 				t.Fatalf("after accept: inode %d, %v; want the accepted socket's %d", ino, err, want)
 			}
 		})
+	}
+}
+
+// TestProbeTakenWithoutProof: when the kernel cannot be asked who took a
+// probe (here: not a socket at all), the failure says there is no proof
+// (errNoProof), which the callers answer with the health check alone.
+func TestProbeTakenWithoutProof(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	_, err := probeTaken(context.Background(), "/proc", ipcguard.Proc{PID: 1}, "/bin/true", Listener{Addr: "127.0.0.1:1"}, a, time.Now().Add(time.Second))
+	if !errors.Is(err, errNoProof) {
+		t.Fatalf("probe over a pipe: %v, want errNoProof", err)
 	}
 }

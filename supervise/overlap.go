@@ -182,7 +182,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	}
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
 	probe := probeStart(st.Profile.kind)
-	if err := generationAccepts(ctx, root, *rep.Start.Master, st.Profile.Binary, probe, rep.Start.Listeners, deadline); err != nil {
+	if err := checkGeneration(ctx, root, st.Profile, *rep.Start.Master, probe, rep.Start.Listeners, deadline, st.Log); err != nil {
 		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 	}
 	rep.Stop.Master = &old

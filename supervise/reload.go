@@ -331,7 +331,7 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
 		return err
 	}
-	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second))
+	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second), o.Start.Log)
 }
 
 // reloadStartsChildren reports whether children of the new generation are

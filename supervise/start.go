@@ -325,7 +325,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 		rep.Listeners = listenersOf(root, master.PID, listening)
 		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.speaksHTTP(), 2*time.Second)
 		if err == nil {
-			err = workersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline)
+			err = workersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)
 		}
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")

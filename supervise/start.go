@@ -143,8 +143,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	}
 	if err := aloneOnPorts(root, rep.Listeners); err != nil {
 		// A plain start would have failed to bind: so does this one.
-		so := StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
-		_, serr := so.stop(ctx, sig, rc)
+		_, serr := o.stopOptions().stop(ctx, sig, rc)
 		return rep, errors.Join(fmt.Errorf("%w (the new master was stopped)", err), serr)
 	}
 	return rep, nil
@@ -177,10 +176,16 @@ func stopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolo
 	return err
 }
 
+// stopOptions are the options of a stop of the server o starts, with the
+// profile's ladder.
+func (o StartOptions) stopOptions() StopOptions {
+	return StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
+}
+
 // finishPendingStop completes a stop that an interrupted safe-restart
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
-	so := StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
+	so := o.stopOptions()
 	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name)
 	if err != nil || pending == nil {
 		return err

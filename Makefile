@@ -6,7 +6,7 @@ GO ?= go
 PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core systemd
 BIN := bin/safe-restart
 
-.PHONY: all build deps test lint demo bench-reap bench-restart clean
+.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial clean
 
 all: build
 
@@ -49,6 +49,12 @@ bench-reap: deps build
 bench-restart: deps build
 	$(GO) build -o bin/bench-restart ./cmd/bench-restart
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-restart -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
+
+# bench-trial measures the trial start's cost: safe-restart reload and
+# restart with it and with --no-trial, and apache2 -t, alternating in one run.
+bench-trial: deps build
+	$(GO) build -o bin/bench-trial ./cmd/bench-trial
+	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-trial -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

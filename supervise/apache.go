@@ -43,10 +43,16 @@ func (apacheKind) command(p Profile, conf string, args ...string) []string {
 // runConfig asks the server itself (`-t -D DUMP_RUN_CFG`), so Include,
 // Define and envvars resolve exactly as the server resolves them.
 func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
-	argv := k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
 	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
-	// binary's own.
-	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, []string{"APACHE_HTTPD=" + p.Binary})
+	// binary's own. `-D DUMP_RUN_CFG` runs in config-dump mode, where
+	// mod_ssl skips its file checks (a missing certificate passes): plain
+	// -t, which apache2ctl graceful runs, is the config test proper.
+	env := []string{"APACHE_HTTPD=" + p.Binary}
+	if _, _, _, err := configTest(ctx, p.Name, k.command(p, conf, "-t"), env); err != nil {
+		return RunConfig{}, err
+	}
+	argv := k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
+	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, env)
 	if err != nil {
 		return RunConfig{}, err
 	}
@@ -135,4 +141,11 @@ func (apacheKind) reloadsLogged(log string, master ipcguard.Proc) int {
 
 func (apacheKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
 	return nil, nil
+}
+
+// trialStarted: the master logged that it serves ("resuming normal
+// operations", after post_config); without a readable log, its listeners
+// accepting is the proof (see watchTrial).
+func (apacheKind) trialStarted(logged string, master ipcguard.Proc) bool {
+	return hasLine(logged, fmt.Sprintf("[pid %d:", master.PID), resumedMarks)
 }

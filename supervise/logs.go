@@ -61,3 +61,48 @@ func WaitLogsReleased(ctx context.Context, procRoot, exe, logDir string, timeout
 		}
 	}
 }
+
+// logDirMark is the size of every log file in a directory at a mark, to
+// read what a start wrote to the logs beside the error log (a virtual
+// host's own error log, where mod_ssl reports that host's key).
+type logDirMark struct {
+	dir   string
+	sizes map[string]int64
+}
+
+// markLogDir marks the log files in errorLog's directory ("" marks none).
+func markLogDir(errorLog string) logDirMark {
+	m := logDirMark{sizes: map[string]int64{}}
+	if errorLog == "" {
+		return m
+	}
+	m.dir = filepath.Dir(errorLog)
+	entries, _ := os.ReadDir(m.dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && logName.MatchString(e.Name()) {
+			m.sizes[e.Name()] = fi.Size()
+		}
+	}
+	return m
+}
+
+// grown returns what the log files of the marked directory, other than
+// skip, gained since the mark (a new file: all of it).
+func (m logDirMark) grown(skip string) string {
+	if m.dir == "" {
+		return ""
+	}
+	entries, _ := os.ReadDir(m.dir)
+	var b strings.Builder
+	for _, e := range entries {
+		path := filepath.Join(m.dir, e.Name())
+		if path == skip || !e.Type().IsRegular() || !logName.MatchString(e.Name()) {
+			continue
+		}
+		if f, err := os.Open(path); err == nil {
+			b.WriteString(readFrom(f, m.sizes[e.Name()]))
+			f.Close()
+		}
+	}
+	return b.String()
+}

@@ -53,6 +53,9 @@ type ReloadReport struct {
 	PthreadKeys int            `json:"pthread_keys"`
 	Recovered   bool           `json:"recovered"`
 	Restart     *RestartReport `json:"restart,omitempty"`
+	// Trial is the trial start that proved the new configuration runs
+	// before the master was touched (nil when no master was running).
+	Trial *TrialReport `json:"trial,omitempty"`
 }
 
 // ErrReloadKilled reports a reload after which the server was not serving;
@@ -63,7 +66,9 @@ var ErrReloadKilled = errors.New("reload left the server down")
 // verifies it (DESIGN.md invariant 6): the master is alive and the same
 // process, it logged the new generation, new children serve, the health
 // check passes, and no fatal line appeared since the signal. Before acting:
-// the config test (a *ConfigTestError, nothing touched). When a reload
+// the config test (a *ConfigTestError, nothing touched), then the proof
+// that the new configuration runs (see proveRuns: a *TrialError or
+// ErrCannotBind, nothing touched). When a reload
 // would be unsafe (too few free semaphore sets for the mutexes it
 // recreates) a verified restart is done instead, saying why. When the
 // server was not running, or the reload killed it (a runtime failure Apache
@@ -86,6 +91,9 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
+	if rep.Trial, err = st.proveRuns(ctx, rc, master); err != nil {
+		return rep, err
+	}
 	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err
@@ -368,7 +376,8 @@ func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc 
 		return rep, fmt.Errorf("%s, and the start failed: %w", why, err)
 	}
 	if err != nil {
-		return rep, fmt.Errorf("%w (%s), and the start failed: %w", ErrReloadKilled, why, err)
+		return rep, fmt.Errorf("%w (%s), and the recovery start failed too, so the server is down: %w; "+
+			"fix what the server names above, then run safe-restart start %s", ErrReloadKilled, why, err, o.Start.Profile.Name)
 	}
 	rep.Recovered = true
 	return rep, nil

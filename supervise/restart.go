@@ -21,18 +21,32 @@ type RestartReport struct {
 	// overlap did not.
 	Overlap        bool   `json:"overlap"`
 	OverlapSkipped string `json:"overlap_skipped,omitempty"`
+	// Trial is the trial start that proved the new configuration runs
+	// before the old master was touched (nil when none was running, or
+	// when a reload's trial already ran).
+	Trial *TrialReport `json:"trial,omitempty"`
 }
 
-// Restart runs the config test and an IPC headroom check first (failures
-// return a *ConfigTestError or ErrHeadroom and leave the running server
-// untouched), then Stop and Start with the run config that test read. s and st must name the same
+// Restart runs the config test, the proof that the new configuration runs
+// when a master is running (see proveRuns) and an IPC headroom check
+// first (failures return a *ConfigTestError, a *TrialError, ErrCannotBind
+// or ErrHeadroom and leave the running server untouched), then Stop and
+// Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
 func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport, error) {
 	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return RestartReport{}, err
 	}
-	return restart(ctx, s, st, sig, rc)
+	var trial *TrialReport
+	if master, err := FromPIDFile(or(st.ProcRoot, "/proc"), rc.PidFile, st.Profile.Binary); err == nil {
+		if trial, err = st.proveRuns(ctx, rc, master); err != nil {
+			return RestartReport{Trial: trial}, err
+		}
+	}
+	rep, err := restart(ctx, s, st, sig, rc)
+	rep.Trial = trial
+	return rep, err
 }
 
 // restart is Restart once the server's run config is known. A server that

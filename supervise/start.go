@@ -49,6 +49,10 @@ type StartOptions struct {
 	// new one (with the held sockets, if any): two generations never run
 	// at once, at the cost of the clients waiting for the start.
 	NoOverlap bool
+	// NoTrial skips the proof that a new configuration can run (the
+	// trial start and the bind check, see proveRuns) before a reload or
+	// restart touches the running server.
+	NoTrial bool
 	// stopped says a stop just stopped orphans and reaped (Restart): the
 	// start then only re-checks headroom.
 	stopped bool
@@ -231,18 +235,19 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
+	logs := markLogDir(logFilePath(rc.ServerRoot, rc.ErrorLog))
 	out, runErr := o.runStarter(ctx)
 	rep.StarterOutput = out
 	if strings.Contains(out, "already running") {
 		return fmt.Errorf("%w: the server's own start said %q and did nothing", ErrStartFailed, strings.TrimSpace(out))
 	}
-	if fatal := o.Profile.fatalLines(out + tail.since()); runErr != nil && len(fatal) > 0 {
-		// The starter failed and said why: no master is coming.
-		return fmt.Errorf("%w: %w (output: %s; error log: %s)", ErrStartFailed, runErr, strings.TrimSpace(out), firstLines(fatal))
+	if _, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); runErr != nil && err != nil {
+		// The starter failed and no master is there: none is coming.
+		return o.startFailure(fmt.Errorf("its start command failed: %w", runErr), out, tail, logs)
 	}
 	master, err := o.awaitMaster(ctx, root, rc.PidFile, tail)
 	if err != nil {
-		return fmt.Errorf("%w: %w (starter: %v; output: %s; error log: %s)", ErrStartFailed, err, runErr, out, firstLines(o.Profile.fatalLines(tail.since())))
+		return o.startFailure(err, out, tail, logs)
 	}
 	rep.Master = &master
 	if sig == nil {
@@ -252,6 +257,14 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 		return err
 	}
 	return o.verify(ctx, root, master, tail, out, rep)
+}
+
+// startFailure is a start that left no master: why, with the server's own
+// lines from its starter's output, its error log and the other logs beside
+// it (a virtual host's error log) since the start.
+func (o StartOptions) startFailure(why error, out string, tail *logTail, logs logDirMark) error {
+	lines := o.Profile.causeLines(out + "\n" + tail.since() + "\n" + logs.grown(tail.path))
+	return fmt.Errorf("%w: %w; the server said: %s", ErrStartFailed, why, strings.Join(lines, " | "))
 }
 
 // runStarter runs the profile's start command and returns its output

@@ -20,7 +20,8 @@ const exitCodesHelp = `Exit codes:
   0  done and verified
   1  failed; what was done and the service state are reported
   2  usage or configuration error, such as a bad service file (nothing was touched)
-  3  refused before acting (config test, IPC headroom, lock timeout); nothing was touched
+  3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
+     lock timeout); nothing was touched
   4  reload failed and a verified restart recovered the service`
 
 // exitError carries an exit code chosen by a command.
@@ -56,7 +57,7 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout),
 		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
-		errors.Is(err, supervise.ErrHeadroom):
+		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
 		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC):

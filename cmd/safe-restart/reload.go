@@ -20,7 +20,12 @@ func newReloadCmd(d *deps) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "reload SERVICE",
 		Short: "Verified in-place reload, falling back to a verified restart; exit 4 when it had to recover the server",
-		Long: `Reload runs the config test (exit 3 on failure, nothing touched), then asks the
+		Long: `Reload runs the config test (exit 3 on failure, nothing touched). For Apache it
+then proves the new configuration can run: a trial start in throwaway private
+namespaces (mod_ssl checks that a key matches its certificate only at start,
+after 'apache2 -t' said Syntax OK; a reload with such a key kills the server),
+and a bind check of every new listen address; a failure is exit 3, quoting the
+server's own lines, nothing touched (--no-trial skips it). Then it asks the
 master for a new generation in place, keeping its listeners: no connection is
 refused. Apache: USR1 (HUP with --hard); nginx: HUP; php-fpm: USR2 (it
 re-executes, and a daemonized one changes pid: the pidfile is followed and the
@@ -46,6 +51,7 @@ nothing else is touched.`,
 		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, &r) },
 	}
 	o.register(c, true, true)
+	o.registerTrial(c)
 	r.register(c)
 	return c
 }

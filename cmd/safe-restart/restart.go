@@ -14,7 +14,12 @@ func newRestartCmd(d *deps) *cobra.Command {
 		Use:   "restart SERVICE",
 		Short: "Config test, verified stop, IPC reap, verified start",
 		Long: `Restart runs the server's config test first: if it fails, the running server is
-left untouched and the exit code is 3. Otherwise it stops the server as
+left untouched and the exit code is 3. For Apache it then proves that the new
+configuration can run, which its config test cannot: a trial start in throwaway
+namespaces (a key that does not match its certificate, a module failing at
+start), and a bind check here of every new listen address (a port another
+process holds); a failure is exit 3 with the server's own words, nothing
+touched (--no-trial skips it). Otherwise it stops the server as
 'safe-restart stop' does and starts it as 'safe-restart start' does, holding the
 service lock throughout, so cron, logrotate and a deploy never interleave.
 
@@ -45,6 +50,7 @@ then starts, and says why.`,
 		RunE: func(c *cobra.Command, args []string) error { return runRestart(c.Context(), d, args[0], o) },
 	}
 	o.register(c, true, true)
+	o.registerTrial(c)
 	c.Flags().BoolVar(&o.noHandoff, "no-handoff", false,
 		"do not hand the listening sockets to the new master (nginx, php-fpm): they close with the old one, and connections are refused until the new one listens")
 	c.Flags().BoolVar(&o.noOverlap, "no-overlap", false,

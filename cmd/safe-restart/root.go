@@ -63,6 +63,7 @@ Results go to stdout.
 	// to a verified restart.
 	ro, rr := &serverFlags{}, &reloadFlags{}
 	ro.register(root, true, true)
+	ro.registerTrial(root)
 	rr.register(root)
 	root.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {

@@ -29,6 +29,8 @@ type serverFlags struct {
 	// restart
 	noHandoff bool
 	noOverlap bool
+	// reload, restart
+	noTrial bool
 }
 
 func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
@@ -48,6 +50,13 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 		fl.StringVar(&f.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener)")
 		fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long the server may take to come up and serve")
 	}
+}
+
+// registerTrial registers --no-trial (reload, restart, safe-restart SERVICE).
+func (f *serverFlags) registerTrial(c *cobra.Command) {
+	c.Flags().BoolVar(&f.noTrial, "no-trial", false,
+		"skip the proof that the new configuration can run (Apache: a start in throwaway namespaces; every server: a bind check of new listen addresses) before the running server is touched; "+
+			"a change that passes the config test but cannot start (a key that does not match its certificate, a taken port) then takes the server down")
 }
 
 // profile returns the service's profile (built in, or a service file),
@@ -116,5 +125,5 @@ func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladd
 	log := d.log.With().Str("server", service).Logger()
 	lineages := f.stateDir + "/lineage"
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, Log: log}
+		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
 }

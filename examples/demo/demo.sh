@@ -75,3 +75,22 @@ before=$(ipcs -s | grep -c www-data || true)
 run "$SR" restart apache2 --conf "$conf" --state-dir "$work/state" --graceful-timeout 10s --log-format console
 after=$(ipcs -s | grep -c www-data || true)
 serves && echo "OK: serving; semaphore sets before $before, after $after"
+
+bold "9. A certificate renewal whose new key does not match the certificate: 'apache2 -t' says Syntax OK"
+cp "$work/key.pem" "$work/key.pem.good"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/key.pem" 2>/dev/null
+run /usr/sbin/apache2 -f "$conf" -t
+master=$(cat "$work/run/apache2.pid")
+set +e
+run "$SR" apache2 --conf "$conf" --state-dir "$work/state" --log-format console
+code=$?
+set -e
+echo "exit $code: the trial start in throwaway namespaces found what the config test cannot;"
+serves && echo "OK: master $master ($(cat "$work/run/apache2.pid") in the pidfile) still serves HTTP and TLS, untouched"
+
+bold "10. For contrast, Apache's own graceful reload with the same key (what 'systemctl reload' runs)"
+run /usr/sbin/apache2 -f "$conf" -k graceful
+for _ in $(seq 100); do [ -e "/proc/$master" ] && ! grep -q AH00020 "$work/error.log" || break; sleep 0.05; done
+serves 2>/dev/null && echo "still serving?" || echo "the site is down:"
+grep -hE 'AH02565|AH00020' "$work"/*.log | tail -2
+cp "$work/key.pem.good" "$work/key.pem"

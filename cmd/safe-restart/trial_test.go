@@ -1,0 +1,218 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/srvtest"
+)
+
+// TestTrialRefusesWhatCannotRun: changes that pass `apache2 -t` (or, for
+// a missing certificate, do not) but cannot start are refused by every
+// command that would touch the running master: safe-restart SERVICE,
+// reload, restart and --full each exit 3, the same master serves plain
+// HTTP and TLS, the report quotes the server's own line naming the cause,
+// and neither the real error log, the pidfile nor the semaphore sets
+// change. A harmless change still reloads, exit 0.
+func TestTrialRefusesWhatCannotRun(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event", SSL: true, SysvSem: true})
+	master, err := proctest.Identify(srv.MasterPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", srvtest.FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cases := []struct {
+		name   string
+		change func(t *testing.T) // undone by restoring the server's files
+		want   string             // in the report
+	}{
+		{"mismatched key", func(t *testing.T) { writeKey(t, filepath.Join(srv.Dir, "tls", "key.pem")) }, "AH02565"},
+		{"corrupt certificate", func(t *testing.T) { write(t, filepath.Join(srv.Dir, "tls", "cert.pem"), "not a certificate\n") }, "AH02562"},
+		{"module failing in post_config", func(t *testing.T) {
+			appendConf(t, srv, fmt.Sprintf("Listen %s\n<VirtualHost %[1]s>\n    SSLEngine on\n</VirtualHost>", srvtest.FreeAddr(t)))
+		}, "AH02312"},
+		{"taken port", func(t *testing.T) { appendConf(t, srv, "Listen "+taken.Addr().String()) },
+			fmt.Sprintf("%s is held by pid %d", taken.Addr(), os.Getpid())},
+		{"missing certificate", func(t *testing.T) {
+			conf := readFile(t, srv.ConfPath)
+			write(t, srv.ConfPath, strings.Replace(conf, "tls/cert.pem", "tls/renewed.pem", 1))
+		}, "does not exist or is empty"},
+	}
+	commands := [][]string{{"apache2"}, {"reload", "apache2"}, {"restart", "apache2"}, {"apache2", "--full"}}
+	state := t.TempDir()
+	saved := saveFiles(t, srv.ConfPath, filepath.Join(srv.Dir, "tls", "key.pem"), filepath.Join(srv.Dir, "tls", "cert.pem"))
+	sets := len(semIDs(t))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer saved.restore(t)
+			tc.change(t)
+			logBefore, pidBefore := srv.ErrorLogText(), readFile(t, srv.PidFile)
+			for _, args := range commands {
+				args = append(args, "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "0")
+				code, out, errOut := runCLI(t, args...)
+				if code != exitRefused || !strings.Contains(errOut, tc.want) {
+					t.Fatalf("%v: exit %d, want %d naming %q\n%s\n%s", args, code, exitRefused, tc.want, out, errOut)
+				}
+				if !master.Alive() || srv.MasterPID() != master.PID {
+					t.Fatalf("%v: the master was touched (alive %v, pidfile %d)", args, master.Alive(), srv.MasterPID())
+				}
+			}
+			// The real server logs its own connections (LogLevel info): only
+			// what a start writes would be the trial's.
+			added := strings.TrimPrefix(srv.ErrorLogText(), logBefore)
+			for _, mark := range []string{":emerg]", "AH00016", "AH00072", "resuming normal operations"} {
+				if strings.Contains(added, mark) {
+					t.Errorf("the trials wrote to the real error log:\n%s", added)
+				}
+			}
+			if c, _, err := srv.Get("/"); err != nil || c != 200 {
+				t.Fatalf("GET after the refusals: %d, %v", c, err)
+			}
+			if c, _, err := srv.GetTLS("/"); err != nil || c != 200 {
+				t.Fatalf("TLS GET after the refusals: %d, %v", c, err)
+			}
+			if pid := readFile(t, srv.PidFile); pid != pidBefore {
+				t.Errorf("pidfile %q, was %q", pid, pidBefore)
+			}
+			if n := countMasters(t, srv); n != 1 {
+				t.Errorf("%d masters of apache2, want 1: a trial's processes outlived it", n)
+			}
+			if n := len(semIDs(t)); n != sets {
+				t.Errorf("%d semaphore sets, want %d: the trial's IPC leaked into this namespace", n, sets)
+			}
+		})
+	}
+	appendConf(t, srv, "ServerSignature Off")
+	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json")
+	var rep struct{ Trial *struct{ Ran bool } }
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !master.Alive() || rep.Trial == nil || !rep.Trial.Ran {
+		t.Fatalf("harmless change: exit %d (master alive %v, report %v)\n%s\n%s", code, master.Alive(), err, out, errOut)
+	}
+}
+
+// TestStartFailureSaysWhyAtOnce: a start whose starter exits 1 is
+// reported at once (not after --timeout) with the server's own line, here
+// from the virtual host's error log; and with --no-trial, a reload that
+// dies of the same change is followed by a recovery start that fails the
+// same way and says so in one message (exit 1: the server is down).
+func TestStartFailureSaysWhyAtOnce(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event", SSL: true})
+	conf := readFile(t, srv.ConfPath)
+	vhostLog := filepath.Join(srv.Dir, "ssl-error.log")
+	write(t, srv.ConfPath, strings.Replace(conf, "SSLEngine on", "SSLEngine on\n    ErrorLog \""+vhostLog+"\"", 1))
+	state := t.TempDir()
+	writeKey(t, filepath.Join(srv.Dir, "tls", "key.pem"))
+	master := srv.Master()
+	code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--no-trial", "--timeout", "5m")
+	if code != exitFailed || master.Alive() {
+		t.Fatalf("reload --no-trial with a mismatched key: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
+	for _, want := range []string{"reload left the server down", "its start command failed: exit status 1", "AH02565", "the server is down"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("the report does not say %q:\n%s", want, errOut)
+		}
+	}
+	code, out, errOut = runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--timeout", "5m")
+	if code != exitFailed || !strings.Contains(errOut, "its start command failed: exit status 1") || !strings.Contains(errOut, "AH02565") {
+		t.Fatalf("start with a mismatched key: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// saved holds files' contents to restore.
+type saved map[string]string
+
+func saveFiles(t *testing.T, paths ...string) saved {
+	s := saved{}
+	for _, p := range paths {
+		s[p] = readFile(t, p)
+	}
+	return s
+}
+
+func (s saved) restore(t *testing.T) {
+	for p, content := range s {
+		write(t, p, content)
+	}
+}
+
+// appendConf appends lines to the server's config file.
+func appendConf(t *testing.T, srv *apachetest.Server, lines string) {
+	t.Helper()
+	write(t, srv.ConfPath, readFile(t, srv.ConfPath)+"\n"+lines+"\n")
+}
+
+// writeKey writes a new private key to path: a renewal whose key no
+// longer matches the certificate.
+func writeKey(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBindCheckRefusesTakenPortFPM: php-fpm's own test does not bind, and
+// a reload (USR2: the master re-executes) onto a port another process
+// holds would leave php-fpm down; the bind check refuses it, exit 3,
+// naming the holder, and the same master serves.
+func TestBindCheckRefusesTakenPortFPM(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{})
+	taken, err := net.Listen("tcp", srvtest.FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	master := srv.MasterPID()
+	write(t, srv.ConfPath, strings.Replace(readFile(t, srv.ConfPath), srv.Listen, taken.Addr().String(), 1))
+	state := t.TempDir()
+	for _, cmd := range []string{"reload", "restart"} {
+		code, out, errOut := fpmCLI(t, srv, state, cmd, fpmService)
+		want := fmt.Sprintf("%s is held by pid %d", taken.Addr(), os.Getpid())
+		if code != exitRefused || !strings.Contains(errOut, want) || srv.MasterPID() != master {
+			t.Fatalf("%s onto a taken port: exit %d, want %d naming %q (master %d, was %d)\n%s\n%s", cmd, code, exitRefused, want, srv.MasterPID(), master, out, errOut)
+		}
+	}
+	mustServe(t, srv, "after the refusals")
+}

@@ -1,0 +1,151 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// ErrCannotBind reports a listen address of the new configuration that
+// cannot be bound on this machine (another process holds it, or it is not
+// an address of this machine): its start or reload would fail, so nothing
+// was touched (exit 3).
+var ErrCannotBind = errors.New("a listen address of the new configuration cannot be bound")
+
+// checkBinds binds (without listening), in this network namespace, each
+// TCP address of addrs that master does not already hold, and fails with
+// ErrCannotBind naming the process that holds one. Sockets of master's
+// tree are its own (nginx's reuseport gives each worker its own). A trial start runs in a
+// network namespace of its own, where every port is free: this is the
+// part of its proof only this namespace can give.
+func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) error {
+	listening, err := readListening(root)
+	if err != nil {
+		return err
+	}
+	own, err := treeListeners(root, master, exe, listening)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if strings.HasPrefix(a, "/") || strings.HasPrefix(a, "@") || slices.ContainsFunc(own, func(l Listener) bool { return l.Addr == a }) {
+			continue
+		}
+		err := tryBind(a)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errAddrInUse) {
+			return fmt.Errorf("%w: %s: %w", ErrCannotBind, a, err)
+		}
+		holders, err := holdersOf(root, a, listening, own)
+		if err != nil {
+			return err
+		}
+		if holders == "" {
+			continue // a socket of the running master: its own start or reload deals with it
+		}
+		return fmt.Errorf("%w: %s is held by %s (bind: address already in use); free it or change the Listen line", ErrCannotBind, a, holders)
+	}
+	return nil
+}
+
+// holdersOf names the processes that listen on a socket whose address
+// conflicts with addr (the same port, and the same IP or a wildcard),
+// other than the sockets own; "" when own holds every one.
+func holdersOf(root, addr string, listening map[uint64]string, own []Listener) (string, error) {
+	inodes := map[uint64]bool{}
+	for inode, a := range listening {
+		if conflicts(a, addr) && !slices.ContainsFunc(own, func(l Listener) bool { return l.Inode == inode }) {
+			inodes[inode] = true
+		}
+	}
+	if len(inodes) == 0 {
+		if slices.ContainsFunc(own, func(l Listener) bool { return conflicts(l.Addr, addr) }) {
+			return "", nil
+		}
+		return "a socket that is bound but not listening", nil
+	}
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, pid := range slices.Sorted(maps.Keys(procs.ByPID)) {
+		p := procs.ByPID[pid]
+		if !p.Alive() {
+			continue
+		}
+		for _, s := range socketFDs(root, pid) {
+			if inodes[s.inode] {
+				names = append(names, fmt.Sprintf("pid %d (%s)", p.PID, p.Comm))
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("a listening socket of no process this tool can see (inode %v)", slices.Sorted(maps.Keys(inodes))), nil
+	}
+	return strings.Join(names, ", "), nil
+}
+
+// conflicts reports whether two host:port addresses cannot both be bound
+// without SO_REUSEPORT: the same port, and the same IP or a wildcard.
+func conflicts(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp {
+		return false
+	}
+	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
+	return ah == bh || wild(ah) || wild(bh)
+}
+
+// treeListeners returns the listening sockets held by master and its
+// descendants running exe.
+func treeListeners(root string, master ipcguard.Proc, exe string, listening map[uint64]string) ([]Listener, error) {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Listener
+	for _, p := range Descendants(procs, master, exe) {
+		for _, l := range listenersOf(root, p.PID, listening) {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out, nil
+}
+
+// bindAddrs turns configured listen addresses into host:port ones to
+// bind: a port alone or "*:PORT" is the IPv4 wildcard (it conflicts with
+// the same holders as the IPv6 one); unix paths and host names are left
+// out (a name's addresses are the server's to resolve).
+func bindAddrs(listen []string) []string {
+	var out []string
+	for _, l := range listen {
+		if _, err := strconv.ParseUint(l, 10, 16); err == nil {
+			l = "*:" + l
+		}
+		host, port, err := net.SplitHostPort(l)
+		if err != nil {
+			continue
+		}
+		if host == "*" || host == "" {
+			host = "0.0.0.0"
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			out = append(out, net.JoinHostPort(host, port))
+		}
+	}
+	return out
+}

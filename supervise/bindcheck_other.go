@@ -1,0 +1,10 @@
+//go:build !linux
+
+package supervise
+
+import "errors"
+
+var errAddrInUse = errors.New("address already in use")
+
+// tryBind needs Linux.
+func tryBind(string) error { return errors.ErrUnsupported }

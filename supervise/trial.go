@@ -1,0 +1,318 @@
+package supervise
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// ErrTrialFailed reports a new configuration that passed the server's own
+// config test but could not run when started in a throwaway sandbox:
+// nothing was touched (exit 3).
+var ErrTrialFailed = errors.New("the new configuration cannot run")
+
+// TrialError is a trial start that failed, with the server's own words.
+type TrialError struct {
+	Server string   // profile name
+	Why    string   // what the trial saw fail
+	Lines  []string // the server's own lines that say why (error logs, starter output)
+}
+
+func (e *TrialError) Error() string {
+	return fmt.Sprintf("%s: the new configuration passed its config test but cannot run: a trial start in private namespaces failed (%s): %s; "+
+		"nothing was touched, the running server still serves the old configuration",
+		e.Server, e.Why, strings.Join(e.Lines, " | "))
+}
+
+// Is matches ErrTrialFailed.
+func (e *TrialError) Is(target error) bool { return target == ErrTrialFailed }
+
+// TrialReport says whether a trial start proved the new configuration.
+type TrialReport struct {
+	// Ran is set when the trial ran to a verdict; Skipped says why it did
+	// not (--no-trial, a server without one, a host where the sandbox
+	// cannot be built).
+	Ran     bool          `json:"ran"`
+	Skipped string        `json:"skipped,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
+	// Listeners are the addresses the new configuration listened on.
+	Listeners []string `json:"listeners"`
+	// ReadOnly says the rest of the file system was read-only to the trial.
+	ReadOnly bool `json:"read_only"`
+	// Dirs are the directories the trial wrote to, each through an overlay.
+	Dirs []string `json:"dirs"`
+}
+
+// trialer is a kind whose start is tried in a sandbox before a reload or
+// restart (see proveRuns): Apache, whose config test (-t) misses what only
+// a start does (mod_ssl's key check, binding, post_config hooks).
+type trialer interface {
+	// trialStarted reports whether logged (what the trial wrote to its
+	// logs) shows master done with its start.
+	trialStarted(logged string, master ipcguard.Proc) bool
+}
+
+// trialEnv holds the trialSpec of a process that is the trial's init.
+const trialEnv = "SAFE_RESTART_TRIAL_SPEC"
+
+// trialSpec is what the trial's init needs: the start command, its
+// environment, the directories it may write (each gets an overlay),
+// the files to empty in them and the files to hide.
+type trialSpec struct {
+	Argv   []string `json:"argv"`
+	Env    []string `json:"env"`
+	Dirs   []string `json:"dirs"`
+	Remove []string `json:"remove"`
+}
+
+// trialMsg is one line the trial's init reports on its stdout.
+type trialMsg struct {
+	Setup    string `json:"setup,omitempty"` // the sandbox could not be built
+	Ready    bool   `json:"ready,omitempty"` // the sandbox is built
+	ReadOnly bool   `json:"read_only,omitempty"`
+	Started  bool   `json:"started,omitempty"` // the starter exited
+	Exit     int    `json:"exit,omitempty"`
+	Output   string `json:"output,omitempty"`
+}
+
+// logName matches the names of log files, emptied in the trial's overlay
+// before its start.
+var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
+
+// proveRuns proves, before a reload or restart touches the running
+// master, that the new configuration can run (DESIGN.md invariant 5): a
+// trial start in throwaway namespaces (see trial), then a bind check in
+// this network namespace of every address the trial listened on that the
+// running master does not hold (without a trial: the addresses the config
+// test reported). A configuration that cannot run is a *TrialError, an
+// address taken by another process ErrCannotBind.
+func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
+	if o.NoTrial {
+		return &TrialReport{Skipped: "--no-trial"}, nil
+	}
+	rep, err := o.trial(ctx, rc)
+	if err != nil {
+		return rep, err
+	}
+	addrs := rep.Listeners
+	if !rep.Ran {
+		addrs = bindAddrs(rc.Listen) // what the config says (nginx, php-fpm)
+	}
+	return rep, checkBinds(or(o.ProcRoot, "/proc"), master, o.Profile.Binary, addrs)
+}
+
+// trial starts the server with the new configuration in private mount,
+// PID, network, IPC and UTS namespaces, where every directory it writes is
+// an overlay on a tmpfs and the rest of the file system is read-only;
+// waits until its master has started (Apache: "resuming normal
+// operations") and every listener accepts; then ends the namespaces, which
+// ends every process and removes every file and IPC object of the trial.
+// A trial whose sandbox cannot be built here is skipped and says why.
+func (o StartOptions) trial(ctx context.Context, rc RunConfig) (*TrialReport, error) {
+	k, ok := o.Profile.kind.(trialer)
+	if !ok {
+		return &TrialReport{Skipped: "no trial start for " + o.Profile.Kind + " servers: their own config test is the check"}, nil
+	}
+	spec, err := o.trialSpec(rc)
+	if err != nil {
+		return o.trialSkipped(err), nil
+	}
+	for range maxTrialRounds {
+		rep, err := o.runTrial(ctx, spec, rc, k)
+		var te *TrialError
+		if errors.As(err, &te) {
+			if more := readOnlyDirs(te.Lines, spec.Dirs); len(more) > 0 {
+				// The server writes where no overlay was: not its failure.
+				o.Log.Info().Strs("dirs", more).Msg("the trial wrote outside the directories it was given: trying again with overlays on them too")
+				spec.Dirs = outermost(append(spec.Dirs, more...))
+				continue
+			}
+		}
+		if errors.Is(err, errSandbox) {
+			return o.trialSkipped(err), nil
+		}
+		return rep, err
+	}
+	return o.trialSkipped(errors.New("it kept writing outside the directories it was given")), nil
+}
+
+// maxTrialRounds bounds the trials of one change: each round after the
+// first adds overlays on the directories the last one could not write.
+const maxTrialRounds = 3
+
+// errSandbox marks a trial whose sandbox could not be built here.
+var errSandbox = errors.New("cannot build the trial's sandbox")
+
+// trialSkipped logs and reports a trial that could not run here.
+func (o StartOptions) trialSkipped(err error) *TrialReport {
+	why := "trial start unavailable: " + err.Error()
+	o.Log.Warn().Str("reason", why).Msg("no trial start: the new configuration is proven only by the server's own config test")
+	return &TrialReport{Skipped: why}
+}
+
+// trialSpec is the trial of rc's server: its start command, and the
+// directories it writes (the pidfile's, the error log's, the mutexes' and
+// unix sockets'), resolved and with nested ones dropped.
+func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
+	var dirs []string
+	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, unixPaths(rc.Listen)...) {
+		if p != "" {
+			dirs = append(dirs, filepath.Dir(p))
+		}
+	}
+	dirs = append(dirs, mutexDirs(rc.Mutexes)...)
+	var real []string
+	for _, d := range dirs {
+		r, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			continue // not there: the server cannot write there either
+		}
+		if r == "/" || strings.ContainsAny(r, ",:\\") {
+			return trialSpec{}, fmt.Errorf("the server writes to %q, which cannot take an overlay", r)
+		}
+		real = append(real, r)
+	}
+	spec := trialSpec{
+		Argv: o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf)),
+		Env:  slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, trialEnv+"=") }),
+		Dirs: outermost(real),
+	}
+	if pf, err := filepath.EvalSymlinks(filepath.Dir(rc.PidFile)); err == nil {
+		// The running master's pidfile: a start that found it would say
+		// "already running" (its pid may name a trial process).
+		spec.Remove = []string{filepath.Join(pf, filepath.Base(rc.PidFile))}
+	}
+	return spec, nil
+}
+
+// mutexDirs returns the dir= of each Mutex line of DUMP_RUN_CFG
+// (`dir="/var/run/apache2/" mechanism=default`).
+func mutexDirs(mutexes map[string]string) []string {
+	var out []string
+	for _, line := range mutexes {
+		if _, rest, ok := strings.Cut(line, `dir="`); ok {
+			if dir, _, ok := strings.Cut(rest, `"`); ok && filepath.IsAbs(dir) {
+				out = append(out, filepath.Clean(dir))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// unixPaths returns the unix socket paths among listen addresses.
+func unixPaths(listen []string) []string {
+	var out []string
+	for _, l := range listen {
+		if strings.HasPrefix(l, "/") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// outermost sorts dirs and drops duplicates and those inside another:
+// one overlay covers its subdirectories.
+func outermost(dirs []string) []string {
+	dirs = slices.Clone(dirs)
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	var out []string
+	for _, d := range dirs {
+		if len(out) > 0 && strings.HasPrefix(d, strings.TrimSuffix(out[len(out)-1], "/")+"/") {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// readOnlyDirs returns the directories of the absolute paths named in
+// lines that report EROFS ("(30)Read-only file system: AH00091: could not
+// open error log file /srv/logs/error.log."), other than dirs already
+// given: places the server writes that the trial did not expect.
+func readOnlyDirs(lines []string, have []string) []string {
+	var out []string
+	for _, line := range lines {
+		if !strings.Contains(line, "Read-only file system") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			f = strings.Trim(f, `"'.,;:()[]`)
+			if !filepath.IsAbs(f) || f == "/" {
+				continue
+			}
+			d := filepath.Dir(f)
+			if r, err := filepath.EvalSymlinks(d); err == nil && !slices.Contains(have, r) && !slices.Contains(out, r) && r != "/" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// severeLine matches the lines in which a server states an error: Apache's
+// [module:emerg|alert|crit|error] and its bare stderr lines ("AH00016:
+// Configuration Failed", "(98)Address already in use: ..."), nginx's
+// [emerg] and the like, php-fpm's ERROR: and ALERT:.
+var severeLine = regexp.MustCompile(`:(emerg|alert|crit|error)\]|\[(emerg|alert|crit|error)\]|\b(ERROR|ALERT|EMERG|CRIT): |^AH\d{5}: |^\(\d+\)\w`)
+
+// causeLines returns the lines of text that say why a start failed: the
+// kind's fatal lines and every line of error severity, in order, without
+// lines about a client's request; when there are none, the last lines.
+func (p Profile) causeLines(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.Contains(line, "[client ") {
+			continue
+		}
+		if p.kind.fatal(line) || severeLine.MatchString(line) || (len(out) > 0 && strings.HasSuffix(out[len(out)-1], ":")) {
+			out = append(out, line) // a line ending in ":" goes on in the next (AH00526: Syntax error on line N of F:)
+		}
+	}
+	if len(out) == 0 {
+		return lastLines(text, 5)
+	}
+	// The lines that ended the start first (AH02565 before AH00016).
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(rank(p, a), rank(p, b)) })
+	return slices.Compact(out)
+}
+
+// rank orders cause lines: emerg, alert and crit first, then the kind's
+// fatal lines, then the rest.
+func rank(p Profile, line string) int {
+	switch {
+	case haltLine.MatchString(line):
+		return 0
+	case p.kind.fatal(line):
+		return 1
+	}
+	return 2
+}
+
+// haltsStart reports whether text has a line that ends a start: fatal by
+// the kind's judgement (AH00016, AH00072, ...), or of emerg, alert or crit
+// severity (mod_ssl's AH02565 is emerg). Lines of error severity do not:
+// a server may start after one (mod_ssl's OCSP stapling errors).
+func (p Profile) haltsStart(text string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.Contains(l, "[client ") && (p.kind.fatal(l) || haltLine.MatchString(l)) {
+			return true
+		}
+	}
+	return false
+}
+
+// haltLine matches lines of emerg, alert or crit severity (Apache's
+// [module:emerg], nginx's [emerg]).
+var haltLine = regexp.MustCompile(`:(emerg|alert|crit)\]|\[(emerg|alert|crit)\]`)

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// runTrial needs Linux namespaces.
+func (o StartOptions) runTrial(context.Context, trialSpec, RunConfig, trialer) (*TrialReport, error) {
+	return nil, fmt.Errorf("%w: %w", errSandbox, errors.ErrUnsupported)
+}
+
+// trialStage is unused without Linux namespaces.
+func trialStage(int) string { return "" }

@@ -34,7 +34,7 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 	if err != nil {
 		return nil, err
 	}
-	defer t.end()
+	defer t.end() // idempotent: ended below before the trial's time is taken
 	rep := &TrialReport{Dirs: spec.Dirs, Listeners: []string{}}
 	deadline := start.Add(or(o.Timeout, 20*time.Second))
 	ready, err := t.await(ctx, deadline, func(m trialMsg) bool { return m.Ready || m.Setup != "" })
@@ -47,7 +47,8 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 	rep.ReadOnly = ready.ReadOnly
 	o.Log.Info().Strs("argv", spec.Argv).Strs("overlays", spec.Dirs).Bool("read_only", rep.ReadOnly).Msg("trial start of the new configuration in private namespaces")
 	ls, err := o.watchTrial(ctx, t, rc, k, deadline)
-	rep.Elapsed = time.Since(start)
+	t.end()
+	rep.Elapsed = time.Since(start) // from the fork to the namespaces' end
 	if err != nil {
 		return rep, err
 	}
@@ -89,12 +90,9 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 			why := fmt.Sprintf("not started within %s", or(o.Timeout, 20*time.Second))
 			return nil, fail(errors.Join(errors.New(why), ctx.Err()).Error(), logged)
 		}
-		t.wait(trialPoll)
+		t.wait(readyPoll)
 	}
 }
-
-// trialPoll is how often a trial is looked at while it starts.
-const trialPoll = 10 * time.Millisecond
 
 // trialProc is a running trial: its init, the pipe to its stdin (closing
 // it ends the trial), and what it reported.
@@ -104,6 +102,7 @@ type trialProc struct {
 	msgs    chan trialMsg
 	starter *trialMsg
 	spec    trialSpec
+	ended   bool
 }
 
 // startTrial starts the trial's init: this program, re-executed in new
@@ -187,7 +186,12 @@ func (t *trialProc) wait(d time.Duration) {
 // end ends the trial: its init is killed, and with it (PID 1 of its
 // namespace) every process of the trial; the namespaces, the overlays'
 // tmpfs and the IPC objects go with the last of them.
+// A second call does nothing.
 func (t *trialProc) end() {
+	if t.ended {
+		return
+	}
+	t.ended = true
 	t.stdin.Close()
 	_ = t.cmd.Process.Kill()
 	_ = t.cmd.Wait()

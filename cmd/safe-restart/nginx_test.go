@@ -173,7 +173,14 @@ func TestNginxReload(t *testing.T) {
 	if out, err := exec.Command(srv.Bin, "-t", "-c", srv.ConfPath).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t fails on the config that only the HUP should reject: %v\n%s", err, out)
 	}
+	// The bind check refuses it before acting, naming the holder ...
 	code, out, errOut = runCLI(t, append([]string{"nginx"}, conf...)...)
+	if want := held.Addr().String() + " is held by pid"; code != exitRefused || !strings.Contains(errOut, want) {
+		t.Fatalf("reload onto a taken port: exit %d, want %d naming %q\n%s\n%s", code, exitRefused, want, out, errOut)
+	}
+	// ... and without it, nginx rejects the HUP and keeps the old
+	// configuration.
+	code, out, errOut = runCLI(t, append([]string{"nginx", "--no-trial"}, conf...)...)
 	if code != exitFailed || !strings.Contains(errOut, "rejected the new configuration") || !strings.Contains(errOut, "still could not bind()") {
 		t.Fatalf("config rejected by the HUP: exit %d, want %d reporting the rejection (no restart)\n%s\n%s", code, exitFailed, out, errOut)
 	}

@@ -4,15 +4,22 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
@@ -215,4 +222,119 @@ func TestBindCheckRefusesTakenPortFPM(t *testing.T) {
 		}
 	}
 	mustServe(t, srv, "after the refusals")
+}
+
+// TestTrialStockDebianApache: Debian's own configuration (/etc/apache2
+// with mod_ssl and a TLS site enabled, envvars, /var/log/apache2,
+// /run/apache2), started the way its init script starts it (apache2ctl
+// start), no --conf: a harmless reload passes its trial (exit 0, same
+// master), a renewed key that does not match is refused (exit 3, AH02565
+// quoted, same master serving TLS). The machine's /etc/apache2, /run and
+// /var/log/apache2 are covered in this test's mount namespace first.
+func TestTrialStockDebianApache(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	stockApacheHost(t)
+	tlsDir := "/etc/apache2/test-tls"
+	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := selfSignedPEM(t)
+	write(t, filepath.Join(tlsDir, "cert.pem"), certPEM)
+	write(t, filepath.Join(tlsDir, "key.pem"), keyPEM)
+	for _, m := range []string{"ssl.load", "ssl.conf", "socache_shmcb.load"} {
+		if err := os.Symlink("../mods-available/"+m, "/etc/apache2/mods-enabled/"+m); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+	}
+	write(t, "/etc/apache2/sites-enabled/test-ssl.conf", "<VirtualHost _default_:443>\n    DocumentRoot /var/www/html\n    SSLEngine on\n"+
+		"    SSLCertificateFile "+tlsDir+"/cert.pem\n    SSLCertificateKeyFile "+tlsDir+"/key.pem\n</VirtualHost>\n")
+	if out, err := exec.Command("apache2ctl", "start").CombinedOutput(); err != nil {
+		t.Fatalf("apache2ctl start: %v\n%s", err, out)
+	}
+	pidFile := "/run/apache2/apache2.pid"
+	master := waitMaster(t, pidFile)
+	tlsGet := func() (int, string, error) {
+		return srvtest.Fetch(&http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, "https://127.0.0.1/")
+	}
+	state := t.TempDir()
+	code, out, errOut := runCLI(t, "apache2", "--state-dir", state, "--json")
+	if code != exitOK || !master.Alive() || !strings.Contains(out, `"ran": true`) {
+		t.Fatalf("stock reload: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
+	writeKey(t, filepath.Join(tlsDir, "key.pem"))
+	code, out, errOut = runCLI(t, "apache2", "--state-dir", state)
+	if code != exitRefused || !strings.Contains(errOut, "AH02565") || !master.Alive() || srvtest.PID(pidFile) != master.PID {
+		t.Fatalf("stock reload with a mismatched key: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
+	if c, _, err := tlsGet(); err != nil || c != 200 {
+		t.Fatalf("TLS GET after the refusal: %d, %v", c, err)
+	}
+}
+
+// stockApacheHost covers, in this test's private mount namespace, what a
+// stock Debian Apache writes: a copy of /etc/apache2 over it, and tmpfs
+// over /run (with /run/lock) and /var/log/apache2.
+func stockApacheHost(t *testing.T) {
+	t.Helper()
+	etc := filepath.Join(t.TempDir(), "apache2")
+	if out, err := exec.Command("cp", "-a", "/etc/apache2", etc).CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc/apache2: %v\n%s", err, out)
+	}
+	mounts := []struct{ src, target, fstype, data string }{
+		{etc, "/etc/apache2", "", ""},
+		{"tmpfs", "/run", "tmpfs", "mode=0755"},
+		{"tmpfs", "/var/log/apache2", "tmpfs", "mode=0750"},
+	}
+	for _, m := range mounts {
+		flags := uintptr(0)
+		if m.fstype == "" {
+			flags = syscall.MS_BIND
+		}
+		if err := syscall.Mount(m.src, m.target, m.fstype, flags, m.data); err != nil {
+			t.Fatalf("mount %s on %s: %v", m.src, m.target, err)
+		}
+	}
+	// /var/lock is /run/lock, which a booted host's tmpfiles.d creates.
+	if err := os.Mkdir("/run/lock", 0o1777); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitMaster waits for the pidfile to name a live process and returns it.
+func waitMaster(t *testing.T, pidFile string) proctest.Proc {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m, err := proctest.Identify(srvtest.PID(pidFile)); err == nil && m.Alive() {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live master in %s", pidFile)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// selfSignedPEM returns a self-signed certificate for 127.0.0.1 and its
+// key.
+func selfSignedPEM(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
 }

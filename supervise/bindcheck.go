@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +23,9 @@ var ErrCannotBind = errors.New("a listen address of the new configuration cannot
 
 // checkBinds binds (without listening), in this network namespace, each
 // TCP address of addrs that master does not already hold, and fails with
-// ErrCannotBind naming the process that holds one. Sockets of master's
+// ErrCannotBind naming the process that holds one; a unix socket path
+// needs its directory (php-fpm's test passes a pool whose socket
+// directory does not exist, and its start fails to bind). Sockets of master's
 // tree are its own (nginx's reuseport gives each worker its own). A trial start runs in a
 // network namespace of its own, where every port is free: this is the
 // part of its proof only this namespace can give.
@@ -35,7 +39,13 @@ func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) e
 		return err
 	}
 	for _, a := range addrs {
-		if strings.HasPrefix(a, "/") || strings.HasPrefix(a, "@") || slices.ContainsFunc(own, func(l Listener) bool { return l.Addr == a }) {
+		if strings.HasPrefix(a, "@") || slices.ContainsFunc(own, func(l Listener) bool { return l.Addr == a }) {
+			continue
+		}
+		if strings.HasPrefix(a, "/") {
+			if err := socketDirExists(a); err != nil {
+				return err
+			}
 			continue
 		}
 		err := tryBind(a)
@@ -127,12 +137,16 @@ func treeListeners(root string, master ipcguard.Proc, exe string, listening map[
 }
 
 // bindAddrs turns configured listen addresses into host:port ones to
-// bind: a port alone or "*:PORT" is the IPv4 wildcard (it conflicts with
-// the same holders as the IPv6 one); unix paths and host names are left
-// out (a name's addresses are the server's to resolve).
+// bind, and unix socket paths: a port alone or "*:PORT" is the IPv4
+// wildcard (it conflicts with the same holders as the IPv6 one); host
+// names are left out (a name's addresses are the server's to resolve).
 func bindAddrs(listen []string) []string {
 	var out []string
 	for _, l := range listen {
+		if strings.HasPrefix(l, "/") {
+			out = append(out, l)
+			continue
+		}
 		if _, err := strconv.ParseUint(l, 10, 16); err == nil {
 			l = "*:" + l
 		}
@@ -148,4 +162,18 @@ func bindAddrs(listen []string) []string {
 		}
 	}
 	return out
+}
+
+// socketDirExists fails with ErrCannotBind unless the directory of a unix
+// socket path exists (servers do not create it).
+func socketDirExists(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: its directory %s: %w", ErrCannotBind, path, dir, err)
+	}
+	return nil
 }

@@ -92,7 +92,7 @@ func TestConflicts(t *testing.T) {
 
 func TestBindAddrs(t *testing.T) {
 	got := bindAddrs([]string{"80", "*:8080", "127.0.0.1:9000", "[::]:443", "[::1]:9001", "localhost:81", "/run/php/php8.2-fpm.sock", "unix:/x"})
-	want := []string{"0.0.0.0:80", "0.0.0.0:8080", "127.0.0.1:9000", "[::]:443", "[::1]:9001"}
+	want := []string{"0.0.0.0:80", "0.0.0.0:8080", "127.0.0.1:9000", "[::]:443", "[::1]:9001", "/run/php/php8.2-fpm.sock"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("bindAddrs = %q, want %q", got, want)
 	}

@@ -338,3 +338,26 @@ func selfSignedPEM(t *testing.T) (string, string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
 }
+
+// TestBindCheckRefusesMissingSocketDirFPM: php-fpm's own test passes a
+// pool whose unix socket directory does not exist; its reload would
+// re-execute into a master that cannot bind and leave php-fpm down. The
+// check refuses it (exit 3), and the same master serves.
+func TestBindCheckRefusesMissingSocketDirFPM(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
+	master := srv.MasterPID()
+	missing := filepath.Join(srv.Dir, "no-such-dir", "php.sock")
+	write(t, srv.ConfPath, strings.Replace(readFile(t, srv.ConfPath), srv.Listen, missing, 1))
+	if out, err := exec.Command(srv.Bin, "-t", "-y", srv.ConfPath).CombinedOutput(); err != nil {
+		t.Fatalf("php-fpm -t fails on the config only a start should fail: %v\n%s", err, out)
+	}
+	code, out, errOut := fpmCLI(t, srv, t.TempDir(), "reload", fpmService)
+	if code != exitRefused || !strings.Contains(errOut, missing) || srv.MasterPID() != master {
+		t.Fatalf("reload onto a missing socket directory: exit %d, want %d naming %s (master %d, was %d)\n%s\n%s", code, exitRefused, missing, srv.MasterPID(), master, out, errOut)
+	}
+	mustServe(t, srv, "after the refusal")
+}

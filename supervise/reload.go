@@ -94,6 +94,9 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if rep.Trial, err = st.proveRuns(ctx, rc, master); err != nil {
 		return rep, err
 	}
+	if err := ctx.Err(); err != nil {
+		return rep, err // interrupted: nothing was touched, nothing will be
+	}
 	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err

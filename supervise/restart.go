@@ -40,7 +40,10 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	}
 	var trial *TrialReport
 	if master, err := FromPIDFile(or(st.ProcRoot, "/proc"), rc.PidFile, st.Profile.Binary); err == nil {
-		if trial, err = st.proveRuns(ctx, rc, master); err != nil {
+		if trial, err = st.proveRuns(ctx, rc, master); err == nil {
+			err = ctx.Err() // interrupted: nothing was touched, nothing will be
+		}
+		if err != nil {
 			return RestartReport{Trial: trial}, err
 		}
 	}

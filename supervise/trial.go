@@ -28,9 +28,13 @@ type TrialError struct {
 }
 
 func (e *TrialError) Error() string {
+	said := strings.Join(e.Lines, " | ")
+	if said == "" {
+		said = "(no line in its logs or output)"
+	}
 	return fmt.Sprintf("%s: the new configuration passed its config test but cannot run: a trial start in private namespaces failed (%s): %s; "+
 		"nothing was touched, the running server still serves the old configuration",
-		e.Server, e.Why, strings.Join(e.Lines, " | "))
+		e.Server, e.Why, said)
 }
 
 // Is matches ErrTrialFailed.
@@ -46,8 +50,6 @@ type TrialReport struct {
 	Elapsed time.Duration `json:"elapsed"`
 	// Listeners are the addresses the new configuration listened on.
 	Listeners []string `json:"listeners"`
-	// ReadOnly says the rest of the file system was read-only to the trial.
-	ReadOnly bool `json:"read_only"`
 	// Dirs are the directories the trial wrote to, each through an overlay.
 	Dirs []string `json:"dirs"`
 }
@@ -61,8 +63,9 @@ type trialer interface {
 	trialStarted(logged string, master ipcguard.Proc) bool
 }
 
-// trialEnv holds the trialSpec of a process that is the trial's init.
-const trialEnv = "SAFE_RESTART_TRIAL_SPEC"
+// trialEnv marks the trial's init: it names the fd its trialSpec arrives
+// on (see trial_child_linux.go).
+const trialEnv = "SAFE_RESTART_TRIAL_SPEC_FD"
 
 // trialSpec is what the trial's init needs: the start command, its
 // environment, the directories it may write (each gets an overlay),
@@ -76,12 +79,11 @@ type trialSpec struct {
 
 // trialMsg is one line the trial's init reports on its stdout.
 type trialMsg struct {
-	Setup    string `json:"setup,omitempty"` // the sandbox could not be built
-	Ready    bool   `json:"ready,omitempty"` // the sandbox is built
-	ReadOnly bool   `json:"read_only,omitempty"`
-	Started  bool   `json:"started,omitempty"` // the starter exited
-	Exit     int    `json:"exit,omitempty"`
-	Output   string `json:"output,omitempty"`
+	Setup   string `json:"setup,omitempty"`   // the sandbox could not be built
+	Ready   bool   `json:"ready,omitempty"`   // the sandbox is built
+	Started bool   `json:"started,omitempty"` // the starter exited
+	Exit    int    `json:"exit,omitempty"`
+	Output  string `json:"output,omitempty"`
 }
 
 // logName matches the names of log files, emptied in the trial's overlay
@@ -133,7 +135,7 @@ func (o StartOptions) trial(ctx context.Context, rc RunConfig) (*TrialReport, er
 			if more := readOnlyDirs(te.Lines, spec.Dirs); len(more) > 0 {
 				// The server writes where no overlay was: not its failure.
 				o.Log.Info().Strs("dirs", more).Msg("the trial wrote outside the directories it was given: trying again with overlays on them too")
-				spec.Dirs = outermost(append(spec.Dirs, more...))
+				spec.Dirs = overlayDirs(append(spec.Dirs, more...))
 				continue
 			}
 		}
@@ -159,9 +161,10 @@ func (o StartOptions) trialSkipped(err error) *TrialReport {
 	return &TrialReport{Skipped: why}
 }
 
-// trialSpec is the trial of rc's server: its start command, and the
-// directories it writes (the pidfile's, the error log's, the mutexes' and
-// unix sockets'), resolved and with nested ones dropped.
+// trialSpec is the trial of rc's server: its start command and
+// environment (without what would reach this machine's service manager:
+// NOTIFY_SOCKET, socket activation), and the directories it writes (the
+// pidfile's, the error log's, the mutexes' and unix sockets'), resolved.
 func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 	var dirs []string
 	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, unixPaths(rc.Listen)...) {
@@ -176,15 +179,18 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 		if err != nil {
 			continue // not there: the server cannot write there either
 		}
-		if r == "/" || strings.ContainsAny(r, ",:\\") {
-			return trialSpec{}, fmt.Errorf("the server writes to %q, which cannot take an overlay", r)
+		if err := overlayable(r); err != nil {
+			return trialSpec{}, err
 		}
 		real = append(real, r)
 	}
 	spec := trialSpec{
 		Argv: o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf)),
-		Env:  slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, trialEnv+"=") }),
-		Dirs: outermost(real),
+		Env: slices.DeleteFunc(os.Environ(), func(kv string) bool {
+			name, _, _ := strings.Cut(kv, "=")
+			return slices.Contains(trialUnsetEnv, name)
+		}),
+		Dirs: overlayDirs(real),
 	}
 	if pf, err := filepath.EvalSymlinks(filepath.Dir(rc.PidFile)); err == nil {
 		// The running master's pidfile: a start that found it would say
@@ -193,6 +199,30 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 	}
 	return spec, nil
 }
+
+// trialUnsetEnv are the variables the trial's server does not get: they
+// lead to this machine's service manager (sd_notify, socket activation).
+var trialUnsetEnv = []string{trialEnv, "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"}
+
+// overlayable refuses a directory the trial cannot put an overlay on: the
+// root, one holding the trial's own /dev/shm or /proc, or a path that
+// overlayfs's options cannot carry.
+func overlayable(dir string) error {
+	for _, reserved := range []string{"/dev/shm", "/proc"} {
+		if dir == "/" || dir == reserved || strings.HasPrefix(reserved, dir+"/") || strings.HasPrefix(dir, reserved+"/") {
+			return fmt.Errorf("the server writes to %q, which the trial cannot cover with an overlay", dir)
+		}
+	}
+	if strings.ContainsAny(dir, ",:\\") {
+		return fmt.Errorf("the server writes to %q, which overlayfs options cannot name", dir)
+	}
+	return nil
+}
+
+// overlayDirs sorts dirs and drops duplicates and those inside another
+// on the same mount (one overlay covers them); a directory on a mount of
+// its own below another keeps its own overlay, after its parent's.
+func overlayDirs(dirs []string) []string { return outermostBy(dirs, sameMount) }
 
 // mutexDirs returns the dir= of each Mutex line of DUMP_RUN_CFG
 // (`dir="/var/run/apache2/" mechanism=default`).
@@ -220,20 +250,29 @@ func unixPaths(listen []string) []string {
 	return out
 }
 
-// outermost sorts dirs and drops duplicates and those inside another:
-// one overlay covers its subdirectories.
+// outermost sorts dirs and drops duplicates and those inside another.
 func outermost(dirs []string) []string {
+	return outermostBy(dirs, func(string, string) bool { return true })
+}
+
+// outermostBy sorts dirs and drops duplicates and each one inside a kept
+// one for which covers(kept, d) holds.
+func outermostBy(dirs []string, covers func(outer, inner string) bool) []string {
 	dirs = slices.Clone(dirs)
 	slices.Sort(dirs)
 	dirs = slices.Compact(dirs)
 	var out []string
 	for _, d := range dirs {
-		if len(out) > 0 && strings.HasPrefix(d, strings.TrimSuffix(out[len(out)-1], "/")+"/") {
-			continue
+		if !slices.ContainsFunc(out, func(k string) bool { return isBelow(d, k) && covers(k, d) }) {
+			out = append(out, d)
 		}
-		out = append(out, d)
 	}
 	return out
+}
+
+// isBelow reports whether path is strictly inside dir.
+func isBelow(path, dir string) bool {
+	return strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
 }
 
 // readOnlyDirs returns the directories of the absolute paths named in
@@ -252,7 +291,7 @@ func readOnlyDirs(lines []string, have []string) []string {
 				continue
 			}
 			d := filepath.Dir(f)
-			if r, err := filepath.EvalSymlinks(d); err == nil && !slices.Contains(have, r) && !slices.Contains(out, r) && r != "/" {
+			if r, err := filepath.EvalSymlinks(d); err == nil && !slices.Contains(have, r) && !slices.Contains(out, r) && overlayable(r) == nil {
 				out = append(out, r)
 			}
 		}
@@ -260,11 +299,14 @@ func readOnlyDirs(lines []string, have []string) []string {
 	return out
 }
 
-// severeLine matches the lines in which a server states an error: Apache's
-// [module:emerg|alert|crit|error] and its bare stderr lines ("AH00016:
-// Configuration Failed", "(98)Address already in use: ..."), nginx's
-// [emerg] and the like, php-fpm's ERROR: and ALERT:.
-var severeLine = regexp.MustCompile(`:(emerg|alert|crit|error)\]|\[(emerg|alert|crit|error)\]|\b(ERROR|ALERT|EMERG|CRIT): |^AH\d{5}: |^\(\d+\)\w`)
+// severeLine matches the lines in which a server states an error, as its
+// error log or starter writes them (anchored: an access log's line, or a
+// request's text, never matches): Apache's "[time] [module:error]" and
+// its bare stderr lines ("AH00016: Configuration Failed", "(98)Address
+// already in use: ..."), nginx's "TIME [error]" and "nginx: [emerg]",
+// php-fpm's "[time] ERROR: ".
+var severeLine = regexp.MustCompile(`^\[[^\]]*\] \[[a-z_0-9]*:(emerg|alert|crit|error)\]|` +
+	`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |nginx: )\[(emerg|alert|crit|error)\]|^(\[[^\]]*\] )?(ERROR|ALERT|EMERG|CRIT): |^AH\d{5}: |^\(\d+\)\w`)
 
 // causeLines returns the lines of text that say why a start failed: the
 // kind's fatal lines and every line of error severity, in order, without
@@ -306,6 +348,7 @@ func rank(p Profile, line string) int {
 // a server may start after one (mod_ssl's OCSP stapling errors).
 func (p Profile) haltsStart(text string) bool {
 	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
 		if !strings.Contains(l, "[client ") && (p.kind.fatal(l) || haltLine.MatchString(l)) {
 			return true
 		}
@@ -313,6 +356,8 @@ func (p Profile) haltsStart(text string) bool {
 	return false
 }
 
-// haltLine matches lines of emerg, alert or crit severity (Apache's
-// [module:emerg], nginx's [emerg]).
-var haltLine = regexp.MustCompile(`:(emerg|alert|crit)\]|\[(emerg|alert|crit)\]`)
+// haltLine matches error log lines of emerg, alert or crit severity
+// (Apache's "[time] [module:emerg]", nginx's "TIME [emerg]"), anchored as
+// severeLine is.
+var haltLine = regexp.MustCompile(`^\[[^\]]*\] \[[a-z_0-9]*:(emerg|alert|crit)\]|` +
+	`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |nginx: )\[(emerg|alert|crit)\]`)

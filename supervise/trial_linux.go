@@ -27,10 +27,12 @@ import (
 // trialCloneflags are the namespaces the trial runs in.
 const trialCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 
-// runTrial runs one trial of spec (see trial) and judges it.
+// runTrial runs one trial of spec (see trial) and judges it. A sandbox
+// this host cannot build is errSandbox; an interrupted trial ctx's error;
+// anything else that keeps it from a verdict a *TrialError (refused).
 func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig, k trialer) (*TrialReport, error) {
 	start := time.Now()
-	t, err := startTrial(spec)
+	t, err := startTrial(spec, rc)
 	if err != nil {
 		return nil, err
 	}
@@ -39,13 +41,14 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 	deadline := start.Add(or(o.Timeout, 20*time.Second))
 	ready, err := t.await(ctx, deadline, func(m trialMsg) bool { return m.Ready || m.Setup != "" })
 	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", errSandbox, err)
+		return nil, &TrialError{Server: o.Profile.Name, Why: "the trial could not be judged: " + err.Error()}
 	case ready.Setup != "":
 		return nil, fmt.Errorf("%w: %s", errSandbox, ready.Setup)
 	}
-	rep.ReadOnly = ready.ReadOnly
-	o.Log.Info().Strs("argv", spec.Argv).Strs("overlays", spec.Dirs).Bool("read_only", rep.ReadOnly).Msg("trial start of the new configuration in private namespaces")
+	o.Log.Info().Strs("argv", spec.Argv).Strs("overlays", spec.Dirs).Msg("trial start of the new configuration in private namespaces")
 	ls, err := o.watchTrial(ctx, t, rc, k, deadline)
 	t.end()
 	rep.Elapsed = time.Since(start) // from the fork to the namespaces' end
@@ -58,14 +61,18 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 }
 
 // watchTrial waits until the trial's master has started and its listeners
-// accept, and returns them; it fails at once on a line of error severity
-// in the trial's logs, a starter that failed, or a master that exited.
+// accept, and returns them; it fails at once on a line that ends a start
+// in the trial's logs, a starter that failed, a master that exited, or an
+// init that is gone.
 func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig, k trialer, deadline time.Time) ([]Listener, error) {
 	fail := func(why, logged string) error {
 		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.causeLines(logged)}
 	}
 	var seen *ipcguard.Proc
 	for {
+		if t.initGone {
+			return nil, fail("the trial could not be judged: its init exited", t.starterOutput())
+		}
 		logged := t.logged()
 		if o.Profile.haltsStart(logged) {
 			return nil, fail("fatal lines in its logs", logged)
@@ -73,7 +80,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		if t.starter != nil && t.starter.Exit != 0 {
 			return nil, fail(fmt.Sprintf("its start command exited %d", t.starter.Exit), logged)
 		}
-		m, err := FromPIDFile(t.procRoot(), t.path(rc.PidFile), o.Profile.Binary)
+		m, err := FromPIDFile(t.procRoot(), t.pidFile, o.Profile.Binary)
 		switch {
 		case err == nil:
 			seen = &m
@@ -86,38 +93,52 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		case t.starter != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrStalePIDFile):
 			return nil, fail(err.Error(), logged)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			why := fmt.Sprintf("not started within %s", or(o.Timeout, 20*time.Second))
-			return nil, fail(errors.Join(errors.New(why), ctx.Err()).Error(), logged)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return nil, fail(fmt.Sprintf("it had not finished its start after --timeout %s (a slow start? a larger --timeout gives it longer)", or(o.Timeout, 20*time.Second)), logged)
 		}
 		t.wait(readyPoll)
 	}
 }
 
 // trialProc is a running trial: its init, the pipe to its stdin (closing
-// it ends the trial), and what it reported.
+// it ends the trial), what it reported, and where its files are.
 type trialProc struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	msgs    chan trialMsg
-	starter *trialMsg
-	spec    trialSpec
-	ended   bool
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	msgs     chan trialMsg
+	starter  *trialMsg
+	initGone bool // its init exited: its /proc/PID paths are no longer its
+	ended    bool
+	spec     trialSpec
+	// pidFile is the server's pidfile seen through the trial's root.
+	pidFile string
+	// sizes are the sizes of the files under the overlaid directories when
+	// the trial began: what a copy of one holds up to there is not the
+	// trial's (a log not emptied, see logName).
+	sizes map[string]int64
 }
 
-// startTrial starts the trial's init: this program, re-executed in new
-// namespaces, which builds the sandbox and runs spec's starter.
-func startTrial(spec trialSpec) (*trialProc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errSandbox, err)
-	}
+// startTrial starts the trial's init: this program (/proc/self/exe, the
+// very binary running, even if a package upgrade replaced its file),
+// re-executed in new namespaces, which builds the sandbox and runs spec's
+// starter. The spec goes over a pipe at trialSpecFD.
+func startTrial(spec trialSpec, rc RunConfig) (*trialProc, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = []string{trialEnv + "=" + string(specJSON)}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"safe-restart-trial"}
+	cmd.Env = []string{trialEnv + "=" + strconv.Itoa(trialSpecFD)}
+	cmd.ExtraFiles = []*os.File{pr} // fd 3
 	// No Pdeathsig: it follows the thread that forked, which the Go
 	// runtime may end (see dialAll). The init ends when its stdin reaches
 	// EOF, which this process's exit also brings.
@@ -125,28 +146,42 @@ func startTrial(spec trialSpec) (*trialProc, error) {
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		pw.Close()
 		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		pw.Close()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w: start %s in new namespaces: %w", errSandbox, self, err)
+		pw.Close()
+		return nil, fmt.Errorf("%w: start a process in new namespaces: %w", errSandbox, err)
 	}
-	t := &trialProc{cmd: cmd, stdin: stdin, msgs: make(chan trialMsg, 4), spec: spec}
-	go func() {
-		defer close(t.msgs)
-		dec := json.NewDecoder(stdout)
-		for {
-			var m trialMsg
-			if dec.Decode(&m) != nil {
-				return
-			}
-			t.msgs <- m
-		}
-	}()
+	// The spec is small next to a pipe's buffer, and the init reads it first.
+	_, werr := pw.Write(specJSON)
+	pw.Close()
+	t := &trialProc{cmd: cmd, stdin: stdin, msgs: make(chan trialMsg, 4), spec: spec, sizes: fileSizes(spec.Dirs)}
+	t.pidFile = t.inRoot(spec.pidFile(rc.PidFile))
+	go t.read(stdout)
+	if werr != nil {
+		t.end()
+		return nil, fmt.Errorf("%w: send the trial its spec: %w", errSandbox, werr)
+	}
 	return t, nil
+}
+
+// read passes the init's messages on, and closes msgs at its end.
+func (t *trialProc) read(stdout io.Reader) {
+	defer close(t.msgs)
+	dec := json.NewDecoder(stdout)
+	for {
+		var m trialMsg
+		if dec.Decode(&m) != nil {
+			return
+		}
+		t.msgs <- m
+	}
 }
 
 // await returns the first message that want accepts.
@@ -157,26 +192,30 @@ func (t *trialProc) await(ctx context.Context, deadline time.Time, want func(tri
 		select {
 		case m, ok := <-t.msgs:
 			if !ok {
-				return trialMsg{}, fmt.Errorf("the trial's init exited (%v)", t.cmd.Wait())
+				t.initGone = true
+				return trialMsg{}, errors.New("its init exited before its sandbox was built")
 			}
 			if want(m) {
 				return m, nil
 			}
 		case <-timer.C:
-			return trialMsg{}, errors.New("the trial's init did not answer in time")
+			return trialMsg{}, errors.New("its sandbox was not built in time")
 		case <-ctx.Done():
 			return trialMsg{}, ctx.Err()
 		}
 	}
 }
 
-// wait waits up to d for the starter's report.
+// wait waits up to d for the starter's report, or the init's end.
 func (t *trialProc) wait(d time.Duration) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case m, ok := <-t.msgs:
-		if ok && m.Started {
+		switch {
+		case !ok:
+			t.initGone = true
+		case m.Started:
 			t.starter = &m
 		}
 	case <-timer.C:
@@ -185,8 +224,8 @@ func (t *trialProc) wait(d time.Duration) {
 
 // end ends the trial: its init is killed, and with it (PID 1 of its
 // namespace) every process of the trial; the namespaces, the overlays'
-// tmpfs and the IPC objects go with the last of them.
-// A second call does nothing.
+// tmpfs and the IPC objects go with the last of them. A second call does
+// nothing.
 func (t *trialProc) end() {
 	if t.ended {
 		return
@@ -198,55 +237,91 @@ func (t *trialProc) end() {
 }
 
 // procRoot is the trial's own /proc, seen from here.
-func (t *trialProc) procRoot() string {
-	return filepath.Join("/proc", strconv.Itoa(t.cmd.Process.Pid), "root", "proc")
-}
+func (t *trialProc) procRoot() string { return t.inRoot("/proc") }
 
-// path is path as the trial sees it, seen from here (path's directory
-// resolved first: an absolute symlink on the way would lead back here).
-func (t *trialProc) path(path string) string {
-	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
-		path = filepath.Join(dir, filepath.Base(path))
-	}
+// inRoot is path (resolved in the trial: no symlink of this machine's
+// own /dev/shm or overlays is followed on the way) seen from here.
+func (t *trialProc) inRoot(path string) string {
 	return filepath.Join("/proc", strconv.Itoa(t.cmd.Process.Pid), "root", path)
 }
 
-// logged is what the trial wrote (every text file in its overlays: the
-// error log, the virtual hosts' logs), then its starter's output.
+// pidFile is the server's pidfile with its directory resolved as the
+// trial's overlays were (see trialSpec.Remove).
+func (s trialSpec) pidFile(path string) string {
+	if len(s.Remove) > 0 {
+		return s.Remove[0]
+	}
+	return path
+}
+
+// starterOutput is what the starter printed, once it exited.
+func (t *trialProc) starterOutput() string {
+	if t.starter == nil {
+		return ""
+	}
+	return t.starter.Output
+}
+
+// logged is what the trial wrote to its files (the error log, the virtual
+// hosts' logs: every text file in its overlays, from where it was when
+// the trial began), then its starter's output.
 func (t *trialProc) logged() string {
+	if t.initGone {
+		return t.starterOutput()
+	}
 	var b strings.Builder
-	for i := range t.spec.Dirs {
-		upper := t.path(filepath.Join(trialStage(i), "upper"))
+	for i, dir := range t.spec.Dirs {
+		upper := t.inRoot(filepath.Join(trialStage(i), "upper"))
 		_ = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() {
 				return nil
 			}
-			if text, ok := readText(p); ok {
+			rel, _ := filepath.Rel(upper, p)
+			from := t.sizes[filepath.Join(dir, rel)]
+			if logName.MatchString(d.Name()) {
+				from = 0 // emptied before the start
+			}
+			if text, ok := readText(p, from); ok {
 				b.WriteString(text)
 				b.WriteString("\n")
 			}
 			return nil
 		})
 	}
-	if t.starter != nil {
-		b.WriteString(t.starter.Output)
-	}
+	b.WriteString(t.starterOutput())
 	return b.String()
 }
 
-// readText returns a file's text, at most maxLogRead bytes; ok is false
-// for a file that holds binary data (a cache, a shared memory file).
-func readText(path string) (string, bool) {
+// fileSizes returns the size of each regular file under dirs (at most
+// maxTrialFiles under each).
+func fileSizes(dirs []string) map[string]int64 {
+	out := map[string]int64{}
+	for _, dir := range dirs {
+		n := 0
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if n++; err != nil || n > maxTrialFiles {
+				return filepath.SkipAll
+			}
+			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+				out[p] = fi.Size()
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// readText returns a file's text from off (from 0 if it is now shorter),
+// at most maxLogRead bytes; ok is false for binary data (a cache, a shared
+// memory file).
+func readText(path string, off int64) (string, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", false
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxLogRead))
-	if err != nil || strings.ContainsRune(string(data[:min(len(data), 512)]), 0) {
-		return "", false
-	}
-	return string(data), true
+	text := readFrom(f, off)
+	return text, !strings.ContainsRune(text[:min(len(text), 512)], 0)
 }
 
 // listeners returns the trial master's listening sockets once each accepts
@@ -288,7 +363,7 @@ func (t *trialProc) dialAll(ls []Listener) error {
 			done <- os.NewSyscallError("setns", err)
 			return
 		}
-		err = dialEach(ls, t.path)
+		err = dialEach(ls, t.inRoot)
 		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}

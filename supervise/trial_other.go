@@ -15,3 +15,6 @@ func (o StartOptions) runTrial(context.Context, trialSpec, RunConfig, trialer) (
 
 // trialStage is unused without Linux namespaces.
 func trialStage(int) string { return "" }
+
+// sameMount: without Linux, one mount.
+func sameMount(string, string) bool { return true }

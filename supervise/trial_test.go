@@ -64,8 +64,12 @@ AH00016: Configuration Failed
 	if !p.haltsStart(text) {
 		t.Error("haltsStart: false, want true (emerg and AH00072)")
 	}
-	if p.haltsStart("[ssl:error] AH02217: ssl_stapling_init_cert: can't retrieve issuer certificate!\nAH00558: no FQDN") {
+	if p.haltsStart("[Sun Dec 06 12:53:02 2026] [ssl:error] [pid 3] AH02217: ssl_stapling_init_cert: can't retrieve issuer certificate!\nAH00558: no FQDN") {
 		t.Error("haltsStart: true for an error and a notice, want false (a server starts after them)")
+	}
+	access := `127.0.0.1 - - [06/Dec/2026:12:53:02 +0000] "GET /x:emerg] HTTP/1.1" 404 196`
+	if p.haltsStart(access) || len(p.causeLines(access+"\n"+text)) != len(want) {
+		t.Error("an access log line naming :emerg] in its request counts as the server's")
 	}
 	if got := p.causeLines("one\ntwo\n"); !reflect.DeepEqual(got, []string{"one", "two"}) {
 		t.Errorf("causeLines without a severe line = %q, want the last lines", got)
@@ -95,5 +99,16 @@ func TestBindAddrs(t *testing.T) {
 	want := []string{"0.0.0.0:80", "0.0.0.0:8080", "127.0.0.1:9000", "[::]:443", "[::1]:9001", "/run/php/php8.2-fpm.sock"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("bindAddrs = %q, want %q", got, want)
+	}
+}
+
+func TestOverlayable(t *testing.T) {
+	for dir, ok := range map[string]bool{
+		"/run/apache2": true, "/var/log/apache2": true, "/": false, "/dev": false, "/dev/shm": false,
+		"/dev/shm/x": false, "/proc/1": false, "/srv/a,b": false, "/srv/a:b": false,
+	} {
+		if err := overlayable(dir); (err == nil) != ok {
+			t.Errorf("overlayable(%q) = %v, want ok %v", dir, err, ok)
+		}
 	}
 }

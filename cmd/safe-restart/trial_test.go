@@ -111,7 +111,18 @@ func TestTrialRefusesWhatCannotRun(t *testing.T) {
 			}
 		})
 	}
-	appendConf(t, srv, "ServerSignature Off")
+	// A harmless change reloads, though a log the server appends to (not
+	// named like a log, so copied whole into the trial) holds an old
+	// emerg line, and the access log a request naming ":emerg]".
+	old := filepath.Join(srv.Dir, "sites", "a", "site-errors")
+	if err := os.MkdirAll(filepath.Dir(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, old, "[Sun Dec 07 10:00:00.000000 2025] [ssl:emerg] [pid 1:tid 1] AH02565: last year's mismatch\n")
+	if c, _, err := srv.Get("/x:emerg]"); err != nil || c != 404 {
+		t.Fatalf("GET /x:emerg]: %d, %v", c, err)
+	}
+	appendConf(t, srv, "ServerSignature Off\nCustomLog \""+old+"\" apachetest")
 	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json")
 	var rep struct{ Trial *struct{ Ran bool } }
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !master.Alive() || rep.Trial == nil || !rep.Trial.Ran {
@@ -360,4 +371,28 @@ func TestBindCheckRefusesMissingSocketDirFPM(t *testing.T) {
 		t.Fatalf("reload onto a missing socket directory: exit %d, want %d naming %s (master %d, was %d)\n%s\n%s", code, exitRefused, missing, srv.MasterPID(), master, out, errOut)
 	}
 	mustServe(t, srv, "after the refusal")
+}
+
+// TestTrialListensOnOwnIPv6Address: a Listen on one of this machine's own
+// global IPv6 addresses binds in the trial's network namespace too (which
+// has only lo: the trial sets ip_nonlocal_bind), so the change reloads.
+func TestTrialListensOnOwnIPv6Address(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "ip")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	if out, err := exec.Command("ip", "-6", "addr", "add", "2001:db8::5/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("ip -6 addr add: %v\n%s", err, out)
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event"})
+	master := srv.Master()
+	_, port, _ := net.SplitHostPort(srvtest.FreeAddr(t))
+	appendConf(t, srv, "Listen [2001:db8::5]:"+port)
+	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir())
+	if code != exitOK || !master.Alive() {
+		t.Fatalf("reload with a Listen on this machine's IPv6 address: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
+	}
+	if c, _, err := srvtest.Get("[2001:db8::5]:"+port, "/"); err != nil || c != 200 {
+		t.Fatalf("GET on the new IPv6 listener: %d, %v", c, err)
+	}
 }

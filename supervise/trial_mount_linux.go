@@ -1,0 +1,221 @@
+//go:build linux
+
+package supervise
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildSandbox gives the trial a view of this machine's files in which
+// nothing it writes reaches them, and a network of its own: every mount
+// read-only, an overlay on each directory the server writes, a fresh
+// /dev/shm and /proc, /dev/log answering nothing. Any step that fails
+// fails the whole: the trial never runs with the machine's files writable.
+func buildSandbox(spec trialSpec) error {
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	mounts, err := mountPoints()
+	if err != nil {
+		return err
+	}
+	if err := readOnlyEverywhere(mounts); err != nil {
+		return err
+	}
+	// POSIX shared memory is a plain tmpfs, shared by every IPC namespace:
+	// a server that recreates a named segment must not remove the live one.
+	if err := mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return err
+	}
+	for i, dir := range spec.Dirs {
+		if err := overlayDir(i, dir, mountsBelow(mounts, dir)); err != nil {
+			return err
+		}
+	}
+	for _, f := range spec.Remove {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("hide %s from the trial: %w", f, err)
+		}
+	}
+	if err := muteDevLog(); err != nil {
+		return err
+	}
+	if err := mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if err := nonlocalBind(); err != nil {
+		return err
+	}
+	return loopbackEverywhere()
+}
+
+// readOnlyEverywhere makes every mount read-only: mount_setattr (Linux
+// 5.12) on the whole tree, else a read-only bind remount of each mount.
+func readOnlyEverywhere(mounts []string) error {
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, attr) == nil {
+		return nil
+	}
+	for _, m := range mounts {
+		var st unix.Statfs_t
+		if err := unix.Statfs(m, &st); err != nil {
+			continue // gone, or not reachable: nothing to write there
+		}
+		// A remount must keep the flags a mount has (nosuid, nodev, noexec).
+		keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_RELATIME)
+		if err := mount("", m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
+			return fmt.Errorf("make the file system read-only for the trial: %w", err)
+		}
+	}
+	return nil
+}
+
+// overlayDir puts a writable overlay on dir: the trial reads what is there
+// and writes to a tmpfs (trialStage(i)). The mounts below dir, which an
+// overlay would hide, are moved aside first and back on top after. Log
+// files are emptied in the overlay (a server appends to an empty copy
+// instead of a full copy of a large log).
+func overlayDir(i int, dir string, below []string) error {
+	stage := trialStage(i)
+	upper, work := filepath.Join(stage, "upper"), filepath.Join(stage, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	aside := make([]string, len(below))
+	for k, m := range below {
+		aside[k] = filepath.Join(stage, "below", strconv.Itoa(k))
+		if err := os.MkdirAll(aside[k], 0o755); err != nil {
+			return err
+		}
+		if err := mount(m, aside[k], "", unix.MS_MOVE, ""); err != nil {
+			return err
+		}
+	}
+	opts := "lowerdir=" + dir + ",upperdir=" + upper + ",workdir=" + work
+	if err := mount("overlay", dir, "overlay", 0, opts); err != nil {
+		return err
+	}
+	for k, m := range below {
+		if err := mount(aside[k], m, "", unix.MS_MOVE, ""); err != nil {
+			return err
+		}
+	}
+	return emptyLogs(dir)
+}
+
+// emptyLogs empties the overlay's copy of every log file under dir (see
+// logName), at most maxTrialFiles entries deep into it.
+func emptyLogs(dir string) error {
+	n := 0
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if n++; err != nil || n > maxTrialFiles {
+			return filepath.SkipAll
+		}
+		if d.Type().IsRegular() && logName.MatchString(d.Name()) {
+			return emptyCopy(p)
+		}
+		return nil
+	})
+}
+
+// maxTrialFiles bounds the files looked at under one overlay directory.
+const maxTrialFiles = 10000
+
+// emptyCopy empties the overlay's copy of path. It opens with O_TRUNC:
+// overlayfs then copies up no data (truncate(2) would copy it all first).
+func emptyCopy(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("empty the trial's copy of %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// muteDevLog puts /dev/null over the syslog socket (/dev/log, or the
+// journal's socket it links to): a server logging to syslog must not
+// write the trial's lines to this machine's log. A read-only mount does
+// not stop a connect(2) to a socket.
+func muteDevLog() error {
+	target, err := filepath.EvalSymlinks("/dev/log")
+	if err != nil {
+		return nil // no syslog socket
+	}
+	return mount("/dev/null", target, "", unix.MS_BIND, "")
+}
+
+// mount is mount(2), naming its target in errors.
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	for {
+		err := unix.Mount(source, target, fstype, flags, data)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mount %s on %s: %w", or(fstype, source), target, err)
+		}
+		return nil
+	}
+}
+
+// mountPoints returns the mount points of this mount namespace, from
+// /proc/self/mountinfo (field 5, octal escapes decoded), in mount order.
+func mountPoints() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			return nil, fmt.Errorf("/proc/self/mountinfo: malformed line %q", sc.Text())
+		}
+		out = append(out, unescapeMount(fields[4]))
+	}
+	return out, sc.Err()
+}
+
+// mountsBelow returns the outermost mount points strictly below dir.
+func mountsBelow(mounts []string, dir string) []string {
+	var below []string
+	for _, m := range mounts {
+		if strings.HasPrefix(m, strings.TrimSuffix(dir, "/")+"/") && !slices.Contains(below, m) {
+			below = append(below, m)
+		}
+	}
+	return outermost(below)
+}
+
+// sameMount reports whether two paths are on the same mount (statx's
+// mount id, Linux 5.8; else the device), as far as can be told: an
+// overlay on the one would hide the other's mount if not.
+func sameMount(a, b string) bool {
+	id := func(p string) (uint64, bool) {
+		var st unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID, &st); err != nil {
+			return 0, false
+		}
+		if st.Mask&unix.STATX_MNT_ID != 0 {
+			return st.Mnt_id, true
+		}
+		return uint64(st.Dev_major)<<32 | uint64(st.Dev_minor), true
+	}
+	ia, oka := id(a)
+	ib, okb := id(b)
+	return !oka || !okb || ia == ib
+}

@@ -95,7 +95,7 @@ var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
 // trial start in throwaway namespaces (see trial), then a bind check in
 // this network namespace of every address the trial listened on that the
 // running master does not hold (without a trial: the addresses the config
-// test reported). A configuration that cannot run is a *TrialError, an
+// test reported, which nginx's and php-fpm's do and Apache's does not). A configuration that cannot run is a *TrialError, an
 // address taken by another process ErrCannotBind.
 func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
 	if o.NoTrial {

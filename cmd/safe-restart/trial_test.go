@@ -26,6 +26,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/srvtest"
+	"github.com/safe-restart/safe-restart/supervise"
 )
 
 // TestTrialRefusesWhatCannotRun: changes that pass `apache2 -t` (or, for
@@ -394,5 +395,36 @@ func TestTrialListensOnOwnIPv6Address(t *testing.T) {
 	}
 	if c, _, err := srvtest.Get("[2001:db8::5]:"+port, "/"); err != nil || c != 200 {
 		t.Fatalf("GET on the new IPv6 listener: %d, %v", c, err)
+	}
+}
+
+// TestTrialKeepsMountsBelowOverlays: the trial's overlay on the error
+// log's directory must not hide a mount below it (as /run/lock is below
+// /run on Debian), where the mutex directory lives: the change reloads.
+func TestTrialKeepsMountsBelowOverlays(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	base := srvtest.WorldReadableTempDir(t)
+	lock := filepath.Join(base, "lock")
+	if err := os.Mkdir(lock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", lock, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(lock, syscall.MNT_DETACH) })
+	mutexDir := filepath.Join(lock, "apache2")
+	if err := os.Mkdir(mutexDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := apachetest.Start(t, apachetest.Config{Extra: fmt.Sprintf("ErrorLog %q\nMutex file:%s default", filepath.Join(base, "error.log"), mutexDir)})
+	master := srv.Master()
+	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--json")
+	var rep struct{ Trial *supervise.TrialReport }
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !master.Alive() || rep.Trial == nil || !rep.Trial.Ran {
+		t.Fatalf("reload with the mutexes on a mount below the error log's directory: exit %d (master alive %v, report %v), want a trial that ran\n%s\n%s",
+			code, master.Alive(), err, out, errOut)
 	}
 }

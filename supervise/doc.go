@@ -7,7 +7,7 @@
 // rest is shared, so every kind gets the same guarantees:
 //
 //   - the run configuration comes from the server's own config test
-//     (apache2 -t -D DUMP_RUN_CFG, nginx -T, php-fpm -tt), so includes and
+//     (apache2 -t, then -t -D DUMP_RUN_CFG; nginx -T; php-fpm -tt), so includes and
 //     defaults resolve exactly as the server resolves them; a failing test
 //     refuses before anything is touched;
 //   - a master is signalled only after the pidfile's process is proven the
@@ -18,7 +18,13 @@
 //     a live master, every listener accepting, the health check, no fatal line;
 //   - a reload is verified (the master, or the one a re-executing server's
 //     pidfile names now; its new generation in the log; new children; the
-//     health check) and a server it left down is started again, verified.
+//     health check) and a server it left down is started again, verified;
+//   - before a reload or restart touches a running master, the new
+//     configuration is proven to run (proveRuns): Apache is started in a
+//     trial in throwaway namespaces (trial*.go: every mount read-only,
+//     overlays on the directories it writes, its own network, IPC and
+//     PID namespaces, all gone with its init), and every new listen address
+//     is bound here once; a failure refuses with the server's own lines.
 //
 // It uses ipcguard; ipcguard never uses it.
 //

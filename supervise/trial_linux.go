@@ -92,6 +92,8 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 			return nil, fail(fmt.Sprintf("its master (pid %d in the trial) exited", seen.PID), logged)
 		case t.starter != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrStalePIDFile):
 			return nil, fail(err.Error(), logged)
+		case t.starter != nil && !t.serverLeft(o.Profile.Binary):
+			return nil, fail("its start command exited 0 and no process of the server is left", logged)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -252,6 +254,13 @@ func (s trialSpec) pidFile(path string) string {
 		return s.Remove[0]
 	}
 	return path
+}
+
+// serverLeft reports whether a process running exe lives in the trial (a
+// master that died before writing its pidfile leaves none).
+func (t *trialProc) serverLeft(exe string) bool {
+	procs, err := ipcguard.ReadProcTable(t.procRoot())
+	return err != nil || len(runningExactly(procs, exe)) > 0
 }
 
 // starterOutput is what the starter printed, once it exited.

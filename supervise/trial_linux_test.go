@@ -3,11 +3,16 @@
 package supervise
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestTrialInitNeedsPID1: the trial's marker in a process that is not PID
@@ -24,5 +29,22 @@ func TestTrialInitNeedsPID1(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("with %s set, not PID 1: %v\n%s", trialEnv, err, out)
+	}
+}
+
+// TestTrialInterruptedIsNotSkipped: a trial interrupted (SIGINT, SIGTERM
+// cancel the context) returns the context's error, never "skipped" with a
+// nil error, after which a reload would go ahead unproven.
+func TestTrialInterruptedIsNotSkipped(t *testing.T) {
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("a trial needs root for its namespaces")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	o := StartOptions{Profile: Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", kind: apacheKind{}}, Log: zerolog.Nop()}
+	rep, err := o.trial(ctx, RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted trial: report %+v, error %v; want context.Canceled", rep, err)
 	}
 }

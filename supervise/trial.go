@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,15 +76,23 @@ type trialSpec struct {
 	Env    []string `json:"env"`
 	Dirs   []string `json:"dirs"`
 	Remove []string `json:"remove"`
+	// Empty are the files the running master writes (its logs), emptied
+	// in the overlays whatever their names.
+	Empty []string `json:"empty"`
+	// NoFile is the running master's RLIMIT_NOFILE (soft, hard), which the
+	// trial's starter gets (Debian's apache2ctl raises it to 8192 for the
+	// live server); zero: this program's own.
+	NoFile [2]uint64 `json:"nofile"`
 }
 
 // trialMsg is one line the trial's init reports on its stdout.
 type trialMsg struct {
-	Setup   string `json:"setup,omitempty"`   // the sandbox could not be built
-	Ready   bool   `json:"ready,omitempty"`   // the sandbox is built
-	Started bool   `json:"started,omitempty"` // the starter exited
-	Exit    int    `json:"exit,omitempty"`
-	Output  string `json:"output,omitempty"`
+	Setup   string   `json:"setup,omitempty"`   // the sandbox could not be built
+	Ready   bool     `json:"ready,omitempty"`   // the sandbox is built
+	Emptied []string `json:"emptied,omitempty"` // the files emptied in the overlays
+	Started bool     `json:"started,omitempty"` // the starter exited
+	Exit    int      `json:"exit,omitempty"`
+	Output  string   `json:"output,omitempty"`
 }
 
 // logName matches the names of log files, emptied in the trial's overlay
@@ -101,7 +110,7 @@ func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcgua
 	if o.NoTrial {
 		return &TrialReport{Skipped: "--no-trial"}, nil
 	}
-	rep, err := o.trial(ctx, rc)
+	rep, err := o.trial(ctx, rc, master)
 	if err != nil {
 		return rep, err
 	}
@@ -119,7 +128,7 @@ func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcgua
 // operations") and every listener accepts; then ends the namespaces, which
 // ends every process and removes every file and IPC object of the trial.
 // A trial whose sandbox cannot be built here is skipped and says why.
-func (o StartOptions) trial(ctx context.Context, rc RunConfig) (*TrialReport, error) {
+func (o StartOptions) trial(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
 	k, ok := o.Profile.kind.(trialer)
 	if !ok {
 		return &TrialReport{Skipped: "no trial start for " + o.Profile.Kind + " servers: their own config test is the check"}, nil
@@ -128,6 +137,7 @@ func (o StartOptions) trial(ctx context.Context, rc RunConfig) (*TrialReport, er
 	if err != nil {
 		return o.trialSkipped(err), nil
 	}
+	spec.Empty, spec.NoFile = masterWrites(or(o.ProcRoot, "/proc"), master.PID)
 	for range maxTrialRounds {
 		rep, err := o.runTrial(ctx, spec, rc, k)
 		var te *TrialError
@@ -176,8 +186,10 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 	var real []string
 	for _, d := range dirs {
 		r, err := filepath.EvalSymlinks(d)
-		if err != nil {
-			continue // not there: the server cannot write there either
+		if err != nil || r == "/dev" || r == "/proc" || isBelow(r, "/dev") || isBelow(r, "/proc") {
+			// Not there: the server cannot write there either. Or a stream
+			// (ErrorLog /dev/stderr, /proc/self/fd/2): nothing to cover.
+			continue
 		}
 		if err := overlayable(r); err != nil {
 			return trialSpec{}, err
@@ -198,6 +210,41 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 		spec.Remove = []string{filepath.Join(pf, filepath.Base(rc.PidFile))}
 	}
 	return spec, nil
+}
+
+// masterWrites returns the files the running master pid has open for
+// writing (/proc/PID/fd with its fdinfo flags: its logs) and its
+// RLIMIT_NOFILE; nothing when they cannot be read.
+func masterWrites(procRoot string, pid int) ([]string, [2]uint64) {
+	var files []string
+	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil || !filepath.IsAbs(target) || strings.HasSuffix(target, " (deleted)") {
+			continue // a socket, a pipe, an unlinked file
+		}
+		info, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "fdinfo", e.Name()))
+		if err == nil && writable(string(info)) && !slices.Contains(files, target) {
+			files = append(files, target)
+		}
+	}
+	slices.Sort(files)
+	return files, rlimitNoFile(pid)
+}
+
+// writable reports whether an fdinfo text's flags (octal) open for writing:
+//
+//	pos:	0
+//	flags:	02102001
+func writable(fdinfo string) bool {
+	for _, line := range strings.Split(fdinfo, "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&3 != 0 // O_WRONLY or O_RDWR
+		}
+	}
+	return false
 }
 
 // trialUnsetEnv are the variables the trial's server does not get: they

@@ -45,15 +45,24 @@ func trialChild() int {
 	}()
 	enc := json.NewEncoder(os.Stdout)
 	var spec trialSpec
-	if err := json.NewDecoder(os.NewFile(trialSpecFD, "spec")).Decode(&spec); err != nil || len(spec.Argv) == 0 {
+	specFile := os.NewFile(trialSpecFD, "spec")
+	err := json.NewDecoder(specFile).Decode(&spec)
+	specFile.Close() // the server must not inherit it
+	if err != nil || len(spec.Argv) == 0 {
 		_ = enc.Encode(trialMsg{Setup: fmt.Sprintf("bad trial spec: %v", err)})
 		return 1
 	}
-	if err := buildSandbox(spec); err != nil {
+	emptied, err := buildSandbox(spec)
+	if err == nil && spec.NoFile[0] > 0 {
+		// syscall's Setrlimit, which the starter inherits (os/exec gives a
+		// child this program's original soft limit otherwise).
+		err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: spec.NoFile[0], Max: spec.NoFile[1]})
+	}
+	if err != nil {
 		_ = enc.Encode(trialMsg{Setup: err.Error()})
 		return 1
 	}
-	_ = enc.Encode(trialMsg{Ready: true})
+	_ = enc.Encode(trialMsg{Ready: true, Emptied: emptied})
 	_ = enc.Encode(runTrialStarter(spec))
 	initLoop()
 	return 0

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,7 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 	case ready.Setup != "":
 		return nil, fmt.Errorf("%w: %s", errSandbox, ready.Setup)
 	}
+	t.emptied = ready.Emptied
 	o.Log.Info().Strs("argv", spec.Argv).Strs("overlays", spec.Dirs).Msg("trial start of the new configuration in private namespaces")
 	ls, err := o.watchTrial(ctx, t, rc, k, deadline)
 	t.end()
@@ -119,8 +121,9 @@ type trialProc struct {
 	pidFile string
 	// sizes are the sizes of the files under the overlaid directories when
 	// the trial began: what a copy of one holds up to there is not the
-	// trial's (a log not emptied, see logName).
-	sizes map[string]int64
+	// trial's; emptied are the files its init emptied (all theirs is).
+	sizes   map[string]int64
+	emptied []string
 }
 
 // startTrial starts the trial's init: this program (/proc/self/exe, the
@@ -132,11 +135,12 @@ func startTrial(spec trialSpec, rc RunConfig) (*trialProc, error) {
 	if err != nil {
 		return nil, err
 	}
+	sizes := fileSizes(spec.Dirs) // before the trial can write
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errSandbox, err)
 	}
-	defer pr.Close()
+	defer pw.Close()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"safe-restart-trial"}
 	cmd.Env = []string{trialEnv + "=" + strconv.Itoa(trialSpecFD)}
@@ -146,27 +150,26 @@ func startTrial(spec trialSpec, rc RunConfig) (*trialProc, error) {
 	// EOF, which this process's exit also brings.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: trialCloneflags}
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		pw.Close()
-		return nil, err
-	}
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		pw.Close()
-		return nil, err
+	var stdin io.WriteCloser
+	if err == nil {
+		stdin, err = cmd.StdinPipe()
 	}
-	if err := cmd.Start(); err != nil {
-		pw.Close()
+	if err == nil {
+		err = cmd.Start()
+	}
+	pr.Close() // the init's copy is its own now: a dead init breaks the pipe
+	if err != nil {
+		if stdin != nil {
+			stdin.Close()
+		}
 		return nil, fmt.Errorf("%w: start a process in new namespaces: %w", errSandbox, err)
 	}
-	// The spec is small next to a pipe's buffer, and the init reads it first.
-	_, werr := pw.Write(specJSON)
-	pw.Close()
-	t := &trialProc{cmd: cmd, stdin: stdin, msgs: make(chan trialMsg, 4), spec: spec, sizes: fileSizes(spec.Dirs)}
+	t := &trialProc{cmd: cmd, stdin: stdin, msgs: make(chan trialMsg, 4), spec: spec, sizes: sizes}
 	t.pidFile = t.inRoot(spec.pidFile(rc.PidFile))
 	go t.read(stdout)
-	if werr != nil {
+	_ = pw.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, werr := pw.Write(specJSON); werr != nil {
 		t.end()
 		return nil, fmt.Errorf("%w: send the trial its spec: %w", errSandbox, werr)
 	}
@@ -256,6 +259,15 @@ func (s trialSpec) pidFile(path string) string {
 	return path
 }
 
+// rlimitNoFile is pid's RLIMIT_NOFILE (prlimit(2)), zero when unknown.
+func rlimitNoFile(pid int) [2]uint64 {
+	var r unix.Rlimit
+	if pid <= 0 || unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &r) != nil {
+		return [2]uint64{}
+	}
+	return [2]uint64{r.Cur, r.Max}
+}
+
 // serverLeft reports whether a process running exe lives in the trial (a
 // master that died before writing its pidfile leaves none).
 func (t *trialProc) serverLeft(exe string) bool {
@@ -286,9 +298,10 @@ func (t *trialProc) logged() string {
 				return nil
 			}
 			rel, _ := filepath.Rel(upper, p)
-			from := t.sizes[filepath.Join(dir, rel)]
-			if logName.MatchString(d.Name()) {
-				from = 0 // emptied before the start
+			host := filepath.Join(dir, rel)
+			from := t.sizes[host] // a copy holds the file as it was, then the trial's
+			if slices.Contains(t.emptied, host) {
+				from = 0
 			}
 			if text, ok := readText(p, from); ok {
 				b.WriteString(text)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestTrialInitNeedsPID1: the trial's marker in a process that is not PID
@@ -43,7 +45,7 @@ func TestTrialInterruptedIsNotSkipped(t *testing.T) {
 	cancel()
 	dir := t.TempDir()
 	o := StartOptions{Profile: Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", kind: apacheKind{}}, Log: zerolog.Nop()}
-	rep, err := o.trial(ctx, RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")})
+	rep, err := o.trial(ctx, RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")}, ipcguard.Proc{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted trial: report %+v, error %v; want context.Canceled", rep, err)
 	}

@@ -19,44 +19,68 @@ import (
 // buildSandbox gives the trial a view of this machine's files in which
 // nothing it writes reaches them, and a network of its own: every mount
 // read-only, an overlay on each directory the server writes, a fresh
-// /dev/shm and /proc, /dev/log answering nothing. Any step that fails
-// fails the whole: the trial never runs with the machine's files writable.
-func buildSandbox(spec trialSpec) error {
+// /dev/shm and /proc (its sysctls read-only but the trial network's own),
+// /dev/log answering nothing. Any step that fails fails the whole: the
+// trial never runs with the machine's files writable. It returns the
+// files it emptied in the overlays.
+func buildSandbox(spec trialSpec) ([]string, error) {
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return err
+		return nil, err
 	}
 	mounts, err := mountPoints()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := readOnlyEverywhere(mounts); err != nil {
-		return err
+		return nil, err
 	}
 	// POSIX shared memory is a plain tmpfs, shared by every IPC namespace:
 	// a server that recreates a named segment must not remove the live one.
 	if err := mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-		return err
+		return nil, err
 	}
+	var emptied []string
 	for i, dir := range spec.Dirs {
 		if err := overlayDir(i, dir, mountsBelow(mounts, dir)); err != nil {
-			return err
+			return nil, err
 		}
+		emptied = append(emptied, emptyLogs(dir, spec.Empty)...)
 	}
 	for _, f := range spec.Remove {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("hide %s from the trial: %w", f, err)
+			return nil, fmt.Errorf("hide %s from the trial: %w", f, err)
 		}
 	}
 	if err := muteDevLog(); err != nil {
-		return err
+		return nil, err
 	}
+	if err := mountTrialProc(); err != nil {
+		return nil, err
+	}
+	return emptied, loopbackEverywhere()
+}
+
+// mountTrialProc mounts the trial's own /proc, sets the trial network's
+// sysctls (see nonlocalBind), then makes /proc/sys read-only and
+// /proc/sysrq-trigger answer nothing: what runs in the trial as root (a
+// piped logger, a module) cannot change the machine's kernel settings.
+func mountTrialProc() error {
 	if err := mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return err
 	}
 	if err := nonlocalBind(); err != nil {
 		return err
 	}
-	return loopbackEverywhere()
+	if err := mount("/proc/sys", "/proc/sys", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if err := mount("", "/proc/sys", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if _, err := os.Stat("/proc/sysrq-trigger"); err != nil {
+		return nil // no magic SysRq in this kernel
+	}
+	return mount("/dev/null", "/proc/sysrq-trigger", "", unix.MS_BIND, "")
 }
 
 // readOnlyEverywhere makes every mount read-only: mount_setattr (Linux
@@ -93,41 +117,94 @@ func overlayDir(i int, dir string, below []string) error {
 			return err
 		}
 	}
-	aside := make([]string, len(below))
+	moved := map[string]string{}
 	for k, m := range below {
-		aside[k] = filepath.Join(stage, "below", strconv.Itoa(k))
-		if err := os.MkdirAll(aside[k], 0o755); err != nil {
+		aside, err := moveAside(m, filepath.Join(stage, "below", strconv.Itoa(k)))
+		if err != nil {
 			return err
 		}
-		if err := mount(m, aside[k], "", unix.MS_MOVE, ""); err != nil {
-			return err
+		if aside != "" {
+			moved[m] = aside
 		}
 	}
 	opts := "lowerdir=" + dir + ",upperdir=" + upper + ",workdir=" + work
 	if err := mount("overlay", dir, "overlay", 0, opts); err != nil {
 		return err
 	}
-	for k, m := range below {
-		if err := mount(aside[k], m, "", unix.MS_MOVE, ""); err != nil {
-			return err
+	for _, m := range below {
+		if aside, ok := moved[m]; ok {
+			if err := mount(aside, m, "", unix.MS_MOVE, ""); err != nil {
+				return err
+			}
 		}
 	}
-	return emptyLogs(dir)
+	return nil
 }
 
-// emptyLogs empties the overlay's copy of every log file under dir (see
-// logName), at most maxTrialFiles entries deep into it.
-func emptyLogs(dir string) error {
-	n := 0
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if n++; err != nil || n > maxTrialFiles {
+// moveAside moves the mount at m to aside (a file for a file's mount, a
+// directory for a directory's) and returns aside; "" when nothing is
+// mounted visibly at m (a mount covered by a later one on a parent: the
+// overlay hides nothing of it that anyone could see).
+func moveAside(m, aside string) (string, error) {
+	fi, err := os.Lstat(m)
+	if err != nil {
+		return "", nil
+	}
+	if err := os.MkdirAll(filepath.Dir(aside), 0o755); err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		err = os.Mkdir(aside, 0o755)
+	} else {
+		err = os.WriteFile(aside, nil, 0o644)
+	}
+	if err != nil {
+		return "", err
+	}
+	err = unix.Mount(m, aside, "", unix.MS_MOVE, "")
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return "", nil // not a mount point (any more) at that path
+	}
+	if err != nil {
+		return "", fmt.Errorf("move the mount at %s aside: %w", m, err)
+	}
+	return aside, nil
+}
+
+// emptyLogs empties the overlay's copy of the files under dir that the
+// running master writes (files) and of every other log file (see logName),
+// looking at most maxTrialFiles entries into dir and none on another mount
+// (each overlay empties its own; the rest is read-only). It returns the
+// files emptied: what the trial then writes there is all there is.
+func emptyLogs(dir string, files []string) []string {
+	var out []string
+	devOf := func(p string) uint64 {
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil {
+			return 0
+		}
+		return st.Dev
+	}
+	home, n := devOf(dir), 0
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if n++; n > maxTrialFiles {
 			return filepath.SkipAll
 		}
-		if d.Type().IsRegular() && logName.MatchString(d.Name()) {
-			return emptyCopy(p)
+		switch {
+		case err != nil:
+			return nil // unreadable: left as it is
+		case d.IsDir() && p != dir && devOf(p) != home:
+			return filepath.SkipDir
+		case d.Type().IsRegular() && (logName.MatchString(d.Name()) || slices.Contains(files, p)):
+			// (Only directories show their mount's st_dev: overlayfs shows
+			// a file's own layer's.)
+			if emptyCopy(p) == nil {
+				out = append(out, p)
+			}
 		}
 		return nil
 	})
+	return out
 }
 
 // maxTrialFiles bounds the files looked at under one overlay directory.

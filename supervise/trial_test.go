@@ -112,3 +112,17 @@ func TestOverlayable(t *testing.T) {
 		}
 	}
 }
+
+func TestWritable(t *testing.T) {
+	for info, want := range map[string]bool{
+		"pos:\t0\nflags:\t02102001\nmnt_id:\t29\n": true,  // O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC
+		"pos:\t0\nflags:\t02000002\n":              true,  // O_RDWR
+		"pos:\t0\nflags:\t02100000\n":              false, // O_RDONLY
+		"pos:\t0\n":                                false,
+		"flags:\tzz\n":                             false,
+	} {
+		if got := writable(info); got != want {
+			t.Errorf("writable(%q) = %v, want %v", info, got, want)
+		}
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
@@ -419,6 +421,7 @@ func TestTrialKeepsMountsBelowOverlays(t *testing.T) {
 	if err := os.Mkdir(mutexDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	write(t, filepath.Join(lock, "old.log"), "a log on the mount below, read-only to the trial\n")
 	srv := apachetest.Start(t, apachetest.Config{Extra: fmt.Sprintf("ErrorLog %q\nMutex file:%s default", filepath.Join(base, "error.log"), mutexDir)})
 	master := srv.Master()
 	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--json")
@@ -426,5 +429,38 @@ func TestTrialKeepsMountsBelowOverlays(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !master.Alive() || rep.Trial == nil || !rep.Trial.Ran {
 		t.Fatalf("reload with the mutexes on a mount below the error log's directory: exit %d (master alive %v, report %v), want a trial that ran\n%s\n%s",
 			code, master.Alive(), err, out, errOut)
+	}
+}
+
+// TestTrialHasTheMastersFileLimit: the running master may open more files
+// than this program's children get by default (Debian's apache2ctl starts
+// it with ulimit -n 8192); a change that needs more than 1024 reloads, so
+// its trial must have the master's limit too.
+func TestTrialHasTheMastersFileLimit(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "event"})
+	master := srv.Master()
+	if err := unix.Prlimit(master.PID, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 8192, Max: 8192}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// This process (safe-restart, here) and what it starts get 1024, the
+	// usual default of a login shell or a systemd service.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1024, Max: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	for i := range 1100 {
+		fmt.Fprintf(&logs, "CustomLog %q apachetest\n", filepath.Join(srv.Dir, "many", fmt.Sprintf("%d.log", i)))
+	}
+	if err := os.Mkdir(filepath.Join(srv.Dir, "many"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendConf(t, srv, logs.String())
+	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir())
+	if code != exitOK || !master.Alive() {
+		t.Fatalf("reload opening 1100 logs under a master allowed 8192 files: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
 	}
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // reload carries out a reload (HUP) or a recycle (the memory watchdog):
-// with a profile, the config test, then the profile's reload signal
+// with a profile, the config test and the proof that the new
+// configuration runs (proveRuns), then the profile's reload signal
 // (php-fpm USR2, Apache USR1, nginx HUP) verified as `safe-restart
 // reload` verifies it; a reload that would be unsafe, or whose new
 // generation is not verified while the master lives, becomes a restart.
@@ -32,6 +33,10 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 		return "", err
 	}
 	ro := ReloadOptions{Start: f.startOptions()}
+	if _, err := ro.Start.proveRuns(ctx, rc, gen.Master); err != nil {
+		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " refused before acting: the child serves on with its configuration")
+		return "", err
+	}
 	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	why, err := ro.unsafeReload(ctx, gen.Master, sig, rc, &rep)
 	if err != nil {

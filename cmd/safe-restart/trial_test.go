@@ -464,3 +464,31 @@ func TestTrialHasTheMastersFileLimit(t *testing.T) {
 		t.Fatalf("reload opening 1100 logs under a master allowed 8192 files: exit %d (master alive %v)\n%s\n%s", code, master.Alive(), out, errOut)
 	}
 }
+
+// TestRunReloadRefusesTakenPort: under safe-restart run, a HUP whose new
+// php-fpm configuration listens on a port another process holds is refused
+// before the reload signal (php-fpm's USR2 would re-execute into a master
+// that cannot bind); the child serves on.
+func TestRunReloadRefusesTakenPort(t *testing.T) {
+	nstest.RequireBinaries(t, fpmtest.Binary)
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := fpmtest.Prepare(t, fpmtest.Config{})
+	r := fpmRun(t, srv, "--graceful-timeout", "5s")
+	master := srv.MasterPID()
+	taken, err := net.Listen("tcp", srvtest.FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	write(t, srv.ConfPath, strings.Replace(readFile(t, srv.ConfPath), srv.Listen, taken.Addr().String(), 1))
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ev := r.await(1, 30*time.Second, "refused reload", event("reload", "reload refused before acting"))[0]
+	if !strings.Contains(ev.str("error"), taken.Addr().String()+" is held by pid") || srv.MasterPID() != master {
+		t.Fatalf("refused reload: %v; master now %d, was %d", ev, srv.MasterPID(), master)
+	}
+	mustServe(t, srv, "after the refused reload")
+}

@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -255,9 +253,12 @@ func TestTrialStockDebianApache(t *testing.T) {
 	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM := selfSignedPEM(t)
-	write(t, filepath.Join(tlsDir, "cert.pem"), certPEM)
-	write(t, filepath.Join(tlsDir, "key.pem"), keyPEM)
+	certPEM, keyPEM, err := apachetest.SelfSignedPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(tlsDir, "cert.pem"), string(certPEM))
+	write(t, filepath.Join(tlsDir, "key.pem"), string(keyPEM))
 	for _, m := range []string{"ssl.load", "ssl.conf", "socache_shmcb.load"} {
 		if err := os.Symlink("../mods-available/"+m, "/etc/apache2/mods-enabled/"+m); err != nil && !os.IsExist(err) {
 			t.Fatal(err)
@@ -330,27 +331,6 @@ func waitMaster(t *testing.T, pidFile string) proctest.Proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// selfSignedPEM returns a self-signed certificate for 127.0.0.1 and its
-// key.
-func selfSignedPEM(t *testing.T) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
 }
 
 // TestBindCheckRefusesMissingSocketDirFPM: php-fpm's own test passes a

@@ -54,3 +54,11 @@ func selfSignedCert() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), pool, nil
 }
+
+// SelfSignedPEM returns a new self-signed certificate for 127.0.0.1 and
+// localhost and its key (PKCS#8), PEM-encoded: for a server configured
+// by a test rather than by Start.
+func SelfSignedPEM() (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, _, err = selfSignedCert()
+	return certPEM, keyPEM, err
+}

@@ -145,7 +145,8 @@ func (apacheKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]
 
 // trialStarted: the master logged that it serves ("resuming normal
 // operations", after post_config); without a readable log, its listeners
-// accepting is the proof (see watchTrial).
-func (apacheKind) trialStarted(logged string, master ipcguard.Proc) bool {
-	return hasLine(logged, fmt.Sprintf("[pid %d:", master.PID), resumedMarks)
+// accepting is the proof (see watchTrial). The trial has one master, so
+// the line need not carry its pid (an ErrorLogFormat without %P).
+func (apacheKind) trialStarted(logged string, _ ipcguard.Proc) bool {
+	return hasLine(logged, "", resumedMarks)
 }

@@ -104,8 +104,10 @@ var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
 // trial start in throwaway namespaces (see trial), then a bind check in
 // this network namespace of every address the trial listened on that the
 // running master does not hold (without a trial: the addresses the config
-// test reported, which nginx's and php-fpm's do and Apache's does not). A configuration that cannot run is a *TrialError, an
-// address taken by another process ErrCannotBind.
+// test reported, which nginx's and php-fpm's do and Apache's does not).
+// A configuration that cannot run is a *TrialError, an address taken by
+// another process ErrCannotBind; an interrupt is ctx's error. Nothing of
+// the running server is touched either way.
 func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
 	if o.NoTrial {
 		return &TrialReport{Skipped: "--no-trial"}, nil

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -48,5 +50,28 @@ func TestTrialInterruptedIsNotSkipped(t *testing.T) {
 	rep, err := o.trial(ctx, RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")}, ipcguard.Proc{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted trial: report %+v, error %v; want context.Canceled", rep, err)
+	}
+}
+
+// TestRemountReadOnly: the fallback for kernels without mount_setattr
+// leaves no mount of the namespace writable (here its private mount
+// namespace: a file cannot be created in /dev/shm, the temporary
+// directory or /var/tmp).
+func TestRemountReadOnly(t *testing.T) {
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	mounts, err := mountPoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remountReadOnly(mounts); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/dev/shm/x", filepath.Join(os.TempDir(), "safe-restart-remount-test"), "/var/tmp/safe-restart-remount-test"} {
+		if err := os.WriteFile(p, nil, 0o644); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("write %s after remountReadOnly: %v, want EROFS", p, err)
+			os.Remove(p)
+		}
 	}
 }

@@ -90,13 +90,21 @@ func readOnlyEverywhere(mounts []string) error {
 	if unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, attr) == nil {
 		return nil
 	}
+	return remountReadOnly(mounts)
+}
+
+// remountReadOnly remounts each of mounts read-only (bind remount), for
+// kernels without mount_setattr.
+func remountReadOnly(mounts []string) error {
 	for _, m := range mounts {
 		var st unix.Statfs_t
 		if err := unix.Statfs(m, &st); err != nil {
 			continue // gone, or not reachable: nothing to write there
 		}
-		// A remount must keep the flags a mount has (nosuid, nodev, noexec).
-		keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_RELATIME)
+		// A remount must keep the flags a mount has (nosuid, nodev, noexec,
+		// noatime: statfs's ST_ bits equal the MS_ ones for these; the
+		// kernel keeps the atime mode when no atime flag is given).
+		keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME)
 		if err := mount("", m, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
 			return fmt.Errorf("make the file system read-only for the trial: %w", err)
 		}

@@ -241,9 +241,11 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if strings.Contains(out, "already running") {
 		return fmt.Errorf("%w: the server's own start said %q and did nothing", ErrStartFailed, strings.TrimSpace(out))
 	}
-	if _, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); runErr != nil && err != nil {
-		// The starter failed and no master is there: none is coming.
-		return o.startFailure(fmt.Errorf("its start command failed: %w", runErr), out, tail, logs)
+	if runErr != nil {
+		if _, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); err != nil {
+			// The starter failed and no master is there: none is coming.
+			return o.startFailure(fmt.Errorf("its start command failed: %w", runErr), out, tail, logs)
+		}
 	}
 	master, err := o.awaitMaster(ctx, root, rc.PidFile, tail)
 	if err != nil {

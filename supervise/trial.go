@@ -179,7 +179,7 @@ func (o StartOptions) trialSkipped(err error) *TrialReport {
 // pidfile's, the error log's, the mutexes' and unix sockets'), resolved.
 func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 	var dirs []string
-	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, unixPaths(rc.Listen)...) {
+	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.unixListen()...) {
 		if p != "" {
 			dirs = append(dirs, filepath.Dir(p))
 		}
@@ -258,7 +258,7 @@ var trialUnsetEnv = []string{trialEnv, "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FD
 // overlayfs's options cannot carry.
 func overlayable(dir string) error {
 	for _, reserved := range []string{"/dev/shm", "/proc"} {
-		if dir == "/" || dir == reserved || strings.HasPrefix(reserved, dir+"/") || strings.HasPrefix(dir, reserved+"/") {
+		if dir == "/" || dir == reserved || isBelow(reserved, dir) || isBelow(dir, reserved) {
 			return fmt.Errorf("the server writes to %q, which the trial cannot cover with an overlay", dir)
 		}
 	}
@@ -285,17 +285,6 @@ func mutexDirs(mutexes map[string]string) []string {
 		}
 	}
 	slices.Sort(out)
-	return out
-}
-
-// unixPaths returns the unix socket paths among listen addresses.
-func unixPaths(listen []string) []string {
-	var out []string
-	for _, l := range listen {
-		if strings.HasPrefix(l, "/") {
-			out = append(out, l)
-		}
-	}
 	return out
 }
 

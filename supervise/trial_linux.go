@@ -71,6 +71,10 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.causeLines(logged)}
 	}
 	var seen *ipcguard.Proc
+	// A log the trial can read: not syslog or a pipe, nor a stream such as
+	// /dev/stderr (its lines leave with the detached master's stdio).
+	errorLog := logFilePath(rc.ServerRoot, rc.ErrorLog)
+	logIsFile := errorLog != "" && !isBelow(errorLog, "/dev") && !isBelow(errorLog, "/proc")
 	for {
 		if t.initGone {
 			return nil, fail("the trial could not be judged: its init exited", t.starterOutput())
@@ -86,9 +90,10 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		switch {
 		case err == nil:
 			seen = &m
-			ls, err := t.listeners(m)
-			if err == nil && (k.trialStarted(logged, m) || logFilePath(rc.ServerRoot, rc.ErrorLog) == "") {
-				return ls, nil
+			if k.trialStarted(logged, m) || !logIsFile {
+				if ls, err := t.listeners(m); err == nil {
+					return ls, nil
+				}
 			}
 		case seen != nil:
 			return nil, fail(fmt.Sprintf("its master (pid %d in the trial) exited", seen.PID), logged)

@@ -279,7 +279,7 @@ func mountPoints() ([]string, error) {
 func mountsBelow(mounts []string, dir string) []string {
 	var below []string
 	for _, m := range mounts {
-		if strings.HasPrefix(m, strings.TrimSuffix(dir, "/")+"/") && !slices.Contains(below, m) {
+		if isBelow(m, dir) && !slices.Contains(below, m) {
 			below = append(below, m)
 		}
 	}

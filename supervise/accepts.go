@@ -182,16 +182,30 @@ func connInode(c net.Conn) (uint64, error) {
 // treeHolds reports whether master or one of its descendants running exe
 // holds one of the sockets.
 func treeHolds(root string, master ipcguard.Proc, exe string, sockets map[uint64]bool) bool {
-	procs, err := ipcguard.ReadProcTable(root)
+	held, err := treeSockets(root, master, exe)
 	if err != nil {
 		return false
 	}
-	for _, p := range Descendants(procs, master, exe) {
-		for _, s := range socketFDs(root, p.PID) {
-			if sockets[s.inode] {
-				return true
-			}
+	for inode := range sockets {
+		if held[inode] {
+			return true
 		}
 	}
 	return false
+}
+
+// treeSockets returns the inodes of the sockets that master and its
+// descendants running exe hold.
+func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool, error) {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return nil, err
+	}
+	held := map[uint64]bool{}
+	for _, p := range Descendants(procs, master, exe) {
+		for _, s := range socketFDs(root, p.PID) {
+			held[s.inode] = true
+		}
+	}
+	return held, nil
 }

@@ -121,19 +121,14 @@ func conflicts(a, b string) bool {
 // treeListeners returns the listening sockets held by master and its
 // descendants running exe.
 func treeListeners(root string, master ipcguard.Proc, exe string, listening map[uint64]string) ([]Listener, error) {
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
-		return nil, err
-	}
+	held, err := treeSockets(root, master, exe)
 	var out []Listener
-	for _, p := range Descendants(procs, master, exe) {
-		for _, l := range listenersOf(root, p.PID, listening) {
-			if !slices.Contains(out, l) {
-				out = append(out, l)
-			}
+	for inode, addr := range listening {
+		if held[inode] {
+			out = append(out, Listener{Addr: addr, Inode: inode})
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 // bindAddrs turns configured listen addresses into host:port ones to

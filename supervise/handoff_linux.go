@@ -239,18 +239,17 @@ func unguardPath(l sockLink) error {
 // named as keepPaths names it, by a pid that no longer runs. It returns
 // the spare's path.
 func leftoverGuard(path string) (string, bool) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := readMountInfo()
 	if err != nil {
 		return "", false
 	}
 	prefix := "." + filepath.Base(path) + spareInfix
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, m := range mounts {
 		// 36 35 0:21 /php/.php.sock.safe-restart-123 /run/php/php.sock rw - tmpfs ...
-		f := strings.Fields(line)
-		if len(f) < 5 || unescapeMount(f[4]) != path {
+		if m.point != path {
 			continue
 		}
-		spare := filepath.Base(unescapeMount(f[3]))
+		spare := filepath.Base(m.root)
 		pid, err := strconv.Atoi(strings.TrimPrefix(spare, prefix))
 		if !strings.HasPrefix(spare, prefix) || err != nil || pid <= 0 {
 			continue
@@ -261,25 +260,6 @@ func leftoverGuard(path string) (string, bool) {
 		return filepath.Join(filepath.Dir(path), spare), true
 	}
 	return "", false
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // removeLeftoverGuard unmounts a dead handoff's bind mount from path and

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,28 +63,21 @@ func WaitLogsReleased(ctx context.Context, procRoot, exe, logDir string, timeout
 	}
 }
 
-// logDirMark is the size of every log file in a directory at a mark, to
-// read what a start wrote to the logs beside the error log (a virtual
-// host's own error log, where mod_ssl reports that host's key).
+// logDirMark is the size of every file in a directory at a mark, to read
+// what a start wrote to the logs beside the error log (a virtual host's
+// own error log, where mod_ssl reports that host's key).
 type logDirMark struct {
 	dir   string
-	sizes map[string]int64
+	sizes map[string]int64 // by path (see fileSizes)
 }
 
-// markLogDir marks the log files in errorLog's directory ("" marks none).
+// markLogDir marks the files in errorLog's directory ("" marks none).
 func markLogDir(errorLog string) logDirMark {
-	m := logDirMark{sizes: map[string]int64{}}
 	if errorLog == "" {
-		return m
+		return logDirMark{}
 	}
-	m.dir = filepath.Dir(errorLog)
-	entries, _ := os.ReadDir(m.dir)
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && logName.MatchString(e.Name()) {
-			m.sizes[e.Name()] = fi.Size()
-		}
-	}
-	return m
+	dir := filepath.Dir(errorLog)
+	return logDirMark{dir: dir, sizes: fileSizes([]string{dir}, false)}
 }
 
 // grown returns what the log files of the marked directory, other than
@@ -100,9 +94,38 @@ func (m logDirMark) grown(skip string) string {
 			continue
 		}
 		if f, err := os.Open(path); err == nil {
-			b.WriteString(readFrom(f, m.sizes[e.Name()]))
+			b.WriteString(readFrom(f, m.sizes[path]))
 			f.Close()
 		}
 	}
 	return b.String()
 }
+
+// fileSizes returns the size of each regular file under dirs (at most
+// maxMarkedFiles under each), by path; deep also looks in their
+// subdirectories.
+func fileSizes(dirs []string, deep bool) map[string]int64 {
+	out := map[string]int64{}
+	for _, dir := range dirs {
+		n := 0
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			switch n++; {
+			case n > maxMarkedFiles:
+				return filepath.SkipAll
+			case err != nil:
+				return nil
+			case d.IsDir() && p != dir && !deep:
+				return filepath.SkipDir
+			}
+			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+				out[p] = fi.Size()
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// maxMarkedFiles bounds the entries fileSizes (and the trial's emptying of
+// logs) looks at under one directory.
+const maxMarkedFiles = 10000

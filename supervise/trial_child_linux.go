@@ -4,19 +4,19 @@ package supervise
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/rs/zerolog"
 )
 
 // The trial's sandbox is built by this program re-executed
@@ -64,7 +64,10 @@ func trialChild() int {
 	}
 	_ = enc.Encode(trialMsg{Ready: true, Emptied: emptied})
 	_ = enc.Encode(runTrialStarter(spec))
-	initLoop()
+	// The namespace's init reaps what is re-parented to it (the master once
+	// its starter exited, and what the master leaves) until the process
+	// exits with its stdin's EOF.
+	newReaper("/proc", true, zerolog.Nop()).run(context.Background())
 	return 0
 }
 
@@ -87,32 +90,6 @@ func runTrialStarter(spec trialSpec) trialMsg {
 		msg.Exit, msg.Output = -1, err.Error()
 	}
 	return msg
-}
-
-// initLoop is the namespace's init: it reaps every process re-parented to
-// it (the server's master once its starter exited, and what the master
-// leaves), until the process exits (see trialChild).
-func initLoop() {
-	sigchld := make(chan os.Signal, 16)
-	signal.Notify(sigchld, syscall.SIGCHLD)
-	for {
-		reapAll()
-		<-sigchld
-	}
-}
-
-// reapAll collects every exited child without blocking.
-func reapAll() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil || pid <= 0 {
-			return
-		}
-	}
 }
 
 // trialStage is where the i-th overlay's upper and work directories live,

@@ -140,7 +140,7 @@ func startTrial(spec trialSpec, rc RunConfig) (*trialProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes := fileSizes(spec.Dirs) // before the trial can write
+	sizes := fileSizes(spec.Dirs, true) // before the trial can write
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSandbox, err)
@@ -317,25 +317,6 @@ func (t *trialProc) logged() string {
 	}
 	b.WriteString(t.starterOutput())
 	return b.String()
-}
-
-// fileSizes returns the size of each regular file under dirs (at most
-// maxTrialFiles under each).
-func fileSizes(dirs []string) map[string]int64 {
-	out := map[string]int64{}
-	for _, dir := range dirs {
-		n := 0
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if n++; err != nil || n > maxTrialFiles {
-				return filepath.SkipAll
-			}
-			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
-				out[p] = fi.Size()
-			}
-			return nil
-		})
-	}
-	return out
 }
 
 // readText returns a file's text from off (from 0 if it is now shorter),

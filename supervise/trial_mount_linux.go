@@ -3,7 +3,6 @@
 package supervise
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -181,7 +179,7 @@ func moveAside(m, aside string) (string, error) {
 
 // emptyLogs empties the overlay's copy of the files under dir that the
 // running master writes (files) and of every other log file (see logName),
-// looking at most maxTrialFiles entries into dir and none on another mount
+// looking at most maxMarkedFiles entries into dir and none on another mount
 // (each overlay empties its own; the rest is read-only). It returns the
 // files emptied: what the trial then writes there is all there is.
 func emptyLogs(dir string, files []string) []string {
@@ -195,7 +193,7 @@ func emptyLogs(dir string, files []string) []string {
 	}
 	home, n := devOf(dir), 0
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if n++; n > maxTrialFiles {
+		if n++; n > maxMarkedFiles {
 			return filepath.SkipAll
 		}
 		switch {
@@ -214,9 +212,6 @@ func emptyLogs(dir string, files []string) []string {
 	})
 	return out
 }
-
-// maxTrialFiles bounds the files looked at under one overlay directory.
-const maxTrialFiles = 10000
 
 // emptyCopy empties the overlay's copy of path. It opens with O_TRUNC:
 // overlayfs then copies up no data (truncate(2) would copy it all first).
@@ -254,25 +249,15 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 	}
 }
 
-// mountPoints returns the mount points of this mount namespace, from
-// /proc/self/mountinfo (field 5, octal escapes decoded), in mount order.
+// mountPoints returns the mount points of this mount namespace, in mount
+// order.
 func mountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
+	mounts, err := readMountInfo()
+	out := make([]string, len(mounts))
+	for i, m := range mounts {
+		out[i] = m.point
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			return nil, fmt.Errorf("/proc/self/mountinfo: malformed line %q", sc.Text())
-		}
-		out = append(out, unescapeMount(fields[4]))
-	}
-	return out, sc.Err()
+	return out, err
 }
 
 // mountsBelow returns the outermost mount points strictly below dir.

@@ -16,7 +16,7 @@
 //   - A semaphore set is Orphan only when it matches the signature, nobody
 //     waits on it, no semaphore's last-operation pid is a live process that
 //     started no later than that operation, and no live process of the
-//     service can hold it (DESIGN.md invariant 4). A dead last-operation pid
+//     service can hold it (README.md invariant 4). A dead last-operation pid
 //     proves nothing by itself. A live process of the service with no parent
 //     or child of the service (an orphaned worker of a killed master) makes
 //     every object unknown. A live master may hold what was created up to

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// holders answers condition 4 of DESIGN.md invariant 4: can a live process
+// holders answers condition 4 of README.md invariant 4: can a live process
 // of the service hold an object? It sorts the service's top-level processes
 // (those whose parent is not of the service) into masters, which have
 // children of the service, and loose processes, which have none: an

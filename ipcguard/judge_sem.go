@@ -2,7 +2,7 @@ package ipcguard
 
 import "strconv"
 
-// judgeSem applies DESIGN.md invariant 4 to one semaphore set: signature,
+// judgeSem applies README.md invariant 4 to one semaphore set: signature,
 // no waiters, no live last-operation pid older than its operation, no live
 // service process that can hold it. Condition 5 (unchanged since the proof)
 // is checked again at removal.

@@ -13,7 +13,7 @@ import (
 )
 
 // Reaper removes objects judged orphan, each only after checking again,
-// right before removal, that it is unchanged since its proof (DESIGN.md
+// right before removal, that it is unchanged since its proof (README.md
 // invariant 4, condition 5). The zero value is usable: it removes, reads
 // the host's /dev/shm and logs nothing.
 type Reaper struct {

@@ -22,7 +22,7 @@ type Signature struct {
 	UID     int64  `json:"uid"`     // owner uid, or Any
 	CUID    int64  `json:"cuid"`    // creator uid (SysV only), or Any
 	// Exe is the service's executable. Live processes running it are the
-	// ones that may hold the service's objects (DESIGN.md invariant 4).
+	// ones that may hold the service's objects (README.md invariant 4).
 	Exe string `json:"exe"`
 	// PosixGlob matches the /dev/shm names of the service's POSIX objects
 	// (filepath.Match syntax). Empty means the service has none.

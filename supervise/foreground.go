@@ -317,7 +317,7 @@ func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan E
 // request carries out r; when it restarts the child it returns how the
 // generation ended. A restart prepares the next start (the config test)
 // before it stops the child: when that fails the child serves on and the
-// refusal is r's answer (DESIGN.md invariant 5: never stop a server that
+// refusal is r's answer (README.md invariant 5: never stop a server that
 // cannot start again).
 func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan ExitStatus, r Request) (ending, bool) {
 	restart, err := f.handle(ctx, gen, r)

@@ -76,7 +76,7 @@ func (o ladderOps) orReal() ladderOps {
 
 // Run climbs the ladder. Each step signals its targets, then waits for the
 // whole tree; it moves to the next step only when a member is verified
-// still alive (DESIGN.md invariant 2), and says which ones and how long they
+// still alive (README.md invariant 2), and says which ones and how long they
 // were given. A pid reused by another process is never signalled: Run stops
 // with ErrPIDReused. When the last step leaves survivors the error wraps
 // ErrStillAlive.

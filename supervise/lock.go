@@ -15,7 +15,7 @@ import (
 // for longer than the caller would wait.
 var ErrLockTimeout = errors.New("lock timeout")
 
-// Lock is one operation's hold on a service (DESIGN.md invariant 7), so
+// Lock is one operation's hold on a service (README.md invariant 7), so
 // that cron, logrotate and a deploy never interleave. It is an flock(2) on
 // a root-owned file under dir, which the kernel releases when the process
 // dies: a killed safe-restart never leaves a stale lock.

@@ -83,7 +83,7 @@ func fpmDefined(v string) string {
 
 // runConfig turns the dump into a RunConfig: pid file, error log, the
 // first pool's user and group, every pool's listen address, and the risks
-// (DESIGN.md invariant 5). A dump without a pid file is refused: php-fpm
+// (README.md invariant 5). A dump without a pid file is refused: php-fpm
 // writes none then, and nothing could find or prove its master.
 func (d fpmDump) runConfig() (RunConfig, error) {
 	rc := RunConfig{PidFile: fpmDefined(d.global["pid"]), ErrorLog: fpmDefined(d.global["error_log"]), Mutexes: map[string]string{}}

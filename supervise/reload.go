@@ -63,7 +63,7 @@ type ReloadReport struct {
 var ErrReloadKilled = errors.New("reload left the server down")
 
 // Reload asks the running master for a new generation in place and
-// verifies it (DESIGN.md invariant 6): the master is alive and the same
+// verifies it (README.md invariant 6): the master is alive and the same
 // process, it logged the new generation, new children serve, the health
 // check passes, and no fatal line appeared since the signal. Before acting:
 // the config test (a *ConfigTestError, nothing touched), then the proof

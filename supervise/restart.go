@@ -139,7 +139,7 @@ func addrs(ls []Listener) []string {
 // restartHeadroom refuses a restart whose start would find fewer than
 // sysvSetsNeeded free semaphore sets even after the stop freed every set of
 // the service (the stopped master's own, and those reaped as leaked), so
-// that a restart never stops a server it cannot start again (DESIGN.md
+// that a restart never stops a server it cannot start again (README.md
 // invariant 5).
 func restartHeadroom(ctx context.Context, o StartOptions, sig *ipcguard.Signature) error {
 	if sig == nil {

@@ -85,7 +85,7 @@ type StartReport struct {
 	StarterOutput  string              `json:"starter_output,omitempty"`
 }
 
-// Start starts the server on clean ground and verifies it (DESIGN.md
+// Start starts the server on clean ground and verifies it (README.md
 // invariants 3, 5, 6). Before acting: the config test, and IPC headroom
 // (refusals: ConfigTestError, ErrHeadroom). Then: orphaned workers of dead
 // masters are stopped (TERM, then KILL: event orphans ignore TERM), the IPC

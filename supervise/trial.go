@@ -100,7 +100,7 @@ type trialMsg struct {
 var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
 
 // proveRuns proves, before a reload or restart touches the running
-// master, that the new configuration can run (DESIGN.md invariant 5): a
+// master, that the new configuration can run (README.md invariant 5): a
 // trial start in throwaway namespaces (see trial), then a bind check in
 // this network namespace of every address the trial listened on that the
 // running master does not hold (without a trial: the addresses the config

@@ -91,7 +91,7 @@ func (w *exitWatch) alive() []ipcguard.Proc {
 }
 
 // verified re-checks the survivors through /proc, so that escalation acts
-// only on processes verified alive (DESIGN.md invariant 2).
+// only on processes verified alive (README.md invariant 2).
 func (w *exitWatch) verified() []ipcguard.Proc {
 	for i, p := range w.procs {
 		if !w.exited[i] && !sameAlive(w.procRoot, p) {

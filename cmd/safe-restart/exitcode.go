@@ -7,7 +7,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
-// Exit codes (DESIGN.md, documented in README.md and `--help`).
+// Exit codes (documented in README.md and `--help`).
 const (
 	exitOK        = 0 // done and verified
 	exitFailed    = 1 // failed; the state is reported

@@ -17,7 +17,7 @@ import (
 // TestRunRestartNeedsAStartableConfig: php-fpm under run, its health URL
 // failing once it serves, its config then broken. The health restart runs
 // the config test before it stops anything: it refuses, logged, and the
-// same master serves on (DESIGN.md invariant 5). When the master then dies
+// same master serves on (README.md invariant 5). When the master then dies
 // (kill -9), the next start cannot prepare: that is a crash under the
 // backoff, and at --max-restarts 1 safe-restart gives up with a nonzero
 // status.

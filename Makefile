@@ -51,7 +51,8 @@ bench-restart: deps build
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-restart -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
 # bench-trial measures the trial start's cost: safe-restart reload and
-# restart with it and with --no-trial, and apache2 -t, alternating in one run.
+# restart with it and with --no-trial, apache2 -t, and the naive reload
+# (apache2 -t && -k graceful), alternating in one run.
 bench-trial: deps build
 	$(GO) build -o bin/bench-trial ./cmd/bench-trial
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-trial -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)

@@ -4,7 +4,8 @@
 // the new configuration in throwaway namespaces that safe-restart runs
 // before a reload or restart touches Apache). In one run, alternating
 // round by round, it times safe-restart reload and restart with the trial
-// and with --no-trial, and Apache's own config test alone, on an Apache
+// and with --no-trial, Apache's own config test alone, and the naive
+// reload (apache2ctl graceful's -t then USR1, unverified), on an Apache
 // with the event MPM and mod_ssl serving 127.0.0.1; it reports the medians,
 // the trial's own time (from --json) and the ratio to the same command
 // without it.
@@ -72,6 +73,9 @@ func run(bin string, rounds int) error {
 	defer exec.Command(bin, append([]string{"stop", "apache2", "--graceful-timeout", "0"}, common...)...).Run()
 	cmds := []command{
 		{"apache2 -t (the config test alone)", []string{"/usr/sbin/apache2", "-f", conf, "-t"}, false},
+		// The naive method: apache2ctl graceful's config test and USR1, which
+		// returns once the signal is sent (nothing verified).
+		{"apache2 -t && apache2 -k graceful", []string{"/bin/sh", "-c", `/usr/sbin/apache2 -f "$0" -t && /usr/sbin/apache2 -f "$0" -k graceful`, conf}, false},
 		{"safe-restart reload", sr("reload", "apache2"), true},
 		{"safe-restart reload --no-trial", sr("reload", "apache2", "--no-trial"), false},
 		{"safe-restart restart", sr("restart", "apache2", "--graceful-timeout", "0"), true},

@@ -380,7 +380,7 @@ func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc 
 	}
 	if err != nil {
 		return rep, fmt.Errorf("%w (%s), and the recovery start failed too, so the server is down: %w; "+
-			"fix what the server names above, then run safe-restart start %s", ErrReloadKilled, why, err, o.Start.Profile.Name)
+			"fix what the server names, then run safe-restart start %s", ErrReloadKilled, why, err, o.Start.Profile.Name)
 	}
 	rep.Recovered = true
 	return rep, nil

@@ -21,6 +21,8 @@ var (
 	// ErrServiceFile reports a service file that cannot be used; the
 	// wrapping error names the file, the key and the problem.
 	ErrServiceFile = errors.New("bad service file")
+	// ErrUnknownUnit reports a --unit that systemd does not have loaded.
+	ErrUnknownUnit = errors.New("unknown systemd unit")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

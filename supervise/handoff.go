@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -406,9 +404,7 @@ func (h *handoff) run(ctx context.Context, argv []string) (string, error) {
 	}
 	defer out.Close()
 	_ = os.Remove(out.Name()) // the master may keep it open: let it vanish with it
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd := command(ctx, argv)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(withoutVars(os.Environ(), h.unset), h.env...)
 	for _, s := range h.socks {

@@ -53,8 +53,11 @@ type LadderRun struct {
 	// Members is the whole recorded tree, master included: children and
 	// re-parented orphans. The ladder is done only when all have exited.
 	Members []ipcguard.Proc
-	Log     zerolog.Logger
-	ops     ladderOps // zero value: the real syscalls
+	// Before, when set, runs before a step sends its signal; an error ends
+	// the ladder there, that step unsent.
+	Before func(context.Context, Step) error
+	Log    zerolog.Logger
+	ops    ladderOps // zero value: the real syscalls
 }
 
 // ladderOps are the side effects of a ladder, replaced in tests.
@@ -98,6 +101,11 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 				Msg("master already exited: skipping a step meant for it")
 			reports = append(reports, rep)
 			continue
+		}
+		if r.Before != nil {
+			if err := r.Before(ctx, step); err != nil {
+				return append(reports, rep), err
+			}
 		}
 		for _, p := range to {
 			err := ops.signal(root, p, step.Signal)

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	profiles["nginx"] = Profile{Name: "nginx", Kind: "nginx", Binary: "/usr/sbin/nginx", Conf: "/etc/nginx/nginx.conf", kind: nginxKind{}}
+	profiles["nginx"] = Profile{Name: "nginx", Kind: "nginx", Binary: "/usr/sbin/nginx", Conf: "/etc/nginx/nginx.conf", Unit: "nginx.service", kind: nginxKind{}}
 }
 
 // NginxLadder is nginx's stop ladder: QUIT asks for a graceful stop (the

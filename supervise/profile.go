@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -32,6 +31,9 @@ type Profile struct {
 	// HealthURL, when set, is the health check used when the caller gives
 	// none (a service file's health.url).
 	HealthURL string
+	// Unit is the systemd service the distribution's package installs for
+	// the server (see FindUnit); "" when none is known.
+	Unit string
 
 	kind kind
 }
@@ -39,8 +41,8 @@ type Profile struct {
 // profiles are the built-in profiles, by name.
 var profiles = map[string]Profile{
 	"apache2": {Name: "apache2", Kind: "apache", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl",
-		EnvVars: "/etc/apache2/envvars", kind: apacheKind{}},
-	"httpd": {Name: "httpd", Kind: "apache", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf", kind: apacheKind{}},
+		EnvVars: "/etc/apache2/envvars", Unit: "apache2.service", kind: apacheKind{}},
+	"httpd": {Name: "httpd", Kind: "apache", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf", Unit: "httpd.service", kind: apacheKind{}},
 }
 
 // profileFinders resolve names that no fixed entry has (php-fpm's
@@ -104,9 +106,7 @@ func (p Profile) fatalLines(text string) []string {
 // returns its stdout and stderr and how long it took. A failure is a
 // *ConfigTestError.
 func configTest(ctx context.Context, server string, argv, env []string) (stdout, stderr string, elapsed time.Duration, err error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd := command(ctx, argv)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

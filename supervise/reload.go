@@ -83,6 +83,10 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	if st.unit, err = st.findUnit(ctx, rc); err != nil {
+		return rep, err
+	}
+	o.Start = st
 	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
 	switch {
 	case errors.Is(err, ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
@@ -394,7 +398,7 @@ func (r ReloadReport) Acted() bool {
 
 // withServer copies the server's identity from a start's options.
 func (s StopOptions) withServer(st StartOptions) StopOptions {
-	s.Profile, s.Conf, s.ProcRoot = st.Profile, st.Conf, st.ProcRoot
+	s.Profile, s.Conf, s.ProcRoot, s.unit = st.Profile, st.Conf, st.ProcRoot, st.unit
 	return s
 }
 

@@ -38,6 +38,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	if err != nil {
 		return RestartReport{}, err
 	}
+	if st.unit, err = st.findUnit(ctx, rc); err != nil {
+		return RestartReport{}, err
+	}
 	var trial *TrialReport
 	if master, err := FromPIDFile(or(st.ProcRoot, "/proc"), rc.PidFile, st.Profile.Binary); err == nil {
 		if trial, err = st.proveRuns(ctx, rc, master); err == nil {
@@ -62,6 +65,9 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	s = s.withServer(st)
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
 		return RestartReport{}, err
+	}
+	if st.unit.acts() {
+		return unitRestart(ctx, s, st, sig, rc)
 	}
 	st.reuseport = reuseportWorks(ctx, st)
 	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
@@ -100,6 +106,27 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		return rep, err
 	}
 	return rep, aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners)
+}
+
+// unitRestart is a restart on a systemd host, from outside the unit: the
+// ladder stops the old master (systemd told, see Stop), and the unit's
+// start job starts the new one (see Start), because only a master the
+// unit starts is one systemd follows: Debian's apache2.service has no
+// PIDFile=, php-fpm's is Type=notify with NotifyAccess=main, and a master
+// started beside the old one would be stopped with it when it exits.
+func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
+	rep := RestartReport{OverlapSkipped: "systemd starts the new master (" + st.unit.Name + "): it follows only a master its unit starts"}
+	st.Log.Info().Str("unit", st.unit.Name).Msg("restarting through systemd: the ladder stops the old master, then the unit's start job starts the new one")
+	if err := restartHeadroom(ctx, st, sig); err != nil {
+		return rep, err
+	}
+	var err error
+	if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
+		return rep, err
+	}
+	st.stopped = true
+	rep.Start, err = st.start(ctx, sig, rc)
+	return rep, err
 }
 
 // aloneOnPorts fails when a socket other than listeners is bound to one

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -53,6 +52,8 @@ type StartOptions struct {
 	// trial start and the bind check, see proveRuns) before a reload or
 	// restart touches the running server.
 	NoTrial bool
+	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
+	Unit string
 	// stopped says a stop just stopped orphans and reaped (Restart): the
 	// start then only re-checks headroom.
 	stopped bool
@@ -63,7 +64,10 @@ type StartOptions struct {
 	// listeners (see overlapper): set by Restart, and by Start when the
 	// config test with it passes.
 	reuseport bool
-	ProcRoot  string
+	// unit is the server's systemd unit, resolved by the operation's entry
+	// (withUnit); nil on a host without systemd or a server without one.
+	unit     *Unit
+	ProcRoot string
 	Log       zerolog.Logger
 }
 
@@ -94,12 +98,30 @@ type StartReport struct {
 // verified: the pidfile names a live master, every listener accepts, the
 // health check passes, and no fatal line appeared in the start's output or
 // the error log. A server already running is left alone.
+//
+// On a systemd host the unit's own start job starts the server (see
+// FindUnit), and the verification includes systemd's view of it: the unit
+// active, its MainPID the master, every process in its control group.
 func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StartReport{}, err
 	}
+	if o.unit, err = o.findUnit(ctx, rc); err != nil {
+		return StartReport{}, err
+	}
 	return o.start(ctx, sig, rc)
+}
+
+// findUnit finds the server's systemd unit (see FindUnit), with the
+// master the pidfile names, if any.
+func (o StartOptions) findUnit(ctx context.Context, rc RunConfig) (*Unit, error) {
+	root := or(o.ProcRoot, "/proc")
+	var master *ipcguard.Proc
+	if m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); err == nil {
+		master = &m
+	}
+	return FindUnit(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, master)
 }
 
 // start is Start once the server's run config is known.
@@ -111,6 +133,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	case err == nil:
 		rep.AlreadyRunning, rep.Master = true, &m
 		o.Log.Info().Int("pid", m.PID).Msg("already running: not started")
+		o.warnUnitModel(ctx, root, m)
 		return rep, nil
 	case errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, ErrStalePIDFile),
@@ -141,7 +164,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	// A master started with SO_REUSEPORT lets the next restart overlap;
 	// the same option would let it bind beside a stray listener of its
 	// user where a plain start fails, so the ports are checked after.
-	o.reuseport = reuseportWorks(ctx, o)
+	o.reuseport = !o.unit.acts() && reuseportWorks(ctx, o)
 	if err := o.startVerified(ctx, root, sig, rc, &rep); err != nil || !o.reuseport {
 		return rep, err
 	}
@@ -183,7 +206,7 @@ func stopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolo
 // stopOptions are the options of a stop of the server o starts, with the
 // profile's ladder.
 func (o StartOptions) stopOptions() StopOptions {
-	return StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, Log: o.Log}
+	return StopOptions{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, IntentDir: o.IntentDir, unit: o.unit, Log: o.Log}
 }
 
 // finishPendingStop completes a stop that an interrupted safe-restart
@@ -252,13 +275,38 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 		return o.startFailure(err, out, tail, logs)
 	}
 	rep.Master = &master
-	if sig == nil {
-		return o.verify(ctx, root, master, tail, out, rep)
+	if sig != nil {
+		if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
+			return err
+		}
 	}
-	if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
+	if err := o.verify(ctx, root, master, tail, out, rep); err != nil {
 		return err
 	}
-	return o.verify(ctx, root, master, tail, out, rep)
+	return o.unit.checkServes(ctx, root, master, o.tree(root, master))
+}
+
+// tree is master and its descendants running the server's binary, nil
+// when the process table cannot be read.
+func (o StartOptions) tree(root string, master ipcguard.Proc) []ipcguard.Proc {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return []ipcguard.Proc{master}
+	}
+	return Descendants(procs, master, o.Profile.Binary)
+}
+
+// warnUnitModel logs what in systemd's view of a running server is wrong
+// (see Unit.checkServes), for a start that leaves it alone.
+func (o StartOptions) warnUnitModel(ctx context.Context, root string, master ipcguard.Proc) {
+	if !o.unit.acts() {
+		return
+	}
+	if err := o.unit.refresh(ctx); err != nil {
+		o.Log.Warn().Err(err).Msg("cannot read the unit")
+	} else if why := o.unit.modelError(root, master, o.tree(root, master)); why != "" {
+		o.Log.Warn().Str("unit", o.unit.Name).Msg(why + ": systemd does not manage this master (safe-restart restart " + o.Profile.Name + " replaces it with one that the unit starts)")
+	}
 }
 
 // startFailure is a start that left no master: why, with the server's own
@@ -272,6 +320,9 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // runStarter runs the profile's start command and returns its output
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
+	if o.unit.acts() {
+		return o.unit.start(ctx, o.Log)
+	}
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
 		argv = ov.reuseportArgv(o.Profile, or(o.Conf, o.Profile.Conf))
@@ -279,14 +330,8 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.handoff != nil {
 		return o.handoff.run(ctx, argv)
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
 	o.Log.Info().Strs("argv", argv).Msg("starting")
-	err := cmd.Run()
-	return buf.String(), err
+	return combinedOutput(ctx, argv)
 }
 
 // awaitMaster waits until the pidfile names a live master of the server;

@@ -28,15 +28,25 @@ type Status struct {
 	// PthreadKeys is the master's pthread keys in use, -1 when unreadable.
 	PthreadKeys int             `json:"pthread_keys"`
 	IPC         ipcguard.Report `json:"ipc"`
-	Risks       []string        `json:"risks"`
-	Warnings    []string        `json:"-"` // the config's, part of Risks
+	// Unit is the server's systemd service, nil on a host without systemd
+	// or for a server no unit runs (see FindUnit).
+	Unit     *Unit    `json:"systemd_unit,omitempty"`
+	Risks    []string `json:"risks"`
+	Warnings []string `json:"-"` // the config's, part of Risks
 
-	why error     // why no master was accepted
-	rc  RunConfig // what the config test reported (doctor judges it)
+	why  error           // why no master was accepted
+	tree []ipcguard.Proc // the master's tree, of which Tree is the pids
+	rc   RunConfig       // what the config test reported (doctor judges it)
 }
 
 // ReadStatus reports on the server without changing anything.
 func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status, error) {
+	return ReadStatusOf(ctx, p, conf, lineageDir, "")
+}
+
+// ReadStatusOf is ReadStatus, with the systemd unit named (see FindUnit;
+// "" finds it).
+func ReadStatusOf(ctx context.Context, p Profile, conf, lineageDir, unit string) (Status, error) {
 	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
 	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
@@ -58,6 +68,9 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status
 	}
 	st.Orphans = pids(orphans)
 	st.Warnings, st.rc = rc.Warnings, rc
+	if st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master); err != nil {
+		return st, err
+	}
 	if sig != nil {
 		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
 		if err != nil {
@@ -74,7 +87,8 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	if keys, err := PthreadKeysInUse("/proc", master.PID); err == nil {
 		st.PthreadKeys = keys
 	}
-	st.Tree = pids(Descendants(procs, master, p.Binary))
+	st.tree = Descendants(procs, master, p.Binary)
+	st.Tree = pids(st.tree)
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
 	}
@@ -99,10 +113,32 @@ func (st *Status) risks(ipc bool) []string {
 		out = append(out, fmt.Sprintf("the master uses %d of %d pthread keys: its next reload may kill it (safe-restart %s restarts it instead)",
 			st.PthreadKeys, PthreadKeysMax, st.Service))
 	}
+	if why := st.unitRisk(); why != "" {
+		out = append(out, why)
+	}
 	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
 		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
 	return out
+}
+
+// unitRisk says what in systemd's view of the server is wrong (README.md
+// invariant 8), "" when nothing or there is no unit.
+func (st *Status) unitRisk() string {
+	u := st.Unit
+	switch {
+	case u == nil || u.Inside:
+		return ""
+	case st.Master != nil:
+		if why := u.modelError("/proc", *st.Master, st.tree); why != "" {
+			return why + ": systemctl stop/reload/status do not manage this master (safe-restart restart " + st.Service + " replaces it with one the unit starts)"
+		}
+	case u.Active == "active":
+		return fmt.Sprintf("unit %s is active (MainPID %d) but the pidfile names no live master", u.Name, u.MainPID)
+	case u.Active == "failed":
+		return fmt.Sprintf("unit %s failed (%s): safe-restart start %s clears what the dead server left and starts it through the unit", u.Name, u.Sub, st.Service)
+	}
+	return ""
 }
 
 // Serves checks that the server st describes serves now: its master is

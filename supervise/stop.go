@@ -25,7 +25,10 @@ type StopOptions struct {
 	// IntentDir holds the record of a stop under way (see stopIntent);
 	// "" keeps none.
 	IntentDir string
-	Log       zerolog.Logger
+	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
+	Unit string
+	unit *Unit // resolved by the operation's entry; nil without one
+	Log  zerolog.Logger
 }
 
 // StopReport says what Stop found and did.
@@ -56,9 +59,18 @@ func (r StopReport) Acted() bool {
 // proof). A pidfile that names a dead process means nothing is running; one
 // that names another program, or a process younger than the file, is
 // refused before anything is signalled.
+//
+// On a systemd host the ladder still stops the server, and systemd is
+// told: a step the unit would count as a failure (SIGKILL), or any step
+// when Restart= would start it again, is preceded by the unit's stop job;
+// afterwards the unit is inactive, never failed (see Unit.settleStopped).
 func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
 	if err != nil {
+		return StopReport{}, err
+	}
+	st := StartOptions{Profile: o.Profile, Conf: o.Conf, Unit: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}
+	if o.unit, err = st.findUnit(ctx, rc); err != nil {
 		return StopReport{}, err
 	}
 	return o.stop(ctx, sig, rc)
@@ -101,8 +113,14 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 	if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
 		return rep, err
 	}
-	rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), o)
-	return rep, err
+	if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), o); err != nil {
+		return rep, err
+	}
+	var stopped ipcguard.Proc
+	if rep.Master != nil {
+		stopped = *rep.Master
+	}
+	return rep, o.unit.settleStopped(ctx, stopped, o.Log)
 }
 
 func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.Proc, rep *StopReport) error {
@@ -125,7 +143,12 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		return err
 	}
 	start := time.Now()
-	rep.Steps, err = ladder.Run(ctx, LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log})
+	var queued bool
+	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log}
+	if o.unit.isMain(ctx, master) {
+		run.Before = o.unit.beforeStep(&queued, o.Log)
+	}
+	rep.Steps, err = ladder.Run(ctx, run)
 	if err == nil {
 		clearIntent(o.IntentDir, o.Profile.Name)
 		o.Log.Info().Int("pid", master.PID).Dur("took", time.Since(start)).Msg("stopped")

@@ -17,6 +17,7 @@ const serviceArg = "one service (apache2, httpd, nginx, php8.2-fpm, or a service
 type serverFlags struct {
 	conf, binary, stateDir string
 	serviceDir             string
+	unit                   string
 	lockTimeout            time.Duration
 	json                   bool
 	// stop
@@ -41,6 +42,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks, lineages and stop records")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
+	unitFlag(c, &f.unit)
 	if stops {
 		fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait,
 			"how long the graceful stop (Apache WINCH, nginx and php-fpm QUIT) may take before TERM; 0 skips it: TERM first cuts requests in flight (Apache's graceful stop refuses new connections for at least a second)")
@@ -71,6 +73,12 @@ func (f *serverFlags) profile(service string) (supervise.Profile, error) {
 	}
 	p.Binary = f.binary
 	return p, nil
+}
+
+// unitFlag registers --unit.
+func unitFlag(c *cobra.Command, unit *string) {
+	c.Flags().StringVar(unit, "unit", "",
+		"the systemd unit of the server, when systemd is PID 1 (default: the unit whose control group holds the running master, else the distribution's: apache2.service, httpd.service, nginx.service, phpX.Y-fpm.service, unless --conf names another config)")
 }
 
 // serviceDirFlag registers --service-dir.
@@ -124,6 +132,6 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder supervise.Ladder) (supervise.StopOptions, supervise.StartOptions) {
 	log := d.log.With().Str("server", service).Logger()
 	lineages := f.stateDir + "/lineage"
-	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
+	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Unit: f.unit, Log: log},
+		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func newStatusCmd(d *deps) *cobra.Command {
-	var conf, stateDir, serviceDir string
+	var conf, stateDir, serviceDir, unit string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status SERVICE",
@@ -21,25 +21,26 @@ func newStatusCmd(d *deps) *cobra.Command {
   safe-restart status apache2 --json | jq .risks`,
 		Args: exactArgs(1, serviceArg),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runStatus(c.Context(), d, args[0], serviceDir, conf, stateDir, asJSON)
+			return runStatus(c.Context(), d, args[0], serviceDir, conf, stateDir, unit, asJSON)
 		},
 	}
 	c.Flags().StringVar(&conf, "conf", "", "the server's main config file (default: the distribution's)")
 	c.Flags().StringVar(&stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	serviceDirFlag(c, &serviceDir)
+	unitFlag(c, &unit)
 	return c
 }
 
 // errNotRunning makes status exit 1 when no master runs.
 var errNotRunning = errors.New("not running")
 
-func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir string, asJSON bool) error {
+func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir, unit string, asJSON bool) error {
 	p, err := supervise.ResolveService(service, serviceDir)
 	if err != nil {
 		return err
 	}
-	st, err := supervise.ReadStatus(ctx, p, conf, stateDir+"/lineage")
+	st, err := supervise.ReadStatusOf(ctx, p, conf, stateDir+"/lineage", unit)
 	if err != nil {
 		return err
 	}
@@ -71,6 +72,9 @@ func writeStatus(d *deps, st supervise.Status) {
 		}
 		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %d reload(s) of this master, %d pthread keys in use\n",
 			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs, st.Reloads, st.PthreadKeys)
+	}
+	if u := st.Unit; u != nil {
+		d.printf("systemd: unit %s %s (%s), MainPID %d, control group %s\n", u.Name, u.Active, u.Sub, u.MainPID, u.CGroup)
 	}
 	writeCounts(d.stdout, st.IPC.Count())
 	writeUsage(d.stdout, st.IPC.Snapshot)

@@ -1,0 +1,306 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/systemdtest"
+)
+
+// systemdServer is a server as Debian's package installs it: its unit
+// file (used unchanged), pidfile and binary.
+type systemdServer struct {
+	service, unit, pidFile, binary string
+	logrotate                      string // examples/logrotate file for it
+	tmpfiles                       string // its package's tmpfiles.d file, "" for none
+	// serves reports whether the server answers a client.
+	serves func(h *systemdtest.Host) error
+}
+
+var systemdServers = []systemdServer{
+	{"apache2", "apache2.service", "/run/apache2/apache2.pid", "/usr/sbin/apache2", "apache2", "", httpServes},
+	{"nginx", "nginx.service", "/run/nginx.pid", "/usr/sbin/nginx", "nginx", "", httpServes},
+	{"php8.2-fpm", "php8.2-fpm.service", "/run/php/php8.2-fpm.pid", "/usr/sbin/php-fpm8.2", "php-fpm", "php8.2-fpm.conf", fpmServes},
+}
+
+// httpServes GETs / on port 80, where Debian's default site listens.
+func httpServes(*systemdtest.Host) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://127.0.0.1/")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("GET /: %s", resp.Status)
+	}
+	return nil
+}
+
+// fpmServes runs a PHP script through Debian's pool socket.
+func fpmServes(h *systemdtest.Host) error {
+	if err := os.WriteFile(h.Root()+"/run/systemdtest/ping.php", []byte("<?php echo 'pong';"), 0o644); err != nil {
+		return err
+	}
+	code, body, err := fpmtest.FastCGIGet(h.Root()+"/run/php/php8.2-fpm.sock", "/run/systemdtest", "/ping.php", 5*time.Second)
+	if err == nil && (code != 200 || body != "pong") {
+		err = fmt.Errorf("ping.php: %d %q", code, body)
+	}
+	return err
+}
+
+// TestSystemdHost runs every operation against each server started by a
+// real systemd from Debian's own unit file, with safe-restart run from
+// outside the unit as deploys, cron and logrotate run it, and checks
+// after each that systemd's view is the truth (README.md invariant 8):
+// the unit is active exactly when the server serves, its MainPID is the
+// pidfile's master, every server process is in the unit's cgroup, and a
+// stop leaves it inactive with no job queued (nothing restarts behind
+// safe-restart's back). The exit codes are the README's.
+func TestSystemdHost(t *testing.T) {
+	for _, s := range systemdServers {
+		t.Run(s.service, func(t *testing.T) {
+			nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "logrotate", "/lib/systemd/systemd")
+			if !nstest.InPrivateNamespaces(t) {
+				return
+			}
+			h := s.boot(t)
+			h.MustRun(t, "systemctl", "start", s.unit) // as the host's init starts it at boot
+			first := s.model(t, h)
+
+			out := s.safeRestart(t, h, 0, "status", s.service)
+			if !strings.Contains(out, "systemd: unit "+s.unit+" active (running), MainPID "+strconv.Itoa(first)) {
+				t.Errorf("status does not report the unit:\n%s", out)
+			}
+			s.safeRestart(t, h, 0, "reload", s.service)
+			if m := s.model(t, h); m != first {
+				t.Errorf("the reload replaced master %d with %d", first, m)
+			}
+			s.safeRestart(t, h, 0, "restart", s.service)
+			restarted := s.model(t, h)
+			if restarted == first {
+				t.Errorf("restart kept master %d", first)
+			}
+			s.safeRestart(t, h, 0, s.service)
+			s.model(t, h)
+			s.safeRestart(t, h, 0, "reload", "--full", s.service)
+			s.model(t, h)
+
+			s.killMaster9(t, h)
+			s.safeRestart(t, h, 0, "start", s.service)
+			s.model(t, h)
+
+			s.safeRestart(t, h, 0, "stop", s.service)
+			s.stopped(t, h)
+			s.safeRestart(t, h, exitRecovered, s.service) // the server was down: a verified start
+			s.model(t, h)
+
+			h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", absExample(t, "logrotate/"+s.logrotate))
+			s.model(t, h)
+
+			h.MustRun(t, "systemctl", "reload", s.unit)
+			s.model(t, h)
+			h.MustRun(t, "systemctl", "stop", s.unit)
+			s.stopped(t, h)
+		})
+	}
+}
+
+// TestSystemdCronExample runs the command of examples/cron/safe-restart
+// (its jitter shortened) against Apache started by systemd: a verified
+// reload, and the unit still follows the master.
+func TestSystemdCronExample(t *testing.T) {
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	h := s.boot(t)
+	h.MustRun(t, "systemctl", "start", s.unit)
+	first := s.model(t, h)
+	f := cronFields(t, "../../examples/cron/safe-restart")
+	command := strings.ReplaceAll(strings.Join(f[6:], " "), "--jitter 30m", "--jitter 10ms")
+	h.MustRun(t, "/bin/sh", "-c", command)
+	log := h.MustRun(t, "cat", "/var/log/safe-restart.log")
+	if !strings.Contains(log, "reloaded and verified") {
+		t.Fatalf("the cron command did not reload, verified:\n%s", log)
+	}
+	if m := s.model(t, h); m != first {
+		t.Errorf("the reload replaced master %d with %d", first, m)
+	}
+}
+
+// boot boots systemd with the server's unit left unmasked and this test
+// binary installed as /usr/local/bin/safe-restart.
+func (s systemdServer) boot(t *testing.T) *systemdtest.Host {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := systemdtest.Options{Units: []string{s.unit}, SafeRestart: self, SafeRestartEnv: []string{mainEnv + "=1"}}
+	if s.tmpfiles != "" {
+		o.Tmpfiles = []string{s.tmpfiles}
+	}
+	return systemdtest.Boot(t, o)
+}
+
+// absExample is the absolute path of a file under examples/, which the
+// booted systemd's namespaces see too (they share this file system).
+func absExample(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("../../examples", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// safeRestart runs safe-restart with args inside the booted systemd's
+// namespaces, outside every unit, and fails the test unless it exits
+// with code. It returns stdout and stderr.
+func (s systemdServer) safeRestart(t *testing.T, h *systemdtest.Host, code int, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := h.Output(ctx, append([]string{"/usr/local/bin/safe-restart"}, args...)...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("safe-restart %v: %v", args, err)
+	}
+	if got != code {
+		t.Fatalf("safe-restart %v: exit %d, want %d:\n%s", args, got, code, out)
+	}
+	t.Logf("safe-restart %v: exit %d:\n%s", args, got, out)
+	return out
+}
+
+// model checks that systemd's view of the server is the truth and that it
+// serves, and returns the master's pid (in the booted namespace). A
+// server that was just reloaded by someone else (systemctl reload) may
+// not have its new children yet: the check is repeated until it passes or
+// 20 s have passed.
+func (s systemdServer) model(t *testing.T, h *systemdtest.Host) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		master, err := s.modelErr(t, h)
+		if err == nil {
+			return master
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // nothing to wait on for another's reload
+	}
+}
+
+// modelErr is one check of model.
+func (s systemdServer) modelErr(t *testing.T, h *systemdtest.Host) (int, error) {
+	u := h.Show(t, s.unit, "ActiveState", "SubState", "MainPID", "ControlGroup")
+	data, err := os.ReadFile(h.Root() + s.pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v (unit: %v)", s.pidFile, err, u)
+	}
+	master, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", s.pidFile, err)
+	}
+	if u["ActiveState"] != "active" || u["MainPID"] != strconv.Itoa(master) {
+		return 0, fmt.Errorf("unit %v, but the pidfile names master %d", u, master)
+	}
+	procs := s.processes(t, h)
+	if len(procs) < 2 {
+		return 0, fmt.Errorf("server processes %v: want a master and its children", procs)
+	}
+	for _, p := range procs {
+		if cg := h.CGroupOf(p); cg != u["ControlGroup"] && cg != "" {
+			return 0, fmt.Errorf("process %d of the server is in cgroup %q, not the unit's %q", p, cg, u["ControlGroup"])
+		}
+	}
+	if err := s.serves(h); err != nil {
+		return 0, fmt.Errorf("the server does not serve: %v", err)
+	}
+	return master, nil
+}
+
+// stopped checks that the unit is inactive (not failed), no job is queued
+// for it (no restart pending), and no process of the server is left.
+func (s systemdServer) stopped(t *testing.T, h *systemdtest.Host) {
+	t.Helper()
+	u := h.Show(t, s.unit, "ActiveState", "SubState", "Result", "NRestarts")
+	if u["ActiveState"] != "inactive" || u["SubState"] != "dead" {
+		t.Fatalf("after the stop the unit is %v, want inactive and dead", u)
+	}
+	if jobs := h.MustRun(t, "systemctl", "list-jobs", "--no-legend", "--no-pager"); strings.Contains(jobs, s.unit) {
+		t.Fatalf("after the stop a job is queued for the unit: %s", jobs)
+	}
+	if procs := s.processes(t, h); len(procs) > 0 {
+		t.Fatalf("server processes left after the stop: %v", procs)
+	}
+	if err := s.serves(h); err == nil {
+		t.Fatal("something still serves after the stop")
+	}
+}
+
+// processes are the live processes of the server's binary in the booted
+// namespace.
+func (s systemdServer) processes(t *testing.T, h *systemdtest.Host) []int {
+	t.Helper()
+	entries, err := os.ReadDir(h.ProcRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join(h.ProcRoot(), e.Name())
+		exe, _ := os.Readlink(dir + "/exe")
+		stat, _ := os.ReadFile(dir + "/stat")
+		if exe == s.binary && !zombie(string(stat)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// zombie reports whether a /proc/PID/stat line is of a process that has
+// exited (state Z or X).
+func zombie(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
+}
+
+// killMaster9 SIGKILLs the unit's main process (from inside, by its pid
+// there) and waits until systemd has seen it go.
+func (s systemdServer) killMaster9(t *testing.T, h *systemdtest.Host) {
+	t.Helper()
+	pid := h.Show(t, s.unit, "MainPID")["MainPID"]
+	h.MustRun(t, "kill", "-KILL", pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for h.Show(t, s.unit, "MainPID")["MainPID"] == pid {
+		if time.Now().After(deadline) {
+			t.Fatalf("systemd still shows MainPID %s after kill -9", pid)
+		}
+		time.Sleep(20 * time.Millisecond) // systemd's reaction has no event this test can wait on
+	}
+}

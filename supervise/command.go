@@ -1,0 +1,33 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// commandWaitDelay bounds how long a cancelled command (sent SIGTERM) and
+// the pipes of what it left running may delay its caller.
+const commandWaitDelay = 5 * time.Second
+
+// command is exec.CommandContext for the commands safe-restart runs
+// (starters, config tests, systemctl): cancelling ctx sends SIGTERM, not
+// SIGKILL, and Wait returns at most commandWaitDelay later.
+func command(ctx context.Context, argv []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = commandWaitDelay
+	return cmd
+}
+
+// combinedOutput runs argv (see command) and returns its stdout and
+// stderr, interleaved.
+func combinedOutput(ctx context.Context, argv []string) (string, error) {
+	cmd := command(ctx, argv)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}

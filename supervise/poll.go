@@ -1,0 +1,32 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// unitPoll is how often pollUntil asks again.
+const unitPoll = 20 * time.Millisecond
+
+// pollUntil calls done every unitPoll until it reports true, returns an
+// error, ctx ends, or within passes (an error saying how long it waited).
+func pollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(unitPoll)
+	defer tick.Stop()
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("still not so after %s", within)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,352 @@
+package supervise
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// ErrUnitModel reports a server that serves but that its systemd unit does
+// not know as it is (README.md invariant 8): the unit is not active, its
+// MainPID is not the master, or a process of the server runs outside the
+// unit's control group.
+var ErrUnitModel = errors.New("systemd's view of the service is wrong")
+
+// Unit is the systemd service a server runs under, as systemctl shows it.
+type Unit struct {
+	Name    string `json:"name"`               // "apache2.service"
+	Load    string `json:"load_state"`         // LoadState: loaded, not-found, masked
+	Active  string `json:"active_state"`       // ActiveState: active, inactive, failed, activating, ...
+	Sub     string `json:"sub_state"`          // SubState: running, dead, auto-restart, ...
+	MainPID int    `json:"main_pid"`           // MainPID, 0 when none
+	CGroup  string `json:"cgroup"`             // ControlGroup, "" while nothing runs
+	Type    string `json:"type"`               // Type=: forking, notify, simple, ...
+	Restart string `json:"restart"`            // Restart=: no, on-abort, always, ...
+	PIDFile string `json:"pid_file,omitempty"` // PIDFile=
+	// Inside says safe-restart runs in the unit's own control group: as
+	// one of its ExecStart=, ExecReload= or ExecStop= commands, which
+	// systemd waits for. It then acts on the processes itself: a job of
+	// the unit queued from there would wait for this very command.
+	Inside bool `json:"inside"`
+
+	systemctl string // the systemctl binary; "systemctl" in $PATH when empty
+}
+
+// unitTimeout bounds one systemctl call that does not run a job, and how
+// long a stop waits for systemd to finish reacting to the master's exit
+// (ExecStop=, ExecStopPost=).
+const unitTimeout = 30 * time.Second
+
+// showProps are the unit properties safe-restart reads.
+const showProps = "LoadState,ActiveState,SubState,MainPID,ControlGroup,Type,Restart,PIDFile"
+
+// systemdRuns reports whether systemd is the service manager: PID 1 is
+// systemd, and /run/systemd/system exists (sd_booted(3)).
+func systemdRuns(root string) bool {
+	comm, err := os.ReadFile(filepath.Join(root, "1", "comm"))
+	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
+		return false
+	}
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// UnitQuery says how to find the unit of a server (see FindUnit).
+type UnitQuery struct {
+	Profile Profile
+	// Conf is the config the caller names; the profile's own unit runs
+	// the distribution's config, so another one is no unit's unless Name
+	// says so or its running master is in one.
+	Conf string
+	// Name is the unit the caller names (--unit); "" finds it.
+	Name     string
+	ProcRoot string // "/proc" when empty
+	Log      zerolog.Logger
+}
+
+// FindUnit returns the systemd service of the server, or nil when it has
+// none: systemd is not PID 1, or no unit is found. The unit is Name when
+// given (an error if systemd does not know it); else the service whose
+// control group holds the running master (master may be nil); else the
+// profile's own unit (apache2.service, nginx.service, php8.2-fpm.service,
+// ...) when the config is the profile's and systemd has it loaded.
+func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, error) {
+	root := or(q.ProcRoot, "/proc")
+	if !systemdRuns(root) {
+		return nil, nil
+	}
+	name, named := q.Name, q.Name != ""
+	if name == "" && master != nil {
+		name = serviceOfCGroup(procCGroup(root, master.PID))
+	}
+	if name == "" && (q.Conf == "" || q.Conf == q.Profile.Conf) {
+		name = q.Profile.Unit
+	}
+	if name == "" {
+		q.Log.Info().Msg("systemd is the service manager, but no unit runs this server: acting on its processes directly (--unit names one)")
+		return nil, nil
+	}
+	if !strings.Contains(name, ".") {
+		name += ".service"
+	}
+	u := &Unit{Name: name}
+	if err := u.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if u.Load != "loaded" {
+		if named {
+			return nil, fmt.Errorf("%w: --unit %s: systemd says LoadState=%s", ErrUnknownUnit, name, u.Load)
+		}
+		q.Log.Info().Str("unit", name).Str("load_state", u.Load).Msg("systemd is the service manager, but it has no such unit: acting on the server's processes directly")
+		return nil, nil
+	}
+	self := procCGroup(root, os.Getpid())
+	u.Inside = u.CGroup != "" && (self == u.CGroup || strings.HasPrefix(self, u.CGroup+"/"))
+	u.logFound(q.Log)
+	return u, nil
+}
+
+// logFound says which unit safe-restart found and how it acts on it.
+func (u *Unit) logFound(log zerolog.Logger) {
+	how := "acting through the unit's own start and stop jobs, so that systemd follows every change"
+	if u.Inside {
+		how = "running as one of the unit's own commands: acting on the server's processes directly"
+	}
+	log.Info().Str("manager", "systemd").Str("unit", u.Name).Str("active_state", u.Active).Int("main_pid", u.MainPID).Msg(how)
+}
+
+// acts reports whether the server's start and stop go through the unit's
+// jobs: u is a unit, and safe-restart is not one of its commands.
+func (u *Unit) acts() bool { return u != nil && !u.Inside }
+
+// refresh reads the unit's properties again.
+func (u *Unit) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+	defer cancel()
+	out, err := u.run(ctx, "show", "--property", showProps, "--", u.Name)
+	if err != nil {
+		return fmt.Errorf("systemctl show %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+	}
+	return u.parseShow(out)
+}
+
+// parseShow reads systemctl show's KEY=VALUE lines.
+func (u *Unit) parseShow(out string) error {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "LoadState":
+			u.Load = v
+		case "ActiveState":
+			u.Active = v
+		case "SubState":
+			u.Sub = v
+		case "ControlGroup":
+			u.CGroup = v
+		case "Type":
+			u.Type = v
+		case "Restart":
+			u.Restart = v
+		case "PIDFile":
+			u.PIDFile = v
+		case "MainPID":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("systemctl show %s: bad MainPID %q", u.Name, v)
+			}
+			u.MainPID = n
+		}
+	}
+	if u.Load == "" {
+		return fmt.Errorf("systemctl show %s: no LoadState in %q", u.Name, out)
+	}
+	return nil
+}
+
+// run runs systemctl with args and returns its output.
+func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
+	return combinedOutput(ctx, append([]string{or(u.systemctl, "systemctl")}, args...))
+}
+
+// start runs the unit's start job and waits for it (systemctl start: the
+// unit's ExecStartPre=, ExecStart= and, for Type=notify, READY=1). Its
+// output is systemctl's, and on failure the unit's journal since the
+// start: the server's own words, which a start through systemd sends
+// there.
+func (u *Unit) start(ctx context.Context, log zerolog.Logger) (string, error) {
+	since := time.Now()
+	log.Info().Str("unit", u.Name).Msg("starting through systemd: systemctl start " + u.Name)
+	out, err := u.run(ctx, "start", "--", u.Name)
+	if err != nil {
+		out += u.journal(ctx, since)
+	}
+	return out, err
+}
+
+// journal returns the unit's journal lines since t, "" when there is no
+// journal to read.
+func (u *Unit) journal(ctx context.Context, t time.Time) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := combinedOutput(ctx, []string{"journalctl", "--quiet", "--no-pager", "--output", "cat",
+		"--unit", u.Name, "--since", "@" + strconv.FormatInt(t.Unix(), 10)})
+	if err != nil {
+		return ""
+	}
+	return "\n" + out
+}
+
+// isMain reports whether master is the main process of the unit that
+// safe-restart acts through (see acts): only then may a stop of master
+// queue the unit's stop job, which stops whatever the unit runs.
+func (u *Unit) isMain(ctx context.Context, master ipcguard.Proc) bool {
+	return u.acts() && u.refresh(ctx) == nil && u.MainPID == master.PID
+}
+
+// beforeStep is the stop ladder's hook (LadderRun.Before). Before a step
+// that systemd would count as the service failing (SIGKILL: Restart=
+// on-abort and on-failure start it again at once), or before the first
+// step when any exit of the master restarts it (Restart=always,
+// on-success), it queues the unit's stop job, so that systemd knows the
+// service is being stopped: it restarts nothing, and runs the unit's own
+// ExecStop= and kill settings beside the ladder.
+func (u *Unit) beforeStep(queued *bool, log zerolog.Logger) func(context.Context, Step) error {
+	return func(ctx context.Context, s Step) error {
+		if !u.acts() || *queued || (s.Signal != syscall.SIGKILL && u.Restart != "always" && u.Restart != "on-success") {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+		defer cancel()
+		log.Info().Str("unit", u.Name).Str("restart", u.Restart).Str("signal", sigName(s.Signal)).
+			Msg("queueing the unit's stop job first, so that systemd restarts nothing (systemctl stop --no-block)")
+		if out, err := u.run(ctx, "stop", "--no-block", "--", u.Name); err != nil {
+			return fmt.Errorf("systemctl stop --no-block %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+		}
+		*queued = true
+		return nil
+	}
+}
+
+// settleStopped waits, after the ladder stopped master, until systemd has
+// seen it exit and finished its own stop (ExecStop=, ExecStopPost=), then
+// clears a failed state (systemctl reset-failed): a stop leaves the unit
+// inactive. A unit still active then runs another master, which is
+// reported.
+func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, log zerolog.Logger) error {
+	if !u.acts() {
+		return nil
+	}
+	err := pollUntil(ctx, unitTimeout, func() (bool, error) {
+		if err := u.refresh(ctx); err != nil {
+			return false, err
+		}
+		return (master.PID == 0 || u.MainPID != master.PID) && !transitional(u.Active), nil
+	})
+	if err != nil {
+		return fmt.Errorf("systemd did not finish stopping %s (ActiveState=%s SubState=%s MainPID=%d): %w", u.Name, u.Active, u.Sub, u.MainPID, err)
+	}
+	switch u.Active {
+	case "failed":
+		log.Info().Str("unit", u.Name).Msg("the unit counted the stop as a failure (the ladder killed the master): systemctl reset-failed")
+		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+		defer cancel()
+		if out, err := u.run(ctx, "reset-failed", "--", u.Name); err != nil {
+			return fmt.Errorf("systemctl reset-failed %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+		}
+		return u.refresh(ctx)
+	case "active":
+		log.Warn().Str("unit", u.Name).Int("main_pid", u.MainPID).Msg("the unit is still active with another main process")
+	}
+	return nil
+}
+
+// transitional reports whether ActiveState is one systemd leaves by itself.
+func transitional(active string) bool {
+	return active == "activating" || active == "deactivating" || active == "reloading" || active == "refreshing"
+}
+
+// checkServes verifies systemd's view of a server that serves (README.md
+// invariant 8): the unit is active, its MainPID is master, and every
+// process of tree is in the unit's control group. systemd reads a main
+// PID a moment after its start job returns, so this polls briefly.
+func (u *Unit) checkServes(ctx context.Context, root string, master ipcguard.Proc, tree []ipcguard.Proc) error {
+	if !u.acts() {
+		return nil // a unit's own command: systemd judges the unit once it returns
+	}
+	var why string
+	err := pollUntil(ctx, 5*time.Second, func() (bool, error) {
+		if err := u.refresh(ctx); err != nil {
+			return false, err
+		}
+		why = u.modelError(root, master, tree)
+		return why == "", nil
+	})
+	if why != "" {
+		return fmt.Errorf("%w: %s", ErrUnitModel, why)
+	}
+	return err
+}
+
+// modelError says what in systemd's view of the unit is not the server
+// that serves, "" when nothing.
+func (u *Unit) modelError(root string, master ipcguard.Proc, tree []ipcguard.Proc) string {
+	if u.Active != "active" {
+		return fmt.Sprintf("unit %s is %s (%s) while master %d serves", u.Name, u.Active, u.Sub, master.PID)
+	}
+	if u.MainPID != master.PID {
+		return fmt.Sprintf("unit %s has MainPID %d, but the pidfile's master is %d", u.Name, u.MainPID, master.PID)
+	}
+	var outside []string
+	for _, p := range tree {
+		if cg := procCGroup(root, p.PID); cg != u.CGroup && sameAlive(root, p) {
+			outside = append(outside, fmt.Sprintf("%d in %q", p.PID, cg))
+		}
+	}
+	if len(outside) > 0 {
+		return fmt.Sprintf("processes outside the unit's control group %s: %s", u.CGroup, strings.Join(outside, ", "))
+	}
+	return ""
+}
+
+// procCGroup is pid's cgroup v2 path (the "0::" line of /proc/PID/cgroup),
+// "" when unreadable or on a host without the unified hierarchy.
+func procCGroup(root string, pid int) string {
+	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
+			return string(p)
+		}
+	}
+	return ""
+}
+
+// serviceOfCGroup is the innermost service unit whose control group path
+// cg is (or is below): "apache2.service" for
+// "/system.slice/apache2.service", "" for a cgroup of no service (a login
+// session's scope, the root). A user manager's service (below
+// user@UID.service) is one the system manager does not know.
+func serviceOfCGroup(cg string) string {
+	els := strings.Split(cg, "/")
+	for i := len(els) - 1; i >= 0; i-- {
+		if strings.HasSuffix(els[i], ".service") {
+			return els[i]
+		}
+	}
+	return ""
+}

@@ -68,7 +68,7 @@ type StartOptions struct {
 	// (withUnit); nil on a host without systemd or a server without one.
 	unit     *Unit
 	ProcRoot string
-	Log       zerolog.Logger
+	Log      zerolog.Logger
 }
 
 // Acted reports whether the start changed anything: stopped orphans,

@@ -65,7 +65,7 @@ type StartOptions struct {
 	// config test with it passes.
 	reuseport bool
 	// unit is the server's systemd unit, resolved by the operation's entry
-	// (withUnit); nil on a host without systemd or a server without one.
+	// (findUnit); nil on a host without systemd or a server without one.
 	unit     *Unit
 	ProcRoot string
 	Log      zerolog.Logger

@@ -191,9 +191,9 @@ func (u *Unit) start(ctx context.Context, log zerolog.Logger) (string, error) {
 	log.Info().Str("unit", u.Name).Msg("starting through systemd: systemctl start " + u.Name)
 	out, err := u.run(ctx, "start", "--", u.Name)
 	if err != nil {
-		out += u.journal(ctx, since)
+		return out + u.journal(ctx, since), fmt.Errorf("systemctl start %s: %w", u.Name, err)
 	}
-	return out, err
+	return out, nil
 }
 
 // journal returns the unit's journal lines since t, "" when there is no
@@ -243,8 +243,7 @@ func (u *Unit) beforeStep(queued *bool, log zerolog.Logger) func(context.Context
 // settleStopped waits, after the ladder stopped master, until systemd has
 // seen it exit and finished its own stop (ExecStop=, ExecStopPost=), then
 // clears a failed state (systemctl reset-failed): a stop leaves the unit
-// inactive. A unit still active then runs another master, which is
-// reported.
+// inactive. A unit active again runs the server still: an error.
 func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, log zerolog.Logger) error {
 	if !u.acts() {
 		return nil
@@ -268,7 +267,7 @@ func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, log zero
 		}
 		return u.refresh(ctx)
 	case "active":
-		log.Warn().Str("unit", u.Name).Int("main_pid", u.MainPID).Msg("the unit is still active with another main process")
+		return fmt.Errorf("unit %s is active again after the stop, main process %d (SubState=%s): systemd runs the server", u.Name, u.MainPID, u.Sub)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -303,4 +304,53 @@ func (s systemdServer) killMaster9(t *testing.T, h *systemdtest.Host) {
 		}
 		time.Sleep(20 * time.Millisecond) // systemd's reaction has no event this test can wait on
 	}
+}
+
+// TestSystemdHostApacheEdges covers what only some hosts see, on Debian's
+// apache2.service (Restart=on-abort): a master that was started outside
+// the unit (by hand, or by an older safe-restart) is reported by status
+// and moved into the unit by a restart; a stop whose ladder has to
+// SIGKILL the master leaves the unit inactive, where systemd alone would
+// count a failure and start Apache again at once; and a start that the
+// unit's job cannot complete says why in Apache's words.
+func TestSystemdHostApacheEdges(t *testing.T) {
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	h := s.boot(t)
+	h.MustRun(t, "/bin/sh", "-c", ". /etc/apache2/envvars && mkdir -p \"$APACHE_RUN_DIR\" && exec /usr/sbin/apache2 -k start")
+	out := s.safeRestart(t, h, 0, "status", s.service)
+	if !strings.Contains(out, "unit apache2.service is inactive (dead) while master") {
+		t.Errorf("status does not report the master outside the unit:\n%s", out)
+	}
+	s.safeRestart(t, h, 0, "restart", s.service)
+	s.model(t, h)
+
+	s.safeRestart(t, h, 0, "stop", s.service, "--ladder", "KILL:5s:all")
+	s.stopped(t, h)
+	if n := h.Show(t, s.unit, "NRestarts")["NRestarts"]; n != "0" {
+		t.Errorf("systemd restarted the unit %s time(s)", n)
+	}
+	s.safeRestart(t, h, 0, "start", s.service)
+	s.model(t, h)
+
+	// A start that systemd's job cannot complete (the port is taken)
+	// quotes Apache's own words, and leaves the unit as systemd judged it.
+	h.MustRun(t, "systemctl", "stop", s.unit)
+	l, err := net.Listen("tcp", "127.0.0.1:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = s.safeRestart(t, h, exitFailed, "start", s.service)
+	if !strings.Contains(out, "AH00072") || !strings.Contains(out, "Address already in use") {
+		t.Errorf("the failed start does not quote Apache:\n%s", out)
+	}
+	if u := h.Show(t, s.unit, "ActiveState"); u["ActiveState"] == "active" {
+		t.Errorf("unit %v after a start that failed", u)
+	}
+	l.Close()
+	s.safeRestart(t, h, 0, "start", s.service)
+	s.model(t, h)
 }

@@ -60,7 +60,7 @@ func exitCode(err error) int {
 		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
-		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit):
+		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

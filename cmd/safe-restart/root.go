@@ -81,7 +81,7 @@ Results go to stdout.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "see " + cmd.CommandPath() + " --help"}
 	})
-	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d), newRunCmd(d))
+	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d), newRunCmd(d), newSystemdCmd(d))
 	return root
 }
 

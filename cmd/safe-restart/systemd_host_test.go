@@ -354,3 +354,87 @@ func TestSystemdHostApacheEdges(t *testing.T) {
 	s.safeRestart(t, h, 0, "start", s.service)
 	s.model(t, h)
 }
+
+// TestSystemdDropIn installs, for each server, the drop-in of `safe-restart
+// systemd install` on its Debian unit, and runs `systemctl reload` as other
+// programs do: it is a verified safe-restart reload inside the unit that
+// keeps the master, and with --full (a reload that must replace the master)
+// systemd follows the new master. For Apache, Debian's own logrotate
+// configuration (invoke-rc.d apache2 reload) then reloads through it too.
+func TestSystemdDropIn(t *testing.T) {
+	for _, s := range systemdServers {
+		t.Run(s.service, func(t *testing.T) {
+			nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "logrotate", "/lib/systemd/systemd")
+			if !nstest.InPrivateNamespaces(t) {
+				return
+			}
+			h := s.boot(t)
+			h.MustRun(t, "systemctl", "start", s.unit)
+			first := s.model(t, h)
+			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+			dropIn := h.Root() + "/run/systemd/system/" + s.unit + ".d/safe-restart.conf"
+			if _, err := os.Stat(dropIn); err != nil {
+				t.Fatal(err)
+			}
+			h.MustRun(t, "systemctl", "reload", s.unit)
+			if m := s.model(t, h); m != first {
+				t.Errorf("systemctl reload replaced master %d with %d", first, m)
+			}
+			if j := h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit); !strings.Contains(j, "reloaded and verified") {
+				t.Fatalf("systemctl reload did not run safe-restart's verified reload; the unit's journal:\n%s", j)
+			}
+
+			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart", "--", "--full")
+			h.MustRun(t, "systemctl", "reload", s.unit)
+			if m := s.model(t, h); m == first {
+				t.Errorf("systemctl reload with --full kept master %d", first)
+			}
+			if s.service != "apache2" {
+				return
+			}
+			if err := os.Remove(dropIn); err != nil {
+				t.Fatal(err)
+			}
+			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+			if _, err := os.Stat("/usr/sbin/policy-rc.d"); err == nil {
+				// This machine's policy-rc.d (a container image's "exit
+				// 101") forbids invoke-rc.d; a Debian server has none.
+				h.MustRun(t, "mount", "--bind", "/dev/null", "/usr/sbin/policy-rc.d")
+			}
+			before := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified")
+			h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", "/etc/logrotate.d/apache2")
+			s.model(t, h)
+			if after := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified"); after != before+1 {
+				t.Errorf("Debian's logrotate for apache2 ran %d verified reloads, want 1", after-before)
+			}
+		})
+	}
+}
+
+// TestSystemdExampleIsGenerated: examples/systemd/safe-restart.conf is
+// what `safe-restart systemd install apache2 --dry-run` prints for
+// Debian's apache2.service, so that the example and the command never
+// disagree.
+func TestSystemdExampleIsGenerated(t *testing.T) {
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	h := s.boot(t)
+	out := s.safeRestart(t, h, 0, "--log-level", "error", "systemd", "install", s.service, "--dry-run", "--exec", installedBinary)
+	head, text, _ := strings.Cut(out, "\n")
+	if head != "# /etc/systemd/system/apache2.service.d/safe-restart.conf (not written: --dry-run)" {
+		t.Errorf("dry run names %q", head)
+	}
+	example, err := os.ReadFile(systemdDropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != string(example) {
+		t.Fatalf("%s differs from the command's output:\n%s", systemdDropIn, text)
+	}
+	if _, err := os.Stat(h.Root() + "/etc/systemd/system/apache2.service.d/safe-restart.conf"); err == nil {
+		t.Fatal("--dry-run wrote the drop-in")
+	}
+}

@@ -32,6 +32,10 @@ php-fpm) and any daemon described by a service file (TOML), and the IPC guard
 (it inventories SysV and POSIX IPC objects, proves which ones dead server
 generations left behind, and removes exactly those).
 
+On a host where systemd is PID 1, start, stop and restart act through the
+server's unit, so that systemd always knows the serving master (see
+"safe-restart systemd --help").
+
 Logs go to stderr: human lines on a terminal, JSON lines otherwise.
 Results go to stdout.
 

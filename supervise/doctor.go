@@ -158,7 +158,7 @@ func configTestFinding(t DoctorTarget, err error) Finding {
 // orphans, IPC verdicts, pthread keys), records a sample of its master and
 // runs each service check.
 func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, logind logindConf) ([]Finding, []string, error) {
-	st, err := ReadStatus(ctx, t.Profile, t.Conf, o.StateDir+"/lineage")
+	st, err := ReadStatus(ctx, t.Profile, t.Conf, o.StateDir+"/lineage", "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,6 +172,7 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 	out = append(out, warningFindings(st, conf)...)
 	out = append(out, pidfileFindings(st)...)
 	out = append(out, orphanFindings(st)...)
+	out = append(out, unitFindings(st)...)
 	out = append(out, keyFindings(st, history, !t.Profile.kind.reexecs())...)
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
@@ -226,6 +227,20 @@ func pidfileFindings(st Status) []Finding {
 
 // orphanFindings reports workers of a dead master, and SysV sets that dead
 // generations leaked (ipcguard's Orphan verdict, with its proof).
+// unitFindings: systemd's view of the server is wrong (README.md
+// invariant 8): systemctl stop, reload and status do not manage the
+// master that serves, or a failed unit waits for a start.
+func unitFindings(st Status) []Finding {
+	why := st.unitRisk()
+	if why == "" {
+		return nil
+	}
+	return []Finding{{Check: "systemd-unit", Service: st.Service, Severity: Warning,
+		Summary:  "systemd's view of the service is not the truth: its unit commands act on the wrong state",
+		Evidence: []string{why},
+		Fix:      fmt.Sprintf("`safe-restart restart %s` (or `start`, for a failed unit) starts the master through its unit", st.Service)}}
+}
+
 func orphanFindings(st Status) []Finding {
 	var out []Finding
 	if len(st.Orphans) > 0 {

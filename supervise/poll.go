@@ -6,15 +6,15 @@ import (
 	"time"
 )
 
-// unitPoll is how often pollUntil asks again.
-const unitPoll = 20 * time.Millisecond
+// pollInterval is how often pollUntil asks again.
+const pollInterval = 20 * time.Millisecond
 
-// pollUntil calls done every unitPoll until it reports true, returns an
+// pollUntil calls done every pollInterval until it reports true, returns an
 // error, ctx ends, or within passes (an error saying how long it waited).
 func pollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	tick := time.NewTicker(unitPoll)
+	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
 		ok, err := done()

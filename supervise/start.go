@@ -113,15 +113,9 @@ func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 	return o.start(ctx, sig, rc)
 }
 
-// findUnit finds the server's systemd unit (see FindUnit), with the
-// master the pidfile names, if any.
+// findUnit finds the server's systemd unit (see unitOf).
 func (o StartOptions) findUnit(ctx context.Context, rc RunConfig) (*Unit, error) {
-	root := or(o.ProcRoot, "/proc")
-	var master *ipcguard.Proc
-	if m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); err == nil {
-		master = &m
-	}
-	return FindUnit(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, master)
+	return unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
 }
 
 // start is Start once the server's run config is known.
@@ -321,7 +315,7 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.unit.acts() {
-		return o.unit.start(ctx, o.Log)
+		return o.unit.start(ctx, or(o.ProcRoot, "/proc"), o.Log)
 	}
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {

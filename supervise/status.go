@@ -34,19 +34,15 @@ type Status struct {
 	Risks    []string `json:"risks"`
 	Warnings []string `json:"-"` // the config's, part of Risks
 
-	why  error           // why no master was accepted
-	tree []ipcguard.Proc // the master's tree, of which Tree is the pids
-	rc   RunConfig       // what the config test reported (doctor judges it)
+	why     error           // why no master was accepted
+	tree    []ipcguard.Proc // the master's tree, of which Tree is the pids
+	unitErr error           // why the systemd unit could not be read
+	rc      RunConfig       // what the config test reported (doctor judges it)
 }
 
-// ReadStatus reports on the server without changing anything.
-func ReadStatus(ctx context.Context, p Profile, conf, lineageDir string) (Status, error) {
-	return ReadStatusOf(ctx, p, conf, lineageDir, "")
-}
-
-// ReadStatusOf is ReadStatus, with the systemd unit named (see FindUnit;
-// "" finds it).
-func ReadStatusOf(ctx context.Context, p Profile, conf, lineageDir, unit string) (Status, error) {
+// ReadStatus reports on the server without changing anything; unit names
+// its systemd unit ("" finds it, see FindUnit).
+func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (Status, error) {
 	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
 	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
@@ -68,7 +64,10 @@ func ReadStatusOf(ctx context.Context, p Profile, conf, lineageDir, unit string)
 	}
 	st.Orphans = pids(orphans)
 	st.Warnings, st.rc = rc.Warnings, rc
-	if st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master); err != nil {
+	st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master)
+	if errors.Is(err, ErrServiceManager) {
+		st.unitErr = err // reported as a risk: the rest of the status stands
+	} else if err != nil {
 		return st, err
 	}
 	if sig != nil {
@@ -127,6 +126,8 @@ func (st *Status) risks(ipc bool) []string {
 func (st *Status) unitRisk() string {
 	u := st.Unit
 	switch {
+	case st.unitErr != nil:
+		return "systemd runs this host, but " + st.unitErr.Error()
 	case u == nil || u.Inside:
 		return ""
 	case st.Master != nil:

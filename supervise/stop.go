@@ -39,6 +39,8 @@ type StopReport struct {
 	Steps   []StepReport       `json:"steps"`
 	Reaped  []ipcguard.Outcome `json:"reaped"`
 	Planned bool               `json:"dry_run"`
+
+	unitMain bool // the master was its systemd unit's main process
 }
 
 // Acted reports whether any signal was sent or any object removed.
@@ -69,8 +71,7 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 	if err != nil {
 		return StopReport{}, err
 	}
-	st := StartOptions{Profile: o.Profile, Conf: o.Conf, Unit: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}
-	if o.unit, err = st.findUnit(ctx, rc); err != nil {
+	if o.unit, err = unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile); err != nil {
 		return StopReport{}, err
 	}
 	return o.stop(ctx, sig, rc)
@@ -120,7 +121,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 	if rep.Master != nil {
 		stopped = *rep.Master
 	}
-	return rep, o.unit.settleStopped(ctx, stopped, o.Log)
+	return rep, o.unit.settleStopped(ctx, stopped, rep.unitMain, o.Log)
 }
 
 func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.Proc, rep *StopReport) error {
@@ -143,10 +144,11 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		return err
 	}
 	start := time.Now()
-	var queued bool
 	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log}
-	if o.unit.isMain(ctx, master) {
-		run.Before = o.unit.beforeStep(&queued, o.Log)
+	if rep.unitMain, err = o.unit.isMain(ctx, master); err != nil {
+		return err // nothing signalled: systemd could not be told
+	} else if rep.unitMain {
+		run.Before = o.unit.beforeStep(o.Profile, o.Log)
 	}
 	rep.Steps, err = ladder.Run(ctx, run)
 	if err == nil {

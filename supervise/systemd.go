@@ -24,6 +24,10 @@ import (
 // unit's control group.
 var ErrUnitModel = errors.New("systemd's view of the service is wrong")
 
+// ErrServiceManager reports that systemd could not be asked about a unit
+// (systemctl missing or failing): nothing was touched.
+var ErrServiceManager = errors.New("cannot read the systemd unit")
+
 // Unit is the systemd service a server runs under, as systemctl shows it.
 type Unit struct {
 	Name    string `json:"name"`               // "apache2.service"
@@ -50,7 +54,7 @@ type Unit struct {
 const unitTimeout = 30 * time.Second
 
 // showProps are the unit properties safe-restart reads.
-const showProps = "LoadState,ActiveState,SubState,MainPID,ControlGroup,Type,Restart,PIDFile"
+const showProps = "Id,LoadState,ActiveState,SubState,MainPID,ControlGroup,Type,Restart,PIDFile"
 
 // systemdRuns reports whether systemd is the service manager: PID 1 is
 // systemd, and /run/systemd/system exists (sd_booted(3)).
@@ -78,43 +82,77 @@ type UnitQuery struct {
 
 // FindUnit returns the systemd service of the server, or nil when it has
 // none: systemd is not PID 1, or no unit is found. The unit is Name when
-// given (an error if systemd does not know it); else the service whose
-// control group holds the running master (master may be nil); else the
-// profile's own unit (apache2.service, nginx.service, php8.2-fpm.service,
-// ...) when the config is the profile's and systemd has it loaded.
+// given (ErrUnknownUnit if systemd does not have it loaded); else the
+// service whose control group holds the running master (master may be
+// nil), if that service is the profile's or the master is its main
+// process (a master that a script in cron.service or a shell started is
+// not cron's); else the profile's own unit (apache2.service,
+// nginx.service, php8.2-fpm.service, ...) when the config is the
+// profile's and systemd has it loaded. An error reading a unit wraps
+// ErrServiceManager.
 func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, error) {
 	root := or(q.ProcRoot, "/proc")
 	if !systemdRuns(root) {
 		return nil, nil
 	}
-	name, named := q.Name, q.Name != ""
-	if name == "" && master != nil {
-		name = serviceOfCGroup(procCGroup(root, master.PID))
+	u, err := q.namedOrHolding(ctx, root, master)
+	if u == nil && err == nil && (q.Conf == "" || filepath.Clean(q.Conf) == filepath.Clean(q.Profile.Conf)) && q.Profile.Unit != "" {
+		u, err = loadedUnit(ctx, q.Profile.Unit)
 	}
-	if name == "" && (q.Conf == "" || q.Conf == q.Profile.Conf) {
-		name = q.Profile.Unit
-	}
-	if name == "" {
-		q.Log.Info().Msg("systemd is the service manager, but no unit runs this server: acting on its processes directly (--unit names one)")
-		return nil, nil
-	}
-	if !strings.Contains(name, ".") {
-		name += ".service"
-	}
-	u := &Unit{Name: name}
-	if err := u.refresh(ctx); err != nil {
+	if err != nil || u == nil {
+		if err == nil {
+			q.Log.Info().Msg("systemd is the service manager, but no unit runs this server: acting on its processes directly (--unit names one)")
+		}
 		return nil, err
 	}
-	if u.Load != "loaded" {
-		if named {
-			return nil, fmt.Errorf("%w: --unit %s: systemd says LoadState=%s", ErrUnknownUnit, name, u.Load)
+	u.Inside = inCGroup(procCGroup(root, os.Getpid()), u.CGroup)
+	u.logFound(q.Log)
+	return u, nil
+}
+
+// unitOf is FindUnit with the master the pidfile names, if any.
+func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
+	var master *ipcguard.Proc
+	if m, err := FromPIDFile(or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
+		master = &m
+	}
+	return FindUnit(ctx, q, master)
+}
+
+// namedOrHolding is the unit q names, or else the service holding the
+// running master when it is the server's (see FindUnit); nil when neither.
+func (q UnitQuery) namedOrHolding(ctx context.Context, root string, master *ipcguard.Proc) (*Unit, error) {
+	if q.Name != "" {
+		u, err := loadedUnit(ctx, q.Name)
+		if err == nil && u == nil {
+			err = fmt.Errorf("%w: --unit %s: systemd has no such unit loaded", ErrUnknownUnit, q.Name)
 		}
-		q.Log.Info().Str("unit", name).Str("load_state", u.Load).Msg("systemd is the service manager, but it has no such unit: acting on the server's processes directly")
+		return u, err
+	}
+	if master == nil {
 		return nil, nil
 	}
-	self := procCGroup(root, os.Getpid())
-	u.Inside = u.CGroup != "" && (self == u.CGroup || strings.HasPrefix(self, u.CGroup+"/"))
-	u.logFound(q.Log)
+	name := serviceOfCGroup(procCGroup(root, master.PID))
+	if name == "" {
+		return nil, nil
+	}
+	u, err := loadedUnit(ctx, name)
+	if err != nil || u == nil || name == q.Profile.Unit || u.MainPID == master.PID {
+		return u, err
+	}
+	q.Log.Info().Str("cgroup_of", u.Name).Int("main_pid", u.MainPID).Int("master", master.PID).
+		Msg("the master runs in another service's control group, which does not manage it")
+	return nil, nil
+}
+
+// loadedUnit reads the unit called name (systemctl adds ".service" to a
+// name without a unit suffix, and Id says what it made of it); nil when
+// systemd does not have it loaded.
+func loadedUnit(ctx context.Context, name string) (*Unit, error) {
+	u := &Unit{Name: name}
+	if err := u.refresh(ctx); err != nil || u.Load != "loaded" {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -137,7 +175,7 @@ func (u *Unit) refresh(ctx context.Context) error {
 	defer cancel()
 	out, err := u.run(ctx, "show", "--property", showProps, "--", u.Name)
 	if err != nil {
-		return fmt.Errorf("systemctl show %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+		return fmt.Errorf("%w: systemctl show %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
 	}
 	return u.parseShow(out)
 }
@@ -148,6 +186,10 @@ func (u *Unit) parseShow(out string) error {
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), "=")
 		switch k {
+		case "Id":
+			if v != "" {
+				u.Name = v // what systemctl made of the name: php8.2-fpm is php8.2-fpm.service
+			}
 		case "LoadState":
 			u.Load = v
 		case "ActiveState":
@@ -176,9 +218,10 @@ func (u *Unit) parseShow(out string) error {
 	return nil
 }
 
-// run runs systemctl with args and returns its output.
+// run runs systemctl with args (never asking for a password) and returns
+// its output.
 func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
-	return combinedOutput(ctx, append([]string{or(u.systemctl, "systemctl")}, args...))
+	return combinedOutput(ctx, append([]string{or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
 }
 
 // start runs the unit's start job and waits for it (systemctl start: the
@@ -186,14 +229,42 @@ func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
 // output is systemctl's, and on failure the unit's journal since the
 // start: the server's own words, which a start through systemd sends
 // there.
-func (u *Unit) start(ctx context.Context, log zerolog.Logger) (string, error) {
+func (u *Unit) start(ctx context.Context, root string, log zerolog.Logger) (string, error) {
+	if err := u.awaitDeadMain(ctx, root); err != nil {
+		return "", err
+	}
 	since := time.Now()
 	log.Info().Str("unit", u.Name).Msg("starting through systemd: systemctl start " + u.Name)
+	ctx, cancel := context.WithTimeout(ctx, unitStartTimeout)
+	defer cancel()
 	out, err := u.run(ctx, "start", "--", u.Name)
 	if err != nil {
 		return out + u.journal(ctx, since), fmt.Errorf("systemctl start %s: %w", u.Name, err)
 	}
 	return out, nil
+}
+
+// unitStartTimeout bounds a start job: systemd's own default for it
+// (TimeoutStartSec=90s) and a margin.
+const unitStartTimeout = 2 * time.Minute
+
+// awaitDeadMain waits until systemd has seen a dead main process go: a
+// unit still "active" with a MainPID that no longer runs (a master that
+// just died, before systemd reaped it) would take a start job for a no-op.
+func (u *Unit) awaitDeadMain(ctx context.Context, root string) error {
+	return pollUntil(ctx, unitTimeout, func() (bool, error) {
+		if err := u.refresh(ctx); err != nil {
+			return false, err
+		}
+		return u.Active != "active" || u.MainPID == 0 || pidAlive(root, u.MainPID), nil
+	})
+}
+
+// pidAlive reports whether pid is a process that has not exited (its
+// /proc/PID/stat state is not Z or X).
+func pidAlive(root string, pid int) bool {
+	p, err := ipcguard.ReadProc(root, pid)
+	return err == nil && p.Alive()
 }
 
 // journal returns the unit's journal lines since t, "" when there is no
@@ -211,21 +282,33 @@ func (u *Unit) journal(ctx context.Context, t time.Time) string {
 
 // isMain reports whether master is the main process of the unit that
 // safe-restart acts through (see acts): only then may a stop of master
-// queue the unit's stop job, which stops whatever the unit runs.
-func (u *Unit) isMain(ctx context.Context, master ipcguard.Proc) bool {
-	return u.acts() && u.refresh(ctx) == nil && u.MainPID == master.PID
+// queue the unit's stop job, which stops whatever the unit runs. An error
+// (systemd could not be asked) wraps ErrServiceManager.
+func (u *Unit) isMain(ctx context.Context, master ipcguard.Proc) (bool, error) {
+	if !u.acts() {
+		return false, nil
+	}
+	if err := u.refresh(ctx); err != nil {
+		return false, err
+	}
+	return u.MainPID == master.PID, nil
 }
 
-// beforeStep is the stop ladder's hook (LadderRun.Before). Before a step
-// that systemd would count as the service failing (SIGKILL: Restart=
-// on-abort and on-failure start it again at once), or before the first
-// step when any exit of the master restarts it (Restart=always,
-// on-success), it queues the unit's stop job, so that systemd knows the
-// service is being stopped: it restarts nothing, and runs the unit's own
-// ExecStop= and kill settings beside the ladder.
-func (u *Unit) beforeStep(queued *bool, log zerolog.Logger) func(context.Context, Step) error {
+// beforeStep is the stop ladder's hook (LadderRun.Before) for a master
+// that is the unit's main process. Before a step whose signal systemd
+// would count as the service failing if the master died of it (SIGKILL,
+// or any signal but TERM, INT, HUP, PIPE and the built-in server's own
+// graceful stop, which it handles by exiting 0: Restart=on-abort and
+// on-failure would start it again at once), or before the first step when
+// any exit restarts it (Restart=always, on-success), it queues the unit's
+// stop job once, so that systemd knows the service is being stopped: it
+// restarts nothing, and runs the unit's own ExecStop= and kill settings
+// beside the ladder (with Restart=always that cuts the graceful step to
+// the unit's TimeoutStopSec=).
+func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, Step) error {
+	queued := false
 	return func(ctx context.Context, s Step) error {
-		if !u.acts() || *queued || (s.Signal != syscall.SIGKILL && u.Restart != "always" && u.Restart != "on-success") {
+		if queued || (p.exitsCleanOn(s.Signal) && u.Restart != "always" && u.Restart != "on-success") {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
@@ -233,18 +316,33 @@ func (u *Unit) beforeStep(queued *bool, log zerolog.Logger) func(context.Context
 		log.Info().Str("unit", u.Name).Str("restart", u.Restart).Str("signal", sigName(s.Signal)).
 			Msg("queueing the unit's stop job first, so that systemd restarts nothing (systemctl stop --no-block)")
 		if out, err := u.run(ctx, "stop", "--no-block", "--", u.Name); err != nil {
-			return fmt.Errorf("systemctl stop --no-block %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+			return fmt.Errorf("%w: systemctl stop --no-block %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
 		}
-		*queued = true
+		queued = true
 		return nil
 	}
+}
+
+// exitsCleanOn reports whether systemd counts the master's exit on sig as
+// clean: SIGTERM, SIGINT, SIGHUP and SIGPIPE (systemd's clean signals for
+// daemons), and a built-in server's graceful stop signal (Apache WINCH,
+// nginx and php-fpm QUIT), on which the master exits 0. A service file's
+// daemon may not handle its signals: only the four count.
+func (p Profile) exitsCleanOn(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE:
+		return true
+	}
+	return p.Kind != "service" && p.kind != nil && sig == p.Ladder(time.Second)[0].Signal
 }
 
 // settleStopped waits, after the ladder stopped master, until systemd has
 // seen it exit and finished its own stop (ExecStop=, ExecStopPost=), then
 // clears a failed state (systemctl reset-failed): a stop leaves the unit
-// inactive. A unit active again runs the server still: an error.
-func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, log zerolog.Logger) error {
+// inactive. When master was the unit's main process (wasMain), a unit
+// active again runs the server still: an error; otherwise the unit runs
+// something else, which is logged.
+func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, wasMain bool, log zerolog.Logger) error {
 	if !u.acts() {
 		return nil
 	}
@@ -257,17 +355,19 @@ func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, log zero
 	if err != nil {
 		return fmt.Errorf("systemd did not finish stopping %s (ActiveState=%s SubState=%s MainPID=%d): %w", u.Name, u.Active, u.Sub, u.MainPID, err)
 	}
-	switch u.Active {
-	case "failed":
+	switch {
+	case u.Active == "failed":
 		log.Info().Str("unit", u.Name).Msg("the unit counted the stop as a failure (the ladder killed the master): systemctl reset-failed")
 		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
 		defer cancel()
 		if out, err := u.run(ctx, "reset-failed", "--", u.Name); err != nil {
-			return fmt.Errorf("systemctl reset-failed %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+			return fmt.Errorf("%w: systemctl reset-failed %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
 		}
 		return u.refresh(ctx)
-	case "active":
+	case u.Active == "active" && wasMain:
 		return fmt.Errorf("unit %s is active again after the stop, main process %d (SubState=%s): systemd runs the server", u.Name, u.MainPID, u.Sub)
+	case u.Active == "active":
+		log.Warn().Str("unit", u.Name).Int("main_pid", u.MainPID).Msg("the unit is active with another main process than the master stopped")
 	}
 	return nil
 }
@@ -310,7 +410,7 @@ func (u *Unit) modelError(root string, master ipcguard.Proc, tree []ipcguard.Pro
 	}
 	var outside []string
 	for _, p := range tree {
-		if cg := procCGroup(root, p.PID); cg != u.CGroup && sameAlive(root, p) {
+		if cg := procCGroup(root, p.PID); !inCGroup(cg, u.CGroup) && sameAlive(root, p) {
 			outside = append(outside, fmt.Sprintf("%d in %q", p.PID, cg))
 		}
 	}
@@ -335,17 +435,22 @@ func procCGroup(root string, pid int) string {
 	return ""
 }
 
-// serviceOfCGroup is the innermost service unit whose control group path
-// cg is (or is below): "apache2.service" for
-// "/system.slice/apache2.service", "" for a cgroup of no service (a login
-// session's scope, the root). A user manager's service (below
-// user@UID.service) is one the system manager does not know.
+// serviceOfCGroup is the service unit whose control group is cg:
+// "apache2.service" for "/system.slice/apache2.service", "" for a cgroup
+// that is not a service's (a session's scope, the root, a sub-group) or is
+// a user manager's (below user@UID.service: the system manager, which
+// safe-restart asks, does not know its services).
 func serviceOfCGroup(cg string) string {
 	els := strings.Split(cg, "/")
-	for i := len(els) - 1; i >= 0; i-- {
-		if strings.HasSuffix(els[i], ".service") {
-			return els[i]
-		}
+	leaf := els[len(els)-1]
+	if !strings.HasSuffix(leaf, ".service") || strings.Contains(cg, "/user@") {
+		return ""
 	}
-	return ""
+	return leaf
+}
+
+// inCGroup reports whether cgroup path cg is unitCG or below it (a
+// sub-group the unit delegates).
+func inCGroup(cg, unitCG string) bool {
+	return unitCG != "" && (cg == unitCG || strings.HasPrefix(cg, unitCG+"/"))
 }

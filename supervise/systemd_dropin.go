@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -51,8 +52,7 @@ func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
 	if err != nil {
 		return DropInReport{}, err
 	}
-	st := StartOptions{Profile: o.Profile, Conf: o.Conf, Unit: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}
-	u, err := st.findUnit(ctx, rc)
+	u, err := unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
 	if err != nil {
 		return DropInReport{}, err
 	}
@@ -89,8 +89,9 @@ func (u *Unit) dropIn(o DropInOptions, pidFile string) (string, error) {
 	if u.PIDFile != "" && u.PIDFile != pidFile && u.PIDFile != strings.Replace(pidFile, "/var/run/", "/run/", 1) {
 		return "", fmt.Errorf("%w: %s has PIDFile=%s, but the server writes %s: make them the same first", ErrUnsupportedConfig, u.Name, u.PIDFile, pidFile)
 	}
-	if !filepath.IsAbs(o.Exec) || strings.ContainsAny(o.Exec+strings.Join(o.ReloadArgs, ""), "\"'\\%$\n") {
-		return "", fmt.Errorf("%w: ExecReload= would need quoting: %s %s", ErrUnsupportedConfig, o.Exec, strings.Join(o.ReloadArgs, " "))
+	words := append([]string{o.Exec, o.Conf}, o.ReloadArgs...)
+	if !filepath.IsAbs(o.Exec) || slices.ContainsFunc(words, needsQuoting) {
+		return "", fmt.Errorf("%w: ExecReload= would need quoting or specifiers: %q", ErrUnsupportedConfig, words)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, dropInHead, u.Name, o.Profile.Name, u.Name)
@@ -107,6 +108,13 @@ func (u *Unit) dropIn(o DropInOptions, pidFile string) (string, error) {
 		b.WriteString(dropInRestart)
 	}
 	return b.String(), nil
+}
+
+// needsQuoting reports whether a word of ExecReload= would need systemd's
+// quoting, escaping or specifier rules (written as is, it would not be
+// one word with this value).
+func needsQuoting(w string) bool {
+	return w == ";" || strings.ContainsAny(w, " \t\n\"'\\%$")
 }
 
 // The drop-in, in parts (see dropIn). Every line says why it is there.

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,17 +10,21 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 func TestServiceOfCGroup(t *testing.T) {
 	for cg, want := range map[string]string{
 		"/system.slice/apache2.service":                               "apache2.service",
-		"/system.slice/apache2.service/sub":                           "apache2.service",
 		"/system.slice/system-apache2.slice/apache2@www.service":      "apache2@www.service",
-		"/user.slice/user-0.slice/user@0.service/app.slice/x.service": "x.service",
+		"/system.slice/apache2.service/sub":                           "",
+		"/user.slice/user-0.slice/user@0.service/app.slice/x.service": "",
+		"/user.slice/user-1000.slice/user@1000.service":               "",
 		"/user.slice/user-0.slice/session-3.scope":                    "",
-		"/": "",
-		"":  "",
+		"/":   "",
+		"":    "",
+		"/..": "",
 	} {
 		if got := serviceOfCGroup(cg); got != want {
 			t.Errorf("serviceOfCGroup(%q) = %q, want %q", cg, got, want)
@@ -29,7 +34,7 @@ func TestServiceOfCGroup(t *testing.T) {
 
 func TestParseShow(t *testing.T) {
 	u := &Unit{Name: "nginx.service"}
-	err := u.parseShow("LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=42\n" +
+	err := u.parseShow("Id=nginx.service\nLoadState=loaded\nActiveState=active\nSubState=running\nMainPID=42\n" +
 		"ControlGroup=/system.slice/nginx.service\nType=forking\nRestart=no\nPIDFile=/run/nginx.pid\n")
 	if err != nil {
 		t.Fatal(err)
@@ -67,20 +72,36 @@ func TestFindUnitNeedsSystemd(t *testing.T) {
 }
 
 // TestBeforeStepQueuesStop checks when a stop's ladder tells systemd
-// first, with a fake systemctl that records its arguments: before SIGKILL
-// (a failure systemd would restart on Restart=on-abort), or before the
-// first step when Restart=always restarts even a clean exit; once.
+// first, with a fake systemctl that records its arguments: before a
+// signal systemd counts as a failure if the master dies of it (SIGKILL; a
+// service file's daemon may not handle USR1), not before the built-in
+// server's graceful signal or TERM, and before the first step when
+// Restart=always or on-success restarts even a clean exit; once.
 func TestBeforeStepQueuesStop(t *testing.T) {
+	apache, err := LookupProfile("apache2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nginx, err := LookupProfile("nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := Profile{Name: "myapp", Kind: "service"}
 	tests := []struct {
+		p       Profile
 		restart string
 		steps   []syscall.Signal
 		calls   int
 	}{
-		{"on-abort", []syscall.Signal{syscall.SIGWINCH, syscall.SIGTERM}, 0},
-		{"on-abort", []syscall.Signal{syscall.SIGWINCH, syscall.SIGKILL, syscall.SIGKILL}, 1},
-		{"no", []syscall.Signal{syscall.SIGKILL}, 1},
-		{"always", []syscall.Signal{syscall.SIGWINCH, syscall.SIGTERM}, 1},
-		{"on-success", []syscall.Signal{syscall.SIGQUIT}, 1},
+		{apache, "on-abort", []syscall.Signal{syscall.SIGWINCH, syscall.SIGTERM}, 0},
+		{apache, "on-abort", []syscall.Signal{syscall.SIGWINCH, syscall.SIGKILL, syscall.SIGKILL}, 1},
+		{apache, "no", []syscall.Signal{syscall.SIGKILL}, 1},
+		{apache, "always", []syscall.Signal{syscall.SIGWINCH, syscall.SIGTERM}, 1},
+		{apache, "on-abort", []syscall.Signal{syscall.SIGQUIT}, 1}, // not Apache's graceful stop: it dumps core
+		{nginx, "on-failure", []syscall.Signal{syscall.SIGQUIT, syscall.SIGTERM}, 0},
+		{nginx, "on-success", []syscall.Signal{syscall.SIGQUIT}, 1},
+		{file, "on-failure", []syscall.Signal{syscall.SIGUSR1}, 1},
+		{file, "on-failure", []syscall.Signal{syscall.SIGINT, syscall.SIGHUP}, 0},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
@@ -89,24 +110,37 @@ func TestBeforeStepQueuesStop(t *testing.T) {
 		if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"$*\" >> "+record+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		u := &Unit{Name: "apache2.service", Restart: tt.restart, systemctl: fake}
-		var queued bool
-		before := u.beforeStep(&queued, zerolog.Nop())
+		u := &Unit{Name: "x.service", Restart: tt.restart, systemctl: fake}
+		before := u.beforeStep(tt.p, zerolog.Nop())
 		for _, s := range tt.steps {
 			if err := before(context.Background(), Step{Signal: s}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		data, _ := os.ReadFile(record)
-		lines := strings.Fields(strings.ReplaceAll(string(data), "\n", " | "))
 		calls := strings.Count(string(data), "\n")
-		if calls != tt.calls || (calls == 1 && strings.TrimSpace(string(data)) != "stop --no-block -- apache2.service") {
-			t.Errorf("Restart=%s, steps %v: systemctl calls %q, want %d stop --no-block", tt.restart, tt.steps, lines, tt.calls)
+		if calls != tt.calls || (calls == 1 && strings.TrimSpace(string(data)) != "--no-ask-password stop --no-block -- x.service") {
+			t.Errorf("%s, Restart=%s, steps %v: systemctl calls %q, want %d stop --no-block", tt.p.Name, tt.restart, tt.steps, data, tt.calls)
 		}
 	}
-	inside := &Unit{Name: "apache2.service", Restart: "always", Inside: true, systemctl: "/nonexistent"}
-	var queued bool
-	if err := inside.beforeStep(&queued, zerolog.Nop())(context.Background(), Step{Signal: syscall.SIGKILL}); err != nil || queued {
-		t.Errorf("a unit's own command queued its stop job (%v): systemd would wait for this very command", err)
+}
+
+// TestIsMainInside: safe-restart run as one of the unit's own commands
+// never counts the master as the unit's to stop through a job (the job
+// would wait for this very command), and asks systemctl nothing.
+func TestIsMainInside(t *testing.T) {
+	u := &Unit{Name: "apache2.service", MainPID: 7, Inside: true, systemctl: "/nonexistent"}
+	if main, err := u.isMain(context.Background(), ipcguardProc(7)); main || err != nil {
+		t.Errorf("isMain inside the unit = %v, %v", main, err)
+	}
+	var none *Unit
+	if main, err := none.isMain(context.Background(), ipcguardProc(7)); main || err != nil {
+		t.Errorf("isMain without a unit = %v, %v", main, err)
+	}
+	out := &Unit{Name: "apache2.service", systemctl: "/nonexistent"}
+	if _, err := out.isMain(context.Background(), ipcguardProc(7)); !errors.Is(err, ErrServiceManager) {
+		t.Errorf("isMain with systemctl failing: %v, want ErrServiceManager (the stop is refused)", err)
 	}
 }
+
+func ipcguardProc(pid int) ipcguard.Proc { return ipcguard.Proc{PID: pid} }

@@ -57,7 +57,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout),
 		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
-		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind):
+		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind),
+		errors.Is(err, supervise.ErrServiceManager):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
 		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit):

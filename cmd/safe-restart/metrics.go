@@ -148,7 +148,7 @@ func gatherService(ctx context.Context, d *deps, name string, f *metricsFlags) s
 	if err != nil {
 		return serviceFacts{Name: name, Err: err}
 	}
-	st, err := supervise.ReadStatus(ctx, p, f.conf, f.stateDir+"/lineage")
+	st, err := supervise.ReadStatus(ctx, p, f.conf, f.stateDir+"/lineage", "")
 	if err != nil {
 		return serviceFacts{Name: p.Name, Err: err}
 	}

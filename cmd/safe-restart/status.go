@@ -40,7 +40,7 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 	if err != nil {
 		return err
 	}
-	st, err := supervise.ReadStatusOf(ctx, p, conf, stateDir+"/lineage", unit)
+	st, err := supervise.ReadStatus(ctx, p, conf, stateDir+"/lineage", unit)
 	if err != nil {
 		return err
 	}

@@ -25,14 +25,20 @@
 //
 // Before systemd runs, a shell that is PID 1 of the new namespaces (and
 // stops at the first failure, never reaching systemd) makes every mount
-// private, mounts fresh tmpfs on /run, /tmp and /var/tmp (systemd-tmpfiles
-// would otherwise empty this machine's /tmp at boot) and on /var/log (with
-// its directories recreated empty: the servers' and journald's logs stay
-// inside), mounts /proc/sys and /sys read-only (systemd raises
-// fs.nr_open and fs.file-max at boot, which are not namespaced), mounts a
+// private; mounts fresh tmpfs on /run, /tmp and /var/tmp (systemd-tmpfiles
+// would otherwise empty this machine's /tmp at boot) and on /var/log (its
+// directories recreated empty: the servers' and journald's logs stay
+// inside); gives the namespaces their own /dev (a tmpfs with null, zero,
+// full, random, urandom and tty bound from this machine's, /dev/console
+// bound to /dev/null, and their own devpts and shm), so that journald's
+// /dev/log and systemd's console output stay inside; mounts a fresh proc
+// with /proc/sys read-only (systemd raises fs.nr_open and fs.file-max at
+// boot, which are not namespaced) and a fresh read-only sysfs; mounts a
 // cgroup2 whose root is a new cgroup below the test's own (the cgroup
-// namespace), disables every generator and masks, under the private /run,
-// every unit except targets, slices, journald and Options.Units. The
+// namespace); disables every generator and masks, under the private /run,
+// every unit except targets, slices, journald's and Options.Units; and
+// makes the root file system read-only there, so that whatever writes
+// outside those mounts fails instead of changing this machine. The
 // cgroups systemd creates are removed when the test ends.
 package systemdtest
 
@@ -86,6 +92,7 @@ type Host struct {
 	cgRel  string // CGroup below the cgroup2 mount: how this process sees the namespace's root
 	out    *bytes.Buffer
 	cmd    *exec.Cmd
+	exited chan struct{} // closed once the boot shell or systemd exited
 }
 
 // bootScript runs as PID 1 of the new namespaces, with $1 the directory
@@ -105,16 +112,35 @@ if [ -n "$3" ]; then
 fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777 tmpfs /var/tmp
-skel=$(find /var/log -mindepth 1 -maxdepth 1 -type d -printf '%m %U %G %f\n')
+find /var/log -mindepth 1 -maxdepth 1 -type d -printf '%m %U %G %f\n' > /run/systemdtest/logdirs
 mount -t tmpfs -o mode=0755 tmpfs /var/log
-echo "$skel" | while read -r m u g n; do
-	if [ -n "$n" ]; then mkdir -m "$m" "/var/log/$n"; chown "$u:$g" "/var/log/$n"; fi
+while read -r m u g n; do
+	mkdir -m "$m" "/var/log/$n"
+	chown "$u:$g" "/var/log/$n"
+done < /run/systemdtest/logdirs
+d=/run/systemdtest/dev
+mkdir "$d"
+mount -t tmpfs -o mode=0755,nosuid tmpfs "$d"
+for n in null zero full random urandom tty; do
+	: > "$d/$n"
+	mount --bind "/dev/$n" "$d/$n"
 done
+: > "$d/console"
+mount --bind /dev/null "$d/console"
+mkdir "$d/shm" "$d/pts" "$d/mqueue"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$d/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$d/pts"
+ln -s pts/ptmx "$d/ptmx"
+ln -s /proc/self/fd "$d/fd"
+ln -s /proc/self/fd/0 "$d/stdin"
+ln -s /proc/self/fd/1 "$d/stdout"
+ln -s /proc/self/fd/2 "$d/stderr"
+mount --move "$d" /dev
 mount -t proc proc /proc
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-mount -o remount,bind,ro /sys
 grep -qx '0::/' /proc/self/cgroup
 mkdir -p /run/systemd/system /run/systemd/system-generators
 for g in /lib/systemd/system-generators/* /usr/lib/systemd/system-generators/*; do
@@ -128,12 +154,13 @@ for f in /lib/systemd/system/* /usr/lib/systemd/system/* /etc/systemd/system/*; 
 	*.service|*.socket|*.timer|*.path|*.mount|*.automount|*.swap) ln -sf /dev/null "/run/systemd/system/$n" ;;
 	esac
 done
-for c in $4; do systemd-tmpfiles --create "/usr/lib/tmpfiles.d/$c"; done
+for c in $4; do systemd-tmpfiles --create --prefix=/run "/usr/lib/tmpfiles.d/$c"; done
 if [ -d /run/systemdtest/dropins ]; then cp -r /run/systemdtest/dropins/. /run/systemd/system/; fi
 if [ -f /run/systemdtest/safe-restart ]; then
 	mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
 	cp /run/systemdtest/safe-restart /usr/local/bin/safe-restart
 fi
+mount -o remount,bind,ro /
 export container=safe-restart-test
 exec /lib/systemd/systemd --system --unit=basic.target
 `
@@ -145,7 +172,7 @@ func Boot(t *testing.T, o Options) *Host {
 	if os.Getenv("SAFE_RESTART_NSTEST") == "" {
 		t.Fatal("systemdtest.Boot runs only inside nstest.InPrivateNamespaces")
 	}
-	cg := newCGroup(t)
+	cg := newCGroup(t) // removed by a cleanup registered before any failure
 	dir := installDir(t, o)
 	fd, err := os.Open(cg)
 	if err != nil {
@@ -166,6 +193,8 @@ func Boot(t *testing.T, o Options) *Host {
 		t.Fatalf("systemdtest: start: %v", err)
 	}
 	h.PID = h.cmd.Process.Pid
+	h.exited = make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(h.exited) }()
 	t.Cleanup(func() { h.shutdown(t) })
 	h.awaitBoot(t)
 	return h
@@ -196,6 +225,7 @@ func newCGroup(t *testing.T) string {
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatalf("systemdtest: %v", err)
 	}
+	t.Cleanup(func() { removeCGroup(t, cg) })
 	return cg
 }
 
@@ -263,26 +293,34 @@ func cleanEnv(extra []string) []string {
 	return append(out, extra...)
 }
 
-// awaitBoot waits until systemd reports its boot finished.
+// awaitBoot waits (at most bootTimeout) until systemd reports its boot
+// finished, failing the test at once if it exited.
 func (h *Host) awaitBoot(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
 	for {
-		out, err := h.Output(context.Background(), "systemctl", "is-system-running", "--wait")
+		out, err := h.Output(ctx, "systemctl", "is-system-running", "--wait")
 		state := strings.TrimSpace(out)
 		if state == "running" || state == "degraded" {
 			if state == "degraded" {
-				failed, _ := h.Output(context.Background(), "systemctl", "--failed", "--no-legend", "--no-pager")
+				failed, _ := h.Output(ctx, "systemctl", "--failed", "--no-legend", "--no-pager")
 				t.Logf("systemdtest: booted degraded; failed units: %s", failed)
 			}
 			return
 		}
-		if time.Now().After(deadline) || h.cmd.ProcessState != nil {
-			t.Fatalf("systemdtest: systemd did not boot (%q, %v); its output: %s", state, err, h.out.String())
+		select {
+		case <-h.exited:
+			t.Fatalf("systemdtest: the boot ended (%v); its output: %s", h.cmd.ProcessState, h.out.String())
+		case <-ctx.Done():
+			t.Fatalf("systemdtest: systemd did not boot in %s (%q, %v); its output: %s", bootTimeout, state, err, h.out.String())
+		case <-time.After(50 * time.Millisecond): // systemd's socket is not there yet: nothing to wait on
 		}
-		time.Sleep(50 * time.Millisecond) // systemd's socket is not there yet: nothing to wait on
 	}
 }
+
+// bootTimeout bounds a boot.
+const bootTimeout = time.Minute
 
 // Output runs argv inside the systemd's namespaces (nsenter --all) with
 // this process's environment minus nstest's, and returns its stdout and
@@ -296,8 +334,8 @@ func (h *Host) Output(ctx context.Context, argv ...string) (string, error) {
 }
 
 // Command is an exec.Cmd that runs argv inside the systemd's namespaces.
-// It runs in the cgroup namespace's root cgroup, outside every unit, as a
-// command typed in a shell would.
+// It stays in this process's cgroup, above the namespace's root (inside it
+// shows as "/.."): outside every unit, as a command from a shell is.
 func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--target", strconv.Itoa(h.PID), "--all", "--"}, argv...)...)
 	cmd.Env = cleanEnv(nil)
@@ -356,8 +394,8 @@ func (h *Host) CGroupOf(pid int) string {
 	return ""
 }
 
-// shutdown kills the systemd (and with it its PID namespace) and removes
-// the cgroups.
+// shutdown kills the systemd (and with it its PID namespace), after
+// logging its journal and console when the test failed.
 func (h *Host) shutdown(t *testing.T) {
 	if t.Failed() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -366,21 +404,27 @@ func (h *Host) shutdown(t *testing.T) {
 		t.Logf("systemdtest: the journal (%v):\n%s", err, journal)
 	}
 	_ = h.cmd.Process.Kill()
-	_ = h.cmd.Wait()
+	<-h.exited
 	if t.Failed() {
 		t.Logf("systemdtest: systemd's console:\n%s", h.out.String())
 	}
+}
+
+// removeCGroup removes the cgroup cg and the ones systemd created below
+// it, once the kernel has emptied them (shortly after their last process
+// is reaped).
+func removeCGroup(t *testing.T, cg string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := removeTree(h.CGroup)
+		err := removeTree(cg)
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("systemdtest: remove cgroup %s: %v", h.CGroup, err)
+			t.Errorf("systemdtest: remove cgroup %s: %v", cg, err)
 			return
 		}
-		time.Sleep(20 * time.Millisecond) // the kernel empties a cgroup shortly after its last process is reaped
+		time.Sleep(20 * time.Millisecond) // the kernel gives no event for an emptied cgroup here
 	}
 }
 

@@ -3,20 +3,24 @@
 package systemdtest
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 )
 
-// TestBootKeepsHostTmp boots systemd, starts Debian's apache2.service in
-// it, and checks what the package comment promises: the unit runs in the
-// namespace's own cgroup tree, and this machine's /tmp (here the test's
-// own temporary directory, which systemd-tmpfiles would have emptied) and
-// fs.nr_open are untouched.
-func TestBootKeepsHostTmp(t *testing.T) {
+// TestBootIsolated boots systemd, starts Debian's apache2.service in it,
+// and checks what the package comment promises: the unit runs in the
+// namespace's own cgroup tree; systemd's mounts of /run, /tmp, /var/tmp,
+// /var/log and /dev are its own tmpfs, and /, /proc/sys and /sys are
+// read-only there, so this machine's /tmp (here the test's own temporary
+// directory) is not even visible inside; /dev/log is not created on this
+// machine, and fs.nr_open is unchanged.
+func TestBootIsolated(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "systemctl", "nsenter", "/lib/systemd/systemd")
 	if !nstest.InPrivateNamespaces(t) {
 		return
@@ -29,6 +33,7 @@ func TestBootKeepsHostTmp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, devLogErr := os.Lstat("/dev/log")
 	h := Boot(t, Options{Units: []string{"apache2.service"}})
 	h.MustRun(t, "systemctl", "start", "apache2.service")
 	u := h.Show(t, "apache2.service", "ActiveState", "MainPID", "ControlGroup")
@@ -41,10 +46,54 @@ func TestBootKeepsHostTmp(t *testing.T) {
 	if out := h.MustRun(t, "cat", "/proc/1/comm"); strings.TrimSpace(out) != "systemd" {
 		t.Errorf("PID 1 inside is %q", out)
 	}
-	if _, err := os.Stat(canary); err != nil {
-		t.Errorf("the test's /tmp file is gone after the boot: %v", err)
+
+	mounts := topMounts(t, h.PID)
+	for _, dir := range []string{"/run", "/tmp", "/var/tmp", "/var/log", "/dev"} {
+		if m := mounts[dir]; m.fstype != "tmpfs" || m.readOnly {
+			t.Errorf("%s inside is %+v, want its own writable tmpfs", dir, m)
+		}
+	}
+	for _, dir := range []string{"/", "/proc/sys", "/sys"} {
+		if m := mounts[dir]; !m.readOnly {
+			t.Errorf("%s inside is %+v, want read-only", dir, m)
+		}
+	}
+	if _, err := os.Stat(h.Root() + canary); err == nil {
+		t.Errorf("this machine's %s is visible inside", canary)
+	}
+	if _, err := os.Lstat("/dev/log"); (err == nil) != (devLogErr == nil) {
+		t.Errorf("/dev/log on this machine: before the boot %v, after %v", devLogErr, err)
 	}
 	if now, _ := os.ReadFile("/proc/sys/fs/nr_open"); string(now) != string(nrOpen) {
 		t.Errorf("fs.nr_open changed from %s to %s", nrOpen, now)
 	}
+}
+
+// mount is one line of /proc/PID/mountinfo.
+type mount struct {
+	fstype   string
+	readOnly bool
+}
+
+// topMounts reads the mounts of pid's mount namespace, the topmost for
+// each mount point.
+func topMounts(t *testing.T, pid int) map[string]mount {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]mount{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pre, post, _ := strings.Cut(sc.Text(), " - ")
+		fields, after := strings.Fields(pre), strings.Fields(post)
+		if len(fields) < 6 || len(after) < 1 {
+			t.Fatalf("mountinfo line %q", sc.Text())
+		}
+		opts := "," + fields[5] + ","
+		out[fields[4]] = mount{fstype: after[0], readOnly: strings.Contains(opts, ",ro,")}
+	}
+	return out
 }

@@ -438,3 +438,36 @@ func TestSystemdExampleIsGenerated(t *testing.T) {
 		t.Fatal("--dry-run wrote the drop-in")
 	}
 }
+
+// TestSystemdHostForeignCGroup: a master that a script in another service
+// started (cron.service running an older safe-restart, a CI runner's
+// service) is in that service's control group, which does not manage it.
+// safe-restart must not take that service for the server's unit: status
+// reports the master outside apache2.service, and restart replaces it with
+// one that apache2.service starts, leaving the other service running.
+func TestSystemdHostForeignCGroup(t *testing.T) {
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, s.binary, "systemctl", "systemd-run", "nsenter", "/lib/systemd/systemd")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	h := s.boot(t)
+	h.MustRun(t, "systemd-run", "--unit=cronlike.service", "--property=KillMode=process", "/bin/sh", "-c",
+		`. /etc/apache2/envvars && mkdir -p "$APACHE_RUN_DIR" && /usr/sbin/apache2 -k start && exec sleep infinity`)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.processes(t, h)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the master started from cronlike.service did not come up")
+		}
+		time.Sleep(20 * time.Millisecond) // nothing to wait on: the master daemonizes inside another unit
+	}
+	out := s.safeRestart(t, h, 0, "status", s.service)
+	if !strings.Contains(out, "systemd: unit apache2.service inactive") || !strings.Contains(out, "unit apache2.service is inactive (dead) while master") {
+		t.Errorf("status does not report apache2.service and the master outside it:\n%s", out)
+	}
+	s.safeRestart(t, h, 0, "restart", s.service)
+	s.model(t, h)
+	if u := h.Show(t, "cronlike.service", "ActiveState"); u["ActiveState"] != "active" {
+		t.Errorf("cronlike.service after the restart: %v", u)
+	}
+}

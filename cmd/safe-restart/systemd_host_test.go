@@ -471,3 +471,53 @@ func TestSystemdHostForeignCGroup(t *testing.T) {
 		t.Errorf("cronlike.service after the restart: %v", u)
 	}
 }
+
+// instanceB is a second Apache configuration (Debian's multi-instance
+// layout) on 127.0.0.1:8081, with its own pidfile, for
+// TestSystemdHostOtherMaster.
+const instanceB = `DefaultRuntimeDir /run/b
+PidFile /run/b/apache2.pid
+Mutex file:/run/b default
+ServerRoot /etc/apache2
+Include mods-enabled/*.load
+Include mods-enabled/*.conf
+User www-data
+Group www-data
+ErrorLog /run/b/error.log
+Listen 127.0.0.1:8081
+ServerName b.test
+DocumentRoot /var/www/html
+`
+
+// TestSystemdHostOtherMaster: stopping a master that is not the unit's
+// main process (here a second instance, named with --conf, while
+// --unit names apache2.service) must not queue the unit's stop job, even
+// when the ladder goes to SIGKILL: apache2.service keeps its master and
+// serves.
+func TestSystemdHostOtherMaster(t *testing.T) {
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	h := s.boot(t)
+	h.MustRun(t, "systemctl", "start", s.unit)
+	first := s.model(t, h)
+	if err := os.MkdirAll(h.Root()+"/run/b", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.Root()+"/run/b/apache2.conf", []byte(instanceB), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.MustRun(t, "/bin/sh", "-c", ". /etc/apache2/envvars && exec /usr/sbin/apache2 -f /run/b/apache2.conf -k start")
+	if _, err := net.DialTimeout("tcp", "127.0.0.1:8081", 5*time.Second); err != nil {
+		t.Fatalf("instance B does not listen: %v", err)
+	}
+	s.safeRestart(t, h, 0, "stop", s.service, "--conf", "/run/b/apache2.conf", "--unit", s.unit, "--ladder", "KILL:5s:all")
+	if _, err := net.DialTimeout("tcp", "127.0.0.1:8081", 5*time.Second); err == nil {
+		t.Error("instance B still listens after its stop")
+	}
+	if m := s.model(t, h); m != first {
+		t.Errorf("apache2.service's master changed from %d to %d", first, m)
+	}
+}

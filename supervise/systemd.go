@@ -177,7 +177,10 @@ func (u *Unit) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: systemctl show %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
 	}
-	return u.parseShow(out)
+	if err := u.parseShow(out); err != nil {
+		return fmt.Errorf("%w: %w", ErrServiceManager, err)
+	}
+	return nil
 }
 
 // parseShow reads systemctl show's KEY=VALUE lines.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,6 +113,7 @@ func TestSystemdHost(t *testing.T) {
 			h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", absExample(t, "logrotate/"+s.logrotate))
 			s.model(t, h)
 
+			h.MustRun(t, "systemctl", "status", "--no-pager", s.unit) // exit 0: active
 			h.MustRun(t, "systemctl", "reload", s.unit)
 			s.model(t, h)
 			h.MustRun(t, "systemctl", "stop", s.unit)
@@ -230,6 +232,9 @@ func (s systemdServer) modelErr(t *testing.T, h *systemdtest.Host) (int, error) 
 	if len(procs) < 2 {
 		return 0, fmt.Errorf("server processes %v: want a master and its children", procs)
 	}
+	if masters := s.masters(h, procs); len(masters) != 1 {
+		return 0, fmt.Errorf("masters %v (processes whose parent is no server process): want exactly one", masters)
+	}
 	for _, p := range procs {
 		if cg := h.CGroupOf(p); cg != u["ControlGroup"] && cg != "" {
 			return 0, fmt.Errorf("process %d of the server is in cgroup %q, not the unit's %q", p, cg, u["ControlGroup"])
@@ -279,6 +284,25 @@ func (s systemdServer) processes(t *testing.T, h *systemdtest.Host) []int {
 		stat, _ := os.ReadFile(dir + "/stat")
 		if exe == s.binary && !zombie(string(stat)) {
 			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// masters are those of procs whose parent is not one of procs.
+func (s systemdServer) masters(h *systemdtest.Host, procs []int) []int {
+	var out []int
+	for _, p := range procs {
+		stat, _ := os.ReadFile(filepath.Join(h.ProcRoot(), strconv.Itoa(p), "stat"))
+		i := strings.LastIndexByte(string(stat), ')')
+		var ppid int
+		if i > 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
+				ppid, _ = strconv.Atoi(f[1])
+			}
+		}
+		if !slices.Contains(procs, ppid) {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -108,25 +108,66 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	return rep, aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners)
 }
 
-// unitRestart is a restart on a systemd host, from outside the unit: the
-// ladder stops the old master (systemd told, see Stop), and the unit's
-// start job starts the new one (see Start), because only a master the
-// unit starts is one systemd follows: Debian's apache2.service has no
-// PIDFile=, php-fpm's is Type=notify with NotifyAccess=main, and a master
-// started beside the old one would be stopped with it when it exits.
+// unitRestart is a restart on a systemd host, from outside the unit. The
+// new master must be one the unit starts, because only such a master is
+// one systemd follows: Debian's apache2.service has no PIDFile=, php-fpm's
+// is Type=notify with NotifyAccess=main, and a master started beside the
+// old one would be stopped with it when it exits. So the unit's own
+// restart job (systemctl restart: ExecStop=, the unit's kill settings,
+// ExecStart=) replaces the master, which clients see exactly as the naive
+// systemctl restart; then the usual verification, and what the stopped
+// generation left (orphans, IPC) is cleared. With a ladder the caller
+// chose (--ladder, --graceful-timeout), or when the running master is not
+// the unit's main process (one started outside it) or none runs, the
+// ladder stops it and the unit's start job starts the new one.
 func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	rep := RestartReport{OverlapSkipped: "systemd starts the new master (" + st.unit.Name + "): it follows only a master its unit starts"}
-	st.Log.Info().Str("unit", st.unit.Name).Msg("restarting through systemd: the ladder stops the old master, then the unit's start job starts the new one")
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
-	var err error
-	if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
+	root := or(st.ProcRoot, "/proc")
+	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	main := false
+	if err == nil {
+		if main, err = st.unit.isMain(ctx, old); err != nil {
+			return rep, err
+		}
+	}
+	if !main || s.Ladder != nil || s.DryRun {
+		st.Log.Info().Str("unit", st.unit.Name).Msg("restarting through systemd: the ladder stops the old master, then the unit's start job starts the new one")
+		if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
+			return rep, err
+		}
+		st.stopped = true
+		rep.Start, err = st.start(ctx, sig, rc)
 		return rep, err
 	}
-	st.stopped = true
-	rep.Start, err = st.start(ctx, sig, rc)
+	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)
+	tree := st.tree(root, old)
+	rep.Stop.Master, rep.Stop.Tree = &old, pids(tree)
+	st.unitJob, st.stopped = "restart", true
+	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
+		return rep, err
+	}
+	if alive := stillAlive(root, tree); len(alive) > 0 {
+		return rep, fmt.Errorf("%w: systemd's restart left processes of the old generation running: %v", ErrStillAlive, alive)
+	}
+	if rep.Stop.Orphans, err = stopOrphans(ctx, root, st.Profile.Binary, st.Log); err != nil {
+		return rep, err
+	}
+	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s)
 	return rep, err
+}
+
+// stillAlive are the pids of procs that have not exited.
+func stillAlive(root string, procs []ipcguard.Proc) []int {
+	var out []int
+	for _, p := range procs {
+		if sameAlive(root, p) {
+			out = append(out, p.PID)
+		}
+	}
+	return out
 }
 
 // aloneOnPorts fails when a socket other than listeners is bound to one

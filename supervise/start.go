@@ -66,7 +66,10 @@ type StartOptions struct {
 	reuseport bool
 	// unit is the server's systemd unit, resolved by the operation's entry
 	// (findUnit); nil on a host without systemd or a server without one.
-	unit     *Unit
+	unit *Unit
+	// unitJob is the unit's job that starts the server: "start", or
+	// "restart" when it replaces a running master (unitRestart).
+	unitJob  string
 	ProcRoot string
 	Log      zerolog.Logger
 }
@@ -315,7 +318,7 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.unit.acts() {
-		return o.unit.start(ctx, or(o.ProcRoot, "/proc"), o.Log)
+		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log)
 	}
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {

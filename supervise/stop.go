@@ -16,7 +16,7 @@ import (
 type StopOptions struct {
 	Profile  Profile
 	Conf     string // "" means the profile's
-	Ladder   Ladder // nil means the profile's, with DefaultGracefulWait
+	Ladder   Ladder // nil: the profile's, with DefaultGracefulWait (a restart through a systemd unit then uses the unit's restart job: see unitRestart)
 	DryRun   bool   // report the plan: the pids and signals; change nothing
 	ProcRoot string // "/proc" when empty
 	// LineageDir holds lineages of masters safe-restart started (see

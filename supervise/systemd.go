@@ -227,28 +227,28 @@ func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
 	return combinedOutput(ctx, append([]string{or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
 }
 
-// start runs the unit's start job and waits for it (systemctl start: the
-// unit's ExecStartPre=, ExecStart= and, for Type=notify, READY=1). Its
-// output is systemctl's, and on failure the unit's journal since the
-// start: the server's own words, which a start through systemd sends
-// there.
-func (u *Unit) start(ctx context.Context, root string, log zerolog.Logger) (string, error) {
+// runJob runs the unit's start or restart job (verb) and waits for it
+// (systemctl start: the unit's ExecStartPre=, ExecStart= and, for
+// Type=notify, READY=1; restart: its stop first). Its output is
+// systemctl's, and on failure the unit's journal since the job: the
+// server's own words, which a start through systemd sends there.
+func (u *Unit) runJob(ctx context.Context, root, verb string, log zerolog.Logger) (string, error) {
 	if err := u.awaitDeadMain(ctx, root); err != nil {
 		return "", err
 	}
 	since := time.Now()
-	log.Info().Str("unit", u.Name).Msg("starting through systemd: systemctl start " + u.Name)
+	log.Info().Str("unit", u.Name).Msg("through systemd: systemctl " + verb + " " + u.Name)
 	ctx, cancel := context.WithTimeout(ctx, unitStartTimeout)
 	defer cancel()
-	out, err := u.run(ctx, "start", "--", u.Name)
+	out, err := u.run(ctx, verb, "--", u.Name)
 	if err != nil {
-		return out + u.journal(ctx, since), fmt.Errorf("systemctl start %s: %w", u.Name, err)
+		return out + u.journal(ctx, since), fmt.Errorf("systemctl %s %s: %w", verb, u.Name, err)
 	}
 	return out, nil
 }
 
-// unitStartTimeout bounds a start job: systemd's own default for it
-// (TimeoutStartSec=90s) and a margin.
+// unitStartTimeout bounds a start or restart job: systemd's own default
+// for a start (TimeoutStartSec=90s) and a margin.
 const unitStartTimeout = 2 * time.Minute
 
 // awaitDeadMain waits until systemd has seen a dead main process go: a

@@ -27,6 +27,8 @@ type serverFlags struct {
 	// start
 	healthURL string
 	timeout   time.Duration
+	// cmd is the command the flags belong to, to tell a default from a choice
+	cmd *cobra.Command
 	// restart
 	noHandoff bool
 	noOverlap bool
@@ -36,6 +38,7 @@ type serverFlags struct {
 
 func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl := c.Flags()
+	f.cmd = c
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&f.binary, "binary", "", "the server binary (default: the profile's, e.g. /usr/sbin/apache2)")
 	serviceDirFlag(c, &f.serviceDir)
@@ -87,8 +90,13 @@ func serviceDirFlag(c *cobra.Command, dir *string) {
 		"where a SERVICE with no built-in profile is looked up as SERVICE.toml (a service file; SERVICE may also be a path to one)")
 }
 
-// stopLadder is --ladder, or the profile's ladder with --graceful-timeout.
+// stopLadder is --ladder, or the profile's ladder with --graceful-timeout;
+// nil when neither flag was given (the operation's default: see
+// supervise.StopOptions.Ladder).
 func (f *serverFlags) stopLadder(p supervise.Profile) (supervise.Ladder, error) {
+	if f.ladder == "" && (f.cmd == nil || !f.cmd.Flags().Changed("graceful-timeout")) {
+		return nil, nil
+	}
 	if f.ladder == "" {
 		return p.Ladder(f.graceful), nil
 	}

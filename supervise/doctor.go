@@ -227,20 +227,6 @@ func pidfileFindings(st Status) []Finding {
 
 // orphanFindings reports workers of a dead master, and SysV sets that dead
 // generations leaked (ipcguard's Orphan verdict, with its proof).
-// unitFindings: systemd's view of the server is wrong (README.md
-// invariant 8): systemctl stop, reload and status do not manage the
-// master that serves, or a failed unit waits for a start.
-func unitFindings(st Status) []Finding {
-	why := st.unitRisk()
-	if why == "" {
-		return nil
-	}
-	return []Finding{{Check: "systemd-unit", Service: st.Service, Severity: Warning,
-		Summary:  "systemd's view of the service is not the truth: its unit commands act on the wrong state",
-		Evidence: []string{why},
-		Fix:      fmt.Sprintf("`safe-restart restart %s` (or `start`, for a failed unit) starts the master through its unit", st.Service)}}
-}
-
 func orphanFindings(st Status) []Finding {
 	var out []Finding
 	if len(st.Orphans) > 0 {
@@ -307,4 +293,25 @@ func ownerCounts(m map[uint32]int) string {
 		parts[i] = fmt.Sprintf("uid %d: %d", u, m[u])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// unitFindings: systemd's view of the server is wrong (README.md
+// invariant 8): systemctl stop, reload and status do not manage the
+// master that serves, or a failed unit waits for a start; or systemd
+// could not be asked, which refuses every operation.
+func unitFindings(st Status) []Finding {
+	why := st.unitRisk()
+	switch {
+	case why == "":
+		return nil
+	case st.unitErr != nil:
+		return []Finding{{Check: "systemd-unit", Service: st.Service, Severity: Critical,
+			Summary:  "safe-restart cannot ask systemd about the unit: every operation on this service is refused (exit 3)",
+			Evidence: []string{why},
+			Fix:      "make `systemctl show` work for root here (systemd's private socket, /run/systemd/private)"}}
+	}
+	return []Finding{{Check: "systemd-unit", Service: st.Service, Severity: Warning,
+		Summary:  "systemd's view of the service is not the truth: its unit commands act on the wrong state",
+		Evidence: []string{why},
+		Fix:      fmt.Sprintf("`safe-restart restart %s` (or `start`, for a failed unit) starts the master through its unit", st.Service)}}
 }

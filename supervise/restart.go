@@ -129,7 +129,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
 	main := false
 	if err == nil {
-		if main, err = st.unit.isMain(ctx, old); err != nil {
+		if main, err = st.unit.isMain(ctx, root, old); err != nil {
 			return rep, err
 		}
 	}

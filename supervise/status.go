@@ -127,7 +127,7 @@ func (st *Status) unitRisk() string {
 	u := st.Unit
 	switch {
 	case st.unitErr != nil:
-		return "systemd runs this host, but " + st.unitErr.Error()
+		return "systemd runs this host, but safe-restart cannot ask it about the unit: " + st.unitErr.Error()
 	case u == nil || u.Inside:
 		return ""
 	case st.Master != nil:

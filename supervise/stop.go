@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -45,15 +46,7 @@ type StopReport struct {
 
 // Acted reports whether any signal was sent or any object removed.
 func (r StopReport) Acted() bool {
-	if len(r.Orphans) > 0 {
-		return true
-	}
-	for _, s := range r.Steps {
-		if len(s.Sent) > 0 {
-			return true
-		}
-	}
-	return ipcguard.CountRemoved(r.Reaped) > 0
+	return len(r.Orphans) > 0 || r.sent() || ipcguard.CountRemoved(r.Reaped) > 0
 }
 
 // Stop stops the server's master and its tree with the ladder, then reaps
@@ -121,7 +114,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 	if rep.Master != nil {
 		stopped = *rep.Master
 	}
-	return rep, o.unit.settleStopped(ctx, stopped, rep.unitMain, o.Log)
+	return rep, o.unit.settleStopped(ctx, root, stopped, rep.unitMain, o.Log)
 }
 
 func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.Proc, rep *StopReport) error {
@@ -140,22 +133,29 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
-	if err := saveIntent(o.IntentDir, o.Profile.Name, master); err != nil {
-		return err
-	}
-	start := time.Now()
 	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log}
-	if rep.unitMain, err = o.unit.isMain(ctx, master); err != nil {
+	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {
 		run.Before = o.unit.beforeStep(o.Profile, o.Log)
 	}
+	if err := saveIntent(o.IntentDir, o.Profile.Name, master); err != nil {
+		return err
+	}
+	start := time.Now()
 	rep.Steps, err = ladder.Run(ctx, run)
+	if err == nil || !rep.sent() {
+		clearIntent(o.IntentDir, o.Profile.Name) // stopped, or nothing was signalled
+	}
 	if err == nil {
-		clearIntent(o.IntentDir, o.Profile.Name)
 		o.Log.Info().Int("pid", master.PID).Dur("took", time.Since(start)).Msg("stopped")
 	}
 	return err
+}
+
+// sent reports whether a step of the stop sent a signal.
+func (r StopReport) sent() bool {
+	return slices.ContainsFunc(r.Steps, func(s StepReport) bool { return len(s.Sent) > 0 })
 }
 
 // reapAfterStop judges the IPC objects by the server's signature, now that

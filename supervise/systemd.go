@@ -96,7 +96,7 @@ func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, e
 		return nil, nil
 	}
 	u, err := q.namedOrHolding(ctx, root, master)
-	if u == nil && err == nil && (q.Conf == "" || filepath.Clean(q.Conf) == filepath.Clean(q.Profile.Conf)) && q.Profile.Unit != "" {
+	if u == nil && err == nil && q.Profile.Unit != "" && samePath(or(q.Conf, q.Profile.Conf), q.Profile.Conf) {
 		u, err = loadedUnit(ctx, q.Profile.Unit)
 	}
 	if err != nil || u == nil {
@@ -108,6 +108,22 @@ func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, e
 	u.Inside = inCGroup(procCGroup(root, os.Getpid()), u.CGroup)
 	u.logFound(q.Log)
 	return u, nil
+}
+
+// samePath reports whether paths a and b name the same file (the same
+// path once absolute and cleaned, or one file through symlinks).
+func samePath(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // unitOf is FindUnit with the master the pidfile names, if any.
@@ -123,11 +139,17 @@ func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 // running master when it is the server's (see FindUnit); nil when neither.
 func (q UnitQuery) namedOrHolding(ctx context.Context, root string, master *ipcguard.Proc) (*Unit, error) {
 	if q.Name != "" {
-		u, err := loadedUnit(ctx, q.Name)
-		if err == nil && u == nil {
-			err = fmt.Errorf("%w: --unit %s: systemd has no such unit loaded", ErrUnknownUnit, q.Name)
+		if strings.ContainsAny(q.Name, "*?[") {
+			return nil, fmt.Errorf("%w: --unit %s: one unit, not a pattern", ErrUnknownUnit, q.Name)
 		}
-		return u, err
+		u, err := loadedUnit(ctx, q.Name)
+		if err == nil && (u == nil || !strings.HasSuffix(u.Name, ".service")) {
+			err = fmt.Errorf("%w: --unit %s: systemd has no such service loaded", ErrUnknownUnit, q.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
 	}
 	if master == nil {
 		return nil, nil
@@ -283,18 +305,19 @@ func (u *Unit) journal(ctx context.Context, t time.Time) string {
 	return "\n" + out
 }
 
-// isMain reports whether master is the main process of the unit that
-// safe-restart acts through (see acts): only then may a stop of master
-// queue the unit's stop job, which stops whatever the unit runs. An error
-// (systemd could not be asked) wraps ErrServiceManager.
-func (u *Unit) isMain(ctx context.Context, master ipcguard.Proc) (bool, error) {
+// isMain reports whether master is the unit's server, the unit that
+// safe-restart acts through (see acts): its main process, or a process in
+// its control group (systemd lost track of its main PID). Only then may a
+// stop of master queue the unit's stop job, which stops whatever the unit
+// runs. An error (systemd could not be asked) wraps ErrServiceManager.
+func (u *Unit) isMain(ctx context.Context, root string, master ipcguard.Proc) (bool, error) {
 	if !u.acts() {
 		return false, nil
 	}
 	if err := u.refresh(ctx); err != nil {
 		return false, err
 	}
-	return u.MainPID == master.PID, nil
+	return u.MainPID == master.PID || inCGroup(procCGroup(root, master.PID), u.CGroup), nil
 }
 
 // beforeStep is the stop ladder's hook (LadderRun.Before) for a master
@@ -309,8 +332,9 @@ func (u *Unit) isMain(ctx context.Context, master ipcguard.Proc) (bool, error) {
 // beside the ladder (with Restart=always that cuts the graceful step to
 // the unit's TimeoutStopSec=).
 func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, Step) error {
-	queued := false
+	queued, steps := false, 0
 	return func(ctx context.Context, s Step) error {
+		steps++
 		if queued || (p.exitsCleanOn(s.Signal) && u.Restart != "always" && u.Restart != "on-success") {
 			return nil
 		}
@@ -319,7 +343,11 @@ func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, S
 		log.Info().Str("unit", u.Name).Str("restart", u.Restart).Str("signal", sigName(s.Signal)).
 			Msg("queueing the unit's stop job first, so that systemd restarts nothing (systemctl stop --no-block)")
 		if out, err := u.run(ctx, "stop", "--no-block", "--", u.Name); err != nil {
-			return fmt.Errorf("%w: systemctl stop --no-block %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
+			err = fmt.Errorf("systemctl stop --no-block %s: %w: %s", u.Name, err, strings.TrimSpace(out))
+			if steps == 1 {
+				return fmt.Errorf("%w: %w", ErrServiceManager, err) // nothing signalled yet: a refusal
+			}
+			return err
 		}
 		queued = true
 		return nil
@@ -339,14 +367,17 @@ func (p Profile) exitsCleanOn(sig syscall.Signal) bool {
 	return p.Kind != "service" && p.kind != nil && sig == p.Ladder(time.Second)[0].Signal
 }
 
-// settleStopped waits, after the ladder stopped master, until systemd has
-// seen it exit and finished its own stop (ExecStop=, ExecStopPost=), then
-// clears a failed state (systemctl reset-failed): a stop leaves the unit
-// inactive. When master was the unit's main process (wasMain), a unit
-// active again runs the server still: an error; otherwise the unit runs
-// something else, which is logged.
-func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, wasMain bool, log zerolog.Logger) error {
-	if !u.acts() {
+// settleStopped waits, after the ladder stopped the unit's main process
+// (wasMain) or when the pidfile named no live master (master.PID 0), until
+// systemd has seen it exit and finished its own stop (ExecStop=,
+// ExecStopPost=), then clears a failed state (systemctl reset-failed): a
+// stop leaves the unit inactive. A unit active again (or still active with
+// a live main process the pidfile does not name) runs the server still:
+// an error. After the stop of another master (a second instance) the unit
+// is none of its business and is left as it is. Its errors come after
+// acting: they never wrap ErrServiceManager.
+func (u *Unit) settleStopped(ctx context.Context, root string, master ipcguard.Proc, wasMain bool, log zerolog.Logger) error {
+	if !u.acts() || (master.PID != 0 && !wasMain) {
 		return nil
 	}
 	err := pollUntil(ctx, unitTimeout, func() (bool, error) {
@@ -356,21 +387,20 @@ func (u *Unit) settleStopped(ctx context.Context, master ipcguard.Proc, wasMain 
 		return (master.PID == 0 || u.MainPID != master.PID) && !transitional(u.Active), nil
 	})
 	if err != nil {
-		return fmt.Errorf("systemd did not finish stopping %s (ActiveState=%s SubState=%s MainPID=%d): %w", u.Name, u.Active, u.Sub, u.MainPID, err)
+		return fmt.Errorf("systemd did not finish stopping %s (ActiveState=%s SubState=%s MainPID=%d): %v", u.Name, u.Active, u.Sub, u.MainPID, err)
 	}
 	switch {
 	case u.Active == "failed":
-		log.Info().Str("unit", u.Name).Msg("the unit counted the stop as a failure (the ladder killed the master): systemctl reset-failed")
+		log.Info().Str("unit", u.Name).Msg("the unit counts the stop as a failure (the ladder killed the master, or it had died): systemctl reset-failed")
 		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
 		defer cancel()
 		if out, err := u.run(ctx, "reset-failed", "--", u.Name); err != nil {
-			return fmt.Errorf("%w: systemctl reset-failed %s: %w: %s", ErrServiceManager, u.Name, err, strings.TrimSpace(out))
+			return fmt.Errorf("systemctl reset-failed %s: %v: %s", u.Name, err, strings.TrimSpace(out))
 		}
-		return u.refresh(ctx)
-	case u.Active == "active" && wasMain:
+	case u.Active == "active" && master.PID == 0 && u.MainPID != 0 && pidAlive(root, u.MainPID):
+		return fmt.Errorf("unit %s is active with main process %d, but the pidfile names no live master: safe-restart signals only a master it can prove; systemctl stop %s stops what the unit runs", u.Name, u.MainPID, u.Name)
+	case u.Active == "active" && master.PID != 0:
 		return fmt.Errorf("unit %s is active again after the stop, main process %d (SubState=%s): systemd runs the server", u.Name, u.MainPID, u.Sub)
-	case u.Active == "active":
-		log.Warn().Str("unit", u.Name).Int("main_pid", u.MainPID).Msg("the unit is active with another main process than the master stopped")
 	}
 	return nil
 }

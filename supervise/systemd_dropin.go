@@ -89,7 +89,7 @@ func (u *Unit) dropIn(o DropInOptions, pidFile string) (string, error) {
 	if u.PIDFile != "" && u.PIDFile != pidFile && u.PIDFile != strings.Replace(pidFile, "/var/run/", "/run/", 1) {
 		return "", fmt.Errorf("%w: %s has PIDFile=%s, but the server writes %s: make them the same first", ErrUnsupportedConfig, u.Name, u.PIDFile, pidFile)
 	}
-	words := append([]string{o.Exec, o.Conf}, o.ReloadArgs...)
+	words := append([]string{o.Exec, o.Conf, u.Name, pidFile}, o.ReloadArgs...)
 	if !filepath.IsAbs(o.Exec) || slices.ContainsFunc(words, needsQuoting) {
 		return "", fmt.Errorf("%w: ExecReload= would need quoting or specifiers: %q", ErrUnsupportedConfig, words)
 	}
@@ -114,7 +114,7 @@ func (u *Unit) dropIn(o DropInOptions, pidFile string) (string, error) {
 // quoting, escaping or specifier rules (written as is, it would not be
 // one word with this value).
 func needsQuoting(w string) bool {
-	return w == ";" || strings.ContainsAny(w, " \t\n\"'\\%$")
+	return w == ";" || strings.ContainsAny(w, " \t\n\r\"'\\%$")
 }
 
 // The drop-in, in parts (see dropIn). Every line says why it is there.

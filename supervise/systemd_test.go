@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,17 +131,36 @@ func TestBeforeStepQueuesStop(t *testing.T) {
 // would wait for this very command), and asks systemctl nothing.
 func TestIsMainInside(t *testing.T) {
 	u := &Unit{Name: "apache2.service", MainPID: 7, Inside: true, systemctl: "/nonexistent"}
-	if main, err := u.isMain(context.Background(), ipcguardProc(7)); main || err != nil {
+	if main, err := u.isMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
 		t.Errorf("isMain inside the unit = %v, %v", main, err)
 	}
 	var none *Unit
-	if main, err := none.isMain(context.Background(), ipcguardProc(7)); main || err != nil {
+	if main, err := none.isMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
 		t.Errorf("isMain without a unit = %v, %v", main, err)
 	}
 	out := &Unit{Name: "apache2.service", systemctl: "/nonexistent"}
-	if _, err := out.isMain(context.Background(), ipcguardProc(7)); !errors.Is(err, ErrServiceManager) {
+	if _, err := out.isMain(context.Background(), "/proc", ipcguardProc(7)); !errors.Is(err, ErrServiceManager) {
 		t.Errorf("isMain with systemctl failing: %v, want ErrServiceManager (the stop is refused)", err)
 	}
 }
 
 func ipcguardProc(pid int) ipcguard.Proc { return ipcguard.Proc{PID: pid} }
+
+// TestUnitRisk: status and doctor name what in systemd's view is wrong,
+// and say so apart when systemd could not be asked at all.
+func TestUnitRisk(t *testing.T) {
+	cantAsk := Status{Service: "apache2", unitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", ErrServiceManager)}
+	if why := cantAsk.unitRisk(); !strings.Contains(why, "systemctl show") {
+		t.Errorf("unitRisk with systemd unreadable = %q", why)
+	}
+	if f := unitFindings(cantAsk); len(f) != 1 || !strings.Contains(f[0].Summary, "cannot ask systemd") {
+		t.Errorf("doctor with systemd unreadable: %+v", f)
+	}
+	failed := Status{Service: "apache2", Unit: &Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
+	if f := unitFindings(failed); len(f) != 1 || !strings.Contains(f[0].Evidence[0], "unit apache2.service failed") {
+		t.Errorf("doctor with a failed unit: %+v", f)
+	}
+	if f := unitFindings(Status{Service: "apache2"}); len(f) != 0 {
+		t.Errorf("doctor without a unit: %+v", f)
+	}
+}

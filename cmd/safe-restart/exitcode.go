@@ -21,7 +21,7 @@ const exitCodesHelp = `Exit codes:
   1  failed; what was done and the service state are reported
   2  usage or configuration error, such as a bad service file (nothing was touched)
   3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
-     lock timeout); nothing was touched
+     lock timeout, systemd not answering about the unit); nothing was touched
   4  reload failed and a verified restart recovered the service`
 
 // exitError carries an exit code chosen by a command.

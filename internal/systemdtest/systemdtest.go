@@ -37,9 +37,10 @@
 // cgroup2 whose root is a new cgroup below the test's own (the cgroup
 // namespace); disables every generator and masks, under the private /run,
 // every unit except targets, slices, journald's and Options.Units; and
-// makes the root file system read-only there, so that whatever writes
-// outside those mounts fails instead of changing this machine. The
-// cgroups systemd creates are removed when the test ends.
+// makes every mount it inherited from this machine read-only there (the
+// root and any other), so that whatever writes outside its own mounts
+// fails instead of changing this machine. The cgroups systemd creates are
+// removed when the test ends.
 package systemdtest
 
 import (
@@ -56,6 +57,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,8 +91,8 @@ type Host struct {
 	// CGroup is the cgroup (a directory of the cgroup2 mount) that is the
 	// root of the systemd's cgroup namespace.
 	CGroup string
-	cgRel  string // CGroup below the cgroup2 mount: how this process sees the namespace's root
-	out    *bytes.Buffer
+	cgRel  string      // CGroup below the cgroup2 mount: how this process sees the namespace's root
+	out    *syncBuffer // the boot's and systemd's console
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the boot shell or systemd exited
 }
@@ -160,7 +162,13 @@ if [ -f /run/systemdtest/safe-restart ]; then
 	mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
 	cp /run/systemdtest/safe-restart /usr/local/bin/safe-restart
 fi
-mount -o remount,bind,ro /
+awk '{ print $5 }' /proc/self/mountinfo > /run/systemdtest/mounts
+while read -r m; do
+	case "$m" in
+	/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*|/tmp|/tmp/*|/var/tmp|/var/tmp/*|/var/log|/var/log/*|/usr/local/bin) ;;
+	*) mount -o remount,bind,ro "$m" ;;
+	esac
+done < /run/systemdtest/mounts
 export container=safe-restart-test
 exec /lib/systemd/systemd --system --unit=basic.target
 `
@@ -180,7 +188,7 @@ func Boot(t *testing.T, o Options) *Host {
 	}
 	defer fd.Close()
 	mnt, _ := cgroup2Mount()
-	h := &Host{CGroup: cg, cgRel: strings.TrimPrefix(cg, mnt), out: &bytes.Buffer{}}
+	h := &Host{CGroup: cg, cgRel: strings.TrimPrefix(cg, mnt), out: &syncBuffer{}}
 	h.cmd = exec.Command("/bin/sh", "-c", bootScript, "boot", dir, strings.Join(o.Units, " "), o.SafeRestart, strings.Join(o.Tmpfiles, " "))
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
 	h.cmd.Env = cleanEnv(nil)
@@ -426,6 +434,25 @@ func removeCGroup(t *testing.T, cg string) {
 		}
 		time.Sleep(20 * time.Millisecond) // the kernel gives no event for an emptied cgroup here
 	}
+}
+
+// syncBuffer is a bytes.Buffer that the boot's output is copied into
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // removeTree removes a cgroup and its children, deepest first (a cgroup

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
@@ -16,10 +17,11 @@ import (
 // TestBootIsolated boots systemd, starts Debian's apache2.service in it,
 // and checks what the package comment promises: the unit runs in the
 // namespace's own cgroup tree; systemd's mounts of /run, /tmp, /var/tmp,
-// /var/log and /dev are its own tmpfs, and /, /proc/sys and /sys are
-// read-only there, so this machine's /tmp (here the test's own temporary
-// directory) is not even visible inside; /dev/log is not created on this
-// machine, and fs.nr_open is unchanged.
+// /var/log and /dev are its own tmpfs, and every mount inherited from this
+// machine, /proc/sys and /sys are read-only there, so this machine's /tmp
+// (here the test's own temporary directory) is not even visible inside and
+// stays; /dev/console inside is /dev/null; /dev/log on this machine is
+// what it was, and fs.nr_open is unchanged.
 func TestBootIsolated(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2", "systemctl", "nsenter", "/lib/systemd/systemd")
 	if !nstest.InPrivateNamespaces(t) {
@@ -33,7 +35,7 @@ func TestBootIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, devLogErr := os.Lstat("/dev/log")
+	devLog, devLogErr := os.Lstat("/dev/log")
 	h := Boot(t, Options{Units: []string{"apache2.service"}})
 	h.MustRun(t, "systemctl", "start", "apache2.service")
 	u := h.Show(t, "apache2.service", "ActiveState", "MainPID", "ControlGroup")
@@ -53,6 +55,18 @@ func TestBootIsolated(t *testing.T) {
 			t.Errorf("%s inside is %+v, want its own writable tmpfs", dir, m)
 		}
 	}
+	for dir, m := range mounts {
+		// Its own mounts, and those below the fresh sysfs: the cgroup2 of
+		// its cgroup namespace (systemd writes there), and this machine's
+		// mounts that the fresh sysfs covers.
+		own := dir == "/usr/local/bin"
+		for _, p := range []string{"/run", "/tmp", "/var/tmp", "/var/log", "/dev", "/proc", "/sys"} {
+			own = own || dir == p || strings.HasPrefix(dir, p+"/")
+		}
+		if !own && !m.readOnly {
+			t.Errorf("%s, inherited from this machine, is writable inside: %+v", dir, m)
+		}
+	}
 	for _, dir := range []string{"/", "/proc/sys", "/sys"} {
 		if m := mounts[dir]; !m.readOnly {
 			t.Errorf("%s inside is %+v, want read-only", dir, m)
@@ -61,8 +75,14 @@ func TestBootIsolated(t *testing.T) {
 	if _, err := os.Stat(h.Root() + canary); err == nil {
 		t.Errorf("this machine's %s is visible inside", canary)
 	}
-	if _, err := os.Lstat("/dev/log"); (err == nil) != (devLogErr == nil) {
-		t.Errorf("/dev/log on this machine: before the boot %v, after %v", devLogErr, err)
+	if _, err := os.Stat(canary); err != nil {
+		t.Errorf("this machine's %s is gone: %v", canary, err)
+	}
+	if now, err := os.Lstat("/dev/log"); (err == nil) != (devLogErr == nil) || (err == nil && !os.SameFile(now, devLog)) {
+		t.Errorf("/dev/log on this machine changed: before the boot %v, after %v", devLogErr, err)
+	}
+	if !sameDevice(t, h.Root()+"/dev/console", "/dev/null") {
+		t.Error("/dev/console inside is not /dev/null: systemd would write to this machine's console")
 	}
 	if now, _ := os.ReadFile("/proc/sys/fs/nr_open"); string(now) != string(nrOpen) {
 		t.Errorf("fs.nr_open changed from %s to %s", nrOpen, now)
@@ -96,4 +116,18 @@ func topMounts(t *testing.T, pid int) map[string]mount {
 		out[fields[4]] = mount{fstype: after[0], readOnly: strings.Contains(opts, ",ro,")}
 	}
 	return out
+}
+
+// sameDevice reports whether the device files a and b are the same
+// device (their rdev).
+func sameDevice(t *testing.T, a, b string) bool {
+	t.Helper()
+	var sa, sb syscall.Stat_t
+	if err := syscall.Stat(a, &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(b, &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Rdev == sb.Rdev
 }

@@ -6,7 +6,7 @@ GO ?= go
 PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core systemd
 BIN := bin/safe-restart
 
-.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial clean
+.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial bench-systemd clean
 
 all: build
 
@@ -56,6 +56,14 @@ bench-restart: deps build
 bench-trial: deps build
 	$(GO) build -o bin/bench-trial ./cmd/bench-trial
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-trial -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
+
+# bench-systemd measures a full restart on a real systemd (booted in private
+# namespaces) running Debian's apache2.service: safe-restart restart, with
+# and without the trial start, against the naive systemctl restart, in
+# turn, while a prober counts refused connections. ROUNDS=N (default 5).
+bench-systemd: deps
+	SAFE_RESTART_BENCH_SYSTEMD=$(or $(ROUNDS),5) $(GO) test -count=1 -run '^TestBenchSystemdRestart$$' -v ./cmd/safe-restart/ \
+		| sed -n 's/^.*ns| //p' | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ '
 
 clean:
 	rm -rf bin

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -207,34 +206,21 @@ func (u *Unit) refresh(ctx context.Context) error {
 
 // parseShow reads systemctl show's KEY=VALUE lines.
 func (u *Unit) parseShow(out string) error {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "Id":
-			if v != "" {
-				u.Name = v // what systemctl made of the name: php8.2-fpm is php8.2-fpm.service
-			}
-		case "LoadState":
-			u.Load = v
-		case "ActiveState":
-			u.Active = v
-		case "SubState":
-			u.Sub = v
-		case "ControlGroup":
-			u.CGroup = v
-		case "Type":
-			u.Type = v
-		case "Restart":
-			u.Restart = v
-		case "PIDFile":
-			u.PIDFile = v
-		case "MainPID":
+	text := map[string]*string{"LoadState": &u.Load, "ActiveState": &u.Active, "SubState": &u.Sub,
+		"ControlGroup": &u.CGroup, "Type": &u.Type, "Restart": &u.Restart, "PIDFile": &u.PIDFile}
+	for line := range strings.Lines(out) {
+		k, v, _ := strings.Cut(strings.TrimRight(line, "\n"), "=")
+		switch {
+		case k == "Id" && v != "":
+			u.Name = v // what systemctl made of the name: php8.2-fpm is php8.2-fpm.service
+		case k == "MainPID":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				return fmt.Errorf("systemctl show %s: bad MainPID %q", u.Name, v)
 			}
 			u.MainPID = n
+		case text[k] != nil:
+			*text[k] = v
 		}
 	}
 	if u.Load == "" {

@@ -40,9 +40,7 @@ func TestBenchSystemdRestart(t *testing.T) {
 	if err != nil || rounds < 1 {
 		rounds = 5
 	}
-	h := s.boot(t)
-	h.MustRun(t, "systemctl", "start", s.unit)
-	s.model(t, h)
+	h, _ := s.started(t)
 	methods := []struct{ name, command string }{
 		{"safe-restart restart apache2", "/usr/local/bin/safe-restart restart apache2 --log-level error"},
 		{"safe-restart restart apache2 --no-trial", "/usr/local/bin/safe-restart restart apache2 --log-level error --no-trial"},

@@ -73,53 +73,45 @@ func fpmServes(h *systemdtest.Host) error {
 // stop leaves it inactive with no job queued (nothing restarts behind
 // safe-restart's back). The exit codes are the README's.
 func TestSystemdHost(t *testing.T) {
-	for _, s := range systemdServers {
-		t.Run(s.service, func(t *testing.T) {
-			nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "logrotate", "/lib/systemd/systemd")
-			if !nstest.InPrivateNamespaces(t) {
-				return
-			}
-			h := s.boot(t)
-			h.MustRun(t, "systemctl", "start", s.unit) // as the host's init starts it at boot
-			first := s.model(t, h)
+	eachServer(t, []string{"logrotate"}, func(t *testing.T, s systemdServer) {
+		h, first := s.started(t)
 
-			out := s.safeRestart(t, h, 0, "status", s.service)
-			if !strings.Contains(out, "systemd: unit "+s.unit+" active (running), MainPID "+strconv.Itoa(first)) {
-				t.Errorf("status does not report the unit:\n%s", out)
-			}
-			s.safeRestart(t, h, 0, "reload", s.service)
-			if m := s.model(t, h); m != first {
-				t.Errorf("the reload replaced master %d with %d", first, m)
-			}
-			s.safeRestart(t, h, 0, "restart", s.service)
-			restarted := s.model(t, h)
-			if restarted == first {
-				t.Errorf("restart kept master %d", first)
-			}
-			s.safeRestart(t, h, 0, s.service)
-			s.model(t, h)
-			s.safeRestart(t, h, 0, "reload", "--full", s.service)
-			s.model(t, h)
+		out := s.safeRestart(t, h, 0, "status", s.service)
+		if !strings.Contains(out, "systemd: unit "+s.unit+" active (running), MainPID "+strconv.Itoa(first)) {
+			t.Errorf("status does not report the unit:\n%s", out)
+		}
+		s.safeRestart(t, h, 0, "reload", s.service)
+		if m := s.model(t, h); m != first {
+			t.Errorf("the reload replaced master %d with %d", first, m)
+		}
+		s.safeRestart(t, h, 0, "restart", s.service)
+		restarted := s.model(t, h)
+		if restarted == first {
+			t.Errorf("restart kept master %d", first)
+		}
+		s.safeRestart(t, h, 0, s.service)
+		s.model(t, h)
+		s.safeRestart(t, h, 0, "reload", "--full", s.service)
+		s.model(t, h)
 
-			s.killMaster9(t, h)
-			s.safeRestart(t, h, 0, "start", s.service)
-			s.model(t, h)
+		s.killMaster9(t, h)
+		s.safeRestart(t, h, 0, "start", s.service)
+		s.model(t, h)
 
-			s.safeRestart(t, h, 0, "stop", s.service)
-			s.stopped(t, h)
-			s.safeRestart(t, h, exitRecovered, s.service) // the server was down: a verified start
-			s.model(t, h)
+		s.safeRestart(t, h, 0, "stop", s.service)
+		s.stopped(t, h)
+		s.safeRestart(t, h, exitRecovered, s.service) // the server was down: a verified start
+		s.model(t, h)
 
-			h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", absExample(t, "logrotate/"+s.logrotate))
-			s.model(t, h)
+		h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", absExample(t, "logrotate/"+s.logrotate))
+		s.model(t, h)
 
-			h.MustRun(t, "systemctl", "status", "--no-pager", s.unit) // exit 0: active
-			h.MustRun(t, "systemctl", "reload", s.unit)
-			s.model(t, h)
-			h.MustRun(t, "systemctl", "stop", s.unit)
-			s.stopped(t, h)
-		})
-	}
+		h.MustRun(t, "systemctl", "status", "--no-pager", s.unit) // exit 0: active
+		h.MustRun(t, "systemctl", "reload", s.unit)
+		s.model(t, h)
+		h.MustRun(t, "systemctl", "stop", s.unit)
+		s.stopped(t, h)
+	})
 }
 
 // TestSystemdCronExample runs the command of examples/cron/safe-restart
@@ -131,9 +123,7 @@ func TestSystemdCronExample(t *testing.T) {
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	h := s.boot(t)
-	h.MustRun(t, "systemctl", "start", s.unit)
-	first := s.model(t, h)
+	h, first := s.started(t)
 	f := cronFields(t, "../../examples/cron/safe-restart")
 	command := strings.ReplaceAll(strings.Join(f[6:], " "), "--jitter 30m", "--jitter 10ms")
 	h.MustRun(t, "/bin/sh", "-c", command)
@@ -159,6 +149,29 @@ func (s systemdServer) boot(t *testing.T) *systemdtest.Host {
 		o.Tmpfiles = []string{s.tmpfiles}
 	}
 	return systemdtest.Boot(t, o)
+}
+
+// eachServer runs body for each of systemdServers in its own subtest, in
+// private namespaces (nstest), the binaries it needs (and extra) required.
+func eachServer(t *testing.T, extra []string, body func(t *testing.T, s systemdServer)) {
+	for _, s := range systemdServers {
+		t.Run(s.service, func(t *testing.T) {
+			nstest.RequireBinaries(t, append([]string{s.binary, "systemctl", "nsenter", "/lib/systemd/systemd"}, extra...)...)
+			if !nstest.InPrivateNamespaces(t) {
+				return
+			}
+			body(t, s)
+		})
+	}
+}
+
+// started boots systemd (see boot) and starts the server's unit, as the
+// host's init does at boot; it returns the host and the serving master.
+func (s systemdServer) started(t *testing.T) (*systemdtest.Host, int) {
+	t.Helper()
+	h := s.boot(t)
+	h.MustRun(t, "systemctl", "start", s.unit)
+	return h, s.model(t, h)
 }
 
 // absExample is the absolute path of a file under examples/, which the
@@ -386,53 +399,45 @@ func TestSystemdHostApacheEdges(t *testing.T) {
 // systemd follows the new master. For Apache, Debian's own logrotate
 // configuration (invoke-rc.d apache2 reload) then reloads through it too.
 func TestSystemdDropIn(t *testing.T) {
-	for _, s := range systemdServers {
-		t.Run(s.service, func(t *testing.T) {
-			nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "logrotate", "/lib/systemd/systemd")
-			if !nstest.InPrivateNamespaces(t) {
-				return
-			}
-			h := s.boot(t)
-			h.MustRun(t, "systemctl", "start", s.unit)
-			first := s.model(t, h)
-			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
-			dropIn := h.Root() + "/run/systemd/system/" + s.unit + ".d/safe-restart.conf"
-			if _, err := os.Stat(dropIn); err != nil {
-				t.Fatal(err)
-			}
-			h.MustRun(t, "systemctl", "reload", s.unit)
-			if m := s.model(t, h); m != first {
-				t.Errorf("systemctl reload replaced master %d with %d", first, m)
-			}
-			if j := h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit); !strings.Contains(j, "reloaded and verified") {
-				t.Fatalf("systemctl reload did not run safe-restart's verified reload; the unit's journal:\n%s", j)
-			}
+	eachServer(t, []string{"logrotate"}, func(t *testing.T, s systemdServer) {
+		h, first := s.started(t)
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+		dropIn := h.Root() + "/run/systemd/system/" + s.unit + ".d/safe-restart.conf"
+		if _, err := os.Stat(dropIn); err != nil {
+			t.Fatal(err)
+		}
+		h.MustRun(t, "systemctl", "reload", s.unit)
+		if m := s.model(t, h); m != first {
+			t.Errorf("systemctl reload replaced master %d with %d", first, m)
+		}
+		if j := h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit); !strings.Contains(j, "reloaded and verified") {
+			t.Fatalf("systemctl reload did not run safe-restart's verified reload; the unit's journal:\n%s", j)
+		}
 
-			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart", "--", "--full")
-			h.MustRun(t, "systemctl", "reload", s.unit)
-			if m := s.model(t, h); m == first {
-				t.Errorf("systemctl reload with --full kept master %d", first)
-			}
-			if s.service != "apache2" {
-				return
-			}
-			if err := os.Remove(dropIn); err != nil {
-				t.Fatal(err)
-			}
-			s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
-			if _, err := os.Stat("/usr/sbin/policy-rc.d"); err == nil {
-				// This machine's policy-rc.d (a container image's "exit
-				// 101") forbids invoke-rc.d; a Debian server has none.
-				h.MustRun(t, "mount", "--bind", "/dev/null", "/usr/sbin/policy-rc.d")
-			}
-			before := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified")
-			h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", "/etc/logrotate.d/apache2")
-			s.model(t, h)
-			if after := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified"); after != before+1 {
-				t.Errorf("Debian's logrotate for apache2 ran %d verified reloads, want 1", after-before)
-			}
-		})
-	}
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart", "--", "--full")
+		h.MustRun(t, "systemctl", "reload", s.unit)
+		if m := s.model(t, h); m == first {
+			t.Errorf("systemctl reload with --full kept master %d", first)
+		}
+		if s.service != "apache2" {
+			return
+		}
+		if err := os.Remove(dropIn); err != nil {
+			t.Fatal(err)
+		}
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+		if _, err := os.Stat("/usr/sbin/policy-rc.d"); err == nil {
+			// This machine's policy-rc.d (a container image's "exit
+			// 101") forbids invoke-rc.d; a Debian server has none.
+			h.MustRun(t, "mount", "--bind", "/dev/null", "/usr/sbin/policy-rc.d")
+		}
+		before := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified")
+		h.MustRun(t, "logrotate", "-f", "-s", "/run/logrotate.status", "/etc/logrotate.d/apache2")
+		s.model(t, h)
+		if after := strings.Count(h.MustRun(t, "journalctl", "--no-pager", "-o", "cat", "-u", s.unit), "reloaded and verified"); after != before+1 {
+			t.Errorf("Debian's logrotate for apache2 ran %d verified reloads, want 1", after-before)
+		}
+	})
 }
 
 // TestSystemdExampleIsGenerated: examples/systemd/safe-restart.conf is
@@ -524,9 +529,7 @@ func TestSystemdHostOtherMaster(t *testing.T) {
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	h := s.boot(t)
-	h.MustRun(t, "systemctl", "start", s.unit)
-	first := s.model(t, h)
+	h, first := s.started(t)
 	if err := os.MkdirAll(h.Root()+"/run/b", 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,8 @@ func writeStopSummary(d *deps, service string, rep supervise.StopReport) {
 		return
 	case len(rep.Steps) > 0 && len(rep.Steps[len(rep.Steps)-1].Survivors) == 0:
 		d.printf("stopped %s: master %d and %d more process(es) in %d step(s)\n", service, rep.Master.PID, len(rep.Tree)-1, len(rep.Steps))
+	case len(rep.Steps) == 0:
+		d.printf("systemd's restart job stopped %s: master %d and %d more process(es), verified gone\n", service, rep.Master.PID, len(rep.Tree)-1)
 	}
 	if len(rep.Orphans) > 0 {
 		d.printf("stopped %d orphaned worker(s) of dead masters: %v\n", len(rep.Orphans), rep.Orphans)

@@ -84,7 +84,9 @@ func TestSystemdHost(t *testing.T) {
 		if m := s.model(t, h); m != first {
 			t.Errorf("the reload replaced master %d with %d", first, m)
 		}
-		s.safeRestart(t, h, 0, "restart", s.service)
+		if out := s.safeRestart(t, h, 0, "restart", s.service); !strings.Contains(out, "systemd's restart job stopped "+s.service+": master "+strconv.Itoa(first)) {
+			t.Errorf("restart does not say systemd's restart job stopped master %d:\n%s", first, out)
+		}
 		restarted := s.model(t, h)
 		if restarted == first {
 			t.Errorf("restart kept master %d", first)

@@ -58,11 +58,12 @@ bench-trial: deps build
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-trial -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
 # bench-systemd measures a full restart on a real systemd (booted in private
-# namespaces) running Debian's apache2.service: safe-restart restart, with
-# and without the trial start, against the naive systemctl restart, in
-# turn, while a prober counts refused connections. ROUNDS=N (default 5).
+# namespaces) running Debian's apache2, nginx and php8.2-fpm units:
+# safe-restart restart, with and without the trial start, against the naive
+# systemctl restart, in turn, while a prober counts refused connections.
+# ROUNDS=N (default 5).
 bench-systemd: deps
-	SAFE_RESTART_BENCH_SYSTEMD=$(or $(ROUNDS),5) $(GO) test -count=1 -run '^TestBenchSystemdRestart$$' -v ./cmd/safe-restart/ \
+	SAFE_RESTART_BENCH_SYSTEMD=$(or $(ROUNDS),5) $(GO) test -count=1 -timeout 30m -run '^TestBenchSystemdRestart$$' -v ./cmd/safe-restart/ \
 		| sed -n 's/^.*ns| //p' | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ '
 
 clean:

@@ -61,6 +61,10 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 // (see inheritor) by a new master started beside the running one on the
 // sockets taken from it. Otherwise, or when neither can work, the master
 // is stopped and a new one started (on the held sockets when there are).
+// With no held sockets, and no ladder the caller chose, that stop skips
+// the graceful step: nothing accepts between the stop and the start, and
+// a graceful stop would stretch that gap to its own length (README.md
+// invariant 9).
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	s = s.withServer(st)
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
@@ -91,6 +95,11 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 			st.Log.Info().Int("old", st.handoff.master.PID).Msg("starting a new master on the held sockets beside the old one, then stopping the old one gracefully")
 			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, &rep)
 		}
+	}
+	if st.handoff == nil && s.Ladder == nil {
+		s.Ladder = s.Profile.Ladder(0)
+		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
+			"a graceful stop closes the listeners first, and clients would be refused until the new master listens (about a second for Apache)")
 	}
 	rep.Stop, err = s.stop(ctx, sig, rc)
 	if st.handoff != nil {

@@ -157,8 +157,8 @@ func report(server, title string, methods []method, results map[string][]result)
 		return median(results[name], func(r result) time.Duration { return r.took })
 	}
 	fmt.Printf("\nsafe-restart's overhead over the server's own stop, wait, start (medians of 'took'):\n")
-	fmt.Printf("  graceful (WINCH):   %s\n", (took(safeRestart) - took(gracefulStopWait)).Round(time.Millisecond))
-	fmt.Printf("  TERM first:         %s\n", (took(safeRestartFast) - took(stopWaitStart)).Round(time.Millisecond))
+	fmt.Printf("  TERM first (the plain restart):  %s\n", (took(safeRestart) - took(stopWaitStart)).Round(time.Millisecond))
+	fmt.Printf("  graceful (WINCH, asked for):     %s\n", (took(safeRestartGrace) - took(gracefulStopWait)).Round(time.Millisecond))
 	return nil
 }
 

@@ -21,7 +21,7 @@ const (
 	addr2 = "127.0.0.1:18081"
 
 	safeRestart        = "safe-restart restart"
-	safeRestartFast    = "safe-restart restart --graceful-timeout 0"
+	safeRestartGrace   = "safe-restart restart --graceful-timeout 30s"
 	safeRestartOverlap = "safe-restart restart, tcp_migrate_req=1"
 	gracefulStopWait   = "-k graceful-stop, wait, -k start"
 	stopWaitStart      = "-k stop, wait, -k start"
@@ -134,7 +134,7 @@ func (s *server) allMethods() []method {
 		{name: overlapMigrate, do: func() error { return s.overlap(true) }},
 		{name: safeRestartOverlap, do: func() error { return s.safeRestart(true) }},
 		{name: safeRestart, do: func() error { return s.safeRestart(false) }},
-		{name: safeRestartFast, do: func() error { return s.safeRestart(false, "--graceful-timeout", "0") }},
+		{name: safeRestartGrace, do: func() error { return s.safeRestart(false, "--graceful-timeout", "30s") }},
 		{name: gracefulStopWait, do: func() error { return s.stopWaitStart("graceful-stop") }},
 		{name: stopWaitStart, do: func() error { return s.stopWaitStart("stop") }},
 		{name: hupRestart, do: func() error {

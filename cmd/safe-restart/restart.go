@@ -41,7 +41,9 @@ verified, and only then is the old one stopped; net.ipv4.tcp_migrate_req=1
 (Linux >= 5.14) moves the connections queued on its closing listeners to the
 new master. Otherwise (that sysctl is 0, the running master was not started by
 safe-restart, too few semaphore sets for two generations, --no-overlap) it stops
-then starts, and says why.`,
+then starts, and says why; that stop skips Apache's graceful stop (TERM first,
+as apache2 -k stop) unless --graceful-timeout or --ladder asks for it, since no
+master accepts until the new one listens.`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz
   safe-restart restart nginx --json            # handoff and overlap in the report

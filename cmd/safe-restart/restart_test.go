@@ -105,7 +105,9 @@ func TestRestartKilledMidway(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true})
 	state := t.TempDir()
-	cmd := exec.Command(os.Args[0], "--log-format", "json", "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state)
+	// A restart with no overlap stops at once unless a graceful stop is
+	// asked for: this one is, so that the kill lands in the middle of it.
+	cmd := exec.Command(os.Args[0], "--log-format", "json", "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SAFE_RESTART_NSTEST") {
 			cmd.Env = append(cmd.Env, kv)

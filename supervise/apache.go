@@ -75,6 +75,11 @@ func (apacheKind) startArgv(p Profile, conf string) []string {
 
 func (apacheKind) ladder(graceful time.Duration) Ladder { return ApacheLadder(graceful) }
 
+// closesEarly: Apache's graceful stop (WINCH) closes the listeners at once
+// and polls its children once a second, so a stop-then-start that waits
+// for it leaves nothing accepting for about a second (see restart).
+func (apacheKind) closesEarly() {}
+
 // reloadSignal: USR1 is the graceful restart (children finish their
 // requests), HUP the hard one.
 func (apacheKind) reloadSignal(hard bool) syscall.Signal {

@@ -61,10 +61,11 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 // (see inheritor) by a new master started beside the running one on the
 // sockets taken from it. Otherwise, or when neither can work, the master
 // is stopped and a new one started (on the held sockets when there are).
-// With no held sockets, and no ladder the caller chose, that stop skips
-// the graceful step: nothing accepts between the stop and the start, and
-// a graceful stop would stretch that gap to its own length (README.md
-// invariant 9).
+// With no held sockets, and no ladder the caller chose, that stop of a
+// server whose graceful stop closes its listeners long before it exits
+// (closesEarly: Apache) skips the graceful step: nothing accepts between
+// the stop and the start, and the graceful stop would stretch that gap to
+// its own length (README.md invariant 9).
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
 	s = s.withServer(st)
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
@@ -96,10 +97,10 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, &rep)
 		}
 	}
-	if st.handoff == nil && s.Ladder == nil {
+	if _, slow := st.Profile.kind.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {
 		s.Ladder = s.Profile.Ladder(0)
 		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
-			"a graceful stop closes the listeners first, and clients would be refused until the new master listens (about a second for Apache)")
+			"its graceful stop closes the listeners first, and clients would be refused until the new master listens (about a second)")
 	}
 	rep.Stop, err = s.stop(ctx, sig, rc)
 	if st.handoff != nil {
@@ -167,6 +168,10 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s)
 	return rep, err
 }
+
+// closesEarly is a kind whose graceful stop closes its listeners at once
+// but takes about a second or more to exit (see restart).
+type closesEarly interface{ closesEarly() }
 
 // stillAlive are the pids of procs that have not exited.
 func stillAlive(root string, procs []ipcguard.Proc) []int {

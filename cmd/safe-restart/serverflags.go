@@ -48,7 +48,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	unitFlag(c, &f.unit)
 	if stops {
 		fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait,
-			"how long the graceful stop (Apache WINCH, nginx and php-fpm QUIT) may take before TERM; 0 skips it: TERM first cuts requests in flight (Apache's graceful stop refuses new connections for at least a second). A restart that cannot overlap or hold the sockets, or that goes through a systemd unit, skips it unless this flag (or --ladder) is given")
+			"how long the graceful stop (Apache WINCH, nginx and php-fpm QUIT) may take before TERM; 0 skips it: TERM first cuts requests in flight (Apache's graceful stop refuses new connections for at least a second). An Apache restart that cannot overlap, and a restart through a systemd unit, skip it unless this flag (or --ladder) is given")
 		fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps, e.g. WINCH:30s,TERM:10s,KILL:5s:all (overrides --graceful-timeout)")
 	}
 	if starts {

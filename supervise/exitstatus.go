@@ -91,7 +91,6 @@ func readOOMCounter(procRoot string, pid int) oomCounter {
 //	4:memory:/process_api/1d33
 //	0::/system.slice/nginx.service
 func memoryCgroupFile(text string) string {
-	var v2 string
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.SplitN(line, ":", 3)
 		if len(f) != 3 {
@@ -102,10 +101,8 @@ func memoryCgroupFile(text string) string {
 				return filepath.Join(cgroupRoot, "memory", f[2], "memory.oom_control")
 			}
 		}
-		if f[0] == "0" && f[1] == "" {
-			v2 = f[2]
-		}
 	}
+	v2 := cgroupV2(text)
 	if v2 == "" {
 		return ""
 	}
@@ -154,4 +151,15 @@ func (c oomCounter) since() int64 {
 		return 0
 	}
 	return n - c.kills
+}
+
+// cgroupV2 is the unified (cgroup v2) path in a /proc/PID/cgroup text: its
+// "0::" line; "" when there is none.
+func cgroupV2(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	return ""
 }

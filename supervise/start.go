@@ -280,6 +280,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if err := o.verify(ctx, root, master, tail, out, rep); err != nil {
 		return err
 	}
+	if !o.unit.acts() {
+		return nil // no unit to check: spare the process-table scan
+	}
 	return o.unit.checkServes(ctx, root, master, o.tree(root, master))
 }
 

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -446,12 +445,7 @@ func procCGroup(root string, pid int) string {
 	if err != nil {
 		return ""
 	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
-			return string(p)
-		}
-	}
-	return ""
+	return cgroupV2(string(data))
 }
 
 // serviceOfCGroup is the service unit whose control group is cg:

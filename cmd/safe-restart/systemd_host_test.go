@@ -120,9 +120,8 @@ func TestSystemdHost(t *testing.T) {
 // (its jitter shortened) against Apache started by systemd: a verified
 // reload, and the unit still follows the master.
 func TestSystemdCronExample(t *testing.T) {
-	s := systemdServers[0]
-	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
-	if !nstest.InPrivateNamespaces(t) {
+	s, inside := apacheOnSystemd(t)
+	if !inside {
 		return
 	}
 	h, first := s.started(t)
@@ -139,7 +138,10 @@ func TestSystemdCronExample(t *testing.T) {
 }
 
 // boot boots systemd with the server's unit left unmasked and this test
-// binary installed as /usr/local/bin/safe-restart.
+// binary installed as /usr/local/bin/safe-restart. systemdtest.Boot covers
+// /run, /tmp, /var/tmp, /var/log and /dev with private tmpfs before systemd
+// runs (systemd-tmpfiles would empty this machine's /tmp otherwise), and
+// TestBootIsolated checks it.
 func (s systemdServer) boot(t *testing.T) *systemdtest.Host {
 	t.Helper()
 	self, err := os.Executable()
@@ -151,6 +153,17 @@ func (s systemdServer) boot(t *testing.T) *systemdtest.Host {
 		o.Tmpfiles = []string{s.tmpfiles}
 	}
 	return systemdtest.Boot(t, o)
+}
+
+// apacheOnSystemd is eachServer for a test of Apache alone: it requires
+// the binaries (and extra) and runs the test in private namespaces; false
+// in the parent process, which has nothing left to do (see
+// nstest.InPrivateNamespaces).
+func apacheOnSystemd(t *testing.T, extra ...string) (systemdServer, bool) {
+	t.Helper()
+	s := systemdServers[0]
+	nstest.RequireBinaries(t, append([]string{s.binary, "systemctl", "nsenter", "/lib/systemd/systemd"}, extra...)...)
+	return s, nstest.InPrivateNamespaces(t)
 }
 
 // eachServer runs body for each of systemdServers in its own subtest, in
@@ -353,9 +366,8 @@ func (s systemdServer) killMaster9(t *testing.T, h *systemdtest.Host) {
 // count a failure and start Apache again at once; and a start that the
 // unit's job cannot complete says why in Apache's words.
 func TestSystemdHostApacheEdges(t *testing.T) {
-	s := systemdServers[0]
-	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
-	if !nstest.InPrivateNamespaces(t) {
+	s, inside := apacheOnSystemd(t)
+	if !inside {
 		return
 	}
 	h := s.boot(t)
@@ -447,9 +459,8 @@ func TestSystemdDropIn(t *testing.T) {
 // Debian's apache2.service, so that the example and the command never
 // disagree.
 func TestSystemdExampleIsGenerated(t *testing.T) {
-	s := systemdServers[0]
-	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
-	if !nstest.InPrivateNamespaces(t) {
+	s, inside := apacheOnSystemd(t)
+	if !inside {
 		return
 	}
 	h := s.boot(t)
@@ -477,9 +488,8 @@ func TestSystemdExampleIsGenerated(t *testing.T) {
 // reports the master outside apache2.service, and restart replaces it with
 // one that apache2.service starts, leaving the other service running.
 func TestSystemdHostForeignCGroup(t *testing.T) {
-	s := systemdServers[0]
-	nstest.RequireBinaries(t, s.binary, "systemctl", "systemd-run", "nsenter", "/lib/systemd/systemd")
-	if !nstest.InPrivateNamespaces(t) {
+	s, inside := apacheOnSystemd(t, "systemd-run")
+	if !inside {
 		return
 	}
 	h := s.boot(t)
@@ -526,9 +536,8 @@ DocumentRoot /var/www/html
 // when the ladder goes to SIGKILL: apache2.service keeps its master and
 // serves.
 func TestSystemdHostOtherMaster(t *testing.T) {
-	s := systemdServers[0]
-	nstest.RequireBinaries(t, s.binary, "systemctl", "nsenter", "/lib/systemd/systemd")
-	if !nstest.InPrivateNamespaces(t) {
+	s, inside := apacheOnSystemd(t)
+	if !inside {
 		return
 	}
 	h, first := s.started(t)

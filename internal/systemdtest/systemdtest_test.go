@@ -36,7 +36,7 @@ func TestBootIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	devLog, devLogErr := os.Lstat("/dev/log")
-	h := Boot(t, Options{Units: []string{"apache2.service"}})
+	h := Boot(t, Options{Units: []string{"apache2.service"}}) // private tmpfs on /run, /tmp, /var/tmp first: checked below
 	h.MustRun(t, "systemctl", "start", "apache2.service")
 	u := h.Show(t, "apache2.service", "ActiveState", "MainPID", "ControlGroup")
 	if u["ActiveState"] != "active" || u["MainPID"] == "0" || u["ControlGroup"] != "/system.slice/apache2.service" {

@@ -106,10 +106,16 @@ func memoryCgroupFile(text string) string {
 	if v2 == "" {
 		return ""
 	}
+	return filepath.Join(cgroupV2Dir(v2), "memory.events")
+}
+
+// cgroupV2Dir is the directory of the unified cgroup v2 (a cgroupV2 path),
+// on a pure v2 mount or a hybrid one (v2 at "unified").
+func cgroupV2Dir(v2 string) string {
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
-		return filepath.Join(cgroupRoot, v2, "memory.events") // a pure v2 mount
+		return filepath.Join(cgroupRoot, v2)
 	}
-	return filepath.Join(cgroupRoot, "unified", v2, "memory.events")
+	return filepath.Join(cgroupRoot, "unified", v2)
 }
 
 // readOOMKills reads the "oom_kill N" line of file.

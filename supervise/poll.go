@@ -12,9 +12,14 @@ const pollInterval = 20 * time.Millisecond
 // pollUntil calls done every pollInterval until it reports true, returns an
 // error, ctx ends, or within passes (an error saying how long it waited).
 func pollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
+	return pollEvery(ctx, within, pollInterval, done)
+}
+
+// pollEvery is pollUntil asking every interval.
+func pollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		ok, err := done()

@@ -16,15 +16,20 @@ var errNoSuchProcess = unix.ESRCH
 
 // pidfdOpen opens a pidfd (Linux 5.3) for pid, retrying on EINTR.
 func pidfdOpen(pid int) (int, error) {
+	fd, err := retryEINTR(func() (int, error) { return unix.PidfdOpen(pid, 0) })
+	if err != nil {
+		return -1, os.NewSyscallError("pidfd_open", err)
+	}
+	return fd, nil
+}
+
+// retryEINTR calls f until it fails with something other than EINTR.
+func retryEINTR[T any](f func() (T, error)) (T, error) {
 	for {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		v, err := f()
+		if !errors.Is(err, unix.EINTR) {
+			return v, err
 		}
-		if err != nil {
-			return -1, os.NewSyscallError("pidfd_open", err)
-		}
-		return fd, nil
 	}
 }
 

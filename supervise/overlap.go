@@ -11,16 +11,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // overlapper is a kind whose new master can bind its listening ports
 // beside the old master's, both with SO_REUSEPORT (Apache 2.4 cannot
-// inherit a listening socket, REFERENCE.md §4). A full restart then needs
-// no moment without a listener: the new master starts and is verified
-// while the old one serves, then the old one stops gracefully, and the
-// kernel (net.ipv4.tcp_migrate_req=1) moves the connections queued on its
-// closing listeners to the new master's instead of resetting them.
+// inherit a listening socket, REFERENCE.md §4); safe-restart sets
+// SO_REUSEPORT on the old master's sockets when it lacks it (see beside).
+// A full restart then needs no moment without a listener: the new master
+// starts and is verified while the old one serves, then every new
+// connection goes to the new master, the old one's queues drain, and it
+// stops gracefully.
 type overlapper interface {
 	// reuseportArgv is startArgv with SO_REUSEPORT set on the listeners,
 	// the user's own settings winning.
@@ -55,11 +58,53 @@ const migrateReqSysctl = "sys/net/ipv4/tcp_migrate_req"
 const overlapAsideSuffix = ".safe-restart-old"
 
 // overlapBlocker says why the running master old cannot be replaced by an
-// overlap, "" when it can: the kind cannot, the kernel would reset the
-// connections queued on the old listeners, the old listeners lack
-// SO_REUSEPORT (the new master could not bind beside them), or both
-// generations' semaphore sets would not fit at once.
+// overlap, "" when it can as far as the host's room goes: both
+// generations' semaphore sets must fit at once, and so must their memory
+// (memoryBlocker).
 func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st StartOptions) string {
+	if sig != nil {
+		inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: st.ProcRoot})
+		if err != nil {
+			return fmt.Sprintf("read semaphore headroom: %v", err)
+		}
+		if limit-inUse < sysvSetsNeeded {
+			return fmt.Sprintf("%d of %d semaphore sets in use: too few for two generations at once", inUse, limit)
+		}
+	}
+	return memoryBlocker(root, old)
+}
+
+// holdBeside opens the old master's listeners to a new master beside them
+// (see beside), whoever started it. Where the kernel refuses that, an
+// overlap can still rely on the kernel moving the old master's queued
+// connections to the new one as its sockets close (migrateBlocker): b is
+// then nil. why says why neither works.
+func holdBeside(root string, old ipcguard.Proc, log zerolog.Logger) (b *beside, why string) {
+	listening, err := readListening(root)
+	if err != nil {
+		return nil, fmt.Sprintf("read the listening sockets: %v", err)
+	}
+	ls := listenersOf(root, old.PID, listening)
+	if len(ls) == 0 {
+		return nil, fmt.Sprintf("master %d holds no listening socket", old.PID)
+	}
+	b, err = openBeside(root, old, ls, log)
+	if err == nil {
+		return b, ""
+	}
+	if why := migrateBlocker(root, old, listening); why != "" {
+		return nil, fmt.Sprintf("cannot open master %d's listeners to a new master (%v), and %s", old.PID, err, why)
+	}
+	log.Warn().Err(err).Msg("cannot steer new connections to the new master: the overlap relies on the kernel moving the old master's queued connections (net.ipv4.tcp_migrate_req=1)")
+	return nil, ""
+}
+
+// migrateBlocker says why an overlap that cannot steer connections would
+// reset some, "" when it would not: the kernel must migrate the
+// connections queued on a closing listener (net.ipv4.tcp_migrate_req=1),
+// and the old listeners must have SO_REUSEPORT already (a master
+// safe-restart started).
+func migrateBlocker(root string, old ipcguard.Proc, listening map[uint64]string) string {
 	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -67,34 +112,16 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 	case err != nil:
 		return fmt.Sprintf("read net.ipv4.tcp_migrate_req: %v", err)
 	case strings.TrimSpace(string(v)) != "1":
-		return "net.ipv4.tcp_migrate_req is 0: the old master's queued connections would be reset (sysctl -w net.ipv4.tcp_migrate_req=1 enables the overlap)"
+		return "net.ipv4.tcp_migrate_req is 0: the old master's queued connections would be reset"
 	}
-	listening, err := readListening(root)
-	if err != nil {
-		return fmt.Sprintf("read the listening sockets: %v", err)
-	}
-	ls := listenerFDs(root, old.PID, listening)
-	if len(ls) == 0 {
-		return fmt.Sprintf("master %d holds no listening socket", old.PID)
-	}
-	for _, l := range ls {
+	for _, l := range listenerFDs(root, old.PID, listening) {
 		on, err := sockReusePort(old.PID, l.fd)
 		if err != nil {
 			return fmt.Sprintf("read SO_REUSEPORT of master %d's listener %s: %v", old.PID, l.Addr, err)
 		}
 		if !on {
-			return fmt.Sprintf("master %d's listener %s lacks SO_REUSEPORT (it was not started by safe-restart: apache2ctl start?): the next restart overlaps", old.PID, l.Addr)
+			return fmt.Sprintf("master %d's listener %s lacks SO_REUSEPORT (it was not started by safe-restart)", old.PID, l.Addr)
 		}
-	}
-	if sig == nil {
-		return ""
-	}
-	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: st.ProcRoot})
-	if err != nil {
-		return fmt.Sprintf("read semaphore headroom: %v", err)
-	}
-	if limit-inUse < sysvSetsNeeded {
-		return fmt.Sprintf("%d of %d semaphore sets in use: too few for two generations at once", inUse, limit)
 	}
 	return ""
 }
@@ -120,13 +147,17 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	if why == "" && !st.reuseport {
 		why = "the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?)"
 	}
+	var b *beside
+	if why == "" {
+		b, why = holdBeside(root, old, st.Log)
+	}
 	if why != "" {
 		st.Log.Warn().Str("reason", why).Msg("full restart without an overlap: clients may be refused while no master listens")
 		rep.OverlapSkipped = why
 		return rep, false, nil
 	}
 	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
-	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, &rep)
+	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
 }
 
 // overlapDisabled is why a restart with --no-overlap did not overlap.
@@ -152,39 +183,53 @@ func handoffOverlapBlocker(h *handoff, st StartOptions) string {
 }
 
 // replaceBeside replaces the running master old by a new one started
-// beside it: on SO_REUSEPORT (overlapRestart) or on the sockets a handoff
+// beside it: on SO_REUSEPORT (overlapRestart, b holding the old sockets,
+// or nil where the kernel migrates instead) or on the sockets a handoff
 // holds (st.handoff). Every verification of a plain restart holds: the
 // config test ran before, the new master is proven through its pidfile,
 // its listeners, the health check and the absence of fatal lines, and its
 // IPC lineage is recorded; and its own generation must be seen taking
 // connections (generationAccepts: the health check may have been answered
-// by the old one); the old master is stopped with the ladder, and
-// its generation's IPC is reaped with proofs once it exited. If the new
-// master fails its verification it is stopped and the old one keeps
-// serving, its pidfile back in place.
-func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, rep *RestartReport) error {
+// by the old one). Then b steers every new connection to the new master
+// and waits for the old sockets to drain; the old master is stopped with
+// the ladder, and its generation's IPC is reaped with proofs once it
+// exited. If the new master fails its verification it is stopped and the
+// old one keeps serving, its pidfile back in place and its sockets as
+// they were.
+func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
 	root := or(st.ProcRoot, "/proc")
 	rep.Overlap = true
 	// An interrupted run finds the old master through the intent once
 	// its pidfile is aside, and finishes its stop.
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old); err != nil {
+		b.undoLogged()
 		return err
 	}
 	aside := rc.PidFile + overlapAsideSuffix
 	if err := os.Rename(rc.PidFile, aside); err != nil {
 		clearIntent(s.IntentDir, s.Profile.Name)
+		b.undoLogged()
 		return fmt.Errorf("move the old master's pidfile aside: %w", err)
 	}
 	st.stopped = true
 	began := time.Now()
+	abandon := func(err error) error {
+		err = abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
+		b.undoLogged()
+		return err
+	}
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
-		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
+		return abandon(err)
 	}
 	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
 	probe := probeStart(st.Profile.kind)
 	if err := checkGeneration(ctx, root, st.Profile, *rep.Start.Master, probe, rep.Start.Listeners, deadline, st.Log); err != nil {
-		return abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
+		return abandon(err)
 	}
+	if err := b.steerAndDrain(ctx, root, rep.Start.Listeners, time.Until(deadline)); err != nil {
+		return abandon(err)
+	}
+	rep.Steered = b != nil
 	rep.Stop.Master = &old
 	// From here the old master's stop is the only way to a sound end:
 	// interrupted, it would still exit later and remove the pidfile and
@@ -194,6 +239,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if st.handoff != nil {
 		st.handoff.afterStop(rep.Handoff)
 	}
+	b.releaseLogged(root, *rep.Start.Master, rep.Start.Listeners)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,10 @@ type RestartReport struct {
 	// overlap did not.
 	Overlap        bool   `json:"overlap"`
 	OverlapSkipped string `json:"overlap_skipped,omitempty"`
+	// Steered says the overlap sent every new connection to the new
+	// master and let the old master's sockets drain before it stopped
+	// (see beside), rather than relying on the kernel's migration.
+	Steered bool `json:"steered,omitempty"`
 	// Trial is the trial start that proved the new configuration runs
 	// before the old master was touched (nil when none was running, or
 	// when a reload's trial already ran).
@@ -94,7 +98,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 			rep.OverlapSkipped = why
 		} else {
 			st.Log.Info().Int("old", st.handoff.master.PID).Msg("starting a new master on the held sockets beside the old one, then stopping the old one gracefully")
-			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, &rep)
+			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, nil, &rep)
 		}
 	}
 	if _, slow := st.Profile.kind.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {

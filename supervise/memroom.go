@@ -1,0 +1,91 @@
+package supervise
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// memoryBlocker says why a new generation beside the old one might not
+// fit in memory, "" when it fits: the old tree's PSS (what a second
+// generation would add, its code shared) against MemAvailable, and
+// against the room under the memory limits of safe-restart's own cgroup
+// v2 and its ancestors, where the new master starts.
+func memoryBlocker(root string, old ipcguard.Proc) string {
+	need, _, err := treePSS(root, old)
+	if err != nil {
+		return fmt.Sprintf("measure the old generation's memory: %v", err)
+	}
+	room, where, err := memAvailable(root)
+	if err != nil {
+		return fmt.Sprintf("read the memory available: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "self", "cgroup")); err == nil {
+		if v2 := cgroupV2(string(data)); v2 != "" {
+			if r, dir, ok := cgroupRoom(cgroupV2Dir(v2)); ok && r < room {
+				room, where = r, "the memory limit of cgroup "+dir
+			}
+		}
+	}
+	if need > room {
+		return fmt.Sprintf("the old generation uses %s (PSS) and %s leaves %s: no room for two generations at once", mib(need), where, mib(room))
+	}
+	return ""
+}
+
+// memAvailable returns /proc/meminfo's MemAvailable in bytes, and its name.
+func memAvailable(root string) (int64, string, error) {
+	f, err := os.Open(filepath.Join(root, "meminfo"))
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:")
+		if !ok {
+			continue
+		}
+		kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return 0, "", fmt.Errorf("%w: /proc/meminfo: %q", ipcguard.ErrMalformed, sc.Text())
+		}
+		return kib << 10, "MemAvailable", nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, "", err
+	}
+	return 0, "", fmt.Errorf("%w: /proc/meminfo has no MemAvailable line", ipcguard.ErrMalformed)
+}
+
+// cgroupRoom returns the least room (memory.max less memory.current)
+// under the limits of dir and its ancestors up to cgroupRoot, and the
+// directory that sets it; ok is false when none has a limit.
+func cgroupRoom(dir string) (room int64, at string, ok bool) {
+	for d := dir; strings.HasPrefix(d, cgroupRoot); d = filepath.Dir(d) {
+		limit, err1 := readCgroupInt(filepath.Join(d, "memory.max"))
+		cur, err2 := readCgroupInt(filepath.Join(d, "memory.current"))
+		if err1 == nil && err2 == nil && (!ok || limit-cur < room) {
+			room, at, ok = max(limit-cur, 0), d, true
+		}
+		if d == cgroupRoot {
+			break
+		}
+	}
+	return room, at, ok
+}
+
+// readCgroupInt reads a cgroup file holding one number; "max" (no limit)
+// is an error.
+func readCgroupInt(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+}

@@ -51,16 +51,23 @@ func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunC
 	if _, _, _, err := configTest(ctx, p.Name, k.command(p, conf, "-t"), env); err != nil {
 		return RunConfig{}, err
 	}
-	argv := k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
+	// The dump runs with -C apacheReuseport, which also proves a start
+	// with it works (Apache before 2.4.17 has no ListenCoresBucketsRatio);
+	// only if it fails is it run again without.
+	argv := k.command(p, conf, "-C", apacheReuseport, "-t", "-D", "DUMP_RUN_CFG")
 	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, env)
-	if err != nil {
-		return RunConfig{}, err
+	reuseport := err == nil
+	if !reuseport {
+		argv = k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
+		if stdout, _, elapsed, err = configTest(ctx, p.Name, argv, env); err != nil {
+			return RunConfig{}, err
+		}
 	}
 	rc, err := parseRunConfig(stdout)
 	if err != nil {
 		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
-	rc.Elapsed = elapsed
+	rc.Elapsed, rc.Reuseport = elapsed, reuseport
 	return rc, nil
 }
 
@@ -74,6 +81,10 @@ func (apacheKind) startArgv(p Profile, conf string) []string {
 }
 
 func (apacheKind) ladder(graceful time.Duration) Ladder { return ApacheLadder(graceful) }
+
+// linger: Apache's master, stopping gracefully, outlives its children by
+// up to a second (see Linger).
+func (apacheKind) linger() *Linger { return &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM} }
 
 // closesEarly: Apache's graceful stop (WINCH) closes the listeners at once
 // and polls its children once a second, so a stop-then-start that waits

@@ -1,7 +1,5 @@
 package supervise
 
-import "context"
-
 // apacheReuseport makes Apache set SO_REUSEPORT on its listeners
 // (listen.c make_sock does only when ListenCoresBucketsRatio > 0) while
 // keeping a single listen bucket (buckets = online cores / ratio, at
@@ -14,12 +12,4 @@ const apacheReuseport = "ListenCoresBucketsRatio 2147483647"
 // can be replaced by one started beside it (see overlapper).
 func (k apacheKind) reuseportArgv(p Profile, conf string) []string {
 	return append(k.startArgv(p, conf), "-C", apacheReuseport)
-}
-
-// reuseportTest runs the config test with -C apacheReuseport: Apache
-// before 2.4.17 has no ListenCoresBucketsRatio, and a start with it would
-// fail after the old master stopped.
-func (k apacheKind) reuseportTest(ctx context.Context, p Profile, conf string) error {
-	_, _, _, err := configTest(ctx, p.Name, k.command(p, conf, "-C", apacheReuseport, "-t"), []string{"APACHE_HTTPD=" + p.Binary})
-	return err
 }

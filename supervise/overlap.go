@@ -26,25 +26,22 @@ import (
 // stops gracefully.
 type overlapper interface {
 	// reuseportArgv is startArgv with SO_REUSEPORT set on the listeners,
-	// the user's own settings winning.
+	// the user's own settings winning. RunConfig.Reuseport says whether
+	// the config test passed with it: a server too old for it is started
+	// plainly.
 	reuseportArgv(p Profile, conf string) []string
-	// reuseportTest is the config test of that start: a server too old
-	// for it is started plainly.
-	reuseportTest(ctx context.Context, p Profile, conf string) error
 }
 
 // reuseportWorks reports whether the server can be started with
 // SO_REUSEPORT (see overlapper), logging why not.
-func reuseportWorks(ctx context.Context, st StartOptions) bool {
-	ov, ok := st.Profile.kind.(overlapper)
-	if !ok {
+func reuseportWorks(st StartOptions, rc RunConfig) bool {
+	if _, ok := st.Profile.kind.(overlapper); !ok {
 		return false
 	}
-	if err := ov.reuseportTest(ctx, st.Profile, or(st.Conf, st.Profile.Conf)); err != nil {
-		st.Log.Warn().Err(err).Msg("the server cannot be started with SO_REUSEPORT: started plainly, and restarts cannot overlap")
-		return false
+	if !rc.Reuseport {
+		st.Log.Warn().Msg("the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?): started plainly, and restarts cannot overlap")
 	}
-	return true
+	return rc.Reuseport
 }
 
 // migrateReqSysctl is the per-network-namespace switch (Linux 5.14) that

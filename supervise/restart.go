@@ -78,7 +78,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if st.unit.acts() {
 		return unitRestart(ctx, s, st, sig, rc)
 	}
-	st.reuseport = reuseportWorks(ctx, st)
+	st.reuseport = reuseportWorks(st, rc)
 	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
 	if handled || err != nil {
 		return rep, err

@@ -41,6 +41,9 @@ type RunConfig struct {
 	// manage a server that daemonizes, refuse it (ErrUnsupportedConfig);
 	// safe-restart run supervises it.
 	Foreground string `json:"foreground,omitempty"`
+	// Reuseport says a start with SO_REUSEPORT on the listeners works
+	// (see overlapper): the config test passed with it.
+	Reuseport bool `json:"reuseport,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`

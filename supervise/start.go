@@ -161,7 +161,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	// A master started with SO_REUSEPORT lets the next restart overlap;
 	// the same option would let it bind beside a stray listener of its
 	// user where a plain start fails, so the ports are checked after.
-	o.reuseport = !o.unit.acts() && reuseportWorks(ctx, o)
+	o.reuseport = !o.unit.acts() && reuseportWorks(o, rc)
 	if err := o.startVerified(ctx, root, sig, rc, &rep); err != nil || !o.reuseport {
 		return rep, err
 	}

@@ -124,3 +124,52 @@ func TestParseLadder(t *testing.T) {
 		}
 	}
 }
+
+// TestLadderLinger: after the graceful step, once every child has exited,
+// a master that lingers (Apache's, which looks at its children once a
+// second) is sent TERM and the step ends there; while a child still
+// works, nothing more is sent until the step's wait ends, and the ladder
+// climbs as without the linger.
+func TestLadderLinger(t *testing.T) {
+	master, child := ipcguard.Proc{PID: 10, StartTicks: 1}, ipcguard.Proc{PID: 11, StartTicks: 2}
+	for _, c := range []struct {
+		name       string
+		childExits bool // on the master's WINCH
+		wantSent   []string
+		wantSteps  int
+	}{
+		{"children gone: TERM ends the master's wait", true, []string{"SIGWINCH->10", "SIGTERM->10"}, 1},
+		{"a child still works: the ladder climbs", false, []string{"SIGWINCH->10", "SIGTERM->10", "SIGKILL->11"}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			exited := map[int]bool{}
+			var sent []string
+			ops := ladderOps{
+				signal: func(_ string, p ipcguard.Proc, sig syscall.Signal) error {
+					sent = append(sent, fmt.Sprintf("%s->%d", sigName(sig), p.PID))
+					switch {
+					case sig == syscall.SIGWINCH && c.childExits:
+						exited[child.PID] = true
+					case sig == syscall.SIGTERM && p.PID == master.PID, sig == syscall.SIGKILL:
+						exited[p.PID] = true
+					}
+					return nil
+				},
+				wait: func(_ context.Context, _ string, procs []ipcguard.Proc, _ time.Duration, _ func([]ipcguard.Proc, time.Duration)) ([]ipcguard.Proc, error) {
+					var alive []ipcguard.Proc
+					for _, p := range procs {
+						if !exited[p.PID] {
+							alive = append(alive, p)
+						}
+					}
+					return alive, nil
+				},
+			}
+			reps, err := apacheLadder.Run(context.Background(), LadderRun{Master: master, Members: []ipcguard.Proc{master, child},
+				Linger: &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM}, Log: zerolog.Nop(), ops: ops})
+			if err != nil || len(reps) != c.wantSteps || !reflect.DeepEqual(sent, c.wantSent) {
+				t.Fatalf("Run: %d steps, sent %v, err %v; want %d steps, sent %v", len(reps), sent, err, c.wantSteps, c.wantSent)
+			}
+		})
+	}
+}

@@ -133,7 +133,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
-	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Log: o.Log}
+	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: lingerOf(o.Profile), Log: o.Log}
 	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {

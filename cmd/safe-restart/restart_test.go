@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -116,9 +118,20 @@ func TestRestartKilledMidway(t *testing.T) {
 			srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true})
 			state := t.TempDir()
 			// A restart with no overlap stops at once unless a graceful stop
-			// is asked for: this one is, so that the kill lands in the middle
-			// of it.
+			// is asked for: this one is; and a client that has sent half a
+			// request keeps a child of the old master working (Timeout 10)
+			// until it hangs up, so that the kill lands in the middle of
+			// the graceful stop.
+			half, err := net.Dial("tcp", srv.Listen[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer half.Close()
+			if _, err := io.WriteString(half, "GET / HTTP/1.1\r\n"); err != nil {
+				t.Fatal(err)
+			}
 			killMidway(t, append([]string{"restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s"}, c.flags...))
+			half.Close()
 			code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--graceful-timeout", "20s")
 			if code != exitOK {
 				t.Fatalf("the run after a killed restart: exit %d\n%s\n%s", code, out, errOut)

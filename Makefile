@@ -44,8 +44,10 @@ bench-reap: deps build
 	$(GO) build -o bin/bench-reap ./cmd/bench-reap
 	unshare --ipc --pid --mount --fork --mount-proc bin/bench-reap -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)
 
-# bench-restart measures what each way of restarting Apache, nginx and php-fpm
-# costs clients that keep connecting (refused, failed, longest gap).
+# bench-restart measures what each way of restarting Apache (prefork and
+# event), nginx and php-fpm costs a prober and 50 keep-alive clients
+# (refused, reset, failed, closed, longest gap), on stock servers, and
+# safe-restart's overhead over each server's own method.
 bench-restart: deps build
 	$(GO) build -o bin/bench-restart ./cmd/bench-restart
 	unshare --ipc --pid --net --mount --fork --mount-proc bin/bench-restart -safe-restart $(abspath $(BIN)) $(BENCHFLAGS)

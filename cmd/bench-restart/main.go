@@ -1,12 +1,18 @@
 //go:build linux
 
 // Command bench-restart measures what a restart costs the clients: a
-// prober opens a new connection every few milliseconds and sends one GET,
-// counting answers, refusals, resets and other failures, and the longest
-// time without a successful answer. It compares, alternating in one run:
-// safe-restart restart (graceful, and TERM first), Apache's own graceful
-// stop or stop, a wait and a start, its in-place restart (HUP), and kill -9
-// of the group then a start.
+// prober opens a new connection every 2 ms and sends one GET, counting
+// answers, refusals, resets and other failures, and the longest time
+// without a successful answer, while 50 keep-alive clients send requests on
+// kept connections (counting the kept connections the server closes). It
+// compares, round by round in one run: safe-restart restart (the overlap
+// or handoff, first of a stock master and second; --no-overlap), the
+// server's own ways (Apache: the overlap by hand, graceful stop or stop, a
+// wait and a start, HUP in place, kill -9 of the group then a start; nginx:
+// USR2 then QUIT; php-fpm: USR2), and prints safe-restart's overhead over
+// the server's own method. Every row starts from a stock server (started by
+// its own start command, net.ipv4.tcp_migrate_req=0), brought there
+// unprobed and untimed; Apache runs with prefork and with event (-mpms).
 //
 // Each server's table begins with two reference rows measured in the same
 // run, against which the restarts' longest gap is judged: the noise floor
@@ -36,6 +42,7 @@ func main() {
 	bin := flag.String("safe-restart", "bin/safe-restart", "the safe-restart binary")
 	rounds := flag.Int("rounds", 5, "restarts per method (medians are reported)")
 	servers := flag.String("servers", "apache2,nginx,php-fpm", "which servers to benchmark, comma-separated")
+	mpms := flag.String("mpms", "prefork,event", "which Apache MPMs to benchmark, comma-separated")
 	only := flag.String("methods", "", "run only the Apache methods whose name matches this regular expression")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
@@ -44,6 +51,7 @@ func main() {
 		os.Exit(2)
 	}
 	methodFilter = re
+	apacheMPMs = strings.Split(*mpms, ",")
 	if err := run(*bin, *rounds, strings.Split(*servers, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-restart:", err)
 		os.Exit(1)
@@ -61,7 +69,11 @@ func run(bin string, rounds int, servers []string) error {
 		var err error
 		switch name {
 		case "apache2":
-			err = runApache(bin, rounds)
+			for _, mpm := range apacheMPMs {
+				if err = runApache(bin, rounds, mpm); err != nil {
+					break
+				}
+			}
 		case "nginx", "php-fpm":
 			err = runNginxFPM(bin, rounds, name == "php-fpm")
 		default:
@@ -103,9 +115,13 @@ func runNginxFPM(bin string, rounds int, fpm bool) error {
 	return report(name, title, srv.methods(), results)
 }
 
-// runApache benchmarks Apache, alternating the methods round by round.
-func runApache(bin string, rounds int) error {
-	srv, err := newServer(bin)
+// apacheMPMs are the MPMs runApache is run with (-mpms).
+var apacheMPMs []string
+
+// runApache benchmarks Apache with mpm, alternating the methods round by
+// round.
+func runApache(bin string, rounds int, mpm string) error {
+	srv, err := newServer(bin, mpm)
 	if err != nil {
 		return err
 	}
@@ -122,13 +138,20 @@ func runApache(bin string, rounds int) error {
 		for _, m := range srv.methods() {
 			res, err := measure(srv, m)
 			if err != nil {
-				return fmt.Errorf("%s, round %d: %w", m.name, r+1, err)
+				log, _ := os.ReadFile(srv.dir + "/error.log")
+				return fmt.Errorf("%s, %s, round %d: %w; error log:\n%s", mpm, m.name, r+1, err, lastLines(string(log), 20))
 			}
 			results[m.name] = append(results[m.name], res)
-			fmt.Fprintf(os.Stderr, "round %d %-24s %s\n", r+1, m.name, res)
+			fmt.Fprintf(os.Stderr, "%s round %d %-24s %s\n", mpm, r+1, m.name, res)
 		}
 	}
-	return report("apache2", "apache2", srv.methods(), results)
+	return report("apache2", "apache2 ("+mpm+")", srv.methods(), results)
+}
+
+// lastLines returns the last n lines of text.
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // report prints the table of the medians of each method's rounds, then the
@@ -136,30 +159,63 @@ func runApache(bin string, rounds int) error {
 func report(server, title string, methods []method, results map[string][]result) error {
 	fmt.Printf("\n%s: medians of each method's rounds; prober (one new connection every %s) and %d concurrent clients\n", title, probeEvery, clients)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients refused\tclients failed\t")
+	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients refused\tclients failed\tkept connections closed\tclosed per client (max)\t")
 	for _, m := range methods {
 		rs := results[m.name]
 		n := func(f func(r result) int) int { return medianInt(rs, f) }
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t\n", m.name, median(rs, func(r result) time.Duration { return r.took }),
 			n(func(r result) int { return r.ok }), n(func(r result) int { return r.refused }),
 			n(func(r result) int { return r.reset }), n(func(r result) int { return r.other }),
 			median(rs, func(r result) time.Duration { return r.gap }),
-			n(func(r result) int { return r.clientOK }), n(func(r result) int { return r.clientRefused }), n(func(r result) int { return r.clientFailed }))
+			n(func(r result) int { return r.clientOK }), n(func(r result) int { return r.clientRefused }), n(func(r result) int { return r.clientFailed }),
+			n(func(r result) int { return r.clientClosed }), maxInt(rs, func(r result) int { return r.clientClosedMax }))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	printReference(server, results)
-	if _, apache := results[gracefulStopWait]; !apache {
-		return nil
-	}
+	printOverhead(results)
+	return nil
+}
+
+// overheads are the pairs printOverhead compares: safe-restart's row and
+// the server's own method it replaces.
+var overheads = []struct{ what, ours, theirs string }{
+	{"Apache, first restart, against the overlap by hand (tcp_migrate_req=1)", safeRestartFirst, overlapMigrate},
+	{"Apache, second restart, against the overlap by hand (tcp_migrate_req=1)", safeRestartSecond, overlapMigrate},
+	{"Apache, --no-overlap (TERM first), against -k stop, wait, -k start", apacheNoOverlap, stopWaitStart},
+	{"Apache, --no-overlap --graceful-timeout, against -k graceful-stop, wait, -k start", apacheNoOverlapWait, gracefulStopWait},
+	{"nginx, first restart, against USR2 then QUIT", safeRestartFirst, nginxUSR2},
+	{"nginx, second restart, against USR2 then QUIT", safeRestartSecond, nginxUSR2},
+	{"php-fpm, first restart, against its USR2", safeRestartFirst, fpmUSR2},
+	{"php-fpm, second restart, against its USR2", safeRestartSecond, fpmUSR2},
+}
+
+// printOverhead prints, for each pair of overheads that ran, the
+// difference of the medians of 'took'.
+func printOverhead(results map[string][]result) {
 	took := func(name string) time.Duration {
 		return median(results[name], func(r result) time.Duration { return r.took })
 	}
-	fmt.Printf("\nsafe-restart's overhead over the server's own stop, wait, start (medians of 'took'):\n")
-	fmt.Printf("  TERM first (the plain restart):  %s\n", (took(safeRestart) - took(stopWaitStart)).Round(time.Millisecond))
-	fmt.Printf("  graceful (WINCH, asked for):     %s\n", (took(safeRestartGrace) - took(gracefulStopWait)).Round(time.Millisecond))
-	return nil
+	header := false
+	for _, o := range overheads {
+		if len(results[o.ours]) == 0 || len(results[o.theirs]) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Printf("\nsafe-restart's overhead over the server's own method (difference of the medians of 'took'):\n")
+			header = true
+		}
+		fmt.Printf("  %-80s %s\n", o.what+":", (took(o.ours) - took(o.theirs)).Round(time.Millisecond))
+	}
+}
+
+func maxInt(rs []result, f func(result) int) int {
+	m := 0
+	for _, r := range rs {
+		m = max(m, f(r))
+	}
+	return m
 }
 
 func median(rs []result, f func(result) time.Duration) time.Duration {

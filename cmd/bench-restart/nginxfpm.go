@@ -16,7 +16,6 @@ import (
 const (
 	fpmAddr = "127.0.0.1:19000"
 
-	safeRestartHandoff   = "safe-restart restart (handoff, overlap)"
 	safeRestartNoOverlap = "safe-restart restart --no-overlap (handoff)"
 	safeRestartPlain     = "safe-restart restart --no-handoff"
 	nginxUSR2            = "nginx USR2 upgrade, QUIT old"
@@ -106,11 +105,13 @@ func (s *nginxFPM) cleanup() {
 	os.RemoveAll(s.dir)
 }
 
-func (s *nginxFPM) probe() string {
+func (s *nginxFPM) probe() string { return probeGET(s.endpoint()) }
+
+func (s *nginxFPM) endpoint() (string, string) {
 	if s.fpm {
-		return probeGET(addr1, "/index.php")
+		return addr1, "/index.php"
 	}
-	return probeGET(addr1, "/index.html")
+	return addr1, "/index.html"
 }
 
 func (s *nginxFPM) waitServing(d time.Duration) error {
@@ -137,24 +138,27 @@ func (s *nginxFPM) methods() []method {
 		}
 		return nil
 	}
-	// The reference rows come first, then the server's own methods: a
-	// master that safe-restart started with inherited sockets may ignore
-	// nginx's USR2 (see the report); the start of the stop-wait-start
-	// gives a daemonized one.
+	// Every row but safe-restart's second restart starts from a master
+	// the server's own start started (as its init does): a master that
+	// safe-restart started with inherited sockets may ignore nginx's USR2
+	// (see the report).
 	pidFile, start := "nginx.pid", func() error { return s.nginx("-c", conf) }
 	upgrade, quitStart := method{name: nginxUSR2, do: s.nginxUpgrade}, nginxQuitStart
 	if s.fpm {
 		pidFile, start = "php-fpm.pid", s.fpmStart
 		upgrade, quitStart = method{name: fpmUSR2, do: s.fpmReload}, fpmQuitStart
 	}
+	stock := func() error { return errors.Join(s.quitStart(pidFile, start), s.waitServing(20*time.Second)) }
+	upgrade.prepare = stock
 	return []method{
 		noiseFloorMethod(),
 		ownStartMethod(func() error { return s.quit(pidFile) }, start),
 		upgrade,
-		{name: quitStart, do: func() error { return s.quitStart(pidFile, start) }},
-		{name: safeRestartPlain, do: func() error { return restart("--no-handoff") }},
-		{name: safeRestartNoOverlap, do: func() error { return restart("--no-overlap") }},
-		{name: safeRestartHandoff, do: func() error { return restart() }},
+		{name: quitStart, prepare: stock, do: func() error { return s.quitStart(pidFile, start) }},
+		{name: safeRestartPlain, prepare: stock, do: func() error { return restart("--no-handoff") }},
+		{name: safeRestartNoOverlap, prepare: stock, do: func() error { return restart("--no-overlap") }},
+		{name: safeRestartFirst, prepare: stock, do: func() error { return restart() }},
+		{name: safeRestartSecond, prepare: func() error { return errors.Join(stock(), restart()) }, do: func() error { return restart() }},
 	}
 }
 

@@ -29,18 +29,19 @@ func setMigrateReq(on bool) error {
 
 // reuseport is the directive that makes Apache set SO_REUSEPORT on its
 // listeners (listen.c make_sock) while keeping one listen bucket: buckets =
-// online cores / ratio, at least 1. Every start here passes it with -C, as
-// safe-restart's restarts do, so that every row can overlap.
+// online cores / ratio, at least 1. The overlap by hand starts both
+// masters with it (-C), as safe-restart starts its new masters.
 const reuseport = "ListenCoresBucketsRatio 2147483647"
 
-// overlap replaces the master by hand the way safe-restart's overlap
-// restart does: the new master binds the same ports beside the old one
-// (both with SO_REUSEPORT), and only once it serves is the old one told to
-// stop gracefully (WINCH), with net.ipv4.tcp_migrate_req set to migrate.
+// overlap replaces the master by hand: the new master binds the same
+// ports beside the old one (both with SO_REUSEPORT), and once it serves
+// the old one is told to stop gracefully (WINCH), with
+// net.ipv4.tcp_migrate_req set to migrate (and back to 0 after).
 func (s *server) overlap(migrate bool) error {
 	if err := setMigrateReq(migrate); err != nil {
 		return err
 	}
+	defer setMigrateReq(false)
 	old, err := s.masterPID()
 	if err != nil {
 		return err
@@ -49,7 +50,7 @@ func (s *server) overlap(migrate bool) error {
 	if err := os.Rename(pidFile, pidFile+".old"); err != nil {
 		return err
 	}
-	if err := s.apache("-k", "start"); err != nil {
+	if err := s.apache("-k", "start", apacheReuseportFlag, reuseport); err != nil {
 		return err
 	}
 	if err := s.waitServing(20 * time.Second); err != nil {

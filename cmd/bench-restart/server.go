@@ -20,17 +20,20 @@ const (
 	addr1 = "127.0.0.1:18080"
 	addr2 = "127.0.0.1:18081"
 
-	safeRestart        = "safe-restart restart"
-	safeRestartGrace   = "safe-restart restart --graceful-timeout 30s"
-	safeRestartOverlap = "safe-restart restart, tcp_migrate_req=1"
-	gracefulStopWait   = "-k graceful-stop, wait, -k start"
-	stopWaitStart      = "-k stop, wait, -k start"
-	hupRestart         = "apache2 -t && -k restart (HUP)"
-	kill9Start         = "kill -9 group, -k start"
+	safeRestartFirst    = "safe-restart restart (first: stock master)"
+	safeRestartSecond   = "safe-restart restart (second: its own master)"
+	apacheNoOverlap     = "safe-restart restart --no-overlap"
+	apacheNoOverlapWait = "safe-restart restart --no-overlap --graceful-timeout 30s"
+	gracefulStopWait    = "-k graceful-stop, wait, -k start"
+	stopWaitStart       = "-k stop, wait, -k start"
+	hupRestart          = "apache2 -t && -k restart (HUP)"
+	kill9Start          = "kill -9 group, -k start"
+	apacheReuseportFlag = "-C"
 )
 
-// conf is prefork with two listeners (the accept mutex) and sysvsem
-// mutexes, as on the machines of the outages.
+// conf has two listeners (the accept mutex) and keep-alive (Apache's
+// default); prefork gets sysvsem mutexes, as on the machines of the
+// outages, and enough children for the clients' kept connections.
 const conf = `ServerRoot "DIR"
 PidFile "DIR/apache2.pid"
 ErrorLog "DIR/error.log"
@@ -38,12 +41,11 @@ LogLevel notice
 ServerName 127.0.0.1
 User www-data
 Group www-data
-LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so
+MPMCONF
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
 LoadModule auth_digest_module /usr/lib/apache2/modules/mod_auth_digest.so
-Mutex sysvsem default
-StartServers 4
+KeepAlive On
 Listen ` + addr1 + `
 Listen ` + addr2 + `
 DocumentRoot "DIR/htdocs"
@@ -52,8 +54,22 @@ DocumentRoot "DIR/htdocs"
 </Directory>
 `
 
+// mpmConf is each MPM's part of conf.
+var mpmConf = map[string]string{
+	"prefork": `LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so
+Mutex sysvsem default
+StartServers 64
+MinSpareServers 32
+MaxSpareServers 128
+ServerLimit 256
+MaxRequestWorkers 256`,
+	"event": `LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+StartServers 3
+ThreadsPerChild 25`,
+}
+
 type server struct {
-	dir, conf, bin string
+	dir, conf, bin, mpm string
 }
 
 // method is one row of the benchmark: a way of restarting the server, or a
@@ -66,19 +82,26 @@ type method struct {
 	// stop, if set, runs before do, probed but not timed: do is then the
 	// server's start alone.
 	stop func() error
+	// prepare, if set, runs before the measure, neither probed nor
+	// timed: it brings the server to the state the method starts from.
+	prepare func() error
 }
 
-func newServer(bin string) (*server, error) {
+func newServer(bin, mpm string) (*server, error) {
+	mc, ok := mpmConf[mpm]
+	if !ok {
+		return nil, fmt.Errorf("unknown MPM %q (prefork, event)", mpm)
+	}
 	dir, err := os.MkdirTemp("", "bench-restart-")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dir: dir, conf: filepath.Join(dir, "httpd.conf"), bin: bin}
+	s := &server{dir: dir, conf: filepath.Join(dir, "httpd.conf"), bin: bin, mpm: mpm}
 	if err := os.MkdirAll(filepath.Join(dir, "htdocs"), 0o755); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct{ name, text string }{
-		{"httpd.conf", strings.ReplaceAll(conf, "DIR", dir)},
+		{"httpd.conf", strings.ReplaceAll(strings.Replace(conf, "MPMCONF", mc, 1), "DIR", dir)},
 		{"htdocs/index.html", "ok\n"},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.text), 0o644); err != nil {
@@ -101,14 +124,35 @@ func (s *server) cleanup() {
 	os.RemoveAll(s.dir)
 }
 
-func (s *server) probe() string { return probeGET(addr1, "/index.html") }
+func (s *server) probe() string { return probeGET(s.endpoint()) }
 
+func (s *server) endpoint() (string, string) { return addr1, "/index.html" }
+
+// apache runs apache2 -f conf with args, as an init script does.
 func (s *server) apache(args ...string) error {
-	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf, "-C", reuseport}, args...)...).CombinedOutput()
+	out, err := exec.Command("/usr/sbin/apache2", append([]string{"-f", s.conf}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("apache2 %v: %v: %s", args, err, out)
 	}
 	return nil
+}
+
+// startAfresh stops the running master (apache2 -k stop, and a wait) and
+// starts one with apache2 -k start: the stock master an init starts, or,
+// with reuseport, one whose listeners have SO_REUSEPORT (as safe-restart
+// starts it), which the overlap by hand needs.
+func (s *server) startAfresh(withReuseport bool) error {
+	if err := s.stopWait("stop"); err != nil {
+		return err
+	}
+	args := []string{"-k", "start"}
+	if withReuseport {
+		args = append(args, apacheReuseportFlag, reuseport)
+	}
+	if err := s.apache(args...); err != nil {
+		return err
+	}
+	return s.waitServing(20 * time.Second)
 }
 
 // methodFilter selects the methods to run (-methods).
@@ -125,25 +169,33 @@ func (s *server) methods() []method {
 	return out
 }
 
-// allMethods are the reference rows, then the restart methods.
+// allMethods are the reference rows, then the restart methods. Every
+// row but the overlap by hand, which needs SO_REUSEPORT on the old
+// master, and safe-restart's second restart starts from a stock master
+// (apache2 -k start) and net.ipv4.tcp_migrate_req=0, the defaults.
 func (s *server) allMethods() []method {
+	stock := func() error { return s.startAfresh(false) }
+	withReuseport := func() error { return s.startAfresh(true) }
 	return []method{
 		noiseFloorMethod(),
 		ownStartMethod(func() error { return s.stopWait("stop") }, func() error { return s.apache("-k", "start") }),
-		{name: overlapNoMigrate, do: func() error { return s.overlap(false) }},
-		{name: overlapMigrate, do: func() error { return s.overlap(true) }},
-		{name: safeRestartOverlap, do: func() error { return s.safeRestart(true) }},
-		{name: safeRestart, do: func() error { return s.safeRestart(false) }},
-		{name: safeRestartGrace, do: func() error { return s.safeRestart(false, "--graceful-timeout", "30s") }},
-		{name: gracefulStopWait, do: func() error { return s.stopWaitStart("graceful-stop") }},
-		{name: stopWaitStart, do: func() error { return s.stopWaitStart("stop") }},
-		{name: hupRestart, do: func() error {
+		{name: overlapNoMigrate, prepare: withReuseport, do: func() error { return s.overlap(false) }},
+		{name: overlapMigrate, prepare: withReuseport, do: func() error { return s.overlap(true) }},
+		{name: safeRestartFirst, prepare: stock, do: func() error { return s.safeRestart() }},
+		{name: safeRestartSecond, prepare: func() error {
+			return errors.Join(stock(), s.safeRestart())
+		}, do: func() error { return s.safeRestart() }},
+		{name: apacheNoOverlap, prepare: stock, do: func() error { return s.safeRestart("--no-overlap") }},
+		{name: apacheNoOverlapWait, prepare: stock, do: func() error { return s.safeRestart("--no-overlap", "--graceful-timeout", "30s") }},
+		{name: gracefulStopWait, prepare: stock, do: func() error { return s.stopWaitStart("graceful-stop") }},
+		{name: stopWaitStart, prepare: stock, do: func() error { return s.stopWaitStart("stop") }},
+		{name: hupRestart, prepare: stock, do: func() error {
 			if err := s.apache("-t"); err != nil {
 				return err
 			}
 			return s.apache("-k", "restart")
 		}},
-		{name: kill9Start, do: func() error {
+		{name: kill9Start, prepare: stock, do: func() error {
 			pid, err := s.masterPID()
 			if err != nil {
 				return err
@@ -151,7 +203,8 @@ func (s *server) allMethods() []method {
 			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 				return err
 			}
-			if err := s.waitGone(pid); err != nil {
+			// The children hold the ports until they have exited too.
+			if err := waitGroupGone(pid); err != nil {
 				return err
 			}
 			return s.apache("-k", "start")
@@ -159,13 +212,8 @@ func (s *server) allMethods() []method {
 	}
 }
 
-// safeRestart runs safe-restart restart; with migrate (and a master it
-// started, as every row leaves) it overlaps the masters, else it stops and
-// starts.
-func (s *server) safeRestart(migrate bool, flags ...string) error {
-	if err := setMigrateReq(migrate); err != nil {
-		return err
-	}
+// safeRestart runs safe-restart restart with flags.
+func (s *server) safeRestart(flags ...string) error {
 	args := append([]string{"--log-format", "json", "restart", "apache2", "--conf", s.conf, "--state-dir", filepath.Join(s.dir, "state")}, flags...)
 	if out, err := exec.Command(s.bin, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("%v: %s", err, out)
@@ -221,6 +269,37 @@ func waitGone(pid int) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("pid %d did not exit", pid)
+}
+
+// waitGroupGone waits until no process of the process group pgid is left
+// (the benchmark, PID 1 of its namespace, reaps them).
+func waitGroupGone(pgid int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		reapZombies()
+		if !groupAlive(pgid) {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("process group %d did not exit", pgid)
+}
+
+// groupAlive reports whether a process of the group pgid is in /proc.
+func groupAlive(pgid int) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, not ")".
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
 
 func reapZombies() {

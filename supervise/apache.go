@@ -87,8 +87,8 @@ func (apacheKind) ladder(graceful time.Duration) Ladder { return ApacheLadder(gr
 func (apacheKind) linger() *Linger { return &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM} }
 
 // closesEarly: Apache's graceful stop (WINCH) closes the listeners at once
-// and polls its children once a second, so a stop-then-start that waits
-// for it leaves nothing accepting for about a second (see restart).
+// and lets the requests in flight finish, so a stop-then-start that waits
+// for it leaves nothing accepting meanwhile (see restart).
 func (apacheKind) closesEarly() {}
 
 // reloadSignal: USR1 is the graceful restart (children finish their

@@ -104,7 +104,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if _, slow := st.Profile.kind.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {
 		s.Ladder = s.Profile.Ladder(0)
 		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
-			"its graceful stop closes the listeners first, and clients would be refused until the new master listens (about a second)")
+			"its graceful stop closes the listeners first, and clients would be refused until the requests in flight finish and the new master listens")
 	}
 	rep.Stop, err = s.stop(ctx, sig, rc)
 	if st.handoff != nil {
@@ -174,7 +174,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 }
 
 // closesEarly is a kind whose graceful stop closes its listeners at once
-// but takes about a second or more to exit (see restart).
+// but exits only once the requests in flight have finished (see restart).
 type closesEarly interface{ closesEarly() }
 
 // stillAlive are the pids of procs that have not exited.

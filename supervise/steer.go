@@ -20,7 +20,7 @@ import (
 // on each group steers every new connection to the new master's sockets,
 // so that the old ones only drain; and the copies keep the old sockets
 // open until the old master has exited, so that nothing a client sent to
-// them is lost unseen (README.md invariant 10).
+// them is lost unseen (README.md, "Apache: overlap").
 type beside struct {
 	old []heldSocket
 	// setOn says which of old lacked SO_REUSEPORT until openBeside set

@@ -25,7 +25,11 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 // combinedOutput runs argv (see command) and returns its stdout and
 // stderr, interleaved.
 func combinedOutput(ctx context.Context, argv []string) (string, error) {
-	cmd := command(ctx, argv)
+	return runCombined(command(ctx, argv))
+}
+
+// runCombined runs cmd and returns its stdout and stderr, interleaved.
+func runCombined(cmd *exec.Cmd) (string, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()

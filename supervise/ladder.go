@@ -71,6 +71,9 @@ type LadderRun struct {
 // sleep, and the stop, at once (measured: 16 ms instead of 1 s).
 type Linger struct {
 	After, Send syscall.Signal
+	// Ready, when set, runs before Send is sent; an error leaves the
+	// master to end its wait itself.
+	Ready func() error
 }
 
 // ladderOps are the side effects of a ladder, replaced in tests.
@@ -190,6 +193,12 @@ func (r LadderRun) waitStep(ctx context.Context, ops ladderOps, root string, ali
 	if err != nil || len(left) > 0 {
 		alive, werr := ops.wait(ctx, root, master, 0, nil) // verified alive, or not
 		return append(left, alive...), errors.Join(err, werr)
+	}
+	if r.Linger.Ready != nil {
+		if err := r.Linger.Ready(); err != nil {
+			r.Log.Warn().Err(err).Int("pid", r.Master.PID).Msg("leaving the master to end its wait itself")
+			return ops.wait(ctx, root, master, step.Wait-time.Since(start), progress)
+		}
 	}
 	if err := ops.signal(root, r.Master, r.Linger.Send); err != nil {
 		return master, err

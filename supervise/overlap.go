@@ -274,8 +274,13 @@ func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 
 // stopOldMaster stops the old master with the ladder while keeping the
 // pidfile naming the new one: Apache's graceful stop removes the pidfile
-// path it was started with, which by then is the new master's.
+// path it was started with, which by then is the new master's; and ends
+// the old master's wait (see Linger) only once that file is back.
 func stopOldMaster(ctx context.Context, s StopOptions, root string, old, successor ipcguard.Proc, pidFile string, rep *StopReport) error {
+	// The master's exit must find the pidfile naming its successor
+	// (systemd reads it then, see unitOverlap): the stop ends its wait
+	// only once it does.
+	s.lingerReady = func() error { return ensurePIDFile(pidFile, successor.PID) }
 	done := make(chan struct{})
 	kept := make(chan error, 1)
 	go func() { kept <- keepPIDFile(root, pidFile, old, successor, done) }()

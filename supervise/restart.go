@@ -147,6 +147,16 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 			return rep, err
 		}
 	}
+	if main && s.Ladder == nil && !s.DryRun {
+		st.reuseport = reuseportWorks(st, rc)
+		r, handled, err := unitOverlap(ctx, s, st, sig, rc)
+		if handled || err != nil {
+			return r, err
+		}
+		if r.OverlapSkipped != "" {
+			rep.OverlapSkipped = r.OverlapSkipped
+		}
+	}
 	if !main || s.Ladder != nil || s.DryRun {
 		st.Log.Info().Str("unit", st.unit.Name).Msg("restarting through systemd: the ladder stops the old master, then the unit's start job starts the new one")
 		if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {

@@ -69,7 +69,11 @@ type StartOptions struct {
 	unit *Unit
 	// unitJob is the unit's job that starts the server: "start", or
 	// "restart" when it replaces a running master (unitRestart).
-	unitJob  string
+	unitJob string
+	// intoUnit starts the new master of an overlap under a unit in the
+	// unit's control group (see unitOverlap); the check of systemd's view
+	// waits for the old master's exit.
+	intoUnit bool
 	ProcRoot string
 	Log      zerolog.Logger
 }
@@ -280,8 +284,8 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if err := o.verify(ctx, root, master, tail, out, rep); err != nil {
 		return err
 	}
-	if !o.unit.acts() {
-		return nil // no unit to check: spare the process-table scan
+	if !o.unit.acts() || o.intoUnit {
+		return nil // no unit to check (spare the process-table scan), or not yet
 	}
 	return o.unit.checkServes(ctx, root, master, o.tree(root, master))
 }
@@ -320,7 +324,7 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // runStarter runs the profile's start command and returns its output
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
-	if o.unit.acts() {
+	if o.unit.acts() && !o.intoUnit {
 		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log)
 	}
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
@@ -329,6 +333,11 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	}
 	if o.handoff != nil {
 		return o.handoff.run(ctx, argv)
+	}
+	if o.intoUnit {
+		argv = o.unit.inUnitArgv(or(o.ProcRoot, "/proc"), argv)
+		o.Log.Info().Strs("argv", argv).Str("cgroup", o.unit.CGroup).Msg("starting in the unit's control group")
+		return startInCGroup(ctx, argv, cgroupV2Dir(o.unit.CGroup))
 	}
 	o.Log.Info().Strs("argv", argv).Msg("starting")
 	return combinedOutput(ctx, argv)

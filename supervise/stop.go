@@ -29,7 +29,10 @@ type StopOptions struct {
 	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
 	Unit string
 	unit *Unit // resolved by the operation's entry; nil without one
-	Log  zerolog.Logger
+	// lingerReady, when set, must pass before the master is sent its
+	// Linger signal (see stopOldMaster).
+	lingerReady func() error
+	Log         zerolog.Logger
 }
 
 // StopReport says what Stop found and did.
@@ -133,7 +136,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
-	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: lingerOf(o.Profile), Log: o.Log}
+	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(), Log: o.Log}
 	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {
@@ -151,6 +154,16 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		o.Log.Info().Int("pid", master.PID).Dur("took", time.Since(start)).Msg("stopped")
 	}
 	return err
+}
+
+// linger is the profile's Linger (see LadderRun), ready once
+// o.lingerReady is.
+func (o StopOptions) linger() *Linger {
+	l := lingerOf(o.Profile)
+	if l != nil {
+		l.Ready = o.lingerReady
+	}
+	return l
 }
 
 // sent reports whether a step of the stop sent a signal.

@@ -58,34 +58,60 @@ func diagRequest(size int) (req, body []byte) {
 // sockDiag sends one sock_diag request (a netlink message, header
 // included) and returns the payload of the answer.
 func sockDiag(req []byte) ([]byte, error) {
+	var answer []byte
+	err := sockDiagEach(req, func(msg []byte) bool {
+		answer = msg
+		return false
+	})
+	if err == nil && answer == nil {
+		err = errors.New("no answer")
+	}
+	return answer, err
+}
+
+// sockDiagEach sends a sock_diag request and calls each with the payload
+// of every answer, until each returns false, the kernel says it is done
+// (a dump), or an error; recvfrom is retried on EINTR.
+func sockDiagEach(req []byte, each func([]byte) bool) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
+		return os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, os.NewSyscallError("sendto", err)
+		return os.NewSyscallError("sendto", err)
 	}
-	buf := make([]byte, 8192)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("recvfrom", err)
-	}
-	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range msgs {
-		switch {
-		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
-			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-				return nil, unix.Errno(-errno)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := retryEINTR(func() (int, error) {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			return n, err
+		})
+		if err != nil {
+			return os.NewSyscallError("recvfrom", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+						return unix.Errno(-errno)
+					}
+				}
+				return nil
+			case unix.SOCK_DIAG_BY_FAMILY:
+				if !each(m.Data) {
+					return nil
+				}
 			}
-		case m.Header.Type == unix.SOCK_DIAG_BY_FAMILY:
-			return m.Data, nil
 		}
 	}
-	return nil, errors.New("no answer")
 }
 
 // peerAttr finds UNIX_DIAG_PEER among the attributes (struct rtattr:

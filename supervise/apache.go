@@ -56,8 +56,8 @@ func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunC
 	// only if it fails is it run again without.
 	argv := k.command(p, conf, "-C", apacheReuseport, "-t", "-D", "DUMP_RUN_CFG")
 	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, env)
-	reuseport := err == nil
-	if !reuseport {
+	reuseportErr := err
+	if reuseportErr != nil {
 		argv = k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
 		if stdout, _, elapsed, err = configTest(ctx, p.Name, argv, env); err != nil {
 			return RunConfig{}, err
@@ -67,7 +67,10 @@ func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunC
 	if err != nil {
 		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
-	rc.Elapsed, rc.Reuseport = elapsed, reuseport
+	rc.Elapsed, rc.Reuseport = elapsed, reuseportErr == nil
+	if reuseportErr != nil {
+		rc.NoReuseport = reuseportErr.Error()
+	}
 	return rc, nil
 }
 

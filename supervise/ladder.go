@@ -71,6 +71,10 @@ type LadderRun struct {
 // sleep, and the stop, at once (measured: 16 ms instead of 1 s).
 type Linger struct {
 	After, Send syscall.Signal
+	// Tree reads the master's tree again (the recorded one may miss a
+	// child forked since): Send waits until it holds the master alone.
+	// Without it the master is left to end its wait itself.
+	Tree func() ([]ipcguard.Proc, error)
 	// Ready, when set, runs before Send is sent; an error leaves the
 	// master to end its wait itself.
 	Ready func() error
@@ -172,8 +176,10 @@ func lingerOf(p Profile) *Linger {
 
 // waitStep waits up to step.Wait for alive to exit and returns the
 // members verified still alive. After a step r.Linger applies to, it
-// waits for every member but the master first; once they have all exited
-// the master is sent r.Linger.Send, and waited for in what is left.
+// waits for every member but the master first, the tree read again each
+// time they have (lingerOthers); then the master is sent r.Linger.Send
+// (through r.Before, as a step's signal is) and waited for in what is
+// left.
 func (r LadderRun) waitStep(ctx context.Context, ops ladderOps, root string, alive []ipcguard.Proc, step Step,
 	progress func([]ipcguard.Proc, time.Duration),
 ) ([]ipcguard.Proc, error) {
@@ -185,27 +191,71 @@ func (r LadderRun) waitStep(ctx context.Context, ops ladderOps, root string, ali
 			others = append(others, p)
 		}
 	}
-	if r.Linger == nil || step.Signal != r.Linger.After || len(master) == 0 {
+	if r.Linger == nil || r.Linger.Tree == nil || step.Signal != r.Linger.After || len(master) == 0 {
 		return ops.wait(ctx, root, alive, step.Wait, progress)
 	}
 	start := time.Now()
-	left, err := ops.wait(ctx, root, others, step.Wait, progress)
+	left, err := r.lingerOthers(ctx, ops, root, others, step.Wait, progress)
 	if err != nil || len(left) > 0 {
 		alive, werr := ops.wait(ctx, root, master, 0, nil) // verified alive, or not
 		return append(left, alive...), errors.Join(err, werr)
 	}
-	if r.Linger.Ready != nil {
-		if err := r.Linger.Ready(); err != nil {
-			r.Log.Warn().Err(err).Int("pid", r.Master.PID).Msg("leaving the master to end its wait itself")
-			return ops.wait(ctx, root, master, step.Wait-time.Since(start), progress)
-		}
-	}
-	if err := ops.signal(root, r.Master, r.Linger.Send); err != nil {
-		return master, err
+	rest := step.Wait - time.Since(start)
+	if err := r.endLinger(ctx); err != nil {
+		r.Log.Warn().Err(err).Int("pid", r.Master.PID).Msg("leaving the master to end its wait itself")
+		return ops.wait(ctx, root, master, rest, progress)
 	}
 	r.Log.Info().Int("pid", r.Master.PID).Str("signal", sigName(r.Linger.Send)).
 		Msg("every other process of the tree has exited: ending the master's wait")
-	return ops.wait(ctx, root, master, step.Wait-time.Since(start), progress)
+	return ops.wait(ctx, root, master, rest, progress)
+}
+
+// lingerOthers waits up to d for others to exit, then reads the tree
+// again (r.Linger.Tree) and waits for any member but the master it finds
+// alive, until none is left; it returns those verified alive at d.
+func (r LadderRun) lingerOthers(ctx context.Context, ops ladderOps, root string, others []ipcguard.Proc, d time.Duration,
+	progress func([]ipcguard.Proc, time.Duration),
+) ([]ipcguard.Proc, error) {
+	start := time.Now()
+	exited := map[ipcguard.ProcKey]bool{}
+	for {
+		left, err := ops.wait(ctx, root, others, d-time.Since(start), progress)
+		if err != nil || len(left) > 0 {
+			return left, err
+		}
+		for _, p := range others {
+			exited[p.Key()] = true
+		}
+		tree, err := r.Linger.Tree()
+		if err != nil {
+			return nil, err
+		}
+		others = nil
+		for _, p := range tree {
+			if p.Key() != r.Master.Key() && p.Alive() && !exited[p.Key()] {
+				others = append(others, p)
+			}
+		}
+		if len(others) == 0 {
+			return nil, nil
+		}
+	}
+}
+
+// endLinger sends the master r.Linger.Send once r.Linger.Ready and
+// r.Before let it.
+func (r LadderRun) endLinger(ctx context.Context) error {
+	if r.Linger.Ready != nil {
+		if err := r.Linger.Ready(); err != nil {
+			return err
+		}
+	}
+	if r.Before != nil {
+		if err := r.Before(ctx, Step{Signal: r.Linger.Send}); err != nil {
+			return err
+		}
+	}
+	return r.ops.orReal().signal(or(r.ProcRoot, "/proc"), r.Master, r.Linger.Send)
 }
 
 // targets returns whom a step signals: the master while it lives, or every

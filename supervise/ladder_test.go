@@ -128,18 +128,22 @@ func TestParseLadder(t *testing.T) {
 // TestLadderLinger: after the graceful step, once every child has exited,
 // a master that lingers (Apache's, which looks at its children once a
 // second) is sent TERM and the step ends there; while a child still
-// works, nothing more is sent until the step's wait ends, and the ladder
-// climbs as without the linger.
+// works, or a child forked after the tree was recorded does (found by
+// reading the tree again), nothing more is sent until the step's wait
+// ends, and the ladder climbs as without the linger.
 func TestLadderLinger(t *testing.T) {
-	master, child := ipcguard.Proc{PID: 10, StartTicks: 1}, ipcguard.Proc{PID: 11, StartTicks: 2}
+	master, child := ipcguard.Proc{PID: 10, StartTicks: 1, State: 'S'}, ipcguard.Proc{PID: 11, StartTicks: 2, State: 'S'}
+	late := ipcguard.Proc{PID: 12, StartTicks: 3, State: 'S'}
 	for _, c := range []struct {
 		name       string
 		childExits bool // on the master's WINCH
+		tree       []ipcguard.Proc
 		wantSent   []string
 		wantSteps  int
 	}{
-		{"children gone: TERM ends the master's wait", true, []string{"SIGWINCH->10", "SIGTERM->10"}, 1},
-		{"a child still works: the ladder climbs", false, []string{"SIGWINCH->10", "SIGTERM->10", "SIGKILL->11"}, 3},
+		{"children gone: TERM ends the master's wait", true, []ipcguard.Proc{master}, []string{"SIGWINCH->10", "SIGTERM->10"}, 1},
+		{"a child still works: the ladder climbs", false, []ipcguard.Proc{master, child}, []string{"SIGWINCH->10", "SIGTERM->10", "SIGKILL->11"}, 3},
+		{"a child forked since works: the ladder climbs", true, []ipcguard.Proc{master, child, late}, []string{"SIGWINCH->10", "SIGTERM->10", "SIGKILL->12"}, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			exited := map[int]bool{}
@@ -165,8 +169,18 @@ func TestLadderLinger(t *testing.T) {
 					return alive, nil
 				},
 			}
+			tree := func() ([]ipcguard.Proc, error) {
+				var out []ipcguard.Proc
+				for _, p := range c.tree {
+					if exited[p.PID] {
+						p.State = 'Z'
+					}
+					out = append(out, p)
+				}
+				return out, nil
+			}
 			reps, err := apacheLadder.Run(context.Background(), LadderRun{Master: master, Members: []ipcguard.Proc{master, child},
-				Linger: &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM}, Log: zerolog.Nop(), ops: ops})
+				Linger: &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM, Tree: tree}, Log: zerolog.Nop(), ops: ops})
 			if err != nil || len(reps) != c.wantSteps || !reflect.DeepEqual(sent, c.wantSent) {
 				t.Fatalf("Run: %d steps, sent %v, err %v; want %d steps, sent %v", len(reps), sent, err, c.wantSteps, c.wantSent)
 			}

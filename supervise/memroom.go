@@ -8,32 +8,47 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // memoryBlocker says why a new generation beside the old one might not
 // fit in memory, "" when it fits: the old tree's PSS (what a second
 // generation would add, its code shared) against MemAvailable, and
-// against the room under the memory limits of safe-restart's own cgroup
-// v2 and its ancestors, where the new master starts.
-func memoryBlocker(root string, old ipcguard.Proc) string {
+// against the room under the memory limits of the cgroup v2 directory
+// cgroup (where the new master starts; "" for none) and its ancestors.
+// What cannot be measured is logged and blocks nothing: the overlap is
+// the path that refuses no client.
+func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Logger) string {
 	need, _, err := treePSS(root, old)
-	if err != nil {
-		return fmt.Sprintf("measure the old generation's memory: %v", err)
-	}
-	room, where, err := memAvailable(root)
-	if err != nil {
-		return fmt.Sprintf("read the memory available: %v", err)
-	}
-	if data, err := os.ReadFile(filepath.Join(root, "self", "cgroup")); err == nil {
-		if v2 := cgroupV2(string(data)); v2 != "" {
-			if r, dir, ok := cgroupRoom(cgroupV2Dir(v2)); ok && r < room {
+	if err == nil {
+		var room int64
+		var where string
+		if room, where, err = memAvailable(root); err == nil {
+			if r, dir, ok := cgroupRoom(cgroup); cgroup != "" && ok && r < room {
 				room, where = r, "the memory limit of cgroup "+dir
 			}
+			if need > room {
+				return fmt.Sprintf("the old generation uses %s (PSS) and %s leaves %s: no room for two generations at once", mib(need), where, mib(room))
+			}
+			return ""
 		}
 	}
-	if need > room {
-		return fmt.Sprintf("the old generation uses %s (PSS) and %s leaves %s: no room for two generations at once", mib(need), where, mib(room))
+	log.Warn().Err(err).Msg("cannot measure the memory two generations need: overlapping anyway")
+	return ""
+}
+
+// startCGroup is the cgroup v2 directory a new master starts in: the
+// unit's for an overlap in a unit (see unitOverlap), else safe-restart's
+// own; "" when unknown.
+func (o StartOptions) startCGroup(root string) string {
+	if o.intoUnit && o.unit != nil && o.unit.CGroup != "" {
+		return cgroupV2Dir(o.unit.CGroup)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "self", "cgroup"))
+	if v2 := cgroupV2(string(data)); err == nil && v2 != "" {
+		return cgroupV2Dir(v2)
 	}
 	return ""
 }

@@ -39,7 +39,7 @@ func reuseportWorks(st StartOptions, rc RunConfig) bool {
 		return false
 	}
 	if !rc.Reuseport {
-		st.Log.Warn().Msg("the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?): started plainly, and restarts cannot overlap")
+		st.Log.Warn().Str("error", rc.NoReuseport).Msg("the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio): started plainly, and restarts cannot overlap")
 	}
 	return rc.Reuseport
 }
@@ -48,6 +48,14 @@ func reuseportWorks(st StartOptions, rc RunConfig) bool {
 // migrates the connections queued on a closing SO_REUSEPORT listener to
 // another listener of its group; at 0 they are reset.
 const migrateReqSysctl = "sys/net/ipv4/tcp_migrate_req"
+
+// migrates reports whether the kernel moves the connections queued on a
+// closing SO_REUSEPORT listener to another of its group
+// (net.ipv4.tcp_migrate_req=1 in this network namespace).
+func migrates(root string) bool {
+	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
+	return err == nil && strings.TrimSpace(string(v)) == "1"
+}
 
 // overlapAsideSuffix names where the old master's pidfile waits while the
 // new master starts (the server's own start refuses while its pidfile
@@ -68,7 +76,7 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 			return fmt.Sprintf("%d of %d semaphore sets in use: too few for two generations at once", inUse, limit)
 		}
 	}
-	return memoryBlocker(root, old)
+	return memoryBlocker(root, old, st.startCGroup(root), st.Log)
 }
 
 // holdBeside opens the old master's listeners to a new master beside them
@@ -102,14 +110,8 @@ func holdBeside(root string, old ipcguard.Proc, log zerolog.Logger) (b *beside, 
 // and the old listeners must have SO_REUSEPORT already (a master
 // safe-restart started).
 func migrateBlocker(root string, old ipcguard.Proc, listening map[uint64]string) string {
-	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "the kernel has no net.ipv4.tcp_migrate_req (Linux < 5.14): the old master's queued connections would be reset"
-	case err != nil:
-		return fmt.Sprintf("read net.ipv4.tcp_migrate_req: %v", err)
-	case strings.TrimSpace(string(v)) != "1":
-		return "net.ipv4.tcp_migrate_req is 0: the old master's queued connections would be reset"
+	if !migrates(root) {
+		return "net.ipv4.tcp_migrate_req is not 1 (or Linux < 5.14 has none): the old master's queued connections would be reset"
 	}
 	for _, l := range listenerFDs(root, old.PID, listening) {
 		on, err := sockReusePort(old.PID, l.fd)
@@ -211,6 +213,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	st.stopped = true
 	began := time.Now()
 	abandon := func(err error) error {
+		b.detachLogged() // nothing more for a new master about to stop
 		err = abandonOverlap(ctx, s, root, old, aside, rc, rep.Start.Master, began, err)
 		b.undoLogged()
 		return err
@@ -223,7 +226,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if err := checkGeneration(ctx, root, st.Profile, *rep.Start.Master, probe, rep.Start.Listeners, deadline, st.Log); err != nil {
 		return abandon(err)
 	}
-	if err := b.steerAndDrain(ctx, root, rep.Start.Listeners, time.Until(deadline)); err != nil {
+	if err := b.steerAndDrain(ctx, root, rep.Start.Listeners); err != nil {
 		return abandon(err)
 	}
 	rep.Steered = b != nil

@@ -44,6 +44,8 @@ type RunConfig struct {
 	// Reuseport says a start with SO_REUSEPORT on the listeners works
 	// (see overlapper): the config test passed with it.
 	Reuseport bool `json:"reuseport,omitempty"`
+	// NoReuseport is why the config test failed with it.
+	NoReuseport string `json:"no_reuseport,omitempty"`
 	// Elapsed is how long the config test took: the basis of the lineage
 	// window, since a start spends about that long before it detaches.
 	Elapsed time.Duration `json:"elapsed"`

@@ -5,9 +5,7 @@ package supervise
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,19 +43,20 @@ func attachSteering(fd, k, m int) error {
 		unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog))
 }
 
-// detachSteering removes the program of the reuseport group of fd; a
-// group without one is no error.
-func detachSteering(fd int) error {
+// detachSteering removes the program of the reuseport group of fd, and
+// reports whether there was one: ENOENT says the group has none, EINVAL
+// that the socket is in no group (it lacks SO_REUSEPORT).
+func detachSteering(fd int) (bool, error) {
 	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_REUSEPORT_BPF, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
+		return false, nil
 	}
-	return os.NewSyscallError("setsockopt SO_DETACH_REUSEPORT_BPF", err)
+	return err == nil, os.NewSyscallError("setsockopt SO_DETACH_REUSEPORT_BPF", err)
 }
 
 // canSteer proves that this kernel, and any seccomp filter on
-// safe-restart, allows a reuseport program: it attaches one to a fresh
-// socket of its own.
+// safe-restart, allows both reuseport programs steerProgram writes: it
+// attaches them to a fresh socket of its own.
 func canSteer() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -67,7 +66,7 @@ func canSteer() error {
 	if err := setReusePort(fd, true); err != nil {
 		return err
 	}
-	return attachSteering(fd, 0, 1)
+	return errors.Join(attachSteering(fd, 0, 1), attachSteering(fd, 0, 2))
 }
 
 // setReusePort sets or clears SO_REUSEPORT on fd. On a listening socket
@@ -118,13 +117,11 @@ func dumpSynRecv(family uint8, ports map[int]bool, out map[uint64]bool) error {
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	r[0], r[1] = family, unix.IPPROTO_TCP
 	ne.PutUint32(r[4:], 1<<tcpSynRecv)
-	return sockDiagDump(req, func(msg []byte) {
-		if len(msg) < inetDiagInodeOff {
-			return
-		}
-		if ports[int(binary.BigEndian.Uint16(msg[4:]))] {
+	return sockDiagEach(req, func(msg []byte) bool {
+		if len(msg) >= inetDiagCookieOff+8 && ports[int(binary.BigEndian.Uint16(msg[4:]))] {
 			out[ne.Uint64(msg[inetDiagCookieOff:])] = true
 		}
+		return true
 	})
 }
 
@@ -136,45 +133,3 @@ const (
 	inetDiagCookieOff = 44
 	tcpSynRecv        = 3
 )
-
-// sockDiagDump sends a sock_diag dump request and calls each with the
-// payload of every answer until the kernel says it is done.
-func sockDiagDump(req []byte, each func([]byte)) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer closeFD(fd)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return os.NewSyscallError("sendto", err)
-	}
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := retryEINTR(func() (int, error) {
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			return n, err
-		})
-		if err != nil {
-			return os.NewSyscallError("recvfrom", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-						return fmt.Errorf("sock_diag dump: %w", unix.Errno(-errno))
-					}
-				}
-				return nil
-			case unix.SOCK_DIAG_BY_FAMILY:
-				each(m.Data)
-			}
-		}
-	}
-}

@@ -136,7 +136,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
-	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(), Log: o.Log}
+	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(root, master), Log: o.Log}
 	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {
@@ -156,12 +156,20 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	return err
 }
 
-// linger is the profile's Linger (see LadderRun), ready once
-// o.lingerReady is.
-func (o StopOptions) linger() *Linger {
+// linger is the profile's Linger (see LadderRun) for master's tree,
+// ready once o.lingerReady is.
+func (o StopOptions) linger(root string, master ipcguard.Proc) *Linger {
 	l := lingerOf(o.Profile)
-	if l != nil {
-		l.Ready = o.lingerReady
+	if l == nil {
+		return nil
+	}
+	l.Ready = o.lingerReady
+	l.Tree = func() ([]ipcguard.Proc, error) {
+		procs, err := ipcguard.ReadProcTable(root)
+		if err != nil {
+			return nil, err
+		}
+		return Descendants(procs, master, o.Profile.Binary), nil
 	}
 	return l
 }

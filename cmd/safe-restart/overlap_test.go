@@ -241,8 +241,34 @@ func TestOverlapRestartNewMasterFails(t *testing.T) {
 }
 
 // reusePortOf reports whether the socket pid holds bound to the IPv4
-// address addr has SO_REUSEPORT, through a copy (pidfd_getfd).
+// address addr has SO_REUSEPORT.
 func reusePortOf(t *testing.T, pid int, addr string) bool {
+	t.Helper()
+	fd := socketOf(t, pid, addr)
+	defer unix.Close(fd)
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
+	if err != nil {
+		t.Fatalf("getsockopt SO_REUSEPORT: %v", err)
+	}
+	return v != 0
+}
+
+// steeringOn reports whether the reuseport group of the socket pid holds
+// bound to addr has a program (removing it: the test is over then).
+func steeringOn(t *testing.T, pid int, addr string) bool {
+	t.Helper()
+	fd := socketOf(t, pid, addr)
+	defer unix.Close(fd)
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_REUSEPORT_BPF, 0)
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) { // none; no group
+		t.Fatalf("setsockopt SO_DETACH_REUSEPORT_BPF: %v", err)
+	}
+	return err == nil
+}
+
+// socketOf returns a copy (pidfd_getfd) of the socket pid holds bound to
+// the IPv4 address addr.
+func socketOf(t *testing.T, pid int, addr string) int {
 	t.Helper()
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
@@ -264,19 +290,13 @@ func reusePortOf(t *testing.T, pid int, addr string) bool {
 			continue
 		}
 		sa, _ := unix.Getsockname(dup)
-		in4, ok := sa.(*unix.SockaddrInet4)
-		if ok && net.JoinHostPort(net.IP(in4.Addr[:]).String(), strconv.Itoa(in4.Port)) == addr {
-			v, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_REUSEPORT)
-			unix.Close(dup)
-			if err != nil {
-				t.Fatalf("getsockopt SO_REUSEPORT: %v", err)
-			}
-			return v != 0
+		if in4, ok := sa.(*unix.SockaddrInet4); ok && net.JoinHostPort(net.IP(in4.Addr[:]).String(), strconv.Itoa(in4.Port)) == addr {
+			return dup
 		}
 		unix.Close(dup)
 	}
 	t.Fatalf("master %d holds no socket bound to %s", pid, addr)
-	return false
+	return -1
 }
 
 // modSlowStart delays a master that has detached (its parent is PID 1,

@@ -17,23 +17,29 @@ import (
 // finds the master still finishing its graceful stop, with its pidfile
 // already gone, and completes the stop instead of starting a second master
 // beside it.
+//
+// The stop of an overlap's old master also records its successor, the
+// new master serving beside it: the old master removes the pidfile (which
+// names the successor by then) as its graceful stop begins, so a killed
+// safe-restart can leave none, and the next run restores it from here.
 type stopIntent struct {
-	Service string        `json:"service"`
-	Master  ipcguard.Proc `json:"master"`
+	Service   string         `json:"service"`
+	Master    ipcguard.Proc  `json:"master"`
+	Successor *ipcguard.Proc `json:"successor,omitempty"`
 }
 
 func intentPath(dir, service string) string {
 	return filepath.Join(dir, service+".stopping.json")
 }
 
-func saveIntent(dir, service string, master ipcguard.Proc) error {
+func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.Proc) error {
 	if dir == "" {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
-	data, err := json.Marshal(stopIntent{Service: service, Master: master})
+	data, err := json.Marshal(stopIntent{Service: service, Master: master, Successor: successor})
 	if err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
@@ -46,6 +52,17 @@ func saveIntent(dir, service string, master ipcguard.Proc) error {
 // pendingStop returns the master of an unfinished stop if it is still the
 // same live process, and clears an intent whose master is gone.
 func pendingStop(dir, procRoot, service string) (*ipcguard.Proc, error) {
+	in, err := readIntent(dir, procRoot, service)
+	if err != nil || in == nil {
+		return nil, err
+	}
+	return &in.Master, nil
+}
+
+// readIntent returns the unfinished stop (see pendingStop), its master as
+// it is now and its successor, if any, only while it is the same live
+// process.
+func readIntent(dir, procRoot, service string) (*stopIntent, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -60,11 +77,20 @@ func pendingStop(dir, procRoot, service string) (*ipcguard.Proc, error) {
 	if err := json.Unmarshal(data, &in); err != nil {
 		return nil, fmt.Errorf("read stop intent %s: %w", intentPath(dir, service), err)
 	}
-	if now, err := Same(procRoot, in.Master); err == nil && now.Alive() {
-		return &now, nil
+	now, err := Same(procRoot, in.Master)
+	if err != nil || !now.Alive() {
+		clearIntent(dir, service)
+		return nil, nil
 	}
-	clearIntent(dir, service)
-	return nil, nil
+	in.Master = now
+	if in.Successor != nil {
+		if s, err := Same(procRoot, *in.Successor); err == nil && s.Alive() {
+			in.Successor = &s
+		} else {
+			in.Successor = nil
+		}
+	}
+	return &in, nil
 }
 
 func clearIntent(dir, service string) {

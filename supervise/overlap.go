@@ -200,7 +200,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	rep.Overlap = true
 	// An interrupted run finds the old master through the intent once
 	// its pidfile is aside, and finishes its stop.
-	if err := saveIntent(s.IntentDir, s.Profile.Name, old); err != nil {
+	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
 		b.undoLogged()
 		return err
 	}
@@ -256,23 +256,36 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 }
 
 // stopPendingBeside finishes the stop of a master that a stop intent names
-// while the pidfile names another live master: a restart interrupted
-// between starting the new master beside the old one and stopping the old
-// one left both serving.
+// while another live master serves: a restart interrupted between
+// starting the new master beside the old one and stopping the old one
+// left both serving. The pidfile names the new one; or, when the old one
+// removed it as its graceful stop began, the intent's successor does, and
+// the pidfile is written again.
 func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 	root := or(s.ProcRoot, "/proc")
-	current, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary)
-	if err != nil {
-		return nil // no other master: a plain stop finishes the pending one
-	}
-	pending, err := pendingStop(s.IntentDir, root, s.Profile.Name)
-	if err != nil || pending == nil || pending.PID == current.PID {
+	pending, err := readIntent(s.IntentDir, root, s.Profile.Name)
+	if err != nil || pending == nil {
 		return err
 	}
-	s.Log.Warn().Int("pid", pending.PID).Int("master", current.PID).
+	current, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary)
+	if err != nil {
+		if pending.Successor == nil {
+			return nil // no other master: a plain stop finishes the pending one
+		}
+		current = *pending.Successor
+		s.Log.Warn().Int("pid", current.PID).Str("pidfile", rc.PidFile).
+			Msg("restoring the pidfile of the new master an interrupted restart left serving")
+		if err := ensurePIDFile(rc.PidFile, current.PID); err != nil {
+			return err
+		}
+	}
+	if pending.Master.PID == current.PID {
+		return nil
+	}
+	s.Log.Warn().Int("pid", pending.Master.PID).Int("master", current.PID).
 		Msg("finishing the stop of an old master an interrupted restart left serving beside the new one")
 	var r StopReport
-	return s.stopTree(ctx, root, *pending, &r)
+	return s.stopTree(ctx, root, pending.Master, &r)
 }
 
 // stopOldMaster stops the old master with the ladder while keeping the
@@ -284,6 +297,7 @@ func stopOldMaster(ctx context.Context, s StopOptions, root string, old, success
 	// (systemd reads it then, see unitOverlap): the stop ends its wait
 	// only once it does.
 	s.lingerReady = func() error { return ensurePIDFile(pidFile, successor.PID) }
+	s.successor = &successor
 	done := make(chan struct{})
 	kept := make(chan error, 1)
 	go func() { kept <- keepPIDFile(root, pidFile, old, successor, done) }()
@@ -377,7 +391,7 @@ func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguar
 	} else {
 		// Stopping the new masters recorded (and cleared) their own
 		// intents: the old master's is what the next run must finish.
-		errs = append(errs, saveIntent(s.IntentDir, s.Profile.Name, old))
+		errs = append(errs, saveIntent(s.IntentDir, s.Profile.Name, old, nil))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w; undoing it: %w", ErrStartFailed, cause, err)

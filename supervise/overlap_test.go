@@ -64,7 +64,7 @@ func TestRestartStopsMasterLeftBeside(t *testing.T) {
 	}
 	p.Binary = srv.Bin
 	state := t.TempDir()
-	if err := saveIntent(state, p.Name, leftMaster); err != nil {
+	if err := saveIntent(state, p.Name, leftMaster, nil); err != nil {
 		t.Fatal(err)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t))

@@ -129,6 +129,11 @@ func (o StartOptions) findUnit(ctx context.Context, rc RunConfig) (*Unit, error)
 func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StartReport, error) {
 	var rep StartReport
 	root := or(o.ProcRoot, "/proc")
+	// An interrupted overlap may have left its new master serving, and
+	// its pidfile gone: that master is running, the old one is stopped.
+	if err := stopPendingBeside(ctx, o.stopOptions(), rc); err != nil {
+		return rep, err
+	}
 	m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
 	switch {
 	case err == nil:

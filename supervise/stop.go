@@ -32,7 +32,10 @@ type StopOptions struct {
 	// lingerReady, when set, must pass before the master is sent its
 	// Linger signal (see stopOldMaster).
 	lingerReady func() error
-	Log         zerolog.Logger
+	// successor is the new master an overlap's old master leaves serving,
+	// recorded with the stop intent (see stopIntent).
+	successor *ipcguard.Proc
+	Log       zerolog.Logger
 }
 
 // StopReport says what Stop found and did.
@@ -77,6 +80,11 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StopReport, error) {
 	var rep StopReport
 	root := or(o.ProcRoot, "/proc")
+	if !o.DryRun {
+		if err := stopPendingBeside(ctx, o, rc); err != nil {
+			return rep, err
+		}
+	}
 	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
 	if errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
 		// A graceful stop removes the pidfile at once: a master that an
@@ -142,7 +150,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	} else if rep.unitMain {
 		run.Before = o.unit.beforeStep(o.Profile, o.Log)
 	}
-	if err := saveIntent(o.IntentDir, o.Profile.Name, master); err != nil {
+	if err := saveIntent(o.IntentDir, o.Profile.Name, master, o.successor); err != nil {
 		return err
 	}
 	start := time.Now()

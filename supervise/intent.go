@@ -26,6 +26,9 @@ type stopIntent struct {
 	Service   string         `json:"service"`
 	Master    ipcguard.Proc  `json:"master"`
 	Successor *ipcguard.Proc `json:"successor,omitempty"`
+	// MasterGone says, as readIntent returns it, that Master has exited
+	// and only the successor is left to see to.
+	MasterGone bool `json:"-"`
 }
 
 func intentPath(dir, service string) string {
@@ -53,15 +56,17 @@ func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.P
 // same live process, and clears an intent whose master is gone.
 func pendingStop(dir, procRoot, service string) (*ipcguard.Proc, error) {
 	in, err := readIntent(dir, procRoot, service)
-	if err != nil || in == nil {
+	if err != nil || in == nil || in.MasterGone {
 		return nil, err
 	}
 	return &in.Master, nil
 }
 
-// readIntent returns the unfinished stop (see pendingStop), its master as
-// it is now and its successor, if any, only while it is the same live
-// process.
+// readIntent returns the unfinished stop (see pendingStop): its master as
+// it is now, and its successor only while it is the same live process. An
+// intent whose master has exited is cleared, unless its successor lives
+// (MasterGone: its pidfile may still need writing, see
+// stopPendingBeside).
 func readIntent(dir, procRoot, service string) (*stopIntent, error) {
 	if dir == "" {
 		return nil, nil
@@ -77,18 +82,22 @@ func readIntent(dir, procRoot, service string) (*stopIntent, error) {
 	if err := json.Unmarshal(data, &in); err != nil {
 		return nil, fmt.Errorf("read stop intent %s: %w", intentPath(dir, service), err)
 	}
-	now, err := Same(procRoot, in.Master)
-	if err != nil || !now.Alive() {
-		clearIntent(dir, service)
-		return nil, nil
-	}
-	in.Master = now
 	if in.Successor != nil {
 		if s, err := Same(procRoot, *in.Successor); err == nil && s.Alive() {
 			in.Successor = &s
 		} else {
 			in.Successor = nil
 		}
+	}
+	now, err := Same(procRoot, in.Master)
+	switch {
+	case err == nil && now.Alive():
+		in.Master = now
+	case in.Successor != nil:
+		in.MasterGone = true // the successor's pidfile may still be missing
+	default:
+		clearIntent(dir, service)
+		return nil, nil
 	}
 	return &in, nil
 }

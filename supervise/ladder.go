@@ -196,12 +196,15 @@ func (r LadderRun) waitStep(ctx context.Context, ops ladderOps, root string, ali
 	}
 	start := time.Now()
 	left, err := r.lingerOthers(ctx, ops, root, others, step.Wait, progress)
-	if err != nil || len(left) > 0 {
+	if ctx.Err() != nil || len(left) > 0 {
 		alive, werr := ops.wait(ctx, root, master, 0, nil) // verified alive, or not
-		return append(left, alive...), errors.Join(err, werr)
+		return append(left, alive...), errors.Join(ctx.Err(), werr)
 	}
 	rest := step.Wait - time.Since(start)
-	if err := r.endLinger(ctx); err != nil {
+	if err == nil {
+		err = r.endLinger(ctx)
+	}
+	if err != nil {
 		r.Log.Warn().Err(err).Int("pid", r.Master.PID).Msg("leaving the master to end its wait itself")
 		return ops.wait(ctx, root, master, rest, progress)
 	}

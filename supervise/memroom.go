@@ -18,8 +18,9 @@ import (
 // generation would add, its code shared) against MemAvailable, and
 // against the room under the memory limits of the cgroup v2 directory
 // cgroup (where the new master starts; "" for none) and its ancestors.
-// What cannot be measured is logged and blocks nothing: the overlap is
-// the path that refuses no client.
+// What cannot be measured is logged and blocks nothing, the overlap being
+// the path that refuses no client, unless the cgroup has a memory limit:
+// an OOM kill there may stop the whole unit, both generations.
 func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Logger) string {
 	need, _, err := treePSS(root, old)
 	if err == nil {
@@ -34,6 +35,9 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 			}
 			return ""
 		}
+	}
+	if _, dir, ok := cgroupRoom(cgroup); cgroup != "" && ok {
+		return fmt.Sprintf("cannot measure the memory two generations need (%v), and cgroup %s has a memory limit", err, dir)
 	}
 	log.Warn().Err(err).Msg("cannot measure the memory two generations need: overlapping anyway")
 	return ""

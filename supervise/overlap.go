@@ -226,6 +226,9 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if err := checkGeneration(ctx, root, st.Profile, *rep.Start.Master, probe, rep.Start.Listeners, deadline, st.Log); err != nil {
 		return abandon(err)
 	}
+	if err := saveIntent(s.IntentDir, s.Profile.Name, old, rep.Start.Master); err != nil {
+		return abandon(err)
+	}
 	if err := b.steerAndDrain(ctx, root, rep.Start.Listeners); err != nil {
 		return abandon(err)
 	}
@@ -260,7 +263,9 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // starting the new master beside the old one and stopping the old one
 // left both serving. The pidfile names the new one; or, when the old one
 // removed it as its graceful stop began, the intent's successor does, and
-// the pidfile is written again.
+// the pidfile is written again (also once the old one has exited). The
+// old one is stopped as an overlap stops it (stopOldMaster: the pidfile
+// kept, the unit left alone, since the new master is in it).
 func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 	root := or(s.ProcRoot, "/proc")
 	pending, err := readIntent(s.IntentDir, root, s.Profile.Name)
@@ -275,17 +280,19 @@ func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 		current = *pending.Successor
 		s.Log.Warn().Int("pid", current.PID).Str("pidfile", rc.PidFile).
 			Msg("restoring the pidfile of the new master an interrupted restart left serving")
-		if err := ensurePIDFile(rc.PidFile, current.PID); err != nil {
-			return err
+		if err := writeAtomic(rc.PidFile, []byte(strconv.Itoa(current.PID)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("restore the pidfile: %w", err)
 		}
 	}
-	if pending.Master.PID == current.PID {
+	if pending.MasterGone || pending.Master.PID == current.PID {
+		clearIntent(s.IntentDir, s.Profile.Name)
 		return nil
 	}
 	s.Log.Warn().Int("pid", pending.Master.PID).Int("master", current.PID).
 		Msg("finishing the stop of an old master an interrupted restart left serving beside the new one")
+	s.unit = nil
 	var r StopReport
-	return s.stopTree(ctx, root, pending.Master, &r)
+	return stopOldMaster(ctx, s, root, pending.Master, current, rc.PidFile, &r)
 }
 
 // stopOldMaster stops the old master with the ladder while keeping the
@@ -296,7 +303,12 @@ func stopOldMaster(ctx context.Context, s StopOptions, root string, old, success
 	// The master's exit must find the pidfile naming its successor
 	// (systemd reads it then, see unitOverlap): the stop ends its wait
 	// only once it does.
-	s.lingerReady = func() error { return ensurePIDFile(pidFile, successor.PID) }
+	s.lingerReady = func() error {
+		if !sameAlive(root, successor) {
+			return fmt.Errorf("the new master %d exited", successor.PID)
+		}
+		return ensurePIDFile(pidFile, successor.PID)
+	}
 	s.successor = &successor
 	done := make(chan struct{})
 	kept := make(chan error, 1)
@@ -312,6 +324,9 @@ func stopOldMaster(ctx context.Context, s StopOptions, root string, old, success
 func keepPIDFile(root, pidFile string, old, successor ipcguard.Proc, done <-chan struct{}) error {
 	for {
 		gone := !sameAlive(root, old)
+		if !sameAlive(root, successor) {
+			return fmt.Errorf("the new master %d exited", successor.PID)
+		}
 		if err := ensurePIDFile(pidFile, successor.PID); err != nil {
 			return err
 		}

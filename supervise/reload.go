@@ -87,6 +87,9 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	o.Start = st
+	if err := stopPendingBeside(ctx, o.Stop.withServer(st), rc); err != nil {
+		return rep, err
+	}
 	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
 	switch {
 	case errors.Is(err, ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):

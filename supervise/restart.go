@@ -149,7 +149,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	if main && s.Ladder == nil && !s.DryRun {
 		st.reuseport = reuseportWorks(st, rc)
-		r, handled, err := unitOverlap(ctx, s, st, sig, rc)
+		r, handled, err := unitOverlap(ctx, s, st, sig, rc, old)
 		if handled || err != nil {
 			return r, err
 		}

@@ -2,8 +2,11 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,66 +16,137 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// unitOverlap is a restart of the unit's own master with no moment
-// without a listener (see replaceBeside): the new master starts beside
-// the old one, in the unit's control group and the old master's mount
-// namespace (PrivateTmp=), and when the old master exits, systemd takes
-// the new one for the unit's main process from the unit's PID file
+// unitOverlap is a restart of the unit's own master (its MainPID) with no
+// moment without a listener (see replaceBeside): the new master starts
+// beside the old one, in the unit's control group and the old master's
+// mount namespace (PrivateTmp=), and when the old master exits, systemd
+// takes the new one for the unit's main process from the unit's PID file
 // (service.c: a forking service may move to a new PID if it updates its
-// PID file before the old one exits, which the old master's stop
-// ensures). A unit without PIDFile= is given one first (ensurePIDFile).
-// It reports handled false, having changed nothing of the server, when
-// no overlap can work here: the caller then runs the unit's restart job.
-func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, bool, error) {
-	if _, ok := st.Profile.kind.(overlapper); !ok || st.NoOverlap || !st.reuseport {
-		return RestartReport{}, false, nil
+// PID file before the old one exits, which the old master's stop sees
+// to). A unit without that PIDFile= gets it for the restart only
+// (pidFileDropIn), removed once systemd follows the new master. It
+// reports handled false, having changed nothing, when no overlap can work
+// here: the caller then runs the unit's restart job.
+func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc) (RestartReport, bool, error) {
+	if _, ok := st.Profile.kind.(overlapper); !ok {
+		return RestartReport{}, false, nil // nginx, php-fpm: the unit's restart job
 	}
-	if err := st.unit.ensurePIDFile(ctx, rc.PidFile, st.Log); err != nil {
+	root := or(st.ProcRoot, "/proc")
+	st.intoUnit = true
+	if why := st.unitOverlapBlocker(root, old, sig); why != "" {
+		st.Log.Info().Str("unit", st.unit.Name).Str("reason", why).Msg("no overlap in the unit: its restart job replaces the master")
+		return RestartReport{OverlapSkipped: why}, false, nil
+	}
+	added, err := st.unit.ensurePIDFile(ctx, rc.PidFile, st.Log)
+	if err != nil {
 		st.Log.Warn().Err(err).Str("unit", st.unit.Name).Msg("cannot give the unit a PID file, so systemd could not follow a new master: no overlap")
 		return RestartReport{OverlapSkipped: err.Error()}, false, nil
 	}
-	st.intoUnit = true
 	s.unit = nil // the old master's stop never queues a stop of the unit: the new master is in it
 	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
-	if !handled || err != nil {
-		return rep, handled, err
+	if err == nil && handled {
+		master := *rep.Start.Master
+		err = st.unit.checkServes(ctx, root, master, st.tree(root, master))
 	}
-	root := or(st.ProcRoot, "/proc")
-	master := *rep.Start.Master
-	return rep, true, st.unit.checkServes(ctx, root, master, st.tree(root, master))
+	if added && (err == nil || !handled) {
+		// systemd follows the new master (or the old one still runs): the
+		// unit is given back as it was; its MainPID stays.
+		err = errors.Join(err, st.unit.removePIDFile(ctx, st.Log))
+	}
+	return rep, handled, err
 }
 
-// pidFileDropIn names the runtime drop-in that gives a unit its PID file.
+// unitOverlapBlocker says why an overlap in the unit cannot work, "" when
+// it can: the unit must be Type=forking
+// (systemd follows a forking service's PID file; a notify one waits for
+// its main process's messages) and old its MainPID (systemd reads the PID
+// file only when its main process exits); nsenter must be there when the
+// unit has its own mount namespace; and the host must have room
+// (overlapBlocker).
+func (o StartOptions) unitOverlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature) string {
+	switch {
+	case o.NoOverlap:
+		return overlapDisabled
+	case !o.reuseport:
+		return "the server's config test fails with SO_REUSEPORT set"
+	case o.unit.Type != "forking":
+		return fmt.Sprintf("unit %s is Type=%s: systemd follows a new master through the PID file of a forking service only", o.unit.Name, o.unit.Type)
+	case o.unit.MainPID != old.PID:
+		return fmt.Sprintf("master %d is not unit %s's main process (MainPID %d)", old.PID, o.unit.Name, o.unit.MainPID)
+	}
+	if argv := o.unit.inUnitArgv(root, []string{"true"}); argv[0] == "nsenter" {
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			return "the unit has its own mount namespace, and nsenter is missing: " + err.Error()
+		}
+	}
+	return overlapBlocker(root, old, sig, o)
+}
+
+// pidFileDropIn is the runtime drop-in that gives a unit its PID file for
+// an overlap.
 const pidFileDropIn = "safe-restart-pidfile.conf"
 
+// pidFileDropInPath is where the unit's pidFileDropIn goes.
+func (u *Unit) pidFileDropInPath() string {
+	return filepath.Join("/run/systemd/system", u.Name+".d", pidFileDropIn)
+}
+
 // ensurePIDFile makes systemd read the unit's main PID from path when its
-// main process exits (PIDFile=). A unit that names no file, or another
-// (Debian's apache2.service names none), gets a runtime drop-in
-// (/run/systemd/system/UNIT.d/safe-restart-pidfile.conf, gone at the next
-// boot), and systemd reloads its units. The server's own start writes
-// that file, so the unit's start and stop work as before.
-func (u *Unit) ensurePIDFile(ctx context.Context, path string, log zerolog.Logger) error {
-	if u.PIDFile != "" && samePath(u.PIDFile, path) {
-		return nil
+// main process exits (PIDFile=). A unit that names no file (Debian's
+// apache2.service) gets the runtime drop-in pidFileDropInPath, and systemd
+// reloads its units; added says so. A unit naming another file is left
+// alone: an error.
+func (u *Unit) ensurePIDFile(ctx context.Context, path string, log zerolog.Logger) (added bool, err error) {
+	switch {
+	case u.PIDFile != "" && samePath(u.PIDFile, path):
+		return false, nil
+	case u.PIDFile != "":
+		return false, fmt.Errorf("unit %s reads PIDFile=%s, but the server writes %s", u.Name, u.PIDFile, path)
+	case needsQuoting(path):
+		return false, fmt.Errorf("the pidfile %q would need quoting in a unit file", path)
 	}
-	file := filepath.Join("/run/systemd/system", u.Name+".d", pidFileDropIn)
-	text := "# Written by safe-restart: systemd follows a new master of " + u.Name + " that a restart\n" +
-		"# started beside the old one through this file. Gone at the next boot.\n[Service]\nPIDFile=" + path + "\n"
+	file := u.pidFileDropInPath()
+	text := "# Written by safe-restart for a restart of " + u.Name + ": systemd follows the new\n" +
+		"# master through this file. Removed when it does; else gone at the next boot.\n" +
+		"[Service]\nPIDFile=" + strings.Replace(path, "/var/run/", "/run/", 1) + "\n"
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
+		return false, err
 	}
 	if err := writeAtomic(file, []byte(text), 0o644); err != nil {
-		return err
+		return false, err
 	}
 	log.Info().Str("unit", u.Name).Str("path", file).Str("pid_file", path).Msg("gave the unit a PID file; systemctl daemon-reload")
-	if out, err := u.run(ctx, "daemon-reload"); err != nil {
-		return fmt.Errorf("systemctl daemon-reload: %w: %s", err, strings.TrimSpace(out))
+	err = u.daemonReload(ctx)
+	if err == nil {
+		err = u.refresh(ctx)
 	}
-	if err := u.refresh(ctx); err != nil {
+	if err == nil && !samePath(u.PIDFile, path) {
+		err = fmt.Errorf("unit %s reads PIDFile=%q even with %s", u.Name, u.PIDFile, file)
+	}
+	if err != nil {
+		return false, errors.Join(err, u.removePIDFile(ctx, log))
+	}
+	return true, nil
+}
+
+// removePIDFile removes the drop-in ensurePIDFile wrote, and has systemd
+// reload its units: a running service keeps its MainPID.
+func (u *Unit) removePIDFile(ctx context.Context, log zerolog.Logger) error {
+	file := u.pidFileDropInPath()
+	if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if !samePath(u.PIDFile, path) {
-		return fmt.Errorf("unit %s reads PIDFile=%q even with %s", u.Name, u.PIDFile, file)
+	_ = os.Remove(filepath.Dir(file)) // only if empty
+	log.Info().Str("unit", u.Name).Str("path", file).Msg("removed the unit's PID file drop-in; systemctl daemon-reload")
+	return u.daemonReload(ctx)
+}
+
+// daemonReload runs systemctl daemon-reload, bounded by unitTimeout.
+func (u *Unit) daemonReload(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+	defer cancel()
+	if out, err := u.run(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("systemctl daemon-reload: %w: %s", err, strings.TrimSpace(out))
 	}
 	return nil
 }

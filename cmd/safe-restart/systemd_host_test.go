@@ -97,6 +97,11 @@ func TestSystemdHost(t *testing.T) {
 		if restarted == first {
 			t.Errorf("restart kept master %d", first)
 		}
+		// The PID file the overlap gave the unit is gone once systemd
+		// follows the new master.
+		if _, err := os.Stat(h.Root() + "/run/systemd/system/" + s.unit + ".d/safe-restart-pidfile.conf"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the unit's PID file drop-in is left: %v", err)
+		}
 		s.safeRestart(t, h, 0, s.service)
 		s.model(t, h)
 		s.safeRestart(t, h, 0, "reload", "--full", s.service)

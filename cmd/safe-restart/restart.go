@@ -34,16 +34,16 @@ sockets queue new connections until the new one accepts: no refusal, but the
 clients wait for the start). When the handoff is impossible it says why and
 restarts plainly (--no-handoff forces it).
 
-Apache is replaced without refusing a connection when it can be: the new master
-starts beside the running one on the same ports (SO_REUSEPORT, which every
-master safe-restart starts gets through -C "ListenCoresBucketsRatio ..."), is
-verified, and only then is the old one stopped; net.ipv4.tcp_migrate_req=1
-(Linux >= 5.14) moves the connections queued on its closing listeners to the
-new master. Otherwise (that sysctl is 0, the running master was not started by
-safe-restart, too few semaphore sets for two generations, --no-overlap) it stops
-then starts, and says why; that stop skips Apache's graceful stop (TERM first,
-as apache2 -k stop) unless --graceful-timeout or --ladder asks for it, since no
-master accepts until the new one listens.`,
+Apache is replaced without refusing a connection, whoever started it: the new
+master starts beside the running one on the same ports (SO_REUSEPORT, set on the
+old master's sockets and given to the new one with -C "ListenCoresBucketsRatio
+..."), is verified, then every new connection is steered to it (a reuseport
+program), the old sockets drain, and the old master stops gracefully. On a
+systemd host the new master starts in the unit, which follows it. Otherwise
+(too little memory or too few semaphore sets for two generations, --no-overlap)
+it stops then starts, and says why; that stop skips Apache's graceful stop (TERM
+first, as apache2 -k stop) unless --graceful-timeout or --ladder asks for it,
+since no master accepts until the new one listens.`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz
   safe-restart restart nginx --json            # handoff and overlap in the report

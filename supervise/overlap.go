@@ -139,24 +139,30 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
 	}
-	why := overlapDisabled
-	if !st.NoOverlap {
-		why = overlapBlocker(root, old, sig, st)
-	}
-	if why == "" && !st.reuseport {
-		why = "the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?)"
-	}
-	var b *beside
-	if why == "" {
-		b, why = holdBeside(root, old, st.Log)
-	}
+	b, why := planOverlap(root, old, sig, st)
 	if why != "" {
 		st.Log.Warn().Str("reason", why).Msg("full restart without an overlap: clients may be refused while no master listens")
 		rep.OverlapSkipped = why
 		return rep, false, nil
 	}
-	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
 	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
+}
+
+// planOverlap says why the running master old of an overlapper cannot be
+// replaced by an overlap (--no-overlap, no room, no SO_REUSEPORT start, its
+// sockets cannot be opened to a new master), or holds its sockets for one
+// (see holdBeside; b is nil where the kernel migrates instead).
+func planOverlap(root string, old ipcguard.Proc, sig *ipcguard.Signature, st StartOptions) (b *beside, why string) {
+	switch {
+	case st.NoOverlap:
+		return nil, overlapDisabled
+	case !st.reuseport:
+		return nil, "the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio: Apache older than 2.4.17?)"
+	}
+	if why := overlapBlocker(root, old, sig, st); why != "" {
+		return nil, why
+	}
+	return holdBeside(root, old, st.Log)
 }
 
 // overlapDisabled is why a restart with --no-overlap did not overlap.
@@ -198,6 +204,7 @@ func handoffOverlapBlocker(h *handoff, st StartOptions) string {
 func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
 	root := or(st.ProcRoot, "/proc")
 	rep.Overlap = true
+	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
 	// An interrupted run finds the old master through the intent once
 	// its pidfile is aside, and finishes its stop.
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {

@@ -24,7 +24,7 @@ import (
 // (service.c: a forking service may move to a new PID if it updates its
 // PID file before the old one exits, which the old master's stop sees
 // to). A unit without that PIDFile= gets it for the restart only
-// (pidFileDropIn), removed once systemd follows the new master. It
+// (setPIDFile), removed once systemd follows the new master. It
 // reports handled false, having changed nothing, when no overlap can work
 // here: the caller then runs the unit's restart job.
 func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc) (RestartReport, bool, error) {
@@ -33,53 +33,55 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	root := or(st.ProcRoot, "/proc")
 	st.intoUnit = true
-	if why := st.unitOverlapBlocker(root, old, sig); why != "" {
+	why := st.unit.overlapBlocker(root, old)
+	var b *beside
+	if why == "" {
+		b, why = planOverlap(root, old, sig, st)
+	}
+	if why != "" {
 		st.Log.Info().Str("unit", st.unit.Name).Str("reason", why).Msg("no overlap in the unit: its restart job replaces the master")
 		return RestartReport{OverlapSkipped: why}, false, nil
 	}
-	added, err := st.unit.ensurePIDFile(ctx, rc.PidFile, st.Log)
+	added, err := st.unit.setPIDFile(ctx, rc.PidFile, st.Log)
 	if err != nil {
+		b.undoLogged()
 		st.Log.Warn().Err(err).Str("unit", st.unit.Name).Msg("cannot give the unit a PID file, so systemd could not follow a new master: no overlap")
 		return RestartReport{OverlapSkipped: err.Error()}, false, nil
 	}
 	s.unit = nil // the old master's stop never queues a stop of the unit: the new master is in it
-	rep, handled, err := overlapRestart(ctx, s, st, sig, rc)
-	if err == nil && handled {
+	var rep RestartReport
+	err = replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
+	if err == nil {
 		master := *rep.Start.Master
 		err = st.unit.checkServes(ctx, root, master, st.tree(root, master))
 	}
-	if added && (err == nil || !handled) {
-		// systemd follows the new master (or the old one still runs): the
-		// unit is given back as it was; its MainPID stays.
-		err = errors.Join(err, st.unit.removePIDFile(ctx, st.Log))
+	if added && (err == nil || rep.Stop.Master == nil) {
+		// systemd follows the new master, or the old one's stop never
+		// began: the unit is given back as it was; its MainPID stays.
+		err = errors.Join(err, st.unit.unsetPIDFile(ctx, st.Log))
 	}
-	return rep, handled, err
+	return rep, true, err
 }
 
-// unitOverlapBlocker says why an overlap in the unit cannot work, "" when
-// it can: the unit must be Type=forking
-// (systemd follows a forking service's PID file; a notify one waits for
-// its main process's messages) and old its MainPID (systemd reads the PID
-// file only when its main process exits); nsenter must be there when the
-// unit has its own mount namespace; and the host must have room
-// (overlapBlocker).
-func (o StartOptions) unitOverlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature) string {
+// overlapBlocker says why an overlap in the unit cannot work, "" when it
+// can: the unit must be Type=forking (systemd follows a forking service's
+// PID file; a notify one waits for its main process's messages) and old
+// its MainPID (systemd reads the PID file only when its main process
+// exits); and nsenter must be there when the unit has its own mount
+// namespace. The host's room is planOverlap's to judge.
+func (u *Unit) overlapBlocker(root string, old ipcguard.Proc) string {
 	switch {
-	case o.NoOverlap:
-		return overlapDisabled
-	case !o.reuseport:
-		return "the server's config test fails with SO_REUSEPORT set"
-	case o.unit.Type != "forking":
-		return fmt.Sprintf("unit %s is Type=%s: systemd follows a new master through the PID file of a forking service only", o.unit.Name, o.unit.Type)
-	case o.unit.MainPID != old.PID:
-		return fmt.Sprintf("master %d is not unit %s's main process (MainPID %d)", old.PID, o.unit.Name, o.unit.MainPID)
+	case u.Type != "forking":
+		return fmt.Sprintf("unit %s is Type=%s: systemd follows a new master through the PID file of a forking service only", u.Name, u.Type)
+	case u.MainPID != old.PID:
+		return fmt.Sprintf("master %d is not unit %s's main process (MainPID %d)", old.PID, u.Name, u.MainPID)
 	}
-	if argv := o.unit.inUnitArgv(root, []string{"true"}); argv[0] == "nsenter" {
+	if argv := u.inUnitArgv(root, []string{"true"}); argv[0] == "nsenter" {
 		if _, err := exec.LookPath("nsenter"); err != nil {
 			return "the unit has its own mount namespace, and nsenter is missing: " + err.Error()
 		}
 	}
-	return overlapBlocker(root, old, sig, o)
+	return ""
 }
 
 // pidFileDropIn is the runtime drop-in that gives a unit its PID file for
@@ -91,12 +93,12 @@ func (u *Unit) pidFileDropInPath() string {
 	return filepath.Join("/run/systemd/system", u.Name+".d", pidFileDropIn)
 }
 
-// ensurePIDFile makes systemd read the unit's main PID from path when its
+// setPIDFile makes systemd read the unit's main PID from path when its
 // main process exits (PIDFile=). A unit that names no file (Debian's
 // apache2.service) gets the runtime drop-in pidFileDropInPath, and systemd
 // reloads its units; added says so. A unit naming another file is left
 // alone: an error.
-func (u *Unit) ensurePIDFile(ctx context.Context, path string, log zerolog.Logger) (added bool, err error) {
+func (u *Unit) setPIDFile(ctx context.Context, path string, log zerolog.Logger) (added bool, err error) {
 	switch {
 	case u.PIDFile != "" && samePath(u.PIDFile, path):
 		return false, nil
@@ -124,14 +126,14 @@ func (u *Unit) ensurePIDFile(ctx context.Context, path string, log zerolog.Logge
 		err = fmt.Errorf("unit %s reads PIDFile=%q even with %s", u.Name, u.PIDFile, file)
 	}
 	if err != nil {
-		return false, errors.Join(err, u.removePIDFile(ctx, log))
+		return false, errors.Join(err, u.unsetPIDFile(ctx, log))
 	}
 	return true, nil
 }
 
-// removePIDFile removes the drop-in ensurePIDFile wrote, and has systemd
+// unsetPIDFile removes the drop-in setPIDFile wrote, and has systemd
 // reload its units: a running service keeps its MainPID.
-func (u *Unit) removePIDFile(ctx context.Context, log zerolog.Logger) error {
+func (u *Unit) unsetPIDFile(ctx context.Context, log zerolog.Logger) error {
 	file := u.pidFileDropInPath()
 	if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +26,7 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 		var room int64
 		var where string
 		if room, where, err = memAvailable(root); err == nil {
-			if r, dir, ok := cgroupRoom(cgroup); cgroup != "" && ok && r < room {
+			if r, dir, ok := cgroupRoom(cgroup); ok && r < room {
 				room, where = r, "the memory limit of cgroup "+dir
 			}
 			if need > room {
@@ -36,7 +35,7 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 			return ""
 		}
 	}
-	if _, dir, ok := cgroupRoom(cgroup); cgroup != "" && ok {
+	if _, dir, ok := cgroupRoom(cgroup); ok {
 		return fmt.Sprintf("cannot measure the memory two generations need (%v), and cgroup %s has a memory limit", err, dir)
 	}
 	log.Warn().Err(err).Msg("cannot measure the memory two generations need: overlapping anyway")
@@ -59,27 +58,11 @@ func (o StartOptions) startCGroup(root string) string {
 
 // memAvailable returns /proc/meminfo's MemAvailable in bytes, and its name.
 func memAvailable(root string) (int64, string, error) {
-	f, err := os.Open(filepath.Join(root, "meminfo"))
-	if err != nil {
-		return 0, "", err
+	n, found, err := readKiBLine(filepath.Join(root, "meminfo"), "MemAvailable:")
+	if err == nil && !found {
+		err = fmt.Errorf("%w: /proc/meminfo has no MemAvailable line", ipcguard.ErrMalformed)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:")
-		if !ok {
-			continue
-		}
-		kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		if err != nil {
-			return 0, "", fmt.Errorf("%w: /proc/meminfo: %q", ipcguard.ErrMalformed, sc.Text())
-		}
-		return kib << 10, "MemAvailable", nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, "", err
-	}
-	return 0, "", fmt.Errorf("%w: /proc/meminfo has no MemAvailable line", ipcguard.ErrMalformed)
+	return n, "MemAvailable", err
 }
 
 // cgroupRoom returns the least room (memory.max less memory.current)

@@ -191,27 +191,37 @@ func treePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
 // readPSS returns the Pss line of /proc/PID/smaps_rollup in bytes, e.g.
 //
 //	Pss:               30621 kB
+//
+// A zombie, or a kernel thread, has an empty smaps_rollup: 0.
 func readPSS(procRoot string, pid int) (int64, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"))
+	n, _, err := readKiBLine(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"), "Pss:")
+	return n, err
+}
+
+// readKiBLine returns, in bytes, the value of the line of a /proc file
+// that begins with key ("MemAvailable:", "Pss:") and ends in kB; found
+// says whether there was one. A malformed value wraps
+// ipcguard.ErrMalformed.
+func readKiBLine(path, key string) (n int64, found bool, err error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "Pss:")
+		v, ok := strings.CutPrefix(sc.Text(), key)
 		if !ok {
 			continue
 		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%w: /proc/%d/smaps_rollup: %q", ipcguard.ErrMalformed, pid, sc.Text())
+			return 0, true, fmt.Errorf("%w: %s: %q", ipcguard.ErrMalformed, path, sc.Text())
 		}
-		return kb << 10, nil
+		return kib << 10, true, nil
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read /proc/%d/smaps_rollup: %w", pid, err)
+		return 0, false, fmt.Errorf("read %s: %w", path, err)
 	}
-	// A zombie, or a kernel thread, has an empty smaps_rollup.
-	return 0, nil
+	return 0, false, nil
 }

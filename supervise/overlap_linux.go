@@ -22,9 +22,5 @@ func sockReusePort(pid, fd int) (bool, error) {
 		return false, os.NewSyscallError("pidfd_getfd", err)
 	}
 	defer closeFD(dup)
-	v, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_REUSEPORT)
-	if err != nil {
-		return false, os.NewSyscallError("getsockopt SO_REUSEPORT", err)
-	}
-	return v != 0, nil
+	return reusePortOn(dup)
 }

@@ -54,7 +54,13 @@ func parseStatTail(tail string) (Proc, error) {
 	if !ok {
 		return Proc{}, fmt.Errorf("field 4: bad ppid %q", f[1])
 	}
+	// A process being reaped as the table is read shows session -1
+	// (seen with kernel 6.18: a php-fpm worker reaped by its supervisor):
+	// it leads no session.
 	sid, ok := parseDigits(f[3], 10, math.MaxInt32)
+	if f[3] == "-1" {
+		sid, ok = 0, true
+	}
 	if !ok {
 		return Proc{}, fmt.Errorf("field 6: bad session %q", f[3])
 	}

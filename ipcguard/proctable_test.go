@@ -381,4 +381,8 @@ func TestParseStatSession(t *testing.T) {
 	if _, err := parseStat(strings.Replace(line, "4242 4242 0", "4242 x 0", 1)); err == nil || !strings.Contains(err.Error(), "bad session") {
 		t.Fatalf("bad session accepted: %v", err)
 	}
+	// A process being reaped shows session -1: no session of its own.
+	if p, err := parseStat(strings.Replace(line, "4242 4242 0", "4242 -1 0", 1)); err != nil || p.Session != 0 {
+		t.Fatalf("parseStat of a session -1 = %+v, %v; want session 0", p, err)
+	}
 }

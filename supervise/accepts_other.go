@@ -10,3 +10,5 @@ import (
 func unixPeerInode(uint64) (uint64, error) { return 0, errors.New("no sock_diag") }
 
 func tcpInode(_, _ *net.TCPAddr) (uint64, error) { return 0, errors.New("no sock_diag") }
+
+func tcpListening(map[uint64]string) error { return errors.New("no sock_diag") }

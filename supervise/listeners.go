@@ -27,19 +27,14 @@ func (l Listener) network() string {
 }
 
 // readListening returns the listening TCP and unix stream sockets of the
-// caller's network namespace, by inode, from procRoot/net/tcp, tcp6 and
-// unix.
-//
-//	sl  local_address rem_address   st ... uid  timeout inode
-//	 0: 0100007F:1F90 00000000:0000 0A ...   0        0 1568 1 ...
+// network namespace procRoot/net shows, by inode: TCP from a sock_diag
+// dump of listeners when procRoot is "/proc" (the caller's namespace; see
+// tcpListening), else from procRoot/net/tcp and tcp6; unix from
+// procRoot/net/unix.
 func readListening(procRoot string) (map[uint64]string, error) {
 	out := map[uint64]string{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		data, err := os.ReadFile(filepath.Join(procRoot, "net", f))
-		if err != nil {
-			continue // no IPv6, or no network namespace view: nothing listens there
-		}
-		if err := parseListening(f, string(data), out); err != nil {
+	if procRoot != "/proc" || tcpListening(out) != nil {
+		if err := readTCPListening(procRoot, out); err != nil {
 			return nil, err
 		}
 	}
@@ -48,6 +43,24 @@ func readListening(procRoot string) (map[uint64]string, error) {
 		return out, nil // no unix sockets in view
 	}
 	return out, parseUnixListening(string(data), out)
+}
+
+// readTCPListening adds the listening TCP sockets of procRoot/net/tcp and
+// tcp6 to out.
+//
+//	sl  local_address rem_address   st ... uid  timeout inode
+//	 0: 0100007F:1F90 00000000:0000 0A ...   0        0 1568 1 ...
+func readTCPListening(procRoot string, out map[uint64]string) error {
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(procRoot, "net", f))
+		if err != nil {
+			continue // no IPv6, or no network namespace view: nothing listens there
+		}
+		if err := parseListening(f, string(data), out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseUnixListening adds the listening unix stream sockets that have a

@@ -1,8 +1,10 @@
 package supervise
 
 import (
+	"cmp"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -77,4 +79,62 @@ func TestListenersOfSelf(t *testing.T) {
 	if !found {
 		t.Fatalf("%s not among the test's own listeners", ln.Addr())
 	}
+}
+
+// TestTCPListeningMatchesProc: the sock_diag dump of listeners finds the
+// test's own TCP listeners (IPv4, IPv6 loopback, dual-stack) under the
+// inode and host:port /proc/net/tcp* gives them, and not a connected
+// socket.
+func TestTCPListeningMatchesProc(t *testing.T) {
+	var inodes []uint64
+	var first net.Addr
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "[::]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("%s: %v (no IPv6 here)", addr, err)
+			continue
+		}
+		defer ln.Close()
+		first = cmp.Or(first, ln.Addr())
+		inodes = append(inodes, fileInode(t, ln.(*net.TCPListener)))
+	}
+	c, err := net.Dial("tcp", first.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	connected, err := connInode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromDiag, fromProc := map[uint64]string{}, map[uint64]string{}
+	if err := tcpListening(fromDiag); err != nil {
+		t.Fatal(err)
+	}
+	if err := readTCPListening("/proc", fromProc); err != nil {
+		t.Fatal(err)
+	}
+	for _, ino := range inodes {
+		if fromDiag[ino] == "" || fromDiag[ino] != fromProc[ino] {
+			t.Errorf("listener inode %d: sock_diag says %q, /proc/net says %q", ino, fromDiag[ino], fromProc[ino])
+		}
+	}
+	if addr, ok := fromDiag[connected]; ok {
+		t.Errorf("the connected socket %d is listed as listening on %s", connected, addr)
+	}
+}
+
+// fileInode is the inode of ln's socket.
+func fileInode(t *testing.T, ln *net.TCPListener) uint64 {
+	t.Helper()
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

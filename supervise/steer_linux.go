@@ -112,16 +112,10 @@ func halfOpen(ports map[int]bool) (map[uint64]bool, error) {
 // dumpSynRecv adds to out the cookies of family's SYN_RECV sockets whose
 // local port is one of ports.
 func dumpSynRecv(family uint8, ports map[int]bool, out map[uint64]bool) error {
-	req, r := diagRequest(inetDiagReqSz)
-	ne := binary.NativeEndian
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	r[0], r[1] = family, unix.IPPROTO_TCP
-	ne.PutUint32(r[4:], 1<<tcpSynRecv)
-	return sockDiagEach(req, func(msg []byte) bool {
+	return tcpDump(family, 1<<tcpSynRecv, func(msg []byte) {
 		if len(msg) >= inetDiagCookieOff+8 && ports[int(binary.BigEndian.Uint16(msg[4:]))] {
-			out[ne.Uint64(msg[inetDiagCookieOff:])] = true
+			out[binary.NativeEndian.Uint64(msg[inetDiagCookieOff:])] = true
 		}
-		return true
 	})
 }
 

@@ -87,30 +87,49 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
+// maxHeldProbes bounds the probes that listenerAccepted keeps open.
+const maxHeldProbes = 64
+
 // listenerAccepted opens probe connections to l, each sending start, until
-// master's tree takes one, or the deadline passes. A probe another process
-// took (the old generation) is closed and another opened; one queued
-// behind a busy listener waits its turn.
+// master's tree takes one, or the deadline passes. Probes go in batches of
+// 1, 2, 4, ... (up to maxHeldProbes open at once), each batch waited until
+// accepted and then checked with one read of the process table. A probe
+// another process took (the old generation) stays open until the proof is
+// done: the old worker holding it waits for the rest of the request and
+// accepts nothing else meanwhile, so a pool of idle workers (php-fpm's,
+// which the kernel wakes oldest first: every probe went to the old pool
+// until each of its workers held one) cannot take every next probe. A
+// probe queued behind a busy listener waits its turn.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
 		addr = dialable(addr)
 	}
+	var open []net.Conn
+	defer func() { closeAll(open) }()
 	var last error
-	for {
-		c, err := net.DialTimeout(l.network(), addr, time.Second)
-		if err == nil {
-			held := false
-			if _, err = c.Write(start); err == nil {
-				held, err = probeTaken(ctx, root, master, exe, l, c, deadline)
+	for batch := 1; ; batch = min(2*batch, maxHeldProbes) {
+		if len(open)+batch > maxHeldProbes {
+			closeAll(open)
+			open = nil
+		}
+		taken := map[uint64]bool{}
+		for range batch {
+			c, server, err := openProbe(ctx, l, addr, start, deadline)
+			if c != nil {
+				open = append(open, c)
 			}
-			c.Close()
-			if held || errors.Is(err, errNoProof) {
+			if errors.Is(err, errNoProof) {
 				return err
 			}
+			if err != nil {
+				last = err
+			} else if server != 0 {
+				taken[server] = true
+			}
 		}
-		if err != nil {
-			last = err
+		if len(taken) > 0 && treeHolds(root, master, exe, taken) {
+			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
@@ -118,23 +137,42 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	}
 }
 
-// probeTaken waits until the probe connection c to l is accepted, and
-// reports whether a process of master's tree took it (a worker holds it,
-// waiting for the rest of the request); false when another process took
-// it (the old generation), or at the deadline.
-func probeTaken(ctx context.Context, root string, master ipcguard.Proc, exe string, l Listener, c net.Conn, deadline time.Time) (bool, error) {
+// openProbe opens a probe connection to addr (l's), sends start, and waits
+// until a process accepts it; it returns the connection (nil if it could
+// not be opened) and the inode of the server's end, 0 when nothing
+// accepted it by the deadline.
+func openProbe(ctx context.Context, l Listener, addr string, start []byte, deadline time.Time) (net.Conn, uint64, error) {
+	c, err := net.DialTimeout(l.network(), addr, time.Second)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := c.Write(start); err != nil {
+		return c, 0, err
+	}
+	server, err := probeAccepted(ctx, l, c, deadline)
+	return c, server, err
+}
+
+// probeAccepted waits until the probe connection c to l is accepted and
+// returns the inode of the server's end (0 at the deadline); an error
+// wraps errNoProof when the kernel cannot say.
+func probeAccepted(ctx context.Context, l Listener, c net.Conn, deadline time.Time) (uint64, error) {
 	for {
 		server, err := serverEnd(l, c)
 		if err != nil {
-			return false, fmt.Errorf("%w: %w", errNoProof, err)
+			return 0, fmt.Errorf("%w: %w", errNoProof, err)
 		}
-		if server != 0 {
-			return treeHolds(root, master, exe, map[uint64]bool{server: true}), nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false, nil
+		if server != 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return server, nil
 		}
 		time.Sleep(readyPoll)
+	}
+}
+
+// closeAll closes every connection of cs.
+func closeAll(cs []net.Conn) {
+	for _, c := range cs {
+		c.Close()
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestServerEnd: the server's end of a connection has no inode while it
@@ -61,14 +59,14 @@ func TestServerEnd(t *testing.T) {
 	}
 }
 
-// TestProbeTakenWithoutProof: when the kernel cannot be asked who took a
+// TestProbeAcceptedWithoutProof: when the kernel cannot be asked who took a
 // probe (here: not a socket at all), the failure says there is no proof
 // (errNoProof), which the callers answer with the health check alone.
-func TestProbeTakenWithoutProof(t *testing.T) {
+func TestProbeAcceptedWithoutProof(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	_, err := probeTaken(context.Background(), "/proc", ipcguard.Proc{PID: 1}, "/bin/true", Listener{Addr: "127.0.0.1:1"}, a, time.Now().Add(time.Second))
+	_, err := probeAccepted(context.Background(), Listener{Addr: "127.0.0.1:1"}, a, time.Now().Add(time.Second))
 	if !errors.Is(err, errNoProof) {
 		t.Fatalf("probe over a pipe: %v, want errNoProof", err)
 	}

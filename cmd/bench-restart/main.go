@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,7 +44,8 @@ func main() {
 	rounds := flag.Int("rounds", 5, "restarts per method (medians are reported)")
 	servers := flag.String("servers", "apache2,nginx,php-fpm", "which servers to benchmark, comma-separated")
 	mpms := flag.String("mpms", "prefork,event", "which Apache MPMs to benchmark, comma-separated")
-	only := flag.String("methods", "", "run only the Apache methods whose name matches this regular expression")
+	only := flag.String("methods", "", "run only the methods whose name matches this regular expression")
+	flag.StringVar(&logDir, "logs", "", "append every safe-restart run's log (JSON lines, timed) to DIR/SERVICE.log")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -149,6 +151,41 @@ func runApache(bin string, rounds int, mpm string) error {
 }
 
 // lastLines returns the last n lines of text.
+// methodFilter selects the methods to run (-methods).
+var methodFilter = regexp.MustCompile("")
+
+// selected are the methods of ms that -methods selects.
+func selected(ms []method) []method {
+	var out []method
+	for _, m := range ms {
+		if methodFilter.MatchString(m.name) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// logDir, if set (-logs), keeps every safe-restart run's log.
+var logDir string
+
+// runSafeRestart runs safe-restart restart of service with conf, stateDir
+// and flags; with -logs it appends the run's log to logDir/SERVICE.log
+// behind a line naming the command.
+func runSafeRestart(bin, service, conf, stateDir string, flags ...string) error {
+	args := append([]string{"--log-format", "json", "restart", service, "--conf", conf, "--state-dir", stateDir}, flags...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if logDir != "" {
+		if f, ferr := os.OpenFile(filepath.Join(logDir, service+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
+			fmt.Fprintf(f, "# %s %s\n%s", bin, strings.Join(args, " "), out)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
 func lastLines(text string, n int) string {
 	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")

@@ -132,11 +132,7 @@ func (s *nginxFPM) methods() []method {
 		service, conf = "php8.2-fpm", s.path("php-fpm.conf")
 	}
 	restart := func(flags ...string) error {
-		args := append([]string{"--log-format", "json", "restart", service, "--conf", conf, "--state-dir", s.path("state")}, flags...)
-		if out, err := exec.Command(s.bin, args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		return nil
+		return runSafeRestart(s.bin, service, conf, s.path("state"), flags...)
 	}
 	// Every row but safe-restart's second restart starts from a master
 	// the server's own start started (as its init does): a master that
@@ -150,7 +146,7 @@ func (s *nginxFPM) methods() []method {
 	}
 	stock := func() error { return errors.Join(s.quitStart(pidFile, start), s.waitServing(20*time.Second)) }
 	upgrade.prepare = stock
-	return []method{
+	return selected([]method{
 		noiseFloorMethod(),
 		ownStartMethod(func() error { return s.quit(pidFile) }, start),
 		upgrade,
@@ -159,7 +155,7 @@ func (s *nginxFPM) methods() []method {
 		{name: safeRestartNoOverlap, prepare: stock, do: func() error { return restart("--no-overlap") }},
 		{name: safeRestartFirst, prepare: stock, do: func() error { return restart() }},
 		{name: safeRestartSecond, prepare: func() error { return errors.Join(stock(), restart()) }, do: func() error { return restart() }},
-	}
+	})
 }
 
 func (s *nginxFPM) nginx(args ...string) error {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -155,19 +154,8 @@ func (s *server) startAfresh(withReuseport bool) error {
 	return s.waitServing(20 * time.Second)
 }
 
-// methodFilter selects the methods to run (-methods).
-var methodFilter = regexp.MustCompile("")
-
 // methods are the restart methods selected by -methods.
-func (s *server) methods() []method {
-	var out []method
-	for _, m := range s.allMethods() {
-		if methodFilter.MatchString(m.name) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (s *server) methods() []method { return selected(s.allMethods()) }
 
 // allMethods are the reference rows, then the restart methods. Every
 // row but the overlap by hand, which needs SO_REUSEPORT on the old
@@ -214,11 +202,7 @@ func (s *server) allMethods() []method {
 
 // safeRestart runs safe-restart restart with flags.
 func (s *server) safeRestart(flags ...string) error {
-	args := append([]string{"--log-format", "json", "restart", "apache2", "--conf", s.conf, "--state-dir", filepath.Join(s.dir, "state")}, flags...)
-	if out, err := exec.Command(s.bin, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	return nil
+	return runSafeRestart(s.bin, "apache2", s.conf, filepath.Join(s.dir, "state"), flags...)
 }
 
 // stopWaitStart is Apache's own stop (or graceful-stop), a wait for the

@@ -54,8 +54,8 @@ type StartOptions struct {
 	NoTrial bool
 	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
 	Unit string
-	// stopped says a stop just stopped orphans and reaped (Restart): the
-	// start then only re-checks headroom.
+	// stopped says a stop just stopped orphans and reaped (Restart), after
+	// a check of the headroom (restartHeadroom): the start checks neither.
 	stopped bool
 	// handoff, set by a restart, holds the old master's sockets for the
 	// new one.
@@ -242,8 +242,11 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguar
 	if rep.Leftovers, err = o.Profile.kind.clearLeftovers(ctx, rc, o.Log); err != nil {
 		return err
 	}
-	if sig == nil {
-		return nil // the server creates no SysV IPC: no headroom to check
+	if sig == nil || o.stopped {
+		// The server creates no SysV IPC; or a restart checked the
+		// headroom before its stop (restartHeadroom, counting the sets
+		// the stop frees), and every check here lengthens the gap.
+		return nil
 	}
 	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -90,16 +91,20 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 // maxHeldProbes bounds the probes that listenerAccepted keeps open.
 const maxHeldProbes = 64
 
-// listenerAccepted opens probe connections to l, each sending start, until
-// master's tree takes one, or the deadline passes. Probes go in batches of
-// 1, 2, 4, ... (up to maxHeldProbes open at once), each batch waited until
-// accepted and then checked with one read of the process table. A probe
-// another process took (the old generation) stays open until the proof is
-// done: the old worker holding it waits for the rest of the request and
-// accepts nothing else meanwhile, so a pool of idle workers (php-fpm's,
-// which the kernel wakes oldest first: every probe went to the old pool
-// until each of its workers held one) cannot take every next probe. A
-// probe queued behind a busy listener waits its turn.
+// listenerAccepted proves that master's tree takes connections on l
+// before the deadline. It opens probe connections, each sending start, in
+// batches of 1, 2, 4, ... (up to maxHeldProbes open at once); once a
+// batch is accepted, one read of the tree's sockets checks whether the
+// tree holds one of its probes, or else any connection accepted on l
+// meanwhile (acceptedOn, a dump of the machine's connections asked only
+// then: real traffic proves it as well, and under load a probe waits
+// behind the clients' queue). A probe another process took (the
+// old generation) stays open until the proof is done: the old worker
+// holding it waits for the rest of the request and accepts nothing else
+// meanwhile, so a pool of idle workers (php-fpm's, which the kernel wakes
+// oldest first: every probe went to the old pool until each of its
+// workers held one) cannot take every next probe. A probe queued behind a
+// busy listener waits its turn.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
@@ -128,13 +133,36 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 				taken[server] = true
 			}
 		}
-		if len(taken) > 0 && treeHolds(root, master, exe, taken) {
+		if held, err := treeSockets(root, master, exe); err == nil &&
+			(holdsAny(held, taken) || holdsAny(held, acceptedOn(l))) {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
 		}
 	}
+}
+
+// acceptedOn returns the inodes of the connections some process accepted
+// on the TCP listener l (its address and port; any local address for a
+// wildcard listener); empty for a unix listener, or when the kernel cannot
+// say.
+func acceptedOn(l Listener) map[uint64]bool {
+	none := map[uint64]bool{}
+	if l.network() != "tcp" {
+		return none
+	}
+	host, p, err := net.SplitHostPort(l.Addr)
+	port, perr := strconv.Atoi(p)
+	ip := net.ParseIP(host)
+	if err != nil || perr != nil || ip == nil {
+		return none
+	}
+	conns, err := tcpAccepted(ip, port)
+	if err != nil {
+		return none
+	}
+	return conns
 }
 
 // openProbe opens a probe connection to addr (l's), sends start, and waits
@@ -217,13 +245,8 @@ func connInode(c net.Conn) (uint64, error) {
 	return st.Ino, serr
 }
 
-// treeHolds reports whether master or one of its descendants running exe
-// holds one of the sockets.
-func treeHolds(root string, master ipcguard.Proc, exe string, sockets map[uint64]bool) bool {
-	held, err := treeSockets(root, master, exe)
-	if err != nil {
-		return false
-	}
+// holdsAny reports whether held has one of the sockets.
+func holdsAny(held, sockets map[uint64]bool) bool {
 	for inode := range sockets {
 		if held[inode] {
 			return true
@@ -235,12 +258,12 @@ func treeHolds(root string, master ipcguard.Proc, exe string, sockets map[uint64
 // treeSockets returns the inodes of the sockets that master and its
 // descendants running exe hold.
 func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool, error) {
-	procs, err := ipcguard.ReadProcTable(root)
+	tree, err := liveTree(root, master, exe)
 	if err != nil {
 		return nil, err
 	}
 	held := map[uint64]bool{}
-	for _, p := range Descendants(procs, master, exe) {
+	for _, p := range tree {
 		for _, s := range socketFDs(root, p.PID) {
 			held[s.inode] = true
 		}

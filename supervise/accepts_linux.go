@@ -135,10 +135,12 @@ func peerAttr(attrs []byte) (uint64, error) {
 
 // inetDiagReqSz is struct inet_diag_req_v2; inetDiagInodeOff is the
 // offset of idiag_inode in struct inet_diag_msg (linux/inet_diag.h);
-// tcpListen is TCP_LISTEN (include/net/tcp_states.h).
+// tcpEstablished and tcpListen are TCP_ESTABLISHED and TCP_LISTEN
+// (include/net/tcp_states.h).
 const (
 	inetDiagReqSz    = 56
 	inetDiagInodeOff = 68
+	tcpEstablished   = 1
 	tcpListen        = 10
 )
 
@@ -155,6 +157,35 @@ func tcpDump(family uint8, states uint32, each func(msg []byte)) error {
 		each(msg)
 		return true
 	})
+}
+
+// tcpAccepted returns the inodes of the established TCP connections whose
+// local address is ip (any, when ip is unspecified: a wildcard listener's)
+// and port, and that a process has accepted (a connection still in a
+// listener's queue has no inode), in both address families.
+func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		size := net.IPv4len
+		if family == unix.AF_INET6 {
+			size = net.IPv6len
+		}
+		err := tcpDump(family, 1<<tcpEstablished, func(msg []byte) {
+			if len(msg) < inetDiagInodeOff+4 || int(binary.BigEndian.Uint16(msg[4:])) != port {
+				return
+			}
+			if !ip.IsUnspecified() && !ip.Equal(net.IP(msg[8:8+size])) {
+				return
+			}
+			if ino := binary.NativeEndian.Uint32(msg[inetDiagInodeOff:]); ino != 0 {
+				out[uint64(ino)] = true
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sock_diag dump of established TCP connections: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // tcpListening adds the listening TCP sockets of the caller's network

@@ -71,3 +71,60 @@ func TestProbeAcceptedWithoutProof(t *testing.T) {
 		t.Fatalf("probe over a pipe: %v, want errNoProof", err)
 	}
 }
+
+// TestAcceptedOn: the connections accepted on a listener are found by its
+// address and port (sock_diag), not one still queued, not one accepted on
+// another address with the same port, not the client's end.
+func TestAcceptedOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	other, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	accept := func(l net.Listener) (client, server net.Conn) {
+		t.Helper()
+		client, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		if server, err = l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { server.Close() })
+		return client, server
+	}
+	client, server := accept(ln)
+	_, elsewhere := accept(other)
+	queued, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer queued.Close()
+	got := acceptedOn(Listener{Addr: ln.Addr().String()})
+	for _, c := range []struct {
+		name string
+		conn net.Conn
+		want bool
+	}{{"accepted", server, true}, {"accepted on 127.0.0.2", elsewhere, false}, {"client end", client, false}, {"queued (client end)", queued, false}} {
+		ino, err := connInode(c.conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[ino] != c.want {
+			t.Errorf("%s (inode %d): found %v, want %v", c.name, ino, got[ino], c.want)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("found %d accepted connections, want 1 (the queued one has no server-side inode yet)", len(got))
+	}
+	if any := acceptedOn(Listener{Addr: net.JoinHostPort("0.0.0.0", strconv.Itoa(port))}); len(any) != 2 {
+		t.Errorf("a wildcard listener's port: found %d accepted connections, want 2", len(any))
+	}
+}

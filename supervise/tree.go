@@ -1,7 +1,13 @@
 package supervise
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
@@ -22,4 +28,58 @@ func Descendants(procs ipcguard.ProcTable, master ipcguard.Proc, exe string) []i
 	}
 	slices.SortFunc(out[1:], func(a, b ipcguard.Proc) int { return a.PID - b.PID })
 	return out
+}
+
+// liveTree is Descendants read from master down, through the kernel's
+// lists of each process's children (procRoot/PID/task/TID/children),
+// rather than from the whole process table: a check repeated while a
+// restart waits (the generation proof) then reads the tree's few
+// processes, not every process of the host. Where the kernel keeps no
+// such lists (CONFIG_PROC_CHILDREN unset), it reads the table.
+func liveTree(root string, master ipcguard.Proc, exe string) ([]ipcguard.Proc, error) {
+	out := []ipcguard.Proc{master}
+	for i := 0; i < len(out); i++ {
+		kids, ok := childrenOf(root, out[i].PID)
+		if !ok {
+			procs, err := ipcguard.ReadProcTable(root)
+			if err != nil {
+				return nil, err
+			}
+			return Descendants(procs, master, exe), nil
+		}
+		for _, pid := range kids {
+			if p, err := ipcguard.ReadProc(root, pid); err == nil && p.Alive() && runs(p, exe) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.SortFunc(out[1:], func(a, b ipcguard.Proc) int { return a.PID - b.PID })
+	return out, nil
+}
+
+// childrenOf returns the pids of pid's children, from the children file
+// of each of its threads (none for a process gone meanwhile); false when
+// the kernel keeps no such files.
+func childrenOf(root string, pid int) ([]int, bool) {
+	dir := filepath.Join(root, strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, true // gone: no children to list
+	}
+	var out []int
+	for _, t := range tasks {
+		data, err := os.ReadFile(filepath.Join(dir, t.Name(), "children"))
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(filepath.Join(dir, t.Name())); serr == nil {
+				return nil, false // the thread is there, its list is not: the kernel keeps none
+			}
+			continue // the thread exited meanwhile
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, true
 }

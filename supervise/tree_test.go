@@ -3,10 +3,12 @@ package supervise
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
@@ -100,5 +102,45 @@ func TestOrphans(t *testing.T) {
 				t.Errorf("Orphans = %v, %v; want %d", pids(got), err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLiveTree: the tree read through the kernel's children lists is the
+// tree Descendants finds in the whole process table (a real shell whose
+// children and grandchild are shells, which count, and sleeps, which do
+// not).
+func TestLiveTree(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", `(sleep 60; :) & sleep 60 & /bin/sh -c "/bin/sh -c 'sleep 60; :'; :" & wait`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	master, err := ipcguard.ReadProc("/proc", cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(want) < 4 && time.Now().Before(deadline) {
+		procs, err := ipcguard.ReadProcTable("/proc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = pids(Descendants(procs, master, "/bin/sh"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(want) != 4 {
+		t.Fatalf("the shell's tree is %v, want it, its two shells and a grandchild shell", want)
+	}
+	tree, err := liveTree("/proc", master, "/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pids(tree); !reflect.DeepEqual(got, want) {
+		t.Fatalf("liveTree: %v, Descendants: %v", got, want)
 	}
 }

@@ -172,8 +172,10 @@ const overlapDisabled = "disabled (--no-overlap)"
 // sockets (h) must stop it before starting the new master, "" when the new
 // master can start beside it on the held sockets, as nginx's own binary
 // upgrade does: both generations then accept from the same queues until
-// the old one stops, so the clients never wait for a start.
-func handoffOverlapBlocker(h *handoff, st StartOptions) string {
+// the old one stops, so the clients never wait for a start. Both
+// generations must fit at once (overlapBlocker); without room, the held
+// sockets queue new connections while no master accepts.
+func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st StartOptions) string {
 	if st.NoOverlap {
 		return overlapDisabled
 	}
@@ -184,7 +186,7 @@ func handoffOverlapBlocker(h *handoff, st StartOptions) string {
 		return fmt.Sprintf("master %d listens on %s, which the new configuration does not name as safe-restart reads it: the old master stops before the new one starts",
 			h.master.PID, strings.Join(addrs(h.left), ", "))
 	}
-	return ""
+	return overlapBlocker(root, h.master, sig, st)
 }
 
 // replaceBeside replaces the running master old by a new one started

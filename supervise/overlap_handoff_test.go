@@ -18,24 +18,47 @@ import (
 // TestHandoffOverlapBlocker: a handoff overlaps unless --no-overlap, or the
 // old master has a listener the new configuration does not name as
 // configListens reads it (the new master might bind it beside the old one
-// and fail).
+// and fail), or the host has no room for two generations (a proc root
+// whose MemAvailable is less than the old tree's PSS).
 func TestHandoffOverlapBlocker(t *testing.T) {
 	master := ipcguard.Proc{PID: 42}
 	all := &handoff{master: master}
 	left := &handoff{master: master, left: []Listener{{Addr: "127.0.0.1:80"}}}
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"stat":            "cpu 0 0 0 0\nbtime 1700000000\n",
+		"meminfo":         "MemTotal: 4000000 kB\nMemAvailable: 1000 kB\n",
+		"42/smaps_rollup": "Rss: 60000 kB\nPss: 50000 kB\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roomy := func(pss string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, "42/smaps_rollup"), []byte("Pss: "+pss+" kB\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range []struct {
 		h         *handoff
 		noOverlap bool
+		pss       string
 		want      string
 	}{
-		{all, false, ""},
-		{all, true, "--no-overlap"},
-		{left, false, "master 42 listens on 127.0.0.1:80"},
-		{left, true, "--no-overlap"},
+		{all, false, "100", ""},
+		{all, true, "100", "--no-overlap"},
+		{left, false, "100", "master 42 listens on 127.0.0.1:80"},
+		{left, true, "100", "--no-overlap"},
+		{all, false, "50000", "no room for two generations at once"},
 	} {
-		got := handoffOverlapBlocker(c.h, StartOptions{NoOverlap: c.noOverlap})
+		roomy(c.pss)
+		got := handoffOverlapBlocker(root, c.h, nil, StartOptions{NoOverlap: c.noOverlap, ProcRoot: root, Log: zerolog.Nop()})
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
-			t.Errorf("left %v, --no-overlap %v: %q, want %q", c.h.left, c.noOverlap, got, c.want)
+			t.Errorf("left %v, --no-overlap %v, PSS %s kB: %q, want %q", c.h.left, c.noOverlap, c.pss, got, c.want)
 		}
 	}
 }

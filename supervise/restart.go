@@ -93,7 +93,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		st.handoff = h
 	}
 	if st.handoff != nil {
-		if why := handoffOverlapBlocker(st.handoff, st); why != "" {
+		if why := handoffOverlapBlocker(or(st.ProcRoot, "/proc"), st.handoff, sig, st); why != "" {
 			st.Log.Info().Str("reason", why).Msg("no overlap: the old master stops before the new one starts (the held sockets queue new connections meanwhile)")
 			rep.OverlapSkipped = why
 		} else {

@@ -133,7 +133,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	if err != nil {
 		return err
 	}
-	tree := Descendants(procs, master, o.Profile.Binary)
+	tree := o.treeOf(procs, master)
 	rep.Tree = pids(tree)
 	ladder := o.Ladder
 	if ladder == nil {
@@ -177,9 +177,21 @@ func (o StopOptions) linger(root string, master ipcguard.Proc) *Linger {
 		if err != nil {
 			return nil, err
 		}
-		return Descendants(procs, master, o.Profile.Binary), nil
+		return o.treeOf(procs, master), nil
 	}
 	return l
+}
+
+// treeOf is master's tree (Descendants) without its successor's: the new
+// master of a binary upgrade (unitUpgrade) is the old one's child, and the
+// old one's stop must leave it serving.
+func (o StopOptions) treeOf(procs ipcguard.ProcTable, master ipcguard.Proc) []ipcguard.Proc {
+	tree := Descendants(procs, master, o.Profile.Binary)
+	if o.successor == nil {
+		return tree
+	}
+	keep := pids(Descendants(procs, *o.successor, o.Profile.Binary))
+	return slices.DeleteFunc(tree, func(p ipcguard.Proc) bool { return slices.Contains(keep, p.PID) })
 }
 
 // sent reports whether a step of the stop sent a signal.

@@ -23,21 +23,20 @@ import (
 // takes the new one for the unit's main process from the unit's PID file
 // (service.c: a forking service may move to a new PID if it updates its
 // PID file before the old one exits, which the old master's stop sees
-// to). A unit without that PIDFile= gets it for the restart only
-// (setPIDFile), removed once systemd follows the new master. It
-// reports handled false, having changed nothing, when no overlap can work
-// here: the caller then runs the unit's restart job.
+// to). A server with its own binary upgrade (upgrader: nginx) starts the
+// new master itself, as the old one's child (upgradeBeside). A unit
+// without that PIDFile= gets it for the restart only (setPIDFile), removed
+// once systemd follows the new master. It reports handled false, having
+// changed nothing, when no overlap can work here: the caller then runs the
+// unit's restart job.
 func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc) (RestartReport, bool, error) {
-	if _, ok := st.Profile.kind.(overlapper); !ok {
-		return RestartReport{}, false, nil // nginx, php-fpm: the unit's restart job
+	k, upgrades := st.Profile.kind.(upgrader)
+	if _, ok := st.Profile.kind.(overlapper); !ok && !upgrades {
+		return RestartReport{}, false, nil // php-fpm: the unit's restart job
 	}
 	root := or(st.ProcRoot, "/proc")
 	st.intoUnit = true
-	why := st.unit.overlapBlocker(root, old)
-	var b *beside
-	if why == "" {
-		b, why = planOverlap(root, old, sig, st)
-	}
+	b, why := planUnitOverlap(root, old, sig, st, upgrades)
 	if why != "" {
 		st.Log.Info().Str("unit", st.unit.Name).Str("reason", why).Msg("no overlap in the unit: its restart job replaces the master")
 		return RestartReport{OverlapSkipped: why}, false, nil
@@ -50,17 +49,41 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	s.unit = nil // the old master's stop never queues a stop of the unit: the new master is in it
 	var rep RestartReport
-	err = replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
-	if err == nil {
+	handled := true
+	if upgrades {
+		handled, err = upgradeBeside(ctx, s, st, sig, rc, old, k, &rep)
+	} else {
+		err = replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
+	}
+	if handled && err == nil {
 		master := *rep.Start.Master
 		err = st.unit.checkServes(ctx, root, master, st.tree(root, master))
 	}
-	if added && (err == nil || rep.Stop.Master == nil) {
+	if added && (!handled || err == nil || rep.Stop.Master == nil) {
 		// systemd follows the new master, or the old one's stop never
 		// began: the unit is given back as it was; its MainPID stays.
 		err = errors.Join(err, st.unit.unsetPIDFile(ctx, st.Log))
 	}
+	if !handled {
+		return RestartReport{OverlapSkipped: "master " + strconv.Itoa(old.PID) + " did not act on " + sigName(k.upgradeSignal())}, false, err
+	}
 	return rep, true, err
+}
+
+// planUnitOverlap says why no overlap in the unit can replace old, "" when
+// one can; b holds the old sockets for a new master beside them (see
+// planOverlap), nil for a binary upgrade (upgrades), which needs only the
+// room for two generations.
+func planUnitOverlap(root string, old ipcguard.Proc, sig *ipcguard.Signature, st StartOptions, upgrades bool) (b *beside, why string) {
+	switch why = st.unit.overlapBlocker(root, old); {
+	case why != "":
+		return nil, why
+	case !upgrades:
+		return planOverlap(root, old, sig, st)
+	case st.NoOverlap:
+		return nil, overlapDisabled
+	}
+	return nil, overlapBlocker(root, old, sig, st)
 }
 
 // overlapBlocker says why an overlap in the unit cannot work, "" when it

@@ -85,9 +85,11 @@ func TestSystemdHost(t *testing.T) {
 			t.Errorf("the reload replaced master %d with %d", first, m)
 		}
 		// Apache's restart overlaps, its new master started in the unit
-		// beside the old one; nginx's and php-fpm's are the unit's own job.
+		// beside the old one; nginx's too, through its own binary upgrade
+		// (the new master the old one's child); php-fpm's is the unit's
+		// own job.
 		want := "systemd's restart job stopped " + s.service + ": master " + strconv.Itoa(first)
-		if s.service == "apache2" {
+		if s.service != "php8.2-fpm" {
 			want = "the new master started beside the old one"
 		}
 		if out := s.safeRestart(t, h, 0, "restart", s.service); !strings.Contains(out, want) {
@@ -172,7 +174,12 @@ func (s systemdServer) boot(t *testing.T) *systemdtest.Host {
 // nstest.InPrivateNamespaces).
 func apacheOnSystemd(t *testing.T, extra ...string) (systemdServer, bool) {
 	t.Helper()
-	s := systemdServers[0]
+	return oneOnSystemd(t, systemdServers[0], extra...)
+}
+
+// oneOnSystemd is apacheOnSystemd for the server s.
+func oneOnSystemd(t *testing.T, s systemdServer, extra ...string) (systemdServer, bool) {
+	t.Helper()
 	nstest.RequireBinaries(t, append([]string{s.binary, "systemctl", "nsenter", "/lib/systemd/systemd"}, extra...)...)
 	return s, nstest.InPrivateNamespaces(t)
 }
@@ -568,5 +575,42 @@ func TestSystemdHostOtherMaster(t *testing.T) {
 	}
 	if m := s.model(t, h); m != first {
 		t.Errorf("apache2.service's master changed from %d to %d", first, m)
+	}
+}
+
+// TestSystemdHostNginxUpgradeFails: nginx's restart in its unit is its own
+// binary upgrade (USR2); when the new binary cannot start (here a
+// /usr/sbin/nginx that runs the config tests but fails to start, as a
+// half-installed package might), the restart fails, and the old master
+// keeps serving as the unit's main process, its pidfile back. With the
+// binary whole again, the next restart replaces it.
+func TestSystemdHostNginxUpgradeFails(t *testing.T) {
+	s, inside := oneOnSystemd(t, systemdServers[1])
+	if !inside {
+		return
+	}
+	h, first := s.started(t)
+	broken := "#!/bin/sh\n" +
+		"case \" $* \" in *\" -t\"*|*\" -T\"*|*\" -V\"*) exec /run/systemdtest/nginx.real \"$@\";; esac\n" +
+		"echo 'nginx: [emerg] this nginx cannot start (test)' >&2\nexit 1\n"
+	if err := os.WriteFile(h.Root()+"/run/systemdtest/nginx.broken", []byte(broken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.MustRun(t, "cp", "/usr/sbin/nginx", "/run/systemdtest/nginx.real")
+	h.MustRun(t, "mount", "--bind", "/run/systemdtest/nginx.broken", "/usr/sbin/nginx")
+	out := s.safeRestart(t, h, exitFailed, "restart", s.service)
+	if want := "the old master " + strconv.Itoa(first) + " still serves"; !strings.Contains(out, want) {
+		t.Errorf("the failed restart does not say %q:\n%s", want, out)
+	}
+	if m := s.model(t, h); m != first {
+		t.Errorf("after the failed upgrade master %d serves, want the old %d", m, first)
+	}
+	if _, err := os.Stat(h.Root() + s.pidFile + ".oldbin"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the upgrade's .oldbin pidfile is left: %v", err)
+	}
+	h.MustRun(t, "umount", "/usr/sbin/nginx")
+	s.safeRestart(t, h, 0, "restart", s.service)
+	if m := s.model(t, h); m == first {
+		t.Errorf("the restart with the whole binary kept master %d", first)
 	}
 }

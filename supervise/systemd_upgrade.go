@@ -1,0 +1,172 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
+)
+
+// upgrader is a kind whose master starts a new master of its own at a
+// signal, on its own listening sockets (nginx's binary upgrade, USR2): the
+// new master is the old one's child, so it is born in the old one's
+// control group, namespaces, environment and limits; the old master first
+// renames its pidfile to upgradedPIDFile, which the new master then
+// writes, and renames it back if the new master exits.
+type upgrader interface {
+	upgradeSignal() syscall.Signal
+	upgradedPIDFile(pidFile string) string
+}
+
+func (nginxKind) upgradeSignal() syscall.Signal         { return syscall.SIGUSR2 }
+func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + ".oldbin" }
+
+// upgradeNoticed bounds the wait for the old master to act on the
+// upgrade signal (rename its pidfile): one that ignores it (nginx does
+// while an upgrade is under way, or in a master whose parent never changed
+// since its start) leaves the unit's restart job to do the restart.
+const upgradeNoticed = 2 * time.Second
+
+// upgradeBeside restarts the unit's master old through the server's own
+// binary upgrade (see upgrader), with no moment without a listener: the
+// new master, a child of the old one, is in the unit from its first
+// instruction; it is verified as every new master is (pidfile, listeners,
+// health check, no fatal line, its own workers take connections); then the
+// old master stops gracefully. A new master that fails is stopped; the old
+// one, which never stopped serving, renames its pidfile back. handled is
+// false, nothing changed, when the old master did not act on the signal.
+func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, k upgrader, rep *RestartReport) (handled bool, err error) {
+	root := or(st.ProcRoot, "/proc")
+	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
+		Msg("restarting in the unit through the server's binary upgrade (" + sigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
+	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.close()
+	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
+		return true, err
+	}
+	if acted, err := signalUpgrade(ctx, root, old, k, rc.PidFile); !acted {
+		clearIntent(s.IntentDir, s.Profile.Name)
+		st.Log.Warn().Err(err).Int("pid", old.PID).Msg("no upgrade (the master renamed no pidfile): the unit's restart job replaces the master")
+		return false, nil
+	}
+	rep.Overlap = true
+	upgraded := k.upgradedPIDFile(rc.PidFile)
+	master, err := awaitChildMaster(ctx, root, rc.PidFile, upgraded, old, st, tail)
+	if err == nil {
+		rep.Start.Master = &master
+		err = saveIntent(s.IntentDir, s.Profile.Name, old, &master)
+	}
+	if err == nil {
+		err = st.verify(ctx, root, master, tail, "", &rep.Start)
+	}
+	if err == nil {
+		err = checkGeneration(ctx, root, st.Profile, master, probeStart(st.Profile.kind), rep.Start.Listeners, time.Now().Add(or(st.Timeout, 20*time.Second)), st.Log)
+	}
+	if err != nil {
+		return true, abandonUpgrade(ctx, s, root, old, rep.Start.Master, rc.PidFile, upgraded, err)
+	}
+	rep.Stop.Master = &old
+	err = stopOldMaster(context.WithoutCancel(ctx), s, root, old, master, rc.PidFile, &rep.Stop)
+	if err == nil {
+		err = removeAside(root, upgraded, old)
+	}
+	if err == nil {
+		rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log)
+	}
+	if err == nil {
+		rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s)
+	}
+	return true, err
+}
+
+// signalUpgrade sends old the upgrade signal and reports whether it acted
+// on it within upgradeNoticed (see upgradeWatch); the error says why
+// nothing was sent (the pidfile's directory cannot be watched, or the
+// signal not sent).
+func signalUpgrade(ctx context.Context, root string, old ipcguard.Proc, k upgrader, pidFile string) (bool, error) {
+	w, err := watchRenames(pidFile)
+	if err != nil {
+		return false, fmt.Errorf("watch the pidfile's directory, to tell a failed upgrade from an ignored one: %w", err)
+	}
+	defer w.close()
+	u := upgradeWatch{w: w, upgraded: k.upgradedPIDFile(pidFile)}
+	if err := signalProc(root, old, k.upgradeSignal()); err != nil {
+		return false, err
+	}
+	_ = pollUntil(ctx, upgradeNoticed, func() (bool, error) { return u.acted(), nil }) // a timeout: acted says no
+	return u.acted(), nil
+}
+
+// upgradeWatch tells whether a master acted on its upgrade signal: it
+// renamed the pidfile to upgraded, where the file may still be, or from
+// where it may be back already (the new master failed at once), which the
+// watch of the pidfile's directory sees (renameWatch).
+type upgradeWatch struct {
+	w        *renameWatch
+	upgraded string
+	seen     bool
+}
+
+// acted reports whether the master acted on the signal, so far.
+func (u *upgradeWatch) acted() bool {
+	u.seen = u.seen || fileExists(u.upgraded) || u.w.moved()
+	return u.seen
+}
+
+// awaitChildMaster waits until the pidfile names a live master of the
+// server that is old's child (the upgrade's new master); a fatal line in
+// the error log, or the pidfile naming old again and upgraded gone (the
+// new master died and old renamed its file back), ends the wait.
+func awaitChildMaster(ctx context.Context, root, pidFile, upgraded string, old ipcguard.Proc, st StartOptions, tail *logTail) (ipcguard.Proc, error) {
+	var master ipcguard.Proc
+	err := pollEvery(ctx, or(st.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
+		m, err := FromPIDFile(root, pidFile, st.Profile.Binary)
+		switch {
+		case err == nil && m.PID != old.PID && m.PPID == old.PID:
+			master = m
+			return true, nil
+		case err == nil && m.PID == old.PID && !fileExists(upgraded):
+			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(lastLines(tail.since(), 5)))
+		}
+		if fatal := st.Profile.fatalLines(tail.since()); len(fatal) > 0 {
+			return false, fmt.Errorf("fatal lines since the upgrade signal: %s", firstLines(fatal))
+		}
+		return false, nil
+	})
+	if err != nil {
+		return master, fmt.Errorf("no new master in %s: %w", pidFile, err)
+	}
+	return master, nil
+}
+
+// abandonUpgrade undoes an upgrade whose new master failed: the new master,
+// if one came up, is stopped with the ladder, and the pidfile names the
+// old master again (the old master renames its file back as its child
+// exits; else it is written). The old master never stopped serving.
+func abandonUpgrade(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, started *ipcguard.Proc, pidFile, upgraded string, cause error) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var errs []error
+	if started != nil && sameAlive(root, *started) {
+		s.Log.Warn().Int("pid", started.PID).Msg("stopping the new master of an upgrade that failed")
+		var r StopReport
+		errs = append(errs, s.stopTree(cleanup, root, *started, &r))
+	}
+	back := pollUntil(cleanup, 5*time.Second, func() (bool, error) { return !fileExists(upgraded), nil })
+	if back != nil {
+		if err := os.Rename(upgraded, pidFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, ensurePIDFile(pidFile, old.PID))
+	clearIntent(s.IntentDir, s.Profile.Name)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w; undoing it: %w", ErrStartFailed, cause, err)
+	}
+	return fmt.Errorf("%w: %w; the old master %d still serves", ErrStartFailed, cause, old.PID)
+}

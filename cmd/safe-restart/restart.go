@@ -39,7 +39,8 @@ master starts beside the running one on the same ports (SO_REUSEPORT, set on the
 old master's sockets and given to the new one with -C "ListenCoresBucketsRatio
 ..."), is verified, then every new connection is steered to it (a reuseport
 program), the old sockets drain, and the old master stops gracefully. On a
-systemd host the new master starts in the unit, which follows it. Otherwise
+systemd host the new master starts in the unit, which follows it (nginx's there
+is its own binary upgrade, USR2: the old master starts it). Otherwise
 (too little memory or too few semaphore sets for two generations, --no-overlap)
 it stops then starts, and says why; that stop skips Apache's graceful stop (TERM
 first, as apache2 -k stop) unless --graceful-timeout or --ladder asks for it,

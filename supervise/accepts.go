@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -88,58 +89,60 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
-// maxHeldProbes bounds the probes that listenerAccepted keeps open.
-const maxHeldProbes = 64
+// maxHeldProbes bounds the probes that listenerAccepted keeps open;
+// realTrafficEvery is how many of its polls pass between two looks at
+// the connections accepted from real traffic while a probe waits.
+const (
+	maxHeldProbes    = 64
+	realTrafficEvery = 4
+)
 
 // listenerAccepted proves that master's tree takes connections on l
 // before the deadline. It opens probe connections, each sending start, in
-// batches of 1, 2, 4, ... (up to maxHeldProbes open at once); once a
-// batch is accepted, one read of the tree's sockets checks whether the
-// tree holds one of its probes, or else any connection accepted on l
-// meanwhile (acceptedOn, a dump of the machine's connections asked only
-// then: real traffic proves it as well, and under load a probe waits
-// behind the clients' queue). A probe another process took (the
-// old generation) stays open until the proof is done: the old worker
-// holding it waits for the rest of the request and accepts nothing else
-// meanwhile, so a pool of idle workers (php-fpm's, which the kernel wakes
-// oldest first: every probe went to the old pool until each of its
-// workers held one) cannot take every next probe. A probe queued behind a
-// busy listener waits its turn.
+// batches of 1, 2, 4, ... (up to maxHeldProbes open at once), the next
+// batch only once no probe waits in the listener's queue; whenever a probe
+// is accepted, one read of the tree's sockets checks whether the tree holds
+// one of the probes, or else any connection accepted on l (acceptedOn, a
+// dump of the machine's connections: real traffic proves it as well, and
+// it is looked at every realTrafficEvery polls while a probe waits behind
+// the clients' queue). A probe another process took (the old generation)
+// stays open until the proof is done: the old worker holding it waits for
+// the rest of the request and accepts nothing else meanwhile, so a pool of
+// idle workers (php-fpm's, which the kernel wakes oldest first: every
+// probe went to the old pool until each of its workers held one) cannot
+// take every next probe.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
 		addr = dialable(addr)
 	}
-	var open []net.Conn
-	defer func() { closeAll(open) }()
+	ps := probeSet{l: l}
+	defer ps.close()
 	var last error
-	for batch := 1; ; batch = min(2*batch, maxHeldProbes) {
-		if len(open)+batch > maxHeldProbes {
-			closeAll(open)
-			open = nil
-		}
-		taken := map[uint64]bool{}
-		for range batch {
-			c, server, err := openProbe(ctx, l, addr, start, deadline)
-			if c != nil {
-				open = append(open, c)
+	for batch, polls := 1, 1; ; polls++ {
+		if !ps.queued() {
+			if len(ps.conns)+batch > maxHeldProbes {
+				ps.close()
 			}
-			if errors.Is(err, errNoProof) {
-				return err
-			}
-			if err != nil {
+			if err := ps.open(addr, start, batch); err != nil {
 				last = err
-			} else if server != 0 {
-				taken[server] = true
 			}
+			batch = min(2*batch, maxHeldProbes)
 		}
-		if held, err := treeSockets(root, master, exe); err == nil &&
-			(holdsAny(held, taken) || holdsAny(held, acceptedOn(l))) {
-			return nil
+		fresh, err := ps.accept()
+		if err != nil {
+			return err
+		}
+		if fresh || polls%realTrafficEvery == 0 {
+			if held, err := treeSockets(root, master, exe); err == nil &&
+				(holdsAny(held, ps.taken) || holdsAny(held, acceptedOn(l))) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
 		}
+		time.Sleep(readyPoll)
 	}
 }
 
@@ -165,43 +168,68 @@ func acceptedOn(l Listener) map[uint64]bool {
 	return conns
 }
 
-// openProbe opens a probe connection to addr (l's), sends start, and waits
-// until a process accepts it; it returns the connection (nil if it could
-// not be opened) and the inode of the server's end, 0 when nothing
-// accepted it by the deadline.
-func openProbe(ctx context.Context, l Listener, addr string, start []byte, deadline time.Time) (net.Conn, uint64, error) {
-	c, err := net.DialTimeout(l.network(), addr, time.Second)
-	if err != nil {
-		return nil, 0, err
-	}
-	if _, err := c.Write(start); err != nil {
-		return c, 0, err
-	}
-	server, err := probeAccepted(ctx, l, c, deadline)
-	return c, server, err
+// probeSet is the probe connections to one listener that listenerAccepted
+// keeps open, and the inodes of the server ends of those accepted.
+type probeSet struct {
+	l      Listener
+	conns  []net.Conn
+	server []uint64 // per conn; 0 while it waits in the listener's queue
+	taken  map[uint64]bool
 }
 
-// probeAccepted waits until the probe connection c to l is accepted and
-// returns the inode of the server's end (0 at the deadline); an error
-// wraps errNoProof when the kernel cannot say.
-func probeAccepted(ctx context.Context, l Listener, c net.Conn, deadline time.Time) (uint64, error) {
-	for {
-		server, err := serverEnd(l, c)
+// open opens n more probes to addr (l's), each sending start; it returns
+// the last error of a probe that could not be opened.
+func (p *probeSet) open(addr string, start []byte, n int) error {
+	var last error
+	for range n {
+		c, err := net.DialTimeout(p.l.network(), addr, time.Second)
+		if err == nil {
+			if _, err = c.Write(start); err != nil {
+				c.Close()
+			}
+		}
 		if err != nil {
-			return 0, fmt.Errorf("%w: %w", errNoProof, err)
+			last = err
+			continue
 		}
-		if server != 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return server, nil
-		}
-		time.Sleep(readyPoll)
+		p.conns, p.server = append(p.conns, c), append(p.server, 0)
 	}
+	return last
 }
 
-// closeAll closes every connection of cs.
-func closeAll(cs []net.Conn) {
-	for _, c := range cs {
+// queued reports whether a probe waits in the listener's queue.
+func (p *probeSet) queued() bool { return slices.Contains(p.server, 0) }
+
+// accept notes the server ends of the probes accepted since the last call
+// and reports whether there were any; an error wraps errNoProof when the
+// kernel cannot say.
+func (p *probeSet) accept() (bool, error) {
+	fresh := false
+	for i, c := range p.conns {
+		if p.server[i] != 0 {
+			continue
+		}
+		server, err := serverEnd(p.l, c)
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", errNoProof, err)
+		}
+		if server != 0 {
+			p.server[i], fresh = server, true
+			if p.taken == nil {
+				p.taken = map[uint64]bool{}
+			}
+			p.taken[server] = true
+		}
+	}
+	return fresh, nil
+}
+
+// close closes every probe.
+func (p *probeSet) close() {
+	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns, p.server, p.taken = nil, nil, nil
 }
 
 // serverEnd returns the inode of the server's end of the probe connection

@@ -1,13 +1,11 @@
 package supervise
 
 import (
-	"context"
 	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // TestServerEnd: the server's end of a connection has no inode while it
@@ -59,14 +57,15 @@ func TestServerEnd(t *testing.T) {
 	}
 }
 
-// TestProbeAcceptedWithoutProof: when the kernel cannot be asked who took a
+// TestProbeSetWithoutProof: when the kernel cannot be asked who took a
 // probe (here: not a socket at all), the failure says there is no proof
 // (errNoProof), which the callers answer with the health check alone.
-func TestProbeAcceptedWithoutProof(t *testing.T) {
+func TestProbeSetWithoutProof(t *testing.T) {
 	a, b := net.Pipe()
-	defer a.Close()
 	defer b.Close()
-	_, err := probeAccepted(context.Background(), Listener{Addr: "127.0.0.1:1"}, a, time.Now().Add(time.Second))
+	ps := probeSet{l: Listener{Addr: "127.0.0.1:1"}, conns: []net.Conn{a}, server: []uint64{0}}
+	defer ps.close()
+	_, err := ps.accept()
 	if !errors.Is(err, errNoProof) {
 		t.Fatalf("probe over a pipe: %v, want errNoProof", err)
 	}

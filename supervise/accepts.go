@@ -89,28 +89,27 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
-// maxHeldProbes bounds the probes that listenerAccepted keeps open;
+// maxProbes bounds the probes that listenerAccepted keeps open at once;
 // realTrafficEvery is how many of its polls pass between two looks at
 // the connections accepted from real traffic while a probe waits.
 const (
-	maxHeldProbes    = 64
+	maxProbes        = 64
 	realTrafficEvery = 4
 )
 
 // listenerAccepted proves that master's tree takes connections on l
 // before the deadline. It opens probe connections, each sending start, in
-// batches of 1, 2, 4, ... (up to maxHeldProbes open at once), the next
-// batch only once no probe waits in the listener's queue; whenever a probe
-// is accepted, one read of the tree's sockets checks whether the tree holds
-// one of the probes, or else any connection accepted on l (acceptedOn, a
-// dump of the machine's connections: real traffic proves it as well, and
-// it is looked at every realTrafficEvery polls while a probe waits behind
-// the clients' queue). A probe another process took (the old generation)
-// stays open until the proof is done: the old worker holding it waits for
-// the rest of the request and accepts nothing else meanwhile, so a pool of
-// idle workers (php-fpm's, which the kernel wakes oldest first: every
-// probe went to the old pool until each of its workers held one) cannot
-// take every next probe.
+// batches of 1, 2, 4, ... (up to maxProbes open at once), the next batch
+// only once no probe waits in the listener's queue; whenever a probe is
+// accepted, one read of the tree's sockets checks whether the tree holds
+// one of the probes, or else any connection accepted on l (acceptedOn:
+// real traffic proves it as well, and it is looked at every
+// realTrafficEvery polls while a probe waits behind the clients' queue).
+// Probes another process took (the old generation) are closed after that
+// read: a worker of a pool that accepts in turn (php-fpm's, whose idle old
+// workers the kernel wakes first: every probe went to the old pool) goes
+// back to the end of the queue, behind the new workers, so that each batch
+// comes nearer to them.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
@@ -121,22 +120,25 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	var last error
 	for batch, polls := 1, 1; ; polls++ {
 		if !ps.queued() {
-			if len(ps.conns)+batch > maxHeldProbes {
-				ps.close()
-			}
-			if err := ps.open(addr, start, batch); err != nil {
+			opened, err := ps.open(ctx, addr, start, min(batch, maxProbes-len(ps.conns)), deadline)
+			if err != nil {
 				last = err
 			}
-			batch = min(2*batch, maxHeldProbes)
+			if opened > 0 {
+				batch = min(2*batch, maxProbes)
+			}
 		}
 		fresh, err := ps.accept()
 		if err != nil {
 			return err
 		}
 		if fresh || polls%realTrafficEvery == 0 {
-			if held, err := treeSockets(root, master, exe); err == nil &&
-				(holdsAny(held, ps.taken) || holdsAny(held, acceptedOn(l))) {
+			held, err := treeSockets(root, master, exe)
+			if err == nil && (holdsAny(held, ps.taken()) || holdsAny(held, acceptedOn(l))) {
 				return nil
+			}
+			if err == nil {
+				ps.closeTaken()
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -169,32 +171,33 @@ func acceptedOn(l Listener) map[uint64]bool {
 }
 
 // probeSet is the probe connections to one listener that listenerAccepted
-// keeps open, and the inodes of the server ends of those accepted.
+// keeps open, each with the inode of its server's end once a process
+// accepted it.
 type probeSet struct {
 	l      Listener
 	conns  []net.Conn
 	server []uint64 // per conn; 0 while it waits in the listener's queue
-	taken  map[uint64]bool
 }
 
-// open opens n more probes to addr (l's), each sending start; it returns
-// the last error of a probe that could not be opened.
-func (p *probeSet) open(addr string, start []byte, n int) error {
-	var last error
-	for range n {
-		c, err := net.DialTimeout(p.l.network(), addr, time.Second)
+// open opens up to n more probes to addr (l's), each sending start, and
+// returns how many it opened; it stops at the first that fails (a full
+// queue drops the handshake: more would wait the same), and at ctx's end
+// or the deadline.
+func (p *probeSet) open(ctx context.Context, addr string, start []byte, n int, deadline time.Time) (int, error) {
+	d := net.Dialer{Timeout: time.Second, Deadline: deadline}
+	for i := range n {
+		c, err := d.DialContext(ctx, p.l.network(), addr)
 		if err == nil {
 			if _, err = c.Write(start); err != nil {
 				c.Close()
 			}
 		}
 		if err != nil {
-			last = err
-			continue
+			return i, err
 		}
 		p.conns, p.server = append(p.conns, c), append(p.server, 0)
 	}
-	return last
+	return n, nil
 }
 
 // queued reports whether a probe waits in the listener's queue.
@@ -213,15 +216,34 @@ func (p *probeSet) accept() (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("%w: %w", errNoProof, err)
 		}
-		if server != 0 {
-			p.server[i], fresh = server, true
-			if p.taken == nil {
-				p.taken = map[uint64]bool{}
-			}
-			p.taken[server] = true
-		}
+		p.server[i], fresh = server, fresh || server != 0
 	}
 	return fresh, nil
+}
+
+// taken are the server ends of the accepted probes.
+func (p *probeSet) taken() map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, ino := range p.server {
+		if ino != 0 {
+			out[ino] = true
+		}
+	}
+	return out
+}
+
+// closeTaken closes the accepted probes, keeping those still queued.
+func (p *probeSet) closeTaken() {
+	n := 0
+	for i, c := range p.conns {
+		if p.server[i] != 0 {
+			c.Close()
+			continue
+		}
+		p.conns[n], p.server[n] = c, 0
+		n++
+	}
+	p.conns, p.server = p.conns[:n], p.server[:n]
 }
 
 // close closes every probe.
@@ -229,7 +251,7 @@ func (p *probeSet) close() {
 	for _, c := range p.conns {
 		c.Close()
 	}
-	p.conns, p.server, p.taken = nil, nil, nil
+	p.conns, p.server = nil, nil
 }
 
 // serverEnd returns the inode of the server's end of the probe connection

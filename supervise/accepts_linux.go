@@ -145,14 +145,16 @@ const (
 )
 
 // tcpDump asks the kernel (a sock_diag dump) for family's TCP sockets in
-// the states of the mask (1<<state each) and calls each with every answer,
-// a struct inet_diag_msg.
-func tcpDump(family uint8, states uint32, each func(msg []byte)) error {
+// the states of the mask (1<<state each), on local port sport (any when
+// 0: the kernel skips the others), and calls each with every answer, a
+// struct inet_diag_msg.
+func tcpDump(family uint8, states uint32, sport uint16, each func(msg []byte)) error {
 	req, r := diagRequest(inetDiagReqSz)
 	ne := binary.NativeEndian
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	r[0], r[1] = family, unix.IPPROTO_TCP
 	ne.PutUint32(r[4:], states)
+	binary.BigEndian.PutUint16(r[8:], sport) // inet_diag_sockid.idiag_sport
 	return sockDiagEach(req, func(msg []byte) bool {
 		each(msg)
 		return true
@@ -170,7 +172,7 @@ func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 		if family == unix.AF_INET6 {
 			size = net.IPv6len
 		}
-		err := tcpDump(family, 1<<tcpEstablished, func(msg []byte) {
+		err := tcpDump(family, 1<<tcpEstablished, uint16(port), func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 || int(binary.BigEndian.Uint16(msg[4:])) != port {
 				return
 			}
@@ -200,7 +202,7 @@ func tcpListening(out map[uint64]string) error {
 		if family == unix.AF_INET6 {
 			size = net.IPv6len
 		}
-		err := tcpDump(family, 1<<tcpListen, func(msg []byte) {
+		err := tcpDump(family, 1<<tcpListen, 0, func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 {
 				return
 			}

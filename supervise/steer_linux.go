@@ -112,7 +112,7 @@ func halfOpen(ports map[int]bool) (map[uint64]bool, error) {
 // dumpSynRecv adds to out the cookies of family's SYN_RECV sockets whose
 // local port is one of ports.
 func dumpSynRecv(family uint8, ports map[int]bool, out map[uint64]bool) error {
-	return tcpDump(family, 1<<tcpSynRecv, func(msg []byte) {
+	return tcpDump(family, 1<<tcpSynRecv, 0, func(msg []byte) {
 		if len(msg) >= inetDiagCookieOff+8 && ports[int(binary.BigEndian.Uint16(msg[4:]))] {
 			out[binary.NativeEndian.Uint64(msg[inetDiagCookieOff:])] = true
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"syscall"
 	"time"
 
@@ -44,6 +42,13 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	root := or(st.ProcRoot, "/proc")
 	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
 		Msg("restarting in the unit through the server's binary upgrade (" + sigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
+	upgraded := k.upgradedPIDFile(rc.PidFile)
+	if fileExists(upgraded) {
+		// An upgrade under way (the master ignores the signal then), or one
+		// whose old master was killed: this file is not this run's.
+		st.Log.Warn().Str("path", upgraded).Msg("an earlier upgrade's pidfile is there: the unit's restart job replaces the master")
+		return false, nil
+	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
@@ -55,7 +60,6 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		return false, nil
 	}
 	rep.Overlap = true
-	upgraded := k.upgradedPIDFile(rc.PidFile)
 	master, err := awaitChildMaster(ctx, root, rc.PidFile, upgraded, old, st, tail)
 	if err == nil {
 		rep.Start.Master = &master
@@ -74,6 +78,9 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	err = stopOldMaster(context.WithoutCancel(ctx), s, root, old, master, rc.PidFile, &rep.Stop)
 	if err == nil {
 		err = removeAside(root, upgraded, old)
+	}
+	if err == nil {
+		err = verifySuccessor(root, st, master, &rep.Start)
 	}
 	if err == nil {
 		rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log)
@@ -144,27 +151,40 @@ func awaitChildMaster(ctx context.Context, root, pidFile, upgraded string, old i
 	return master, nil
 }
 
-// abandonUpgrade undoes an upgrade whose new master failed: the new master,
-// if one came up, is stopped with the ladder, and the pidfile names the
-// old master again (the old master renames its file back as its child
-// exits; else it is written). The old master never stopped serving.
+// upgradeSettles bounds the wait, when an upgrade is abandoned, for the
+// old master to take its pidfile back.
+const upgradeSettles = 10 * time.Second
+
+// abandonUpgrade undoes an upgrade whose new master failed, or is not
+// known yet (a slow start, an interruption): until the old master has
+// renamed its pidfile back (its new binary exited), every new master the
+// pidfile names, a child of old, is stopped with the ladder. The old
+// master never stopped serving. A pidfile still not back after
+// upgradeSettles is left as it is, and the error says so.
 func abandonUpgrade(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, started *ipcguard.Proc, pidFile, upgraded string, cause error) error {
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	defer clearIntent(s.IntentDir, s.Profile.Name) // the stops below cleared it too: nothing is left to finish
 	var errs []error
-	if started != nil && sameAlive(root, *started) {
-		s.Log.Warn().Int("pid", started.PID).Msg("stopping the new master of an upgrade that failed")
+	stop := func(m ipcguard.Proc) {
+		s.Log.Warn().Int("pid", m.PID).Msg("stopping the new master of an upgrade that failed")
 		var r StopReport
-		errs = append(errs, s.stopTree(cleanup, root, *started, &r))
+		errs = append(errs, s.stopTree(cleanup, root, m, &r))
 	}
-	back := pollUntil(cleanup, 5*time.Second, func() (bool, error) { return !fileExists(upgraded), nil })
-	if back != nil {
-		if err := os.Rename(upgraded, pidFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+	if started != nil && sameAlive(root, *started) {
+		stop(*started)
+	}
+	back := pollUntil(cleanup, upgradeSettles, func() (bool, error) {
+		if m, err := FromPIDFile(root, pidFile, s.Profile.Binary); err == nil && m.PID != old.PID && m.PPID == old.PID {
+			stop(m) // a new master that came up meanwhile
 		}
+		return !fileExists(upgraded), nil
+	})
+	if back != nil {
+		errs = append(errs, fmt.Errorf("%s is still there (the old master %d has not taken its pidfile back): %w", upgraded, old.PID, back))
+	} else {
+		errs = append(errs, ensurePIDFile(pidFile, old.PID))
 	}
-	errs = append(errs, ensurePIDFile(pidFile, old.PID))
-	clearIntent(s.IntentDir, s.Profile.Name)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w; undoing it: %w", ErrStartFailed, cause, err)
 	}

@@ -123,14 +123,19 @@ func TestLiveTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tree is settled once its three sleeps run sleep (a shell forks
+	// before it execs one).
 	var want []int
 	deadline := time.Now().Add(10 * time.Second)
-	for len(want) < 4 && time.Now().Before(deadline) {
+	for sleeps := 0; sleeps < 3 && time.Now().Before(deadline); {
 		procs, err := ipcguard.ReadProcTable("/proc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = pids(Descendants(procs, master, "/bin/sh"))
+		want, sleeps = pids(Descendants(procs, master, "/bin/sh")), len(Descendants(procs, master, "/bin/sleep"))-1
+		for _, p := range Descendants(procs, master, "/bin/sh")[1:] {
+			sleeps += len(Descendants(procs, p, "/bin/sleep")) - 1
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if len(want) != 4 {

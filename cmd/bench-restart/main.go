@@ -150,7 +150,6 @@ func runApache(bin string, rounds int, mpm string) error {
 	return report("apache2", "apache2 ("+mpm+")", srv.methods(), results)
 }
 
-// lastLines returns the last n lines of text.
 // methodFilter selects the methods to run (-methods).
 var methodFilter = regexp.MustCompile("")
 
@@ -186,6 +185,7 @@ func runSafeRestart(bin, service, conf, stateDir string, flags ...string) error 
 	return nil
 }
 
+// lastLines returns the last n lines of text.
 func lastLines(text string, n int) string {
 	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")

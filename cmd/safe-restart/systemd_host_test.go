@@ -583,7 +583,8 @@ func TestSystemdHostOtherMaster(t *testing.T) {
 // /usr/sbin/nginx that runs the config tests but fails to start, as a
 // half-installed package might), the restart fails, and the old master
 // keeps serving as the unit's main process, its pidfile back. With the
-// binary whole again, the next restart replaces it.
+// binary whole again, the next restart replaces it; beside an .oldbin file
+// it did not make, the restart is the unit's own job.
 func TestSystemdHostNginxUpgradeFails(t *testing.T) {
 	s, inside := oneOnSystemd(t, systemdServers[1])
 	if !inside {
@@ -610,7 +611,24 @@ func TestSystemdHostNginxUpgradeFails(t *testing.T) {
 	}
 	h.MustRun(t, "umount", "/usr/sbin/nginx")
 	s.safeRestart(t, h, 0, "restart", s.service)
-	if m := s.model(t, h); m == first {
+	second := s.model(t, h)
+	if second == first {
 		t.Errorf("the restart with the whole binary kept master %d", first)
+	}
+	// An .oldbin file this run did not make (an upgrade whose old master
+	// was killed) is no sign of this run's upgrade: the unit's restart
+	// job replaces the master, and the file is left alone.
+	oldbin := h.Root() + s.pidFile + ".oldbin"
+	if err := os.WriteFile(oldbin, []byte("4242\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.safeRestart(t, h, 0, "restart", s.service); !strings.Contains(out, "systemd's restart job stopped") {
+		t.Errorf("the restart beside a stray .oldbin was not the unit's restart job:\n%s", out)
+	}
+	if m := s.model(t, h); m == second {
+		t.Errorf("the restart beside a stray .oldbin kept master %d", second)
+	}
+	if data, err := os.ReadFile(oldbin); err != nil || string(data) != "4242\n" {
+		t.Errorf("the stray .oldbin: %q, %v; want it untouched", data, err)
 	}
 }

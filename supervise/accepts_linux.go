@@ -164,10 +164,15 @@ func tcpDump(family uint8, states uint32, sport uint16, each func(msg []byte)) e
 // tcpAccepted returns the inodes of the established TCP connections whose
 // local address is ip (any, when ip is unspecified: a wildcard listener's)
 // and port, and that a process has accepted (a connection still in a
-// listener's queue has no inode), in both address families.
+// listener's queue has no inode): IPv4 ones for an IPv4 ip, else both
+// families (an IPv6 socket's IPv4 connections are v4-mapped).
 func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 	out := map[uint64]bool{}
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+	families := []uint8{unix.AF_INET, unix.AF_INET6}
+	if ip.To4() != nil {
+		families = families[:1]
+	}
+	for _, family := range families {
 		size := net.IPv4len
 		if family == unix.AF_INET6 {
 			size = net.IPv6len

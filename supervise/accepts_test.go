@@ -73,7 +73,8 @@ func TestProbeSetWithoutProof(t *testing.T) {
 
 // TestAcceptedOn: the connections accepted on a listener are found by its
 // address and port (sock_diag), not one still queued, not one accepted on
-// another address with the same port, not the client's end.
+// another address with the same port (nor, for an IPv4 wildcard, an IPv6
+// one), not the client's end.
 func TestAcceptedOn(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +124,11 @@ func TestAcceptedOn(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("found %d accepted connections, want 1 (the queued one has no server-side inode yet)", len(got))
 	}
+	if v6, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(port))); err == nil {
+		defer v6.Close()
+		accept(v6) // an IPv6 connection on the port: not an IPv4 wildcard's
+	}
 	if any := acceptedOn(Listener{Addr: net.JoinHostPort("0.0.0.0", strconv.Itoa(port))}); len(any) != 2 {
-		t.Errorf("a wildcard listener's port: found %d accepted connections, want 2", len(any))
+		t.Errorf("an IPv4 wildcard listener's port: found %d accepted connections, want 2", len(any))
 	}
 }

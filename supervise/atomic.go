@@ -26,3 +26,9 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// fileExists reports whether path names a file (stat succeeds).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -139,11 +138,6 @@ func BuiltinTargets() []DoctorTarget {
 	}
 	slices.SortFunc(out, func(a, b DoctorTarget) int { return strings.Compare(a.Profile.Name, b.Profile.Name) })
 	return out
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // configTestFinding reports a built-in service whose config test fails.

@@ -279,7 +279,7 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 			return o.startFailure(fmt.Errorf("its start command failed: %w", runErr), out, tail, logs)
 		}
 	}
-	master, err := o.awaitMaster(ctx, root, rc.PidFile, tail)
+	master, err := o.awaitMaster(ctx, root, rc.PidFile, tail, nil)
 	if err != nil {
 		return o.startFailure(err, out, tail, logs)
 	}
@@ -351,28 +351,43 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	return combinedOutput(ctx, argv)
 }
 
-// awaitMaster waits until the pidfile names a live master of the server;
-// a fatal line in the error log since the start ends the wait at once (a
-// master that died before writing its pidfile: nginx started detached, its
+// awaitMaster waits until the pidfile names a live master of the server
+// that want accepts (any, when want is nil); an error of want, or a fatal
+// line in the error log since the start, ends the wait at once (a master
+// that died before writing its pidfile: nginx started detached, its
 // starter's exit status says nothing).
-func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail) (ipcguard.Proc, error) {
-	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
-	for {
+func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail, want func(ipcguard.Proc) (bool, error)) (ipcguard.Proc, error) {
+	var master ipcguard.Proc
+	var last, ended error
+	err := pollEvery(ctx, or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
 		m, err := FromPIDFile(root, pidFile, o.Profile.Binary)
-		if err == nil {
-			return m, nil
+		ok := err == nil
+		if ok && want != nil {
+			if ok, ended = want(m); ended != nil {
+				return false, ended
+			}
+			if !ok {
+				err = fmt.Errorf("it names master %d", m.PID)
+			}
 		}
+		if ok {
+			master = m
+			return true, nil
+		}
+		last = err
 		if fatal := o.Profile.fatalLines(tail.since()); len(fatal) > 0 {
-			return ipcguard.Proc{}, fmt.Errorf("no live master in %s, and fatal lines since the start: %s", pidFile, firstLines(fatal))
+			ended = fmt.Errorf("no live master in %s, and fatal lines since the start: %s", pidFile, firstLines(fatal))
+			return false, ended
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return ipcguard.Proc{}, fmt.Errorf("no live master in %s: %w", pidFile, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(readyPoll):
-		}
+		return false, nil
+	})
+	switch {
+	case ended != nil:
+		return ipcguard.Proc{}, ended
+	case err != nil:
+		return ipcguard.Proc{}, fmt.Errorf("no live master in %s: %w", pidFile, last)
 	}
+	return master, nil
 }
 
 // recordLineage saves which IPC objects this start created.

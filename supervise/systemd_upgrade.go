@@ -60,7 +60,7 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		return false, nil
 	}
 	rep.Overlap = true
-	master, err := awaitChildMaster(ctx, root, rc.PidFile, upgraded, old, st, tail)
+	master, err := st.awaitMaster(ctx, root, rc.PidFile, tail, upgradedMaster(old, rc.PidFile, upgraded, tail))
 	if err == nil {
 		rep.Start.Master = &master
 		err = saveIntent(s.IntentDir, s.Profile.Name, old, &master)
@@ -69,7 +69,7 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		err = st.verify(ctx, root, master, tail, "", &rep.Start)
 	}
 	if err == nil {
-		err = checkGeneration(ctx, root, st.Profile, master, probeStart(st.Profile.kind), rep.Start.Listeners, time.Now().Add(or(st.Timeout, 20*time.Second)), st.Log)
+		err = st.proveGeneration(ctx, root, rep.Start)
 	}
 	if err != nil {
 		return true, abandonUpgrade(ctx, s, root, old, rep.Start.Master, rc.PidFile, upgraded, err)
@@ -125,30 +125,17 @@ func (u *upgradeWatch) acted() bool {
 	return u.seen
 }
 
-// awaitChildMaster waits until the pidfile names a live master of the
-// server that is old's child (the upgrade's new master); a fatal line in
-// the error log, or the pidfile naming old again and upgraded gone (the
-// new master died and old renamed its file back), ends the wait.
-func awaitChildMaster(ctx context.Context, root, pidFile, upgraded string, old ipcguard.Proc, st StartOptions, tail *logTail) (ipcguard.Proc, error) {
-	var master ipcguard.Proc
-	err := pollEvery(ctx, or(st.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
-		m, err := FromPIDFile(root, pidFile, st.Profile.Binary)
-		switch {
-		case err == nil && m.PID != old.PID && m.PPID == old.PID:
-			master = m
-			return true, nil
-		case err == nil && m.PID == old.PID && !fileExists(upgraded):
+// upgradedMaster accepts the master the pidfile names once it is old's
+// child (the upgrade's new master), and fails once the pidfile names old
+// again with upgraded gone (the new master died and old renamed its file
+// back); see StartOptions.awaitMaster.
+func upgradedMaster(old ipcguard.Proc, pidFile, upgraded string, tail *logTail) func(ipcguard.Proc) (bool, error) {
+	return func(m ipcguard.Proc) (bool, error) {
+		if m.PID == old.PID && !fileExists(upgraded) {
 			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(lastLines(tail.since(), 5)))
 		}
-		if fatal := st.Profile.fatalLines(tail.since()); len(fatal) > 0 {
-			return false, fmt.Errorf("fatal lines since the upgrade signal: %s", firstLines(fatal))
-		}
-		return false, nil
-	})
-	if err != nil {
-		return master, fmt.Errorf("no new master in %s: %w", pidFile, err)
+		return m.PID != old.PID && m.PPID == old.PID, nil
 	}
-	return master, nil
 }
 
 // upgradeSettles bounds the wait, when an upgrade is abandoned, for the

@@ -52,6 +52,19 @@ func checkGeneration(ctx context.Context, root string, p Profile, master ipcguar
 	return err
 }
 
+// proveGeneration proves, after the verification of a new master started
+// beside an old one (rep), that its own generation takes connections
+// (checkGeneration): the health check may have been answered by the old
+// one. An acceptProber kind's verification proved it already
+// (workersAccept).
+func (o StartOptions) proveGeneration(ctx context.Context, root string, rep StartReport) error {
+	if _, proven := o.Profile.kind.(acceptProber); proven {
+		return nil
+	}
+	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
+	return checkGeneration(ctx, root, o.Profile, *rep.Master, probeStart(o.Profile.kind), rep.Listeners, deadline, o.Log)
+}
+
 // acceptProber is a kind whose check that it serves must see its workers
 // take a connection: the kernel queues connections on its listening
 // socket whether or not a worker lives, and no health check speaks its

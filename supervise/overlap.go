@@ -230,12 +230,8 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return abandon(err)
 	}
-	if _, proven := st.Profile.kind.(acceptProber); !proven { // else startVerified proved it (workersAccept)
-		deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
-		probe := probeStart(st.Profile.kind)
-		if err := checkGeneration(ctx, root, st.Profile, *rep.Start.Master, probe, rep.Start.Listeners, deadline, st.Log); err != nil {
-			return abandon(err)
-		}
+	if err := st.proveGeneration(ctx, root, rep.Start); err != nil {
+		return abandon(err)
 	}
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, rep.Start.Master); err != nil {
 		return abandon(err)

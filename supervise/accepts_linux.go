@@ -161,6 +161,15 @@ func tcpDump(family uint8, states uint32, sport uint16, each func(msg []byte)) e
 	})
 }
 
+// addrLen is the length of family's addresses in a struct inet_diag_sockid
+// (an IPv4 one fills the first 4 of its 16 bytes).
+func addrLen(family uint8) int {
+	if family == unix.AF_INET6 {
+		return net.IPv6len
+	}
+	return net.IPv4len
+}
+
 // tcpAccepted returns the inodes of the established TCP connections whose
 // local address is ip (any, when ip is unspecified: a wildcard listener's)
 // and port, and that a process has accepted (a connection still in a
@@ -173,10 +182,7 @@ func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 		families = families[:1]
 	}
 	for _, family := range families {
-		size := net.IPv4len
-		if family == unix.AF_INET6 {
-			size = net.IPv6len
-		}
+		size := addrLen(family)
 		err := tcpDump(family, 1<<tcpEstablished, uint16(port), func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 || int(binary.BigEndian.Uint16(msg[4:])) != port {
 				return
@@ -203,10 +209,7 @@ func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 // read then took tens of milliseconds, several times per restart).
 func tcpListening(out map[uint64]string) error {
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		size := net.IPv4len
-		if family == unix.AF_INET6 {
-			size = net.IPv6len
-		}
+		size := addrLen(family)
 		err := tcpDump(family, 1<<tcpListen, 0, func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 {
 				return

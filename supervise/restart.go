@@ -123,14 +123,15 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 }
 
 // unitRestart is a restart on a systemd host, from outside the unit. The
-// new master must be one the unit starts, because only such a master is
-// one systemd follows: Debian's apache2.service has no PIDFile=, php-fpm's
-// is Type=notify with NotifyAccess=main, and a master started beside the
-// old one would be stopped with it when it exits. So the unit's own
-// restart job (systemctl restart: ExecStop=, the unit's kill settings,
-// ExecStart=) replaces the master, which clients see exactly as the naive
-// systemctl restart; then the usual verification, and what the stopped
-// generation left (orphans, IPC) is cleared. With a ladder the caller
+// new master must be one systemd follows: when the running master is the
+// unit's main process, Apache's and nginx's are replaced by an overlap in
+// the unit (unitOverlap). Otherwise (php-fpm's unit is Type=notify with
+// NotifyAccess=main: only its main process may name a successor; or the
+// overlap cannot work here) the unit's own restart job (systemctl
+// restart: ExecStop=, the unit's kill settings, ExecStart=) replaces the
+// master, which clients see exactly as the naive systemctl restart; then
+// the usual verification, and what the stopped generation left (orphans,
+// IPC) is cleared. With a ladder the caller
 // chose (--ladder, --graceful-timeout), or when the running master is not
 // the unit's main process (one started outside it) or none runs, the
 // ladder stops it and the unit's start job starts the new one.

@@ -206,7 +206,9 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
 	root := or(st.ProcRoot, "/proc")
 	rep.Overlap = true
-	st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
+	if st.handoff == nil { // a handoff's caller said it starts on the held sockets
+		st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
+	}
 	// An interrupted run finds the old master through the intent once
 	// its pidfile is aside, and finishes its stop.
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {

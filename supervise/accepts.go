@@ -102,27 +102,26 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
-// maxProbes bounds the probes that listenerAccepted keeps open at once;
-// realTrafficEvery is how many of its polls pass between two looks at
-// the connections accepted from real traffic while a probe waits.
-const (
-	maxProbes        = 64
-	realTrafficEvery = 4
-)
+// maxProbes bounds the probes that listenerAccepted keeps open at once.
+const maxProbes = 64
 
 // listenerAccepted proves that master's tree takes connections on l
-// before the deadline. It opens probe connections, each sending start, in
-// batches of 1, 2, 4, ... (up to maxProbes open at once), the next batch
-// only once no probe waits in the listener's queue; whenever a probe is
-// accepted, one read of the tree's sockets checks whether the tree holds
-// one of the probes, or else any connection accepted on l (acceptedOn:
-// real traffic proves it as well, and it is looked at every
-// realTrafficEvery polls while a probe waits behind the clients' queue).
-// Probes another process took (the old generation) are closed after that
-// read: a worker of a pool that accepts in turn (php-fpm's, whose idle old
-// workers the kernel wakes first: every probe went to the old pool) goes
-// back to the end of the queue, behind the new workers, so that each batch
-// comes nearer to them.
+// before the deadline. Each poll reads the tree once: a thread of it that
+// waits in accept(2) on l's socket proves it at once (waitsInAccept:
+// php-fpm's workers, Apache prefork's children), before any probe is
+// opened; so does a socket it holds that is a probe it took, or any
+// connection accepted on l (acceptedOn: real traffic, which under load
+// keeps every worker busy and the probes queued behind it). Otherwise it
+// opens probe connections, each sending start, in batches of 1, 2, 4, ...
+// (up to maxProbes open at once), the next batch only once no probe waits
+// in the listener's queue. Probes another process took (the old
+// generation) are closed after the tree's read: a worker of a pool that
+// accepts in turn (php-fpm's, whose idle old workers the kernel wakes
+// first: every probe went to the old pool) goes back to the end of the
+// queue, behind the new workers, so that each batch comes nearer to them.
+// A probe is counted only in a read of the tree made after its server's
+// end was noted (probeSet.accept), so that one just taken by the new tree
+// is never closed as another's.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
 	addr := l.Addr
 	if l.network() == "tcp" {
@@ -131,7 +130,17 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	ps := probeSet{l: l}
 	defer ps.close()
 	var last error
-	for batch, polls := 1, 1; ; polls++ {
+	for batch := 1; ; {
+		if tree, err := liveTree(root, master, exe); err == nil {
+			if waitsInAccept(root, tree, l.Inode) {
+				return nil
+			}
+			held := socketsOf(root, tree)
+			if holdsAny(held, ps.taken()) || holdsAny(held, acceptedOn(l)) {
+				return nil
+			}
+			ps.closeTaken()
+		}
 		if !ps.queued() {
 			opened, err := ps.open(ctx, addr, start, min(batch, maxProbes-len(ps.conns)), deadline)
 			if err != nil {
@@ -141,18 +150,8 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 				batch = min(2*batch, maxProbes)
 			}
 		}
-		fresh, err := ps.accept()
-		if err != nil {
+		if _, err := ps.accept(); err != nil {
 			return err
-		}
-		if fresh || polls%realTrafficEvery == 0 {
-			held, err := treeSockets(root, master, exe)
-			if err == nil && (holdsAny(held, ps.taken()) || holdsAny(held, acceptedOn(l))) {
-				return nil
-			}
-			if err == nil {
-				ps.closeTaken()
-			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
@@ -325,11 +324,16 @@ func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool
 	if err != nil {
 		return nil, err
 	}
+	return socketsOf(root, tree), nil
+}
+
+// socketsOf returns the inodes of the sockets the processes of tree hold.
+func socketsOf(root string, tree []ipcguard.Proc) map[uint64]bool {
 	held := map[uint64]bool{}
 	for _, p := range tree {
 		for _, s := range socketFDs(root, p.PID) {
 			held[s.inode] = true
 		}
 	}
-	return held, nil
+	return held
 }

@@ -141,7 +141,7 @@ func (s *server) apache(args ...string) error {
 // with reuseport, one whose listeners have SO_REUSEPORT (as safe-restart
 // starts it), which the overlap by hand needs.
 func (s *server) startAfresh(withReuseport bool) error {
-	if err := s.stopWait("stop"); err != nil {
+	if err := s.stopSurely(); err != nil {
 		return err
 	}
 	args := []string{"-k", "start"}
@@ -227,6 +227,26 @@ func (s *server) stopWait(how string) error {
 	return s.waitGone(pid)
 }
 
+// stopSurely is stopWait("stop") for a row's preparation, which must not
+// fail on Apache's own race: a TERM that reaches the master while it
+// finishes a restart (the row before may be -k restart) is lost, and the
+// master serves on. It asks again, up to three times, 10 s apart.
+func (s *server) stopSurely() error {
+	pid, err := s.masterPID()
+	if err != nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		if err := s.apache("-k", "stop"); err != nil {
+			return err
+		}
+		err := waitGoneWithin(pid, 10*time.Second)
+		if err == nil || try == 3 {
+			return err
+		}
+	}
+}
+
 func (s *server) masterPID() (int, error) {
 	data, err := os.ReadFile(filepath.Join(s.dir, "apache2.pid"))
 	if err != nil {
@@ -243,8 +263,11 @@ func (s *server) waitGone(pid int) error { return waitGone(pid) }
 
 // waitGone waits until pid has exited, reaping the zombies re-parented
 // here.
-func waitGone(pid int) error {
-	deadline := time.Now().Add(30 * time.Second)
+func waitGone(pid int) error { return waitGoneWithin(pid, 30*time.Second) }
+
+// waitGoneWithin is waitGone for up to d.
+func waitGoneWithin(pid int, d time.Duration) error {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		reapZombies()
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {

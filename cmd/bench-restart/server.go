@@ -112,11 +112,12 @@ func newServer(bin, mpm string) (*server, error) {
 
 // cleanup stops the Apache the benchmark left running (its process group:
 // the master and its children), so that the next server can bind the
-// port, and removes its directory.
+// port, and removes its directory. It waits for the whole group: a child
+// still in its exit holds the listening sockets after the master is gone.
 func (s *server) cleanup() {
 	if pid, err := s.masterPID(); err == nil {
 		if err := syscall.Kill(-pid, syscall.SIGKILL); err == nil {
-			_ = s.waitGone(pid)
+			_ = waitGroupGone(pid)
 		}
 	}
 	reapZombies()

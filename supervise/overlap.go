@@ -364,14 +364,14 @@ func ensurePIDFile(pidFile string, pid int) error {
 // removeAside removes the old master's pidfile, set aside for the start,
 // once it is proven to name only the old master, which has exited.
 func removeAside(root, aside string, old ipcguard.Proc) error {
-	data, err := os.ReadFile(aside)
+	pid, _, err := readPIDFile(aside)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(string(data)) != strconv.Itoa(old.PID) || sameAlive(root, old) {
+	if pid != old.PID || sameAlive(root, old) {
 		return fmt.Errorf("%s no longer names the stopped master %d: left in place", aside, old.PID)
 	}
 	return os.Remove(aside)

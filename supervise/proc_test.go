@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +45,32 @@ func TestMain(m *testing.M) {
 // its identity. It is killed and reaped at cleanup.
 func startHelper(t *testing.T, name string) (*exec.Cmd, ipcguard.Proc) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startHelperAt(t, os.Args[0], name)
+}
+
+// copyTestBinary copies the test binary into a temporary directory and
+// returns the copy's path.
+func copyTestBinary(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "helper")
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startHelperAt is startHelper running the test binary at path.
+func startHelperAt(t *testing.T, path, name string) (*exec.Cmd, ipcguard.Proc) {
+	t.Helper()
+	cmd := exec.Command(path, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+name)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -113,11 +140,10 @@ func TestSignalRefusesAReusedPID(t *testing.T) {
 }
 
 func TestFromPIDFile(t *testing.T) {
-	cmd, p := startHelper(t, "block")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The helper runs a copy of the test binary: its parent, this test,
+	// does not run the helper's binary, as a master's parent does not.
+	exe := copyTestBinary(t)
+	cmd, p := startHelperAt(t, exe, "block")
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
@@ -141,15 +167,69 @@ func TestFromPIDFile(t *testing.T) {
 	if _, err := FromPIDFile("/proc", old, exe); !errors.Is(err, ErrPIDReused) {
 		t.Errorf("pidfile older than its process: %v, want ErrPIDReused", err)
 	}
-	for _, bad := range []string{"", "abc", "-4", "12 13"} {
+	for _, bad := range []string{"", "abc", "-4", "12 13", strconv.Itoa(p.PID) + strings.Repeat(" ", maxPIDFile)} {
 		if _, err := FromPIDFile("/proc", write("bad.pid", bad), exe); !errors.Is(err, ErrBadPIDFile) {
 			t.Errorf("pidfile %q: %v, want ErrBadPIDFile", bad, err)
 		}
+	}
+	// A worker: a process whose parent runs the same binary (here the
+	// test itself, running the helper's binary directly).
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, worker := startHelper(t, "block")
+	_, err = FromPIDFile("/proc", write("worker.pid", strconv.Itoa(worker.PID)), self)
+	if !errors.Is(err, ErrForeignProcess) || !strings.Contains(err.Error(), "a worker, not the master") {
+		t.Errorf("a worker's pid: %v, want ErrForeignProcess naming a worker", err)
+	}
+	// ... unless its parent is a master in a binary upgrade, whose
+	// pidfile, moved aside, names it.
+	write("worker.pid"+oldbinSuffix, strconv.Itoa(os.Getpid()))
+	if got, err := FromPIDFile("/proc", filepath.Join(dir, "worker.pid"), self); err != nil || got.PID != worker.PID {
+		t.Errorf("the new master of a binary upgrade: %+v, %v; want pid %d", got, err, worker.PID)
 	}
 	// The process exits and is reaped: its pidfile is stale.
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	if _, err := FromPIDFile("/proc", good, exe); !errors.Is(err, ErrStalePIDFile) {
 		t.Errorf("dead pid: %v, want ErrStalePIDFile", err)
+	}
+}
+
+// TestReadPIDFile: a pidfile that is not a regular file (a FIFO, whose
+// open would block, a device that never ends, a directory) is refused at
+// once as malformed, naming what it is; so is a regular file longer than
+// a pid.
+func TestReadPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.pid")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.pid")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(dir, "long.pid")
+	if err := os.WriteFile(long, []byte("1"+strings.Repeat("0", 1<<20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		fifo: "is a named pipe (FIFO)", zero: "is a character device", dir: "is a directory", long: "holds more than 64 bytes",
+	} {
+		done := make(chan error, 1)
+		go func() { _, _, err := readPIDFile(path); done <- err }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrBadPIDFile) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v; want ErrBadPIDFile saying %q", path, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still reading after 10 s", path)
+		}
+	}
+	if _, _, err := readPIDFile(filepath.Join(dir, "missing.pid")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing pidfile: %v, want fs.ErrNotExist", err)
 	}
 }

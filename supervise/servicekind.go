@@ -1,10 +1,8 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -138,11 +136,7 @@ func (k *serviceKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
 
 // pidfilePID is the pid the pidfile holds now, 0 when none.
 func (k *serviceKind) pidfilePID() int {
-	data, err := os.ReadFile(k.pidFile)
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	pid, _, err := readPIDFile(k.pidFile)
 	if err != nil {
 		return 0
 	}

@@ -22,7 +22,7 @@ type upgrader interface {
 }
 
 func (nginxKind) upgradeSignal() syscall.Signal         { return syscall.SIGUSR2 }
-func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + ".oldbin" }
+func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + oldbinSuffix }
 
 // upgradeNoticed bounds the wait for the old master to act on the
 // upgrade signal (rename its pidfile): one that ignores it (nginx does

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -18,23 +21,16 @@ import (
 const pidfileSlack = 2 * time.Second
 
 // FromPIDFile returns the process a pidfile names, after proving it is the
-// server's: alive, running exe (symlinks resolved, " (deleted)" allowed
-// after an upgrade), and started no later than the file was written. It
+// server's master: alive, running exe (symlinks resolved, " (deleted)"
+// allowed after an upgrade), not a worker of another process running exe
+// (serverParent), and started no later than the file was written. It
 // never trusts a stale pidfile: a dead pid is ErrStalePIDFile, another
 // program ErrForeignProcess, a process younger than the file ErrPIDReused;
 // with the last two the process found is returned beside the error.
 func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
-	data, err := os.ReadFile(path)
+	pid, written, err := readPIDFile(path)
 	if err != nil {
-		return ipcguard.Proc{}, fmt.Errorf("read pidfile: %w", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ipcguard.Proc{}, fmt.Errorf("read pidfile: %w", err)
-	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
-	if err != nil || pid <= 0 {
-		return ipcguard.Proc{}, fmt.Errorf("%w: %s holds %q, not a pid", ErrBadPIDFile, path, truncate(data, 40))
+		return ipcguard.Proc{}, err
 	}
 	p, err := ipcguard.ReadProc(procRoot, pid)
 	if errors.Is(err, ipcguard.ErrNoProcess) || (err == nil && !p.Alive()) {
@@ -54,11 +50,90 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 		return p, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
 			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)
 	}
-	if p.Start.After(fi.ModTime().Add(pidfileSlack)) {
+	if parent, ok := serverParent(procRoot, p, exe, path); ok {
+		return p, fmt.Errorf("%w: %s names pid %d, a child of pid %d, which runs %s too: a worker, not the master (the pidfile is wrong)",
+			ErrForeignProcess, path, pid, parent.PID, exe)
+	}
+	if p.Start.After(written.Add(pidfileSlack)) {
 		return p, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
-			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), fi.ModTime().Format(time.RFC3339))
+			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), written.Format(time.RFC3339))
 	}
 	return p, nil
+}
+
+// oldbinSuffix is added to a pidfile's path by nginx's binary upgrade
+// (USR2): the old master moves its pidfile there, and the new one, its
+// child, writes the pidfile.
+const oldbinSuffix = ".oldbin"
+
+// serverParent returns p's parent when it is a live process running exe
+// as well: p is then one of its workers, not a master. The one master
+// whose parent runs the server is a binary upgrade's (nginx's USR2: the
+// new master is the old one's child, and the old one's pidfile, moved to
+// path+oldbinSuffix, names it); that parent is not reported.
+func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.Proc, bool) {
+	parent, err := ipcguard.ReadProc(procRoot, p.PPID)
+	if err != nil || !parent.Alive() || !runs(parent, exe) {
+		return ipcguard.Proc{}, false
+	}
+	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID {
+		return ipcguard.Proc{}, false
+	}
+	return parent, true
+}
+
+// maxPIDFile bounds what a pidfile may hold: a pid and a newline, with
+// room to spare.
+const maxPIDFile = 64
+
+// readPIDFile returns the pid the pidfile at path holds and when it was
+// written. It opens the file without blocking, since a FIFO planted at the
+// path would block open(2) for ever (and the service's lock with it), and
+// reads it only when it is a regular file, at most maxPIDFile bytes (a
+// device such as /dev/zero is never read). Anything else is ErrBadPIDFile,
+// saying what the path is; a missing file wraps fs.ErrNotExist.
+func readPIDFile(path string) (int, time.Time, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, time.Time{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadPIDFile, path, fileType(fi.Mode()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	if len(data) > maxPIDFile {
+		return 0, time.Time{}, fmt.Errorf("%w: %s holds more than %d bytes (%q), not a pid", ErrBadPIDFile, path, maxPIDFile, truncate(data, 40))
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	if err != nil || pid <= 0 {
+		return 0, time.Time{}, fmt.Errorf("%w: %s holds %q, not a pid", ErrBadPIDFile, path, truncate(data, 40))
+	}
+	return pid, fi.ModTime(), nil
+}
+
+// fileType names the type of a file that is not a regular file.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file (" + m.Type().String() + ")"
 }
 
 // exitGrace bounds the wait for a server process seen exiting.

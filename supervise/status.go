@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,9 +17,12 @@ type Status struct {
 	Service    string         `json:"service"`
 	Master     *ipcguard.Proc `json:"master,omitempty"`
 	NotRunning string         `json:"not_running,omitempty"` // why no master was accepted
-	Uptime     time.Duration  `json:"uptime_ns,omitempty"`
-	Tree       []int          `json:"tree,omitempty"`
-	Listeners  []Listener     `json:"listeners,omitempty"`
+	// PIDFileWrong says why the pidfile does not name the master, which
+	// was found by its listening sockets instead (masterByListeners).
+	PIDFileWrong string        `json:"pidfile_wrong,omitempty"`
+	Uptime       time.Duration `json:"uptime_ns,omitempty"`
+	Tree         []int         `json:"tree,omitempty"`
+	Listeners    []Listener    `json:"listeners,omitempty"`
 	// Reloads counts the reloads this master logged (Apache: graceful
 	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6) in its
 	// error log and the rotated ones since it started (masterLog); -1 when
@@ -53,6 +57,11 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 		return st, err
 	}
 	master, err := FromPIDFile("/proc", rc.PidFile, p.Binary)
+	if err != nil {
+		if m, ok := masterByListeners("/proc", procs, p.Binary, rc.Listen); ok {
+			st.PIDFileWrong, master, err = err.Error(), m, nil
+		}
+	}
 	if err == nil {
 		st.describeMaster(procs, master, p, rc)
 	} else {
@@ -115,6 +124,10 @@ func (st *Status) risks(ipc bool) []string {
 	if why := st.unitRisk(); why != "" {
 		out = append(out, why)
 	}
+	if st.PIDFileWrong != "" {
+		out = append(out, fmt.Sprintf("the pidfile does not name the master (%s): master %d was found by its listening sockets, "+
+			"and every command that acts refuses until the pidfile names it", st.PIDFileWrong, st.Master.PID))
+	}
 	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
 		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
@@ -152,4 +165,44 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 		return fmt.Errorf("not running: %s", st.NotRunning)
 	}
 	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
+}
+
+// masterByListeners finds the server's master when its pidfile does not
+// name it (it names a worker or another process, is no regular file, or
+// is gone): the one live process running exe that leads its own session
+// (the servers' masters call setsid, their workers do not), whose parent
+// does not run exe, and that holds a listening socket, on one of listen's
+// addresses when the config names them. An orphaned worker leads no
+// session. ok is false when there is no such process, or more than one
+// (other instances of the binary).
+func masterByListeners(root string, procs ipcguard.ProcTable, exe string, listen []string) (ipcguard.Proc, bool) {
+	listening, err := readListening(root)
+	if err != nil {
+		return ipcguard.Proc{}, false
+	}
+	var found []ipcguard.Proc
+	for _, p := range runningExactly(procs, exe) {
+		if p.Session != p.PID || p.PID == p.PPID {
+			continue
+		}
+		if parent, ok := procs.Live(p.PPID); ok && runs(parent, exe) {
+			continue
+		}
+		if slices.ContainsFunc(listenersOf(root, p.PID, listening), func(l Listener) bool { return configured(l, listen) }) {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		return ipcguard.Proc{}, false
+	}
+	return found[0], true
+}
+
+// configured reports whether l is on one of listen's addresses; any
+// listener is when listen is empty (the config test does not name them).
+func configured(l Listener, listen []string) bool {
+	if len(listen) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || conflicts(a, l.Addr) })
 }

@@ -1,0 +1,107 @@
+package main
+
+// The adversarial cases: hostile and unlucky inputs (pidfiles that name
+// the wrong process or are no file at all, signals that cannot stop or
+// reload anything, interrupted operations), each against a real server in
+// private namespaces. Nothing is signalled that is not this instance's
+// master, no command hangs, and the server serves after each.
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/safe-restart/safe-restart/internal/nginxtest"
+	"github.com/safe-restart/safe-restart/internal/nstest"
+)
+
+// runCLIWithin is runCLI, failing the test when the command has not
+// returned within d (the command is left running: the test binary exits
+// with the failure).
+func runCLIWithin(t *testing.T, d time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := runCLI(t, args...)
+		done <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.out, r.err
+	case <-time.After(d):
+		t.Fatalf("%v: still running after %s", args, d)
+	}
+	return 0, "", ""
+}
+
+// TestHostilePIDFiles: a pidfile that names a worker of the live master,
+// or that is a FIFO (whose open would block), /dev/zero (which never
+// ends) or a directory, makes stop, restart and reload refuse at once
+// (exit 3), saying what is wrong, with nothing signalled: the same master
+// and workers serve after each. status finds the master by its listening
+// sockets and says the pidfile is wrong (but for the directory, which
+// nginx's own config test refuses).
+func TestHostilePIDFiles(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{})
+	conf := []string{"nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir()}
+	master := nginxMaster(t, srv)
+	workers := settledWorkers(t, srv)
+	cases := []struct {
+		name, says string
+		plant      func() error
+	}{
+		{"a worker's pid", fmt.Sprintf("a child of pid %d", master.PID),
+			func() error { return os.WriteFile(srv.PidFile, []byte(strconv.Itoa(workers[0])+"\n"), 0o644) }},
+		{"a FIFO", "is a named pipe (FIFO), not a regular file", func() error { return syscall.Mkfifo(srv.PidFile, 0o644) }},
+		{"/dev/zero", "is a character device, not a regular file", func() error { return os.Symlink("/dev/zero", srv.PidFile) }},
+		// nginx's own config test opens the pidfile: every command, status
+		// too, is refused quoting it ("(21: Is a directory)").
+		{"a directory", "s a directory", func() error { return os.Mkdir(srv.PidFile, 0o755) }},
+	}
+	for _, c := range cases {
+		for _, cmd := range []string{"stop", "restart", "reload", "status"} {
+			if err := os.RemoveAll(srv.PidFile); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.plant(); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLIWithin(t, time.Minute, append([]string{cmd}, conf...)...)
+			if err := os.RemoveAll(srv.PidFile); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(srv.PidFile, []byte(strconv.Itoa(master.PID)+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := exitRefused
+			if cmd == "status" && c.name != "a directory" {
+				want = exitOK
+				if !strings.Contains(out, "running, master "+strconv.Itoa(master.PID)) || !strings.Contains(out, "the pidfile does not name the master") {
+					t.Errorf("%s, status: the master is not found by its listeners, or the pidfile not called wrong:\n%s", c.name, out)
+				}
+			}
+			if code != want || !strings.Contains(out+errOut, c.says) {
+				t.Errorf("%s, %s: exit %d, want %d saying %q\n%s\n%s", c.name, cmd, code, want, c.says, out, errOut)
+			}
+			if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
+				t.Fatalf("%s, %s: master %d workers %v, want %d %v untouched", c.name, cmd, now.PID, workerPIDs(srv), master.PID, workers)
+			}
+			if status, body, err := srv.Get("/"); status != 200 || body != nginxtest.IndexBody || err != nil {
+				t.Fatalf("%s, %s: GET / %d %q %v", c.name, cmd, status, body, err)
+			}
+		}
+	}
+}

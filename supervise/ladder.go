@@ -301,6 +301,43 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
 
+// checkStopSignal refuses a signal no stop can use: one that freezes a
+// process instead of ending it (STOP, TSTP, TTIN, TTOU), or one whose
+// default is to do nothing and that no server stops on (CONT, CHLD, URG).
+// A ladder of them would leave the server frozen, or wait out every step
+// for nothing. WINCH, ignored by default too, is Apache's graceful stop.
+func checkStopSignal(sig syscall.Signal) error {
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		return fmt.Errorf("%s freezes a process, it ends none", sigName(sig))
+	case syscall.SIGCONT, syscall.SIGCHLD, syscall.SIGURG:
+		return fmt.Errorf("%s ends no process", sigName(sig))
+	}
+	return nil
+}
+
+// checkReloadSignal refuses a signal that reloads nothing: daemons
+// document HUP, USR1, USR2 or WINCH for a reload (or a real-time signal);
+// any other signal stops, freezes, kills or is ignored by a process that
+// does not handle it, and a reload verified afterwards could pass on a
+// frozen daemon (the kernel still completes a connection to it).
+func checkReloadSignal(sig syscall.Signal) error {
+	switch {
+	case sig == syscall.SIGHUP, sig == syscall.SIGUSR1, sig == syscall.SIGUSR2, sig == syscall.SIGWINCH:
+		return nil
+	case sig >= sigRTMin && sig <= sigRTMax:
+		return nil
+	}
+	return fmt.Errorf("%s reloads no daemon: use the one it documents (HUP, USR1, USR2, WINCH, or a real-time signal)", sigName(sig))
+}
+
+// sigRTMin and sigRTMax bound the real-time signals a program may use
+// (the C library keeps the first two for itself).
+const (
+	sigRTMin = syscall.Signal(34)
+	sigRTMax = syscall.Signal(64)
+)
+
 // sigName is "SIGTERM" for syscall.SIGTERM.
 func sigName(sig syscall.Signal) string {
 	if n := unix.SignalName(sig); n != "" {
@@ -319,8 +356,12 @@ func or[T comparable](v, def T) T {
 }
 
 // ParseLadder reads a ladder written as comma-separated steps
-// SIGNAL:WAIT[:all], e.g. "WINCH:30s,TERM:10s,KILL:5s:all".
+// SIGNAL:WAIT[:all], e.g. "WINCH:30s,TERM:10s,KILL:5s:all". Every step's
+// signal must be one a stop can use (checkStopSignal).
 func ParseLadder(s string) (Ladder, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("empty ladder: give at least one step, e.g. TERM:10s,KILL:5s:all")
+	}
 	var l Ladder
 	for _, part := range strings.Split(s, ",") {
 		f := strings.Split(strings.TrimSpace(part), ":")
@@ -328,6 +369,9 @@ func ParseLadder(s string) (Ladder, error) {
 			return nil, fmt.Errorf("ladder step %q: want SIGNAL:WAIT or SIGNAL:WAIT:all", part)
 		}
 		sig, err := ParseSignal(f[0])
+		if err == nil {
+			err = checkStopSignal(sig)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ladder step %q: %w", part, err)
 		}

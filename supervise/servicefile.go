@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 
@@ -70,8 +71,8 @@ const (
 )
 
 // validName is a service name usable in lock, lineage and stop-record file
-// names.
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+// names: at most 64 characters.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 
 // LoadServiceFile reads a service file: the description of a daemon that
 // has no built-in profile, in TOML. It returns a Profile of Kind "service"
@@ -82,15 +83,17 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
 //
 // The keys (examples/service/myapp.toml is a commented example):
 //
-//	name        service name for locks, lineages and logs
-//	            (default: the file name without .toml)
+//	name        service name for locks, lineages and logs, at most 64
+//	            letters, digits and . _ @ - (default: the file name
+//	            without .toml)
 //	binary      the daemon's executable, absolute (required): its master
 //	            must run it, so a pidfile naming anything else is refused
 //	start       argv that starts the daemon detached: it writes pidfile
 //	            and returns (required; argv[0] absolute)
 //	conf        the default for --conf; "{conf}" in start and config_test
 //	            is replaced by --conf or this (required when used)
-//	pidfile     absolute path of the pidfile the daemon writes (required)
+//	pidfile     absolute path of the pidfile the daemon writes, not
+//	            under /proc, /sys or /dev (required)
 //	config_test argv that exits 0 when the configuration is good
 //	            (optional; without it a bad config is found only when the
 //	            start or reload fails)
@@ -102,10 +105,13 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
 //	            reload replaces: new workers are then part of its proof
 //	            (default false)
 //	[signals]   reload = "HUP" (default), hard_reload (default: reload);
-//	            names like HUP, SIGHUP or numbers
+//	            names like HUP, SIGHUP or numbers: HUP, USR1, USR2, WINCH
+//	            or a real-time signal (any other reloads no daemon)
 //	[stop]      graceful: the graceful-stop signal, given --graceful-timeout
 //	            (default: none); ladder: the steps after it as
-//	            SIGNAL:WAIT[:all] (default "TERM:10s,KILL:5s:all")
+//	            SIGNAL:WAIT[:all] (default "TERM:10s,KILL:5s:all"); no
+//	            signal that freezes a process (STOP, TSTP, TTIN, TTOU) or
+//	            ends none (CONT, CHLD, URG). A key given empty is refused.
 //	[health]    url: GET it, an answer below 500 proves the daemon serves
 //	            (default: connect to every listener of the master);
 //	            http = true: GET / on the first listener when there is no
@@ -170,12 +176,12 @@ func (f *serviceFile) profile(path string, md toml.MetaData) (Profile, error) {
 	for _, check := range []func() error{
 		func() error { return checkExeKey("binary", f.Binary) },
 		func() error { return f.checkCommands(k) },
-		func() error { return checkAbs("pidfile", f.PidFile, true) },
+		func() error { return checkPIDFilePath(f.PidFile) },
 		func() error { return checkAbs("error_log", f.ErrorLog, false) },
 		func() error { return checkAbs("conf", f.Conf, false) },
 		func() error { return checkHealthURL(f.Health.URL) },
 		func() error { return f.setUser(k) },
-		func() error { return f.setSignals(k) },
+		func() error { return f.setSignals(k, md) },
 		func() error { return f.setLog(k) },
 		func() error { return f.setIPC(k, name, md) },
 	} {
@@ -228,6 +234,20 @@ func checkAbs(key, path string, required bool) error {
 	return nil
 }
 
+// checkPIDFilePath checks the pidfile key: an absolute path, outside the
+// kernel's file systems (/proc, /sys, /dev), whose files no daemon writes.
+func checkPIDFilePath(path string) error {
+	if err := checkAbs("pidfile", path, true); err != nil {
+		return err
+	}
+	for _, kernel := range []string{"/proc", "/sys", "/dev"} {
+		if path == kernel || strings.HasPrefix(filepath.Clean(path), kernel+"/") {
+			return fmt.Errorf("bad pidfile %q: a file of the kernel's %s, not one a daemon writes", path, kernel)
+		}
+	}
+	return nil
+}
+
 func checkHealthURL(s string) error {
 	if s == "" {
 		return nil
@@ -255,20 +275,30 @@ func (f *serviceFile) setUser(k *serviceKind) error {
 	return nil
 }
 
-// setSignals parses [signals] and [stop].
-func (f *serviceFile) setSignals(k *serviceKind) error {
+// setSignals parses [signals] and [stop]: a key given empty is refused
+// (not taken for its default), and each signal must fit its use
+// (checkReloadSignal, checkStopSignal).
+func (f *serviceFile) setSignals(k *serviceKind, md toml.MetaData) error {
 	var err error
-	if k.reload, err = ParseSignal(or(f.Signals.Reload, defaultReloadSignal)); err != nil {
+	for _, v := range []struct{ table, key, value string }{
+		{"signals", "reload", f.Signals.Reload}, {"signals", "hard_reload", f.Signals.HardReload},
+		{"stop", "graceful", f.Stop.Graceful}, {"stop", "ladder", f.Stop.Ladder},
+	} {
+		if md.IsDefined(v.table, v.key) && strings.TrimSpace(v.value) == "" {
+			return fmt.Errorf("%s.%s: empty: remove the key for the default, or give a value", v.table, v.key)
+		}
+	}
+	if k.reload, err = parseWith(or(f.Signals.Reload, defaultReloadSignal), checkReloadSignal); err != nil {
 		return fmt.Errorf("signals.reload: %w", err)
 	}
 	k.hardReload = k.reload
 	if f.Signals.HardReload != "" {
-		if k.hardReload, err = ParseSignal(f.Signals.HardReload); err != nil {
+		if k.hardReload, err = parseWith(f.Signals.HardReload, checkReloadSignal); err != nil {
 			return fmt.Errorf("signals.hard_reload: %w", err)
 		}
 	}
 	if f.Stop.Graceful != "" {
-		if k.graceful, err = ParseSignal(f.Stop.Graceful); err != nil {
+		if k.graceful, err = parseWith(f.Stop.Graceful, checkStopSignal); err != nil {
 			return fmt.Errorf("stop.graceful: %w", err)
 		}
 	}
@@ -276,6 +306,15 @@ func (f *serviceFile) setSignals(k *serviceKind) error {
 		return fmt.Errorf("stop.ladder: %w", err)
 	}
 	return nil
+}
+
+// parseWith parses a signal and checks it is fit for its use.
+func parseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
+	sig, err := ParseSignal(s)
+	if err != nil {
+		return 0, err
+	}
+	return sig, check(sig)
 }
 
 // setLog compiles the [log] patterns.

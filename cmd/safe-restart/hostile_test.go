@@ -105,3 +105,65 @@ func TestHostilePIDFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileSignals: signals that would freeze a server or reload
+// nothing are refused before anything runs (exit 2), naming the problem,
+// with the server untouched: nginx stopped with a --ladder of STOP, TSTP
+// or CONT; a daemon whose service file reloads with STOP or KILL, stops
+// gracefully with TSTP, has an empty ladder, or names a /proc file as its
+// pidfile.
+func TestHostileSignals(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{})
+	master := nginxMaster(t, srv)
+	workers := settledWorkers(t, srv)
+	for _, ladder := range []string{"STOP:1s", "TERM:10s,TSTP:1s", "CONT:5s,KILL:1s:all"} {
+		code, out, errOut := runCLI(t, "stop", "nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--ladder", ladder)
+		if code != exitUsage || !strings.Contains(errOut, "bad --ladder") {
+			t.Errorf("stop --ladder %s: exit %d, want %d (bad --ladder)\n%s\n%s", ladder, code, exitUsage, out, errOut)
+		}
+		if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
+			t.Fatalf("stop --ladder %s: master %d workers %v, want %d %v untouched", ladder, now.PID, workerPIDs(srv), master.PID, workers)
+		}
+	}
+
+	d := daemonService(t)
+	d.cli(t, exitOK, "start", d.svc)
+	first := d.master(t)
+	good, err := os.ReadFile(d.svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ from, to, says string }{
+		{`reload = "HUP"`, `reload = "STOP"`, "signals.reload: SIGSTOP reloads no daemon"},
+		{`reload = "HUP"`, `reload = "KILL"`, "signals.reload: SIGKILL reloads no daemon"},
+		{`graceful = "QUIT"`, `graceful = "TSTP"`, "stop.graceful: SIGTSTP freezes a process"},
+		{`ladder = "TERM:10s,KILL:5s:all"`, `ladder = ""`, "stop.ladder: empty"},
+		{`pidfile = "` + d.pidFile + `"`, `pidfile = "/proc/1/stat"`, "a file of the kernel's /proc"},
+	} {
+		bad := strings.Replace(string(good), c.from, c.to, 1)
+		if bad == string(good) {
+			t.Fatalf("the service file has no %s", c.from)
+		}
+		if err := os.WriteFile(d.svc, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"reload", "stop", "restart"} {
+			_, errOut := d.cli(t, exitUsage, cmd, d.svc)
+			if !strings.Contains(errOut, c.says) {
+				t.Errorf("%s with %s: the error does not say %q:\n%s", cmd, c.to, c.says, errOut)
+			}
+			if now := d.master(t); now != first {
+				t.Fatalf("%s with %s: master %d, want %d untouched", cmd, c.to, now.PID, first.PID)
+			}
+		}
+	}
+	if err := os.WriteFile(d.svc, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.wantServes(t, 1)
+	d.cli(t, exitOK, "stop", d.svc)
+}

@@ -247,7 +247,9 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	// interrupted, it would still exit later and remove the pidfile and
 	// the unix socket paths that are the new master's by then. The ladder
 	// ends in KILL, so it is bounded.
-	err := stopOldMaster(context.WithoutCancel(ctx), s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop)
+	ctx, end := finishing(ctx, st.Log, "the new master serves and the old one is being stopped")
+	defer end(nil)
+	err := stopOldMaster(ctx, s, root, old, *rep.Start.Master, rc.PidFile, &rep.Stop)
 	if st.handoff != nil {
 		st.handoff.afterStop(rep.Handoff)
 	}
@@ -264,7 +266,11 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s); err != nil {
 		return err
 	}
-	return verifySuccessor(root, st, *rep.Start.Master, &rep.Start)
+	if err := verifySuccessor(root, st, *rep.Start.Master, &rep.Start); err != nil {
+		return err
+	}
+	end(rep.Start.Master)
+	return nil
 }
 
 // stopPendingBeside finishes the stop of a master that a stop intent names
@@ -390,6 +396,9 @@ func removeAside(root, aside string, old ipcguard.Proc) error {
 // old master's stop intent stays unless its pidfile is back, so that the
 // next restart finishes what this one could not.
 func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc RunConfig, started *ipcguard.Proc, began time.Time, cause error) error {
+	if err := ctx.Err(); err != nil {
+		cause = fmt.Errorf("interrupted (%w) before the new master was proven: %w", err, cause)
+	}
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	var errs []error

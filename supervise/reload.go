@@ -102,7 +102,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	if err := ctx.Err(); err != nil {
-		return rep, err // interrupted: nothing was touched, nothing will be
+		return rep, interruptedUntouched(err) // nothing was touched, nothing will be
 	}
 	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -47,8 +49,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	}
 	var trial *TrialReport
 	if master, err := FromPIDFile(or(st.ProcRoot, "/proc"), rc.PidFile, st.Profile.Binary); err == nil {
-		if trial, err = st.proveRuns(ctx, rc, master); err == nil {
-			err = ctx.Err() // interrupted: nothing was touched, nothing will be
+		trial, err = st.proveRuns(ctx, rc, master)
+		if cerr := ctx.Err(); cerr != nil {
+			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
 		}
 		if err != nil {
 			return RestartReport{Trial: trial}, err
@@ -106,6 +109,11 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
 			"its graceful stop closes the listeners first, and clients would be refused until the requests in flight finish and the new master listens")
 	}
+	if err := ctx.Err(); err != nil {
+		return rep, interruptedUntouched(err)
+	}
+	ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
+	defer end(nil)
 	rep.Stop, err = s.stop(ctx, sig, rc)
 	if st.handoff != nil {
 		st.handoff.afterStop(rep.Handoff)
@@ -119,7 +127,44 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if rep.Start, err = st.start(ctx, sig, rc); err != nil || rep.Start.Master == nil {
 		return rep, err
 	}
-	return rep, aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners)
+	if err := aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners); err != nil {
+		return rep, err
+	}
+	end(rep.Start.Master)
+	return rep, nil
+}
+
+// finishing returns ctx without its cancellation, for the part of an
+// operation that must run to its end once begun: a restart whose old
+// master is being stopped would otherwise leave the service down when a
+// deploy job is cancelled (SIGINT, SIGTERM). Its end is bounded by the
+// ladder's steps and the start's timeout, not by the caller. When ctx is
+// cancelled meanwhile, a warning says what is being finished. end stops
+// that watch (calls after the first do nothing) and, when ctx was
+// cancelled and served names the master that serves at the end, says so
+// (a failure's error says the rest).
+func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Context, func(served *ipcguard.Proc)) {
+	stop := context.AfterFunc(ctx, func() {
+		log.Warn().Str("cause", context.Cause(ctx).Error()).
+			Msg("interrupted, but " + what + ": finishing that first, so that the service is not left down (SIGKILL abandons it; the next run then finishes the stop)")
+	})
+	ended := false
+	return context.WithoutCancel(ctx), func(served *ipcguard.Proc) {
+		if ended {
+			return
+		}
+		ended = true
+		stop()
+		if served != nil && ctx.Err() != nil {
+			log.Warn().Int("pid", served.PID).Msg("the interrupted restart was finished: the new master serves")
+		}
+	}
+}
+
+// interruptedUntouched is the error of an operation interrupted before it
+// touched the running server.
+func interruptedUntouched(err error) error {
+	return fmt.Errorf("interrupted before the running master was touched: it serves on as before (%w)", err)
 }
 
 // unitRestart is a restart on a systemd host, from outside the unit. The

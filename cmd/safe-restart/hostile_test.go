@@ -7,8 +7,11 @@ package main
 // master, no command hangs, and the server serves after each.
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 )
@@ -166,4 +170,82 @@ func TestHostileSignals(t *testing.T) {
 	}
 	d.wantServes(t, 1)
 	d.cli(t, exitOK, "stop", d.svc)
+}
+
+// interruptAt runs safe-restart with args as a process of its own, sends
+// it sig once it has written n log lines (if it has not ended first), and
+// returns its exit code and its log.
+func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, []string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"--log-format", "json"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SAFE_RESTART_NSTEST") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, mainEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sent := false
+	for sc := bufio.NewScanner(stderr); sc.Scan(); {
+		lines = append(lines, sc.Text())
+		if !sent && len(lines) >= n {
+			sent = cmd.Process.Signal(sig) == nil
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, lines
+	case errors.As(err, &ee):
+		return ee.ExitCode(), lines
+	}
+	t.Fatal(err)
+	return 0, nil
+}
+
+// TestHostileInterruptedRestart: a restart of a stock Apache SIGINTed or
+// SIGTERMed after any of its log lines (a cancelled deploy job; the lines
+// come in batches, so the moments spread over the run) leaves exactly one
+// master serving, with the overlap and with --no-overlap; a failed run's
+// last line says which master serves.
+func TestHostileInterruptedRestart(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
+	state := t.TempDir()
+	for _, mode := range [][]string{nil, {"--no-overlap"}} {
+		args := append([]string{"restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state}, mode...)
+		code, whole := interruptAt(t, args, 1<<30, syscall.SIGINT)
+		if code != exitOK {
+			t.Fatalf("%v, uninterrupted: exit %d\n%s", mode, code, strings.Join(whole, "\n"))
+		}
+		for n := 1; n <= len(whole); n++ {
+			sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}[n%2]
+			code, lines := interruptAt(t, args, n, sig)
+			masters := countMasters(t, srv)
+			status, _, err := srv.Get("/")
+			if masters != 1 || status != 200 || err != nil {
+				t.Errorf("%v, %s after line %d (%s): exit %d, %d masters, GET / %d %v; log:\n%s",
+					mode, sig, n, whole[n-1], code, masters, status, err, strings.Join(lines, "\n"))
+				if masters == 0 || err != nil {
+					if code, out, errOut := runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
+						t.Fatalf("start after the failure: exit %d\n%s\n%s", code, out, errOut)
+					}
+				}
+			}
+			if last := lines[len(lines)-1]; code != exitOK && !strings.Contains(last, "serves") {
+				t.Errorf("%v, %s after line %d: exit %d, and the last line does not say what serves: %s", mode, sig, n, code, last)
+			}
+		}
+	}
 }

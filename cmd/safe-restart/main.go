@@ -12,6 +12,11 @@ import (
 )
 
 func main() {
+	// A SIGINT or SIGTERM that comes once run has stopped listening (a
+	// cancelled job signalling again as the operation ends) must not kill
+	// the process before it exits with the operation's code: this channel
+	// keeps catching them, and nobody reads it.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -205,11 +205,18 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	if !main || s.Ladder != nil || s.DryRun {
 		st.Log.Info().Str("unit", st.unit.Name).Msg("restarting through systemd: the ladder stops the old master, then the unit's start job starts the new one")
+		if err := ctx.Err(); err != nil {
+			return rep, interruptedUntouched(err)
+		}
+		ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
+		defer end(nil)
 		if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
 			return rep, err
 		}
 		st.stopped = true
-		rep.Start, err = st.start(ctx, sig, rc)
+		if rep.Start, err = st.start(ctx, sig, rc); err == nil {
+			end(rep.Start.Master)
+		}
 		return rep, err
 	}
 	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)

@@ -2,6 +2,8 @@ package ipcguard
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -55,9 +57,26 @@ func TestLineageRoundTrip(t *testing.T) {
 	if err := SaveLineage(dir, Lineage{Service: "../x"}); err == nil {
 		t.Fatalf("a service name with a slash was accepted")
 	}
+	// A symlink planted at the name a writer might use for its temporary
+	// file is neither followed nor truncated.
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"apache2.43.json.tmp", ".apache2.43.json.tmp"} {
+		if err := os.Symlink(victim, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SaveLineage(dir, Lineage{Service: "apache2", Master: ProcKey{PID: 43, StartTicks: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(victim); err != nil || string(data) != "precious\n" {
+		t.Fatalf("the file a planted symlink names now holds %q (%v)", data, err)
+	}
 	// The master is gone: the lineage is pruned.
 	n, err := PruneLineages(dir, "apache2", table())
-	if err != nil || n != 1 {
-		t.Fatalf("PruneLineages = %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("PruneLineages = %d, %v; want 2", n, err)
 	}
 }

@@ -75,12 +75,21 @@ func SaveLineage(dir string, l Lineage) error {
 		return fmt.Errorf("save lineage: %w", err)
 	}
 	name := lineagePath(dir, l.Service, l.Master.PID)
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// A new file of a random name (O_EXCL: nothing planted at a known
+	// name is followed or truncated), then a rename over the lineage.
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		_ = os.Remove(tmp)
+	defer os.Remove(tmp.Name()) // after the rename: ENOENT, ignored
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
 	return nil

@@ -19,7 +19,8 @@ const (
 const exitCodesHelp = `Exit codes:
   0  done and verified
   1  failed; what was done and the service state are reported
-  2  usage or configuration error, such as a bad service file (nothing was touched)
+  2  usage or configuration error, such as a bad service file or a state directory another
+     user could write (nothing was touched)
   3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
      lock timeout, systemd not answering about the unit); nothing was touched
   4  reload failed and a verified restart recovered the service`
@@ -61,7 +62,8 @@ func exitCode(err error) int {
 		errors.Is(err, supervise.ErrServiceManager):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
-		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit):
+		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit),
+		errors.Is(err, supervise.ErrUnsafeStateDir):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+
+	"github.com/safe-restart/safe-restart/supervise"
 	"golang.org/x/term"
 )
 
@@ -58,7 +60,13 @@ Results go to stdout.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return d.setupLogger()
+			if err := d.setupLogger(); err != nil {
+				return err
+			}
+			if f := cmd.Flags().Lookup("state-dir"); f != nil {
+				return supervise.CheckStateDir(f.Value.String())
+			}
+			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&d.logFormat, "log-format", "auto", "log format: auto (console on a terminal, else json), console, json")

@@ -54,8 +54,8 @@ func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.P
 
 // pendingStop returns the master of an unfinished stop if it is still the
 // same live process, and clears an intent whose master is gone.
-func pendingStop(dir, procRoot, service string) (*ipcguard.Proc, error) {
-	in, err := readIntent(dir, procRoot, service)
+func pendingStop(dir, procRoot, service, exe string) (*ipcguard.Proc, error) {
+	in, err := readIntent(dir, procRoot, service, exe)
 	if err != nil || in == nil || in.MasterGone {
 		return nil, err
 	}
@@ -66,8 +66,11 @@ func pendingStop(dir, procRoot, service string) (*ipcguard.Proc, error) {
 // it is now, and its successor only while it is the same live process. An
 // intent whose master has exited is cleared, unless its successor lives
 // (MasterGone: its pidfile may still need writing, see
-// stopPendingBeside).
-func readIntent(dir, procRoot, service string) (*stopIntent, error) {
+// stopPendingBeside). The record is proven before it is trusted, as a
+// pidfile is: it is this service's, and its live master and successor
+// are masters of the server, running exe (proveMaster); anything else is
+// an error that leaves the record and every process alone.
+func readIntent(dir, procRoot, service, exe string) (*stopIntent, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -78,12 +81,19 @@ func readIntent(dir, procRoot, service string) (*stopIntent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stop intent: %w", err)
 	}
+	path := intentPath(dir, service)
 	var in stopIntent
 	if err := json.Unmarshal(data, &in); err != nil {
-		return nil, fmt.Errorf("read stop intent %s: %w", intentPath(dir, service), err)
+		return nil, fmt.Errorf("read stop intent %s: %w", path, err)
+	}
+	if in.Service != service {
+		return nil, fmt.Errorf("%w: stop record %s is for service %q, not %q: remove it", ErrForeignProcess, path, in.Service, service)
 	}
 	if in.Successor != nil {
 		if s, err := Same(procRoot, *in.Successor); err == nil && s.Alive() {
+			if !runs(s, exe) {
+				return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", ErrForeignProcess, path, s.PID, s.Exe, exe)
+			}
 			in.Successor = &s
 		} else {
 			in.Successor = nil
@@ -92,6 +102,9 @@ func readIntent(dir, procRoot, service string) (*stopIntent, error) {
 	now, err := Same(procRoot, in.Master)
 	switch {
 	case err == nil && now.Alive():
+		if err := proveMaster(procRoot, now, exe, path); err != nil && !errors.Is(err, ErrStalePIDFile) {
+			return nil, fmt.Errorf("%w: remove it", err)
+		}
 		in.Master = now
 	case in.Successor != nil:
 		in.MasterGone = true // the successor's pidfile may still be missing

@@ -1,8 +1,12 @@
 package supervise
 
 import (
+	"errors"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // TestReadIntentSuccessor: an intent whose old master has exited is kept
@@ -11,30 +15,71 @@ import (
 // it is.
 func TestReadIntentSuccessor(t *testing.T) {
 	dir := t.TempDir()
-	oldCmd, old := startHelper(t, "old")
-	newCmd, successor := startHelper(t, "new")
+	exe := copyTestBinary(t) // the helpers' parent, this test, does not run it
+	oldCmd, old := startHelperAt(t, exe, "old")
+	newCmd, successor := startHelperAt(t, exe, "new")
 	if err := saveIntent(dir, "svc", old, &successor); err != nil {
 		t.Fatal(err)
 	}
-	in, err := readIntent(dir, "/proc", "svc")
+	in, err := readIntent(dir, "/proc", "svc", exe)
 	if err != nil || in == nil || in.MasterGone || in.Master.PID != old.PID || in.Successor == nil || in.Successor.PID != successor.PID {
 		t.Fatalf("both alive: readIntent = %+v, %v", in, err)
 	}
 	_ = oldCmd.Process.Kill()
 	_ = oldCmd.Wait()
-	in, err = readIntent(dir, "/proc", "svc")
+	in, err = readIntent(dir, "/proc", "svc", exe)
 	if err != nil || in == nil || !in.MasterGone || in.Successor == nil {
 		t.Fatalf("old master gone: readIntent = %+v, %v; want the successor, MasterGone", in, err)
 	}
-	if p, err := pendingStop(dir, "/proc", "svc"); err != nil || p != nil {
+	if p, err := pendingStop(dir, "/proc", "svc", exe); err != nil || p != nil {
 		t.Fatalf("old master gone: pendingStop = %v, %v; want none", p, err)
 	}
 	_ = newCmd.Process.Kill()
 	_ = newCmd.Wait()
-	if in, err = readIntent(dir, "/proc", "svc"); err != nil || in != nil {
+	if in, err = readIntent(dir, "/proc", "svc", exe); err != nil || in != nil {
 		t.Fatalf("both gone: readIntent = %+v, %v; want none", in, err)
 	}
 	if _, err := os.Stat(intentPath(dir, "svc")); !os.IsNotExist(err) {
 		t.Fatalf("both gone: the intent is left: %v", err)
+	}
+}
+
+// TestReadIntentProven: a stop record is trusted only when it proves out
+// as a pidfile does: one naming a process of another program, a worker
+// (a child of a process running the server's binary), or another service
+// is an error that names the file, and the record is left for the
+// operator to look at.
+func TestReadIntentProven(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, worker := startHelper(t, "block") // a child of this test, which runs self
+	_, other := startHelper(t, "block")
+	for _, c := range []struct {
+		name, service, exe string
+		master             ipcguard.Proc
+		says               string
+	}{
+		{"another program", "svc", "/usr/sbin/apache2", other, "not /usr/sbin/apache2"},
+		{"a worker", "svc", self, worker, "a worker, not the master"},
+		{"another service", "other", self, worker, `is for service "other"`},
+	} {
+		dir := t.TempDir()
+		if err := saveIntent(dir, c.service, c.master, nil); err != nil {
+			t.Fatal(err)
+		}
+		if c.service != "svc" {
+			if err := os.Rename(intentPath(dir, c.service), intentPath(dir, "svc")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in, err := readIntent(dir, "/proc", "svc", c.exe)
+		if in != nil || !errors.Is(err, ErrForeignProcess) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), intentPath(dir, "svc")) {
+			t.Errorf("%s: readIntent = %+v, %v; want ErrForeignProcess naming the file and saying %q", c.name, in, err, c.says)
+		}
+		if _, err := os.Stat(intentPath(dir, "svc")); err != nil {
+			t.Errorf("%s: the record was removed: %v", c.name, err)
+		}
 	}
 }

@@ -283,7 +283,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // kept, the unit left alone, since the new master is in it).
 func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 	root := or(s.ProcRoot, "/proc")
-	pending, err := readIntent(s.IntentDir, root, s.Profile.Name)
+	pending, err := readIntent(s.IntentDir, root, s.Profile.Name, s.Profile.Binary)
 	if err != nil || pending == nil {
 		return err
 	}

@@ -219,7 +219,7 @@ func (o StartOptions) stopOptions() StopOptions {
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
 	so := o.stopOptions()
-	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name)
+	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name, o.Profile.Binary)
 	if err != nil || pending == nil {
 		return err
 	}

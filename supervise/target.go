@@ -39,26 +39,41 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	if err != nil {
 		return ipcguard.Proc{}, err
 	}
-	if !runs(p, exe) && exiting(procRoot, p, exe) {
-		return ipcguard.Proc{}, fmt.Errorf("%w: %s names pid %d, which was exiting", ErrStalePIDFile, path, pid)
-	}
-	if !runs(p, exe) && p.Exe == "" {
-		return p, fmt.Errorf("%w: %s names pid %d (%s), whose executable cannot be read from %s/%d/exe (not permitted?): not proven to run %s",
-			ErrForeignProcess, path, pid, p.Comm, procRoot, pid, exe)
-	}
-	if !runs(p, exe) {
-		return p, fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s",
-			ErrForeignProcess, path, pid, p.Exe, p.Comm, exe)
-	}
-	if parent, ok := serverParent(procRoot, p, exe, path); ok {
-		return p, fmt.Errorf("%w: %s names pid %d, a child of pid %d, which runs %s too: a worker, not the master (the pidfile is wrong)",
-			ErrForeignProcess, path, pid, parent.PID, exe)
+	if err := proveMaster(procRoot, p, exe, path); err != nil {
+		if errors.Is(err, ErrStalePIDFile) {
+			return ipcguard.Proc{}, err
+		}
+		return p, err
 	}
 	if p.Start.After(written.Add(pidfileSlack)) {
 		return p, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
 			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), written.Format(time.RFC3339))
 	}
 	return p, nil
+}
+
+// proveMaster proves that p, a live process that the file at path names
+// (a pidfile, a stop record), is a master of the server: it runs exe, not
+// merely a program named like it (ErrForeignProcess, also when its
+// executable cannot be read), and it is no worker of another process
+// running exe (serverParent). A server process seen in its exit, its
+// executable already dropped, is ErrStalePIDFile.
+func proveMaster(procRoot string, p ipcguard.Proc, exe, path string) error {
+	switch {
+	case runs(p, exe):
+	case exiting(procRoot, p, exe):
+		return fmt.Errorf("%w: %s names pid %d, which was exiting", ErrStalePIDFile, path, p.PID)
+	case p.Exe == "":
+		return fmt.Errorf("%w: %s names pid %d (%s), whose executable cannot be read from %s/%d/exe (not permitted?): not proven to run %s",
+			ErrForeignProcess, path, p.PID, p.Comm, procRoot, p.PID, exe)
+	default:
+		return fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s", ErrForeignProcess, path, p.PID, p.Exe, p.Comm, exe)
+	}
+	if parent, ok := serverParent(procRoot, p, exe, path); ok {
+		return fmt.Errorf("%w: %s names pid %d, a child of pid %d, which runs %s too: a worker, not the master (the file is wrong)",
+			ErrForeignProcess, path, p.PID, parent.PID, exe)
+	}
+	return nil
 }
 
 // oldbinSuffix is added to a pidfile's path by nginx's binary upgrade

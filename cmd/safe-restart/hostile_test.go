@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // runCLIWithin is runCLI, failing the test when the command has not
@@ -248,4 +250,83 @@ func TestHostileInterruptedRestart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHostileStateDir: a state directory another user could write (mode
+// 0777, or owned by www-data) is refused before anything runs (exit 2,
+// naming it); a stop record planted in a sound one, naming a process that
+// is not the server's master (a sleep, a worker), is refused (exit 3)
+// with that process and the server untouched, and left in place.
+func TestHostileStateDir(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx", "sleep")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{})
+	master := nginxMaster(t, srv)
+	workers := settledWorkers(t, srv)
+	untouched := func(what string) {
+		t.Helper()
+		if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
+			t.Fatalf("%s: master %d workers %v, want %d %v untouched", what, now.PID, workerPIDs(srv), master.PID, workers)
+		}
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	foreign := t.TempDir()
+	if err := os.Chown(foreign, 33, 33); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{open, foreign} {
+		for _, cmd := range []string{"stop", "restart", "start", "status"} {
+			code, out, errOut := runCLI(t, cmd, "nginx", "--conf", srv.ConfPath, "--state-dir", dir)
+			if code != exitUsage || !strings.Contains(errOut, "unsafe state directory: "+dir) {
+				t.Errorf("%s in %s: exit %d, want %d naming the directory\n%s\n%s", cmd, dir, code, exitUsage, out, errOut)
+			}
+			untouched(cmd + " in " + dir)
+		}
+	}
+
+	sleep := exec.Command("sleep", "600")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sleep.Process.Kill(); _ = sleep.Wait() }()
+	state := t.TempDir()
+	for _, pid := range []int{sleep.Process.Pid, workers[0]} {
+		record := fmt.Sprintf(`{"service":"nginx","master":%s}`, procJSON(t, pid))
+		path := state + "/nginx.stopping.json"
+		if err := os.WriteFile(path, []byte(record), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"stop", "start", "restart"} {
+			code, out, errOut := runCLI(t, cmd, "nginx", "--conf", srv.ConfPath, "--state-dir", state)
+			if code != exitRefused || !strings.Contains(errOut, "remove it") || !strings.Contains(errOut, path) {
+				t.Errorf("%s with a record naming pid %d: exit %d, want %d naming the record\n%s\n%s", cmd, pid, code, exitRefused, out, errOut)
+			}
+			untouched(fmt.Sprintf("%s with a record naming pid %d", cmd, pid))
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("%s removed the record: %v", cmd, err)
+			}
+		}
+	}
+	if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the sleep a planted record named was signalled: %v", err)
+	}
+}
+
+// procJSON is the identity of pid as a stop record holds it.
+func procJSON(t *testing.T, pid int) string {
+	t.Helper()
+	p, err := ipcguard.ReadProc("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

@@ -23,6 +23,9 @@ var (
 	ErrServiceFile = errors.New("bad service file")
 	// ErrUnknownUnit reports a --unit that systemd does not have loaded.
 	ErrUnknownUnit = errors.New("unknown systemd unit")
+	// ErrNotRoot reports a command run without root for a server whose
+	// master runs as root (it could neither prove nor signal it).
+	ErrNotRoot = errors.New("safe-restart must run as root for this server")
 )
 
 // ConfigTestError is a failed config test, with what the server said.

@@ -213,7 +213,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	// its pidfile is aside, and finishes its stop.
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
 		b.undoLogged()
-		return err
+		return fmt.Errorf("%w: %w (nothing was started or stopped)", ErrStateDir, err)
 	}
 	aside := rc.PidFile + overlapAsideSuffix
 	if err := os.Rename(rc.PidFile, aside); err != nil {

@@ -93,11 +93,16 @@ func parseRunConfig(out string) (RunConfig, error) {
 	return rc, nil
 }
 
-// parseAccount parses `name="www-data" id=33`.
+// parseAccount parses `name="www-data" id=33`. Apache adds " not_used"
+// when it does not run as root, since only root can switch to User: that
+// is ErrNotRoot.
 func parseAccount(v string) (Account, error) {
 	namePart, idPart, ok := strings.Cut(v, " id=")
 	if !ok || !strings.HasPrefix(namePart, "name=") {
 		return Account{}, fmt.Errorf("want name=\"...\" id=N, got %q", v)
+	}
+	if strings.HasSuffix(strings.TrimSpace(idPart), " not_used") {
+		return Account{}, fmt.Errorf("%w: the server's config test says its User and Group are not used unless it runs as root (%q)", ErrNotRoot, v)
 	}
 	id, err := strconv.ParseUint(strings.TrimSpace(idPart), 10, 32)
 	if err != nil {

@@ -50,6 +50,12 @@ func TestParseRunConfigErrors(t *testing.T) {
 			t.Errorf("%s: no error for %q", name, in)
 		}
 	}
+	// Apache's dump when it does not run as root: not a parse error, a
+	// refusal that says root is needed.
+	_, err := parseRunConfig("User: name=\"www-data\" id=33 not_used\nGroup: name=\"www-data\" id=33 not_used\n")
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "must run as root") {
+		t.Errorf("User not_used: %v, want ErrNotRoot", err)
+	}
 }
 
 func FuzzParseRunConfig(f *testing.F) {

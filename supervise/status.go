@@ -41,6 +41,7 @@ type Status struct {
 	why     error           // why no master was accepted
 	tree    []ipcguard.Proc // the master's tree, of which Tree is the pids
 	unitErr error           // why the systemd unit could not be read
+	ipc     bool            // the server's IPC is tracked (it has a signature)
 	rc      RunConfig       // what the config test reported (doctor judges it)
 }
 
@@ -79,7 +80,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	} else if err != nil {
 		return st, err
 	}
-	if sig != nil {
+	if st.ipc = sig != nil; st.ipc {
 		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
 		if err != nil {
 			return st, err
@@ -88,6 +89,10 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	st.Risks = st.risks(sig != nil)
 	return st, nil
 }
+
+// TracksIPC reports whether the server's SysV IPC is tracked (Apache's;
+// nginx and php-fpm create none): IPC is empty otherwise.
+func (st Status) TracksIPC() bool { return st.ipc }
 
 func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p Profile, rc RunConfig) {
 	st.Master = &master

@@ -151,7 +151,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		run.Before = o.unit.beforeStep(o.Profile, o.Log)
 	}
 	if err := saveIntent(o.IntentDir, o.Profile.Name, master, o.successor); err != nil {
-		return err
+		return fmt.Errorf("%w: %w (nothing was signalled)", ErrStateDir, err)
 	}
 	start := time.Now()
 	rep.Steps, err = ladder.Run(ctx, run)

@@ -22,7 +22,8 @@ const exitCodesHelp = `Exit codes:
   2  usage or configuration error, such as a bad service file or a state directory another
      user could write (nothing was touched)
   3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
-     lock timeout, systemd not answering about the unit); nothing was touched
+     lock timeout, a state directory that cannot be written, systemd not answering about the
+     unit, a pidfile or stop record that names no master of this server); nothing was touched
   4  reload failed and a verified restart recovered the service`
 
 // exitError carries an exit code chosen by a command.
@@ -56,14 +57,14 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout),
+	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
 		errors.Is(err, supervise.ErrForeignProcess), errors.Is(err, supervise.ErrPIDReused), errors.Is(err, supervise.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind),
 		errors.Is(err, supervise.ErrServiceManager):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
 		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit),
-		errors.Is(err, supervise.ErrUnsafeStateDir):
+		errors.Is(err, supervise.ErrUnsafeStateDir), errors.Is(err, supervise.ErrNotRoot):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage
@@ -82,7 +83,9 @@ func reportExit(d *deps, err error) int {
 		fmt.Fprintf(d.logs, "Error: %v\nHint: %s\n", err, ue.hint)
 		return code
 	}
-	if d.log != nil {
+	if d.log != nil && code == exitRecovered {
+		d.log.Warn().Int("exit_code", code).Err(err).Msg("safe-restart recovered the service")
+	} else if d.log != nil {
 		d.log.Error().Int("exit_code", code).Err(err).Msg("safe-restart failed")
 	} else {
 		fmt.Fprintf(d.logs, "Error: %v\n", err)

@@ -330,3 +330,60 @@ func procJSON(t *testing.T, pid int) string {
 	}
 	return string(data)
 }
+
+// TestHostileExitCodes: refusals where nothing was touched are exit 3 or
+// 2, not 1: a state directory on a read-only file system, a symlink where
+// the lock goes, a service name too long for a file name; nginx's status
+// shows no "-1 reload(s)" and no semaphore lines (it has no IPC); a
+// reload of a stopped nginx recovers it (exit 4) and says so at level
+// warn, not error.
+func TestHostileExitCodes(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{})
+	master := nginxMaster(t, srv)
+	conf := []string{"--conf", srv.ConfPath}
+	readOnly := t.TempDir()
+	if err := syscall.Mount("tmpfs", readOnly, "tmpfs", syscall.MS_RDONLY, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(readOnly, 0) })
+	linked := t.TempDir()
+	if err := os.Mkdir(linked+"/lock", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", linked+"/lock/nginx.lock"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{append([]string{"restart", "nginx", "--state-dir", readOnly}, conf...), exitRefused, "cannot use the state directory"},
+		{append([]string{"stop", "nginx", "--state-dir", linked}, conf...), exitRefused, "is a symlink, which could redirect the lock"},
+		{[]string{"stop", strings.Repeat("n", 300), "--state-dir", t.TempDir()}, exitUsage, "unknown service"},
+	} {
+		code, out, errOut := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.says) {
+			t.Errorf("%.60q: exit %d, want %d saying %q\n%s\n%s", c.args, code, c.code, c.says, out, errOut)
+		}
+		if now := nginxMaster(t, srv); now != master {
+			t.Fatalf("%.60q: master %d, want %d untouched", c.args, now.PID, master.PID)
+		}
+	}
+	state := t.TempDir()
+	code, out, errOut := runCLI(t, append([]string{"status", "nginx", "--state-dir", state}, conf...)...)
+	if code != exitOK || strings.Contains(out, "-1 ") || strings.Contains(out, "semaphore") {
+		t.Errorf("status: exit %d, with -1 counts or semaphore lines for nginx:\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, append([]string{"stop", "nginx", "--state-dir", state}, conf...)...); code != exitOK {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, append([]string{"reload", "nginx", "--state-dir", state}, conf...)...)
+	if code != exitRecovered || !strings.Contains(errOut, `"level":"warn","exit_code":4`) || strings.Contains(errOut, `"level":"error"`) {
+		t.Errorf("reload of a stopped nginx: exit %d, want %d logged at warn, no error line\n%s\n%s", code, exitRecovered, out, errOut)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -70,17 +71,29 @@ func writeStatus(d *deps, st supervise.Status) {
 		for i, l := range st.Listeners {
 			addrs[i] = l.Addr
 		}
-		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %d reload(s) of this master, %d pthread keys in use\n",
-			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs, st.Reloads, st.PthreadKeys)
+		d.printf("%s: running, master %d since %s (up %s), %d process(es), listening on %v, %s of this master, %s\n",
+			st.Service, st.Master.PID, st.Master.Start.Format(time.RFC3339), st.Uptime, len(st.Tree), addrs,
+			countOr(st.Reloads, "reload(s)", "reloads not counted (the error log does not show them)"),
+			countOr(st.PthreadKeys, "pthread keys in use", "pthread keys unreadable"))
 	}
 	if u := st.Unit; u != nil {
 		d.printf("systemd: unit %s %s (%s), MainPID %d, control group %s\n", u.Name, u.Active, u.Sub, u.MainPID, u.CGroup)
 	}
-	writeCounts(d.stdout, st.IPC.Count())
-	writeUsage(d.stdout, st.IPC.Snapshot)
+	if st.TracksIPC() {
+		writeCounts(d.stdout, st.IPC.Count())
+		writeUsage(d.stdout, st.IPC.Snapshot)
+	}
 	if len(st.Risks) == 0 {
 		d.printf("risks: none found\n")
 		return
 	}
 	d.printf("risks:\n  - %s\n", strings.Join(st.Risks, "\n  - "))
+}
+
+// countOr is "N what", or unknown when n is -1 (not known).
+func countOr(n int, what, unknown string) string {
+	if n < 0 {
+		return unknown
+	}
+	return fmt.Sprintf("%d %s", n, what)
 }

@@ -299,9 +299,11 @@ func socketOf(t *testing.T, pid int, addr string) int {
 	return -1
 }
 
-// modSlowStart delays a master that has detached (its parent is PID 1,
-// this test) in its post_config hook while the file SlowStartFile names
-// exists: the master comes up, but writes its pidfile only seconds later.
+// modSlowStart delays a master that has detached (it leads its own
+// session: apr_proc_detach's setsid, which the child itself does, so it
+// holds however slowly the starter exits) in its post_config hook while
+// the file SlowStartFile names exists: the master comes up, but writes
+// its pidfile only seconds later.
 const modSlowStart = `#include <unistd.h>
 #include "httpd.h"
 #include "http_config.h"
@@ -318,7 +320,7 @@ static const char *set_marker(cmd_parms *cmd, void *dummy, const char *arg)
 
 static int slow_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    if (marker && getppid() == 1 && access(marker, F_OK) == 0)
+    if (marker && getsid(0) == getpid() && access(marker, F_OK) == 0)
         sleep(3);
     return OK;
 }
@@ -356,8 +358,8 @@ func TestOverlapRestartStartTimesOut(t *testing.T) {
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// --no-trial: the trial's master would be as slow (its parent is the
-	// trial's init, PID 1 of its namespace) and the restart refused, exit 3.
+	// --no-trial: the trial's master would be as slow (it detaches too)
+	// and the restart refused, exit 3.
 	code, out, errOut := runCLI(t, "restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state, "--json", "--timeout", "1s", "--graceful-timeout", "0", "--no-trial")
 	if code != exitFailed || !strings.Contains(errOut, "still serves") {
 		t.Fatalf("overlap restart that times out: exit %d, want %d and the old master serving\n%s\n%s", code, exitFailed, out, errOut)

@@ -110,7 +110,7 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 		return nil, why
 	}
 	root := or(st.ProcRoot, "/proc")
-	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	master, err := st.Profile.master(root, rc)
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)
 	}

@@ -135,7 +135,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 		return rep, false, nil // a server without an overlap (nginx, php-fpm: the socket handoff)
 	}
 	root := or(st.ProcRoot, "/proc")
-	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	old, err := st.Profile.master(root, rc)
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
 	}
@@ -287,7 +287,7 @@ func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 	if err != nil || pending == nil {
 		return err
 	}
-	current, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary)
+	current, err := s.Profile.master(root, rc)
 	if err != nil {
 		if pending.Successor == nil {
 			return nil // no other master: a plain stop finishes the pending one

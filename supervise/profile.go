@@ -130,6 +130,7 @@ func (p Profile) prepare(ctx context.Context, conf string, log zerolog.Logger) (
 // the server in the foreground (safe-restart run supervises it).
 func (p Profile) prepareFor(ctx context.Context, conf string, foreground bool, log zerolog.Logger) (*ipcguard.Signature, RunConfig, error) {
 	rc, err := p.kind.runConfig(ctx, p, or(conf, p.Conf))
+	rc.Conf = or(conf, p.Conf)
 	if err == nil && !foreground {
 		err = rc.refuseForeground()
 	}

@@ -90,7 +90,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if err := stopPendingBeside(ctx, o.Stop.withServer(st), rc); err != nil {
 		return rep, err
 	}
-	master, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	master, err := st.Profile.master(root, rc)
 	switch {
 	case errors.Is(err, ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
 		return o.recover(ctx, sig, rc, rep, "the server was not running")

@@ -48,7 +48,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return RestartReport{}, err
 	}
 	var trial *TrialReport
-	if master, err := FromPIDFile(or(st.ProcRoot, "/proc"), rc.PidFile, st.Profile.Binary); err == nil {
+	if master, err := st.Profile.master(or(st.ProcRoot, "/proc"), rc); err == nil {
 		trial, err = st.proveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
@@ -186,7 +186,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 		return rep, err
 	}
 	root := or(st.ProcRoot, "/proc")
-	old, err := FromPIDFile(root, rc.PidFile, st.Profile.Binary)
+	old, err := st.Profile.master(root, rc)
 	main := false
 	if err == nil {
 		if main, err = st.unit.isMain(ctx, root, old); err != nil {

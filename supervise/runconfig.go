@@ -16,6 +16,8 @@ type Account struct {
 // RunConfig is what the server's config test reports it will use (for
 // Apache, `apache2 -t -D DUMP_RUN_CFG`).
 type RunConfig struct {
+	// Conf is the configuration file the test read.
+	Conf       string            `json:"conf"`
 	ServerRoot string            `json:"server_root"`
 	PidFile    string            `json:"pid_file"`
 	ErrorLog   string            `json:"error_log"`

@@ -134,7 +134,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	if err := stopPendingBeside(ctx, o.stopOptions(), rc); err != nil {
 		return rep, err
 	}
-	m, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
+	m, err := o.Profile.master(root, rc)
 	switch {
 	case err == nil:
 		rep.AlreadyRunning, rep.Master = true, &m

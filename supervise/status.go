@@ -57,7 +57,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	if err != nil {
 		return st, err
 	}
-	master, err := FromPIDFile("/proc", rc.PidFile, p.Binary)
+	master, err := p.master("/proc", rc)
 	if err != nil {
 		if m, ok := masterByListeners("/proc", procs, p.Binary, rc.Listen); ok {
 			st.PIDFileWrong, master, err = err.Error(), m, nil

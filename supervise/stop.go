@@ -85,7 +85,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 			return rep, err
 		}
 	}
-	master, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary)
+	master, err := o.Profile.master(root, rc)
 	if errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
 		// A graceful stop removes the pidfile at once: a master that an
 		// interrupted safe-restart was stopping has none.

@@ -387,3 +387,47 @@ func TestHostileExitCodes(t *testing.T) {
 		t.Errorf("reload of a stopped nginx: exit %d, want %d logged at warn, no error line\n%s\n%s", code, exitRecovered, out, errOut)
 	}
 }
+
+// TestHostileOtherInstance: a pidfile that names the master of another
+// instance of the same binary (another nginx, started with its own
+// configuration) makes stop, restart and reload with this configuration
+// refuse (exit 3, naming both configurations), with both instances
+// untouched; status finds this instance's master by its listeners.
+func TestHostileOtherInstance(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	a := nginxtest.Start(t, nginxtest.Options{})
+	b := nginxtest.Start(t, nginxtest.Options{})
+	masterA, masterB := nginxMaster(t, a), nginxMaster(t, b)
+	conf := []string{"nginx", "--conf", a.ConfPath, "--state-dir", t.TempDir()}
+	for _, cmd := range []string{"stop", "restart", "reload", "status"} {
+		if err := os.WriteFile(a.PidFile, []byte(strconv.Itoa(masterB.PID)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runCLI(t, append([]string{cmd}, conf...)...)
+		if err := os.WriteFile(a.PidFile, []byte(strconv.Itoa(masterA.PID)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := exitRefused
+		if cmd == "status" {
+			want = exitOK
+			if !strings.Contains(out, "running, master "+strconv.Itoa(masterA.PID)) {
+				t.Errorf("status: this instance's master %d is not found by its listeners:\n%s", masterA.PID, out)
+			}
+		}
+		says := "the master of another instance: it was started with " + b.ConfPath + ", not " + a.ConfPath
+		if code != want || !strings.Contains(out+errOut, says) {
+			t.Errorf("%s: exit %d, want %d saying %q\n%s\n%s", cmd, code, want, says, out, errOut)
+		}
+		if nowA, nowB := nginxMaster(t, a), nginxMaster(t, b); nowA != masterA || nowB != masterB {
+			t.Fatalf("%s: masters %d and %d, want %d and %d untouched", cmd, nowA.PID, nowB.PID, masterA.PID, masterB.PID)
+		}
+		for _, s := range []*nginxtest.Server{a, b} {
+			if status, _, err := s.Get("/"); status != 200 || err != nil {
+				t.Fatalf("%s: GET / on %s: %d %v", cmd, s.Addr, status, err)
+			}
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
+	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -213,43 +214,73 @@ func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, [
 	return 0, nil
 }
 
-// TestHostileInterruptedRestart: a restart of a stock Apache SIGINTed or
-// SIGTERMed after any of its log lines (a cancelled deploy job; the lines
-// come in batches, so the moments spread over the run) leaves exactly one
-// master serving, with the overlap and with --no-overlap; a failed run's
-// last line says which master serves.
+// TestHostileInterruptedRestart: a restart SIGINTed or SIGTERMed after
+// any of its log lines (a cancelled deploy job; the lines come in
+// batches, so the moments spread over the run) leaves exactly one master
+// serving: Apache (prefork, started by its own -k start), nginx and
+// php-fpm, with the overlap and with --no-overlap (Apache's stop and
+// start, nginx's and php-fpm's socket handoff). A failed run's last line
+// says which master serves.
 func TestHostileInterruptedRestart(t *testing.T) {
-	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	nstest.RequireBinaries(t, "apache2", "apache2ctl", "nginx", fpmtest.Binary)
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
-	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
-	state := t.TempDir()
-	for _, mode := range [][]string{nil, {"--no-overlap"}} {
-		args := append([]string{"restart", "apache2", "--conf", srv.ConfPath, "--state-dir", state}, mode...)
-		code, whole := interruptAt(t, args, 1<<30, syscall.SIGINT)
-		if code != exitOK {
-			t.Fatalf("%v, uninterrupted: exit %d\n%s", mode, code, strings.Join(whole, "\n"))
-		}
-		for n := 1; n <= len(whole); n++ {
-			sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}[n%2]
-			code, lines := interruptAt(t, args, n, sig)
-			masters := countMasters(t, srv)
-			status, _, err := srv.Get("/")
-			if masters != 1 || status != 200 || err != nil {
-				t.Errorf("%v, %s after line %d (%s): exit %d, %d masters, GET / %d %v; log:\n%s",
-					mode, sig, n, whole[n-1], code, masters, status, err, strings.Join(lines, "\n"))
-				if masters == 0 || err != nil {
-					if code, out, errOut := runCLI(t, "start", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
-						t.Fatalf("start after the failure: exit %d\n%s\n%s", code, out, errOut)
+	apache := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
+	ng := nginxtest.Start(t, nginxtest.Options{})
+	fpm := fpmtest.Start(t, fpmtest.Config{})
+	for _, s := range []struct {
+		service, bin, conf string
+		get                func() (int, string, error)
+	}{
+		{"apache2", apache.Bin, apache.ConfPath, func() (int, string, error) { return apache.Get("/") }},
+		{"nginx", ng.Bin, ng.ConfPath, func() (int, string, error) { return ng.Get("/") }},
+		{fpmService, fpm.Bin, fpm.ConfPath, func() (int, string, error) { return fpm.Get("/index.php") }},
+	} {
+		state := t.TempDir()
+		for _, mode := range [][]string{nil, {"--no-overlap"}} {
+			args := append([]string{"restart", s.service, "--conf", s.conf, "--state-dir", state}, mode...)
+			code, whole := interruptAt(t, args, 1<<30, syscall.SIGINT)
+			if code != exitOK {
+				t.Fatalf("%s %v, uninterrupted: exit %d\n%s", s.service, mode, code, strings.Join(whole, "\n"))
+			}
+			for n := 1; n <= len(whole); n++ {
+				sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}[n%2]
+				code, lines := interruptAt(t, args, n, sig)
+				masters := mastersOf(t, s.bin)
+				status, _, err := s.get()
+				if masters != 1 || status != 200 || err != nil {
+					t.Errorf("%s %v, %s after line %d: exit %d, %d masters, answer %d %v; log:\n%s",
+						s.service, mode, sig, n, code, masters, status, err, strings.Join(lines, "\n"))
+					if masters == 0 || err != nil {
+						if code, out, errOut := runCLI(t, "start", s.service, "--conf", s.conf, "--state-dir", state); code != exitOK {
+							t.Fatalf("start after the failure: exit %d\n%s\n%s", code, out, errOut)
+						}
 					}
 				}
-			}
-			if last := lines[len(lines)-1]; code != exitOK && !strings.Contains(last, "serves") {
-				t.Errorf("%v, %s after line %d: exit %d, and the last line does not say what serves: %s", mode, sig, n, code, last)
+				if last := lines[len(lines)-1]; code != exitOK && !strings.Contains(last, "serves") {
+					t.Errorf("%s %v, %s after line %d: exit %d, and the last line does not say what serves: %s", s.service, mode, sig, n, code, last)
+				}
 			}
 		}
 	}
+}
+
+// mastersOf counts the masters running bin: its processes whose parent is
+// PID 1 (this test, in its namespaces), where every master detaches to.
+func mastersOf(t *testing.T, bin string) int {
+	t.Helper()
+	procs, err := ipcguard.ReadProcTable("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs.ByExe(bin) {
+		if p.PPID == 1 && p.Alive() {
+			n++
+		}
+	}
+	return n
 }
 
 // TestHostileStateDir: a state directory another user could write (mode

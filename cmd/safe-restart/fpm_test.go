@@ -109,12 +109,13 @@ func TestFPMReload(t *testing.T) {
 	}
 }
 
-// TestFPMReloadRecoversFromDeadReexec: the master re-executes the config
-// it was started with; broken there (while --conf names a good copy, so
-// the config test passes), the re-exec dies with "FPM initialization
-// failed". safe-restart sees the fatal line, starts a verified master from
-// --conf and exits 4.
-func TestFPMReloadRecoversFromDeadReexec(t *testing.T) {
+// TestFPMReloadRefusesAnotherConfig: the master re-executes the config
+// it was started with. When --conf names another file (here a good copy,
+// while the file the master was started with is broken), a reload would
+// test one file and re-execute the other, and the re-exec would die
+// ("FPM initialization failed"): it is refused before anything is sent
+// (exit 3, naming both files), the master untouched and serving.
+func TestFPMReloadRefusesAnotherConfig(t *testing.T) {
 	nstest.RequireBinaries(t, fpmtest.Binary)
 	if !nstest.InPrivateNamespaces(t) {
 		return
@@ -124,15 +125,19 @@ func TestFPMReloadRecoversFromDeadReexec(t *testing.T) {
 	copyConf := srv.ConfPath + ".good"
 	writeFile(t, copyConf, good)
 	writeFile(t, srv.ConfPath, good+"\nbogus = 1\n")
-	old := srv.MasterPID()
+	master, err := srv.Master()
+	if err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut := runCLI(t, fpmService, "--conf", copyConf, "--state-dir", t.TempDir())
-	if code != exitRecovered || !strings.Contains(out, "recovered") || !strings.Contains(errOut, "FPM initialization failed") {
-		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitRecovered, out, errOut)
+	says := "the master of another instance: it was started with " + srv.ConfPath + ", not " + copyConf
+	if code != exitRefused || !strings.Contains(errOut, says) {
+		t.Fatalf("exit %d, want %d saying %q\n%s\n%s", code, exitRefused, says, out, errOut)
 	}
-	if m := srv.MasterPID(); m == old || m == 0 {
-		t.Fatalf("master %d after the recovery (was %d)", m, old)
+	if !master.Alive() || srv.MasterPID() != master.PID {
+		t.Fatalf("master %d after the refusal, want %d untouched", srv.MasterPID(), master.PID)
 	}
-	mustServe(t, srv, "after the recovery")
+	mustServe(t, srv, "after the refusal")
 }
 
 // TestFPMKilledMasterStart: kill -9 of the master leaves its workers

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -15,7 +16,7 @@ import (
 // it is.
 func TestReadIntentSuccessor(t *testing.T) {
 	dir := t.TempDir()
-	exe := copyTestBinary(t) // the helpers' parent, this test, does not run it
+	exe := proctest.CopySelf(t, t.TempDir()) // the helpers' parent, this test, does not run it
 	oldCmd, old := startHelperAt(t, exe, "old")
 	newCmd, successor := startHelperAt(t, exe, "new")
 	if err := saveIntent(dir, "svc", old, &successor); err != nil {

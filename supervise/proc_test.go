@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -46,25 +47,6 @@ func TestMain(m *testing.M) {
 func startHelper(t *testing.T, name string) (*exec.Cmd, ipcguard.Proc) {
 	t.Helper()
 	return startHelperAt(t, os.Args[0], name)
-}
-
-// copyTestBinary copies the test binary into a temporary directory and
-// returns the copy's path.
-func copyTestBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "helper")
-	if err := os.WriteFile(path, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // startHelperAt is startHelper running the test binary at path.
@@ -142,7 +124,7 @@ func TestSignalRefusesAReusedPID(t *testing.T) {
 func TestFromPIDFile(t *testing.T) {
 	// The helper runs a copy of the test binary: its parent, this test,
 	// does not run the helper's binary, as a master's parent does not.
-	exe := copyTestBinary(t)
+	exe := proctest.CopySelf(t, t.TempDir())
 	cmd, p := startHelperAt(t, exe, "block")
 	dir := t.TempDir()
 	write := func(name, content string) string {

@@ -180,13 +180,7 @@ func TestHostileSignals(t *testing.T) {
 // returns its exit code and its log.
 func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, []string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"--log-format", "json"}, args...)...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SAFE_RESTART_NSTEST") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, mainEnv+"=1")
+	cmd := selfCommand(args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -182,10 +182,10 @@ func TestRestartKilledMidway(t *testing.T) {
 	}
 }
 
-// killMidway runs safe-restart with args and SIGKILLs it as soon as it
-// logs that it sent a stop signal.
-func killMidway(t *testing.T, args []string) {
-	t.Helper()
+// selfCommand is safe-restart (this test binary, in its main mode) run
+// with args and JSON logs as a process of its own, outside nstest's
+// bookkeeping.
+func selfCommand(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], append([]string{"--log-format", "json"}, args...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SAFE_RESTART_NSTEST") {
@@ -193,6 +193,14 @@ func killMidway(t *testing.T, args []string) {
 		}
 	}
 	cmd.Env = append(cmd.Env, mainEnv+"=1")
+	return cmd
+}
+
+// killMidway runs safe-restart with args and SIGKILLs it as soon as it
+// logs that it sent a stop signal.
+func killMidway(t *testing.T, args []string) {
+	t.Helper()
+	cmd := selfCommand(args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -29,33 +29,12 @@ type testDaemon struct {
 	dir, svc, conf, pidFile, log, addr string
 }
 
-// daemonBinary copies this test binary into dir as the test daemon's
-// binary: the daemon's master must not run the binary of its parent, as
-// no master does (see supervise.FromPIDFile), and its parent here is this
-// test, or PID 1 of the test's namespaces, which runs the test binary.
-func daemonBinary(t *testing.T, dir string) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "testd")
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
 // daemonService writes the service file of a test daemon (startFlags are
 // added to its start command) and its first configuration.
 func daemonService(t *testing.T, startFlags ...string) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
-	exe := daemonBinary(t, dir)
+	exe := proctest.CopySelf(t, dir) // the daemon's master must not run its parent's binary (this test's)
 	d := &testDaemon{dir: dir, svc: filepath.Join(dir, "testd.toml"), conf: filepath.Join(dir, "testd.conf"),
 		pidFile: filepath.Join(dir, "testd.pid"), log: filepath.Join(dir, "testd.log"), addr: srvtest.FreeAddr(t)}
 	start := []string{"/usr/bin/env", daemontest.Env + "=start", exe, "-conf", "{conf}", "-pidfile", d.pidFile, "-log", d.log}

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -206,4 +208,25 @@ func WithEnv(kv string) []ipcguard.Proc {
 		}
 	}
 	return out
+}
+
+// CopySelf copies the running test binary into dir and returns the copy's
+// path: a helper process run from it does not run its parent's binary, as
+// a server's master does not (a child of a process running the same
+// binary is taken for a worker).
+func CopySelf(t testing.TB, dir string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.Base(self)+".copy")
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

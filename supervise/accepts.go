@@ -102,27 +102,33 @@ func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.
 	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
 }
 
-// maxProbes bounds the probes that listenerAccepted keeps open at once.
-const maxProbes = 64
+// maxProbes bounds the probes that listenerAccepted keeps open at once;
+// realTrafficEvery is how many of its polls pass between two reads of the
+// tree while no probe was taken.
+const (
+	maxProbes        = 64
+	realTrafficEvery = 4
+)
 
 // listenerAccepted proves that master's tree takes connections on l
-// before the deadline. Each poll reads the tree once: a thread of it that
-// waits in accept(2) on l's socket proves it at once (waitsInAccept:
-// php-fpm's workers, Apache prefork's children), before any probe is
-// opened; so does a socket it holds that is a probe it took, or any
-// connection accepted on l (acceptedOn: real traffic, which under load
-// keeps every worker busy and the probes queued behind it). Otherwise it
-// opens probe connections, each sending start, in batches of 1, 2, 4, ...
-// (up to maxProbes open at once), the next batch only once no probe waits
-// in the listener's queue. Probes another process took (the old
-// generation) are closed after the tree's read: a worker of a pool that
+// before the deadline. A thread of the tree that waits in accept(2) on
+// l's socket proves it (waitsInAccept: php-fpm's workers, Apache
+// prefork's children), at once when one already does, no probe opened.
+// Otherwise it opens probe connections, each sending start, in batches of
+// 1, 2, 4, ... (up to maxProbes open at once), the next batch only once
+// no probe waits in the listener's queue; whenever a probe is accepted,
+// and every realTrafficEvery polls, it reads the tree (treeTakes): a
+// thread waiting in accept, a probe the tree holds, or any connection it
+// accepted on l (acceptedOn: real traffic, which under load keeps the
+// probes queued behind it) proves it. Probes another process took (the
+// old generation) are closed after that read: a worker of a pool that
 // accepts in turn (php-fpm's, whose idle old workers the kernel wakes
 // first: every probe went to the old pool) goes back to the end of the
 // queue, behind the new workers, so that each batch comes nearer to them.
-// A probe is counted only in a read of the tree made after its server's
-// end was noted (probeSet.accept), so that one just taken by the new tree
-// is never closed as another's.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
+	if tree, err := liveTree(root, master, exe); err == nil && waitsInAccept(root, tree, l.Inode) {
+		return nil
+	}
 	addr := l.Addr
 	if l.network() == "tcp" {
 		addr = dialable(addr)
@@ -130,17 +136,7 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	ps := probeSet{l: l}
 	defer ps.close()
 	var last error
-	for batch := 1; ; {
-		if tree, err := liveTree(root, master, exe); err == nil {
-			if waitsInAccept(root, tree, l.Inode) {
-				return nil
-			}
-			held := socketsOf(root, tree)
-			if holdsAny(held, ps.taken()) || holdsAny(held, acceptedOn(l)) {
-				return nil
-			}
-			ps.closeTaken()
-		}
+	for batch, polls := 1, 1; ; polls++ {
 		if !ps.queued() {
 			opened, err := ps.open(ctx, addr, start, min(batch, maxProbes-len(ps.conns)), deadline)
 			if err != nil {
@@ -150,14 +146,38 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 				batch = min(2*batch, maxProbes)
 			}
 		}
-		if _, err := ps.accept(); err != nil {
+		fresh, err := ps.accept()
+		if err != nil {
 			return err
+		}
+		if (fresh || polls%realTrafficEvery == 0) && treeTakes(root, master, exe, l, &ps) {
+			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
 		}
 		time.Sleep(readyPoll)
 	}
+}
+
+// treeTakes reads master's tree once and reports whether it takes
+// connections on l: a thread of it waits in accept(2) on l, or it holds a
+// probe of ps or a connection accepted on l. Otherwise the probes taken
+// (noted before this read, so by another process) are closed.
+func treeTakes(root string, master ipcguard.Proc, exe string, l Listener, ps *probeSet) bool {
+	tree, err := liveTree(root, master, exe)
+	if err != nil {
+		return false
+	}
+	if waitsInAccept(root, tree, l.Inode) {
+		return true
+	}
+	held := socketsOf(root, tree)
+	if holdsAny(held, ps.taken()) || holdsAny(held, acceptedOn(l)) {
+		return true
+	}
+	ps.closeTaken()
+	return false
 }
 
 // acceptedOn returns the inodes of the connections some process accepted

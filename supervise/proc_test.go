@@ -46,13 +46,15 @@ func TestMain(m *testing.M) {
 // its identity. It is killed and reaped at cleanup.
 func startHelper(t *testing.T, name string) (*exec.Cmd, ipcguard.Proc) {
 	t.Helper()
-	return startHelperAt(t, os.Args[0], name)
+	return startHelperAt(t, os.Args[0], name, nil)
 }
 
-// startHelperAt is startHelper running the test binary at path.
-func startHelperAt(t *testing.T, path, name string) (*exec.Cmd, ipcguard.Proc) {
+// startHelperAt is startHelper running the test binary at path, with
+// attr (nil: none).
+func startHelperAt(t *testing.T, path, name string, attr *syscall.SysProcAttr) (*exec.Cmd, ipcguard.Proc) {
 	t.Helper()
 	cmd := exec.Command(path, "-test.run=^$")
+	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), helperEnv+"="+name)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -125,7 +127,7 @@ func TestFromPIDFile(t *testing.T) {
 	// The helper runs a copy of the test binary: its parent, this test,
 	// does not run the helper's binary, as a master's parent does not.
 	exe := proctest.CopySelf(t, t.TempDir())
-	cmd, p := startHelperAt(t, exe, "block")
+	cmd, p := startHelperAt(t, exe, "block", nil)
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
@@ -165,11 +167,13 @@ func TestFromPIDFile(t *testing.T) {
 	if !errors.Is(err, ErrForeignProcess) || !strings.Contains(err.Error(), "a worker, not the master") {
 		t.Errorf("a worker's pid: %v, want ErrForeignProcess naming a worker", err)
 	}
-	// ... unless its parent is a master in a binary upgrade, whose
-	// pidfile, moved aside, names it.
-	write("worker.pid"+oldbinSuffix, strconv.Itoa(os.Getpid()))
-	if got, err := FromPIDFile("/proc", filepath.Join(dir, "worker.pid"), self); err != nil || got.PID != worker.PID {
-		t.Errorf("the new master of a binary upgrade: %+v, %v; want pid %d", got, err, worker.PID)
+	// A child that leads its own session is a master that detached (a
+	// php-fpm --daemonize whose starter still waits). (The other
+	// exception, nginx's binary upgrade, is tested on a real nginx:
+	// TestSystemdHostNginxUpgradeFails and TestSystemdHost.)
+	_, detached := startHelperAt(t, self, "block", &syscall.SysProcAttr{Setsid: true})
+	if got, err := FromPIDFile("/proc", write("detached.pid", strconv.Itoa(detached.PID)), self); err != nil || got.PID != detached.PID {
+		t.Errorf("a detached master whose parent runs the binary: %+v, %v; want pid %d", got, err, detached.PID)
 	}
 	// The process exits and is reaped: its pidfile is stale.
 	_ = cmd.Process.Kill()

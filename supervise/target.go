@@ -39,7 +39,7 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	if err != nil {
 		return ipcguard.Proc{}, err
 	}
-	if err := proveMaster(procRoot, p, exe, path); err != nil {
+	if err := proveMaster(procRoot, p, exe, path, path); err != nil {
 		if errors.Is(err, ErrStalePIDFile) {
 			return ipcguard.Proc{}, err
 		}
@@ -56,9 +56,10 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 // (a pidfile, a stop record), is a master of the server: it runs exe, not
 // merely a program named like it (ErrForeignProcess, also when its
 // executable cannot be read), and it is no worker of another process
-// running exe (serverParent). A server process seen in its exit, its
-// executable already dropped, is ErrStalePIDFile.
-func proveMaster(procRoot string, p ipcguard.Proc, exe, path string) error {
+// running exe (serverParent, which looks beside the server's pidFile for
+// a binary upgrade's). A server process seen in its exit, its executable
+// already dropped, is ErrStalePIDFile.
+func proveMaster(procRoot string, p ipcguard.Proc, exe, path, pidFile string) error {
 	switch {
 	case runs(p, exe):
 	case exiting(procRoot, p, exe):
@@ -69,7 +70,7 @@ func proveMaster(procRoot string, p ipcguard.Proc, exe, path string) error {
 	default:
 		return fmt.Errorf("%w: %s names pid %d, which runs %q (%s), not %s", ErrForeignProcess, path, p.PID, p.Exe, p.Comm, exe)
 	}
-	if parent, ok := serverParent(procRoot, p, exe, path); ok {
+	if parent, ok := serverParent(procRoot, p, exe, pidFile); ok {
 		return fmt.Errorf("%w: %s names pid %d, a child of pid %d, which runs %s too: a worker, not the master (the file is wrong)",
 			ErrForeignProcess, path, p.PID, parent.PID, exe)
 	}
@@ -81,17 +82,24 @@ func proveMaster(procRoot string, p ipcguard.Proc, exe, path string) error {
 // child, writes the pidfile.
 const oldbinSuffix = ".oldbin"
 
-// serverParent returns p's parent when it is a live process running exe
-// as well: p is then one of its workers, not a master. The one master
-// whose parent runs the server is a binary upgrade's (nginx's USR2: the
-// new master is the old one's child, and the old one's pidfile, moved to
-// path+oldbinSuffix, names it); that parent is not reported.
+// serverParent returns p's parent when p is one of its workers, not a
+// master: the parent is a live process running exe as well, and p does
+// not lead its own session (Apache's, nginx's and php-fpm's masters call
+// setsid as they detach, also while the starter that forked them, running
+// exe, still waits; their workers never do). The one master that neither
+// leads a session nor has a parent outside the server is a binary
+// upgrade's (nginx's USR2: the new master is the old one's child); it
+// passes while the old master, leading its session, is named by the
+// pidfile it moved to path+oldbinSuffix.
 func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.Proc, bool) {
+	if p.Session == p.PID {
+		return ipcguard.Proc{}, false
+	}
 	parent, err := ipcguard.ReadProc(procRoot, p.PPID)
 	if err != nil || !parent.Alive() || !runs(parent, exe) {
 		return ipcguard.Proc{}, false
 	}
-	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID {
+	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID && parent.Session == parent.PID {
 		return ipcguard.Proc{}, false
 	}
 	return parent, true
@@ -102,12 +110,20 @@ func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.
 const maxPIDFile = 64
 
 // readPIDFile returns the pid the pidfile at path holds and when it was
-// written. It opens the file without blocking, since a FIFO planted at the
-// path would block open(2) for ever (and the service's lock with it), and
-// reads it only when it is a regular file, at most maxPIDFile bytes (a
-// device such as /dev/zero is never read). Anything else is ErrBadPIDFile,
-// saying what the path is; a missing file wraps fs.ErrNotExist.
+// written. It opens the file only when it is a regular file, and then
+// without blocking (a FIFO planted at the path would block open(2) for
+// ever, and the service's lock with it; a device such as /dev/watchdog or
+// /dev/zero is never opened), and reads at most maxPIDFile bytes.
+// Anything else is ErrBadPIDFile, saying what the path is; a missing file
+// wraps fs.ErrNotExist.
 func readPIDFile(path string) (int, time.Time, error) {
+	before, err := os.Stat(path)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
+	}
+	if !before.Mode().IsRegular() {
+		return 0, time.Time{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadPIDFile, path, fileType(before.Mode()))
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
@@ -117,8 +133,8 @@ func readPIDFile(path string) (int, time.Time, error) {
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return 0, time.Time{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadPIDFile, path, fileType(fi.Mode()))
+	if !fi.Mode().IsRegular() || !os.SameFile(before, fi) {
+		return 0, time.Time{}, fmt.Errorf("%w: %s changed while it was opened (now %s)", ErrBadPIDFile, path, fileType(fi.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
 	if err != nil {

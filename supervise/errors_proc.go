@@ -6,9 +6,12 @@ import "errors"
 var (
 	// ErrStalePIDFile reports a pidfile whose pid is not running.
 	ErrStalePIDFile = errors.New("stale pidfile")
-	// ErrBadPIDFile reports a pidfile that does not hold one pid.
+	// ErrBadPIDFile reports a pidfile that does not hold one pid, or is
+	// no regular file.
 	ErrBadPIDFile = errors.New("malformed pidfile")
-	// ErrForeignProcess reports a pid that runs another program.
+	// ErrForeignProcess reports a pid (in a pidfile or a stop record) that
+	// is not a master of this server: it runs another program, or it is
+	// one of the server's workers, or another instance's master.
 	ErrForeignProcess = errors.New("not the server's process")
 	// ErrPIDReused reports a pid now held by a process other than the one
 	// recorded (a different start time): it is never signalled.

@@ -28,20 +28,30 @@ func (p Profile) master(root string, rc RunConfig) (ipcguard.Proc, error) {
 	if err != nil {
 		return m, err
 	}
+	if other := p.startedWith(root, m, rc); other != "" {
+		return m, fmt.Errorf("%w: %s names pid %d, the master of another instance: it was started with %s, not %s",
+			ErrForeignProcess, rc.PidFile, m.PID, other, rc.Conf)
+	}
+	return m, nil
+}
+
+// startedWith returns the configuration file master m's command line
+// names when it is another file than rc's (another instance), "" when it
+// is the same, or when the command line names none this can read.
+func (p Profile) startedWith(root string, m ipcguard.Proc, rc RunConfig) string {
 	cr, ok := p.kind.(confReporter)
 	if !ok || rc.Conf == "" {
-		return m, nil
+		return ""
 	}
 	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(m.PID), "cmdline"))
 	if err != nil {
-		return m, nil
+		return ""
 	}
 	started, ok := cr.startedConf(strings.Split(strings.TrimRight(string(data), "\x00"), "\x00"))
 	if !ok || maybeSamePath(started, rc.Conf) {
-		return m, nil
+		return ""
 	}
-	return m, fmt.Errorf("%w: %s names pid %d, the master of another instance: it was started with %s, not %s",
-		ErrForeignProcess, rc.PidFile, m.PID, started, rc.Conf)
+	return started
 }
 
 // maybeSamePath reports whether paths a and b name the same file, or

@@ -54,8 +54,8 @@ func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.P
 
 // pendingStop returns the master of an unfinished stop if it is still the
 // same live process, and clears an intent whose master is gone.
-func pendingStop(dir, procRoot, service, exe string) (*ipcguard.Proc, error) {
-	in, err := readIntent(dir, procRoot, service, exe)
+func pendingStop(dir, procRoot string, p Profile, pidFile string) (*ipcguard.Proc, error) {
+	in, err := readIntent(dir, procRoot, p, pidFile)
 	if err != nil || in == nil || in.MasterGone {
 		return nil, err
 	}
@@ -67,10 +67,13 @@ func pendingStop(dir, procRoot, service, exe string) (*ipcguard.Proc, error) {
 // intent whose master has exited is cleared, unless its successor lives
 // (MasterGone: its pidfile may still need writing, see
 // stopPendingBeside). The record is proven before it is trusted, as a
-// pidfile is: it is this service's, and its live master and successor
-// are masters of the server, running exe (proveMaster); anything else is
-// an error that leaves the record and every process alone.
-func readIntent(dir, procRoot, service, exe string) (*stopIntent, error) {
+// pidfile is: it is this service's (p), its live master is a master of
+// the server (proveMaster, which looks for the old master of a binary
+// upgrade beside pidFile), and its successor runs the server's binary;
+// anything else is an error that leaves the record and every process
+// alone.
+func readIntent(dir, procRoot string, p Profile, pidFile string) (*stopIntent, error) {
+	service, exe := p.Name, p.Binary
 	if dir == "" {
 		return nil, nil
 	}
@@ -91,7 +94,7 @@ func readIntent(dir, procRoot, service, exe string) (*stopIntent, error) {
 	}
 	if in.Successor != nil {
 		if s, err := Same(procRoot, *in.Successor); err == nil && s.Alive() {
-			if !runs(s, exe) {
+			if !runs(s, exe) && !exiting(procRoot, s, exe) {
 				return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", ErrForeignProcess, path, s.PID, s.Exe, exe)
 			}
 			in.Successor = &s
@@ -102,7 +105,7 @@ func readIntent(dir, procRoot, service, exe string) (*stopIntent, error) {
 	now, err := Same(procRoot, in.Master)
 	switch {
 	case err == nil && now.Alive():
-		if err := proveMaster(procRoot, now, exe, path); err != nil && !errors.Is(err, ErrStalePIDFile) {
+		if err := proveMaster(procRoot, now, exe, path, pidFile); err != nil && !errors.Is(err, ErrStalePIDFile) {
 			return nil, fmt.Errorf("%w: remove it", err)
 		}
 		in.Master = now

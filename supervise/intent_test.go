@@ -17,27 +17,27 @@ import (
 func TestReadIntentSuccessor(t *testing.T) {
 	dir := t.TempDir()
 	exe := proctest.CopySelf(t, t.TempDir()) // the helpers' parent, this test, does not run it
-	oldCmd, old := startHelperAt(t, exe, "old")
-	newCmd, successor := startHelperAt(t, exe, "new")
+	oldCmd, old := startHelperAt(t, exe, "old", nil)
+	newCmd, successor := startHelperAt(t, exe, "new", nil)
 	if err := saveIntent(dir, "svc", old, &successor); err != nil {
 		t.Fatal(err)
 	}
-	in, err := readIntent(dir, "/proc", "svc", exe)
+	in, err := readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, "")
 	if err != nil || in == nil || in.MasterGone || in.Master.PID != old.PID || in.Successor == nil || in.Successor.PID != successor.PID {
 		t.Fatalf("both alive: readIntent = %+v, %v", in, err)
 	}
 	_ = oldCmd.Process.Kill()
 	_ = oldCmd.Wait()
-	in, err = readIntent(dir, "/proc", "svc", exe)
+	in, err = readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, "")
 	if err != nil || in == nil || !in.MasterGone || in.Successor == nil {
 		t.Fatalf("old master gone: readIntent = %+v, %v; want the successor, MasterGone", in, err)
 	}
-	if p, err := pendingStop(dir, "/proc", "svc", exe); err != nil || p != nil {
+	if p, err := pendingStop(dir, "/proc", Profile{Name: "svc", Binary: exe}, ""); err != nil || p != nil {
 		t.Fatalf("old master gone: pendingStop = %v, %v; want none", p, err)
 	}
 	_ = newCmd.Process.Kill()
 	_ = newCmd.Wait()
-	if in, err = readIntent(dir, "/proc", "svc", exe); err != nil || in != nil {
+	if in, err = readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, ""); err != nil || in != nil {
 		t.Fatalf("both gone: readIntent = %+v, %v; want none", in, err)
 	}
 	if _, err := os.Stat(intentPath(dir, "svc")); !os.IsNotExist(err) {
@@ -75,7 +75,7 @@ func TestReadIntentProven(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		in, err := readIntent(dir, "/proc", "svc", c.exe)
+		in, err := readIntent(dir, "/proc", Profile{Name: "svc", Binary: c.exe}, "")
 		if in != nil || !errors.Is(err, ErrForeignProcess) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), intentPath(dir, "svc")) {
 			t.Errorf("%s: readIntent = %+v, %v; want ErrForeignProcess naming the file and saying %q", c.name, in, err, c.says)
 		}

@@ -205,7 +205,6 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 // they were.
 func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
 	root := or(st.ProcRoot, "/proc")
-	rep.Overlap = true
 	if st.handoff == nil { // a handoff's caller said it starts on the held sockets
 		st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
 	}
@@ -221,6 +220,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		b.undoLogged()
 		return fmt.Errorf("move the old master's pidfile aside: %w", err)
 	}
+	rep.Overlap = true // acted: whatever fails from here was touched
 	st.stopped = true
 	began := time.Now()
 	abandon := func(err error) error {
@@ -283,7 +283,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // kept, the unit left alone, since the new master is in it).
 func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 	root := or(s.ProcRoot, "/proc")
-	pending, err := readIntent(s.IntentDir, root, s.Profile.Name, s.Profile.Binary)
+	pending, err := readIntent(s.IntentDir, root, s.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err
 	}

@@ -85,6 +85,7 @@ func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, erro
 	if err != nil {
 		return RunConfig{}, err
 	}
+	rc.Conf = or(conf, p.Conf)
 	if err := rc.refuseForeground(); err != nil {
 		return RunConfig{}, err
 	}

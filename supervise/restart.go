@@ -162,9 +162,9 @@ func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Co
 }
 
 // interruptedUntouched is the error of an operation interrupted before it
-// touched the running server.
+// touched the server: whatever served, serves on.
 func interruptedUntouched(err error) error {
-	return fmt.Errorf("interrupted before the running master was touched: it serves on as before (%w)", err)
+	return fmt.Errorf("interrupted before the server was touched: what served serves on as before (%w)", err)
 }
 
 // unitRestart is a restart on a systemd host, from outside the unit. The

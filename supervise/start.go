@@ -143,10 +143,12 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 		return rep, nil
 	case errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, ErrStalePIDFile),
-		errors.Is(err, ErrForeignProcess) && m.Comm != commOf(o.Profile.Binary):
+		errors.Is(err, ErrForeignProcess) && !runs(m, o.Profile.Binary) && m.Comm != commOf(o.Profile.Binary):
 		// Apache's own start reads any pid that kill(pid, 0) reaches (another
 		// program, or a zombie not yet reaped) as "already running" and exits
-		// 0 without starting. This one is proven not a server: remove it.
+		// 0 without starting. This one is proven not a server: remove it. (A
+		// worker of the server, or another instance's master, runs the
+		// binary: refused below.)
 		o.Log.Warn().Err(err).Msg("removing a stale pidfile")
 		if rmErr := os.Remove(rc.PidFile); rmErr != nil {
 			return rep, fmt.Errorf("remove stale pidfile: %w", rmErr)
@@ -219,7 +221,7 @@ func (o StartOptions) stopOptions() StopOptions {
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
 	so := o.stopOptions()
-	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile.Name, o.Profile.Binary)
+	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err
 	}
@@ -332,6 +334,11 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // runStarter runs the profile's start command and returns its output
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
+	// A starter that never returns (a daemon that does not detach, a hung
+	// passphrase program) ends at the start's timeout: a restart that
+	// finishes its start regardless of interruptions must still end.
+	ctx, cancel := context.WithTimeout(ctx, or(o.Timeout, 20*time.Second))
+	defer cancel()
 	if o.unit.acts() && !o.intoUnit {
 		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log)
 	}

@@ -14,11 +14,12 @@ import (
 // signalled and which IPC objects are removed, so none of it is read.
 var ErrUnsafeStateDir = errors.New("unsafe state directory")
 
-// CheckStateDir refuses (ErrUnsafeStateDir) a state directory that is not
-// this user's alone: dir and every directory below it must be a directory
-// (a symlink is not followed), owned by the effective user, and writable
-// by no group or other user. A dir that does not exist yet passes: it is
-// created with mode 0700.
+// CheckStateDir refuses (ErrUnsafeStateDir) a state directory that
+// someone else could write: dir and every directory below it must be a
+// directory (a symlink is not followed), owned by the effective user or
+// by root, and writable by no group or other user. A dir that does not
+// exist yet passes: the commands create it (mode 0755, owned by the
+// effective user).
 func CheckStateDir(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -41,15 +42,15 @@ func CheckStateDir(dir string) error {
 	})
 }
 
-// checkOwnDir refuses a directory not owned by the effective user, or
-// writable by its group or by others.
+// checkOwnDir refuses a directory owned by neither the effective user nor
+// root, or writable by its group or by others.
 func checkOwnDir(path string, fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil // no owner to check on this system
 	}
-	if euid := os.Geteuid(); int(st.Uid) != euid {
-		return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d, which runs safe-restart", ErrUnsafeStateDir, path, st.Uid, euid)
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return fmt.Errorf("%w: %s is owned by uid %d, neither root nor uid %d, which runs safe-restart", ErrUnsafeStateDir, path, st.Uid, euid)
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%w: %s is writable by others (mode %s): chmod go-w %s", ErrUnsafeStateDir, path, fi.Mode().Perm(), path)

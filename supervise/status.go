@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -58,8 +59,9 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 		return st, err
 	}
 	master, err := p.master("/proc", rc)
-	if err != nil {
-		if m, ok := masterByListeners("/proc", procs, p.Binary, rc.Listen); ok {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrStalePIDFile) {
+		// The pidfile names something, but no master of this server.
+		if m, ok := masterByListeners("/proc", procs, p, rc); ok {
 			st.PIDFileWrong, master, err = err.Error(), m, nil
 		}
 	}
@@ -172,29 +174,31 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
 }
 
-// masterByListeners finds the server's master when its pidfile does not
-// name it (it names a worker or another process, is no regular file, or
-// is gone): the one live process running exe that leads its own session
-// (the servers' masters call setsid, their workers do not), whose parent
-// does not run exe, and that holds a listening socket, on one of listen's
-// addresses when the config names them. An orphaned worker leads no
-// session. ok is false when there is no such process, or more than one
-// (other instances of the binary).
-func masterByListeners(root string, procs ipcguard.ProcTable, exe string, listen []string) (ipcguard.Proc, bool) {
+// masterByListeners finds the server's master when its pidfile names no
+// master of it (it names a worker or another process, or is no regular
+// file): the one live process running the server's binary that leads its
+// own session (the servers' masters call setsid, their workers do not;
+// an orphaned worker leads none), whose parent does not run the binary,
+// that was not started with another configuration file (startedWith), and
+// that holds a listening socket, on one of rc's addresses when the config
+// names them. ok is false when there is no such process, or more than one
+// (other instances of the binary, which their command lines do not tell
+// apart).
+func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunConfig) (ipcguard.Proc, bool) {
 	listening, err := readListening(root)
 	if err != nil {
 		return ipcguard.Proc{}, false
 	}
 	var found []ipcguard.Proc
-	for _, p := range runningExactly(procs, exe) {
-		if p.Session != p.PID || p.PID == p.PPID {
+	for _, m := range runningExactly(procs, p.Binary) {
+		if m.Session != m.PID || p.startedWith(root, m, rc) != "" {
 			continue
 		}
-		if parent, ok := procs.Live(p.PPID); ok && runs(parent, exe) {
+		if parent, ok := procs.Live(m.PPID); ok && runs(parent, p.Binary) {
 			continue
 		}
-		if slices.ContainsFunc(listenersOf(root, p.PID, listening), func(l Listener) bool { return configured(l, listen) }) {
-			found = append(found, p)
+		if slices.ContainsFunc(listenersOf(root, m.PID, listening), func(l Listener) bool { return configured(l, rc.Listen) }) {
+			found = append(found, m)
 		}
 	}
 	if len(found) != 1 {

@@ -89,7 +89,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 	if errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
 		// A graceful stop removes the pidfile at once: a master that an
 		// interrupted safe-restart was stopping has none.
-		pending, perr := pendingStop(o.IntentDir, root, o.Profile.Name, o.Profile.Binary)
+		pending, perr := pendingStop(o.IntentDir, root, o.Profile, rc.PidFile)
 		if perr != nil {
 			return rep, perr
 		}

@@ -19,8 +19,9 @@ const (
 const exitCodesHelp = `Exit codes:
   0  done and verified
   1  failed; what was done and the service state are reported
-  2  usage or configuration error, such as a bad service file or a state directory another
-     user could write (nothing was touched)
+  2  usage or configuration error, such as a bad service file, a signal that cannot stop or
+     reload anything, a state directory another user could write, or Apache run without root
+     (nothing was touched)
   3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
      lock timeout, a state directory that cannot be written, systemd not answering about the
      unit, a pidfile or stop record that names no master of this server); nothing was touched

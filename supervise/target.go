@@ -89,8 +89,9 @@ const oldbinSuffix = ".oldbin"
 // exe, still waits; their workers never do). The one master that neither
 // leads a session nor has a parent outside the server is a binary
 // upgrade's (nginx's USR2: the new master is the old one's child); it
-// passes while the old master, leading its session, is named by the
-// pidfile it moved to path+oldbinSuffix.
+// passes while the old master is named by the pidfile it moved to
+// path+oldbinSuffix. (A master an upgrade started leads no session
+// either, so the old master of the next upgrade may not.)
 func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.Proc, bool) {
 	if p.Session == p.PID {
 		return ipcguard.Proc{}, false
@@ -99,7 +100,7 @@ func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.
 	if err != nil || !parent.Alive() || !runs(parent, exe) {
 		return ipcguard.Proc{}, false
 	}
-	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID && parent.Session == parent.PID {
+	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID {
 		return ipcguard.Proc{}, false
 	}
 	return parent, true

@@ -396,7 +396,7 @@ func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc 
 // Acted reports whether the reload changed anything: a signal sent, or a
 // restart or start that acted.
 func (r ReloadReport) Acted() bool {
-	return r.Signal != "" || (r.Restart != nil && (r.Restart.Stop.Acted() || r.Restart.Start.Acted() || r.Restart.Overlap))
+	return r.Signal != "" || (r.Restart != nil && r.Restart.Acted())
 }
 
 // withServer copies the server's identity from a start's options.

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -58,6 +59,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
+	if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errUntouched) && !rep.Acted() {
+		err = interruptedUntouched(err) // cancelled in a check before the stop
+	}
 	rep.Trial = trial
 	return rep, err
 }
@@ -161,10 +165,20 @@ func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Co
 	}
 }
 
+// errUntouched is what interruptedUntouched says.
+var errUntouched = errors.New("interrupted before the server was touched: what served serves on as before")
+
 // interruptedUntouched is the error of an operation interrupted before it
 // touched the server: whatever served, serves on.
 func interruptedUntouched(err error) error {
-	return fmt.Errorf("interrupted before the server was touched: what served serves on as before (%w)", err)
+	return fmt.Errorf("%w (%w)", errUntouched, err)
+}
+
+// Acted reports whether the restart changed anything: a signal sent, an
+// object removed, a master started, or an overlap begun (the old master's
+// pidfile moved aside).
+func (r RestartReport) Acted() bool {
+	return r.Stop.Acted() || r.Start.Acted() || r.Overlap
 }
 
 // unitRestart is a restart on a systemd host, from outside the unit. The

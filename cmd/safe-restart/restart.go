@@ -79,7 +79,7 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 		writeStartSummary(d, service, rep.Start)
 		writeOverlapSummary(d, rep)
 	}
-	if err != nil && (rep.Stop.Acted() || rep.Start.Acted() || rep.Overlap) {
+	if err != nil && rep.Acted() {
 		return &exitError{code: exitFailed, err: err}
 	}
 	return err

@@ -302,8 +302,9 @@ func ParseSignal(s string) (syscall.Signal, error) {
 }
 
 // checkStopSignal refuses a signal no stop can use: one that freezes a
-// process instead of ending it (STOP, TSTP, TTIN, TTOU), or one whose
-// default is to do nothing and that no server stops on (CONT, CHLD, URG).
+// process instead of ending it (STOP, TSTP, TTIN, TTOU), one whose
+// default is to do nothing and that no server stops on (CONT, CHLD, URG),
+// or one the C library keeps for itself (32, 33).
 // A ladder of them would leave the server frozen, or wait out every step
 // for nothing. WINCH, ignored by default too, is Apache's graceful stop.
 func checkStopSignal(sig syscall.Signal) error {
@@ -312,6 +313,8 @@ func checkStopSignal(sig syscall.Signal) error {
 		return fmt.Errorf("%s freezes a process, it ends none", sigName(sig))
 	case syscall.SIGCONT, syscall.SIGCHLD, syscall.SIGURG:
 		return fmt.Errorf("%s ends no process", sigName(sig))
+	case sigRTMin - 2, sigRTMin - 1:
+		return fmt.Errorf("signal %d is the C library's own (its threads' cancellation and set-id calls): it ends no process", sig)
 	}
 	return nil
 }

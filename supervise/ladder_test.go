@@ -119,7 +119,7 @@ func TestParseLadder(t *testing.T) {
 		t.Fatalf("ParseLadder = %v, %v; want %v", l, err, apacheLadder)
 	}
 	for _, bad := range []string{"", " ", "TERM", "TERM:0s", "TERM:x", "NOPE:1s", "TERM:1s:some", "TERM:1s:all:x",
-		"STOP:1s", "TERM:10s,TSTP:1s", "19:1s", "CONT:1s", "CHLD:1s,KILL:1s"} {
+		"STOP:1s", "TERM:10s,TSTP:1s", "19:1s", "CONT:1s", "CHLD:1s,KILL:1s", "32:1s", "33:1s"} {
 		if _, err := ParseLadder(bad); err == nil {
 			t.Errorf("ParseLadder(%q) accepted", bad)
 		}

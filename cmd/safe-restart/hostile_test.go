@@ -116,7 +116,7 @@ func TestHostilePIDFiles(t *testing.T) {
 // TestHostileSignals: signals that would freeze a server or reload
 // nothing are refused before anything runs (exit 2), naming the problem,
 // with the server untouched: nginx stopped with a --ladder of STOP, TSTP
-// or CONT; a daemon whose service file reloads with STOP or KILL, stops
+// or CONT, or an empty one; a daemon whose service file reloads with STOP or KILL, stops
 // gracefully with TSTP, has an empty ladder, or names a /proc file as its
 // pidfile.
 func TestHostileSignals(t *testing.T) {
@@ -127,7 +127,7 @@ func TestHostileSignals(t *testing.T) {
 	srv := nginxtest.Start(t, nginxtest.Options{})
 	master := nginxMaster(t, srv)
 	workers := settledWorkers(t, srv)
-	for _, ladder := range []string{"STOP:1s", "TERM:10s,TSTP:1s", "CONT:5s,KILL:1s:all"} {
+	for _, ladder := range []string{"STOP:1s", "TERM:10s,TSTP:1s", "CONT:5s,KILL:1s:all", ""} {
 		code, out, errOut := runCLI(t, "stop", "nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--ladder", ladder)
 		if code != exitUsage || !strings.Contains(errOut, "bad --ladder") {
 			t.Errorf("stop --ladder %s: exit %d, want %d (bad --ladder)\n%s\n%s", ladder, code, exitUsage, out, errOut)

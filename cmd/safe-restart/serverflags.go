@@ -94,10 +94,11 @@ func serviceDirFlag(c *cobra.Command, dir *string) {
 // nil when neither flag was given (the operation's default: see
 // supervise.StopOptions.Ladder).
 func (f *serverFlags) stopLadder(p supervise.Profile) (supervise.Ladder, error) {
-	if f.ladder == "" && (f.cmd == nil || !f.cmd.Flags().Changed("graceful-timeout")) {
-		return nil, nil
-	}
-	if f.ladder == "" {
+	changed := func(name string) bool { return f.cmd != nil && f.cmd.Flags().Changed(name) }
+	if f.ladder == "" && !changed("ladder") { // --ladder "" is a bad ladder, not the default
+		if !changed("graceful-timeout") {
+			return nil, nil
+		}
 		return p.Ladder(f.graceful), nil
 	}
 	l, err := supervise.ParseLadder(f.ladder)

@@ -43,11 +43,11 @@ func (p Profile) startedWith(root string, m ipcguard.Proc, rc RunConfig) string 
 	if !ok || rc.Conf == "" {
 		return ""
 	}
-	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(m.PID), "cmdline"))
-	if err != nil {
+	argv := cmdline(root, m.PID)
+	if argv == nil {
 		return ""
 	}
-	started, ok := cr.startedConf(strings.Split(strings.TrimRight(string(data), "\x00"), "\x00"))
+	started, ok := cr.startedConf(argv)
 	if !ok || maybeSamePath(started, rc.Conf) {
 		return ""
 	}
@@ -113,4 +113,14 @@ func (fpmKind) startedConf(argv []string) (string, bool) {
 		return "", false
 	}
 	return conf, true
+}
+
+// cmdline is pid's command line (its title, for a server that sets one),
+// nil when it cannot be read.
+func cmdline(root string, pid int) []string {
+	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
 }

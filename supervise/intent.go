@@ -93,13 +93,14 @@ func readIntent(dir, procRoot string, p Profile, pidFile string) (*stopIntent, e
 		return nil, fmt.Errorf("%w: stop record %s is for service %q, not %q: remove it", ErrForeignProcess, path, in.Service, service)
 	}
 	if in.Successor != nil {
-		if s, err := Same(procRoot, *in.Successor); err == nil && s.Alive() {
-			if !runs(s, exe) && !exiting(procRoot, s, exe) {
-				return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", ErrForeignProcess, path, s.PID, s.Exe, exe)
-			}
+		s, err := Same(procRoot, *in.Successor)
+		switch {
+		case err != nil || !s.Alive() || (!runs(s, exe) && exiting(procRoot, s, exe)):
+			in.Successor = nil // gone, or in its exit: nothing serves there
+		case !runs(s, exe):
+			return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", ErrForeignProcess, path, s.PID, s.Exe, exe)
+		default:
 			in.Successor = &s
-		} else {
-			in.Successor = nil
 		}
 	}
 	now, err := Same(procRoot, in.Master)

@@ -28,6 +28,9 @@ type RestartReport struct {
 	// master and let the old master's sockets drain before it stopped
 	// (see beside), rather than relying on the kernel's migration.
 	Steered bool `json:"steered,omitempty"`
+	// UnitJob is the systemd job that replaced the master ("restart"),
+	// when the unit's own job did.
+	UnitJob string `json:"unit_job,omitempty"`
 	// Trial is the trial start that proved the new configuration runs
 	// before the old master was touched (nil when none was running, or
 	// when a reload's trial already ran).
@@ -175,10 +178,10 @@ func interruptedUntouched(err error) error {
 }
 
 // Acted reports whether the restart changed anything: a signal sent, an
-// object removed, a master started, or an overlap begun (the old master's
-// pidfile moved aside).
+// object removed, a master started, an overlap begun (the old master's
+// pidfile moved aside), or the unit's restart job queued.
 func (r RestartReport) Acted() bool {
-	return r.Stop.Acted() || r.Start.Acted() || r.Overlap
+	return r.Stop.Acted() || r.Start.Acted() || r.Overlap || r.UnitJob != ""
 }
 
 // unitRestart is a restart on a systemd host, from outside the unit. The
@@ -236,7 +239,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)
 	tree := st.tree(root, old)
 	rep.Stop.Master, rep.Stop.Tree = &old, pids(tree)
-	st.unitJob, st.stopped = "restart", true
+	st.unitJob, st.stopped, rep.UnitJob = "restart", true, "restart"
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return rep, err
 	}

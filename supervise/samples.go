@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -147,11 +146,7 @@ func SampleOf(procRoot string, st Status) (Sample, bool) {
 // fpmPoolOf returns the pool a php-fpm worker serves, from the title it
 // sets ("php-fpm: pool www"), "" for any other process.
 func fpmPoolOf(procRoot string, pid int) string {
-	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return ""
-	}
-	title := strings.TrimRight(string(data), "\x00 ")
+	title := strings.Join(cmdline(procRoot, pid), " ")
 	_, pool, ok := strings.Cut(title, "php-fpm: pool ")
 	if !ok {
 		return ""

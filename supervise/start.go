@@ -38,7 +38,7 @@ type StartOptions struct {
 	Profile    Profile
 	Conf       string
 	HealthURL  string        // "" means GET / on the master's first listener
-	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s
+	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s (a start command itself may run up to unitStartTimeout, or this if longer)
 	LineageDir string        // where the sets this start creates are recorded
 	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
 	// NoHandoff makes a restart a plain one: the listening sockets close
@@ -334,14 +334,15 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // runStarter runs the profile's start command and returns its output
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
-	// A starter that never returns (a daemon that does not detach, a hung
-	// passphrase program) ends at the start's timeout: a restart that
-	// finishes its start regardless of interruptions must still end.
-	ctx, cancel := context.WithTimeout(ctx, or(o.Timeout, 20*time.Second))
-	defer cancel()
 	if o.unit.acts() && !o.intoUnit {
-		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log)
+		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
 	}
+	// A starter that never returns (a daemon that does not detach, a hung
+	// passphrase program) ends after the longer of the start's timeout and
+	// a unit's: a restart that finishes its start whatever interrupts it
+	// must still end.
+	ctx, cancel := context.WithTimeout(ctx, max(o.Timeout, unitStartTimeout))
+	defer cancel()
 	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
 		argv = ov.reuseportArgv(o.Profile, or(o.Conf, o.Profile.Conf))

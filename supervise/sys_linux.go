@@ -4,7 +4,9 @@ package supervise
 
 import (
 	"errors"
+	"io/fs"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -110,4 +112,25 @@ func reapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
 		}
 		return ws, got == pid, nil
 	}
+}
+
+// openRegular opens path for reading, without blocking, only when it is a
+// regular file, and returns what it is. It looks through an O_PATH
+// descriptor first, whose open has no effect on the file (a device's open
+// never runs, a FIFO's never blocks), and reopens that same file through
+// /proc/self/fd only when it is regular: nothing swapped in between is
+// opened. For anything else the file is nil.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	self := "/proc/self/fd/" + strconv.Itoa(fd)
+	fi, err := os.Stat(self)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, fi, err
+	}
+	f, err := os.OpenFile(self, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	return f, fi, err
 }

@@ -255,7 +255,8 @@ func (u *Unit) runJob(ctx context.Context, root, verb string, log zerolog.Logger
 }
 
 // unitStartTimeout bounds a start or restart job: systemd's own default
-// for a start (TimeoutStartSec=90s) and a margin.
+// for a start (TimeoutStartSec=90s) and a margin; a local start command
+// (see StartOptions.runStarter) gets as long at least.
 const unitStartTimeout = 2 * time.Minute
 
 // awaitDeadMain waits until systemd has seen a dead main process go: a

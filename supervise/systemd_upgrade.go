@@ -105,7 +105,9 @@ func signalUpgrade(ctx context.Context, root string, old ipcguard.Proc, k upgrad
 	if err := signalProc(root, old, k.upgradeSignal()); err != nil {
 		return false, err
 	}
-	_ = pollUntil(ctx, upgradeNoticed, func() (bool, error) { return u.acted(), nil }) // a timeout: acted says no
+	// Sent: whether the master acted is known only by waiting, interrupted
+	// or not (a master that acted late would start a second master).
+	_ = pollUntil(context.WithoutCancel(ctx), upgradeNoticed, func() (bool, error) { return u.acted(), nil }) // a timeout: acted says no
 	return u.acted(), nil
 }
 

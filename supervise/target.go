@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -90,7 +89,8 @@ const oldbinSuffix = ".oldbin"
 // leads a session nor has a parent outside the server is a binary
 // upgrade's (nginx's USR2: the new master is the old one's child); it
 // passes while the old master is named by the pidfile it moved to
-// path+oldbinSuffix. (A master an upgrade started leads no session
+// path+oldbinSuffix and its title says "master process" (the old
+// master's workers say "worker process"). (A master an upgrade started leads no session
 // either, so the old master of the next upgrade may not.)
 func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.Proc, bool) {
 	if p.Session == p.PID {
@@ -100,7 +100,8 @@ func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.
 	if err != nil || !parent.Alive() || !runs(parent, exe) {
 		return ipcguard.Proc{}, false
 	}
-	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID {
+	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID &&
+		strings.Contains(strings.Join(cmdline(procRoot, p.PID), " "), "master process") {
 		return ipcguard.Proc{}, false
 	}
 	return parent, true
@@ -112,31 +113,21 @@ const maxPIDFile = 64
 
 // readPIDFile returns the pid the pidfile at path holds and when it was
 // written. It opens the file only when it is a regular file, and then
-// without blocking (a FIFO planted at the path would block open(2) for
-// ever, and the service's lock with it; a device such as /dev/watchdog or
-// /dev/zero is never opened), and reads at most maxPIDFile bytes.
+// without blocking (openRegular: a FIFO planted at the path would block
+// open(2) for ever, and the service's lock with it; a device such as
+// /dev/watchdog or /dev/zero is never opened), and reads at most
+// maxPIDFile bytes.
 // Anything else is ErrBadPIDFile, saying what the path is; a missing file
 // wraps fs.ErrNotExist.
 func readPIDFile(path string) (int, time.Time, error) {
-	before, err := os.Stat(path)
+	f, fi, err := openRegular(path)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
 	}
-	if !before.Mode().IsRegular() {
-		return 0, time.Time{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadPIDFile, path, fileType(before.Mode()))
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
+	if f == nil {
+		return 0, time.Time{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadPIDFile, path, fileType(fi.Mode()))
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
-	}
-	if !fi.Mode().IsRegular() || !os.SameFile(before, fi) {
-		return 0, time.Time{}, fmt.Errorf("%w: %s changed while it was opened (now %s)", ErrBadPIDFile, path, fileType(fi.Mode()))
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPIDFile+1))
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)

@@ -16,13 +16,20 @@ import (
 // re-parented to this test, PID 1 of its namespace: masters.
 func countMasters(t *testing.T, srv *apachetest.Server) int {
 	t.Helper()
+	return mastersOf(t, srv.Bin)
+}
+
+// mastersOf counts the masters running bin: its processes whose parent is
+// PID 1 (this test, in its namespaces), where every master detaches to.
+func mastersOf(t *testing.T, bin string) int {
+	t.Helper()
 	procs, err := ipcguard.ReadProcTable("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, p := range procs.ByExe(srv.Bin) {
-		if p.PPID == 1 {
+	for _, p := range procs.ByExe(bin) {
+		if p.PPID == 1 && p.Alive() {
 			n++
 		}
 	}

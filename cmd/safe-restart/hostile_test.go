@@ -180,6 +180,15 @@ func TestHostileSignals(t *testing.T) {
 // returns its exit code and its log.
 func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, []string) {
 	t.Helper()
+	code, lines, _ := signalWhen(t, args, sig, func(lines []string) bool { return len(lines) >= n })
+	return code, lines
+}
+
+// signalWhen runs safe-restart with args as a process of its own, sends
+// it sig once when its log so far satisfies when, and returns its exit
+// code (-1 when a signal ended it), its log, and whether sig was sent.
+func signalWhen(t *testing.T, args []string, sig syscall.Signal, when func(lines []string) bool) (int, []string, bool) {
+	t.Helper()
 	cmd := selfCommand(args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -192,7 +201,7 @@ func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, [
 	sent := false
 	for sc := bufio.NewScanner(stderr); sc.Scan(); {
 		lines = append(lines, sc.Text())
-		if !sent && len(lines) >= n {
+		if !sent && when(lines) {
 			sent = cmd.Process.Signal(sig) == nil
 		}
 	}
@@ -200,12 +209,12 @@ func interruptAt(t *testing.T, args []string, n int, sig syscall.Signal) (int, [
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0, lines
+		return 0, lines, sent
 	case errors.As(err, &ee):
-		return ee.ExitCode(), lines
+		return ee.ExitCode(), lines, sent
 	}
 	t.Fatal(err)
-	return 0, nil
+	return 0, nil, false
 }
 
 // TestHostileInterruptedRestart: a restart SIGINTed or SIGTERMed after
@@ -258,23 +267,6 @@ func TestHostileInterruptedRestart(t *testing.T) {
 			}
 		}
 	}
-}
-
-// mastersOf counts the masters running bin: its processes whose parent is
-// PID 1 (this test, in its namespaces), where every master detaches to.
-func mastersOf(t *testing.T, bin string) int {
-	t.Helper()
-	procs, err := ipcguard.ReadProcTable("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range procs.ByExe(bin) {
-		if p.PPID == 1 && p.Alive() {
-			n++
-		}
-	}
-	return n
 }
 
 // TestHostileStateDir: a state directory another user could write (mode

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
@@ -200,21 +200,9 @@ func selfCommand(args ...string) *exec.Cmd {
 // logs that it sent a stop signal.
 func killMidway(t *testing.T, args []string) {
 	t.Helper()
-	cmd := selfCommand(args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	signalled := false
-	for !signalled && sc.Scan() {
-		signalled = strings.Contains(sc.Text(), "sent signal, waiting for the tree to exit")
-	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	_, _, signalled := signalWhen(t, args, syscall.SIGKILL, func(lines []string) bool {
+		return strings.Contains(lines[len(lines)-1], "sent signal, waiting for the tree to exit")
+	})
 	if !signalled {
 		t.Fatalf("%v: safe-restart never reported its graceful-stop signal", args)
 	}

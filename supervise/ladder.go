@@ -301,6 +301,16 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
 
+// parseWith parses a signal (ParseSignal) and checks it is fit for its
+// use (checkStopSignal, checkReloadSignal).
+func parseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
+	sig, err := ParseSignal(s)
+	if err != nil {
+		return 0, err
+	}
+	return sig, check(sig)
+}
+
 // checkStopSignal refuses a signal no stop can use: one that freezes a
 // process instead of ending it (STOP, TSTP, TTIN, TTOU), one whose
 // default is to do nothing and that no server stops on (CONT, CHLD, URG),
@@ -371,10 +381,7 @@ func ParseLadder(s string) (Ladder, error) {
 		if len(f) < 2 || len(f) > 3 || (len(f) == 3 && f[2] != "all") {
 			return nil, fmt.Errorf("ladder step %q: want SIGNAL:WAIT or SIGNAL:WAIT:all", part)
 		}
-		sig, err := ParseSignal(f[0])
-		if err == nil {
-			err = checkStopSignal(sig)
-		}
+		sig, err := parseWith(f[0], checkStopSignal)
 		if err != nil {
 			return nil, fmt.Errorf("ladder step %q: %w", part, err)
 		}

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
 
@@ -240,8 +239,9 @@ func checkPIDFilePath(path string) error {
 	if err := checkAbs("pidfile", path, true); err != nil {
 		return err
 	}
+	clean := filepath.Clean(path)
 	for _, kernel := range []string{"/proc", "/sys", "/dev"} {
-		if path == kernel || strings.HasPrefix(filepath.Clean(path), kernel+"/") {
+		if clean == kernel || strings.HasPrefix(clean, kernel+"/") {
 			return fmt.Errorf("bad pidfile %q: a file of the kernel's %s, not one a daemon writes", path, kernel)
 		}
 	}
@@ -306,15 +306,6 @@ func (f *serviceFile) setSignals(k *serviceKind, md toml.MetaData) error {
 		return fmt.Errorf("stop.ladder: %w", err)
 	}
 	return nil
-}
-
-// parseWith parses a signal and checks it is fit for its use.
-func parseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
-	sig, err := ParseSignal(s)
-	if err != nil {
-		return 0, err
-	}
-	return sig, check(sig)
 }
 
 // setLog compiles the [log] patterns.

@@ -187,6 +187,7 @@ func TestLoadServiceFileErrors(t *testing.T) {
 		{"empty reload", base + "[signals]\nreload = \" \"\n", "signals.reload: empty"},
 		{"proc pidfile", strings.Replace(base, `"/run/minimal.pid"`, `"/proc/1/stat"`, 1), `bad pidfile "/proc/1/stat": a file of the kernel's /proc`},
 		{"dev pidfile", strings.Replace(base, `"/run/minimal.pid"`, `"/dev/zero"`, 1), `bad pidfile "/dev/zero"`},
+		{"proc dir pidfile", strings.Replace(base, `"/run/minimal.pid"`, `"/proc/."`, 1), `bad pidfile "/proc/."`},
 		{"long name", "name = \"" + strings.Repeat("n", 65) + "\"\n" + base, "name \"nnnn"},
 		{"health url", base + "[health]\nurl = \"127.0.0.1:80\"\n", `health.url "127.0.0.1:80"`},
 		{"fatal regex", base + "[log]\nfatal = [\"ok\", \"(\"]\n", "log.fatal[1]: error parsing regexp"},

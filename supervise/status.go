@@ -177,9 +177,9 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 // masterByListeners finds the server's master when its pidfile names no
 // master of it (it names a worker or another process, or is no regular
 // file): the one live process running the server's binary that leads its
-// own session (the servers' masters call setsid, their workers do not;
-// an orphaned worker leads none), whose parent does not run the binary,
-// that was not started with another configuration file (startedWith), and
+// own session (the servers' masters call setsid, their workers do not,
+// see serverParent; an orphaned worker leads none), that was not started
+// with another configuration file (startedWith), and
 // that holds a listening socket, on one of rc's addresses when the config
 // names them. ok is false when there is no such process, or more than one
 // (other instances of the binary, which their command lines do not tell
@@ -192,9 +192,6 @@ func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunC
 	var found []ipcguard.Proc
 	for _, m := range runningExactly(procs, p.Binary) {
 		if m.Session != m.PID || p.startedWith(root, m, rc) != "" {
-			continue
-		}
-		if parent, ok := procs.Live(m.PPID); ok && runs(parent, p.Binary) {
 			continue
 		}
 		if slices.ContainsFunc(listenersOf(root, m.PID, listening), func(l Listener) bool { return configured(l, rc.Listen) }) {

@@ -90,8 +90,8 @@ const oldbinSuffix = ".oldbin"
 // upgrade's (nginx's USR2: the new master is the old one's child); it
 // passes while the old master is named by the pidfile it moved to
 // path+oldbinSuffix and its title says "master process" (the old
-// master's workers say "worker process"). (A master an upgrade started leads no session
-// either, so the old master of the next upgrade may not.)
+// master's workers say "worker process"). The old master need not lead
+// its session: one an earlier upgrade started does not.
 func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.Proc, bool) {
 	if p.Session == p.PID {
 		return ipcguard.Proc{}, false

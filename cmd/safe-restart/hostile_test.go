@@ -24,6 +24,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
@@ -50,6 +51,28 @@ func runCLIWithin(t *testing.T, d time.Duration, args ...string) (int, string, s
 	return 0, "", ""
 }
 
+// nginxGeneration is an nginx master and its workers, to find untouched
+// after a command that must change nothing.
+type nginxGeneration struct {
+	srv     *nginxtest.Server
+	master  proctest.Proc
+	workers []int
+}
+
+// generationOf waits for srv's master to have its workers alone.
+func generationOf(t *testing.T, srv *nginxtest.Server) nginxGeneration {
+	t.Helper()
+	return nginxGeneration{srv, nginxMaster(t, srv), settledWorkers(t, srv)}
+}
+
+// untouched fails the test unless the same master and workers serve.
+func (g nginxGeneration) untouched(t *testing.T, what string) {
+	t.Helper()
+	if now := nginxMaster(t, g.srv); now != g.master || !slices.Equal(workerPIDs(g.srv), g.workers) {
+		t.Fatalf("%s: master %d workers %v, want %d %v untouched", what, now.PID, workerPIDs(g.srv), g.master.PID, g.workers)
+	}
+}
+
 // TestHostilePIDFiles: a pidfile that names a worker of the live master,
 // or that is a FIFO (whose open would block), /dev/zero (which never
 // ends) or a directory, makes stop, start, restart and reload refuse at once
@@ -64,14 +87,13 @@ func TestHostilePIDFiles(t *testing.T) {
 	}
 	srv := nginxtest.Start(t, nginxtest.Options{})
 	conf := []string{"nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir()}
-	master := nginxMaster(t, srv)
-	workers := settledWorkers(t, srv)
+	gen := generationOf(t, srv)
 	cases := []struct {
 		name, says string
 		plant      func() error
 	}{
-		{"a worker's pid", fmt.Sprintf("a child of pid %d", master.PID),
-			func() error { return os.WriteFile(srv.PidFile, []byte(strconv.Itoa(workers[0])+"\n"), 0o644) }},
+		{"a worker's pid", fmt.Sprintf("a child of pid %d", gen.master.PID),
+			func() error { return os.WriteFile(srv.PidFile, []byte(strconv.Itoa(gen.workers[0])+"\n"), 0o644) }},
 		{"a FIFO", "is a named pipe (FIFO), not a regular file", func() error { return syscall.Mkfifo(srv.PidFile, 0o644) }},
 		{"/dev/zero", "is a character device, not a regular file", func() error { return os.Symlink("/dev/zero", srv.PidFile) }},
 		// nginx's own config test opens the pidfile: every command, status
@@ -90,22 +112,20 @@ func TestHostilePIDFiles(t *testing.T) {
 			if err := os.RemoveAll(srv.PidFile); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(srv.PidFile, []byte(strconv.Itoa(master.PID)+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(srv.PidFile, []byte(strconv.Itoa(gen.master.PID)+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			want := exitRefused
 			if cmd == "status" && c.name != "a directory" {
 				want = exitOK
-				if !strings.Contains(out, "running, master "+strconv.Itoa(master.PID)) || !strings.Contains(out, "the pidfile does not name the master") {
+				if !strings.Contains(out, "running, master "+strconv.Itoa(gen.master.PID)) || !strings.Contains(out, "the pidfile does not name the master") {
 					t.Errorf("%s, status: the master is not found by its listeners, or the pidfile not called wrong:\n%s", c.name, out)
 				}
 			}
 			if code != want || !strings.Contains(out+errOut, c.says) {
 				t.Errorf("%s, %s: exit %d, want %d saying %q\n%s\n%s", c.name, cmd, code, want, c.says, out, errOut)
 			}
-			if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
-				t.Fatalf("%s, %s: master %d workers %v, want %d %v untouched", c.name, cmd, now.PID, workerPIDs(srv), master.PID, workers)
-			}
+			gen.untouched(t, c.name+", "+cmd)
 			if status, body, err := srv.Get("/"); status != 200 || body != nginxtest.IndexBody || err != nil {
 				t.Fatalf("%s, %s: GET / %d %q %v", c.name, cmd, status, body, err)
 			}
@@ -116,25 +136,22 @@ func TestHostilePIDFiles(t *testing.T) {
 // TestHostileSignals: signals that would freeze a server or reload
 // nothing are refused before anything runs (exit 2), naming the problem,
 // with the server untouched: nginx stopped with a --ladder of STOP, TSTP
-// or CONT, or an empty one; a daemon whose service file reloads with STOP or KILL, stops
-// gracefully with TSTP, has an empty ladder, or names a /proc file as its
-// pidfile.
+// or CONT, or an empty one; a daemon whose service file reloads with STOP
+// or KILL, stops gracefully with TSTP, has an empty ladder, or names a
+// /proc file as its pidfile.
 func TestHostileSignals(t *testing.T) {
 	nstest.RequireBinaries(t, "nginx")
 	if !nstest.InPrivateNamespaces(t) {
 		return
 	}
 	srv := nginxtest.Start(t, nginxtest.Options{})
-	master := nginxMaster(t, srv)
-	workers := settledWorkers(t, srv)
+	gen := generationOf(t, srv)
 	for _, ladder := range []string{"STOP:1s", "TERM:10s,TSTP:1s", "CONT:5s,KILL:1s:all", ""} {
 		code, out, errOut := runCLI(t, "stop", "nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--ladder", ladder)
 		if code != exitUsage || !strings.Contains(errOut, "bad --ladder") {
 			t.Errorf("stop --ladder %s: exit %d, want %d (bad --ladder)\n%s\n%s", ladder, code, exitUsage, out, errOut)
 		}
-		if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
-			t.Fatalf("stop --ladder %s: master %d workers %v, want %d %v untouched", ladder, now.PID, workerPIDs(srv), master.PID, workers)
-		}
+		gen.untouched(t, "stop --ladder "+ladder)
 	}
 
 	d := daemonService(t)
@@ -280,14 +297,7 @@ func TestHostileStateDir(t *testing.T) {
 		return
 	}
 	srv := nginxtest.Start(t, nginxtest.Options{})
-	master := nginxMaster(t, srv)
-	workers := settledWorkers(t, srv)
-	untouched := func(what string) {
-		t.Helper()
-		if now := nginxMaster(t, srv); now != master || !slices.Equal(workerPIDs(srv), workers) {
-			t.Fatalf("%s: master %d workers %v, want %d %v untouched", what, now.PID, workerPIDs(srv), master.PID, workers)
-		}
-	}
+	gen := generationOf(t, srv)
 	open := t.TempDir()
 	if err := os.Chmod(open, 0o777); err != nil {
 		t.Fatal(err)
@@ -302,7 +312,7 @@ func TestHostileStateDir(t *testing.T) {
 			if code != exitUsage || !strings.Contains(errOut, "unsafe state directory: "+dir) {
 				t.Errorf("%s in %s: exit %d, want %d naming the directory\n%s\n%s", cmd, dir, code, exitUsage, out, errOut)
 			}
-			untouched(cmd + " in " + dir)
+			gen.untouched(t, cmd+" in "+dir)
 		}
 	}
 
@@ -312,7 +322,7 @@ func TestHostileStateDir(t *testing.T) {
 	}
 	defer func() { _ = sleep.Process.Kill(); _ = sleep.Wait() }()
 	state := t.TempDir()
-	for _, pid := range []int{sleep.Process.Pid, workers[0]} {
+	for _, pid := range []int{sleep.Process.Pid, gen.workers[0]} {
 		record := fmt.Sprintf(`{"service":"nginx","master":%s}`, procJSON(t, pid))
 		path := state + "/nginx.stopping.json"
 		if err := os.WriteFile(path, []byte(record), 0o600); err != nil {
@@ -323,7 +333,7 @@ func TestHostileStateDir(t *testing.T) {
 			if code != exitRefused || !strings.Contains(errOut, "remove it") || !strings.Contains(errOut, path) {
 				t.Errorf("%s with a record naming pid %d: exit %d, want %d naming the record\n%s\n%s", cmd, pid, code, exitRefused, out, errOut)
 			}
-			untouched(fmt.Sprintf("%s with a record naming pid %d", cmd, pid))
+			gen.untouched(t, fmt.Sprintf("%s with a record naming pid %d", cmd, pid))
 			if _, err := os.Stat(path); err != nil {
 				t.Fatalf("%s removed the record: %v", cmd, err)
 			}

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ func (o StartOptions) proveGeneration(ctx context.Context, root string, rep Star
 	if _, proven := o.Profile.kind.(acceptProber); proven {
 		return nil
 	}
-	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
+	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
 	return checkGeneration(ctx, root, o.Profile, *rep.Master, probeStart(o.Profile.kind), rep.Listeners, deadline, o.Log)
 }
 

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -33,9 +34,9 @@ var ErrGaveUp = errors.New("gave up restarting the child")
 
 // withDefaults fills in the zero fields.
 func (p RestartPolicy) withDefaults() RestartPolicy {
-	p.Backoff = or(p.Backoff, time.Second)
-	p.MaxBackoff = max(or(p.MaxBackoff, time.Minute), p.Backoff)
-	p.StableAfter = or(p.StableAfter, 10*time.Minute)
+	p.Backoff = cmp.Or(p.Backoff, time.Second)
+	p.MaxBackoff = max(cmp.Or(p.MaxBackoff, time.Minute), p.Backoff)
+	p.StableAfter = cmp.Or(p.StableAfter, 10*time.Minute)
 	return p
 }
 

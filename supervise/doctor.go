@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,8 +71,8 @@ type DoctorReport struct {
 // returned as the error (a *ConfigTestError).
 func Doctor(ctx context.Context, o DoctorOptions) (DoctorReport, error) {
 	rep := DoctorReport{Services: []string{}, Findings: []Finding{}}
-	o.StateDir = or(o.StateDir, "/run/safe-restart")
-	o.Root = or(o.Root, "/")
+	o.StateDir = cmp.Or(o.StateDir, "/run/safe-restart")
+	o.Root = cmp.Or(o.Root, "/")
 	snap, err := ipcguard.Take(ctx, ipcguard.Source{})
 	if err != nil {
 		return rep, err
@@ -161,7 +162,7 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
-	conf := or(t.Conf, t.Profile.Conf)
+	conf := cmp.Or(t.Conf, t.Profile.Conf)
 	var out []Finding
 	out = append(out, warningFindings(st, conf)...)
 	out = append(out, pidfileFindings(st)...)

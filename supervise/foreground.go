@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,8 +120,8 @@ func NewForeground(o ForegroundOptions) (*Foreground, error) {
 	if err := o.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	o.ProcRoot = or(o.ProcRoot, "/proc")
-	o.Timeout = or(o.Timeout, 20*time.Second)
+	o.ProcRoot = cmp.Or(o.ProcRoot, "/proc")
+	o.Timeout = cmp.Or(o.Timeout, 20*time.Second)
 	o.Policy = o.Policy.withDefaults()
 	return &Foreground{o: o, reqs: make(chan Request)}, nil
 }

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +75,7 @@ func (f *Foreground) fork(socks []*os.File, env []string) (int, error) {
 		return 0, err
 	}
 	defer null.Close()
-	stdout, stderr := or(f.o.Stdout, os.Stdout), or(f.o.Stderr, os.Stderr)
+	stdout, stderr := cmp.Or(f.o.Stdout, os.Stdout), cmp.Or(f.o.Stderr, os.Stderr)
 	files := []uintptr{null.Fd(), stdout.Fd(), stderr.Fd()}
 	for _, s := range socks {
 		files = append(files, s.Fd())

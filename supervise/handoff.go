@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,7 +110,7 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 	if inh == nil {
 		return nil, why
 	}
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	master, err := st.Profile.master(root, rc)
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -19,7 +20,7 @@ type HealthWatch struct {
 
 // Run checks until ctx is done; it returns ctx's error.
 func (h HealthWatch) Run(ctx context.Context) error {
-	every, limit, timeout := or(h.Every, 10*time.Second), or(h.Failures, 3), or(h.Timeout, 5*time.Second)
+	every, limit, timeout := cmp.Or(h.Every, 10*time.Second), cmp.Or(h.Failures, 3), cmp.Or(h.Timeout, 5*time.Second)
 	failures, gen := 0, 0
 	tick := time.NewTicker(every)
 	defer tick.Stop()

@@ -17,8 +17,8 @@ import (
 func TestReadIntentSuccessor(t *testing.T) {
 	dir := t.TempDir()
 	exe := proctest.CopySelf(t, t.TempDir()) // the helpers' parent, this test, does not run it
-	oldCmd, old := startHelperAt(t, exe, "old", nil)
-	newCmd, successor := startHelperAt(t, exe, "new", nil)
+	oldCmd, old := proctest.StartHelper(t, exe, "old", nil)
+	newCmd, successor := proctest.StartHelper(t, exe, "new", nil)
 	if err := saveIntent(dir, "svc", old, &successor); err != nil {
 		t.Fatal(err)
 	}

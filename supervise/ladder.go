@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func (o ladderOps) orReal() ladderOps {
 // ErrStillAlive.
 func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 	ops := r.ops.orReal()
-	root := or(r.ProcRoot, "/proc")
+	root := cmp.Or(r.ProcRoot, "/proc")
 	alive := r.Members
 	var reports []StepReport
 	for i, step := range l {
@@ -258,7 +259,7 @@ func (r LadderRun) endLinger(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.ops.orReal().signal(or(r.ProcRoot, "/proc"), r.Master, r.Linger.Send)
+	return r.ops.orReal().signal(cmp.Or(r.ProcRoot, "/proc"), r.Master, r.Linger.Send)
 }
 
 // targets returns whom a step signals: the master while it lives, or every
@@ -357,15 +358,6 @@ func sigName(sig syscall.Signal) string {
 		return n
 	}
 	return "signal " + strconv.Itoa(int(sig))
-}
-
-// or returns v, or def when v is the zero value.
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // ParseLadder reads a ladder written as comma-separated steps

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"math"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestGrowsSteadily(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr, got := growsSteadily(tt.samples, or(tt.window, window), or(tt.minRise, 10*mb))
+			tr, got := growsSteadily(tt.samples, cmp.Or(tt.window, window), cmp.Or(tt.minRise, 10*mb))
 			if got != tt.want {
 				t.Errorf("growsSteadily = %v (rise %.1f MiB, R² %.3f, %d samples over %s), want %v",
 					got, tr.Rise/mb, tr.R2, tr.Samples, tr.Span, tt.want)

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -191,7 +192,7 @@ func nginxAccounts(build nginxBuild, args []string, euid int) (Account, Account,
 		g, err := lookupGroup(u.Gid, user.LookupGroupId)
 		return Account{Name: u.Username, ID: uint32(euid)}, g, err
 	}
-	name, group := or(build.Options["user"], "nobody"), build.Options["group"]
+	name, group := cmp.Or(build.Options["user"], "nobody"), build.Options["group"]
 	if group == "" {
 		// nginx's configure picks nogroup where there is no nobody group.
 		group = "nobody"

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -276,9 +277,9 @@ func parseBuild(out string) (nginxBuild, error) {
 		return b, fmt.Errorf("%w: nginx -V printed no \"nginx version:\" line: %q", ErrNginxConf, truncate([]byte(out), 80))
 	}
 	// nginx's auto/options defaults.
-	b.Prefix = or(b.Options["prefix"], "/usr/local/nginx")
-	b.PidPath = or(b.Options["pid-path"], "logs/nginx.pid")
-	b.ErrorLog = or(b.Options["error-log-path"], "logs/error.log")
+	b.Prefix = cmp.Or(b.Options["prefix"], "/usr/local/nginx")
+	b.PidPath = cmp.Or(b.Options["pid-path"], "logs/nginx.pid")
+	b.ErrorLog = cmp.Or(b.Options["error-log-path"], "logs/error.log")
 	return b, nil
 }
 

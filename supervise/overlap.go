@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,7 +135,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	if _, ok := st.Profile.kind.(overlapper); !ok {
 		return rep, false, nil // a server without an overlap (nginx, php-fpm: the socket handoff)
 	}
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	old, err := st.Profile.master(root, rc)
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
@@ -204,7 +205,7 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 // old one keeps serving, its pidfile back in place and its sockets as
 // they were.
 func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	if st.handoff == nil { // a handoff's caller said it starts on the held sockets
 		st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
 	}
@@ -282,7 +283,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // old one is stopped as an overlap stops it (stopOldMaster: the pidfile
 // kept, the unit left alone, since the new master is in it).
 func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
-	root := or(s.ProcRoot, "/proc")
+	root := cmp.Or(s.ProcRoot, "/proc")
 	pending, err := readIntent(s.IntentDir, root, s.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err

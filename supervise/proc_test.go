@@ -1,15 +1,11 @@
 package supervise
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,59 +19,16 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// Helper commands: the test binary re-executed as a process to stop.
-//
-//	ignore-term: ignore SIGTERM (as an event MPM orphan does), say "ready", block
-//	block:       say "ready", block (default signal handling)
-const helperEnv = "SUPERVISE_TEST_HELPER"
-
 func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
-	}
-	fmt.Println("ready")
-	os.Stdout.Close()
-	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
-	os.Exit(0)
+	proctest.RunHelper()
+	os.Exit(m.Run())
 }
 
-// startHelper starts a helper, waits for its "ready", and returns it with
-// its identity. It is killed and reaped at cleanup.
+// startHelper starts this test binary as the helper name (see
+// proctest.StartHelper).
 func startHelper(t *testing.T, name string) (*exec.Cmd, ipcguard.Proc) {
 	t.Helper()
-	return startHelperAt(t, os.Args[0], name, nil)
-}
-
-// startHelperAt is startHelper running the test binary at path, with
-// attr (nil: none).
-func startHelperAt(t *testing.T, path, name string, attr *syscall.SysProcAttr) (*exec.Cmd, ipcguard.Proc) {
-	t.Helper()
-	cmd := exec.Command(path, "-test.run=^$")
-	cmd.SysProcAttr = attr
-	cmd.Env = append(os.Environ(), helperEnv+"="+name)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = stdin.Close(); _ = cmd.Wait() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("helper %s: %q, %v", name, line, err)
-	}
-	p, err := ipcguard.ReadProc("/proc", cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cmd, p
+	return proctest.StartHelper(t, os.Args[0], name, nil)
 }
 
 // TestLadderEscalatesOnlyAfterTheWait: a process that ignores TERM is
@@ -127,7 +80,7 @@ func TestFromPIDFile(t *testing.T) {
 	// The helper runs a copy of the test binary: its parent, this test,
 	// does not run the helper's binary, as a master's parent does not.
 	exe := proctest.CopySelf(t, t.TempDir())
-	cmd, p := startHelperAt(t, exe, "block", nil)
+	cmd, p := proctest.StartHelper(t, exe, "block", nil)
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
@@ -171,7 +124,7 @@ func TestFromPIDFile(t *testing.T) {
 	// php-fpm --daemonize whose starter still waits). (The other
 	// exception, nginx's binary upgrade, is tested on a real nginx:
 	// TestSystemdHostNginxUpgradeFails and TestSystemdHost.)
-	_, detached := startHelperAt(t, self, "block", &syscall.SysProcAttr{Setsid: true})
+	_, detached := proctest.StartHelper(t, self, "block", &syscall.SysProcAttr{Setsid: true})
 	if got, err := FromPIDFile("/proc", write("detached.pid", strconv.Itoa(detached.PID)), self); err != nil || got.PID != detached.PID {
 		t.Errorf("a detached master whose parent runs the binary: %+v, %v; want pid %d", got, err, detached.PID)
 	}

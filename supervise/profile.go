@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -81,11 +82,11 @@ func (p Profile) ReloadSignal(hard bool) syscall.Signal { return p.kind.reloadSi
 // A configuration that keeps the server in the foreground is refused
 // (ErrUnsupportedConfig): these commands manage a daemon.
 func ReadRunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
-	rc, err := p.kind.runConfig(ctx, p, or(conf, p.Conf))
+	rc, err := p.kind.runConfig(ctx, p, cmp.Or(conf, p.Conf))
 	if err != nil {
 		return RunConfig{}, err
 	}
-	rc.Conf = or(conf, p.Conf)
+	rc.Conf = cmp.Or(conf, p.Conf)
 	if err := rc.refuseForeground(); err != nil {
 		return RunConfig{}, err
 	}
@@ -130,8 +131,8 @@ func (p Profile) prepare(ctx context.Context, conf string, log zerolog.Logger) (
 // prepareFor is prepare; foreground accepts a configuration that keeps
 // the server in the foreground (safe-restart run supervises it).
 func (p Profile) prepareFor(ctx context.Context, conf string, foreground bool, log zerolog.Logger) (*ipcguard.Signature, RunConfig, error) {
-	rc, err := p.kind.runConfig(ctx, p, or(conf, p.Conf))
-	rc.Conf = or(conf, p.Conf)
+	rc, err := p.kind.runConfig(ctx, p, cmp.Or(conf, p.Conf))
+	rc.Conf = cmp.Or(conf, p.Conf)
 	if err == nil && !foreground {
 		err = rc.refuseForeground()
 	}

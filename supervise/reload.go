@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +79,7 @@ var ErrReloadKilled = errors.New("reload left the server down")
 func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return rep, err
@@ -128,7 +129,7 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 	if o.Full {
 		return "a full restart was asked for (--full)", nil
 	}
-	keys, err := PthreadKeysInUse(or(o.Start.ProcRoot, "/proc"), master.PID)
+	keys, err := PthreadKeysInUse(cmp.Or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
 	} else {
@@ -244,7 +245,7 @@ var errNotServingBefore = errors.New("it did not serve before the reload either"
 func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc RunConfig, old ipcguard.Proc, sent time.Time, tail *logTail, rep *ReloadReport) error {
 	st := o.Start
 	k := st.Profile.kind
-	deadline := time.Now().Add(or(st.Timeout, 20*time.Second))
+	deadline := time.Now().Add(cmp.Or(st.Timeout, 20*time.Second))
 	if !tail.readable() {
 		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by its master, new children and the health check alone")
 	}

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return RestartReport{}, err
 	}
 	var trial *TrialReport
-	if master, err := st.Profile.master(or(st.ProcRoot, "/proc"), rc); err == nil {
+	if master, err := st.Profile.master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
 		trial, err = st.proveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
@@ -103,7 +104,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		st.handoff = h
 	}
 	if st.handoff != nil {
-		if why := handoffOverlapBlocker(or(st.ProcRoot, "/proc"), st.handoff, sig, st); why != "" {
+		if why := handoffOverlapBlocker(cmp.Or(st.ProcRoot, "/proc"), st.handoff, sig, st); why != "" {
 			st.Log.Info().Str("reason", why).Msg("no overlap: the old master stops before the new one starts (the held sockets queue new connections meanwhile)")
 			rep.OverlapSkipped = why
 		} else {
@@ -134,7 +135,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if rep.Start, err = st.start(ctx, sig, rc); err != nil || rep.Start.Master == nil {
 		return rep, err
 	}
-	if err := aloneOnPorts(or(st.ProcRoot, "/proc"), rep.Start.Listeners); err != nil {
+	if err := aloneOnPorts(cmp.Or(st.ProcRoot, "/proc"), rep.Start.Listeners); err != nil {
 		return rep, err
 	}
 	end(rep.Start.Master)
@@ -202,7 +203,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	old, err := st.Profile.master(root, rc)
 	main := false
 	if err == nil {

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -157,7 +158,7 @@ func ResolveService(service, dir string) (Profile, error) {
 	if !errors.Is(err, ErrUnknownService) || !validName.MatchString(service) {
 		return p, err
 	}
-	path := filepath.Join(or(dir, DefaultServiceDir), service+".toml")
+	path := filepath.Join(cmp.Or(dir, DefaultServiceDir), service+".toml")
 	if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) {
 		return p, fmt.Errorf("%w; no service file %s either", err, path)
 	}
@@ -166,7 +167,7 @@ func ResolveService(service, dir string) (Profile, error) {
 
 // profile checks every key and builds the profile.
 func (f *serviceFile) profile(path string, md toml.MetaData) (Profile, error) {
-	name := or(f.Name, strings.TrimSuffix(filepath.Base(path), ".toml"))
+	name := cmp.Or(f.Name, strings.TrimSuffix(filepath.Base(path), ".toml"))
 	if !validName.MatchString(name) {
 		return Profile{}, fmt.Errorf("name %q: use letters, digits and . _ @ - (it names lock and state files)", name)
 	}
@@ -288,7 +289,7 @@ func (f *serviceFile) setSignals(k *serviceKind, md toml.MetaData) error {
 			return fmt.Errorf("%s.%s: empty: remove the key for the default, or give a value", v.table, v.key)
 		}
 	}
-	if k.reload, err = parseWith(or(f.Signals.Reload, defaultReloadSignal), checkReloadSignal); err != nil {
+	if k.reload, err = parseWith(cmp.Or(f.Signals.Reload, defaultReloadSignal), checkReloadSignal); err != nil {
 		return fmt.Errorf("signals.reload: %w", err)
 	}
 	k.hardReload = k.reload
@@ -302,7 +303,7 @@ func (f *serviceFile) setSignals(k *serviceKind, md toml.MetaData) error {
 			return fmt.Errorf("stop.graceful: %w", err)
 		}
 	}
-	if k.rest, err = ParseLadder(or(f.Stop.Ladder, defaultStopLadder)); err != nil {
+	if k.rest, err = ParseLadder(cmp.Or(f.Stop.Ladder, defaultStopLadder)); err != nil {
 		return fmt.Errorf("stop.ladder: %w", err)
 	}
 	return nil
@@ -346,7 +347,7 @@ func (f *serviceFile) setIPC(k *serviceKind, name string, md toml.MetaData) erro
 		return nil
 	}
 	in := f.IPC
-	spec := ipcguard.SigSpec{Owner: in.Owner, Creator: in.Creator, Mode: in.Mode, Exe: or(in.Exe, f.Binary), Kinds: in.Kinds, PosixGlob: in.PosixGlob}
+	spec := ipcguard.SigSpec{Owner: in.Owner, Creator: in.Creator, Mode: in.Mode, Exe: cmp.Or(in.Exe, f.Binary), Kinds: in.Kinds, PosixGlob: in.PosixGlob}
 	if md.IsDefined("ipc", "nsems") {
 		spec.NSems = strconv.FormatInt(in.NSems, 10)
 	}

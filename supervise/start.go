@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,7 +129,7 @@ func (o StartOptions) findUnit(ctx context.Context, rc RunConfig) (*Unit, error)
 // start is Start once the server's run config is known.
 func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StartReport, error) {
 	var rep StartReport
-	root := or(o.ProcRoot, "/proc")
+	root := cmp.Or(o.ProcRoot, "/proc")
 	// An interrupted overlap may have left its new master serving, and
 	// its pidfile gone: that master is running, the old one is stopped.
 	if err := stopPendingBeside(ctx, o.stopOptions(), rc); err != nil {
@@ -221,7 +222,7 @@ func (o StartOptions) stopOptions() StopOptions {
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
 	so := o.stopOptions()
-	pending, err := pendingStop(o.IntentDir, or(o.ProcRoot, "/proc"), o.Profile, rc.PidFile)
+	pending, err := pendingStop(o.IntentDir, cmp.Or(o.ProcRoot, "/proc"), o.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err
 	}
@@ -335,7 +336,7 @@ func (o StartOptions) startFailure(why error, out string, tail *logTail, logs lo
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.unit.acts() && !o.intoUnit {
-		return o.unit.runJob(ctx, or(o.ProcRoot, "/proc"), or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
+		return o.unit.runJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
 	}
 	// A starter that never returns (a daemon that does not detach, a hung
 	// passphrase program) ends after the longer of the start's timeout and
@@ -343,15 +344,15 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	// must still end.
 	ctx, cancel := context.WithTimeout(ctx, max(o.Timeout, unitStartTimeout))
 	defer cancel()
-	argv := o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+	argv := o.Profile.kind.startArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
-		argv = ov.reuseportArgv(o.Profile, or(o.Conf, o.Profile.Conf))
+		argv = ov.reuseportArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
 	}
 	if o.handoff != nil {
 		return o.handoff.run(ctx, argv)
 	}
 	if o.intoUnit {
-		argv = o.unit.inUnitArgv(or(o.ProcRoot, "/proc"), argv)
+		argv = o.unit.inUnitArgv(cmp.Or(o.ProcRoot, "/proc"), argv)
 		o.Log.Info().Strs("argv", argv).Str("cgroup", o.unit.CGroup).Msg("starting in the unit's control group")
 		return startInCGroup(ctx, argv, cgroupV2Dir(o.unit.CGroup))
 	}
@@ -367,7 +368,7 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail, want func(ipcguard.Proc) (bool, error)) (ipcguard.Proc, error) {
 	var master ipcguard.Proc
 	var last, ended error
-	err := pollEvery(ctx, or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
+	err := pollEvery(ctx, cmp.Or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
 		m, err := FromPIDFile(root, pidFile, o.Profile.Binary)
 		ok := err == nil
 		if ok && want != nil {
@@ -415,7 +416,7 @@ func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature
 // verify checks the started server, polling until it serves or the
 // timeout passes, and fails on any fatal line.
 func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
-	deadline := time.Now().Add(or(o.Timeout, 20*time.Second))
+	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
 	for {
 		if fatal := o.Profile.fatalLines(starterOut + tail.since()); len(fatal) > 0 {
 			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
@@ -444,7 +445,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 }
 
 // healthURL is the caller's health check, else the profile's.
-func (o StartOptions) healthURL() string { return or(o.HealthURL, o.Profile.HealthURL) }
+func (o StartOptions) healthURL() string { return cmp.Or(o.HealthURL, o.Profile.HealthURL) }
 
 // readyPoll is how often a start looks for its master and for it to serve:
 // every poll the clients wait for is time added to the restart.

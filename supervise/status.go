@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -171,7 +172,7 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 	if st.Master == nil {
 		return fmt.Errorf("not running: %s", st.NotRunning)
 	}
-	return checkServes(st.Listeners, or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
+	return checkServes(st.Listeners, cmp.Or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
 }
 
 // masterByListeners finds the server's master when its pidfile names no

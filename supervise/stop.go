@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 // stop is Stop once the server's run config is known.
 func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StopReport, error) {
 	var rep StopReport
-	root := or(o.ProcRoot, "/proc")
+	root := cmp.Or(o.ProcRoot, "/proc")
 	if !o.DryRun {
 		if err := stopPendingBeside(ctx, o, rc); err != nil {
 			return rep, err

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,12 +90,12 @@ type UnitQuery struct {
 // profile's and systemd has it loaded. An error reading a unit wraps
 // ErrServiceManager.
 func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, error) {
-	root := or(q.ProcRoot, "/proc")
+	root := cmp.Or(q.ProcRoot, "/proc")
 	if !systemdRuns(root) {
 		return nil, nil
 	}
 	u, err := q.namedOrHolding(ctx, root, master)
-	if u == nil && err == nil && q.Profile.Unit != "" && samePath(or(q.Conf, q.Profile.Conf), q.Profile.Conf) {
+	if u == nil && err == nil && q.Profile.Unit != "" && samePath(cmp.Or(q.Conf, q.Profile.Conf), q.Profile.Conf) {
 		u, err = loadedUnit(ctx, q.Profile.Unit)
 	}
 	if err != nil || u == nil {
@@ -127,7 +128,7 @@ func samePath(a, b string) bool {
 // unitOf is FindUnit with the master the pidfile names, if any.
 func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 	var master *ipcguard.Proc
-	if m, err := FromPIDFile(or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
+	if m, err := FromPIDFile(cmp.Or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
 		master = &m
 	}
 	return FindUnit(ctx, q, master)
@@ -231,7 +232,7 @@ func (u *Unit) parseShow(out string) error {
 // run runs systemctl with args (never asking for a password) and returns
 // its output.
 func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
-	return combinedOutput(ctx, append([]string{or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
+	return combinedOutput(ctx, append([]string{cmp.Or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
 }
 
 // runJob runs the unit's start or restart job (verb) and waits for it

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,7 @@ func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
 		return DropInReport{}, err
 	}
 	if u == nil {
-		return DropInReport{}, fmt.Errorf("%w for %s: systemd is not PID 1, or it has no %s loaded (--unit names one)", ErrNoUnit, o.Profile.Name, or(o.Unit, o.Profile.Unit))
+		return DropInReport{}, fmt.Errorf("%w for %s: systemd is not PID 1, or it has no %s loaded (--unit names one)", ErrNoUnit, o.Profile.Name, cmp.Or(o.Unit, o.Profile.Unit))
 	}
 	text, err := u.dropIn(o, rc.PidFile)
 	if err != nil {

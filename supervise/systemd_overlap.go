@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if _, ok := st.Profile.kind.(overlapper); !ok && !upgrades {
 		return RestartReport{}, false, nil // php-fpm: the unit's restart job
 	}
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	st.intoUnit = true
 	b, why := planUnitOverlap(root, old, sig, st, upgrades)
 	if why != "" {

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,7 @@ const upgradeNoticed = 2 * time.Second
 // one, which never stopped serving, renames its pidfile back. handled is
 // false, nothing changed, when the old master did not act on the signal.
 func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, k upgrader, rep *RestartReport) (handled bool, err error) {
-	root := or(st.ProcRoot, "/proc")
+	root := cmp.Or(st.ProcRoot, "/proc")
 	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
 		Msg("restarting in the unit through the server's binary upgrade (" + sigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
 	upgraded := k.upgradedPIDFile(rc.PidFile)

@@ -120,7 +120,7 @@ func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcgua
 	if !rep.Ran {
 		addrs = bindAddrs(rc.Listen) // what the config says (nginx, php-fpm)
 	}
-	return rep, checkBinds(or(o.ProcRoot, "/proc"), master, o.Profile.Binary, addrs)
+	return rep, checkBinds(cmp.Or(o.ProcRoot, "/proc"), master, o.Profile.Binary, addrs)
 }
 
 // trial starts the server with the new configuration in private mount,
@@ -139,7 +139,7 @@ func (o StartOptions) trial(ctx context.Context, rc RunConfig, master ipcguard.P
 	if err != nil {
 		return o.trialSkipped(err), nil
 	}
-	spec.Empty, spec.NoFile = masterWrites(or(o.ProcRoot, "/proc"), master.PID)
+	spec.Empty, spec.NoFile = masterWrites(cmp.Or(o.ProcRoot, "/proc"), master.PID)
 	for range maxTrialRounds {
 		rep, err := o.runTrial(ctx, spec, rc, k)
 		var te *TrialError
@@ -199,7 +199,7 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 		real = append(real, r)
 	}
 	spec := trialSpec{
-		Argv: o.Profile.kind.startArgv(o.Profile, or(o.Conf, o.Profile.Conf)),
+		Argv: o.Profile.kind.startArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf)),
 		Env: slices.DeleteFunc(os.Environ(), func(kv string) bool {
 			name, _, _ := strings.Cut(kv, "=")
 			return slices.Contains(trialUnsetEnv, name)

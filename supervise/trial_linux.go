@@ -3,6 +3,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,7 +40,7 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 	}
 	defer t.end() // idempotent: ended below before the trial's time is taken
 	rep := &TrialReport{Dirs: spec.Dirs, Listeners: []string{}}
-	deadline := start.Add(or(o.Timeout, 20*time.Second))
+	deadline := start.Add(cmp.Or(o.Timeout, 20*time.Second))
 	ready, err := t.await(ctx, deadline, func(m trialMsg) bool { return m.Ready || m.Setup != "" })
 	switch {
 	case ctx.Err() != nil:
@@ -106,7 +107,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 			return nil, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return nil, fail(fmt.Sprintf("it had not finished its start after --timeout %s (a slow start? a larger --timeout gives it longer)", or(o.Timeout, 20*time.Second)), logged)
+			return nil, fail(fmt.Sprintf("it had not finished its start after --timeout %s (a slow start? a larger --timeout gives it longer)", cmp.Or(o.Timeout, 20*time.Second)), logged)
 		}
 		t.wait(readyPoll)
 	}

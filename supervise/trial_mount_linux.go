@@ -3,6 +3,7 @@
 package supervise
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -243,7 +244,7 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("mount %s on %s: %w", or(fstype, source), target, err)
+			return fmt.Errorf("mount %s on %s: %w", cmp.Or(fstype, source), target, err)
 		}
 		return nil
 	}

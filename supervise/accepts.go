@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // generationAccepts proves that master's own generation (the master and
@@ -127,7 +128,7 @@ const (
 // first: every probe went to the old pool) goes back to the end of the
 // queue, behind the new workers, so that each batch comes nearer to them.
 func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
-	if tree, err := liveTree(root, master, exe); err == nil && waitsInAccept(root, tree, l.Inode) {
+	if tree, err := proc.LiveTree(root, master, exe); err == nil && waitsInAccept(root, tree, l.Inode) {
 		return nil
 	}
 	addr := l.Addr
@@ -166,7 +167,7 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 // probe of ps or a connection accepted on l. Otherwise the probes taken
 // (noted before this read, so by another process) are closed.
 func treeTakes(root string, master ipcguard.Proc, exe string, l Listener, ps *probeSet) bool {
-	tree, err := liveTree(root, master, exe)
+	tree, err := proc.LiveTree(root, master, exe)
 	if err != nil {
 		return false
 	}
@@ -341,7 +342,7 @@ func holdsAny(held, sockets map[uint64]bool) bool {
 // treeSockets returns the inodes of the sockets that master and its
 // descendants running exe hold.
 func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool, error) {
-	tree, err := liveTree(root, master, exe)
+	tree, err := proc.LiveTree(root, master, exe)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +86,7 @@ func sockDiagEach(req []byte, each func([]byte) bool) error {
 	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := retryEINTR(func() (int, error) {
+		n, err := proc.RetryEINTR(func() (int, error) {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
 			return n, err
 		})

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestAcceptFD: a task's syscall line names the descriptor of an accept
@@ -92,7 +93,7 @@ func TestWaitsInAccept(t *testing.T) {
 		}
 		accepted <- err
 	}()
-	err = pollEvery(context.Background(), 10*time.Second, time.Millisecond, func() (bool, error) {
+	err = proc.PollEvery(context.Background(), 10*time.Second, time.Millisecond, func() (bool, error) {
 		return waitsInAccept("/proc", tree, inode), nil
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // DefaultGracefulWait bounds a graceful stop by default (Apache's
@@ -24,8 +25,8 @@ const DefaultGracefulWait = 30 * time.Second
 // WINCH step: Apache's graceful stop polls its children once a second, so
 // it refuses new connections for at least a second, where TERM cuts the
 // requests in flight but is done in milliseconds.
-func ApacheLadder(graceful time.Duration) Ladder {
-	return gracefulLadder(syscall.SIGWINCH, graceful)
+func ApacheLadder(graceful time.Duration) proc.Ladder {
+	return proc.GracefulLadder(syscall.SIGWINCH, graceful)
 }
 
 // apacheKind is Apache httpd 2.4 (REFERENCE.md §1, §2, §6).
@@ -83,11 +84,13 @@ func (apacheKind) startArgv(p Profile, conf string) []string {
 	return argv
 }
 
-func (apacheKind) ladder(graceful time.Duration) Ladder { return ApacheLadder(graceful) }
+func (apacheKind) ladder(graceful time.Duration) proc.Ladder { return ApacheLadder(graceful) }
 
 // linger: Apache's master, stopping gracefully, outlives its children by
 // up to a second (see Linger).
-func (apacheKind) linger() *Linger { return &Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM} }
+func (apacheKind) linger() *proc.Linger {
+	return &proc.Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM}
+}
 
 // closesEarly: Apache's graceful stop (WINCH) closes the listeners at once
 // and lets the requests in flight finish, so a stop-then-start that waits

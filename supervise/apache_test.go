@@ -14,13 +14,14 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // apacheTree identifies a running test server from its pidfile, as the
 // stop command does, and records its tree.
 func apacheTree(t *testing.T, srv *apachetest.Server) (ipcguard.Proc, []ipcguard.Proc) {
 	t.Helper()
-	master, err := FromPIDFile("/proc", srv.PidFile, srv.Bin)
+	master, err := proc.FromPIDFile("/proc", srv.PidFile, srv.Bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +29,9 @@ func apacheTree(t *testing.T, srv *apachetest.Server) (ipcguard.Proc, []ipcguard
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree := Descendants(procs, master, srv.Bin)
+	tree := proc.Descendants(procs, master, srv.Bin)
 	if len(tree) < 2 {
-		t.Fatalf("tree of master %d: %v, want the master and its children", master.PID, pids(tree))
+		t.Fatalf("tree of master %d: %v, want the master and its children", master.PID, proc.PIDs(tree))
 	}
 	return master, tree
 }
@@ -44,7 +45,7 @@ func TestApacheGracefulStop(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, AuthDigest: true})
 	master, tree := apacheTree(t, srv)
-	reports, err := ApacheLadder(20*time.Second).Run(context.Background(), LadderRun{Master: master, Members: tree,
+	reports, err := ApacheLadder(20*time.Second).Run(context.Background(), proc.LadderRun{Master: master, Members: tree,
 		Log: zerolog.New(zerolog.NewTestWriter(t))})
 	if err != nil || len(reports) != 1 || len(reports[0].Survivors) != 0 {
 		t.Fatalf("reports %+v, %v: want the WINCH step to stop the whole tree", reports, err)
@@ -66,9 +67,9 @@ func TestApacheEventOrphansNeedKill(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "event", SysvSem: true})
 	master, tree := apacheTree(t, srv)
 	srv.KillMaster9()
-	orphans := pids(tree[1:])
-	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 500 * time.Millisecond, All: true}, {Signal: syscall.SIGKILL, Wait: 10 * time.Second, All: true}}
-	reports, err := ladder.Run(context.Background(), LadderRun{Master: master, Members: tree, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	orphans := proc.PIDs(tree[1:])
+	ladder := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 500 * time.Millisecond, All: true}, {Signal: syscall.SIGKILL, Wait: 10 * time.Second, All: true}}
+	reports, err := ladder.Run(context.Background(), proc.LadderRun{Master: master, Members: tree, Log: zerolog.New(zerolog.NewTestWriter(t))})
 	if err != nil {
 		t.Fatal(err)
 	}

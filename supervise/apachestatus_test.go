@@ -11,6 +11,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestApacheStatusCountsReloads: on a real Apache, mod_status's config
@@ -22,7 +23,7 @@ func TestApacheStatusCountsReloads(t *testing.T) {
 		return
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Status: true})
-	master, err := FromPIDFile("/proc", srv.PidFile, srv.Bin)
+	master, err := proc.FromPIDFile("/proc", srv.PidFile, srv.Bin)
 	if err != nil {
 		t.Fatal(err)
 	}

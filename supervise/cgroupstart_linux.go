@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,12 +15,12 @@ import (
 // directory dir (clone3 with CLONE_INTO_CGROUP, Linux 5.7), so that what
 // it starts is there from its first instruction, and returns its output.
 func startInCGroup(ctx context.Context, argv []string, dir string) (string, error) {
-	fd, err := retryEINTR(func() (int, error) { return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
+	fd, err := proc.RetryEINTR(func() (int, error) { return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer closeFD(fd)
-	cmd := command(ctx, argv)
+	defer proc.CloseFD(fd)
+	cmd := proc.Command(ctx, argv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
-	return runCombined(cmd)
+	return proc.RunCombined(cmd)
 }

@@ -26,6 +26,8 @@
 //     PID namespaces, all gone with its init), and every new listen address
 //     is bound here once; a failure refuses with the server's own lines.
 //
+// Process mechanics (pidfile proofs, pidfd signals and waits, ladders,
+// trees, polling and commands) live in supervise/proc, below this package.
 // It uses ipcguard; ipcguard never uses it.
 //
 // Foreground (safe-restart run) supervises a server in the foreground: the
@@ -45,6 +47,6 @@
 //	p, err := supervise.LookupProfile("nginx")
 //	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
 //		Start: supervise.StartOptions{Profile: p, Log: log},
-//		Stop:  supervise.StopOptions{Ladder: p.Ladder(supervise.DefaultGracefulWait)},
+//		Stop:  supervise.StopOptions{Ladder: p.Ladder(supervise.DefaultGracefulWait)}, // a proc.Ladder
 //	})
 package supervise

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Severity says how soon a finding can take a service down.
@@ -205,13 +206,13 @@ func warningFindings(st Status, conf string) []Finding {
 // process.
 func pidfileFindings(st Status) []Finding {
 	switch {
-	case errors.Is(st.why, ErrStalePIDFile), errors.Is(st.why, ErrBadPIDFile):
+	case errors.Is(st.why, proc.ErrStalePIDFile), errors.Is(st.why, proc.ErrBadPIDFile):
 		return []Finding{{Check: "stale-pidfile", Service: st.Service, Severity: Warning,
 			Summary:  "the pidfile names no live master: the server died without removing it (kill -9, OOM kill, crash)",
 			Evidence: []string{st.NotRunning},
 			Fix: fmt.Sprintf("`safe-restart start %s` proves the pid dead, stops orphaned workers, reaps the dead generation's IPC and starts it; "+
 				"an init script that trusts the pidfile may signal whatever process gets that pid next", st.Service)}}
-	case errors.Is(st.why, ErrForeignProcess), errors.Is(st.why, ErrPIDReused):
+	case errors.Is(st.why, proc.ErrForeignProcess), errors.Is(st.why, proc.ErrPIDReused):
 		return []Finding{{Check: "stale-pidfile", Service: st.Service, Severity: Critical,
 			Summary:  "the pidfile names another process: a plain `kill $(cat pidfile)` would signal it",
 			Evidence: []string{st.NotRunning},

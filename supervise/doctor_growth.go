@@ -3,6 +3,7 @@ package supervise
 import (
 	"bufio"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"math"
 	"os"
 	"path/filepath"
@@ -26,9 +27,9 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 	m := *st.Master
 	gomp := libgompMapped("/proc", m.PID)
 	var out []Finding
-	if st.PthreadKeys >= PthreadKeysMax-pthreadKeysMargin {
+	if st.PthreadKeys >= proc.PthreadKeysMax-pthreadKeysMargin {
 		out = append(out, Finding{Check: "pthread-keys", Service: st.Service, Severity: Critical,
-			Summary:  fmt.Sprintf("master %d uses %d of %d pthread keys: its next reload may kill it", m.PID, st.PthreadKeys, PthreadKeysMax),
+			Summary:  fmt.Sprintf("master %d uses %d of %d pthread keys: its next reload may kill it", m.PID, st.PthreadKeys, proc.PthreadKeysMax),
 			Evidence: append([]string{fmt.Sprintf("%d keys in use in glibc's __pthread_keys of pid %d", st.PthreadKeys, m.PID)}, gompEvidence(gomp)...),
 			Fix:      fmt.Sprintf("`safe-restart restart %s` gives it a fresh key table; `safe-restart reload %s` restarts instead by itself when the keys run short", st.Service, st.Service)})
 	}
@@ -56,7 +57,7 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 // keyRiseFinding reports keys gained while no reload was counted, with
 // the rate per day and the time left before the table runs out.
 func keyRiseFinding(st Status, r KeyRise, gomp string) Finding {
-	left := PthreadKeysMax - r.To.PthreadKeys
+	left := proc.PthreadKeysMax - r.To.PthreadKeys
 	perDay := r.PerDay()
 	ev := []string{
 		fmt.Sprintf("master %d: %d keys at %s (reloads logged: %s), %d keys at %s (reloads logged: %s)",
@@ -64,7 +65,7 @@ func keyRiseFinding(st Status, r KeyRise, gomp string) Finding {
 			r.To.PthreadKeys, r.To.Taken.Format(time.DateTime), reloadsText(r.To.Reloads)),
 		fmt.Sprintf("+%d keys in %s of samples between which the logged reload count did not rise: %.1f keys per day",
 			r.Keys, roundDuration(r.Elapsed), perDay),
-		fmt.Sprintf("%d of %d keys left: about %s at this rate", left, PthreadKeysMax, daysText(float64(left)/perDay)),
+		fmt.Sprintf("%d of %d keys left: about %s at this rate", left, proc.PthreadKeysMax, daysText(float64(left)/perDay)),
 	}
 	sev := Warning
 	if gomp != "" {
@@ -105,13 +106,13 @@ func roundDuration(d time.Duration) time.Duration {
 
 // keyGrowthFinding reports keys gained per reload.
 func keyGrowthFinding(st Status, g KeyGrowth, gomp string) Finding {
-	left := PthreadKeysMax - g.To.PthreadKeys
+	left := proc.PthreadKeysMax - g.To.PthreadKeys
 	ev := []string{
 		fmt.Sprintf("master %d: %d keys at %s after %d logged reload(s), %d keys at %s after %d",
 			g.To.Master.PID, g.From.PthreadKeys, g.From.Taken.Format(time.DateTime), g.From.Reloads,
 			g.To.PthreadKeys, g.To.Taken.Format(time.DateTime), g.To.Reloads),
 		fmt.Sprintf("+%d keys over %d reloads: %.1f keys per reload", g.Keys, g.Reloads, g.PerReload()),
-		fmt.Sprintf("%d of %d keys left: about %d more reloads", left, PthreadKeysMax, int(math.Floor(float64(left)/g.PerReload()))),
+		fmt.Sprintf("%d of %d keys left: about %d more reloads", left, proc.PthreadKeysMax, int(math.Floor(float64(left)/g.PerReload()))),
 	}
 	sev := Warning
 	if gomp != "" {

@@ -190,10 +190,10 @@ func TestOOMFindings(t *testing.T) {
 	old := cgroupRoot
 	defer func() { cgroupRoot = old }()
 	cgroupRoot = t.TempDir() // no cgroup.controllers: v2 is under unified
-	proc := t.TempDir()
-	writeTree(t, filepath.Join(proc, "10/cgroup"), "9:name=systemd:/\n4:memory:/system.slice/php8.2-fpm.service\n0::/\n")
-	writeTree(t, filepath.Join(proc, "11/cgroup"), "0::/system.slice/nginx.service\n")
-	writeTree(t, filepath.Join(proc, "12/cgroup"), "4:memory:/\n")
+	procDir := t.TempDir()
+	writeTree(t, filepath.Join(procDir, "10/cgroup"), "9:name=systemd:/\n4:memory:/system.slice/php8.2-fpm.service\n0::/\n")
+	writeTree(t, filepath.Join(procDir, "11/cgroup"), "0::/system.slice/nginx.service\n")
+	writeTree(t, filepath.Join(procDir, "12/cgroup"), "4:memory:/\n")
 	writeTree(t, filepath.Join(cgroupRoot, "memory/system.slice/php8.2-fpm.service/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
 	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n")
 	writeTree(t, filepath.Join(cgroupRoot, "memory/memory.oom_control"), "oom_kill 7\n")
@@ -202,7 +202,7 @@ func TestOOMFindings(t *testing.T) {
 	busy := Finding{Check: "log-seems-busy"}
 	logs := []Finding{sigkill, busy}
 	master := func(pid int) Status { return Status{Service: "x", Master: &ipcguard.Proc{PID: pid}} }
-	got := oomFindings(proc, master(10), logs)
+	got := oomFindings(procDir, master(10), logs)
 	if len(got) != 2 || got[0].Check != "oom-kill" || got[1].Check != "log-seems-busy" || got[0].Severity != Critical || len(logs) != 2 || logs[0].Check != "log-sigkill" {
 		t.Fatalf("v1 with two kills: %+v (logs %+v)", got, logs)
 	}
@@ -213,12 +213,12 @@ func TestOOMFindings(t *testing.T) {
 		}
 	}
 	for name, st := range map[string]Status{"v2, no kill": master(11), "root cgroup": master(12), "no cgroup file": master(13), "no master": {Service: "x"}} {
-		if got := oomFindings(proc, st, logs); len(got) != 2 || got[0].Check != "log-sigkill" {
+		if got := oomFindings(procDir, st, logs); len(got) != 2 || got[0].Check != "log-sigkill" {
 			t.Errorf("%s: %+v", name, got)
 		}
 	}
 	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "oom 1\noom_kill 1\n")
-	if got := oomFindings(proc, master(11), nil); len(got) != 1 || !strings.Contains(got[0].Evidence[0], "oom_kill 1 in "+cgroupRoot+"/unified/system.slice/nginx.service/memory.events") {
+	if got := oomFindings(procDir, master(11), nil); len(got) != 1 || !strings.Contains(got[0].Evidence[0], "oom_kill 1 in "+cgroupRoot+"/unified/system.slice/nginx.service/memory.events") {
 		t.Errorf("v2 with a kill: %+v", got)
 	}
 }

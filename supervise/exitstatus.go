@@ -3,6 +3,7 @@ package supervise
 import (
 	"bufio"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,11 +46,11 @@ func (s ExitStatus) ExitCode() int {
 func (s ExitStatus) String() string {
 	switch {
 	case s.OOMKilled:
-		return "killed by the OOM killer (" + sigName(s.Signal) + ")"
+		return "killed by the OOM killer (" + proc.SigName(s.Signal) + ")"
 	case s.Signal != 0 && s.CoreDumped:
-		return "killed by " + sigName(s.Signal) + " (core dumped)"
+		return "killed by " + proc.SigName(s.Signal) + " (core dumped)"
 	case s.Signal != 0:
-		return "killed by " + sigName(s.Signal)
+		return "killed by " + proc.SigName(s.Signal)
 	}
 	return fmt.Sprintf("exit code %d", s.Code)
 }

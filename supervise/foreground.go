@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // ForegroundOptions configure a foreground supervisor (safe-restart run):
@@ -29,7 +30,7 @@ type ForegroundOptions struct {
 	Conf    string // the profile's config file ("" means the profile's)
 	// Ladder stops the child; nil means the profile's with
 	// DefaultGracefulWait, or TERM for 10 s then KILL for any command.
-	Ladder Ladder
+	Ladder proc.Ladder
 	// HealthURL is the health check (see HealthWatch); with a profile the
 	// child's listeners must accept too.
 	HealthURL string
@@ -366,7 +367,7 @@ func (f *Foreground) logExit(gen *Generation, st ExitStatus, reason string) {
 	ev = ev.Str("event", "exit").Int("gen", gen.N).Int("pid", gen.Master.PID).Int("exit_code", st.ExitCode()).
 		Dur("ran", time.Since(gen.Started)).Str("reason", reason)
 	if st.Signal != 0 {
-		ev = ev.Str("signal", sigName(st.Signal))
+		ev = ev.Str("signal", proc.SigName(st.Signal))
 	}
 	ev.Bool("oom_killed", st.OOMKilled).Msg("the child ended: " + st.String())
 }
@@ -392,7 +393,7 @@ func (f *Foreground) handle(ctx context.Context, gen *Generation, r Request) (st
 // Apache has no signal that only reopens them, and USR1 is its graceful
 // restart, which does.
 func (f *Foreground) reopen(gen *Generation) error {
-	err := signalProc(f.o.ProcRoot, gen.Master, syscall.SIGUSR1)
+	err := proc.SignalProc(f.o.ProcRoot, gen.Master, syscall.SIGUSR1)
 	f.o.Log.Info().Str("event", "reopen").Int("gen", gen.N).Int("pid", gen.Master.PID).AnErr("error", err).
 		Msg("sent SIGUSR1: reopen the logs")
 	return err

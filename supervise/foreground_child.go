@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // startGeneration clears the ground, starts the child and verifies it.
@@ -120,7 +121,7 @@ func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
 		if err == nil {
 			return nil
 		}
-		if !sameAlive(f.o.ProcRoot, gen.Master) {
+		if !proc.SameAlive(f.o.ProcRoot, gen.Master) {
 			return fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -166,7 +167,7 @@ func (f *Foreground) clearGroup(ctx context.Context) error {
 	if len(left) == 0 {
 		return nil
 	}
-	f.o.Log.Warn().Str("event", "reap").Ints("pids", pids(left)).Int("pgid", f.group).
+	f.o.Log.Warn().Str("event", "reap").Ints("pids", proc.PIDs(left)).Int("pgid", f.group).
 		Str("reason", "processes of the dead generation's group outlived it").Msg("stopping them")
 	return stopAll(ctx, f.o.ProcRoot, left, f.o.Log)
 }
@@ -214,8 +215,8 @@ func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason stri
 	members := f.treeOf(gen)
 	killed := false // the ladder sent SIGKILL: a SIGKILL status is its own
 	if len(members) > 0 {
-		f.o.Log.Info().Int("gen", gen.N).Int("pid", gen.Master.PID).Ints("tree", pids(members)).Str("reason", reason).Msg("stopping the child with the ladder")
-		reps, err := f.ladder().Run(ctx, LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log})
+		f.o.Log.Info().Int("gen", gen.N).Int("pid", gen.Master.PID).Ints("tree", proc.PIDs(members)).Str("reason", reason).Msg("stopping the child with the ladder")
+		reps, err := f.ladder().Run(ctx, proc.LadderRun{ProcRoot: f.o.ProcRoot, Master: gen.Master, Members: members, Log: f.o.Log})
 		if err != nil {
 			f.o.Log.Warn().Err(err).Int("pid", gen.Master.PID).Msg("the stop ladder did not finish")
 		}
@@ -249,7 +250,7 @@ func (f *Foreground) treeOf(gen *Generation) []ipcguard.Proc {
 	if f.o.Profile != nil {
 		exe = f.o.Profile.Binary
 	}
-	tree := Descendants(procs, master, exe)
+	tree := proc.Descendants(procs, master, exe)
 	seen := map[int]bool{}
 	for _, p := range tree {
 		seen[p.PID] = true
@@ -264,12 +265,12 @@ func (f *Foreground) treeOf(gen *Generation) []ipcguard.Proc {
 
 // ladder is the stop ladder: the caller's, the profile's, or TERM then
 // KILL.
-func (f *Foreground) ladder() Ladder {
+func (f *Foreground) ladder() proc.Ladder {
 	switch {
 	case f.o.Ladder != nil:
 		return f.o.Ladder
 	case f.o.Profile != nil:
 		return f.o.Profile.Ladder(DefaultGracefulWait)
 	}
-	return Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	return proc.Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
 }

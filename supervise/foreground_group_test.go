@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestGroupMembersOnlyDescendants: a process group is the previous
@@ -56,10 +57,10 @@ func TestGroupMembersOnlyDescendants(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := pids(f.groupMembers(own.Process.Pid)); len(got) != 1 || got[0] != own.Process.Pid {
+	if got := proc.PIDs(f.groupMembers(own.Process.Pid)); len(got) != 1 || got[0] != own.Process.Pid {
 		t.Errorf("members of our child's group: %v, want [%d]", got, own.Process.Pid)
 	}
-	if got := pids(f.groupMembers(foreign)); len(got) != 0 {
+	if got := proc.PIDs(f.groupMembers(foreign)); len(got) != 0 {
 		t.Errorf("members of the group of %d, no descendant of ours: %v, want none", foreign, got)
 	}
 }

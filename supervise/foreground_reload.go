@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // reload carries out a reload (HUP) or a recycle (the memory watchdog):
@@ -22,7 +23,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 		if r.Action == ActRecycle {
 			return "recycle (no profile: a restart): " + r.Reason, nil
 		}
-		err := signalProc(f.o.ProcRoot, gen.Master, syscall.SIGHUP)
+		err := proc.SignalProc(f.o.ProcRoot, gen.Master, syscall.SIGHUP)
 		f.o.Log.Info().Str("event", ev).Int("gen", gen.N).Int("pid", gen.Master.PID).Str("reason", r.Reason).AnErr("error", err).
 			Msg("forwarded SIGHUP (no --service: the reload is not verified)")
 		return "", err
@@ -55,7 +56,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 			Ints("old_children", rep.OldChildren).Ints("new_children", rep.NewChildren).Str("reason", r.Reason), r.Memory).
 			Msg(ev + " verified: a new generation serves")
 		return "", nil
-	case errors.Is(err, ErrReloadRejected), rep.Signal == "", !sameAlive(f.o.ProcRoot, gen.Master):
+	case errors.Is(err, ErrReloadRejected), rep.Signal == "", !proc.SameAlive(f.o.ProcRoot, gen.Master):
 		// Rejected: the old configuration serves. Not sent: nothing
 		// changed. The master died: its exit starts the restart policy.
 		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " failed")

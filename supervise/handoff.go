@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // inheritor is implemented by the kinds whose server can take its
@@ -405,7 +406,7 @@ func (h *handoff) run(ctx context.Context, argv []string) (string, error) {
 	}
 	defer out.Close()
 	_ = os.Remove(out.Name()) // the master may keep it open: let it vanish with it
-	cmd := command(ctx, argv)
+	cmd := proc.Command(ctx, argv)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(withoutVars(os.Environ(), h.unset), h.env...)
 	for _, s := range h.socks {

@@ -18,18 +18,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // dupListeners duplicates the master's listeners into safe-restart with
 // pidfd_getfd (Linux 5.6; it needs the right to ptrace the master), each
 // proven to be the socket wanted by its inode.
 func dupListeners(root string, master ipcguard.Proc, want []Listener) ([]heldSocket, error) {
-	pidfd, err := pidfdOpen(master.PID)
+	pidfd, err := proc.PidfdOpen(master.PID)
 	if err != nil {
 		return nil, err
 	}
-	defer closeFD(pidfd)
-	if !sameAlive(root, master) { // the pid may name another process since
+	defer proc.CloseFD(pidfd)
+	if !proc.SameAlive(root, master) { // the pid may name another process since
 		return nil, fmt.Errorf("master %d exited", master.PID)
 	}
 	fdOf := map[uint64]int{}
@@ -68,7 +69,7 @@ func dupListener(pidfd, target int, l Listener) (heldSocket, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Ino != l.Inode {
-		closeFD(fd)
+		proc.CloseFD(fd)
 		return heldSocket{}, fmt.Errorf("listener %s: the master's fd %d is no longer that socket", l.Addr, target)
 	}
 	s := heldSocket{Listener: l}
@@ -81,7 +82,7 @@ func dupListener(pidfd, target int, l Listener) (heldSocket, error) {
 	case *unix.SockaddrUnix:
 		s.family, s.path = "unix", a.Name
 	default:
-		closeFD(fd)
+		proc.CloseFD(fd)
 		return heldSocket{}, fmt.Errorf("listener %s: unsupported address %T (%v)", l.Addr, sa, err)
 	}
 	s.file = os.NewFile(uintptr(fd), "listener "+l.Addr)
@@ -103,7 +104,7 @@ func watchRelink(links []sockLink) (func() []string, error) {
 	for _, l := range links {
 		wd, err := unix.InotifyAddWatch(ifd, filepath.Dir(l.path), unix.IN_DELETE|unix.IN_MOVED_FROM)
 		if err != nil {
-			closeFD(ifd)
+			proc.CloseFD(ifd)
 			return nil, os.NewSyscallError("inotify_add_watch", err)
 		}
 		byName[l.path], dirs[int32(wd)] = l, filepath.Dir(l.path)
@@ -136,7 +137,7 @@ func watchRelink(links []sockLink) (func() []string, error) {
 			_, _ = unix.InotifyRmWatch(ifd, uint32(wd))
 		}
 		<-done
-		closeFD(ifd)
+		proc.CloseFD(ifd)
 		mu.Lock()
 		defer mu.Unlock()
 		return restored
@@ -187,12 +188,12 @@ func guardPath(l sockLink) error {
 	if err != nil {
 		return err
 	}
-	defer closeFD(src)
+	defer proc.CloseFD(src)
 	dst, err := openSocketFile(l.path)
 	if err != nil {
 		return err
 	}
-	defer closeFD(dst)
+	defer proc.CloseFD(dst)
 	var a, b unix.Stat_t
 	if err := unix.Fstat(src, &a); err != nil {
 		return os.NewSyscallError("fstat", err)
@@ -218,7 +219,7 @@ func openSocketFile(path string) (int, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		closeFD(fd)
+		proc.CloseFD(fd)
 		return -1, fmt.Errorf("%s is not a socket file (a symlink, or replaced)", path)
 	}
 	return fd, nil

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // confReporter is a kind whose master's command line says which
@@ -24,13 +24,13 @@ type confReporter interface {
 // ErrForeignProcess, returned beside the error. A master whose command
 // line names no configuration this can read passes.
 func (p Profile) master(root string, rc RunConfig) (ipcguard.Proc, error) {
-	m, err := FromPIDFile(root, rc.PidFile, p.Binary)
+	m, err := proc.FromPIDFile(root, rc.PidFile, p.Binary)
 	if err != nil {
 		return m, err
 	}
 	if other := p.startedWith(root, m, rc); other != "" {
 		return m, fmt.Errorf("%w: %s names pid %d, the master of another instance: it was started with %s, not %s",
-			ErrForeignProcess, rc.PidFile, m.PID, other, rc.Conf)
+			proc.ErrForeignProcess, rc.PidFile, m.PID, other, rc.Conf)
 	}
 	return m, nil
 }
@@ -43,7 +43,7 @@ func (p Profile) startedWith(root string, m ipcguard.Proc, rc RunConfig) string 
 	if !ok || rc.Conf == "" {
 		return ""
 	}
-	argv := cmdline(root, m.PID)
+	argv := proc.Cmdline(root, m.PID)
 	if argv == nil {
 		return ""
 	}
@@ -113,14 +113,4 @@ func (fpmKind) startedConf(argv []string) (string, bool) {
 		return "", false
 	}
 	return conf, true
-}
-
-// cmdline is pid's command line (its title, for a server that sets one),
-// nil when it cannot be read.
-func cmdline(root string, pid int) []string {
-	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "cmdline"))
-	if err != nil || len(data) == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // A stop intent records the master a stop is about to signal, before the
@@ -90,23 +91,23 @@ func readIntent(dir, procRoot string, p Profile, pidFile string) (*stopIntent, e
 		return nil, fmt.Errorf("read stop intent %s: %w", path, err)
 	}
 	if in.Service != service {
-		return nil, fmt.Errorf("%w: stop record %s is for service %q, not %q: remove it", ErrForeignProcess, path, in.Service, service)
+		return nil, fmt.Errorf("%w: stop record %s is for service %q, not %q: remove it", proc.ErrForeignProcess, path, in.Service, service)
 	}
 	if in.Successor != nil {
-		s, err := Same(procRoot, *in.Successor)
+		s, err := proc.Same(procRoot, *in.Successor)
 		switch {
-		case err != nil || !s.Alive() || (!runs(s, exe) && exiting(procRoot, s, exe)):
+		case err != nil || !s.Alive() || (!proc.Runs(s, exe) && proc.Exiting(procRoot, s, exe)):
 			in.Successor = nil // gone, or in its exit: nothing serves there
-		case !runs(s, exe):
-			return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", ErrForeignProcess, path, s.PID, s.Exe, exe)
+		case !proc.Runs(s, exe):
+			return nil, fmt.Errorf("%w: stop record %s names successor %d, which runs %q, not %s: remove it", proc.ErrForeignProcess, path, s.PID, s.Exe, exe)
 		default:
 			in.Successor = &s
 		}
 	}
-	now, err := Same(procRoot, in.Master)
+	now, err := proc.Same(procRoot, in.Master)
 	switch {
 	case err == nil && now.Alive():
-		if err := proveMaster(procRoot, now, exe, path, pidFile); err != nil && !errors.Is(err, ErrStalePIDFile) {
+		if err := proc.ProveMaster(procRoot, now, exe, path, pidFile); err != nil && !errors.Is(err, proc.ErrStalePIDFile) {
 			return nil, fmt.Errorf("%w: remove it", err)
 		}
 		in.Master = now

@@ -8,6 +8,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestReadIntentSuccessor: an intent whose old master has exited is kept
@@ -55,8 +56,8 @@ func TestReadIntentProven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, worker := startHelper(t, "block") // a child of this test, which runs self
-	_, other := startHelper(t, "block")
+	_, worker := proctest.StartHelper(t, os.Args[0], "block", nil) // a child of this test, which runs self
+	_, other := proctest.StartHelper(t, os.Args[0], "block", nil)
 	for _, c := range []struct {
 		name, service, exe string
 		master             ipcguard.Proc
@@ -76,7 +77,7 @@ func TestReadIntentProven(t *testing.T) {
 			}
 		}
 		in, err := readIntent(dir, "/proc", Profile{Name: "svc", Binary: c.exe}, "")
-		if in != nil || !errors.Is(err, ErrForeignProcess) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), intentPath(dir, "svc")) {
+		if in != nil || !errors.Is(err, proc.ErrForeignProcess) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), intentPath(dir, "svc")) {
 			t.Errorf("%s: readIntent = %+v, %v; want ErrForeignProcess naming the file and saying %q", c.name, in, err, c.says)
 		}
 		if _, err := os.Stat(intentPath(dir, "svc")); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // kind is what differs between kinds of server (Apache, nginx, php-fpm, a
@@ -26,7 +27,7 @@ type kind interface {
 	startArgv(p Profile, conf string) []string
 	// ladder is the stop ladder; graceful bounds its graceful step (0: no
 	// graceful step).
-	ladder(graceful time.Duration) Ladder
+	ladder(graceful time.Duration) proc.Ladder
 	// reloadSignal is the signal that reloads the server in place; hard
 	// asks for the variant that cuts requests in flight.
 	reloadSignal(hard bool) syscall.Signal

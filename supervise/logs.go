@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // rotatedName matches the names logrotate gives rotated logs: error.log.1,
@@ -28,7 +29,7 @@ func RotatedHolders(procRoot, exe, logDir string) (map[int][]string, error) {
 		return nil, err
 	}
 	out := map[int][]string{}
-	for _, p := range runningExactly(procs, exe) {
+	for _, p := range proc.RunningExactly(procs, exe) {
 		dir := filepath.Join(procRoot, strconv.Itoa(p.PID), "fd")
 		entries, err := os.ReadDir(dir)
 		if err != nil {

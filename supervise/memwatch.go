@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // MemoryWatch is the memory watchdog: it samples the total PSS of the
@@ -174,7 +175,7 @@ func treePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
 		pid := queue[0]
 		queue = append(queue, children[pid]...)
 		pss, err := readPSS(procRoot, pid)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoSuchProcess) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, proc.ErrNoSuchProcess) {
 			continue
 		}
 		if err != nil {

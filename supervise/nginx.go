@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 func init() {
@@ -30,8 +31,8 @@ func init() {
 // KILLs those still alive after about a second), for 10 s, then KILL to
 // every survivor: workers of a master that was killed meanwhile. A graceful
 // of 0 skips the QUIT step.
-func NginxLadder(graceful time.Duration) Ladder {
-	return gracefulLadder(syscall.SIGQUIT, graceful)
+func NginxLadder(graceful time.Duration) proc.Ladder {
+	return proc.GracefulLadder(syscall.SIGQUIT, graceful)
 }
 
 // nginxKind is nginx (Debian 12: 1.22.1). nginx creates no SysV IPC
@@ -90,15 +91,15 @@ func clearTestPidfile(procRoot, path, exe string, began time.Time) (string, erro
 		return "", nil
 	}
 	ours := !fi.ModTime().Before(began.Add(-time.Second))
-	if !ours && time.Since(fi.ModTime()) < pidfileSlack {
+	if !ours && time.Since(fi.ModTime()) < proc.PIDFileSlack {
 		return "", nil
 	}
 	procs, err := ipcguard.ReadProcTable(procRoot)
 	if err != nil {
 		return "", err
 	}
-	for _, p := range runningExactly(procs, exe) {
-		if !p.Start.Before(fi.ModTime().Add(-pidfileSlack)) {
+	for _, p := range proc.RunningExactly(procs, exe) {
+		if !p.Start.Before(fi.ModTime().Add(-proc.PIDFileSlack)) {
 			return "", nil // it may be writing its pid into this file now
 		}
 	}
@@ -254,7 +255,7 @@ func (nginxKind) startArgv(p Profile, conf string) []string {
 	return []string{p.Binary, "-c", conf}
 }
 
-func (nginxKind) ladder(graceful time.Duration) Ladder { return NginxLadder(graceful) }
+func (nginxKind) ladder(graceful time.Duration) proc.Ladder { return NginxLadder(graceful) }
 
 // reloadSignal is HUP either way: nginx's reload is graceful (old workers
 // finish their requests) and it has no harder one.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func splitDump(out string) ([]confFile, error) {
 		}
 		if len(files) == 0 {
 			if strings.TrimSpace(line) != "" {
-				return nil, fmt.Errorf("%w: nginx -T printed %q before any %q line", ErrNginxConf, truncate([]byte(line), 60), dumpHeader)
+				return nil, fmt.Errorf("%w: nginx -T printed %q before any %q line", ErrNginxConf, proc.Truncate([]byte(line), 60), dumpHeader)
 			}
 			continue
 		}
@@ -274,7 +275,7 @@ func parseBuild(out string) (nginxBuild, error) {
 		}
 	}
 	if b.Version == "" {
-		return b, fmt.Errorf("%w: nginx -V printed no \"nginx version:\" line: %q", ErrNginxConf, truncate([]byte(out), 80))
+		return b, fmt.Errorf("%w: nginx -V printed no \"nginx version:\" line: %q", ErrNginxConf, proc.Truncate([]byte(out), 80))
 	}
 	// nginx's auto/options defaults.
 	b.Prefix = cmp.Or(b.Options["prefix"], "/usr/local/nginx")

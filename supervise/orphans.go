@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Orphans returns the workers that dead masters of the server left: the
@@ -27,7 +28,7 @@ import (
 // Limit: workers of another dead instance of the same server qualify too;
 // they hold that instance's ports, which no live master serves.
 func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcguard.Proc) ([]ipcguard.Proc, error) {
-	svc := runningExactly(procs, exe)
+	svc := proc.RunningExactly(procs, exe)
 	isSvc, hasChild := map[int]bool{}, map[int]bool{}
 	for _, p := range svc {
 		isSvc[p.PID] = true
@@ -53,17 +54,6 @@ func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcgua
 	}
 	slices.SortFunc(out, func(a, b ipcguard.Proc) int { return a.PID - b.PID })
 	return out, nil
-}
-
-// runningExactly returns the live processes that run exe itself (see runs).
-func runningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
-	var out []ipcguard.Proc
-	for _, p := range procs.ByExe(exe) {
-		if runs(p, exe) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // sessionLeaderAlive reports whether p's session leader is a live process

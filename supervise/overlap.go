@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // overlapper is a kind whose new master can bind its listening ports
@@ -320,7 +321,7 @@ func stopOldMaster(ctx context.Context, s StopOptions, root string, old, success
 	// (systemd reads it then, see unitOverlap): the stop ends its wait
 	// only once it does.
 	s.lingerReady = func() error {
-		if !sameAlive(root, successor) {
+		if !proc.SameAlive(root, successor) {
 			return fmt.Errorf("the new master %d exited", successor.PID)
 		}
 		return ensurePIDFile(pidFile, successor.PID)
@@ -339,8 +340,8 @@ func stopOldMaster(ctx context.Context, s StopOptions, root string, old, success
 // and once more after.
 func keepPIDFile(root, pidFile string, old, successor ipcguard.Proc, done <-chan struct{}) error {
 	for {
-		gone := !sameAlive(root, old)
-		if !sameAlive(root, successor) {
+		gone := !proc.SameAlive(root, old)
+		if !proc.SameAlive(root, successor) {
 			return fmt.Errorf("the new master %d exited", successor.PID)
 		}
 		if err := ensurePIDFile(pidFile, successor.PID); err != nil {
@@ -371,14 +372,14 @@ func ensurePIDFile(pidFile string, pid int) error {
 // removeAside removes the old master's pidfile, set aside for the start,
 // once it is proven to name only the old master, which has exited.
 func removeAside(root, aside string, old ipcguard.Proc) error {
-	pid, _, err := readPIDFile(aside)
+	pid, _, err := proc.ReadPIDFile(aside)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if pid != old.PID || sameAlive(root, old) {
+	if pid != old.PID || proc.SameAlive(root, old) {
 		return fmt.Errorf("%s no longer names the stopped master %d: left in place", aside, old.PID)
 	}
 	return os.Remove(aside)
@@ -409,8 +410,8 @@ func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguar
 		errs = append(errs, s.stopTree(cleanup, root, m, &r))
 	}
 	restored := false
-	switch cur, err := FromPIDFile(root, rc.PidFile, s.Profile.Binary); {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrStalePIDFile):
+	switch cur, err := proc.FromPIDFile(root, rc.PidFile, s.Profile.Binary); {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, proc.ErrStalePIDFile):
 		// Missing, or left by a new master that died: the old one's goes back.
 		err := os.Rename(aside, rc.PidFile)
 		restored = err == nil
@@ -438,14 +439,14 @@ func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguar
 // does not (a master detaching, before or after its setsid), not old.
 func newMasters(root, exe string, old ipcguard.Proc, started *ipcguard.Proc, began time.Time) []ipcguard.Proc {
 	var out []ipcguard.Proc
-	if started != nil && sameAlive(root, *started) {
+	if started != nil && proc.SameAlive(root, *started) {
 		out = append(out, *started)
 	}
 	procs, err := ipcguard.ReadProcTable(root)
 	if err != nil {
 		return out
 	}
-	svc := runningExactly(procs, exe)
+	svc := proc.RunningExactly(procs, exe)
 	isSvc := map[int]bool{}
 	for _, p := range svc {
 		isSvc[p.PID] = true
@@ -453,7 +454,7 @@ func newMasters(root, exe string, old ipcguard.Proc, started *ipcguard.Proc, beg
 	for _, p := range svc {
 		switch {
 		case isSvc[p.PPID], p.Key() == old.Key(), started != nil && p.Key() == started.Key():
-		case p.Start.Before(began.Add(-pidfileSlack)):
+		case p.Start.Before(began.Add(-proc.PIDFileSlack)):
 		default:
 			out = append(out, p)
 		}
@@ -467,7 +468,7 @@ func newMasters(root, exe string, old ipcguard.Proc, started *ipcguard.Proc, beg
 // a stray listener of the same user take a share of the connections where
 // the server's own start would have failed to bind.
 func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *StartReport) error {
-	if !sameAlive(root, master) {
+	if !proc.SameAlive(root, master) {
 		return fmt.Errorf("%w: the new master %d exited", ErrStartFailed, master.PID)
 	}
 	listening, err := readListening(root)

@@ -5,6 +5,7 @@ package supervise
 import (
 	"os"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -12,15 +13,15 @@ import (
 // SO_REUSEPORT, through a copy taken with pidfd_getfd (Linux 5.6; needs
 // the right to ptrace pid).
 func sockReusePort(pid, fd int) (bool, error) {
-	pfd, err := pidfdOpen(pid)
+	pfd, err := proc.PidfdOpen(pid)
 	if err != nil {
 		return false, err
 	}
-	defer closeFD(pfd)
+	defer proc.CloseFD(pfd)
 	dup, err := unix.PidfdGetfd(pfd, fd, 0)
 	if err != nil {
 		return false, os.NewSyscallError("pidfd_getfd", err)
 	}
-	defer closeFD(dup)
+	defer proc.CloseFD(dup)
 	return reusePortOn(dup)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestSoleListener: a socket on one of the master's addresses that is not
@@ -54,7 +55,7 @@ func TestRestartStopsMasterLeftBeside(t *testing.T) {
 	}
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
 	left := apachetest.Start(t, apachetest.Config{MPM: "prefork"})
-	leftMaster, err := FromPIDFile("/proc", left.PidFile, left.Bin)
+	leftMaster, err := proc.FromPIDFile("/proc", left.PidFile, left.Bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestRestartStopsMasterLeftBeside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sameAlive("/proc", leftMaster) {
+	if proc.SameAlive("/proc", leftMaster) {
 		t.Fatalf("master %d, named by the stop intent, still runs", leftMaster.PID)
 	}
 	if c, _, err := srv.Get("/"); err != nil || c != 200 {

@@ -15,14 +15,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // FPMLadder is php-fpm's stop ladder: QUIT asks for a graceful stop (the
 // master QUITs its workers, which finish their request, and TERMs them
 // after process_control_timeout) for graceful, then TERM (workers TERMed,
 // KILLed by the master after 1 s) for 10 s, then KILL to every survivor.
-func FPMLadder(graceful time.Duration) Ladder {
-	return gracefulLadder(syscall.SIGQUIT, graceful)
+func FPMLadder(graceful time.Duration) proc.Ladder {
+	return proc.GracefulLadder(syscall.SIGQUIT, graceful)
 }
 
 // fpmKind is php-fpm (php-fpmX.Y on Debian). USR2 reloads it by
@@ -101,7 +102,7 @@ func (fpmKind) startArgv(p Profile, conf string) []string {
 	return []string{p.Binary, "--daemonize", "-y", conf}
 }
 
-func (fpmKind) ladder(graceful time.Duration) Ladder { return FPMLadder(graceful) }
+func (fpmKind) ladder(graceful time.Duration) proc.Ladder { return FPMLadder(graceful) }
 
 // reloadSignal is USR2 either way: php-fpm has one reload, graceful up to
 // process_control_timeout.

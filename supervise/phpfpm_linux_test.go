@@ -16,6 +16,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestFPMReexecDiesOnBadConfig: the config is broken after the config
@@ -42,7 +43,7 @@ func TestFPMReexecDiesOnBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	master, err := FromPIDFile("/proc", rc.PidFile, p.Binary)
+	master, err := proc.FromPIDFile("/proc", rc.PidFile, p.Binary)
 	if err != nil {
 		t.Fatal(err)
 	}

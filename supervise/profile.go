@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Profile is what safe-restart knows about one kind of server.
@@ -71,7 +72,7 @@ func LookupProfile(name string) (Profile, error) {
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful
 // step (0: none).
-func (p Profile) Ladder(graceful time.Duration) Ladder { return p.kind.ladder(graceful) }
+func (p Profile) Ladder(graceful time.Duration) proc.Ladder { return p.kind.ladder(graceful) }
 
 // ReloadSignal is the signal that reloads the server in place.
 func (p Profile) ReloadSignal(hard bool) syscall.Signal { return p.kind.reloadSignal(hard) }
@@ -108,7 +109,7 @@ func (p Profile) fatalLines(text string) []string {
 // returns its stdout and stderr and how long it took. A failure is a
 // *ConfigTestError.
 func configTest(ctx context.Context, server string, argv, env []string) (stdout, stderr string, elapsed time.Duration, err error) {
-	cmd := command(ctx, argv)
+	cmd := proc.Command(ctx, argv)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // reaper owns the waiting for the foreground supervisor's children: the
@@ -85,7 +86,7 @@ func (r *reaper) sweep() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for pid, ch := range r.watch {
-		ws, done, err := reapNoHang(pid)
+		ws, done, err := proc.ReapNoHang(pid)
 		if err != nil {
 			r.log.Warn().Err(err).Int("pid", pid).Msg("cannot wait for the child")
 			continue
@@ -114,7 +115,7 @@ func (r *reaper) reapOrphans() {
 		if g, err := readPGID(r.procRoot, p.PID); err != nil || g == r.group {
 			continue // gone meanwhile, or one of safe-restart's own subprocesses
 		}
-		ws, done, err := reapNoHang(p.PID)
+		ws, done, err := proc.ReapNoHang(p.PID)
 		if err != nil || !done {
 			continue
 		}
@@ -150,7 +151,7 @@ func becomeReaper(log zerolog.Logger) bool {
 		log.Info().Msg("running as PID 1: reaping every re-parented zombie")
 		return true
 	}
-	if err := setChildSubreaper(); err != nil {
+	if err := proc.SetChildSubreaper(); err != nil {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			log.Warn().Err(err).Msg("cannot become a subreaper: re-parented workers go to PID 1")
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // ReloadOptions says which server to reload and how to recover it.
@@ -93,7 +94,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	}
 	master, err := st.Profile.master(root, rc)
 	switch {
-	case errors.Is(err, ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, proc.ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
 		return o.recover(ctx, sig, rc, rep, "the server was not running")
 	case err != nil:
 		return rep, err
@@ -129,13 +130,13 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 	if o.Full {
 		return "a full restart was asked for (--full)", nil
 	}
-	keys, err := PthreadKeysInUse(cmp.Or(o.Start.ProcRoot, "/proc"), master.PID)
+	keys, err := proc.PthreadKeysInUse(cmp.Or(o.Start.ProcRoot, "/proc"), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
 	} else {
 		rep.PthreadKeys = keys
-		if keys >= PthreadKeysMax-pthreadKeysMargin {
-			return fmt.Sprintf("master %d uses %d of %d pthread keys: a reload that creates one more kills it (libgomp)", master.PID, keys, PthreadKeysMax), nil
+		if keys >= proc.PthreadKeysMax-pthreadKeysMargin {
+			return fmt.Sprintf("master %d uses %d of %d pthread keys: a reload that creates one more kills it (libgomp)", master.PID, keys, proc.PthreadKeysMax), nil
 		}
 	}
 	if sig != nil {
@@ -206,7 +207,7 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	if err != nil {
 		return err
 	}
-	rep.OldChildren = pids(Descendants(procs, master, st.Profile.Binary)[1:])
+	rep.OldChildren = proc.PIDs(proc.Descendants(procs, master, st.Profile.Binary)[1:])
 	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
 	// A server that does not serve before the reload will not serve after
@@ -221,10 +222,10 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	}
 	signal := st.Profile.ReloadSignal(o.Hard)
 	sent := time.Now()
-	if err := signalProc(root, master, signal); err != nil {
+	if err := proc.SignalProc(root, master, signal); err != nil {
 		return err
 	}
-	rep.Signal = sigName(signal)
+	rep.Signal = proc.SigName(signal)
 	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
 	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, rep)
 	if verr != nil && before != nil && !errors.Is(verr, ErrReloadRejected) {
@@ -259,7 +260,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 && !rejected {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
-		if !k.reexecs() && !sameAlive(root, old) {
+		if !k.reexecs() && !proc.SameAlive(root, old) {
 			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
 		}
 		if rejected {
@@ -305,7 +306,7 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 	if !p.kind.reexecs() {
 		return old, nil
 	}
-	m, err := FromPIDFile(root, rc.PidFile, p.Binary)
+	m, err := proc.FromPIDFile(root, rc.PidFile, p.Binary)
 	if err != nil {
 		return m, fmt.Errorf("no new master yet: %w", err)
 	}
@@ -320,8 +321,8 @@ func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, s
 		// to fork, or the old master still waiting for its children.
 		return m, fmt.Errorf("the pidfile still names master %d, unwritten since the reload: no re-executed master yet", old.PID)
 	}
-	if m.PID != old.PID && m.Start.Before(sent.Add(-pidfileSlack)) {
-		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", ErrPIDReused, m.PID)
+	if m.PID != old.PID && m.Start.Before(sent.Add(-proc.PIDFileSlack)) {
+		return m, fmt.Errorf("%w: pidfile names pid %d, which started before the reload", proc.ErrPIDReused, m.PID)
 	}
 	return m, nil
 }
@@ -334,7 +335,7 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 		return err
 	}
 	rep.NewChildren = []int{}
-	for _, p := range Descendants(procs, master, o.Start.Profile.Binary)[1:] {
+	for _, p := range proc.Descendants(procs, master, o.Start.Profile.Binary)[1:] {
 		if !slices.Contains(rep.OldChildren, p.PID) {
 			rep.NewChildren = append(rep.NewChildren, p.PID)
 		}
@@ -416,8 +417,8 @@ func writtenSince(path string, t time.Time) bool {
 // re-executes the master its pidfile names, is alive.
 func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc) bool {
 	if !o.Start.Profile.kind.reexecs() {
-		return sameAlive(root, old)
+		return proc.SameAlive(root, old)
 	}
-	_, err := FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
+	_, err := proc.FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
 	return err == nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +29,7 @@ func watchRenames(path string) (*renameWatch, error) {
 		return nil, os.NewSyscallError("inotify_init1", err)
 	}
 	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_MOVED_FROM); err != nil {
-		closeFD(fd)
+		proc.CloseFD(fd)
 		return nil, &os.PathError{Op: "inotify_add_watch", Path: filepath.Dir(path), Err: err}
 	}
 	return &renameWatch{fd: fd, name: filepath.Base(path)}, nil
@@ -40,7 +41,7 @@ func (w *renameWatch) moved() bool {
 	buf := make([]byte, 4096)
 	found := false
 	for {
-		n, err := retryEINTR(func() (int, error) { return unix.Read(w.fd, buf) })
+		n, err := proc.RetryEINTR(func() (int, error) { return unix.Read(w.fd, buf) })
 		if errors.Is(err, unix.EAGAIN) || err != nil || n <= 0 {
 			return found
 		}
@@ -55,4 +56,4 @@ func (w *renameWatch) moved() bool {
 }
 
 // close ends the watch.
-func (w *renameWatch) close() { closeFD(w.fd) }
+func (w *renameWatch) close() { proc.CloseFD(w.fd) }

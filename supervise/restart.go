@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // RestartReport is what the stop and the start of a restart did.
@@ -239,13 +240,13 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)
 	tree := st.tree(root, old)
-	rep.Stop.Master, rep.Stop.Tree = &old, pids(tree)
+	rep.Stop.Master, rep.Stop.Tree = &old, proc.PIDs(tree)
 	st.unitJob, st.stopped, rep.UnitJob = "restart", true, "restart"
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return rep, err
 	}
 	if alive := stillAlive(root, tree); len(alive) > 0 {
-		return rep, fmt.Errorf("%w: systemd's restart left processes of the old generation running: %v", ErrStillAlive, alive)
+		return rep, fmt.Errorf("%w: systemd's restart left processes of the old generation running: %v", proc.ErrStillAlive, alive)
 	}
 	if rep.Stop.Orphans, err = stopOrphans(ctx, root, st.Profile.Binary, st.Log); err != nil {
 		return rep, err
@@ -262,7 +263,7 @@ type closesEarly interface{ closesEarly() }
 func stillAlive(root string, procs []ipcguard.Proc) []int {
 	var out []int
 	for _, p := range procs {
-		if sameAlive(root, p) {
+		if proc.SameAlive(root, p) {
 			out = append(out, p.PID)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Sample is one observation of a running master, recorded in the state
@@ -114,7 +115,7 @@ func TakeSample(procRoot string, master ipcguard.Proc, reloads int, tree []int) 
 func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree []int) Sample {
 	s := Sample{Taken: time.Now(), Master: master.Key(), Reloads: reloads, PthreadKeys: keys}
 	if keys < 0 {
-		if n, err := PthreadKeysInUse(procRoot, master.PID); err == nil {
+		if n, err := proc.PthreadKeysInUse(procRoot, master.PID); err == nil {
 			s.PthreadKeys = n
 		}
 	}
@@ -146,7 +147,7 @@ func SampleOf(procRoot string, st Status) (Sample, bool) {
 // fpmPoolOf returns the pool a php-fpm worker serves, from the title it
 // sets ("php-fpm: pool www"), "" for any other process.
 func fpmPoolOf(procRoot string, pid int) string {
-	title := strings.Join(cmdline(procRoot, pid), " ")
+	title := strings.Join(proc.Cmdline(procRoot, pid), " ")
 	_, pool, ok := strings.Cut(title, "php-fpm: pool ")
 	if !ok {
 		return ""
@@ -175,7 +176,7 @@ func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.P
 	procs, err := ipcguard.ReadProcTable(root)
 	if err == nil {
 		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
-		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, pids(Descendants(procs, master, o.Start.Profile.Binary))))
+		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, proc.PIDs(proc.Descendants(procs, master, o.Start.Profile.Binary))))
 	}
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // DefaultServiceDir is where a service name with no built-in profile is
@@ -289,21 +290,21 @@ func (f *serviceFile) setSignals(k *serviceKind, md toml.MetaData) error {
 			return fmt.Errorf("%s.%s: empty: remove the key for the default, or give a value", v.table, v.key)
 		}
 	}
-	if k.reload, err = parseWith(cmp.Or(f.Signals.Reload, defaultReloadSignal), checkReloadSignal); err != nil {
+	if k.reload, err = proc.ParseWith(cmp.Or(f.Signals.Reload, defaultReloadSignal), proc.CheckReloadSignal); err != nil {
 		return fmt.Errorf("signals.reload: %w", err)
 	}
 	k.hardReload = k.reload
 	if f.Signals.HardReload != "" {
-		if k.hardReload, err = parseWith(f.Signals.HardReload, checkReloadSignal); err != nil {
+		if k.hardReload, err = proc.ParseWith(f.Signals.HardReload, proc.CheckReloadSignal); err != nil {
 			return fmt.Errorf("signals.hard_reload: %w", err)
 		}
 	}
 	if f.Stop.Graceful != "" {
-		if k.graceful, err = parseWith(f.Stop.Graceful, checkStopSignal); err != nil {
+		if k.graceful, err = proc.ParseWith(f.Stop.Graceful, proc.CheckStopSignal); err != nil {
 			return fmt.Errorf("stop.graceful: %w", err)
 		}
 	}
-	if k.rest, err = ParseLadder(cmp.Or(f.Stop.Ladder, defaultStopLadder)); err != nil {
+	if k.rest, err = proc.ParseLadder(cmp.Or(f.Stop.Ladder, defaultStopLadder)); err != nil {
 		return fmt.Errorf("stop.ladder: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // writeServiceFile writes text as dir/name and returns its path.
@@ -84,7 +85,7 @@ func TestLoadServiceFileFull(t *testing.T) {
 	if p.ReloadSignal(false) != syscall.SIGUSR2 || p.ReloadSignal(true) != syscall.SIGHUP {
 		t.Errorf("reload signals %v %v", p.ReloadSignal(false), p.ReloadSignal(true))
 	}
-	wantLadder := Ladder{{Signal: syscall.SIGQUIT, Wait: 45 * time.Second}, {Signal: syscall.SIGTERM, Wait: 7 * time.Second}, {Signal: syscall.SIGKILL, Wait: 3 * time.Second, All: true}}
+	wantLadder := proc.Ladder{{Signal: syscall.SIGQUIT, Wait: 45 * time.Second}, {Signal: syscall.SIGTERM, Wait: 7 * time.Second}, {Signal: syscall.SIGKILL, Wait: 3 * time.Second, All: true}}
 	if got := p.Ladder(45 * time.Second); !equalLadders(got, wantLadder) {
 		t.Errorf("ladder(45s) = %v, want %v", got, wantLadder)
 	}
@@ -109,7 +110,7 @@ func TestLoadServiceFileFull(t *testing.T) {
 	}
 }
 
-func equalLadders(a, b Ladder) bool {
+func equalLadders(a, b proc.Ladder) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -131,7 +132,7 @@ func TestLoadServiceFileDefaults(t *testing.T) {
 	if p.Name != "minimal" || p.ReloadSignal(false) != syscall.SIGHUP || p.ReloadSignal(true) != syscall.SIGHUP {
 		t.Errorf("name %q, reload %v/%v; want the file's name and HUP", p.Name, p.ReloadSignal(false), p.ReloadSignal(true))
 	}
-	want := Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	want := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
 	if got := p.Ladder(30 * time.Second); !equalLadders(got, want) {
 		t.Errorf("ladder %v, want %v", got, want)
 	}

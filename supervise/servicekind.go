@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // confPlaceholder in a service file's start and config_test stands for
@@ -28,7 +29,7 @@ type serviceKind struct {
 	reload            syscall.Signal
 	hardReload        syscall.Signal
 	graceful          syscall.Signal // 0: no graceful step
-	rest              Ladder         // the steps after the graceful one
+	rest              proc.Ladder    // the steps after the graceful one
 	fatals            []*regexp.Regexp
 	reloadedRE        *regexp.Regexp // nil: reloads are not logged
 	rejectedRE        *regexp.Regexp // nil: rejections are not logged
@@ -76,10 +77,10 @@ func (k *serviceKind) startArgv(_ Profile, conf string) []string { return expand
 
 // ladder is the graceful signal for graceful (when the file names one and
 // graceful > 0), then the file's ladder.
-func (k *serviceKind) ladder(graceful time.Duration) Ladder {
+func (k *serviceKind) ladder(graceful time.Duration) proc.Ladder {
 	l := slices.Clone(k.rest)
 	if k.graceful != 0 && graceful > 0 {
-		l = append(Ladder{{Signal: k.graceful, Wait: graceful}}, l...)
+		l = append(proc.Ladder{{Signal: k.graceful, Wait: graceful}}, l...)
 	}
 	return l
 }
@@ -136,7 +137,7 @@ func (k *serviceKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
 
 // pidfilePID is the pid the pidfile holds now, 0 when none.
 func (k *serviceKind) pidfilePID() int {
-	pid, _, err := readPIDFile(k.pidFile)
+	pid, _, err := proc.ReadPIDFile(k.pidFile)
 	if err != nil {
 		return 0
 	}

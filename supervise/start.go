@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Sentinel errors of a start.
@@ -143,8 +143,8 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 		o.warnUnitModel(ctx, root, m)
 		return rep, nil
 	case errors.Is(err, fs.ErrNotExist):
-	case errors.Is(err, ErrStalePIDFile),
-		errors.Is(err, ErrForeignProcess) && !runs(m, o.Profile.Binary) && m.Comm != commOf(o.Profile.Binary):
+	case errors.Is(err, proc.ErrStalePIDFile),
+		errors.Is(err, proc.ErrForeignProcess) && !proc.Runs(m, o.Profile.Binary) && m.Comm != proc.CommOf(o.Profile.Binary):
 		// Apache's own start reads any pid that kill(pid, 0) reaches (another
 		// program, or a zombie not yet reaped) as "already running" and exits
 		// 0 without starting. This one is proven not a server: remove it. (A
@@ -196,19 +196,19 @@ func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]i
 	if err != nil || len(orphans) == 0 {
 		return nil, err
 	}
-	log.Warn().Ints("pids", pids(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
+	log.Warn().Ints("pids", proc.PIDs(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
 	if err := stopAll(ctx, root, orphans, log); err != nil {
-		return pids(orphans), fmt.Errorf("stop orphaned workers: %w", err)
+		return proc.PIDs(orphans), fmt.Errorf("stop orphaned workers: %w", err)
 	}
-	return pids(orphans), nil
+	return proc.PIDs(orphans), nil
 }
 
 // stopAll stops procs, processes no master answers for (orphaned
 // workers, what a dead generation left in its group): TERM to all, then
 // KILL to all survivors, since some ignore TERM.
 func stopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
-	ladder := Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-	_, err := ladder.Run(ctx, LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
+	ladder := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	_, err := ladder.Run(ctx, proc.LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
 	return err
 }
 
@@ -277,7 +277,7 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 		return fmt.Errorf("%w: the server's own start said %q and did nothing", ErrStartFailed, strings.TrimSpace(out))
 	}
 	if runErr != nil {
-		if _, err := FromPIDFile(root, rc.PidFile, o.Profile.Binary); err != nil {
+		if _, err := proc.FromPIDFile(root, rc.PidFile, o.Profile.Binary); err != nil {
 			// The starter failed and no master is there: none is coming.
 			return o.startFailure(fmt.Errorf("its start command failed: %w", runErr), out, tail, logs)
 		}
@@ -308,7 +308,7 @@ func (o StartOptions) tree(root string, master ipcguard.Proc) []ipcguard.Proc {
 	if err != nil {
 		return []ipcguard.Proc{master}
 	}
-	return Descendants(procs, master, o.Profile.Binary)
+	return proc.Descendants(procs, master, o.Profile.Binary)
 }
 
 // warnUnitModel logs what in systemd's view of a running server is wrong
@@ -357,7 +357,7 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 		return startInCGroup(ctx, argv, cgroupV2Dir(o.unit.CGroup))
 	}
 	o.Log.Info().Strs("argv", argv).Msg("starting")
-	return combinedOutput(ctx, argv)
+	return proc.CombinedOutput(ctx, argv)
 }
 
 // awaitMaster waits until the pidfile names a live master of the server
@@ -368,8 +368,8 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail, want func(ipcguard.Proc) (bool, error)) (ipcguard.Proc, error) {
 	var master ipcguard.Proc
 	var last, ended error
-	err := pollEvery(ctx, cmp.Or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
-		m, err := FromPIDFile(root, pidFile, o.Profile.Binary)
+	err := proc.PollEvery(ctx, cmp.Or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
+		m, err := proc.FromPIDFile(root, pidFile, o.Profile.Binary)
 		ok := err == nil
 		if ok && want != nil {
 			if ok, ended = want(m); ended != nil {
@@ -421,7 +421,7 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 		if fatal := o.Profile.fatalLines(starterOut + tail.since()); len(fatal) > 0 {
 			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
 		}
-		if !sameAlive(root, master) {
+		if !proc.SameAlive(root, master) {
 			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(lastLines(tail.since(), 5)))
 		}
 		listening, err := readListening(root)
@@ -468,11 +468,4 @@ func lastLines(text string, n int) []string {
 		out[i] = string(l)
 	}
 	return out
-}
-
-// commOf is the command name the kernel shows for a binary: its base name
-// cut to 15 bytes.
-func commOf(exe string) string {
-	b := filepath.Base(exe)
-	return b[:min(len(b), 15)]
 }

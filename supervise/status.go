@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Status is what a server is doing now, and the risks found.
@@ -60,7 +61,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 		return st, err
 	}
 	master, err := p.master("/proc", rc)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrStalePIDFile) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, proc.ErrStalePIDFile) {
 		// The pidfile names something, but no master of this server.
 		if m, ok := masterByListeners("/proc", procs, p, rc); ok {
 			st.PIDFileWrong, master, err = err.Error(), m, nil
@@ -75,7 +76,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	if err != nil {
 		return st, err
 	}
-	st.Orphans = pids(orphans)
+	st.Orphans = proc.PIDs(orphans)
 	st.Warnings, st.rc = rc.Warnings, rc
 	st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master)
 	if errors.Is(err, ErrServiceManager) {
@@ -100,11 +101,11 @@ func (st Status) TracksIPC() bool { return st.ipc }
 func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p Profile, rc RunConfig) {
 	st.Master = &master
 	st.Uptime = time.Since(master.Start).Round(time.Second)
-	if keys, err := PthreadKeysInUse("/proc", master.PID); err == nil {
+	if keys, err := proc.PthreadKeysInUse("/proc", master.PID); err == nil {
 		st.PthreadKeys = keys
 	}
-	st.tree = Descendants(procs, master, p.Binary)
-	st.Tree = pids(st.tree)
+	st.tree = proc.Descendants(procs, master, p.Binary)
+	st.Tree = proc.PIDs(st.tree)
 	if listening, err := readListening("/proc"); err == nil {
 		st.Listeners = listenersOf("/proc", master.PID, listening)
 	}
@@ -125,9 +126,9 @@ func (st *Status) risks(ipc bool) []string {
 	if free := st.IPC.Snapshot.SemSetsFree(); ipc && free < sysvSetsNeeded {
 		out = append(out, fmt.Sprintf("only %d semaphore sets free (SEMMNI %d): a start or reload may fail with AH00023", free, st.IPC.Snapshot.Limits.SEMMNI))
 	}
-	if st.PthreadKeys >= PthreadKeysMax-pthreadKeysMargin {
+	if st.PthreadKeys >= proc.PthreadKeysMax-pthreadKeysMargin {
 		out = append(out, fmt.Sprintf("the master uses %d of %d pthread keys: its next reload may kill it (safe-restart %s restarts it instead)",
-			st.PthreadKeys, PthreadKeysMax, st.Service))
+			st.PthreadKeys, proc.PthreadKeysMax, st.Service))
 	}
 	if why := st.unitRisk(); why != "" {
 		out = append(out, why)
@@ -136,7 +137,7 @@ func (st *Status) risks(ipc bool) []string {
 		out = append(out, fmt.Sprintf("the pidfile does not name the master (%s): master %d was found by its listening sockets, "+
 			"and every command that acts refuses until the pidfile names it", st.PIDFileWrong, st.Master.PID))
 	}
-	if errors.Is(st.why, ErrForeignProcess) || errors.Is(st.why, ErrPIDReused) {
+	if errors.Is(st.why, proc.ErrForeignProcess) || errors.Is(st.why, proc.ErrPIDReused) {
 		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
 	return out
@@ -191,7 +192,7 @@ func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunC
 		return ipcguard.Proc{}, false
 	}
 	var found []ipcguard.Proc
-	for _, m := range runningExactly(procs, p.Binary) {
+	for _, m := range proc.RunningExactly(procs, p.Binary) {
 		if m.Session != m.PID || p.startedWith(root, m, rc) != "" {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // beside is an overlap's hold on the old master's listening sockets (a
@@ -163,7 +164,7 @@ func (b *beside) drain(ctx context.Context, migrates bool) {
 	if !migrates {
 		hs.snapshot()
 	}
-	err := pollEvery(ctx, drainBudget, drainPoll, func() (bool, error) {
+	err := proc.PollEvery(ctx, drainBudget, drainPoll, func() (bool, error) {
 		if !hs.ended() {
 			return false, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +63,7 @@ func canSteer() error {
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
-	defer closeFD(fd)
+	defer proc.CloseFD(fd)
 	if err := setReusePort(fd, true); err != nil {
 		return err
 	}

@@ -12,15 +12,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // StopOptions says which server to stop and how.
 type StopOptions struct {
 	Profile  Profile
-	Conf     string // "" means the profile's
-	Ladder   Ladder // nil: the profile's, with DefaultGracefulWait (a restart through a systemd unit then uses the unit's restart job: see unitRestart)
-	DryRun   bool   // report the plan: the pids and signals; change nothing
-	ProcRoot string // "/proc" when empty
+	Conf     string      // "" means the profile's
+	Ladder   proc.Ladder // nil: the profile's, with DefaultGracefulWait (a restart through a systemd unit then uses the unit's restart job: see unitRestart)
+	DryRun   bool        // report the plan: the pids and signals; change nothing
+	ProcRoot string      // "/proc" when empty
 	// LineageDir holds lineages of masters safe-restart started (see
 	// ipcguard.Lineage); after a stop, the stopped master's is pruned.
 	LineageDir string
@@ -44,7 +45,7 @@ type StopReport struct {
 	Master  *ipcguard.Proc     `json:"master,omitempty"` // nil when none was running
 	Tree    []int              `json:"tree"`             // pids waited for
 	Orphans []int              `json:"orphans_stopped"`  // workers of dead masters stopped
-	Steps   []StepReport       `json:"steps"`
+	Steps   []proc.StepReport  `json:"steps"`
 	Reaped  []ipcguard.Outcome `json:"reaped"`
 	Planned bool               `json:"dry_run"`
 
@@ -87,7 +88,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 		}
 	}
 	master, err := o.Profile.master(root, rc)
-	if errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, proc.ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
 		// A graceful stop removes the pidfile at once: a master that an
 		// interrupted safe-restart was stopping has none.
 		pending, perr := pendingStop(o.IntentDir, root, o.Profile, rc.PidFile)
@@ -100,7 +101,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 		}
 	}
 	switch {
-	case errors.Is(err, ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, proc.ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist):
 		o.Log.Info().Str("server", o.Profile.Name).Str("pidfile", rc.PidFile).Msg("not running")
 	case err != nil:
 		return rep, err
@@ -135,7 +136,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		return err
 	}
 	tree := o.treeOf(procs, master)
-	rep.Tree = pids(tree)
+	rep.Tree = proc.PIDs(tree)
 	ladder := o.Ladder
 	if ladder == nil {
 		ladder = o.Profile.Ladder(DefaultGracefulWait)
@@ -145,7 +146,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 			Msg("would stop the master with the ladder")
 		return nil
 	}
-	run := LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(root, master), Log: o.Log}
+	run := proc.LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(root, master), Log: o.Log}
 	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {
@@ -167,7 +168,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 
 // linger is the profile's Linger (see LadderRun) for master's tree,
 // ready once o.lingerReady is.
-func (o StopOptions) linger(root string, master ipcguard.Proc) *Linger {
+func (o StopOptions) linger(root string, master ipcguard.Proc) *proc.Linger {
 	l := lingerOf(o.Profile)
 	if l == nil {
 		return nil
@@ -187,17 +188,17 @@ func (o StopOptions) linger(root string, master ipcguard.Proc) *Linger {
 // master of a binary upgrade (unitUpgrade) is the old one's child, and the
 // old one's stop must leave it serving.
 func (o StopOptions) treeOf(procs ipcguard.ProcTable, master ipcguard.Proc) []ipcguard.Proc {
-	tree := Descendants(procs, master, o.Profile.Binary)
+	tree := proc.Descendants(procs, master, o.Profile.Binary)
 	if o.successor == nil {
 		return tree
 	}
-	keep := pids(Descendants(procs, *o.successor, o.Profile.Binary))
+	keep := proc.PIDs(proc.Descendants(procs, *o.successor, o.Profile.Binary))
 	return slices.DeleteFunc(tree, func(p ipcguard.Proc) bool { return slices.Contains(keep, p.PID) })
 }
 
 // sent reports whether a step of the stop sent a signal.
 func (r StopReport) sent() bool {
-	return slices.ContainsFunc(r.Steps, func(s StepReport) bool { return len(s.Sent) > 0 })
+	return slices.ContainsFunc(r.Steps, func(s proc.StepReport) bool { return len(s.Sent) > 0 })
 }
 
 // reapAfterStop judges the IPC objects by the server's signature, now that
@@ -218,4 +219,15 @@ func reapAfterStop(ctx context.Context, sig *ipcguard.Signature, window time.Dur
 		_, err = ipcguard.PruneLineages(o.LineageDir, sig.Service, r.Procs)
 	}
 	return outs, err
+}
+
+// lingerer is a kind whose master outlives its stopping tree (see Linger).
+type lingerer interface{ linger() *proc.Linger }
+
+// lingerOf is the Linger of p's kind, nil when it has none.
+func lingerOf(p Profile) *proc.Linger {
+	if l, ok := p.kind.(lingerer); ok {
+		return l.linger()
+	}
+	return nil
 }

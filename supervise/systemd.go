@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // ErrUnitModel reports a server that serves but that its systemd unit does
@@ -128,7 +129,7 @@ func samePath(a, b string) bool {
 // unitOf is FindUnit with the master the pidfile names, if any.
 func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 	var master *ipcguard.Proc
-	if m, err := FromPIDFile(cmp.Or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
+	if m, err := proc.FromPIDFile(cmp.Or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
 		master = &m
 	}
 	return FindUnit(ctx, q, master)
@@ -232,7 +233,7 @@ func (u *Unit) parseShow(out string) error {
 // run runs systemctl with args (never asking for a password) and returns
 // its output.
 func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
-	return combinedOutput(ctx, append([]string{cmp.Or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
+	return proc.CombinedOutput(ctx, append([]string{cmp.Or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
 }
 
 // runJob runs the unit's start or restart job (verb) and waits for it
@@ -264,7 +265,7 @@ const unitStartTimeout = 2 * time.Minute
 // unit still "active" with a MainPID that no longer runs (a master that
 // just died, before systemd reaped it) would take a start job for a no-op.
 func (u *Unit) awaitDeadMain(ctx context.Context, root string) error {
-	return pollUntil(ctx, unitTimeout, func() (bool, error) {
+	return proc.PollUntil(ctx, unitTimeout, func() (bool, error) {
 		if err := u.refresh(ctx); err != nil {
 			return false, err
 		}
@@ -284,7 +285,7 @@ func pidAlive(root string, pid int) bool {
 func (u *Unit) journal(ctx context.Context, t time.Time) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := combinedOutput(ctx, []string{"journalctl", "--quiet", "--no-pager", "--output", "cat",
+	out, err := proc.CombinedOutput(ctx, []string{"journalctl", "--quiet", "--no-pager", "--output", "cat",
 		"--unit", u.Name, "--since", "@" + strconv.FormatInt(t.Unix(), 10)})
 	if err != nil {
 		return ""
@@ -318,16 +319,16 @@ func (u *Unit) isMain(ctx context.Context, root string, master ipcguard.Proc) (b
 // restarts nothing, and runs the unit's own ExecStop= and kill settings
 // beside the ladder (with Restart=always that cuts the graceful step to
 // the unit's TimeoutStopSec=).
-func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, Step) error {
+func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, proc.Step) error {
 	queued, steps := false, 0
-	return func(ctx context.Context, s Step) error {
+	return func(ctx context.Context, s proc.Step) error {
 		steps++
 		if queued || (p.exitsCleanOn(s.Signal) && u.Restart != "always" && u.Restart != "on-success") {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
 		defer cancel()
-		log.Info().Str("unit", u.Name).Str("restart", u.Restart).Str("signal", sigName(s.Signal)).
+		log.Info().Str("unit", u.Name).Str("restart", u.Restart).Str("signal", proc.SigName(s.Signal)).
 			Msg("queueing the unit's stop job first, so that systemd restarts nothing (systemctl stop --no-block)")
 		if out, err := u.run(ctx, "stop", "--no-block", "--", u.Name); err != nil {
 			err = fmt.Errorf("systemctl stop --no-block %s: %w: %s", u.Name, err, strings.TrimSpace(out))
@@ -367,7 +368,7 @@ func (u *Unit) settleStopped(ctx context.Context, root string, master ipcguard.P
 	if !u.acts() || (master.PID != 0 && !wasMain) {
 		return nil
 	}
-	err := pollUntil(ctx, unitTimeout, func() (bool, error) {
+	err := proc.PollUntil(ctx, unitTimeout, func() (bool, error) {
 		if err := u.refresh(ctx); err != nil {
 			return false, err
 		}
@@ -406,7 +407,7 @@ func (u *Unit) checkServes(ctx context.Context, root string, master ipcguard.Pro
 		return nil // a unit's own command: systemd judges the unit once it returns
 	}
 	var why string
-	err := pollUntil(ctx, 5*time.Second, func() (bool, error) {
+	err := proc.PollUntil(ctx, 5*time.Second, func() (bool, error) {
 		if err := u.refresh(ctx); err != nil {
 			return false, err
 		}
@@ -430,7 +431,7 @@ func (u *Unit) modelError(root string, master ipcguard.Proc, tree []ipcguard.Pro
 	}
 	var outside []string
 	for _, p := range tree {
-		if cg := procCGroup(root, p.PID); !inCGroup(cg, u.CGroup) && sameAlive(root, p) {
+		if cg := procCGroup(root, p.PID); !inCGroup(cg, u.CGroup) && proc.SameAlive(root, p) {
 			outside = append(outside, fmt.Sprintf("%d in %q", p.PID, cg))
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // unitOverlap is a restart of the unit's own master (its MainPID) with no
@@ -66,7 +67,7 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 		err = errors.Join(err, st.unit.unsetPIDFile(ctx, st.Log))
 	}
 	if !handled {
-		return RestartReport{OverlapSkipped: "master " + strconv.Itoa(old.PID) + " did not act on " + sigName(k.upgradeSignal())}, false, err
+		return RestartReport{OverlapSkipped: "master " + strconv.Itoa(old.PID) + " did not act on " + proc.SigName(k.upgradeSignal())}, false, err
 	}
 	return rep, true, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 func TestServiceOfCGroup(t *testing.T) {
@@ -114,7 +115,7 @@ func TestBeforeStepQueuesStop(t *testing.T) {
 		u := &Unit{Name: "x.service", Restart: tt.restart, systemctl: fake}
 		before := u.beforeStep(tt.p, zerolog.Nop())
 		for _, s := range tt.steps {
-			if err := before(context.Background(), Step{Signal: s}); err != nil {
+			if err := before(context.Background(), proc.Step{Signal: s}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // upgrader is a kind whose master starts a new master of its own at a
@@ -23,7 +24,7 @@ type upgrader interface {
 }
 
 func (nginxKind) upgradeSignal() syscall.Signal         { return syscall.SIGUSR2 }
-func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + oldbinSuffix }
+func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + proc.OldbinSuffix }
 
 // upgradeNoticed bounds the wait for the old master to act on the
 // upgrade signal (rename its pidfile): one that ignores it (nginx does
@@ -42,7 +43,7 @@ const upgradeNoticed = 2 * time.Second
 func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, k upgrader, rep *RestartReport) (handled bool, err error) {
 	root := cmp.Or(st.ProcRoot, "/proc")
 	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
-		Msg("restarting in the unit through the server's binary upgrade (" + sigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
+		Msg("restarting in the unit through the server's binary upgrade (" + proc.SigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
 	upgraded := k.upgradedPIDFile(rc.PidFile)
 	if fileExists(upgraded) {
 		// An upgrade under way (the master ignores the signal then), or one
@@ -103,12 +104,12 @@ func signalUpgrade(ctx context.Context, root string, old ipcguard.Proc, k upgrad
 	}
 	defer w.close()
 	u := upgradeWatch{w: w, upgraded: k.upgradedPIDFile(pidFile)}
-	if err := signalProc(root, old, k.upgradeSignal()); err != nil {
+	if err := proc.SignalProc(root, old, k.upgradeSignal()); err != nil {
 		return false, err
 	}
 	// Sent: whether the master acted is known only by waiting, interrupted
 	// or not (a master that acted late would start a second master).
-	_ = pollUntil(context.WithoutCancel(ctx), upgradeNoticed, func() (bool, error) { return u.acted(), nil }) // a timeout: acted says no
+	_ = proc.PollUntil(context.WithoutCancel(ctx), upgradeNoticed, func() (bool, error) { return u.acted(), nil }) // a timeout: acted says no
 	return u.acted(), nil
 }
 
@@ -161,11 +162,11 @@ func abandonUpgrade(ctx context.Context, s StopOptions, root string, old ipcguar
 		var r StopReport
 		errs = append(errs, s.stopTree(cleanup, root, m, &r))
 	}
-	if started != nil && sameAlive(root, *started) {
+	if started != nil && proc.SameAlive(root, *started) {
 		stop(*started)
 	}
-	back := pollUntil(cleanup, upgradeSettles, func() (bool, error) {
-		if m, err := FromPIDFile(root, pidFile, s.Profile.Binary); err == nil && m.PID != old.PID && m.PPID == old.PID {
+	back := proc.PollUntil(cleanup, upgradeSettles, func() (bool, error) {
+		if m, err := proc.FromPIDFile(root, pidFile, s.Profile.Binary); err == nil && m.PID != old.PID && m.PPID == old.PID {
 			stop(m) // a new master that came up meanwhile
 		}
 		return !fileExists(upgraded), nil

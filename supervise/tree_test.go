@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 func TestDescendants(t *testing.T) {
@@ -28,7 +29,7 @@ func TestDescendants(t *testing.T) {
 	} {
 		procs.ByPID[p.PID] = p
 	}
-	got := pids(Descendants(procs, procs.ByPID[100], exe))
+	got := proc.PIDs(proc.Descendants(procs, procs.ByPID[100], exe))
 	if want := []int{100, 101, 103, 104}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Descendants = %v, want %v", got, want)
 	}
@@ -99,7 +100,7 @@ func TestOrphans(t *testing.T) {
 			}
 			got, err := Orphans("/proc", procs, tt.exe, nil)
 			if err != nil || len(got) != tt.want {
-				t.Errorf("Orphans = %v, %v; want %d", pids(got), err, tt.want)
+				t.Errorf("Orphans = %v, %v; want %d", proc.PIDs(got), err, tt.want)
 			}
 		})
 	}
@@ -132,20 +133,20 @@ func TestLiveTree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, sleeps = pids(Descendants(procs, master, "/bin/sh")), len(Descendants(procs, master, "/bin/sleep"))-1
-		for _, p := range Descendants(procs, master, "/bin/sh")[1:] {
-			sleeps += len(Descendants(procs, p, "/bin/sleep")) - 1
+		want, sleeps = proc.PIDs(proc.Descendants(procs, master, "/bin/sh")), len(proc.Descendants(procs, master, "/bin/sleep"))-1
+		for _, p := range proc.Descendants(procs, master, "/bin/sh")[1:] {
+			sleeps += len(proc.Descendants(procs, p, "/bin/sleep")) - 1
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if len(want) != 4 {
 		t.Fatalf("the shell's tree is %v, want it, its two shells and a grandchild shell", want)
 	}
-	tree, err := liveTree("/proc", master, "/bin/sh")
+	tree, err := proc.LiveTree("/proc", master, "/bin/sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := pids(tree); !reflect.DeepEqual(got, want) {
+	if got := proc.PIDs(tree); !reflect.DeepEqual(got, want) {
 		t.Fatalf("liveTree: %v, Descendants: %v", got, want)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // trialCloneflags are the namespaces the trial runs in.
@@ -87,7 +88,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		if t.starter != nil && t.starter.Exit != 0 {
 			return nil, fail(fmt.Sprintf("its start command exited %d", t.starter.Exit), logged)
 		}
-		m, err := FromPIDFile(t.procRoot(), t.pidFile, o.Profile.Binary)
+		m, err := proc.FromPIDFile(t.procRoot(), t.pidFile, o.Profile.Binary)
 		switch {
 		case err == nil:
 			seen = &m
@@ -98,7 +99,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 			}
 		case seen != nil:
 			return nil, fail(fmt.Sprintf("its master (pid %d in the trial) exited", seen.PID), logged)
-		case t.starter != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrStalePIDFile):
+		case t.starter != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, proc.ErrStalePIDFile):
 			return nil, fail(err.Error(), logged)
 		case t.starter != nil && !t.serverLeft(o.Profile.Binary):
 			return nil, fail("its start command exited 0 and no process of the server is left", logged)
@@ -278,7 +279,7 @@ func rlimitNoFile(pid int) [2]uint64 {
 // master that died before writing its pidfile leaves none).
 func (t *trialProc) serverLeft(exe string) bool {
 	procs, err := ipcguard.ReadProcTable(t.procRoot())
-	return err != nil || len(runningExactly(procs, exe)) > 0
+	return err != nil || len(proc.RunningExactly(procs, exe)) > 0
 }
 
 // starterOutput is what the starter printed, once it exited.

@@ -14,6 +14,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestDoctorForkFailed: an ondemand php-fpm pool whose master sits in a
@@ -145,7 +146,7 @@ func TestDoctorKeysRising(t *testing.T) {
 // new configuration load leaked its keys and the server answers again.
 func usr1AndWaitKeys(t *testing.T, srv *apachetest.Server, master int) {
 	t.Helper()
-	before, err := supervise.PthreadKeysInUse("/proc", master)
+	before, err := proc.PthreadKeysInUse("/proc", master)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func usr1AndWaitKeys(t *testing.T, srv *apachetest.Server, master int) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		keys, err := supervise.PthreadKeysInUse("/proc", master)
+		keys, err := proc.PthreadKeysInUse("/proc", master)
 		if err != nil {
 			t.Fatalf("master %d after SIGUSR1: %v", master, err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // metricFacts are what `safe-restart metrics` exposes, gathered first and
@@ -38,7 +39,7 @@ func (f metricFacts) register(reg *prometheus.Registry) {
 	g.vec("safe_restart_metrics_timestamp_seconds", "When safe-restart metrics gathered these facts (Unix time): alert when it stops moving.").
 		WithLabelValues().Set(unixSeconds(f.Taken))
 	g.vec("safe_restart_pthread_keys_limit", "pthread keys a process can create (glibc PTHREAD_KEYS_MAX); past it, libgomp kills a reloaded Apache master.").
-		WithLabelValues().Set(supervise.PthreadKeysMax)
+		WithLabelValues().Set(proc.PthreadKeysMax)
 	if f.IPC != nil {
 		f.registerIPC(g)
 	}

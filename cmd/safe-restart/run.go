@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // runFlags are the flags of safe-restart run.
@@ -148,7 +149,7 @@ func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions,
 	o.Profile = &p
 	o.Ladder = p.Ladder(f.graceful)
 	if f.ladder != "" {
-		if o.Ladder, err = supervise.ParseLadder(f.ladder); err != nil {
+		if o.Ladder, err = proc.ParseLadder(f.ladder); err != nil {
 			return o, usagef("e.g. --ladder QUIT:30s,TERM:10s,KILL:5s:all", "bad --ladder: %v", err)
 		}
 	}

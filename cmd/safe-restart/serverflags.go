@@ -8,6 +8,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // serviceArg names what a SERVICE argument may be, for usage errors.
@@ -93,7 +94,7 @@ func serviceDirFlag(c *cobra.Command, dir *string) {
 // stopLadder is --ladder, or the profile's ladder with --graceful-timeout;
 // nil when neither flag was given (the operation's default: see
 // supervise.StopOptions.Ladder).
-func (f *serverFlags) stopLadder(p supervise.Profile) (supervise.Ladder, error) {
+func (f *serverFlags) stopLadder(p supervise.Profile) (proc.Ladder, error) {
 	changed := func(name string) bool { return f.cmd != nil && f.cmd.Flags().Changed(name) }
 	if f.ladder == "" && !changed("ladder") { // --ladder "" is a bad ladder, not the default
 		if !changed("graceful-timeout") {
@@ -101,7 +102,7 @@ func (f *serverFlags) stopLadder(p supervise.Profile) (supervise.Ladder, error) 
 		}
 		return p.Ladder(f.graceful), nil
 	}
-	l, err := supervise.ParseLadder(f.ladder)
+	l, err := proc.ParseLadder(f.ladder)
 	if err != nil {
 		return nil, usagef("e.g. --ladder WINCH:30s,TERM:10s,KILL:5s:all", "bad --ladder: %v", err)
 	}
@@ -120,7 +121,7 @@ func (f *serverFlags) validate() error {
 
 // begin checks the flags, resolves the profile and the stop ladder, and
 // takes the service lock, which the caller releases.
-func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (supervise.Profile, supervise.Ladder, *supervise.Lock, error) {
+func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (supervise.Profile, proc.Ladder, *supervise.Lock, error) {
 	p, err := f.profile(service)
 	if err != nil {
 		return p, nil, nil, err
@@ -138,7 +139,7 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 }
 
 // options are the stop and start options the flags describe.
-func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder supervise.Ladder) (supervise.StopOptions, supervise.StartOptions) {
+func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder proc.Ladder) (supervise.StopOptions, supervise.StartOptions) {
 	log := d.log.With().Str("server", service).Logger()
 	lineages := f.stateDir + "/lineage"
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Unit: f.unit, Log: log},

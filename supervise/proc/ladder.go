@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"cmp"
@@ -32,7 +32,7 @@ func (s Step) String() string {
 	if s.All {
 		to = "all"
 	}
-	return fmt.Sprintf("%s to %s, wait %s", sigName(s.Signal), to, s.Wait)
+	return fmt.Sprintf("%s to %s, wait %s", SigName(s.Signal), to, s.Wait)
 }
 
 // Ladder is a stop ladder: steps tried in order until the tree has exited.
@@ -90,7 +90,7 @@ type ladderOps struct {
 
 func (o ladderOps) orReal() ladderOps {
 	if o.signal == nil {
-		o.signal = signalProc
+		o.signal = SignalProc
 	}
 	if o.wait == nil {
 		o.wait = waitExited
@@ -118,7 +118,7 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 		if len(to) == 0 {
 			// The master is gone and orphans remain: waiting on a signal
 			// nobody was sent would only delay the step that reaches them.
-			r.Log.Warn().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("alive", pids(alive)).
+			r.Log.Warn().Int("step", i+1).Str("signal", SigName(step.Signal)).Ints("alive", PIDs(alive)).
 				Msg("master already exited: skipping a step meant for it")
 			reports = append(reports, rep)
 			continue
@@ -141,14 +141,14 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 			}
 			rep.Sent = append(rep.Sent, p.PID)
 		}
-		r.Log.Info().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("pids", rep.Sent).
+		r.Log.Info().Int("step", i+1).Str("signal", SigName(step.Signal)).Ints("pids", rep.Sent).
 			Dur("wait", step.Wait).Int("tree", len(alive)).Msg("sent signal, waiting for the tree to exit")
 		start := time.Now()
 		survivors, err := r.waitStep(ctx, ops, root, alive, step, func(left []ipcguard.Proc, waited time.Duration) {
 			r.Log.Info().Int("step", i+1).Int("alive", len(left)).Dur("waited", waited).Dur("wait", step.Wait).
 				Msg(fmt.Sprintf("waiting for %d processes: %s of %s", len(left), waited.Round(time.Second), step.Wait))
 		})
-		rep.Waited, rep.Survivors = time.Since(start), pids(survivors)
+		rep.Waited, rep.Survivors = time.Since(start), PIDs(survivors)
 		reports = append(reports, rep)
 		if err != nil {
 			return reports, err
@@ -157,22 +157,11 @@ func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 			r.Log.Info().Int("step", i+1).Dur("took", rep.Waited).Msg("process tree exited")
 			return reports, nil
 		}
-		r.Log.Warn().Int("step", i+1).Str("signal", sigName(step.Signal)).Ints("survivors", rep.Survivors).
+		r.Log.Warn().Int("step", i+1).Str("signal", SigName(step.Signal)).Ints("survivors", rep.Survivors).
 			Dur("wait", step.Wait).Msg("processes verified alive after the step's wait: escalating")
 		alive = survivors
 	}
-	return reports, fmt.Errorf("%w: pids %v outlived every step", ErrStillAlive, pids(alive))
-}
-
-// lingerer is a kind whose master outlives its stopping tree (see Linger).
-type lingerer interface{ linger() *Linger }
-
-// lingerOf is the Linger of p's kind, nil when it has none.
-func lingerOf(p Profile) *Linger {
-	if l, ok := p.kind.(lingerer); ok {
-		return l.linger()
-	}
-	return nil
+	return reports, fmt.Errorf("%w: pids %v outlived every step", ErrStillAlive, PIDs(alive))
 }
 
 // waitStep waits up to step.Wait for alive to exit and returns the
@@ -209,7 +198,7 @@ func (r LadderRun) waitStep(ctx context.Context, ops ladderOps, root string, ali
 		r.Log.Warn().Err(err).Int("pid", r.Master.PID).Msg("leaving the master to end its wait itself")
 		return ops.wait(ctx, root, master, rest, progress)
 	}
-	r.Log.Info().Int("pid", r.Master.PID).Str("signal", sigName(r.Linger.Send)).
+	r.Log.Info().Int("pid", r.Master.PID).Str("signal", SigName(r.Linger.Send)).
 		Msg("every other process of the tree has exited: ending the master's wait")
 	return ops.wait(ctx, root, master, rest, progress)
 }
@@ -276,7 +265,7 @@ func targets(step Step, master ipcguard.Proc, alive []ipcguard.Proc) []ipcguard.
 	return nil
 }
 
-func pids(ps []ipcguard.Proc) []int {
+func PIDs(ps []ipcguard.Proc) []int {
 	out := make([]int, len(ps))
 	for i, p := range ps {
 		out[i] = p.PID
@@ -304,7 +293,7 @@ func ParseSignal(s string) (syscall.Signal, error) {
 
 // parseWith parses a signal (ParseSignal) and checks it is fit for its
 // use (checkStopSignal, checkReloadSignal).
-func parseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
+func ParseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
 	sig, err := ParseSignal(s)
 	if err != nil {
 		return 0, err
@@ -318,12 +307,12 @@ func parseWith(s string, check func(syscall.Signal) error) (syscall.Signal, erro
 // or one the C library keeps for itself (32, 33).
 // A ladder of them would leave the server frozen, or wait out every step
 // for nothing. WINCH, ignored by default too, is Apache's graceful stop.
-func checkStopSignal(sig syscall.Signal) error {
+func CheckStopSignal(sig syscall.Signal) error {
 	switch sig {
 	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
-		return fmt.Errorf("%s freezes a process, it ends none", sigName(sig))
+		return fmt.Errorf("%s freezes a process, it ends none", SigName(sig))
 	case syscall.SIGCONT, syscall.SIGCHLD, syscall.SIGURG:
-		return fmt.Errorf("%s ends no process", sigName(sig))
+		return fmt.Errorf("%s ends no process", SigName(sig))
 	case sigRTMin - 2, sigRTMin - 1:
 		return fmt.Errorf("signal %d is the C library's own (its threads' cancellation and set-id calls): it ends no process", sig)
 	}
@@ -335,14 +324,14 @@ func checkStopSignal(sig syscall.Signal) error {
 // any other signal stops, freezes, kills or is ignored by a process that
 // does not handle it, and a reload verified afterwards could pass on a
 // frozen daemon (the kernel still completes a connection to it).
-func checkReloadSignal(sig syscall.Signal) error {
+func CheckReloadSignal(sig syscall.Signal) error {
 	switch {
 	case sig == syscall.SIGHUP, sig == syscall.SIGUSR1, sig == syscall.SIGUSR2, sig == syscall.SIGWINCH:
 		return nil
 	case sig >= sigRTMin && sig <= sigRTMax:
 		return nil
 	}
-	return fmt.Errorf("%s reloads no daemon: use the one it documents (HUP, USR1, USR2, WINCH, or a real-time signal)", sigName(sig))
+	return fmt.Errorf("%s reloads no daemon: use the one it documents (HUP, USR1, USR2, WINCH, or a real-time signal)", SigName(sig))
 }
 
 // sigRTMin and sigRTMax bound the real-time signals a program may use
@@ -353,7 +342,7 @@ const (
 )
 
 // sigName is "SIGTERM" for syscall.SIGTERM.
-func sigName(sig syscall.Signal) string {
+func SigName(sig syscall.Signal) string {
 	if n := unix.SignalName(sig); n != "" {
 		return n
 	}
@@ -373,7 +362,7 @@ func ParseLadder(s string) (Ladder, error) {
 		if len(f) < 2 || len(f) > 3 || (len(f) == 3 && f[2] != "all") {
 			return nil, fmt.Errorf("ladder step %q: want SIGNAL:WAIT or SIGNAL:WAIT:all", part)
 		}
-		sig, err := parseWith(f[0], checkStopSignal)
+		sig, err := ParseWith(f[0], CheckStopSignal)
 		if err != nil {
 			return nil, fmt.Errorf("ladder step %q: %w", part, err)
 		}
@@ -391,7 +380,7 @@ func ParseLadder(s string) (Ladder, error) {
 // server's fast stop, which reclaims its children) for 10 s, then KILL to
 // every survivor, which is what the workers of a master killed meanwhile
 // need.
-func gracefulLadder(sig syscall.Signal, graceful time.Duration) Ladder {
+func GracefulLadder(sig syscall.Signal, graceful time.Duration) Ladder {
 	l := Ladder{
 		{Signal: syscall.SIGTERM, Wait: 10 * time.Second},
 		{Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true},

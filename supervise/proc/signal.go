@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"errors"
@@ -12,24 +12,24 @@ import (
 // it pins the pid with a pidfd first, then checks the identity, then
 // signals through the pidfd. A process already gone is not an error; a
 // reused pid is ErrPIDReused and nothing is sent.
-func signalProc(procRoot string, p ipcguard.Proc, sig syscall.Signal) error {
-	fd, err := pidfdOpen(p.PID)
+func SignalProc(procRoot string, p ipcguard.Proc, sig syscall.Signal) error {
+	fd, err := PidfdOpen(p.PID)
 	switch {
-	case errors.Is(err, errNoSuchProcess):
+	case errors.Is(err, ErrNoSuchProcess):
 		return nil
 	case errors.Is(err, errNoPidfd):
 		fd = -1 // kill(2) after the identity check: a small reuse window remains
 	case err != nil:
-		return fmt.Errorf("send %s to pid %d: %w", sigName(sig), p.PID, err)
+		return fmt.Errorf("send %s to pid %d: %w", SigName(sig), p.PID, err)
 	}
 	if fd >= 0 {
-		defer closeFD(fd)
+		defer CloseFD(fd)
 	}
 	if _, err := Same(procRoot, p); err != nil {
 		if errors.Is(err, ipcguard.ErrNoProcess) {
 			return nil
 		}
-		return fmt.Errorf("send %s to pid %d: %w", sigName(sig), p.PID, err)
+		return fmt.Errorf("send %s to pid %d: %w", SigName(sig), p.PID, err)
 	}
 	if fd < 0 {
 		err = killPID(p.PID, sig)
@@ -37,7 +37,7 @@ func signalProc(procRoot string, p ipcguard.Proc, sig syscall.Signal) error {
 		err = pidfdSignal(fd, sig)
 	}
 	if err != nil {
-		return fmt.Errorf("send %s to pid %d: %w", sigName(sig), p.PID, err)
+		return fmt.Errorf("send %s to pid %d: %w", SigName(sig), p.PID, err)
 	}
 	return nil
 }

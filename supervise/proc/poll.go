@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"context"
@@ -11,12 +11,12 @@ const pollInterval = 20 * time.Millisecond
 
 // pollUntil calls done every pollInterval until it reports true, returns an
 // error, ctx ends, or within passes (an error saying how long it waited).
-func pollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
-	return pollEvery(ctx, within, pollInterval, done)
+func PollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
+	return PollEvery(ctx, within, pollInterval, done)
 }
 
 // pollEvery is pollUntil asking every interval.
-func pollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
+func PollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
 	tick := time.NewTicker(interval)

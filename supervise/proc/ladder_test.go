@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func (f *fakeTree) ops() ladderOps {
 			if f.reused[p.PID] {
 				return fmt.Errorf("send: %w", ErrPIDReused)
 			}
-			f.sent = append(f.sent, fmt.Sprintf("%s->%d", sigName(sig), p.PID))
+			f.sent = append(f.sent, fmt.Sprintf("%s->%d", SigName(sig), p.PID))
 			for _, s := range f.obeys[p.PID] {
 				if s == sig {
 					f.exited[p.PID] = true
@@ -151,7 +151,7 @@ func TestLadderLinger(t *testing.T) {
 			var sent []string
 			ops := ladderOps{
 				signal: func(_ string, p ipcguard.Proc, sig syscall.Signal) error {
-					sent = append(sent, fmt.Sprintf("%s->%d", sigName(sig), p.PID))
+					sent = append(sent, fmt.Sprintf("%s->%d", SigName(sig), p.PID))
 					switch {
 					case sig == syscall.SIGWINCH && c.childExits:
 						exited[child.PID] = true

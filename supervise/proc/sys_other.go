@@ -1,6 +1,6 @@
 //go:build !linux
 
-package supervise
+package proc
 
 import (
 	"errors"
@@ -10,18 +10,18 @@ import (
 	"time"
 )
 
-var errNoSuchProcess = errors.ErrUnsupported
+var ErrNoSuchProcess = errors.ErrUnsupported
 
-func pidfdOpen(int) (int, error)                              { return -1, errors.ErrUnsupported }
-func closeFD(int)                                             {}
+func PidfdOpen(int) (int, error)                              { return -1, errors.ErrUnsupported }
+func CloseFD(int)                                             {}
 func pollReadable([]int, time.Duration, bool) ([]bool, error) { return nil, errors.ErrUnsupported }
 func pidfdSignal(int, syscall.Signal) error                   { return errors.ErrUnsupported }
 func killPID(int, syscall.Signal) error                       { return errors.ErrUnsupported }
 
 var errNoPidfd = errors.New("no pidfds")
 
-func setChildSubreaper() error { return errors.ErrUnsupported }
-func reapNoHang(int) (syscall.WaitStatus, bool, error) {
+func SetChildSubreaper() error { return errors.ErrUnsupported }
+func ReapNoHang(int) (syscall.WaitStatus, bool, error) {
 	return 0, false, errors.ErrUnsupported
 }
 

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"context"
@@ -63,16 +63,16 @@ func newExitWatch(procRoot string, procs []ipcguard.Proc) *exitWatch {
 	w := &exitWatch{procRoot: procRoot, procs: procs, fds: make([]int, len(procs)), exited: make([]bool, len(procs))}
 	for i, p := range procs {
 		w.fds[i] = -1
-		fd, err := pidfdOpen(p.PID)
+		fd, err := PidfdOpen(p.PID)
 		switch {
-		case errors.Is(err, errNoSuchProcess):
+		case errors.Is(err, ErrNoSuchProcess):
 			w.exited[i] = true
 		case err == nil:
 			w.fds[i] = fd
 		}
 		// A pidfd opened on a reused pid would watch the wrong process:
 		// check the identity after opening.
-		if !w.exited[i] && !sameAlive(procRoot, p) {
+		if !w.exited[i] && !SameAlive(procRoot, p) {
 			w.exited[i] = true
 		}
 	}
@@ -94,7 +94,7 @@ func (w *exitWatch) alive() []ipcguard.Proc {
 // only on processes verified alive (README.md invariant 2).
 func (w *exitWatch) verified() []ipcguard.Proc {
 	for i, p := range w.procs {
-		if !w.exited[i] && !sameAlive(w.procRoot, p) {
+		if !w.exited[i] && !SameAlive(w.procRoot, p) {
 			w.exited[i] = true
 		}
 	}
@@ -121,7 +121,7 @@ func (w *exitWatch) wait(d time.Duration) error {
 		}
 	}
 	for i, fd := range w.fds {
-		if !w.exited[i] && fd < 0 && !sameAlive(w.procRoot, w.procs[i]) {
+		if !w.exited[i] && fd < 0 && !SameAlive(w.procRoot, w.procs[i]) {
 			w.exited[i] = true
 		}
 	}
@@ -131,13 +131,13 @@ func (w *exitWatch) wait(d time.Duration) error {
 func (w *exitWatch) close() {
 	for _, fd := range w.fds {
 		if fd >= 0 {
-			closeFD(fd)
+			CloseFD(fd)
 		}
 	}
 }
 
 // sameAlive reports whether p is still the same live process.
-func sameAlive(procRoot string, p ipcguard.Proc) bool {
+func SameAlive(procRoot string, p ipcguard.Proc) bool {
 	now, err := Same(procRoot, p)
 	return err == nil && now.Alive()
 }

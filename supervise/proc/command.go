@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ const commandWaitDelay = 5 * time.Second
 // command is exec.CommandContext for the commands safe-restart runs
 // (starters, config tests, systemctl): cancelling ctx sends SIGTERM, not
 // SIGKILL, and Wait returns at most commandWaitDelay later.
-func command(ctx context.Context, argv []string) *exec.Cmd {
+func Command(ctx context.Context, argv []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = commandWaitDelay
@@ -24,12 +24,12 @@ func command(ctx context.Context, argv []string) *exec.Cmd {
 
 // combinedOutput runs argv (see command) and returns its stdout and
 // stderr, interleaved.
-func combinedOutput(ctx context.Context, argv []string) (string, error) {
-	return runCombined(command(ctx, argv))
+func CombinedOutput(ctx context.Context, argv []string) (string, error) {
+	return RunCombined(Command(ctx, argv))
 }
 
 // runCombined runs cmd and returns its stdout and stderr, interleaved.
-func runCombined(cmd *exec.Cmd) (string, error) {
+func RunCombined(cmd *exec.Cmd) (string, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 // pidfileSlack absorbs the granularity of start times derived from btime
 // (about 1 s) when comparing them with a pidfile's modification time.
-const pidfileSlack = 2 * time.Second
+const PIDFileSlack = 2 * time.Second
 
 // FromPIDFile returns the process a pidfile names, after proving it is the
 // server's master: alive, running exe (symlinks resolved, " (deleted)"
@@ -27,7 +28,7 @@ const pidfileSlack = 2 * time.Second
 // program ErrForeignProcess, a process younger than the file ErrPIDReused;
 // with the last two the process found is returned beside the error.
 func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
-	pid, written, err := readPIDFile(path)
+	pid, written, err := ReadPIDFile(path)
 	if err != nil {
 		return ipcguard.Proc{}, err
 	}
@@ -38,13 +39,13 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	if err != nil {
 		return ipcguard.Proc{}, err
 	}
-	if err := proveMaster(procRoot, p, exe, path, path); err != nil {
+	if err := ProveMaster(procRoot, p, exe, path, path); err != nil {
 		if errors.Is(err, ErrStalePIDFile) {
 			return ipcguard.Proc{}, err
 		}
 		return p, err
 	}
-	if p.Start.After(written.Add(pidfileSlack)) {
+	if p.Start.After(written.Add(PIDFileSlack)) {
 		return p, fmt.Errorf("%w: %s names pid %d, which started at %s, after the file was written (%s)",
 			ErrPIDReused, path, pid, p.Start.Format(time.RFC3339), written.Format(time.RFC3339))
 	}
@@ -58,10 +59,10 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 // running exe (serverParent, which looks beside the server's pidFile for
 // a binary upgrade's). A server process seen in its exit, its executable
 // already dropped, is ErrStalePIDFile.
-func proveMaster(procRoot string, p ipcguard.Proc, exe, path, pidFile string) error {
+func ProveMaster(procRoot string, p ipcguard.Proc, exe, path, pidFile string) error {
 	switch {
-	case runs(p, exe):
-	case exiting(procRoot, p, exe):
+	case Runs(p, exe):
+	case Exiting(procRoot, p, exe):
 		return fmt.Errorf("%w: %s names pid %d, which was exiting", ErrStalePIDFile, path, p.PID)
 	case p.Exe == "":
 		return fmt.Errorf("%w: %s names pid %d (%s), whose executable cannot be read from %s/%d/exe (not permitted?): not proven to run %s",
@@ -79,7 +80,7 @@ func proveMaster(procRoot string, p ipcguard.Proc, exe, path, pidFile string) er
 // oldbinSuffix is added to a pidfile's path by nginx's binary upgrade
 // (USR2): the old master moves its pidfile there, and the new one, its
 // child, writes the pidfile.
-const oldbinSuffix = ".oldbin"
+const OldbinSuffix = ".oldbin"
 
 // serverParent returns p's parent when p is one of its workers, not a
 // master: the parent is a live process running exe as well, and p does
@@ -97,11 +98,11 @@ func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.
 		return ipcguard.Proc{}, false
 	}
 	parent, err := ipcguard.ReadProc(procRoot, p.PPID)
-	if err != nil || !parent.Alive() || !runs(parent, exe) {
+	if err != nil || !parent.Alive() || !Runs(parent, exe) {
 		return ipcguard.Proc{}, false
 	}
-	if old, _, err := readPIDFile(path + oldbinSuffix); err == nil && old == parent.PID &&
-		strings.Contains(strings.Join(cmdline(procRoot, p.PID), " "), "master process") {
+	if old, _, err := ReadPIDFile(path + OldbinSuffix); err == nil && old == parent.PID &&
+		strings.Contains(strings.Join(Cmdline(procRoot, p.PID), " "), "master process") {
 		return ipcguard.Proc{}, false
 	}
 	return parent, true
@@ -119,7 +120,7 @@ const maxPIDFile = 64
 // maxPIDFile bytes.
 // Anything else is ErrBadPIDFile, saying what the path is; a missing file
 // wraps fs.ErrNotExist.
-func readPIDFile(path string) (int, time.Time, error) {
+func ReadPIDFile(path string) (int, time.Time, error) {
 	f, fi, err := openRegular(path)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
@@ -133,11 +134,11 @@ func readPIDFile(path string) (int, time.Time, error) {
 		return 0, time.Time{}, fmt.Errorf("read pidfile: %w", err)
 	}
 	if len(data) > maxPIDFile {
-		return 0, time.Time{}, fmt.Errorf("%w: %s holds more than %d bytes (%q), not a pid", ErrBadPIDFile, path, maxPIDFile, truncate(data, 40))
+		return 0, time.Time{}, fmt.Errorf("%w: %s holds more than %d bytes (%q), not a pid", ErrBadPIDFile, path, maxPIDFile, Truncate(data, 40))
 	}
 	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
 	if err != nil || pid <= 0 {
-		return 0, time.Time{}, fmt.Errorf("%w: %s holds %q, not a pid", ErrBadPIDFile, path, truncate(data, 40))
+		return 0, time.Time{}, fmt.Errorf("%w: %s holds %q, not a pid", ErrBadPIDFile, path, Truncate(data, 40))
 	}
 	return pid, fi.ModTime(), nil
 }
@@ -166,8 +167,8 @@ const exitGrace = time.Second
 // exit: named like exe, its exe link already gone (the kernel drops it
 // with the memory, before the process becomes a zombie), and exited
 // within exitGrace. A master that just logged its fatal error is seen so.
-func exiting(procRoot string, p ipcguard.Proc, exe string) bool {
-	if p.Exe != "" || p.Comm != commOf(exe) {
+func Exiting(procRoot string, p ipcguard.Proc, exe string) bool {
+	if p.Exe != "" || p.Comm != CommOf(exe) {
 		return false
 	}
 	alive, err := waitExited(context.Background(), procRoot, []ipcguard.Proc{p}, exitGrace, nil)
@@ -189,16 +190,46 @@ func Same(procRoot string, p ipcguard.Proc) (ipcguard.Proc, error) {
 
 // runs reports whether p runs exe: the kernel shows /proc/PID/exe resolved,
 // with " (deleted)" once the binary was replaced.
-func runs(p ipcguard.Proc, exe string) bool {
+func Runs(p ipcguard.Proc, exe string) bool {
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = real
 	}
 	return p.Exe == exe || p.Exe == exe+" (deleted)"
 }
 
-func truncate(b []byte, n int) string {
+// truncate is b cut to n bytes, "..." marking a cut: enough of what a
+// file or a command said to quote it in an error.
+func Truncate(b []byte, n int) string {
 	if len(b) > n {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
+}
+
+// cmdline is pid's command line (its title, for a server that sets one),
+// nil when it cannot be read.
+func Cmdline(root string, pid int) []string {
+	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+}
+
+// commOf is the command name the kernel shows for a binary: its base name
+// cut to 15 bytes.
+func CommOf(exe string) string {
+	b := filepath.Base(exe)
+	return b[:min(len(b), 15)]
+}
+
+// runningExactly returns the live processes that run exe itself (see runs).
+func RunningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
+	var out []ipcguard.Proc
+	for _, p := range procs.ByExe(exe) {
+		if Runs(p, exe) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package proc
 
 import (
 	"errors"
@@ -14,11 +14,11 @@ import (
 )
 
 // errNoSuchProcess is ESRCH: the process has exited and been reaped.
-var errNoSuchProcess = unix.ESRCH
+var ErrNoSuchProcess = unix.ESRCH
 
 // pidfdOpen opens a pidfd (Linux 5.3) for pid, retrying on EINTR.
-func pidfdOpen(pid int) (int, error) {
-	fd, err := retryEINTR(func() (int, error) { return unix.PidfdOpen(pid, 0) })
+func PidfdOpen(pid int) (int, error) {
+	fd, err := RetryEINTR(func() (int, error) { return unix.PidfdOpen(pid, 0) })
 	if err != nil {
 		return -1, os.NewSyscallError("pidfd_open", err)
 	}
@@ -26,7 +26,7 @@ func pidfdOpen(pid int) (int, error) {
 }
 
 // retryEINTR calls f until it fails with something other than EINTR.
-func retryEINTR[T any](f func() (T, error)) (T, error) {
+func RetryEINTR[T any](f func() (T, error)) (T, error) {
 	for {
 		v, err := f()
 		if !errors.Is(err, unix.EINTR) {
@@ -35,7 +35,7 @@ func retryEINTR[T any](f func() (T, error)) (T, error) {
 	}
 }
 
-func closeFD(fd int) { _ = unix.Close(fd) }
+func CloseFD(fd int) { _ = unix.Close(fd) }
 
 // pollReadable polls fds for POLLIN up to d and reports which are ready.
 // With no fds it sleeps d when wantSleep (processes watched through /proc),
@@ -91,7 +91,7 @@ var errNoPidfd = unix.ENOSYS
 // setChildSubreaper makes this process the reaper of its orphaned
 // descendants (prctl(2) PR_SET_CHILD_SUBREAPER): workers re-parented when
 // their master dies stay this process's to see and to reap.
-func setChildSubreaper() error {
+func SetChildSubreaper() error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_CHILD_SUBREAPER", err)
 	}
@@ -101,7 +101,7 @@ func setChildSubreaper() error {
 // reapNoHang collects pid's exit status if it has exited (wait4 with
 // WNOHANG, retried on EINTR); done is false while it runs. A pid that is
 // not this process's child is an error wrapping ECHILD.
-func reapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
+func ReapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
 	for {
 		got, err := unix.Wait4(pid, (*unix.WaitStatus)(&ws), unix.WNOHANG, nil)
 		if errors.Is(err, unix.EINTR) {
@@ -121,7 +121,7 @@ func reapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
 // /proc/self/fd only when it is regular: nothing swapped in between is
 // opened. For anything else the file is nil.
 func openRegular(path string) (*os.File, fs.FileInfo, error) {
-	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0) })
+	fd, err := RetryEINTR(func() (int, error) { return unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0) })
 	if err != nil {
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"context"
@@ -18,11 +18,6 @@ import (
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
-
-func TestMain(m *testing.M) {
-	proctest.RunHelper()
-	os.Exit(m.Run())
-}
 
 // startHelper starts this test binary as the helper name (see
 // proctest.StartHelper).
@@ -46,7 +41,7 @@ func TestLadderEscalatesOnlyAfterTheWait(t *testing.T) {
 	if reports[0].Waited < 300*time.Millisecond {
 		t.Errorf("escalated after %s, before the step's 300ms wait", reports[0].Waited)
 	}
-	if sameAlive("/proc", p) {
+	if SameAlive("/proc", p) {
 		t.Errorf("pid %d still alive after the ladder", p.PID)
 	}
 }
@@ -68,10 +63,10 @@ func TestSignalRefusesAReusedPID(t *testing.T) {
 	_, p := startHelper(t, "block")
 	other := p
 	other.StartTicks++
-	if err := signalProc("/proc", other, syscall.SIGKILL); !errors.Is(err, ErrPIDReused) {
+	if err := SignalProc("/proc", other, syscall.SIGKILL); !errors.Is(err, ErrPIDReused) {
 		t.Fatalf("signal with a wrong start time: %v, want ErrPIDReused", err)
 	}
-	if !sameAlive("/proc", p) {
+	if !SameAlive("/proc", p) {
 		t.Fatalf("pid %d was signalled", p.PID)
 	}
 }
@@ -158,7 +153,7 @@ func TestReadPIDFile(t *testing.T) {
 		fifo: "is a named pipe (FIFO)", zero: "is a character device", dir: "is a directory", long: "holds more than 64 bytes",
 	} {
 		done := make(chan error, 1)
-		go func() { _, _, err := readPIDFile(path); done <- err }()
+		go func() { _, _, err := ReadPIDFile(path); done <- err }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, ErrBadPIDFile) || !strings.Contains(err.Error(), want) {
@@ -168,7 +163,7 @@ func TestReadPIDFile(t *testing.T) {
 			t.Fatalf("%s: still reading after 10 s", path)
 		}
 	}
-	if _, _, err := readPIDFile(filepath.Join(dir, "missing.pid")); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := ReadPIDFile(filepath.Join(dir, "missing.pid")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a missing pidfile: %v, want fs.ErrNotExist", err)
 	}
 }

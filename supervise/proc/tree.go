@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ import (
 // for and may KILL. Helpers the server spawned with other programs (piped
 // loggers, CGI scripts) are not included; the server manages them.
 func Descendants(procs ipcguard.ProcTable, master ipcguard.Proc, exe string) []ipcguard.Proc {
-	svc := runningExactly(procs, exe)
+	svc := RunningExactly(procs, exe)
 	children := map[int][]ipcguard.Proc{}
 	for _, p := range svc {
 		children[p.PPID] = append(children[p.PPID], p)
@@ -36,7 +36,7 @@ func Descendants(procs ipcguard.ProcTable, master ipcguard.Proc, exe string) []i
 // restart waits (the generation proof) then reads the tree's few
 // processes, not every process of the host. Where the kernel keeps no
 // such lists (CONFIG_PROC_CHILDREN unset), it reads the table.
-func liveTree(root string, master ipcguard.Proc, exe string) ([]ipcguard.Proc, error) {
+func LiveTree(root string, master ipcguard.Proc, exe string) ([]ipcguard.Proc, error) {
 	out := []ipcguard.Proc{master}
 	for i := 0; i < len(out); i++ {
 		kids, ok := childrenOf(root, out[i].PID)
@@ -48,7 +48,7 @@ func liveTree(root string, master ipcguard.Proc, exe string) ([]ipcguard.Proc, e
 			return Descendants(procs, master, exe), nil
 		}
 		for _, pid := range kids {
-			if p, err := ipcguard.ReadProc(root, pid); err == nil && p.Alive() && runs(p, exe) {
+			if p, err := ipcguard.ReadProc(root, pid); err == nil && p.Alive() && Runs(p, exe) {
 				out = append(out, p)
 			}
 		}

@@ -1,0 +1,16 @@
+// Package proc is the process mechanics safe-restart's other packages stand
+// on: proving a process is the one a pidfile or record names (FromPIDFile,
+// ProveMaster: alive, the server's binary, no worker, no younger than its
+// file), signalling and waiting through pidfds (SignalProc, WaitExited),
+// stop ladders that escalate only on members verified alive (Ladder), a
+// process's tree (Tree, LiveTree), pthread keys in use (PthreadKeysInUse),
+// and the shared mechanics: polling under a deadline (PollUntil), running a
+// command that a cancel ends with SIGTERM (Command), EINTR retries
+// (RetryEINTR).
+//
+// Every function that reads processes takes the /proc root to read, so
+// tests and the private namespaces of nstest can give their own.
+//
+// It imports ipcguard and nothing else of this module; everything under
+// supervise may import it.
+package proc

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 )
 
 // SetStamp names one SysV object across id reuse: its id and creation time.
@@ -74,22 +76,7 @@ func SaveLineage(dir string, l Lineage) error {
 	if err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
-	name := lineagePath(dir, l.Service, l.Master.PID)
-	// A new file of a random name (O_EXCL: nothing planted at a known
-	// name is followed or truncated), then a rename over the lineage.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save lineage: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename: ENOENT, ignored
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(lineagePath(dir, l.Service, l.Master.PID), data, 0o600); err != nil {
 		return fmt.Errorf("save lineage: %w", err)
 	}
 	return nil

@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Netlink sock_diag for unix sockets (linux/unix_diag.h), which

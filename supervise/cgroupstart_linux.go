@@ -7,8 +7,9 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // startInCGroup runs argv (see command) as a child born in the cgroup v2

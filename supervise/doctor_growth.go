@@ -3,7 +3,6 @@ package supervise
 import (
 	"bufio"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // keyFindings reports the master's pthread keys (REFERENCE.md §7: a

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"path/filepath"
 	"slices"
 )
@@ -17,13 +18,13 @@ func oomFindings(procRoot string, st Status, logs []Finding) []Finding {
 	if st.Master == nil {
 		return logs
 	}
-	c := readOOMCounter(procRoot, st.Master.PID)
-	if c.file == "" || c.kills == 0 || isRootCgroup(filepath.Dir(c.file)) {
+	c := proc.ReadOOMCounter(procRoot, st.Master.PID)
+	if c.File == "" || c.Kills == 0 || isRootCgroup(filepath.Dir(c.File)) {
 		return logs
 	}
 	f := Finding{Check: "oom-kill", Service: st.Service, Severity: Critical,
-		Summary:  fmt.Sprintf("the kernel's OOM killer killed %d process(es) in the memory cgroup of master %d: the requests they served failed", c.kills, st.Master.PID),
-		Evidence: []string{fmt.Sprintf("oom_kill %d in %s (the memory cgroup of master %d, counted since the cgroup was created)", c.kills, c.file, st.Master.PID)},
+		Summary:  fmt.Sprintf("the kernel's OOM killer killed %d process(es) in the memory cgroup of master %d: the requests they served failed", c.Kills, st.Master.PID),
+		Evidence: []string{fmt.Sprintf("oom_kill %d in %s (the memory cgroup of master %d, counted since the cgroup was created)", c.Kills, c.File, st.Master.PID)},
 		Fix: fmt.Sprintf("size the workers to the cgroup's memory limit (pm.max_children, MaxRequestWorkers) or raise the limit (the unit's MemoryMax=), "+
 			"recycle workers (pm.max_requests, MaxConnectionsPerChild) and look for the leak (`safe-restart doctor %s` after a while compares php-fpm workers' memory); "+
 			"`dmesg | grep -i 'killed process'` names the victims", st.Service)}
@@ -39,7 +40,7 @@ func oomFindings(procRoot string, st Status, logs []Finding) []Finding {
 // isRootCgroup reports whether dir is the root of a cgroup hierarchy
 // (v1 memory, a pure v2 mount, or v2 under unified).
 func isRootCgroup(dir string) bool {
-	for _, root := range []string{filepath.Join(cgroupRoot, "memory"), cgroupRoot, filepath.Join(cgroupRoot, "unified")} {
+	for _, root := range []string{filepath.Join(proc.CgroupRoot, "memory"), proc.CgroupRoot, filepath.Join(proc.CgroupRoot, "unified")} {
 		if filepath.Clean(dir) == root {
 			return true
 		}

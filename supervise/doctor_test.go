@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // TestUnjitteredReload: the cron matcher finds every common way to reload
@@ -187,16 +188,16 @@ func TestLogFindings(t *testing.T) {
 // or v2) are a finding that takes the log's SIGKILL lines as evidence; no
 // kill, the root cgroup, or no master leave the log findings as they are.
 func TestOOMFindings(t *testing.T) {
-	old := cgroupRoot
-	defer func() { cgroupRoot = old }()
-	cgroupRoot = t.TempDir() // no cgroup.controllers: v2 is under unified
+	old := proc.CgroupRoot
+	defer func() { proc.CgroupRoot = old }()
+	proc.CgroupRoot = t.TempDir() // no cgroup.controllers: v2 is under unified
 	procDir := t.TempDir()
 	writeTree(t, filepath.Join(procDir, "10/cgroup"), "9:name=systemd:/\n4:memory:/system.slice/php8.2-fpm.service\n0::/\n")
 	writeTree(t, filepath.Join(procDir, "11/cgroup"), "0::/system.slice/nginx.service\n")
 	writeTree(t, filepath.Join(procDir, "12/cgroup"), "4:memory:/\n")
-	writeTree(t, filepath.Join(cgroupRoot, "memory/system.slice/php8.2-fpm.service/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
-	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n")
-	writeTree(t, filepath.Join(cgroupRoot, "memory/memory.oom_control"), "oom_kill 7\n")
+	writeTree(t, filepath.Join(proc.CgroupRoot, "memory/system.slice/php8.2-fpm.service/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+	writeTree(t, filepath.Join(proc.CgroupRoot, "unified/system.slice/nginx.service/memory.events"), "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n")
+	writeTree(t, filepath.Join(proc.CgroupRoot, "memory/memory.oom_control"), "oom_kill 7\n")
 	sigkill := Finding{Check: "log-sigkill", Summary: "server processes were killed with SIGKILL: 1 line(s) in the error log",
 		Evidence: []string{"1 line(s) in /x/error.log", "last, in /x/error.log: [pool www] child 5 exited on signal 9 (SIGKILL) after 1.5 seconds from start"}}
 	busy := Finding{Check: "log-seems-busy"}
@@ -207,7 +208,7 @@ func TestOOMFindings(t *testing.T) {
 		t.Fatalf("v1 with two kills: %+v (logs %+v)", got, logs)
 	}
 	ev := strings.Join(got[0].Evidence, "\n")
-	for _, want := range []string{"oom_kill 2 in " + cgroupRoot + "/memory/system.slice/php8.2-fpm.service/memory.oom_control", "child 5 exited on signal 9 (SIGKILL)"} {
+	for _, want := range []string{"oom_kill 2 in " + proc.CgroupRoot + "/memory/system.slice/php8.2-fpm.service/memory.oom_control", "child 5 exited on signal 9 (SIGKILL)"} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("evidence lacks %q:\n%s", want, ev)
 		}
@@ -217,8 +218,8 @@ func TestOOMFindings(t *testing.T) {
 			t.Errorf("%s: %+v", name, got)
 		}
 	}
-	writeTree(t, filepath.Join(cgroupRoot, "unified/system.slice/nginx.service/memory.events"), "oom 1\noom_kill 1\n")
-	if got := oomFindings(procDir, master(11), nil); len(got) != 1 || !strings.Contains(got[0].Evidence[0], "oom_kill 1 in "+cgroupRoot+"/unified/system.slice/nginx.service/memory.events") {
+	writeTree(t, filepath.Join(proc.CgroupRoot, "unified/system.slice/nginx.service/memory.events"), "oom 1\noom_kill 1\n")
+	if got := oomFindings(procDir, master(11), nil); len(got) != 1 || !strings.Contains(got[0].Evidence[0], "oom_kill 1 in "+proc.CgroupRoot+"/unified/system.slice/nginx.service/memory.events") {
 		t.Errorf("v2 with a kill: %+v", got)
 	}
 }

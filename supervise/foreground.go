@@ -59,7 +59,7 @@ type Generation struct {
 	Serving bool
 	// oom is the OOM-kill count of the child's memory cgroup, read before
 	// it was spawned (again once it served, if it moved to another group).
-	oom oomCounter
+	oom proc.OOMCounter
 }
 
 // Action is what a Request asks of the supervisor.
@@ -110,7 +110,7 @@ type Foreground struct {
 	// oomMark is the latest reading of the child's OOM-kill count, taken
 	// every second while it serves: a SIGKILL is named an OOM kill only
 	// when the count rose after it.
-	oomMark oomCounter
+	oomMark proc.OOMCounter
 }
 
 // NewForeground checks o and returns the supervisor.
@@ -301,7 +301,7 @@ func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan E
 	for {
 		select {
 		case st := <-exited:
-			st.OOMKilled = st.Signal == syscall.SIGKILL && f.oomMark.since() > 0
+			st.OOMKilled = st.Signal == syscall.SIGKILL && f.oomMark.Since() > 0
 			f.logExit(gen, st, "the child exited on its own")
 			return ending{st: st, how: exitedOnItsOwn, why: "the child " + st.String()}
 		case <-tick.C:
@@ -350,10 +350,10 @@ func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan
 // the kills since the last reading (a worker killed; the master's own
 // kill is named by its exit).
 func (f *Foreground) noteOOM(gen *Generation) {
-	m := f.oomMark.now()
-	if m.kills > f.oomMark.kills {
-		f.o.Log.Error().Str("event", "oom").Int("gen", gen.N).Int64("oom_kills", m.kills-f.oomMark.kills).
-			Int64("oom_kills_gen", gen.oom.since()).Msg("the OOM killer struck in the child's memory cgroup")
+	m := f.oomMark.Now()
+	if m.Kills > f.oomMark.Kills {
+		f.o.Log.Error().Str("event", "oom").Int("gen", gen.N).Int64("oom_kills", m.Kills-f.oomMark.Kills).
+			Int64("oom_kills_gen", gen.oom.Since()).Msg("the OOM killer struck in the child's memory cgroup")
 	}
 	f.oomMark = m
 }

@@ -34,7 +34,7 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	}
 	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
 	defer tail.close()
-	oom := readOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
+	oom := proc.ReadOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
 	socks, env := f.handoff.forStart(n, rc.Listen)
 	pid, exited, err := f.reap.spawn(func() (int, error) { return f.fork(socks, env) })
 	if err != nil {
@@ -53,7 +53,7 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	f.handoff.take(n, gen.Master, rc.Listen)
 	serving := *gen
 	serving.Serving = true
-	if c := readOOMCounter(f.o.ProcRoot, pid); c.file != oom.file {
+	if c := proc.ReadOOMCounter(f.o.ProcRoot, pid); c.File != oom.File {
 		serving.oom = c // it moved to another memory cgroup: count there
 	}
 	f.cur.Store(&serving)
@@ -226,7 +226,7 @@ func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason stri
 	}
 	select {
 	case st := <-exited:
-		st.OOMKilled = st.Signal == syscall.SIGKILL && !killed && f.oomMark.since() > 0
+		st.OOMKilled = st.Signal == syscall.SIGKILL && !killed && f.oomMark.Since() > 0
 		f.logExit(gen, st, reason)
 		return st
 	case <-time.After(10 * time.Second):

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 

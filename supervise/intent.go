@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -47,7 +48,7 @@ func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.P
 	if err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
-	if err := writeAtomic(intentPath(dir, service), data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(intentPath(dir, service), data, 0o600); err != nil {
 		return fmt.Errorf("save stop intent: %w", err)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 )
 
 // LastOperation is the outcome of the last state-changing command run on a
@@ -45,7 +47,7 @@ func SaveLastOperation(stateDir string, op LastOperation) error {
 	if err != nil {
 		return fmt.Errorf("save last operation: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, op.Service+".json"), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, op.Service+".json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save last operation: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // memoryBlocker says why a new generation beside the old one might not
@@ -21,7 +22,7 @@ import (
 // the path that refuses no client, unless the cgroup has a memory limit:
 // an OOM kill there may stop the whole unit, both generations.
 func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Logger) string {
-	need, _, err := treePSS(root, old)
+	need, _, err := proc.TreePSS(root, old)
 	if err == nil {
 		var room int64
 		var where string
@@ -47,18 +48,18 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 // own; "" when unknown.
 func (o StartOptions) startCGroup(root string) string {
 	if o.intoUnit && o.unit != nil && o.unit.CGroup != "" {
-		return cgroupV2Dir(o.unit.CGroup)
+		return proc.CgroupV2Dir(o.unit.CGroup)
 	}
 	data, err := os.ReadFile(filepath.Join(root, "self", "cgroup"))
-	if v2 := cgroupV2(string(data)); err == nil && v2 != "" {
-		return cgroupV2Dir(v2)
+	if v2 := proc.CgroupV2(string(data)); err == nil && v2 != "" {
+		return proc.CgroupV2Dir(v2)
 	}
 	return ""
 }
 
 // memAvailable returns /proc/meminfo's MemAvailable in bytes, and its name.
 func memAvailable(root string) (int64, string, error) {
-	n, found, err := readKiBLine(filepath.Join(root, "meminfo"), "MemAvailable:")
+	n, found, err := proc.ReadKiBLine(filepath.Join(root, "meminfo"), "MemAvailable:")
 	if err == nil && !found {
 		err = fmt.Errorf("%w: /proc/meminfo has no MemAvailable line", ipcguard.ErrMalformed)
 	}
@@ -69,13 +70,13 @@ func memAvailable(root string) (int64, string, error) {
 // under the limits of dir and its ancestors up to cgroupRoot, and the
 // directory that sets it; ok is false when none has a limit.
 func cgroupRoom(dir string) (room int64, at string, ok bool) {
-	for d := dir; strings.HasPrefix(d, cgroupRoot); d = filepath.Dir(d) {
+	for d := dir; strings.HasPrefix(d, proc.CgroupRoot); d = filepath.Dir(d) {
 		limit, err1 := readCgroupInt(filepath.Join(d, "memory.max"))
 		cur, err2 := readCgroupInt(filepath.Join(d, "memory.current"))
 		if err1 == nil && err2 == nil && (!ok || limit-cur < room) {
 			room, at, ok = max(limit-cur, 0), d, true
 		}
-		if d == cgroupRoot {
+		if d == proc.CgroupRoot {
 			break
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 func TestMemAvailable(t *testing.T) {
@@ -32,12 +33,12 @@ func TestMemAvailable(t *testing.T) {
 // TestCgroupRoom: the least room under the limits of a cgroup and its
 // ancestors, "max" meaning none.
 func TestCgroupRoom(t *testing.T) {
-	old := cgroupRoot
-	cgroupRoot = t.TempDir()
-	defer func() { cgroupRoot = old }()
+	old := proc.CgroupRoot
+	proc.CgroupRoot = t.TempDir()
+	defer func() { proc.CgroupRoot = old }()
 	set := func(dir, limit, current string) {
 		t.Helper()
-		d := filepath.Join(cgroupRoot, dir)
+		d := filepath.Join(proc.CgroupRoot, dir)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -50,16 +51,16 @@ func TestCgroupRoom(t *testing.T) {
 	set("a", "1000", "400")
 	set("a/b", "max", "300")
 	set("a/b/c", "900", "100")
-	room, at, ok := cgroupRoom(filepath.Join(cgroupRoot, "a/b/c"))
-	if !ok || room != 600 || at != filepath.Join(cgroupRoot, "a") {
+	room, at, ok := cgroupRoom(filepath.Join(proc.CgroupRoot, "a/b/c"))
+	if !ok || room != 600 || at != filepath.Join(proc.CgroupRoot, "a") {
 		t.Fatalf("cgroupRoom = %d at %s (%v); want 600 at a", room, at, ok)
 	}
 	set("a", "max", "400")
-	if room, at, ok = cgroupRoom(filepath.Join(cgroupRoot, "a/b/c")); !ok || room != 800 {
+	if room, at, ok = cgroupRoom(filepath.Join(proc.CgroupRoot, "a/b/c")); !ok || room != 800 {
 		t.Fatalf("cgroupRoom = %d at %s (%v); want 800 at a/b/c", room, at, ok)
 	}
 	set("a/b/c", "max", "100")
-	if _, _, ok = cgroupRoom(filepath.Join(cgroupRoot, "a/b/c")); ok {
+	if _, _, ok = cgroupRoom(filepath.Join(proc.CgroupRoot, "a/b/c")); ok {
 		t.Fatal("cgroupRoom found a limit where every level says max")
 	}
 }

@@ -1,15 +1,8 @@
 package supervise
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -101,7 +94,7 @@ func (m MemoryWatch) treePSS(master ipcguard.Proc) (int64, int, error) {
 	if m.measure != nil {
 		return m.measure(m.F.o.ProcRoot, master)
 	}
-	return treePSS(m.F.o.ProcRoot, master)
+	return proc.TreePSS(m.F.o.ProcRoot, master)
 }
 
 // interval is the sampling period.
@@ -153,76 +146,3 @@ func (m MemoryWatch) minGrowth() int64 {
 
 // mib formats bytes as MiB.
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// treePSS sums the PSS of master and all its live descendants (any
-// program), from /proc/PID/smaps_rollup (Linux 4.14). It returns the
-// total in bytes and how many processes it measured; processes that exit
-// meanwhile are skipped.
-func treePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
-	procs, err := ipcguard.ReadProcTable(procRoot)
-	if err != nil {
-		return 0, 0, err
-	}
-	children := map[int][]int{}
-	for _, p := range procs.ByPID {
-		if p.Alive() {
-			children[p.PPID] = append(children[p.PPID], p.PID)
-		}
-	}
-	var total int64
-	n := 0
-	for queue := []int{master.PID}; len(queue) > 0; queue = queue[1:] {
-		pid := queue[0]
-		queue = append(queue, children[pid]...)
-		pss, err := readPSS(procRoot, pid)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, proc.ErrNoSuchProcess) {
-			continue
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-		total, n = total+pss, n+1
-	}
-	if n == 0 {
-		return 0, 0, fmt.Errorf("no process of the tree of pid %d left to measure", master.PID)
-	}
-	return total, n, nil
-}
-
-// readPSS returns the Pss line of /proc/PID/smaps_rollup in bytes, e.g.
-//
-//	Pss:               30621 kB
-//
-// A zombie, or a kernel thread, has an empty smaps_rollup: 0.
-func readPSS(procRoot string, pid int) (int64, error) {
-	n, _, err := readKiBLine(filepath.Join(procRoot, strconv.Itoa(pid), "smaps_rollup"), "Pss:")
-	return n, err
-}
-
-// readKiBLine returns, in bytes, the value of the line of a /proc file
-// that begins with key ("MemAvailable:", "Pss:") and ends in kB; found
-// says whether there was one. A malformed value wraps
-// ipcguard.ErrMalformed.
-func readKiBLine(path, key string) (n int64, found bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), key)
-		if !ok {
-			continue
-		}
-		kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		if err != nil {
-			return 0, true, fmt.Errorf("%w: %s: %q", ipcguard.ErrMalformed, path, sc.Text())
-		}
-		return kib << 10, true, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, false, fmt.Errorf("read %s: %w", path, err)
-	}
-	return 0, false, nil
-}

@@ -4,10 +4,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // ErrNginxConf reports nginx output this tool cannot read: a `nginx -T`

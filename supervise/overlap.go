@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -297,7 +298,7 @@ func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
 		current = *pending.Successor
 		s.Log.Warn().Int("pid", current.PID).Str("pidfile", rc.PidFile).
 			Msg("restoring the pidfile of the new master an interrupted restart left serving")
-		if err := writeAtomic(rc.PidFile, []byte(strconv.Itoa(current.PID)+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(rc.PidFile, []byte(strconv.Itoa(current.PID)+"\n"), 0o644); err != nil {
 			return fmt.Errorf("restore the pidfile: %w", err)
 		}
 	}
@@ -363,7 +364,7 @@ func ensurePIDFile(pidFile string, pid int) error {
 	if _, err := os.Stat(pidFile); !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := writeAtomic(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("restore the pidfile: %w", err)
 	}
 	return nil

@@ -5,8 +5,9 @@ package supervise
 import (
 	"os"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // sockReusePort reports whether the socket pid holds at fd has

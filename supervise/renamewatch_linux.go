@@ -9,8 +9,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // renameWatch sees a file renamed away (inotify IN_MOVED_FROM) even when it

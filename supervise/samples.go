@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -98,7 +99,7 @@ func RecordSample(dir, service string, s Sample) error {
 	if err != nil {
 		return fmt.Errorf("record sample: %w", err)
 	}
-	if err := writeAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("record sample: %w", err)
 	}
 	return nil
@@ -127,7 +128,7 @@ func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree [
 		if err != nil || !p.Alive() {
 			continue // exited meanwhile
 		}
-		pss, err := readPSS(procRoot, pid)
+		pss, err := proc.ReadPSS(procRoot, pid)
 		if err != nil || pss == 0 {
 			continue // exited meanwhile
 		}

@@ -354,7 +354,7 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.intoUnit {
 		argv = o.unit.inUnitArgv(cmp.Or(o.ProcRoot, "/proc"), argv)
 		o.Log.Info().Strs("argv", argv).Str("cgroup", o.unit.CGroup).Msg("starting in the unit's control group")
-		return startInCGroup(ctx, argv, cgroupV2Dir(o.unit.CGroup))
+		return startInCGroup(ctx, argv, proc.CgroupV2Dir(o.unit.CGroup))
 	}
 	o.Log.Info().Strs("argv", argv).Msg("starting")
 	return proc.CombinedOutput(ctx, argv)

@@ -7,8 +7,9 @@ import (
 	"errors"
 	"os"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Classic BPF ancillary load of a random number (linux/filter.h), which

@@ -448,7 +448,7 @@ func procCGroup(root string, pid int) string {
 	if err != nil {
 		return ""
 	}
-	return cgroupV2(string(data))
+	return proc.CgroupV2(string(data))
 }
 
 // serviceOfCGroup is the service unit whose control group is cg:

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 )
 
 // ErrNoUnit reports a systemd operation on a server that has no unit (or
@@ -71,7 +73,7 @@ func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
 	if err := os.MkdirAll(filepath.Dir(rep.Path), 0o755); err != nil {
 		return rep, err
 	}
-	if err := writeAtomic(rep.Path, []byte(text), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.Path, []byte(text), 0o644); err != nil {
 		return rep, err
 	}
 	rep.Written = true

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -139,7 +140,7 @@ func (u *Unit) setPIDFile(ctx context.Context, path string, log zerolog.Logger) 
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return false, err
 	}
-	if err := writeAtomic(file, []byte(text), 0o644); err != nil {
+	if err := atomicfile.WriteFile(file, []byte(text), 0o644); err != nil {
 		return false, err
 	}
 	log.Info().Str("unit", u.Name).Str("path", file).Str("pid_file", path).Msg("gave the unit a PID file; systemctl daemon-reload")

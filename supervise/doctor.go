@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -179,15 +180,15 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 
 // recordAndLoad records a sample of the status's master (when one runs)
 // and returns the service's samples.
-func recordAndLoad(stateDir string, st Status) ([]Sample, error) {
-	dir := SampleDir(stateDir)
+func recordAndLoad(stateDir string, st Status) ([]growth.Sample, error) {
+	dir := growth.SampleDir(stateDir)
 	if s, ok := SampleOf("/proc", st); ok {
-		if err := RecordSample(dir, st.Service, s); err != nil {
-			history, _ := LoadSamples(dir, st.Service)
+		if err := growth.RecordSample(dir, st.Service, s); err != nil {
+			history, _ := growth.LoadSamples(dir, st.Service)
 			return append(history, s), err
 		}
 	}
-	return LoadSamples(dir, st.Service)
+	return growth.LoadSamples(dir, st.Service)
 }
 
 // warningFindings turns the config's warnings (php-fpm's

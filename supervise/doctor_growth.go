@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -21,7 +22,7 @@ import (
 // table), keys gained per reload between the samples of this master, keys
 // gained between samples with no reload counted (keyRise), and libgomp
 // mapped while neither has been measured yet.
-func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
+func keyFindings(st Status, history []growth.Sample, keepsMaster bool) []Finding {
 	if st.Master == nil {
 		return nil
 	}
@@ -37,8 +38,8 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 	if !keepsMaster {
 		return out
 	}
-	g, measured := keyGrowth(history, m.Key())
-	r, rising := keyRise(history, m.Key())
+	g, measured := growth.FindKeyGrowth(history, m.Key())
+	r, rising := growth.FindKeyRise(history, m.Key())
 	if measured && g.Keys > 0 {
 		out = append(out, keyGrowthFinding(st, g, gomp))
 	}
@@ -57,7 +58,7 @@ func keyFindings(st Status, history []Sample, keepsMaster bool) []Finding {
 
 // keyRiseFinding reports keys gained while no reload was counted, with
 // the rate per day and the time left before the table runs out.
-func keyRiseFinding(st Status, r KeyRise, gomp string) Finding {
+func keyRiseFinding(st Status, r growth.KeyRise, gomp string) Finding {
 	left := proc.PthreadKeysMax - r.To.PthreadKeys
 	perDay := r.PerDay()
 	ev := []string{
@@ -106,7 +107,7 @@ func roundDuration(d time.Duration) time.Duration {
 }
 
 // keyGrowthFinding reports keys gained per reload.
-func keyGrowthFinding(st Status, g KeyGrowth, gomp string) Finding {
+func keyGrowthFinding(st Status, g growth.KeyGrowth, gomp string) Finding {
 	left := proc.PthreadKeysMax - g.To.PthreadKeys
 	ev := []string{
 		fmt.Sprintf("master %d: %d keys at %s after %d logged reload(s), %d keys at %s after %d",
@@ -157,7 +158,7 @@ func libgompMapped(procRoot string, pid int) string {
 // (pm.max_requests = 0) while the workers' memory grows between samples
 // of the master (memGrowth): the leak ends in fork() failures and the OOM
 // killer.
-func memoryFindings(st Status, history []Sample) []Finding {
+func memoryFindings(st Status, history []growth.Sample) []Finding {
 	if st.Master == nil {
 		return nil
 	}
@@ -170,13 +171,13 @@ func memoryFindings(st Status, history []Sample) []Finding {
 	slices.Sort(pools)
 	var out []Finding
 	for _, pool := range pools {
-		g, growing := memGrowth(history, st.Master.Key(), pool)
+		g, growing := growth.FindMemGrowth(history, st.Master.Key(), pool)
 		if !growing {
 			continue
 		}
 		out = append(out, Finding{Check: "fpm-memory-growth", Service: st.Service, Severity: Warning,
 			Summary: fmt.Sprintf("pool %s never recycles its workers (pm.max_requests = 0) and their memory grows: %s -> %s", pool,
-				kib(g.Series[0]), kib(g.Series[len(g.Series)-1])),
+				growth.FormatKiB(g.Series[0]), growth.FormatKiB(g.Series[len(g.Series)-1])),
 			Evidence: []string{"php-fpm -tt: [" + pool + "] pm.max_requests = 0", g.Evidence()},
 			Fix: fmt.Sprintf("set pm.max_requests (e.g. 500) in pool %s so that workers are replaced before the leak exhausts memory, "+
 				"then `safe-restart reload %s`; find the leak with the slow log or by disabling extensions", pool, st.Service)})

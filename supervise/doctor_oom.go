@@ -2,9 +2,10 @@ package supervise
 
 import (
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"path/filepath"
 	"slices"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // oomFindings reports the OOM kills that the memory cgroup of the running

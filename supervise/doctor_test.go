@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -229,18 +230,18 @@ func TestOOMFindings(t *testing.T) {
 func TestKeyGrowth(t *testing.T) {
 	m, other := ipcguard.ProcKey{PID: 10, StartTicks: 5}, ipcguard.ProcKey{PID: 10, StartTicks: 6}
 	at := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
-	s := func(k ipcguard.ProcKey, reloads, keys int) Sample {
+	s := func(k ipcguard.ProcKey, reloads, keys int) growth.Sample {
 		at = at.Add(time.Hour)
-		return Sample{Taken: at, Master: k, Reloads: reloads, PthreadKeys: keys}
+		return growth.Sample{Taken: at, Master: k, Reloads: reloads, PthreadKeys: keys}
 	}
-	if _, ok := keyGrowth([]Sample{s(m, 3, 100), s(m, 3, 100)}, m); ok {
+	if _, ok := growth.FindKeyGrowth([]growth.Sample{s(m, 3, 100), s(m, 3, 100)}, m); ok {
 		t.Error("no reload between the samples, yet growth was measured")
 	}
-	g, ok := keyGrowth([]Sample{s(m, 1, 100), s(other, 9, 900), s(m, 3, 110), s(m, 0, 110), s(m, 2, 120), s(m, 2, -1)}, m)
+	g, ok := growth.FindKeyGrowth([]growth.Sample{s(m, 1, 100), s(other, 9, 900), s(m, 3, 110), s(m, 0, 110), s(m, 2, 120), s(m, 2, -1)}, m)
 	if !ok || g.Reloads != 4 || g.Keys != 20 || g.PerReload() != 5 || g.From.PthreadKeys != 100 || g.To.PthreadKeys != 120 {
 		t.Fatalf("growth %+v %v", g, ok)
 	}
-	if g, ok := keyGrowth([]Sample{s(m, 1, 100), s(m, 5, 100)}, m); !ok || g.Keys != 0 {
+	if g, ok := growth.FindKeyGrowth([]growth.Sample{s(m, 1, 100), s(m, 5, 100)}, m); !ok || g.Keys != 0 {
 		t.Fatalf("a module that leaks nothing: %+v %v", g, ok)
 	}
 }
@@ -252,11 +253,11 @@ func TestKeyGrowth(t *testing.T) {
 func TestKeyRise(t *testing.T) {
 	m, other := ipcguard.ProcKey{PID: 10, StartTicks: 5}, ipcguard.ProcKey{PID: 10, StartTicks: 6}
 	at := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
-	s := func(k ipcguard.ProcKey, reloads, keys int) Sample {
+	s := func(k ipcguard.ProcKey, reloads, keys int) growth.Sample {
 		at = at.Add(6 * time.Hour)
-		return Sample{Taken: at, Master: k, Reloads: reloads, PthreadKeys: keys}
+		return growth.Sample{Taken: at, Master: k, Reloads: reloads, PthreadKeys: keys}
 	}
-	samples := []Sample{
+	samples := []growth.Sample{
 		s(m, 2, 100),
 		s(m, 2, 110),     // unchanged: +10 in 6 h
 		s(other, 0, 900), // another master
@@ -267,17 +268,17 @@ func TestKeyRise(t *testing.T) {
 		s(m, 0, -1),      // unreadable keys: skipped twice
 		s(m, 0, 210),
 	}
-	r, ok := keyRise(samples, m)
+	r, ok := growth.FindKeyRise(samples, m)
 	if !ok || r.Keys != 50 || r.Elapsed != 24*time.Hour || r.PerDay() != 50 || r.From.PthreadKeys != 100 || r.To.PthreadKeys != 200 {
 		t.Fatalf("rise %+v %v", r, ok)
 	}
-	for name, ss := range map[string][]Sample{
+	for name, ss := range map[string][]growth.Sample{
 		"flat":        {s(m, 3, 100), s(m, 3, 100), s(m, -1, 100)},
 		"fell back":   {s(m, 3, 100), s(m, 3, 120), s(m, 3, 90)},
 		"only reload": {s(m, 3, 100), s(m, 5, 200)},
 		"one sample":  {s(m, 3, 100)},
 	} {
-		if r, ok := keyRise(ss, m); ok {
+		if r, ok := growth.FindKeyRise(ss, m); ok {
 			t.Errorf("%s: rise reported: %+v", name, r)
 		}
 	}
@@ -310,50 +311,32 @@ func TestKeyRise(t *testing.T) {
 func TestMemGrowth(t *testing.T) {
 	m := ipcguard.ProcKey{PID: 10, StartTicks: 5}
 	w1, w2, w3 := ipcguard.ProcKey{PID: 11, StartTicks: 6}, ipcguard.ProcKey{PID: 12, StartTicks: 6}, ipcguard.ProcKey{PID: 13, StartTicks: 99}
-	series := func(pss ...int64) []Sample {
-		var out []Sample
+	series := func(pss ...int64) []growth.Sample {
+		var out []growth.Sample
 		for i, p := range pss {
-			out = append(out, Sample{Taken: time.Unix(int64(i), 0), Master: m, Workers: []WorkerSample{
+			out = append(out, growth.Sample{Taken: time.Unix(int64(i), 0), Master: m, Workers: []growth.WorkerSample{
 				{Proc: w1, Pool: "www", PSSKiB: p}, {Proc: w2, Pool: "www", PSSKiB: p}, {Proc: w3, Pool: "other", PSSKiB: 1 << 30}}})
 		}
 		return out
 	}
-	if g, ok := memGrowth(series(5000, 7000, 9000, 13000), m, "www"); !ok || g.Workers != 2 || g.Series[0] != 10000 || g.Series[3] != 26000 {
+	if g, ok := growth.FindMemGrowth(series(5000, 7000, 9000, 13000), m, "www"); !ok || g.Workers != 2 || g.Series[0] != 10000 || g.Series[3] != 26000 {
 		t.Fatalf("steady growth: %+v %v", g, ok)
 	}
-	for name, s := range map[string][]Sample{
+	for name, s := range map[string][]growth.Sample{
 		"warm-up":     series(5000, 12000, 12000, 12100),
 		"two samples": series(5000, 50000),
 		"small":       series(5000, 5500, 6000, 6500),
 		"other pool":  nil,
 	} {
-		if g, ok := memGrowth(s, m, "www"); ok {
+		if g, ok := growth.FindMemGrowth(s, m, "www"); ok {
 			t.Errorf("%s: growth reported: %+v", name, g)
 		}
 	}
 	replaced := series(5000, 7000, 9000, 13000)
 	replaced[3].Workers[0].Proc = ipcguard.ProcKey{PID: 11, StartTicks: 7}
 	replaced[3].Workers[1].Proc = ipcguard.ProcKey{PID: 12, StartTicks: 7}
-	if g, ok := memGrowth(replaced, m, "www"); ok {
+	if g, ok := growth.FindMemGrowth(replaced, m, "www"); ok {
 		t.Errorf("recycled workers taken for the same: %+v", g)
-	}
-}
-
-// TestSamplesBounded: the history keeps the newest maxSamples, and a bad
-// service name is refused.
-func TestSamplesBounded(t *testing.T) {
-	dir := t.TempDir()
-	for i := range maxSamples + 5 {
-		if err := RecordSample(dir, "apache2", Sample{Reloads: i}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := LoadSamples(dir, "apache2")
-	if err != nil || len(got) != maxSamples || got[0].Reloads != 5 || got[len(got)-1].Reloads != maxSamples+4 {
-		t.Fatalf("%d samples, first %+v, err %v", len(got), got[0], err)
-	}
-	if err := RecordSample(dir, "../x", Sample{}); err == nil {
-		t.Fatal("../x accepted as a service name")
 	}
 }
 

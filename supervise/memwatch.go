@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -42,7 +43,7 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 	every := m.interval()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var samples []memSample
+	var samples []growth.MemSample
 	gen, cooldown, recycled := 0, 0, false
 	for {
 		select {
@@ -63,7 +64,7 @@ func (m MemoryWatch) Run(ctx context.Context) error {
 			m.F.o.Log.Warn().Err(err).Msg("cannot measure the child's memory")
 			continue
 		}
-		samples = trimWindow(append(samples, memSample{At: time.Now(), PSS: pss, Procs: procs}), m.Window)
+		samples = growth.TrimWindow(append(samples, growth.MemSample{At: time.Now(), PSS: pss, Procs: procs}), m.Window)
 		if recycled && m.Max > 0 && pss <= m.Max {
 			recycled = false // the recycle freed the memory
 		}
@@ -111,7 +112,7 @@ func (m MemoryWatch) interval() time.Duration {
 // judge returns the request the samples call for, if any: a recycle over
 // Max (a restart when the previous recycle left it over Max) or on a
 // steady growth.
-func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled bool) (Request, bool) {
+func (m MemoryWatch) judge(samples []growth.MemSample, pss int64, procs int, recycled bool) (Request, bool) {
 	fig := &MemoryFigures{PSS: pss, Max: m.Max, Processes: procs, Samples: len(samples), Window: m.Window.String()}
 	if m.Max > 0 && pss > m.Max {
 		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", mib(pss), mib(m.Max))
@@ -123,7 +124,7 @@ func (m MemoryWatch) judge(samples []memSample, pss int64, procs int, recycled b
 	if m.Window <= 0 {
 		return Request{}, false
 	}
-	tr, ok := growsSteadily(samples, m.Window, m.minGrowth())
+	tr, ok := growth.GrowsSteadily(samples, m.Window, m.minGrowth())
 	if !ok {
 		return Request{}, false
 	}

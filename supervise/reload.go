@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -421,4 +422,21 @@ func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc)
 	}
 	_, err := proc.FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
 	return err == nil
+}
+
+// recordSample records a sample of master after a verified reload; a
+// failure is logged, the reload stands.
+func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.Proc) {
+	if o.SampleDir == "" {
+		return
+	}
+	k := o.Start.Profile.kind
+	procs, err := ipcguard.ReadProcTable(root)
+	if err == nil {
+		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
+		err = growth.RecordSample(o.SampleDir, o.Start.Profile.Name, growth.TakeSample(root, master, reloads, -1, proc.PIDs(proc.Descendants(procs, master, o.Start.Profile.Binary))))
+	}
+	if err != nil {
+		o.Start.Log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -213,4 +214,12 @@ func configured(l Listener, listen []string) bool {
 		return true
 	}
 	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || conflicts(a, l.Addr) })
+}
+
+// SampleOf is the sample of a status that found a master.
+func SampleOf(procRoot string, st Status) (growth.Sample, bool) {
+	if st.Master == nil {
+		return growth.Sample{}, false
+	}
+	return growth.TakeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 )
 
 func newReloadCmd(d *deps) *cobra.Command {
@@ -137,7 +138,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL,
-		SampleDir: supervise.SampleDir(o.stateDir)})
+		SampleDir: growth.SampleDir(o.stateDir)})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 )
 
 func newStatusCmd(d *deps) *cobra.Command {
@@ -46,7 +47,7 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 		return err
 	}
 	if s, ok := supervise.SampleOf("/proc", st); ok {
-		if err := supervise.RecordSample(supervise.SampleDir(stateDir), st.Service, s); err != nil {
+		if err := growth.RecordSample(growth.SampleDir(stateDir), st.Service, s); err != nil {
 			d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
 		}
 	}

@@ -1,4 +1,4 @@
-package supervise
+package growth
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func (g KeyGrowth) PerReload() float64 { return float64(g.Keys) / float64(g.Relo
 // both counts are known and the reload count rose; a count that fell (the
 // error log was rotated, and counting restarted) breaks the chain without
 // losing the pairs before it. ok is false when no reload was observed.
-func keyGrowth(samples []Sample, master ipcguard.ProcKey) (KeyGrowth, bool) {
+func FindKeyGrowth(samples []Sample, master ipcguard.ProcKey) (KeyGrowth, bool) {
 	var g KeyGrowth
 	mine := ofMaster(samples, master)
 	for i := 1; i < len(mine); i++ {
@@ -61,7 +61,7 @@ func (r KeyRise) PerDay() float64 { return float64(r.Keys) / r.Elapsed.Hours() *
 // either side, unchanged, or fallen); the pairs where it rose are
 // keyGrowth's. ok is true when those pairs span some time and the keys
 // rose over them.
-func keyRise(samples []Sample, master ipcguard.ProcKey) (KeyRise, bool) {
+func FindKeyRise(samples []Sample, master ipcguard.ProcKey) (KeyRise, bool) {
 	var r KeyRise
 	mine := ofMaster(samples, master)
 	for i := 1; i < len(mine); i++ {
@@ -106,7 +106,7 @@ const (
 // above, and by at least a quarter of that rise from the middle sample to
 // the last, so that a worker that warmed up once (opcache, first
 // requests) and stayed flat is not taken for a leak.
-func memGrowth(samples []Sample, master ipcguard.ProcKey, pool string) (MemGrowth, bool) {
+func FindMemGrowth(samples []Sample, master ipcguard.ProcKey, pool string) (MemGrowth, bool) {
 	var mine []Sample
 	for _, s := range ofMaster(samples, master) {
 		if len(poolWorkers(s, pool)) > 0 {
@@ -157,11 +157,11 @@ func (g MemGrowth) steady() bool {
 // Evidence describes the growth in one line.
 func (g MemGrowth) Evidence() string {
 	return fmt.Sprintf("pool %s: workers %v held %s (PSS) at %s and %s at %s, over %d samples (KiB: %v)",
-		g.Pool, g.pids, kib(g.Series[0]), g.From.Taken.Format(time.DateTime), kib(g.Series[len(g.Series)-1]),
+		g.Pool, g.pids, FormatKiB(g.Series[0]), g.From.Taken.Format(time.DateTime), FormatKiB(g.Series[len(g.Series)-1]),
 		g.To.Taken.Format(time.DateTime), len(g.Series), g.Series)
 }
 
-func kib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/1024) }
+func FormatKiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/1024) }
 
 // poolWorkers returns the PSS of the pool's workers in s, by process.
 func poolWorkers(s Sample, pool string) map[ipcguard.ProcKey]int64 {

@@ -1,4 +1,4 @@
-package supervise
+package growth
 
 import (
 	"encoding/json"
@@ -105,15 +105,11 @@ func RecordSample(dir, service string, s Sample) error {
 	return nil
 }
 
-// TakeSample observes master now: its pthread keys and its workers'
-// memory (tree lists the master's processes, master first, as
-// Status.Tree does); reloads is the count the caller read from the log.
-func TakeSample(procRoot string, master ipcguard.Proc, reloads int, tree []int) Sample {
-	return takeSample(procRoot, master, reloads, -1, tree)
-}
-
-// takeSample is TakeSample with the keys already counted (-1: count them).
-func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree []int) Sample {
+// TakeSample observes master now: its pthread keys (keys, when the caller
+// counted them; -1: count them) and its workers' memory (tree lists the
+// master's processes, master first, as Status.Tree does); reloads is the
+// count the caller read from the log.
+func TakeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree []int) Sample {
 	s := Sample{Taken: time.Now(), Master: master.Key(), Reloads: reloads, PthreadKeys: keys}
 	if keys < 0 {
 		if n, err := proc.PthreadKeysInUse(procRoot, master.PID); err == nil {
@@ -137,14 +133,6 @@ func takeSample(procRoot string, master ipcguard.Proc, reloads, keys int, tree [
 	return s
 }
 
-// SampleOf is the sample of a status that found a master.
-func SampleOf(procRoot string, st Status) (Sample, bool) {
-	if st.Master == nil {
-		return Sample{}, false
-	}
-	return takeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
-}
-
 // fpmPoolOf returns the pool a php-fpm worker serves, from the title it
 // sets ("php-fpm: pool www"), "" for any other process.
 func fpmPoolOf(procRoot string, pid int) string {
@@ -165,21 +153,4 @@ func ofMaster(samples []Sample, master ipcguard.ProcKey) []Sample {
 		}
 	}
 	return out
-}
-
-// recordSample records a sample of master after a verified reload; a
-// failure is logged, the reload stands.
-func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.Proc) {
-	if o.SampleDir == "" {
-		return
-	}
-	k := o.Start.Profile.kind
-	procs, err := ipcguard.ReadProcTable(root)
-	if err == nil {
-		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
-		err = RecordSample(o.SampleDir, o.Start.Profile.Name, TakeSample(root, master, reloads, proc.PIDs(proc.Descendants(procs, master, o.Start.Profile.Binary))))
-	}
-	if err != nil {
-		o.Start.Log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
-	}
 }

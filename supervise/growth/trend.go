@@ -1,4 +1,4 @@
-package supervise
+package growth
 
 import (
 	"math"
@@ -6,21 +6,21 @@ import (
 )
 
 // memSample is one measurement of a process tree's memory.
-type memSample struct {
+type MemSample struct {
 	At    time.Time
 	PSS   int64 // bytes, the whole tree's
 	Procs int   // processes measured (0 reads as 1)
 }
 
 // perProc is the tree's mean PSS per process.
-func (s memSample) perProc() float64 { return float64(s.PSS) / float64(max(s.Procs, 1)) }
+func (s MemSample) perProc() float64 { return float64(s.PSS) / float64(max(s.Procs, 1)) }
 
 // memTrend is the verdict on a window of samples: the least-squares line
 // through their PSS per process, and how well it fits. The fit is per
 // process so that a pool growing with its load (pm = dynamic forking
 // workers) is no leak; the growth is then scaled to the tree's size in
 // the last sample.
-type memTrend struct {
+type Trend struct {
 	Samples int
 	Span    time.Duration
 	// SlopePerMin is the fitted growth in bytes per minute, per process
@@ -45,9 +45,9 @@ const (
 
 // fitTrend fits a least-squares line to the samples' PSS per process
 // (at least two samples, else the zero trend).
-func fitTrend(samples []memSample) memTrend {
+func fitTrend(samples []MemSample) Trend {
 	n := len(samples)
-	tr := memTrend{Samples: n}
+	tr := Trend{Samples: n}
 	if n < 2 {
 		return tr
 	}
@@ -88,7 +88,7 @@ func fitTrend(samples []memSample) memTrend {
 // variance (R² ≥ 0.8). The fit makes one outlier count little; R² keeps a
 // sawtooth or a spike from reading as a leak; minRise keeps slow drift
 // (caches filling) from it.
-func growsSteadily(samples []memSample, window time.Duration, minRise int64) (memTrend, bool) {
+func GrowsSteadily(samples []MemSample, window time.Duration, minRise int64) (Trend, bool) {
 	tr := fitTrend(samples)
 	ok := tr.Samples >= trendMinSamples &&
 		float64(tr.Span) >= trendMinCover*float64(window) &&
@@ -97,7 +97,7 @@ func growsSteadily(samples []memSample, window time.Duration, minRise int64) (me
 }
 
 // trimWindow drops the samples older than window before the last one.
-func trimWindow(samples []memSample, window time.Duration) []memSample {
+func TrimWindow(samples []MemSample, window time.Duration) []MemSample {
 	if len(samples) == 0 {
 		return samples
 	}

@@ -1,4 +1,4 @@
-package supervise
+package growth
 
 import (
 	"cmp"
@@ -8,23 +8,23 @@ import (
 )
 
 // series builds samples one second apart from f(i).
-func series(n int, f func(i int) float64) []memSample {
+func series(n int, f func(i int) float64) []MemSample {
 	t0 := time.Unix(1_700_000_000, 0)
-	out := make([]memSample, n)
+	out := make([]MemSample, n)
 	for i := range out {
-		out[i] = memSample{At: t0.Add(time.Duration(i) * time.Second), PSS: int64(f(i))}
+		out[i] = MemSample{At: t0.Add(time.Duration(i) * time.Second), PSS: int64(f(i))}
 	}
 	return out
 }
 
 // rampSeries builds samples one minute apart from f(i), the tree's PSS
 // and its process count.
-func rampSeries(n int, f func(i int) (float64, int)) []memSample {
+func rampSeries(n int, f func(i int) (float64, int)) []MemSample {
 	t0 := time.Unix(1_700_000_000, 0)
-	out := make([]memSample, n)
+	out := make([]MemSample, n)
 	for i := range out {
 		pss, procs := f(i)
-		out[i] = memSample{At: t0.Add(time.Duration(i) * time.Minute), PSS: int64(pss), Procs: procs}
+		out[i] = MemSample{At: t0.Add(time.Duration(i) * time.Minute), PSS: int64(pss), Procs: procs}
 	}
 	return out
 }
@@ -35,7 +35,7 @@ func TestGrowsSteadily(t *testing.T) {
 	noise := func(i int) float64 { return float64((i*7919)%11-5) * 0.2 * mb } // deterministic, ±1 MiB
 	tests := []struct {
 		name    string
-		samples []memSample
+		samples []MemSample
 		want    bool
 		window  time.Duration // 0: 60 s
 		minRise int64         // 0: 10 MiB
@@ -53,7 +53,7 @@ func TestGrowsSteadily(t *testing.T) {
 		{"sawtooth (pm.max_requests recycling workers)", series(61, func(i int) float64 { return 100*mb + float64(i%15)*2*mb }), false, 0, 0},
 		{"step up then flat", series(61, func(i int) float64 { return 100*mb + math.Min(float64(i), 5)*10*mb }), false, 0, 0},
 		{"too short a span", series(20, func(i int) float64 { return 100*mb + float64(i)*mb }), false, 0, 0},
-		{"too few samples", []memSample{{At: time.Unix(0, 0), PSS: mb}, {At: time.Unix(60, 0), PSS: 100 * mb}}, false, 0, 0},
+		{"too few samples", []MemSample{{At: time.Unix(0, 0), PSS: mb}, {At: time.Unix(60, 0), PSS: 100 * mb}}, false, 0, 0},
 		// pm = dynamic under a rising load: 8 then up to 18 workers of
 		// 30 MiB (one more every 3 minutes) beside a 20 MiB master, sampled
 		// every minute with noise. The total rises 300 MiB along a line
@@ -70,7 +70,7 @@ func TestGrowsSteadily(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr, got := growsSteadily(tt.samples, cmp.Or(tt.window, window), cmp.Or(tt.minRise, 10*mb))
+			tr, got := GrowsSteadily(tt.samples, cmp.Or(tt.window, window), cmp.Or(tt.minRise, 10*mb))
 			if got != tt.want {
 				t.Errorf("growsSteadily = %v (rise %.1f MiB, R² %.3f, %d samples over %s), want %v",
 					got, tr.Rise/mb, tr.R2, tr.Samples, tr.Span, tt.want)
@@ -88,7 +88,7 @@ func TestFitTrendExact(t *testing.T) {
 
 func TestTrimWindow(t *testing.T) {
 	s := series(10, func(int) float64 { return 1 })
-	if got := trimWindow(s, 3*time.Second); len(got) != 4 || got[0].At != s[6].At {
+	if got := TrimWindow(s, 3*time.Second); len(got) != 4 || got[0].At != s[6].At {
 		t.Errorf("trimWindow kept %d samples from %v, want the last 4", len(got), got[0].At)
 	}
 }

@@ -172,3 +172,11 @@ func (apacheKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]
 func (apacheKind) trialStarted(logged string, _ ipcguard.Proc) bool {
 	return hasLine(logged, "", resumedMarks)
 }
+
+// APRDefaultIsSysvsem asks the server's -V whether APR's default process
+// mutex is a SysV semaphore.
+func APRDefaultIsSysvsem(ctx context.Context, p Profile, conf string) bool {
+	argv := apacheKind{}.command(p, conf, "-V")
+	out, _, _, _ := configTest(ctx, p.Name, argv, []string{"APACHE_HTTPD=" + p.Binary})
+	return strings.Contains(out, "-D APR_USE_SYSVSEM_SERIALIZE")
+}

@@ -75,7 +75,7 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 		if err != nil {
 			return fmt.Sprintf("read semaphore headroom: %v", err)
 		}
-		if limit-inUse < sysvSetsNeeded {
+		if limit-inUse < SysVSetsNeeded {
 			return fmt.Sprintf("%d of %d semaphore sets in use: too few for two generations at once", inUse, limit)
 		}
 	}

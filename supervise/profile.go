@@ -145,3 +145,34 @@ func (p Profile) prepareFor(ctx context.Context, conf string, foreground bool, l
 	}
 	return p.kind.signature(p, rc), rc, nil
 }
+
+// Installed returns the built-in profiles installed here: those whose
+// binary and default config file exist (apache2, httpd, nginx, and each
+// php-fpm version as phpX.Y-fpm), sorted by name.
+func Installed() []Profile {
+	var out []Profile
+	add := func(p Profile) {
+		if fileExists(p.Binary) && fileExists(p.Conf) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range profiles {
+		add(p)
+	}
+	if bins, err := installedFPM(); err == nil {
+		for _, b := range bins {
+			v := strings.TrimPrefix(b[strings.LastIndex(b, "/")+1:], "php-fpm")
+			name := "php-fpm"
+			if v != "" {
+				name = "php" + v + "-fpm"
+			}
+			add(fpmProfile(name, v))
+		}
+	}
+	slices.SortFunc(out, func(a, b Profile) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Reexecs reports whether a reload replaces the master process with a new
+// one (php-fpm's re-exec), so that per-master counts restart with it.
+func (p Profile) Reexecs() bool { return p.kind.reexecs() }

@@ -136,7 +136,7 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
 	} else {
 		rep.PthreadKeys = keys
-		if keys >= proc.PthreadKeysMax-pthreadKeysMargin {
+		if keys >= proc.PthreadKeysMax-PthreadKeysMargin {
 			return fmt.Sprintf("master %d uses %d of %d pthread keys: a reload that creates one more kills it (libgomp)", master.PID, keys, proc.PthreadKeysMax), nil
 		}
 	}
@@ -145,7 +145,7 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 		if err != nil {
 			return "", err
 		}
-		if free < sysvSetsNeeded {
+		if free < SysVSetsNeeded {
 			return fmt.Sprintf("only %d semaphore sets free: a reload recreates the mutexes and could die of ENOSPC (AH00023)", free), nil
 		}
 	}
@@ -163,7 +163,7 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 
 // pthreadKeysMargin is how many free pthread keys a reload must leave: a
 // reload loads every module again, and each may create a few.
-const pthreadKeysMargin = 64
+const PthreadKeysMargin = 64
 
 func semFree(procRoot string) (int, error) {
 	inUse, limit, err := ipcguard.SemHeadroom(ipcguard.Source{ProcRoot: procRoot})

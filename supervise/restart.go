@@ -324,9 +324,9 @@ func restartHeadroom(ctx context.Context, o StartOptions, sig *ipcguard.Signatur
 		}
 	}
 	free := r.Snapshot.SemSetsFree()
-	if free+freeable < sysvSetsNeeded {
+	if free+freeable < SysVSetsNeeded {
 		return fmt.Errorf("%w: %d of %d semaphore sets in use; even after the stop frees the service's %d, a start would find %d free and may need %d (kernel.sem SEMMNI)",
-			ErrHeadroom, r.Snapshot.Usage.SemSets, r.Snapshot.Limits.SEMMNI, freeable, free+freeable, sysvSetsNeeded)
+			ErrHeadroom, r.Snapshot.Usage.SemSets, r.Snapshot.Limits.SEMMNI, freeable, free+freeable, SysVSetsNeeded)
 	}
 	return nil
 }

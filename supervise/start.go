@@ -32,7 +32,7 @@ var (
 // authdigest, rewrite-map, ...), three with the demo's modules; a start
 // that needs more and finds fewer still fails visibly (AH00023 is a fatal
 // line), this check only refuses the certain failures.
-const sysvSetsNeeded = 8
+const SysVSetsNeeded = 8
 
 // StartOptions says which server to start.
 type StartOptions struct {
@@ -255,9 +255,9 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguar
 	if err != nil {
 		return err
 	}
-	if free := limit - inUse; free < sysvSetsNeeded {
+	if free := limit - inUse; free < SysVSetsNeeded {
 		return fmt.Errorf("%w: %d of %d semaphore sets in use, %d free, a start may need %d (kernel.sem SEMMNI)",
-			ErrHeadroom, inUse, limit, free, sysvSetsNeeded)
+			ErrHeadroom, inUse, limit, free, SysVSetsNeeded)
 	}
 	return nil
 }

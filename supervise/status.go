@@ -42,11 +42,15 @@ type Status struct {
 	Risks    []string `json:"risks"`
 	Warnings []string `json:"-"` // the config's, part of Risks
 
-	why     error           // why no master was accepted
-	tree    []ipcguard.Proc // the master's tree, of which Tree is the pids
-	unitErr error           // why the systemd unit could not be read
-	ipc     bool            // the server's IPC is tracked (it has a signature)
-	rc      RunConfig       // what the config test reported (doctor judges it)
+	// Err says why no master was accepted (NotRunning is its text).
+	Err error `json:"-"`
+	// UnitErr says why the systemd unit could not be read.
+	UnitErr error `json:"-"`
+	// Config is what the config test reported (doctor judges it).
+	Config RunConfig `json:"-"`
+
+	tree []ipcguard.Proc // the master's tree, of which Tree is the pids
+	ipc  bool            // the server's IPC is tracked (it has a signature)
 }
 
 // ReadStatus reports on the server without changing anything; unit names
@@ -71,17 +75,17 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	if err == nil {
 		st.describeMaster(procs, master, p, rc)
 	} else {
-		st.NotRunning, st.why = err.Error(), err
+		st.NotRunning, st.Err = err.Error(), err
 	}
 	orphans, err := Orphans("/proc", procs, p.Binary, st.Master)
 	if err != nil {
 		return st, err
 	}
 	st.Orphans = proc.PIDs(orphans)
-	st.Warnings, st.rc = rc.Warnings, rc
+	st.Warnings, st.Config = rc.Warnings, rc
 	st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master)
 	if errors.Is(err, ErrServiceManager) {
-		st.unitErr = err // reported as a risk: the rest of the status stands
+		st.UnitErr = err // reported as a risk: the rest of the status stands
 	} else if err != nil {
 		return st, err
 	}
@@ -124,21 +128,21 @@ func (st *Status) risks(ipc bool) []string {
 	if n := st.IPC.Count()[ipcguard.Orphan]; ipc && n > 0 {
 		out = append(out, fmt.Sprintf("%d semaphore set(s) leaked by dead generations (safe-restart ipc reap --service %s)", n, st.Service))
 	}
-	if free := st.IPC.Snapshot.SemSetsFree(); ipc && free < sysvSetsNeeded {
+	if free := st.IPC.Snapshot.SemSetsFree(); ipc && free < SysVSetsNeeded {
 		out = append(out, fmt.Sprintf("only %d semaphore sets free (SEMMNI %d): a start or reload may fail with AH00023", free, st.IPC.Snapshot.Limits.SEMMNI))
 	}
-	if st.PthreadKeys >= proc.PthreadKeysMax-pthreadKeysMargin {
+	if st.PthreadKeys >= proc.PthreadKeysMax-PthreadKeysMargin {
 		out = append(out, fmt.Sprintf("the master uses %d of %d pthread keys: its next reload may kill it (safe-restart %s restarts it instead)",
 			st.PthreadKeys, proc.PthreadKeysMax, st.Service))
 	}
-	if why := st.unitRisk(); why != "" {
+	if why := st.UnitRisk(); why != "" {
 		out = append(out, why)
 	}
 	if st.PIDFileWrong != "" {
 		out = append(out, fmt.Sprintf("the pidfile does not name the master (%s): master %d was found by its listening sockets, "+
 			"and every command that acts refuses until the pidfile names it", st.PIDFileWrong, st.Master.PID))
 	}
-	if errors.Is(st.why, proc.ErrForeignProcess) || errors.Is(st.why, proc.ErrPIDReused) {
+	if errors.Is(st.Err, proc.ErrForeignProcess) || errors.Is(st.Err, proc.ErrPIDReused) {
 		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
 	return out
@@ -146,11 +150,11 @@ func (st *Status) risks(ipc bool) []string {
 
 // unitRisk says what in systemd's view of the server is wrong (README.md
 // invariant 8), "" when nothing or there is no unit.
-func (st *Status) unitRisk() string {
+func (st *Status) UnitRisk() string {
 	u := st.Unit
 	switch {
-	case st.unitErr != nil:
-		return "systemd runs this host, but safe-restart cannot ask it about the unit: " + st.unitErr.Error()
+	case st.UnitErr != nil:
+		return "systemd runs this host, but safe-restart cannot ask it about the unit: " + st.UnitErr.Error()
 	case u == nil || u.Inside:
 		return ""
 	case st.Master != nil:

@@ -147,21 +147,20 @@ func TestIsMainInside(t *testing.T) {
 
 func ipcguardProc(pid int) ipcguard.Proc { return ipcguard.Proc{PID: pid} }
 
-// TestUnitRisk: status and doctor name what in systemd's view is wrong,
-// and say so apart when systemd could not be asked at all.
+// TestUnitRisk: status names what in systemd's view is wrong, and says
+// so apart when systemd could not be asked at all (doctor's findings:
+// TestUnitFindings).
 func TestUnitRisk(t *testing.T) {
-	cantAsk := Status{Service: "apache2", unitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", ErrServiceManager)}
-	if why := cantAsk.unitRisk(); !strings.Contains(why, "systemctl show") {
+	cantAsk := Status{Service: "apache2", UnitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", ErrServiceManager)}
+	if why := cantAsk.UnitRisk(); !strings.Contains(why, "systemctl show") {
 		t.Errorf("unitRisk with systemd unreadable = %q", why)
 	}
-	if f := unitFindings(cantAsk); len(f) != 1 || !strings.Contains(f[0].Summary, "cannot ask systemd") {
-		t.Errorf("doctor with systemd unreadable: %+v", f)
-	}
 	failed := Status{Service: "apache2", Unit: &Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
-	if f := unitFindings(failed); len(f) != 1 || !strings.Contains(f[0].Evidence[0], "unit apache2.service failed") {
-		t.Errorf("doctor with a failed unit: %+v", f)
+	if why := failed.UnitRisk(); !strings.Contains(why, "failed") {
+		t.Errorf("unitRisk with a failed unit = %q", why)
 	}
-	if f := unitFindings(Status{Service: "apache2"}); len(f) != 0 {
-		t.Errorf("doctor without a unit: %+v", f)
+	none := Status{Service: "apache2"}
+	if why := none.UnitRisk(); why != "" {
+		t.Errorf("unitRisk without a unit = %q", why)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/doctor"
 )
 
 // doctorOptions are the flags of doctor.
@@ -65,20 +66,20 @@ service's config test failed.`,
 var errRisks = errors.New("risks found")
 
 func runDoctor(ctx context.Context, d *deps, args []string, o *doctorOptions) error {
-	opts := supervise.DoctorOptions{StateDir: o.stateDir, Root: o.root}
+	opts := doctor.Options{StateDir: o.stateDir, Root: o.root}
 	switch {
 	case len(args) == 1:
 		p, err := supervise.ResolveService(args[0], o.serviceDir)
 		if err != nil {
 			return err
 		}
-		opts.Targets = []supervise.DoctorTarget{{Profile: p, Conf: o.conf}}
+		opts.Targets = []doctor.Target{{Profile: p, Conf: o.conf}}
 	case o.conf != "":
 		return usagef("name the service the file configures, e.g. safe-restart doctor apache2 --conf "+o.conf, "--conf needs a SERVICE")
 	default:
-		opts.All, opts.Targets = true, supervise.BuiltinTargets()
+		opts.All, opts.Targets = true, doctor.BuiltinTargets()
 	}
-	rep, err := supervise.Doctor(ctx, opts)
+	rep, err := doctor.Run(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func runDoctor(ctx context.Context, d *deps, args []string, o *doctorOptions) er
 }
 
 // writeDoctor prints one block per finding.
-func writeDoctor(d *deps, rep supervise.DoctorReport) {
+func writeDoctor(d *deps, rep doctor.Report) {
 	d.printf("checked: this machine (SysV limits, cron)")
 	if len(rep.Services) > 0 {
 		d.printf(", %s", strings.Join(rep.Services, ", "))

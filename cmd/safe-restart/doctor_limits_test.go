@@ -13,7 +13,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
-	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/doctor"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -39,13 +39,13 @@ func TestDoctorForkFailed(t *testing.T) {
 	if n := cg.value(t, "pids.events", "max"); n == 0 {
 		t.Errorf("the pids cgroup counted no refused fork, yet php-fpm logged one")
 	}
-	_, rep := doctor(t, fpmService, "--conf", fpm.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir())
+	_, rep := doctorJSON(t, fpmService, "--conf", fpm.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir())
 	if got := checks(rep); !slices.Equal(got, []string{"log-fork-failed"}) {
 		t.Fatalf("findings %v\n%s", got, dump(rep))
 	}
 	f := finding(t, rep, "log-fork-failed")
 	last := lastLine(fpm.ErrorLogText(), "fork() failed")
-	if f.Severity != supervise.Critical || !strings.HasSuffix(f.Evidence[1], last) {
+	if f.Severity != doctor.Critical || !strings.HasSuffix(f.Evidence[1], last) {
 		t.Fatalf("want %q as evidence:\n%s", last, dump(rep))
 	}
 	t.Logf("php-fpm logged: %s", last)
@@ -75,7 +75,7 @@ func TestDoctorOOMKill(t *testing.T) {
 	if kills == 0 {
 		t.Fatalf("the worker got SIGKILL, yet the cgroup counts no OOM kill:\n%s", fpm.ErrorLogText())
 	}
-	_, rep := doctor(t, fpmService, "--conf", fpm.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir())
+	_, rep := doctorJSON(t, fpmService, "--conf", fpm.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir())
 	if got := checks(rep); !slices.Equal(got, []string{"oom-kill"}) {
 		t.Fatalf("findings %v\n%s", got, dump(rep))
 	}
@@ -87,7 +87,7 @@ func TestDoctorOOMKill(t *testing.T) {
 			t.Errorf("evidence lacks %q:\n%s", want, dump(rep))
 		}
 	}
-	if f.Severity != supervise.Critical {
+	if f.Severity != doctor.Critical {
 		t.Errorf("severity %s", f.Severity)
 	}
 	t.Logf("%s: %s", f.Summary, ev)
@@ -116,7 +116,7 @@ func TestDoctorKeysRising(t *testing.T) {
 	piped := fmt.Sprintf("ErrorLog \"|%s %s/error.%%Y%%m%%d.log 86400\"", rotatelogs, logs)
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: buildKeyLeak(t) + "\nLoadFile " + gomp[0] + "\n" + piped})
 	args := []string{"apache2", "--conf", srv.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir()}
-	_, rep := doctor(t, args...)
+	_, rep := doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"libgomp"}) {
 		t.Fatalf("before any reload: %v\n%s", got, dump(rep))
 	}
@@ -125,7 +125,7 @@ func TestDoctorKeysRising(t *testing.T) {
 	for range reloads {
 		usr1AndWaitKeys(t, srv, master)
 	}
-	_, rep = doctor(t, args...)
+	_, rep = doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"pthread-keys-rising"}) {
 		t.Fatalf("after %d kill -USR1: %v\n%s", reloads, got, dump(rep))
 	}
@@ -136,7 +136,7 @@ func TestDoctorKeysRising(t *testing.T) {
 			t.Errorf("evidence lacks %q:\n%s", want, dump(rep))
 		}
 	}
-	if f.Severity != supervise.Critical {
+	if f.Severity != doctor.Critical {
 		t.Errorf("severity %s with libgomp mapped", f.Severity)
 	}
 	t.Logf("%s: %s", f.Summary, ev)

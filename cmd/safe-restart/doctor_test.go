@@ -19,7 +19,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
-	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/doctor"
 )
 
 // doctorRoot writes a fake root for doctor's --root: logind.conf with
@@ -53,12 +53,12 @@ func doctorRoot(t *testing.T, removeIPC string, cron ...string) string {
 	return root
 }
 
-// doctor runs `safe-restart doctor ARGS --json` and returns its exit code
+// doctorJSON runs `safe-restart doctor ARGS --json` and returns its exit code
 // and report.
-func doctor(t *testing.T, args ...string) (int, supervise.DoctorReport) {
+func doctorJSON(t *testing.T, args ...string) (int, doctor.Report) {
 	t.Helper()
 	code, out, errOut := runCLI(t, append([]string{"doctor", "--json"}, args...)...)
-	var rep supervise.DoctorReport
+	var rep doctor.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("doctor %v: exit %d, not a JSON report: %v\n%s\n%s", args, code, err, out, errOut)
 	}
@@ -70,7 +70,7 @@ func doctor(t *testing.T, args ...string) (int, supervise.DoctorReport) {
 
 // finding returns the report's finding of check, failing the test when
 // there is none.
-func finding(t *testing.T, rep supervise.DoctorReport, check string) supervise.Finding {
+func finding(t *testing.T, rep doctor.Report, check string) doctor.Finding {
 	t.Helper()
 	for _, f := range rep.Findings {
 		if f.Check == check {
@@ -78,10 +78,10 @@ func finding(t *testing.T, rep supervise.DoctorReport, check string) supervise.F
 		}
 	}
 	t.Fatalf("no %s finding in %s", check, dump(rep))
-	return supervise.Finding{}
+	return doctor.Finding{}
 }
 
-func checks(rep supervise.DoctorReport) []string {
+func checks(rep doctor.Report) []string {
 	var out []string
 	for _, f := range rep.Findings {
 		out = append(out, f.Check)
@@ -90,7 +90,7 @@ func checks(rep supervise.DoctorReport) []string {
 	return out
 }
 
-func dump(rep supervise.DoctorReport) string {
+func dump(rep doctor.Report) string {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	return string(b)
 }
@@ -109,7 +109,7 @@ func TestDoctorCleanSetup(t *testing.T) {
 	ngx := nginxtest.Start(t, nginxtest.Options{})
 	for _, run := range []int{1, 2} {
 		for _, svc := range [][2]string{{"apache2", apache.ConfPath}, {"nginx", ngx.ConfPath}, {"php8.2-fpm", fpm.ConfPath}} {
-			if _, rep := doctor(t, svc[0], "--conf", svc[1], "--root", root, "--state-dir", state); len(rep.Findings) != 0 {
+			if _, rep := doctorJSON(t, svc[0], "--conf", svc[1], "--root", root, "--state-dir", state); len(rep.Findings) != 0 {
 				t.Fatalf("run %d, %s: %s", run, svc[0], dump(rep))
 			}
 		}
@@ -133,7 +133,7 @@ func TestDoctorApacheKill9(t *testing.T) {
 	children := srv.Children()
 	srv.KillMaster9()
 	args := []string{"apache2", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
-	_, rep := doctor(t, args...)
+	_, rep := doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"orphaned-workers", "stale-pidfile"}) {
 		t.Fatalf("after kill -9 of the master: %v\n%s", got, dump(rep))
 	}
@@ -153,7 +153,7 @@ func TestDoctorApacheKill9(t *testing.T) {
 		}
 	}
 	srv.KillGroup9()
-	_, rep = doctor(t, args...)
+	_, rep = doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"stale-pidfile", "sysv-orphans"}) {
 		t.Fatalf("after the orphans died too: %v\n%s", got, dump(rep))
 	}
@@ -173,7 +173,7 @@ func TestDoctorRemoveIPC(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SysvSem: true, User: "#1000", Group: "#1000"})
 	state := t.TempDir()
 	for _, removeIPC := range []string{"yes", ""} {
-		_, rep := doctor(t, "apache2", "--conf", srv.ConfPath, "--root", doctorRoot(t, removeIPC), "--state-dir", state)
+		_, rep := doctorJSON(t, "apache2", "--conf", srv.ConfPath, "--root", doctorRoot(t, removeIPC), "--state-dir", state)
 		f := finding(t, rep, "logind-removeipc")
 		ev := strings.Join(f.Evidence, "\n")
 		for _, want := range []string{"uid 1000", "mechanism=sysvsem", "RemoveIPC=yes", "semaphore sets owned by uid 1000 now"} {
@@ -185,7 +185,7 @@ func TestDoctorRemoveIPC(t *testing.T) {
 			t.Errorf("RemoveIPC=%q: %v", removeIPC, checks(rep))
 		}
 	}
-	if _, rep := doctor(t, "apache2", "--conf", srv.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", state); len(rep.Findings) != 0 {
+	if _, rep := doctorJSON(t, "apache2", "--conf", srv.ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", state); len(rep.Findings) != 0 {
 		t.Fatalf("RemoveIPC=no: %s", dump(rep))
 	}
 }
@@ -218,7 +218,7 @@ func TestDoctorSemLimits(t *testing.T) {
 		}
 	}
 	code, out, errOut := runCLI(t, "doctor", "--json", "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir())
-	var rep supervise.DoctorReport
+	var rep doctor.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitFailed {
 		t.Fatalf("exit %d, %v\n%s\n%s", code, err, out, errOut)
 	}
@@ -232,7 +232,7 @@ func TestDoctorSemLimits(t *testing.T) {
 	if err := os.WriteFile("/proc/sys/kernel/sem", []byte("32000 1024000000 500 100\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, rep := doctor(t, "apache2", "--conf", apachetest.Start(t, apachetest.Config{}).ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir()); len(rep.Findings) != 0 {
+	if _, rep := doctorJSON(t, "apache2", "--conf", apachetest.Start(t, apachetest.Config{}).ConfPath, "--root", doctorRoot(t, "no"), "--state-dir", t.TempDir()); len(rep.Findings) != 0 {
 		t.Fatalf("9 of 100 sets: %s", dump(rep))
 	}
 }
@@ -253,7 +253,7 @@ func TestDoctorKeyGrowth(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: buildKeyLeak(t) + "\nLoadFile " + gomp[0]})
 	root, state := doctorRoot(t, "no"), t.TempDir()
 	args := []string{"apache2", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
-	_, rep := doctor(t, args...)
+	_, rep := doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"libgomp"}) {
 		t.Fatalf("before any reload: %v\n%s", got, dump(rep))
 	}
@@ -263,11 +263,11 @@ func TestDoctorKeyGrowth(t *testing.T) {
 			t.Fatalf("reload %d: exit %d\n%s\n%s", i+1, code, out, errOut)
 		}
 	}
-	_, rep = doctor(t, args...)
+	_, rep = doctorJSON(t, args...)
 	f := finding(t, rep, "pthread-keys-growth")
 	ev := strings.Join(f.Evidence, "\n")
 	want := fmt.Sprintf("+%d keys over %d reloads: %d.0 keys per reload", keysPerLoad*reloads, reloads, keysPerLoad)
-	if f.Severity != supervise.Critical || !strings.Contains(ev, want) || !strings.Contains(ev, "libgomp is mapped") {
+	if f.Severity != doctor.Critical || !strings.Contains(ev, want) || !strings.Contains(ev, "libgomp is mapped") {
 		t.Fatalf("want %q with libgomp, critical:\n%s", want, dump(rep))
 	}
 	if got := checks(rep); !slices.Equal(got, []string{"pthread-keys-growth"}) {
@@ -292,7 +292,7 @@ func TestDoctorFPMMemory(t *testing.T) {
 	}
 	root, state := doctorRoot(t, "no"), t.TempDir()
 	args := []string{"php8.2-fpm", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
-	_, rep := doctor(t, args...)
+	_, rep := doctorJSON(t, args...)
 	if got := checks(rep); !slices.Equal(got, []string{"config"}) || !strings.Contains(rep.Findings[0].Summary, "process_control_timeout = 0") {
 		t.Fatalf("at start: %v\n%s", got, dump(rep))
 	}
@@ -300,7 +300,7 @@ func TestDoctorFPMMemory(t *testing.T) {
 		if c, body, err := srv.Get("/grow.php?kb=" + strconv.Itoa(kb)); err != nil || c != 200 {
 			t.Fatalf("grow.php?kb=%d: %d %q %v", kb, c, body, err)
 		}
-		_, rep = doctor(t, args...)
+		_, rep = doctorJSON(t, args...)
 	}
 	f := finding(t, rep, "fpm-memory-growth")
 	if !strings.Contains(f.Summary, "pool www") || !strings.Contains(f.Evidence[0], "pm.max_requests = 0") {
@@ -327,7 +327,7 @@ func TestDoctorLogLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, apache.ErrorLogText, fmt.Sprintf("child pid %d exit signal Segmentation fault", victim))
-	_, rep := doctor(t, "apache2", "--conf", apache.ConfPath, "--root", root, "--state-dir", state)
+	_, rep := doctorJSON(t, "apache2", "--conf", apache.ConfPath, "--root", root, "--state-dir", state)
 	if got := checks(rep); !slices.Equal(got, []string{"cron-no-jitter", "log-segfault"}) {
 		t.Fatalf("apache: %v\n%s", got, dump(rep))
 	}
@@ -346,7 +346,7 @@ func TestDoctorLogLines(t *testing.T) {
 	})
 	waitLog(t, fpm.ErrorLogText, "] seems busy (")
 	stop()
-	_, rep = doctor(t, "php8.2-fpm", "--conf", fpm.ConfPath, "--root", root, "--state-dir", state)
+	_, rep = doctorJSON(t, "php8.2-fpm", "--conf", fpm.ConfPath, "--root", root, "--state-dir", state)
 	if got := checks(rep); !slices.Equal(got, []string{"log-seems-busy"}) {
 		t.Fatalf("php-fpm: %v\n%s", got, dump(rep))
 	}
@@ -399,7 +399,7 @@ func TestDoctorKeyGrowthAcrossRotation(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", Extra: buildKeyLeak(t)})
 	root, state := doctorRoot(t, "no"), t.TempDir()
 	args := []string{"apache2", "--conf", srv.ConfPath, "--root", root, "--state-dir", state}
-	doctor(t, args...)
+	doctorJSON(t, args...)
 	reload := func() {
 		t.Helper()
 		if code, out, errOut := runCLI(t, "reload", "apache2", "--conf", srv.ConfPath, "--state-dir", state); code != exitOK {
@@ -409,7 +409,7 @@ func TestDoctorKeyGrowthAcrossRotation(t *testing.T) {
 	reload()
 	srv.Logrotate()
 	reload()
-	_, rep := doctor(t, args...)
+	_, rep := doctorJSON(t, args...)
 	f := finding(t, rep, "pthread-keys-growth")
 	ev := strings.Join(f.Evidence, "\n")
 	if want := fmt.Sprintf("+%d keys over 3 reloads: %d.0 keys per reload", keysPerLoad*3, keysPerLoad); !strings.Contains(ev, want) {

@@ -1,10 +1,11 @@
-package supervise
+package doctor
 
 import (
 	"fmt"
 	"path/filepath"
 	"slices"
 
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -15,7 +16,7 @@ import (
 // its evidence, and their finding is dropped: the returned list replaces
 // logs. A master in the root cgroup is not judged: the root's count is
 // the whole machine's. procRoot is where /proc is mounted.
-func oomFindings(procRoot string, st Status, logs []Finding) []Finding {
+func oomFindings(procRoot string, st supervise.Status, logs []Finding) []Finding {
 	if st.Master == nil {
 		return logs
 	}

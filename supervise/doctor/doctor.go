@@ -1,4 +1,4 @@
-package supervise
+package doctor
 
 import (
 	"cmp"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -36,15 +37,15 @@ type Finding struct {
 	Fix      string   `json:"fix"`
 }
 
-// DoctorTarget is one service doctor checks.
-type DoctorTarget struct {
-	Profile Profile
+// Target is one service doctor checks.
+type Target struct {
+	Profile supervise.Profile
 	Conf    string // "" means the profile's
 }
 
-// DoctorOptions say what Doctor checks and where it reads.
-type DoctorOptions struct {
-	Targets []DoctorTarget
+// Options say what Run checks and where it reads.
+type Options struct {
+	Targets []Target
 	// All says the targets are every built-in service found installed
 	// (BuiltinTargets), not one the caller named: a config test that fails
 	// is then a finding, not an error, and every cron line counts.
@@ -57,8 +58,8 @@ type DoctorOptions struct {
 	Root string
 }
 
-// DoctorReport is every finding, machine-wide ones first.
-type DoctorReport struct {
+// Report is every finding, machine-wide ones first.
+type Report struct {
 	Services []string  `json:"services"` // the services checked
 	Findings []Finding `json:"findings"`
 	// Notes are what doctor could not do (record a sample, read a file);
@@ -66,13 +67,13 @@ type DoctorReport struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-// Doctor runs every check and changes nothing but its own samples: the
+// Run runs every check and changes nothing but its own samples: the
 // machine-wide checks (SysV semaphore usage against the limits, reload
 // cron lines without jitter) and, for each target, the service's (see
 // serviceFindings). With a single named target, a failing config test is
 // returned as the error (a *ConfigTestError).
-func Doctor(ctx context.Context, o DoctorOptions) (DoctorReport, error) {
-	rep := DoctorReport{Services: []string{}, Findings: []Finding{}}
+func Run(ctx context.Context, o Options) (Report, error) {
+	rep := Report{Services: []string{}, Findings: []Finding{}}
 	o.StateDir = cmp.Or(o.StateDir, "/run/safe-restart")
 	o.Root = cmp.Or(o.Root, "/")
 	snap, err := ipcguard.Take(ctx, ipcguard.Source{})
@@ -102,7 +103,7 @@ func Doctor(ctx context.Context, o DoctorOptions) (DoctorReport, error) {
 
 // cronFilter keeps the cron lines that concern a named target's server;
 // nil (every line) when doctor checks the whole machine.
-func (o DoctorOptions) cronFilter() func(target string) bool {
+func (o Options) cronFilter() func(target string) bool {
 	if o.All {
 		return nil
 	}
@@ -116,35 +117,18 @@ func (o DoctorOptions) cronFilter() func(target string) bool {
 	}
 }
 
-// BuiltinTargets returns the built-in services installed here: those whose
-// binary and default config file exist (apache2, httpd, nginx, and each
-// php-fpm version as phpX.Y-fpm), sorted by name.
-func BuiltinTargets() []DoctorTarget {
-	var out []DoctorTarget
-	add := func(p Profile) {
-		if fileExists(p.Binary) && fileExists(p.Conf) {
-			out = append(out, DoctorTarget{Profile: p})
-		}
+// BuiltinTargets returns the built-in services installed here (see
+// Installed), sorted by name.
+func BuiltinTargets() []Target {
+	var out []Target
+	for _, p := range supervise.Installed() {
+		out = append(out, Target{Profile: p})
 	}
-	for _, p := range profiles {
-		add(p)
-	}
-	if bins, err := installedFPM(); err == nil {
-		for _, b := range bins {
-			v := strings.TrimPrefix(b[strings.LastIndex(b, "/")+1:], "php-fpm")
-			name := "php-fpm"
-			if v != "" {
-				name = "php" + v + "-fpm"
-			}
-			add(fpmProfile(name, v))
-		}
-	}
-	slices.SortFunc(out, func(a, b DoctorTarget) int { return strings.Compare(a.Profile.Name, b.Profile.Name) })
 	return out
 }
 
 // configTestFinding reports a built-in service whose config test fails.
-func configTestFinding(t DoctorTarget, err error) Finding {
+func configTestFinding(t Target, err error) Finding {
 	return Finding{Check: "config-test", Service: t.Profile.Name, Severity: Critical,
 		Summary:  "the configuration cannot be checked: the next start or reload fails",
 		Evidence: []string{err.Error()},
@@ -154,8 +138,8 @@ func configTestFinding(t DoctorTarget, err error) Finding {
 // serviceFindings reads the service's status (ReadStatus: master, tree,
 // orphans, IPC verdicts, pthread keys), records a sample of its master and
 // runs each service check.
-func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, logind logindConf) ([]Finding, []string, error) {
-	st, err := ReadStatus(ctx, t.Profile, t.Conf, o.StateDir+"/lineage", "")
+func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf) ([]Finding, []string, error) {
+	st, err := supervise.ReadStatus(ctx, t.Profile, t.Conf, o.StateDir+"/lineage", "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,19 +154,19 @@ func serviceFindings(ctx context.Context, o DoctorOptions, t DoctorTarget, login
 	out = append(out, pidfileFindings(st)...)
 	out = append(out, orphanFindings(st)...)
 	out = append(out, unitFindings(st)...)
-	out = append(out, keyFindings(st, history, !t.Profile.kind.reexecs())...)
+	out = append(out, keyFindings(st, history, !t.Profile.Reexecs())...)
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
-	logs, lognotes := logFindings(st.Service, st.rc)
+	logs, lognotes := logFindings(st.Service, st.Config)
 	out = append(out, oomFindings("/proc", st, logs)...)
 	return out, append(notes, lognotes...), nil
 }
 
 // recordAndLoad records a sample of the status's master (when one runs)
 // and returns the service's samples.
-func recordAndLoad(stateDir string, st Status) ([]growth.Sample, error) {
+func recordAndLoad(stateDir string, st supervise.Status) ([]growth.Sample, error) {
 	dir := growth.SampleDir(stateDir)
-	if s, ok := SampleOf("/proc", st); ok {
+	if s, ok := supervise.SampleOf("/proc", st); ok {
 		if err := growth.RecordSample(dir, st.Service, s); err != nil {
 			history, _ := growth.LoadSamples(dir, st.Service)
 			return append(history, s), err
@@ -193,7 +177,7 @@ func recordAndLoad(stateDir string, st Status) ([]growth.Sample, error) {
 
 // warningFindings turns the config's warnings (php-fpm's
 // process_control_timeout = 0, a service file's) into findings.
-func warningFindings(st Status, conf string) []Finding {
+func warningFindings(st supervise.Status, conf string) []Finding {
 	var out []Finding
 	for _, w := range st.Warnings {
 		out = append(out, Finding{Check: "config", Service: st.Service, Severity: Warning, Summary: w,
@@ -205,15 +189,15 @@ func warningFindings(st Status, conf string) []Finding {
 
 // pidfileFindings reports a pidfile that names no live master, or another
 // process.
-func pidfileFindings(st Status) []Finding {
+func pidfileFindings(st supervise.Status) []Finding {
 	switch {
-	case errors.Is(st.why, proc.ErrStalePIDFile), errors.Is(st.why, proc.ErrBadPIDFile):
+	case errors.Is(st.Err, proc.ErrStalePIDFile), errors.Is(st.Err, proc.ErrBadPIDFile):
 		return []Finding{{Check: "stale-pidfile", Service: st.Service, Severity: Warning,
 			Summary:  "the pidfile names no live master: the server died without removing it (kill -9, OOM kill, crash)",
 			Evidence: []string{st.NotRunning},
 			Fix: fmt.Sprintf("`safe-restart start %s` proves the pid dead, stops orphaned workers, reaps the dead generation's IPC and starts it; "+
 				"an init script that trusts the pidfile may signal whatever process gets that pid next", st.Service)}}
-	case errors.Is(st.why, proc.ErrForeignProcess), errors.Is(st.why, proc.ErrPIDReused):
+	case errors.Is(st.Err, proc.ErrForeignProcess), errors.Is(st.Err, proc.ErrPIDReused):
 		return []Finding{{Check: "stale-pidfile", Service: st.Service, Severity: Critical,
 			Summary:  "the pidfile names another process: a plain `kill $(cat pidfile)` would signal it",
 			Evidence: []string{st.NotRunning},
@@ -224,7 +208,7 @@ func pidfileFindings(st Status) []Finding {
 
 // orphanFindings reports workers of a dead master, and SysV sets that dead
 // generations leaked (ipcguard's Orphan verdict, with its proof).
-func orphanFindings(st Status) []Finding {
+func orphanFindings(st supervise.Status) []Finding {
 	var out []Finding
 	if len(st.Orphans) > 0 {
 		ev := []string{}
@@ -260,7 +244,7 @@ const semUsageThreshold = 80
 // (machine-wide: the limits are the IPC namespace's).
 func semUsageFindings(snap ipcguard.Snapshot) []Finding {
 	u, l := snap.Usage, snap.Limits
-	if u.SemSetPct < semUsageThreshold && u.SemsPct < semUsageThreshold && snap.SemSetsFree() >= sysvSetsNeeded {
+	if u.SemSetPct < semUsageThreshold && u.SemsPct < semUsageThreshold && snap.SemSetsFree() >= supervise.SysVSetsNeeded {
 		return nil
 	}
 	owners := map[uint32]int{}
@@ -296,12 +280,12 @@ func ownerCounts(m map[uint32]int) string {
 // invariant 8): systemctl stop, reload and status do not manage the
 // master that serves, or a failed unit waits for a start; or systemd
 // could not be asked, which refuses every operation.
-func unitFindings(st Status) []Finding {
-	why := st.unitRisk()
+func unitFindings(st supervise.Status) []Finding {
+	why := st.UnitRisk()
 	switch {
 	case why == "":
 		return nil
-	case st.unitErr != nil:
+	case st.UnitErr != nil:
 		return []Finding{{Check: "systemd-unit", Service: st.Service, Severity: Critical,
 			Summary:  "safe-restart cannot ask systemd about the unit: every operation on this service is refused (exit 3)",
 			Evidence: []string{why},

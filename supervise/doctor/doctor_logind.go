@@ -1,10 +1,11 @@
-package supervise
+package doctor
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,7 +48,8 @@ func readLogind(root string) logindConf {
 		}
 	}
 	for _, b := range logindBinaries {
-		c.present = c.present || fileExists(filepath.Join(root, b))
+		_, err := os.Stat(filepath.Join(root, b))
+		c.present = c.present || err == nil
 	}
 	return c
 }
@@ -126,8 +128,8 @@ const systemUIDMax = 999
 // not a system user while logind removes such users' IPC at logout
 // (REFERENCE.md §3): the live accept mutex vanishes, every child logs
 // AH00144 and Apache exits.
-func removeIPCFindings(ctx context.Context, p Profile, conf string, st Status, logind logindConf) []Finding {
-	rc := st.rc
+func removeIPCFindings(ctx context.Context, p supervise.Profile, conf string, st supervise.Status, logind logindConf) []Finding {
+	rc := st.Config
 	if p.Kind != "apache" || !logind.present || !logind.removeIPC || rc.User.ID <= systemUIDMax {
 		return nil
 	}
@@ -159,28 +161,21 @@ func removeIPCFindings(ctx context.Context, p Profile, conf string, st Status, l
 // default when this build's default is sysvsem (`-V` shows
 // APR_USE_SYSVSEM_SERIALIZE; APR 1.7 on Linux defaults to pthread,
 // REFERENCE.md §2). The mutexes "using_defaults" follow "Mutex default".
-func sysvsemMutexes(ctx context.Context, p Profile, conf string, rc RunConfig) []string {
+func sysvsemMutexes(ctx context.Context, p supervise.Profile, conf string, rc supervise.RunConfig) []string {
 	var out []string
 	for _, name := range sortedKeys(rc.Mutexes) {
 		line := rc.Mutexes[name]
 		switch {
 		case strings.Contains(line, "mechanism=sysvsem"):
 			out = append(out, fmt.Sprintf("Mutex %s: %s (apache2 -t -D DUMP_RUN_CFG)", name, line))
-		case name == "default" && strings.Contains(line, "mechanism=default") && aprDefaultIsSysvsem(ctx, p, conf):
+		case name == "default" && strings.Contains(line, "mechanism=default") && supervise.APRDefaultIsSysvsem(ctx, p, conf):
 			out = append(out, fmt.Sprintf("Mutex %s: %s, and this APR's default is sysvsem (-V: APR_USE_SYSVSEM_SERIALIZE)", name, line))
 		}
 	}
 	return out
 }
 
-// aprDefaultIsSysvsem asks the server's -V whether APR's default process
-// mutex is a SysV semaphore.
-func aprDefaultIsSysvsem(ctx context.Context, p Profile, conf string) bool {
-	argv := apacheKind{}.command(p, conf, "-V")
-	out, _, _, _ := configTest(ctx, p.Name, argv, []string{"APACHE_HTTPD=" + p.Binary})
-	return strings.Contains(out, "-D APR_USE_SYSVSEM_SERIALIZE")
-}
-
+// sortedKeys is m's keys in order.
 func sortedKeys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

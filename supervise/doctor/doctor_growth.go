@@ -1,4 +1,4 @@
-package supervise
+package doctor
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -22,14 +23,14 @@ import (
 // table), keys gained per reload between the samples of this master, keys
 // gained between samples with no reload counted (keyRise), and libgomp
 // mapped while neither has been measured yet.
-func keyFindings(st Status, history []growth.Sample, keepsMaster bool) []Finding {
+func keyFindings(st supervise.Status, history []growth.Sample, keepsMaster bool) []Finding {
 	if st.Master == nil {
 		return nil
 	}
 	m := *st.Master
 	gomp := libgompMapped("/proc", m.PID)
 	var out []Finding
-	if st.PthreadKeys >= proc.PthreadKeysMax-pthreadKeysMargin {
+	if st.PthreadKeys >= proc.PthreadKeysMax-supervise.PthreadKeysMargin {
 		out = append(out, Finding{Check: "pthread-keys", Service: st.Service, Severity: Critical,
 			Summary:  fmt.Sprintf("master %d uses %d of %d pthread keys: its next reload may kill it", m.PID, st.PthreadKeys, proc.PthreadKeysMax),
 			Evidence: append([]string{fmt.Sprintf("%d keys in use in glibc's __pthread_keys of pid %d", st.PthreadKeys, m.PID)}, gompEvidence(gomp)...),
@@ -58,7 +59,7 @@ func keyFindings(st Status, history []growth.Sample, keepsMaster bool) []Finding
 
 // keyRiseFinding reports keys gained while no reload was counted, with
 // the rate per day and the time left before the table runs out.
-func keyRiseFinding(st Status, r growth.KeyRise, gomp string) Finding {
+func keyRiseFinding(st supervise.Status, r growth.KeyRise, gomp string) Finding {
 	left := proc.PthreadKeysMax - r.To.PthreadKeys
 	perDay := r.PerDay()
 	ev := []string{
@@ -107,7 +108,7 @@ func roundDuration(d time.Duration) time.Duration {
 }
 
 // keyGrowthFinding reports keys gained per reload.
-func keyGrowthFinding(st Status, g growth.KeyGrowth, gomp string) Finding {
+func keyGrowthFinding(st supervise.Status, g growth.KeyGrowth, gomp string) Finding {
 	left := proc.PthreadKeysMax - g.To.PthreadKeys
 	ev := []string{
 		fmt.Sprintf("master %d: %d keys at %s after %d logged reload(s), %d keys at %s after %d",
@@ -158,12 +159,12 @@ func libgompMapped(procRoot string, pid int) string {
 // (pm.max_requests = 0) while the workers' memory grows between samples
 // of the master (memGrowth): the leak ends in fork() failures and the OOM
 // killer.
-func memoryFindings(st Status, history []growth.Sample) []Finding {
+func memoryFindings(st supervise.Status, history []growth.Sample) []Finding {
 	if st.Master == nil {
 		return nil
 	}
-	pools := make([]string, 0, len(st.rc.PoolMaxRequests))
-	for pool, n := range st.rc.PoolMaxRequests {
+	pools := make([]string, 0, len(st.Config.PoolMaxRequests))
+	for pool, n := range st.Config.PoolMaxRequests {
 		if n == 0 {
 			pools = append(pools, pool)
 		}

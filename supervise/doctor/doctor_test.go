@@ -1,6 +1,7 @@
-package supervise
+package doctor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
@@ -78,7 +80,7 @@ func TestUnjitteredReload(t *testing.T) {
 // TestCronExampleHasJitter: examples/cron/safe-restart yields no finding.
 func TestCronExampleHasJitter(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, filepath.Join(root, "etc/cron.d/safe-restart"), string(mustRead(t, "../examples/cron/safe-restart")))
+	writeTree(t, filepath.Join(root, "etc/cron.d/safe-restart"), string(mustRead(t, "../../examples/cron/safe-restart")))
 	if f, notes := cronFindings(root, nil); len(f) != 0 || len(notes) != 0 {
 		t.Fatalf("examples/cron/safe-restart: %+v %v", f, notes)
 	}
@@ -158,7 +160,7 @@ func TestLogFindings(t *testing.T) {
 		"2026/11/29 02:00:09 [alert] 5#5: worker process 15 exited on signal 9",
 		"",
 	}, "\n"))
-	f, notes := logFindings("x", RunConfig{ErrorLog: "error.log", ServerRoot: dir})
+	f, notes := logFindings("x", supervise.RunConfig{ErrorLog: "error.log", ServerRoot: dir})
 	if len(notes) != 0 || len(f) != 5 {
 		t.Fatalf("findings %+v, notes %v", f, notes)
 	}
@@ -174,13 +176,13 @@ func TestLogFindings(t *testing.T) {
 	if last := f[3].Evidence[1]; f[3].Check != "log-sigkill" || !strings.Contains(last, "worker process 15 exited on signal 9") {
 		t.Errorf("sigkill: %+v", f[3])
 	}
-	if f, _ := logFindings("x", RunConfig{ErrorLog: "syslog:daemon"}); len(f) != 0 {
+	if f, _ := logFindings("x", supervise.RunConfig{ErrorLog: "syslog:daemon"}); len(f) != 0 {
 		t.Errorf("syslog: %+v", f)
 	}
 	big := strings.Repeat("[core:notice] AH00052: child pid 1 exit signal Segmentation fault (11)\n", 10) + strings.Repeat(strings.Repeat("x", 99)+"\n", logScanBytes/100+1)
 	writeTree(t, log, big)
 	os.Remove(log + ".1")
-	if f, _ := logFindings("x", RunConfig{ErrorLog: log}); len(f) != 0 {
+	if f, _ := logFindings("x", supervise.RunConfig{ErrorLog: log}); len(f) != 0 {
 		t.Errorf("lines before the last %d bytes counted: %+v", logScanBytes, f)
 	}
 }
@@ -203,7 +205,9 @@ func TestOOMFindings(t *testing.T) {
 		Evidence: []string{"1 line(s) in /x/error.log", "last, in /x/error.log: [pool www] child 5 exited on signal 9 (SIGKILL) after 1.5 seconds from start"}}
 	busy := Finding{Check: "log-seems-busy"}
 	logs := []Finding{sigkill, busy}
-	master := func(pid int) Status { return Status{Service: "x", Master: &ipcguard.Proc{PID: pid}} }
+	master := func(pid int) supervise.Status {
+		return supervise.Status{Service: "x", Master: &ipcguard.Proc{PID: pid}}
+	}
 	got := oomFindings(procDir, master(10), logs)
 	if len(got) != 2 || got[0].Check != "oom-kill" || got[1].Check != "log-seems-busy" || got[0].Severity != Critical || len(logs) != 2 || logs[0].Check != "log-sigkill" {
 		t.Fatalf("v1 with two kills: %+v (logs %+v)", got, logs)
@@ -214,7 +218,7 @@ func TestOOMFindings(t *testing.T) {
 			t.Errorf("evidence lacks %q:\n%s", want, ev)
 		}
 	}
-	for name, st := range map[string]Status{"v2, no kill": master(11), "root cgroup": master(12), "no cgroup file": master(13), "no master": {Service: "x"}} {
+	for name, st := range map[string]supervise.Status{"v2, no kill": master(11), "root cgroup": master(12), "no cgroup file": master(13), "no master": {Service: "x"}} {
 		if got := oomFindings(procDir, st, logs); len(got) != 2 || got[0].Check != "log-sigkill" {
 			t.Errorf("%s: %+v", name, got)
 		}
@@ -282,7 +286,7 @@ func TestKeyRise(t *testing.T) {
 			t.Errorf("%s: rise reported: %+v", name, r)
 		}
 	}
-	st := Status{Service: "apache2", Master: &ipcguard.Proc{PID: 10, StartTicks: 5}, PthreadKeys: 200, Reloads: 0}
+	st := supervise.Status{Service: "apache2", Master: &ipcguard.Proc{PID: 10, StartTicks: 5}, PthreadKeys: 200, Reloads: 0}
 	fs := keyFindings(st, samples, true)
 	if len(fs) != 2 || fs[0].Check != "pthread-keys-growth" || fs[1].Check != "pthread-keys-rising" {
 		t.Fatalf("findings %+v", fs)
@@ -356,4 +360,28 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestUnitFindings: doctor names what in systemd's view is wrong, and says
+// so apart when systemd could not be asked at all.
+func TestUnitFindings(t *testing.T) {
+	cantAsk := supervise.Status{Service: "apache2", UnitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", supervise.ErrServiceManager)}
+	if f := unitFindings(cantAsk); len(f) != 1 || !strings.Contains(f[0].Summary, "cannot ask systemd") {
+		t.Errorf("doctor with systemd unreadable: %+v", f)
+	}
+	failed := supervise.Status{Service: "apache2", Unit: &supervise.Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
+	if f := unitFindings(failed); len(f) != 1 || !strings.Contains(f[0].Evidence[0], "unit apache2.service failed") {
+		t.Errorf("doctor with a failed unit: %+v", f)
+	}
+	if f := unitFindings(supervise.Status{Service: "apache2"}); len(f) != 0 {
+		t.Errorf("doctor without a unit: %+v", f)
+	}
+}
+
+// writeFile writes s to path, failing the test on an error.
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,8 +1,9 @@
-package supervise
+package doctor
 
 import (
 	"errors"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise"
 	"io"
 	"io/fs"
 	"os"
@@ -45,7 +46,7 @@ var logChecks = []logCheck{
 // logFindings scans the end of the server's error log and its first
 // rotation (.1) for the lines of logChecks. Lines about a client request
 // are skipped: a client can put any text in a logged URI.
-func logFindings(service string, rc RunConfig) ([]Finding, []string) {
+func logFindings(service string, rc supervise.RunConfig) ([]Finding, []string) {
 	path := rc.ErrorLog
 	if path == "" || strings.HasPrefix(path, "|") || strings.HasPrefix(path, "syslog") {
 		return nil, nil

@@ -28,18 +28,14 @@ type LastOperation struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// lastOpDir is where the records live under the state dir: one file per
-// service, <service>.json.
-const lastOpDir = "last-operation"
-
-// SaveLastOperation records op as its service's last operation, replacing
+// SaveLastOperation records op as its service's last operation in dir
+// (StateDir.LastOperations: one file per service, SERVICE.json), replacing
 // the previous record atomically (a temporary file in the same directory,
 // then a rename), so a reader never sees half a record.
-func SaveLastOperation(stateDir string, op LastOperation) error {
+func SaveLastOperation(dir string, op LastOperation) error {
 	if !validName.MatchString(op.Service) {
 		return fmt.Errorf("save last operation: bad service name %q", op.Service)
 	}
-	dir := filepath.Join(stateDir, lastOpDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save last operation: %w", err)
 	}
@@ -53,11 +49,10 @@ func SaveLastOperation(stateDir string, op LastOperation) error {
 	return nil
 }
 
-// LoadLastOperations reads every service's last operation in stateDir,
+// LoadLastOperations reads every service's last operation in dir,
 // sorted by service. A missing directory means none. A record that does
 // not parse is an error naming its file.
-func LoadLastOperations(stateDir string) ([]LastOperation, error) {
-	dir := filepath.Join(stateDir, lastOpDir)
+func LoadLastOperations(dir string) ([]LastOperation, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

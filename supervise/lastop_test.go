@@ -13,7 +13,7 @@ import (
 // bad service name is refused, a corrupt record is an error naming it,
 // and no directory means no records.
 func TestLastOperationRecords(t *testing.T) {
-	dir := t.TempDir()
+	dir := StateDir(t.TempDir()).LastOperations()
 	if ops, err := LoadLastOperations(filepath.Join(dir, "none")); err != nil || len(ops) != 0 {
 		t.Fatalf("missing dir: %v, %v", ops, err)
 	}
@@ -35,7 +35,7 @@ func TestLastOperationRecords(t *testing.T) {
 		!ops[0].Started.Equal(started.Add(time.Hour)) || ops[0].Duration != 2*time.Second || ops[1].Service != "nginx" {
 		t.Fatalf("loaded %+v", ops)
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, lastOpDir))
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestLastOperationRecords(t *testing.T) {
 	if err := SaveLastOperation(dir, LastOperation{Service: "../etc", Op: "stop"}); err == nil || !strings.Contains(err.Error(), "bad service name") {
 		t.Fatalf("bad name: %v", err)
 	}
-	bad := filepath.Join(dir, lastOpDir, "broken.json")
+	bad := filepath.Join(dir, "broken.json")
 	if err := os.WriteFile(bad, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}

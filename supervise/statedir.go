@@ -9,6 +9,38 @@ import (
 	"syscall"
 )
 
+// StateDir is safe-restart's state directory (--state-dir), and the one
+// place its layout is named. The operations take the directories below it
+// (StartOptions.LineageDir, StopOptions.IntentDir, ...) from its methods:
+//
+//	lock/SERVICE.lock                 held by the one operation on SERVICE (AcquireLock)
+//	lineage/SERVICE.PID.json          the IPC objects a master safe-restart started created (ipcguard.SaveLineage)
+//	SERVICE.stopping.json             a stop under way, finished by the next command (stop records)
+//	samples/SERVICE.json              samples of the master for doctor (growth.RecordSample)
+//	last-operation/SERVICE.json       the last operation's outcome, for metrics (SaveLastOperation)
+//
+// Every command checks it first (CheckStateDir).
+type StateDir string
+
+// DefaultStateDir is the state directory when --state-dir is not given: a
+// tmpfs, so records of processes end with the boot that ran them.
+const DefaultStateDir StateDir = "/run/safe-restart"
+
+// Locks is the directory of the services' locks.
+func (d StateDir) Locks() string { return filepath.Join(string(d), "lock") }
+
+// Lineages is the directory of the lineages of the masters started.
+func (d StateDir) Lineages() string { return filepath.Join(string(d), "lineage") }
+
+// Intents is the directory of the stop records.
+func (d StateDir) Intents() string { return string(d) }
+
+// Samples is the directory of the masters' samples.
+func (d StateDir) Samples() string { return filepath.Join(string(d), "samples") }
+
+// LastOperations is the directory of the last-operation records.
+func (d StateDir) LastOperations() string { return filepath.Join(string(d), "last-operation") }
+
 // ErrUnsafeStateDir reports a state directory that another user could
 // have written: its stop records, lineages and locks steer what is
 // signalled and which IPC objects are removed, so none of it is read.

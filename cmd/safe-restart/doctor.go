@@ -55,7 +55,7 @@ service's config test failed.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&o.conf, "conf", "", "the service's main config file (default: the distribution's); needs SERVICE")
-	fl.StringVar(&o.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its lineages and samples")
+	fl.StringVar(&o.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart keeps its lineages and samples")
 	fl.StringVar(&o.root, "root", "/", "read logind's and cron's configuration under this directory (a container's or an image's root)")
 	fl.BoolVar(&o.json, "json", false, "print the findings as JSON")
 	serviceDirFlag(c, &o.serviceDir)
@@ -66,7 +66,7 @@ service's config test failed.`,
 var errRisks = errors.New("risks found")
 
 func runDoctor(ctx context.Context, d *deps, args []string, o *doctorOptions) error {
-	opts := doctor.Options{StateDir: o.stateDir, Root: o.root}
+	opts := doctor.Options{StateDir: supervise.StateDir(o.stateDir), Root: o.root}
 	switch {
 	case len(args) == 1:
 		p, err := supervise.ResolveService(args[0], o.serviceDir)

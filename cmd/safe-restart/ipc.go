@@ -66,7 +66,7 @@ func (f *sigFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.kinds, "kind", "", "kinds the service creates: sem,shm,msg,posix (default sem)")
 	fl.StringVar(&f.posixGlob, "posix-glob", "", "glob of the service's /dev/shm names (with --kind posix)")
 	fl.DurationVar(&f.window, "lineage-window", 0, "keep sets created this long before a live master started (default: max(10s, 5x the config test); 0 is allowed)")
-	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart records the sets of the masters it started")
+	fl.StringVar(&f.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart records the sets of the masters it started")
 }
 
 // given reports whether any signature flag was set.
@@ -78,7 +78,7 @@ func (f *sigFlags) given() bool {
 // options builds the inspection options: the service's signature (asking
 // the server for its User), overridden by explicit flags.
 func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, error) {
-	o := ipcguard.InspectOptions{Window: f.window, LineageDir: f.stateDir + "/lineage"}
+	o := ipcguard.InspectOptions{Window: f.window, LineageDir: supervise.StateDir(f.stateDir).Lineages()}
 	windowSet := c.Flags().Changed("lineage-window")
 	if f.window < 0 {
 		return o, usagef("give a duration of 0 or more, e.g. 30s", "bad --lineage-window %s", f.window)

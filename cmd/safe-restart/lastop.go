@@ -51,7 +51,7 @@ func recordLastOperation(d *deps, cmd *cobra.Command, started time.Time, code in
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	if serr := supervise.SaveLastOperation(stateDir, rec); serr != nil && d.log != nil {
+	if serr := supervise.SaveLastOperation(supervise.StateDir(stateDir).LastOperations(), rec); serr != nil && d.log != nil {
 		d.log.Warn().Err(serr).Msg("the outcome was not recorded for safe-restart metrics")
 	}
 }

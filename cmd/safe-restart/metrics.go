@@ -51,7 +51,7 @@ is still written, with safe_restart_status_success 0 for that service).`,
 	fl.StringVar(&f.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves (default: GET / on its first listener); with one SERVICE only")
 	fl.StringVar(&f.statusURL, "status-url", "", "the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto; default: the error log and its rotated files); with one SERVICE only")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long each listener and the health check may take to answer")
-	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its lineages and last-operation records")
+	fl.StringVar(&f.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart keeps its lineages and last-operation records")
 	fl.StringVar(&f.textfile, "textfile", "", "write the metrics to this file atomically (node_exporter's textfile collector reads *.prom) instead of stdout")
 	serviceDirFlag(c, &f.serviceDir)
 	return c
@@ -133,7 +133,7 @@ func gatherFacts(ctx context.Context, d *deps, services []string, f *metricsFlag
 		}
 		facts.Services = append(facts.Services, sf)
 	}
-	ops, err := supervise.LoadLastOperations(f.stateDir)
+	ops, err := supervise.LoadLastOperations(supervise.StateDir(f.stateDir).LastOperations())
 	if err != nil {
 		fail(err, "last operations not read")
 	}
@@ -148,7 +148,7 @@ func gatherService(ctx context.Context, d *deps, name string, f *metricsFlags) s
 	if err != nil {
 		return serviceFacts{Name: name, Err: err}
 	}
-	st, err := supervise.ReadStatus(ctx, p, f.conf, f.stateDir+"/lineage", "")
+	st, err := supervise.ReadStatus(ctx, p, f.conf, supervise.StateDir(f.stateDir).Lineages(), "")
 	if err != nil {
 		return serviceFacts{Name: p.Name, Err: err}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
-	"github.com/safe-restart/safe-restart/supervise/growth"
 )
 
 func newReloadCmd(d *deps) *cobra.Command {
@@ -138,7 +137,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL,
-		SampleDir: growth.SampleDir(o.stateDir)})
+		SampleDir: supervise.StateDir(o.stateDir).Samples()})
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr

@@ -10,8 +10,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/safe-restart/safe-restart/supervise"
 	"golang.org/x/term"
+
+	"github.com/safe-restart/safe-restart/supervise"
 )
 
 // deps are what every command shares: output streams and the logger.

@@ -96,7 +96,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.service, "service", "", "the server's profile (apache2, nginx, php8.2-fpm, or a service file): verified reloads and recycles, its ladder, orphan and IPC clearing")
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file, as CMD uses it (default: the profile's)")
 	serviceDirFlag(c, &f.serviceDir)
-	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart records the IPC lineage of each start")
+	fl.StringVar(&f.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart records the IPC lineage of each start")
 	fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long the graceful stop may take before TERM (0 skips it)")
 	fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps (overrides --graceful-timeout)")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long a start may take to serve")
@@ -120,7 +120,7 @@ func (f *runFlags) register(c *cobra.Command) {
 // options turns the flags and the command into the supervisor's options.
 func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions, error) {
 	o := supervise.ForegroundOptions{Argv: argv, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout,
-		LineageDir: f.stateDir + "/lineage", NoHandoff: f.noHandoff, Log: *d.log}
+		LineageDir: supervise.StateDir(f.stateDir).Lineages(), NoHandoff: f.noHandoff, Log: *d.log}
 	switch f.restart {
 	case "on-failure":
 	case "always":

@@ -43,7 +43,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file (default: the distribution's)")
 	fl.StringVar(&f.binary, "binary", "", "the server binary (default: the profile's, e.g. /usr/sbin/apache2)")
 	serviceDirFlag(c, &f.serviceDir)
-	fl.StringVar(&f.stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks, lineages and stop records")
+	fl.StringVar(&f.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart keeps its locks, lineages and stop records")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another safe-restart working on the same service")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	unitFlag(c, &f.unit)
@@ -141,7 +141,7 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 // options are the stop and start options the flags describe.
 func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder proc.Ladder) (supervise.StopOptions, supervise.StartOptions) {
 	log := d.log.With().Str("server", service).Logger()
-	lineages := f.stateDir + "/lineage"
-	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: lineages, IntentDir: f.stateDir, Unit: f.unit, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: lineages, IntentDir: f.stateDir, NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
+	state := supervise.StateDir(f.stateDir)
+	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: state.Lineages(), IntentDir: state.Intents(), Unit: f.unit, Log: log},
+		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
 }

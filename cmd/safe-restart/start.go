@@ -79,7 +79,7 @@ func writeStartSummary(d *deps, service string, rep supervise.StartReport) {
 func lockService(ctx context.Context, d *deps, stateDir, service string, timeout time.Duration) (*supervise.Lock, error) {
 	lockCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return supervise.AcquireLock(lockCtx, stateDir+"/lock", service, func(waited time.Duration) {
+	return supervise.AcquireLock(lockCtx, supervise.StateDir(stateDir).Locks(), service, func(waited time.Duration) {
 		d.log.Info().Str("server", service).Dur("waited", waited).Msg("waiting for another safe-restart on this service")
 	})
 }

@@ -27,7 +27,7 @@ func newStatusCmd(d *deps) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&conf, "conf", "", "the server's main config file (default: the distribution's)")
-	c.Flags().StringVar(&stateDir, "state-dir", "/run/safe-restart", "where safe-restart keeps its locks and lineages")
+	c.Flags().StringVar(&stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart keeps its locks and lineages")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	serviceDirFlag(c, &serviceDir)
 	unitFlag(c, &unit)
@@ -42,12 +42,12 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 	if err != nil {
 		return err
 	}
-	st, err := supervise.ReadStatus(ctx, p, conf, stateDir+"/lineage", unit)
+	st, err := supervise.ReadStatus(ctx, p, conf, supervise.StateDir(stateDir).Lineages(), unit)
 	if err != nil {
 		return err
 	}
 	if s, ok := supervise.SampleOf("/proc", st); ok {
-		if err := growth.RecordSample(growth.SampleDir(stateDir), st.Service, s); err != nil {
+		if err := growth.RecordSample(supervise.StateDir(stateDir).Samples(), st.Service, s); err != nil {
 			d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
 		}
 	}

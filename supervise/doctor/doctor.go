@@ -52,7 +52,7 @@ type Options struct {
 	All bool
 	// StateDir holds the lineages and the samples; doctor records one
 	// sample per running master there (default /run/safe-restart).
-	StateDir string
+	StateDir supervise.StateDir
 	// Root is where logind's and cron's configuration are read (etc, run,
 	// usr/lib, var/spool under it); "" means "/".
 	Root string
@@ -74,7 +74,7 @@ type Report struct {
 // returned as the error (a *ConfigTestError).
 func Run(ctx context.Context, o Options) (Report, error) {
 	rep := Report{Services: []string{}, Findings: []Finding{}}
-	o.StateDir = cmp.Or(o.StateDir, "/run/safe-restart")
+	o.StateDir = cmp.Or(o.StateDir, supervise.DefaultStateDir)
 	o.Root = cmp.Or(o.Root, "/")
 	snap, err := ipcguard.Take(ctx, ipcguard.Source{})
 	if err != nil {
@@ -139,12 +139,12 @@ func configTestFinding(t Target, err error) Finding {
 // orphans, IPC verdicts, pthread keys), records a sample of its master and
 // runs each service check.
 func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf) ([]Finding, []string, error) {
-	st, err := supervise.ReadStatus(ctx, t.Profile, t.Conf, o.StateDir+"/lineage", "")
+	st, err := supervise.ReadStatus(ctx, t.Profile, t.Conf, o.StateDir.Lineages(), "")
 	if err != nil {
 		return nil, nil, err
 	}
 	var notes []string
-	history, err := recordAndLoad(o.StateDir, st)
+	history, err := recordAndLoad(o.StateDir.Samples(), st)
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
@@ -164,8 +164,7 @@ func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf
 
 // recordAndLoad records a sample of the status's master (when one runs)
 // and returns the service's samples.
-func recordAndLoad(stateDir string, st supervise.Status) ([]growth.Sample, error) {
-	dir := growth.SampleDir(stateDir)
+func recordAndLoad(dir string, st supervise.Status) ([]growth.Sample, error) {
 	if s, ok := supervise.SampleOf("/proc", st); ok {
 		if err := growth.RecordSample(dir, st.Service, s); err != nil {
 			history, _ := growth.LoadSamples(dir, st.Service)

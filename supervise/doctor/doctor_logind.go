@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/safe-restart/safe-restart/supervise"
 )
 
 // logindConf is systemd-logind's effective RemoveIPC= (REFERENCE.md §3).

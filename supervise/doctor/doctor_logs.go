@@ -3,12 +3,13 @@ package doctor
 import (
 	"errors"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/safe-restart/safe-restart/supervise"
 )
 
 // logScanBytes bounds how much of each log file doctor reads: its end.

@@ -45,9 +45,6 @@ type WorkerSample struct {
 // maxSamples bounds a service's history; the oldest samples go first.
 const maxSamples = 200
 
-// SampleDir is where the samples live under a state directory.
-func SampleDir(stateDir string) string { return filepath.Join(stateDir, "samples") }
-
 func samplePath(dir, service string) (string, error) {
 	if service == "" || strings.ContainsAny(service, `/\`) || strings.HasPrefix(service, ".") {
 		return "", fmt.Errorf("samples: bad service name %q", service)

@@ -220,8 +220,18 @@ func configured(l Listener, listen []string) bool {
 	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || conflicts(a, l.Addr) })
 }
 
-// SampleOf is the sample of a status that found a master.
-func SampleOf(procRoot string, st Status) (growth.Sample, bool) {
+// RecordSample records, for doctor, a sample of the master the status
+// found in dir (StateDir.Samples) and returns it; ok is false, and nothing
+// is recorded, when no master runs.
+func (st Status) RecordSample(dir string) (s growth.Sample, ok bool, err error) {
+	if s, ok = sampleOf("/proc", st); ok {
+		err = growth.RecordSample(dir, st.Service, s)
+	}
+	return s, ok, err
+}
+
+// sampleOf is the sample of a status that found a master.
+func sampleOf(procRoot string, st Status) (growth.Sample, bool) {
 	if st.Master == nil {
 		return growth.Sample{}, false
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/spf13/cobra"
 
-	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/metrics"
 )
 
 // metricsFlags are the flags of `safe-restart metrics`.
@@ -93,9 +93,10 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 			return err
 		}
 	}
-	facts, failures := gatherFacts(ctx, d, services, f)
+	facts, failures := metrics.Gather(ctx, metrics.Options{Services: services, ServiceDir: f.serviceDir, Conf: f.conf,
+		HealthURL: f.healthURL, StatusURL: f.statusURL, Timeout: f.timeout, State: supervise.StateDir(f.stateDir), Log: *d.log})
 	reg := prometheus.NewPedanticRegistry()
-	facts.register(reg)
+	facts.Register(reg)
 	var err error
 	if f.textfile != "" {
 		err = writeTextfile(f.textfile, reg)
@@ -109,59 +110,6 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 		return &exitError{code: exitFailed, err: fmt.Errorf("%w: %d failure(s), logged above", errMetricsPartial, failures)}
 	}
 	return nil
-}
-
-// gatherFacts reads the host's IPC usage, each service's status and every
-// recorded last operation. What cannot be read is logged and counted; the
-// rest is still gathered.
-func gatherFacts(ctx context.Context, d *deps, services []string, f *metricsFlags) (metricFacts, int) {
-	facts := metricFacts{Taken: time.Now()}
-	failures := 0
-	fail := func(err error, msg string) {
-		failures++
-		d.log.Error().Err(err).Msg(msg)
-	}
-	if snap, err := ipcguard.Take(ctx, ipcguard.Source{}); err == nil {
-		facts.IPC = &snap
-	} else {
-		fail(err, "IPC usage not read")
-	}
-	for _, name := range services {
-		sf := gatherService(ctx, d, name, f)
-		if sf.Err != nil {
-			fail(sf.Err, "status of "+name+" not read")
-		}
-		facts.Services = append(facts.Services, sf)
-	}
-	ops, err := supervise.LoadLastOperations(supervise.StateDir(f.stateDir).LastOperations())
-	if err != nil {
-		fail(err, "last operations not read")
-	}
-	facts.LastOps = ops
-	return facts, failures
-}
-
-// gatherService reads one service's status and whether it serves; the
-// reloads come from --status-url when it answers for this master.
-func gatherService(ctx context.Context, d *deps, name string, f *metricsFlags) serviceFacts {
-	p, err := supervise.ResolveService(name, f.serviceDir)
-	if err != nil {
-		return serviceFacts{Name: name, Err: err}
-	}
-	st, err := supervise.ReadStatus(ctx, p, f.conf, supervise.StateDir(f.stateDir).Lineages(), "")
-	if err != nil {
-		return serviceFacts{Name: p.Name, Err: err}
-	}
-	if f.statusURL != "" && st.Master != nil {
-		if n, err := p.StatusReloads(ctx, f.statusURL, *st.Master); err == nil {
-			st.Reloads = n
-		} else {
-			d.log.Warn().Err(err).Msg("counting reloads in the error log and its rotated files instead")
-		}
-	}
-	sf := serviceFacts{Name: p.Name, Status: &st, IPCJudged: st.IPC.Signature != nil}
-	sf.ServeErr = st.Serves(p, f.healthURL, f.timeout)
-	return sf
 }
 
 // writeExposition prints the metrics in the Prometheus text format.

@@ -6,24 +6,26 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/fpmtest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/promtest"
 )
 
 // metricsOf runs `safe-restart metrics` with args, wants exit code want,
-// lints the output with promtool and returns it parsed (see parseMetrics).
+// lints the output with promtool and returns it parsed (see promtest.Parse).
 func metricsOf(t *testing.T, want int, args ...string) map[string]float64 {
 	t.Helper()
 	code, out, errOut := runCLI(t, append([]string{"metrics"}, args...)...)
 	if code != want {
 		t.Fatalf("metrics %v: exit %d, want %d\n%s\n%s", args, code, want, out, errOut)
 	}
-	promtoolCheckMetrics(t, out)
-	return parseMetrics(t, out)
+	promtest.Check(t, out)
+	return promtest.Parse(t, out)
 }
 
 // wantMetric fails the test unless series (`name{label=value,...}`) is
@@ -222,8 +224,8 @@ func TestMetricsTextfile(t *testing.T) {
 		t.Errorf("files in the textfile dir: %v, want only safe-restart.prom", entries)
 	}
 	text := readFile(t, path)
-	promtoolCheckMetrics(t, text)
-	if m := parseMetrics(t, text); m["safe_restart_metrics_timestamp_seconds{}"] <= 0 {
+	promtest.Check(t, text)
+	if m := promtest.Parse(t, text); m["safe_restart_metrics_timestamp_seconds{}"] <= 0 {
 		t.Errorf("no timestamp in the textfile:\n%s", text)
 	}
 	missing := filepath.Join(dir, "nodir", "safe-restart.prom")
@@ -313,3 +315,6 @@ func TestMetricsFPMBehindNginx(t *testing.T) {
 	m = metricsOf(t, exitOK, args...)
 	wantMetric(t, m, "safe_restart_server_up{service="+fpmService+"}", 1)
 }
+
+// unixSeconds is t as the metrics give times: Unix seconds, fractional.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

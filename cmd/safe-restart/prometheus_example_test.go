@@ -11,6 +11,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/promtest"
 )
 
 const prometheusExamples = "../../examples/prometheus/"
@@ -67,8 +68,8 @@ func TestMetricsCronExample(t *testing.T) {
 		t.Fatalf("%s: %v\n%s\n%s", command, err, out, readFile(t, filepath.Join(dir, "safe-restart.log")))
 	}
 	text := readFile(t, textfile)
-	promtoolCheckMetrics(t, text)
-	m := parseMetrics(t, text)
+	promtest.Check(t, text)
+	m := promtest.Parse(t, text)
 	wantMetric(t, m, "safe_restart_server_up{service=apache2}", 1)
 	for _, name := range ruleMetrics(t) {
 		if !slices.ContainsFunc(keys(m), func(s string) bool { return strings.HasPrefix(s, name+"{") }) {

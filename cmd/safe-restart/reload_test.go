@@ -9,6 +9,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
+	"github.com/safe-restart/safe-restart/internal/promtest"
 	"github.com/safe-restart/safe-restart/internal/semtest"
 	"github.com/safe-restart/safe-restart/internal/srvtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
@@ -198,7 +199,7 @@ func TestReloadBudgetSurvivesLogRotation(t *testing.T) {
 	}
 	for _, extra := range [][]string{nil, {"--status-url", srv.StatusURL()}} {
 		code, out, errOut = runCLI(t, append([]string{"metrics", "apache2", "--conf", srv.ConfPath, "--state-dir", state}, extra...)...)
-		if got := parseMetrics(t, out)["safe_restart_reloads_since_master_start{service=apache2}"]; code != exitOK || got != 5 {
+		if got := promtest.Parse(t, out)["safe_restart_reloads_since_master_start{service=apache2}"]; code != exitOK || got != 5 {
 			t.Fatalf("metrics %v: exit %d, reloads %v; want 5\n%s\n%s", extra, code, got, out, errOut)
 		}
 		if strings.Contains(errOut, "instead") {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
-	"github.com/safe-restart/safe-restart/supervise/growth"
 )
 
 func newStatusCmd(d *deps) *cobra.Command {
@@ -46,10 +45,8 @@ func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir
 	if err != nil {
 		return err
 	}
-	if s, ok := supervise.SampleOf("/proc", st); ok {
-		if err := growth.RecordSample(supervise.StateDir(stateDir).Samples(), st.Service, s); err != nil {
-			d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
-		}
+	if _, _, err := st.RecordSample(supervise.StateDir(stateDir).Samples()); err != nil {
+		d.log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
 	}
 	if asJSON {
 		if err := writeJSON(d.stdout, st); err != nil {

@@ -165,11 +165,9 @@ func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf
 // recordAndLoad records a sample of the status's master (when one runs)
 // and returns the service's samples.
 func recordAndLoad(dir string, st supervise.Status) ([]growth.Sample, error) {
-	if s, ok := supervise.SampleOf("/proc", st); ok {
-		if err := growth.RecordSample(dir, st.Service, s); err != nil {
-			history, _ := growth.LoadSamples(dir, st.Service)
-			return append(history, s), err
-		}
+	if s, _, err := st.RecordSample(dir); err != nil {
+		history, _ := growth.LoadSamples(dir, st.Service)
+		return append(history, s), err
 	}
 	return growth.LoadSamples(dir, st.Service)
 }

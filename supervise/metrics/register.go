@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"time"
@@ -10,17 +10,18 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
-// metricFacts are what `safe-restart metrics` exposes, gathered first and
-// rendered by register (so the exposition is tested on crafted facts).
-type metricFacts struct {
+// Facts are what `safe-restart metrics` exposes, gathered first (Gather)
+// and registered after (Register), so the exposition is tested on crafted
+// facts.
+type Facts struct {
 	Taken    time.Time
 	IPC      *ipcguard.Snapshot // nil when it could not be read
-	Services []serviceFacts
+	Services []ServiceFacts
 	LastOps  []supervise.LastOperation
 }
 
-// serviceFacts are one service's status and whether it serves.
-type serviceFacts struct {
+// ServiceFacts are one service's status and whether it serves.
+type ServiceFacts struct {
 	Name      string
 	Err       error             // why the status could not be read
 	Status    *supervise.Status // nil with Err
@@ -31,10 +32,10 @@ type serviceFacts struct {
 // ipcKinds are the kinds of IPC object counted as orphaned per service.
 var ipcKinds = []ipcguard.Kind{ipcguard.KindSem, ipcguard.KindShm, ipcguard.KindMsg, ipcguard.KindPosix}
 
-// register adds every metric to reg. A fact that is unknown (a count the
+// Register adds every metric to reg. A fact that is unknown (a count the
 // server does not log, keys that could not be read) has no series: absent
 // is not zero.
-func (f metricFacts) register(reg *prometheus.Registry) {
+func (f Facts) Register(reg *prometheus.Registry) {
 	g := gaugeMaker{reg}
 	g.vec("safe_restart_metrics_timestamp_seconds", "When safe-restart metrics gathered these facts (Unix time): alert when it stops moving.").
 		WithLabelValues().Set(unixSeconds(f.Taken))
@@ -48,7 +49,7 @@ func (f metricFacts) register(reg *prometheus.Registry) {
 }
 
 // registerIPC adds the namespace's SysV IPC usage and limits.
-func (f metricFacts) registerIPC(g gaugeMaker) {
+func (f Facts) registerIPC(g gaugeMaker) {
 	u, l := f.IPC.Usage, f.IPC.Limits
 	for _, m := range []struct {
 		name, help  string
@@ -65,7 +66,7 @@ func (f metricFacts) registerIPC(g gaugeMaker) {
 }
 
 // registerServices adds each service's status.
-func (f metricFacts) registerServices(g gaugeMaker) {
+func (f Facts) registerServices(g gaugeMaker) {
 	success := g.vec("safe_restart_status_success", "1 when the service's status was read (its config test passed), else 0 and the other service metrics are absent.", "service")
 	up := g.vec("safe_restart_server_up", "1 when the master is alive, every listener accepts and the health check passes; a live master that serves nothing is 0.", "service")
 	start := g.vec("safe_restart_master_start_time_seconds", "When the running master started (Unix time).", "service")
@@ -97,13 +98,13 @@ func (f metricFacts) registerServices(g gaugeMaker) {
 }
 
 // registerLastOps adds every recorded last operation.
-func (f metricFacts) registerLastOps(g gaugeMaker) {
+func (f Facts) registerLastOps(g gaugeMaker) {
 	success := g.vec("safe_restart_last_operation_success", "1 when the service's last operation (start, stop, restart, reload, ipc-reap) exited 0.", "service", "op")
 	code := g.vec("safe_restart_last_operation_exit_code", "The last operation's exit code: 0 ok, 1 failed, 3 refused (nothing touched), 4 reload failed and a restart recovered.", "service", "op")
 	dur := g.vec("safe_restart_last_operation_duration_seconds", "How long the last operation took.", "service", "op")
 	ended := g.vec("safe_restart_last_operation_timestamp_seconds", "When the last operation ended (Unix time).", "service", "op")
 	for _, op := range f.LastOps {
-		success.WithLabelValues(op.Service, op.Op).Set(boolGauge(op.ExitCode == exitOK))
+		success.WithLabelValues(op.Service, op.Op).Set(boolGauge(op.ExitCode == 0))
 		code.WithLabelValues(op.Service, op.Op).Set(float64(op.ExitCode))
 		dur.WithLabelValues(op.Service, op.Op).Set(op.Duration.Seconds())
 		ended.WithLabelValues(op.Service, op.Op).Set(unixSeconds(op.Started.Add(op.Duration)))

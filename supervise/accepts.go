@@ -15,6 +15,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // generationAccepts proves that master's own generation (the master and
@@ -29,7 +30,7 @@ import (
 //
 // When the kernel cannot say who took a probe (sock_diag refused), the
 // error wraps errNoProof: the caller falls back on the health check.
-func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, exe string, proto []byte, listeners []Listener, deadline time.Time) error {
+func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, exe string, proto []byte, listeners []sock.Listener, deadline time.Time) error {
 	for _, l := range listeners {
 		if err := listenerAccepted(ctx, root, master, exe, proto, l, deadline); err != nil {
 			return fmt.Errorf("listener %s: %w", l.Addr, err)
@@ -45,7 +46,7 @@ var errNoProof = errors.New("cannot tell which process takes a connection")
 // checkGeneration runs generationAccepts and returns its failure; one for
 // lack of a proof (errNoProof) is logged, and nil: the health check
 // stands, as before this proof.
-func checkGeneration(ctx context.Context, root string, p Profile, master ipcguard.Proc, probe []byte, listeners []Listener, deadline time.Time, log zerolog.Logger) error {
+func checkGeneration(ctx context.Context, root string, p Profile, master ipcguard.Proc, probe []byte, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
 	err := generationAccepts(ctx, root, master, p.Binary, probe, listeners, deadline)
 	if errors.Is(err, errNoProof) {
 		log.Warn().Err(err).Int("pid", master.PID).Msg("cannot prove that the new master's own workers take connections: relying on the health check")
@@ -96,7 +97,7 @@ func probeStart(k kind) []byte {
 // workersAccept proves, for an acceptProber kind, that master's own
 // generation takes connections on listeners before deadline (see
 // generationAccepts); other kinds prove they serve by the health check.
-func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []Listener, deadline time.Time, log zerolog.Logger) error {
+func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
 	ap, ok := p.kind.(acceptProber)
 	if !ok {
 		return nil
@@ -127,12 +128,12 @@ const (
 // accepts in turn (php-fpm's, whose idle old workers the kernel wakes
 // first: every probe went to the old pool) goes back to the end of the
 // queue, behind the new workers, so that each batch comes nearer to them.
-func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l Listener, deadline time.Time) error {
+func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, exe string, start []byte, l sock.Listener, deadline time.Time) error {
 	if tree, err := proc.LiveTree(root, master, exe); err == nil && waitsInAccept(root, tree, l.Inode) {
 		return nil
 	}
 	addr := l.Addr
-	if l.network() == "tcp" {
+	if l.Network() == "tcp" {
 		addr = dialable(addr)
 	}
 	ps := probeSet{l: l}
@@ -166,7 +167,7 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 // connections on l: a thread of it waits in accept(2) on l, or it holds a
 // probe of ps or a connection accepted on l. Otherwise the probes taken
 // (noted before this read, so by another process) are closed.
-func treeTakes(root string, master ipcguard.Proc, exe string, l Listener, ps *probeSet) bool {
+func treeTakes(root string, master ipcguard.Proc, exe string, l sock.Listener, ps *probeSet) bool {
 	tree, err := proc.LiveTree(root, master, exe)
 	if err != nil {
 		return false
@@ -186,9 +187,9 @@ func treeTakes(root string, master ipcguard.Proc, exe string, l Listener, ps *pr
 // on the TCP listener l (its address and port; any local address for a
 // wildcard listener); empty for a unix listener, or when the kernel cannot
 // say.
-func acceptedOn(l Listener) map[uint64]bool {
+func acceptedOn(l sock.Listener) map[uint64]bool {
 	none := map[uint64]bool{}
-	if l.network() != "tcp" {
+	if l.Network() != "tcp" {
 		return none
 	}
 	host, p, err := net.SplitHostPort(l.Addr)
@@ -197,7 +198,7 @@ func acceptedOn(l Listener) map[uint64]bool {
 	if err != nil || perr != nil || ip == nil {
 		return none
 	}
-	conns, err := tcpAccepted(ip, port)
+	conns, err := sock.TCPAccepted(ip, port)
 	if err != nil {
 		return none
 	}
@@ -208,7 +209,7 @@ func acceptedOn(l Listener) map[uint64]bool {
 // keeps open, each with the inode of its server's end once a process
 // accepted it.
 type probeSet struct {
-	l      Listener
+	l      sock.Listener
 	conns  []net.Conn
 	server []uint64 // per conn; 0 while it waits in the listener's queue
 }
@@ -220,7 +221,7 @@ type probeSet struct {
 func (p *probeSet) open(ctx context.Context, addr string, start []byte, n int, deadline time.Time) (int, error) {
 	d := net.Dialer{Timeout: time.Second, Deadline: deadline}
 	for i := range n {
-		c, err := d.DialContext(ctx, p.l.network(), addr)
+		c, err := d.DialContext(ctx, p.l.Network(), addr)
 		if err == nil {
 			if _, err = c.Write(start); err != nil {
 				c.Close()
@@ -291,42 +292,24 @@ func (p *probeSet) close() {
 // serverEnd returns the inode of the server's end of the probe connection
 // c to l, asking the kernel for that one socket (sock_diag): 0 while it
 // waits in the listener's queue.
-func serverEnd(l Listener, c net.Conn) (uint64, error) {
-	if l.network() == "unix" {
-		ino, err := connInode(c)
+func serverEnd(l sock.Listener, c net.Conn) (uint64, error) {
+	if l.Network() == "unix" {
+		ino, err := sock.ConnInode(c)
 		if err != nil {
 			return 0, err
 		}
-		return unixPeerInode(ino)
+		return sock.UnixPeerInode(ino)
 	}
 	local, ok1 := c.RemoteAddr().(*net.TCPAddr) // the server's end: its local address is the one dialed
 	remote, ok2 := c.LocalAddr().(*net.TCPAddr)
 	if !ok1 || !ok2 {
 		return 0, fmt.Errorf("%s: not a TCP connection", l.Addr)
 	}
-	ino, err := tcpInode(local, remote)
+	ino, err := sock.TCPInode(local, remote)
 	if errors.Is(err, syscall.ENOENT) {
 		return 0, nil // not established on the server's side yet
 	}
 	return ino, err
-}
-
-// connInode returns the inode of c's socket.
-func connInode(c net.Conn) (uint64, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0, fmt.Errorf("%T has no socket", c)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var st syscall.Stat_t
-	var serr error
-	if err := raw.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil {
-		return 0, err
-	}
-	return st.Ino, serr
 }
 
 // holdsAny reports whether held has one of the sockets.
@@ -353,8 +336,8 @@ func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool
 func socketsOf(root string, tree []ipcguard.Proc) map[uint64]bool {
 	held := map[uint64]bool{}
 	for _, p := range tree {
-		for _, s := range socketFDs(root, p.PID) {
-			held[s.inode] = true
+		for _, s := range sock.SocketFDs(root, p.PID) {
+			held[s.Inode] = true
 		}
 	}
 	return held

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"errors"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -28,7 +29,7 @@ func TestServerEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			l := Listener{Addr: ln.Addr().String()}
+			l := sock.Listener{Addr: ln.Addr().String()}
 			target := ln.Addr().String()
 			if c.dial != "" {
 				target = net.JoinHostPort(c.dial, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
@@ -46,7 +47,7 @@ func TestServerEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			want, err := connInode(s)
+			want, err := sock.ConnInode(s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +64,7 @@ func TestServerEnd(t *testing.T) {
 func TestProbeSetWithoutProof(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	ps := probeSet{l: Listener{Addr: "127.0.0.1:1"}, conns: []net.Conn{a}, server: []uint64{0}}
+	ps := probeSet{l: sock.Listener{Addr: "127.0.0.1:1"}, conns: []net.Conn{a}, server: []uint64{0}}
 	defer ps.close()
 	_, err := ps.accept()
 	if !errors.Is(err, errNoProof) {
@@ -107,13 +108,13 @@ func TestAcceptedOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer queued.Close()
-	got := acceptedOn(Listener{Addr: ln.Addr().String()})
+	got := acceptedOn(sock.Listener{Addr: ln.Addr().String()})
 	for _, c := range []struct {
 		name string
 		conn net.Conn
 		want bool
 	}{{"accepted", server, true}, {"accepted on 127.0.0.2", elsewhere, false}, {"client end", client, false}, {"queued (client end)", queued, false}} {
-		ino, err := connInode(c.conn)
+		ino, err := sock.ConnInode(c.conn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func TestAcceptedOn(t *testing.T) {
 		defer v6.Close()
 		accept(v6) // an IPv6 connection on the port: not an IPv4 wildcard's
 	}
-	if any := acceptedOn(Listener{Addr: net.JoinHostPort("0.0.0.0", strconv.Itoa(port))}); len(any) != 2 {
+	if any := acceptedOn(sock.Listener{Addr: net.JoinHostPort("0.0.0.0", strconv.Itoa(port))}); len(any) != 2 {
 		t.Errorf("an IPv4 wildcard listener's port: found %d accepted connections, want 2", len(any))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // waitsInAccept reports whether a thread of a process in tree is blocked
@@ -27,7 +28,7 @@ func waitsInAccept(root string, tree []ipcguard.Proc, inode uint64) bool {
 		if err != nil {
 			continue
 		}
-		var sockets []socketFD // read once, when a thread waits in accept
+		var sockets []sock.SocketFD // read once, when a thread waits in accept
 		for _, t := range tasks {
 			data, err := os.ReadFile(filepath.Join(dir, t.Name(), "syscall"))
 			if err != nil {
@@ -38,9 +39,9 @@ func waitsInAccept(root string, tree []ipcguard.Proc, inode uint64) bool {
 				continue
 			}
 			if sockets == nil {
-				sockets = socketFDs(root, p.PID)
+				sockets = sock.SocketFDs(root, p.PID)
 			}
-			if slices.Contains(sockets, socketFD{fd: fd, inode: inode}) {
+			if slices.Contains(sockets, sock.SocketFD{FD: fd, Inode: inode}) {
 				return true
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // ErrCannotBind reports a listen address of the new configuration that
@@ -30,7 +31,7 @@ var ErrCannotBind = errors.New("a listen address of the new configuration cannot
 // network namespace of its own, where every port is free: this is the
 // part of its proof only this namespace can give.
 func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) error {
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) e
 		return err
 	}
 	for _, a := range addrs {
-		if strings.HasPrefix(a, "@") || slices.ContainsFunc(own, func(l Listener) bool { return l.Addr == a }) {
+		if strings.HasPrefix(a, "@") || slices.ContainsFunc(own, func(l sock.Listener) bool { return l.Addr == a }) {
 			continue
 		}
 		if strings.HasPrefix(a, "/") {
@@ -70,15 +71,15 @@ func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) e
 // holdersOf names the processes that listen on a socket whose address
 // conflicts with addr (the same port, and the same IP or a wildcard),
 // other than the sockets own; "" when own holds every one.
-func holdersOf(root, addr string, listening map[uint64]string, own []Listener) (string, error) {
+func holdersOf(root, addr string, listening map[uint64]string, own []sock.Listener) (string, error) {
 	inodes := map[uint64]bool{}
 	for inode, a := range listening {
-		if conflicts(a, addr) && !slices.ContainsFunc(own, func(l Listener) bool { return l.Inode == inode }) {
+		if conflicts(a, addr) && !slices.ContainsFunc(own, func(l sock.Listener) bool { return l.Inode == inode }) {
 			inodes[inode] = true
 		}
 	}
 	if len(inodes) == 0 {
-		if slices.ContainsFunc(own, func(l Listener) bool { return conflicts(l.Addr, addr) }) {
+		if slices.ContainsFunc(own, func(l sock.Listener) bool { return conflicts(l.Addr, addr) }) {
 			return "", nil
 		}
 		return "a socket that is bound but not listening", nil
@@ -93,8 +94,8 @@ func holdersOf(root, addr string, listening map[uint64]string, own []Listener) (
 		if !p.Alive() {
 			continue
 		}
-		for _, s := range socketFDs(root, pid) {
-			if inodes[s.inode] {
+		for _, s := range sock.SocketFDs(root, pid) {
+			if inodes[s.Inode] {
 				names = append(names, fmt.Sprintf("pid %d (%s)", p.PID, p.Comm))
 				break
 			}
@@ -120,12 +121,12 @@ func conflicts(a, b string) bool {
 
 // treeListeners returns the listening sockets held by master and its
 // descendants running exe.
-func treeListeners(root string, master ipcguard.Proc, exe string, listening map[uint64]string) ([]Listener, error) {
+func treeListeners(root string, master ipcguard.Proc, exe string, listening map[uint64]string) ([]sock.Listener, error) {
 	held, err := treeSockets(root, master, exe)
-	var out []Listener
+	var out []sock.Listener
 	for inode, addr := range listening {
 		if held[inode] {
-			out = append(out, Listener{Addr: addr, Inode: inode})
+			out = append(out, sock.Listener{Addr: addr, Inode: inode})
 		}
 	}
 	return out, err

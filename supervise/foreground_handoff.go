@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // runHandoff keeps a foreground child's listening sockets open between
@@ -98,12 +99,12 @@ func (r *runHandoff) logFailure(gen int, err error) {
 // a second copy of one still held); dropped and added are the sockets
 // that leave and join the set.
 type heldChange struct {
-	next, closing, dropped, added []heldSocket
+	next, closing, dropped, added []sock.Held
 }
 
 // diffHeld compares the held sockets with those just taken, by socket
 // inode: a socket held already keeps its held copy (and its spare link).
-func diffHeld(held, taken []heldSocket) heldChange {
+func diffHeld(held, taken []sock.Held) heldChange {
 	var c heldChange
 	for _, t := range taken {
 		switch i := slices.IndexFunc(held, sameSocket(t)); {
@@ -124,8 +125,8 @@ func diffHeld(held, taken []heldSocket) heldChange {
 }
 
 // sameSocket matches the copies of s's socket.
-func sameSocket(s heldSocket) func(heldSocket) bool {
-	return func(o heldSocket) bool { return o.Inode == s.Inode }
+func sameSocket(s sock.Held) func(sock.Held) bool {
+	return func(o sock.Held) bool { return o.Inode == s.Inode }
 }
 
 // apply carries out c: it closes the copies no longer wanted, moves the
@@ -135,10 +136,10 @@ func (r *runHandoff) apply(gen int, c heldChange) {
 		r.unlinkSpare(s)
 	}
 	for _, s := range c.closing {
-		s.file.Close()
+		s.File.Close()
 	}
 	for _, s := range c.added {
-		if l, ok := spareLink(s, r.log); ok {
+		if l, ok := sock.SpareLink(s, r.log); ok {
 			r.held.links = append(r.held.links, l)
 		}
 	}
@@ -147,17 +148,17 @@ func (r *runHandoff) apply(gen int, c heldChange) {
 		return
 	}
 	r.log.Info().Str("event", "handoff").Int("gen", gen).Strs("listeners", addrs(r.held.listeners())).
-		Strs("dropped", addrs(heldListeners(c.dropped))).
+		Strs("dropped", addrs(sock.HeldListeners(c.dropped))).
 		Msg("holding the child's listening sockets: the next start inherits them, and connections queue between the generations")
 }
 
 // unlinkSpare removes the spare link of s's path, if it has one.
-func (r *runHandoff) unlinkSpare(s heldSocket) {
-	r.held.links = slices.DeleteFunc(r.held.links, func(l sockLink) bool {
-		if l.path != s.path {
+func (r *runHandoff) unlinkSpare(s sock.Held) {
+	r.held.links = slices.DeleteFunc(r.held.links, func(l sock.Link) bool {
+		if l.Path != s.Path {
 			return false
 		}
-		_ = os.Remove(l.spare)
+		_ = os.Remove(l.Spare)
 		return true
 	})
 }
@@ -186,7 +187,7 @@ func (r *runHandoff) forStart(n int, listen []string) ([]*os.File, []string) {
 	}
 	files := make([]*os.File, len(r.held.socks))
 	for i, s := range r.held.socks {
-		files[i] = s.file
+		files[i] = s.File
 	}
 	r.log.Info().Str("event", "handoff").Int("gen", n).Bool("inherit", true).Strs("listeners", addrs(r.held.listeners())).
 		Strs("env", env).Msg("the start inherits the held listening sockets")
@@ -211,7 +212,7 @@ func (r *runHandoff) logPlain(n int) {
 // configuration changed since they were taken): the new child would not
 // use them, and they would queue clients forever.
 func (r *runHandoff) keepConfigured(n int, listen []string) {
-	var stale []heldSocket
+	var stale []sock.Held
 	for _, s := range r.held.socks {
 		if !configListens(listen, s.Listener) {
 			stale = append(stale, s)
@@ -220,7 +221,7 @@ func (r *runHandoff) keepConfigured(n int, listen []string) {
 	if len(stale) == 0 {
 		return
 	}
-	kept := slices.DeleteFunc(slices.Clone(r.held.socks), func(s heldSocket) bool { return slices.ContainsFunc(stale, sameSocket(s)) })
+	kept := slices.DeleteFunc(slices.Clone(r.held.socks), func(s sock.Held) bool { return slices.ContainsFunc(stale, sameSocket(s)) })
 	r.apply(n, heldChange{next: kept, closing: stale, dropped: stale})
 	if len(kept) == 0 {
 		r.why = "no held listener is in the configuration any more"

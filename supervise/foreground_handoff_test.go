@@ -8,19 +8,20 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // held returns sockets without files, by address and inode.
-func held(pairs ...any) []heldSocket {
-	var out []heldSocket
+func held(pairs ...any) []sock.Held {
+	var out []sock.Held
 	for i := 0; i < len(pairs); i += 2 {
-		out = append(out, heldSocket{Listener: Listener{Addr: pairs[i].(string), Inode: uint64(pairs[i+1].(int))}})
+		out = append(out, sock.Held{Listener: sock.Listener{Addr: pairs[i].(string), Inode: uint64(pairs[i+1].(int))}})
 	}
 	return out
 }
 
 // inodes returns the sockets' inodes.
-func inodes(socks []heldSocket) []uint64 {
+func inodes(socks []sock.Held) []uint64 {
 	out := []uint64{}
 	for _, s := range socks {
 		out = append(out, s.Inode)
@@ -36,7 +37,7 @@ func TestDiffHeld(t *testing.T) {
 	a, b, c := "127.0.0.1:80", "/run/php.sock", "[::]:443"
 	for _, tt := range []struct {
 		name                          string
-		held, taken                   []heldSocket
+		held, taken                   []sock.Held
 		next, closing, dropped, added []uint64
 		nextFromHeld                  []bool // which of next are the held copies
 	}{
@@ -49,7 +50,7 @@ func TestDiffHeld(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for i := range tt.held {
-				tt.held[i].path = "held" // marks the held copies
+				tt.held[i].Path = "held" // marks the held copies
 			}
 			got := diffHeld(tt.held, tt.taken)
 			for name, pair := range map[string][2][]uint64{
@@ -61,8 +62,8 @@ func TestDiffHeld(t *testing.T) {
 				}
 			}
 			for i, s := range got.next {
-				if i < len(tt.nextFromHeld) && (s.path == "held") != tt.nextFromHeld[i] {
-					t.Errorf("next[%d] (inode %d) is the held copy: %v, want %v", i, s.Inode, s.path == "held", tt.nextFromHeld[i])
+				if i < len(tt.nextFromHeld) && (s.Path == "held") != tt.nextFromHeld[i] {
+					t.Errorf("next[%d] (inode %d) is the held copy: %v, want %v", i, s.Inode, s.Path == "held", tt.nextFromHeld[i])
 				}
 			}
 		})
@@ -71,7 +72,7 @@ func TestDiffHeld(t *testing.T) {
 
 // listening returns a held TCP socket on 127.0.0.1, a copy of a listener
 // the test closes.
-func listening(t *testing.T) heldSocket {
+func listening(t *testing.T) sock.Held {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,7 +85,7 @@ func listening(t *testing.T) heldSocket {
 	}
 	t.Cleanup(func() { f.Close() })
 	addr := ln.Addr().(*net.TCPAddr)
-	return heldSocket{Listener: Listener{Addr: addr.String(), Inode: inodeOf(t, f)}, file: f, family: "inet", ip: addr.IP, port: addr.Port}
+	return sock.Held{Listener: sock.Listener{Addr: addr.String(), Inode: inodeOf(t, f)}, File: f, Family: "inet", IP: addr.IP, Port: addr.Port}
 }
 
 // inodeOf is the socket inode of f.
@@ -114,13 +115,13 @@ func TestRunHandoffForStart(t *testing.T) {
 	t.Setenv("FPM_SOCKETS", "stale=9")
 	r := newRunHandoff(ForegroundOptions{Profile: &p, Log: zerolog.New(zerolog.NewTestWriter(t))})
 	s1, s2 := listening(t), listening(t)
-	r.apply(1, diffHeld(nil, []heldSocket{s1, s2}))
+	r.apply(1, diffHeld(nil, []sock.Held{s1, s2}))
 	if files, env := r.forStart(1, []string{s1.Addr, s2.Addr}); files != nil || env != nil {
 		t.Fatalf("first start: files %v, env %v; want none", files, env)
 	}
 	files, env := r.forStart(2, []string{s2.Addr})
 	want := []string{"FPM_SOCKETS=" + s2.Addr + "=3"}
-	if len(files) != 1 || files[0] != s2.file || !reflect.DeepEqual(env, want) {
+	if len(files) != 1 || files[0] != s2.File || !reflect.DeepEqual(env, want) {
 		t.Fatalf("restart: files %v, env %v; want only %s's socket, %v", files, env, s2.Addr, want)
 	}
 	for _, kv := range r.env(env) {
@@ -128,7 +129,7 @@ func TestRunHandoffForStart(t *testing.T) {
 			t.Errorf("the child's environment keeps this process's FPM_SOCKETS")
 		}
 	}
-	if _, err := s1.file.Stat(); err == nil {
+	if _, err := s1.File.Stat(); err == nil {
 		t.Errorf("the socket the configuration dropped is still held")
 	}
 	if files, env := r.forStart(3, nil); files != nil || env != nil || r.why == "" {

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // inheritor is implemented by the kinds whose server can take its
@@ -30,7 +29,7 @@ type inheritor interface {
 	// ... in that order (the blocking mode the server expects), and
 	// returns the environment variables that name them. An error says
 	// a socket cannot be named to this server.
-	inheritEnv(socks []heldSocket) ([]string, error)
+	inheritEnv(socks []sock.Held) ([]string, error)
 	// staysChild reports whether a master started with inherited sockets
 	// does not daemonize (nginx): safe-restart then detaches it itself.
 	staysChild() bool
@@ -39,26 +38,11 @@ type inheritor interface {
 	inheritVars() []string
 }
 
-// heldSocket is a listening socket safe-restart holds through a restart.
-type heldSocket struct {
-	Listener
-	file *os.File
-	// family is "unix", "inet" or "inet6"; ip and port (inet*) and path
-	// (unix) are the socket's own address (getsockname).
-	family string
-	ip     net.IP
-	port   int
-	path   string
-}
-
-// fd returns the socket's descriptor in safe-restart.
-func (s heldSocket) fd() int { return int(s.file.Fd()) }
-
 // HandoffReport says whether a restart handed the listening sockets over.
 type HandoffReport struct {
 	// Held are the old master's listeners held through the stop and
 	// passed to the new master.
-	Held []Listener `json:"held"`
+	Held []sock.Listener `json:"held"`
 	// Fallback says why the restart was a plain one (the sockets closed
 	// with the old master: connections are refused until the new one
 	// listens); "" when they were handed over.
@@ -75,26 +59,17 @@ type HandoffReport struct {
 type handoff struct {
 	// master is the running master the sockets were taken from.
 	master ipcguard.Proc
-	socks  []heldSocket
+	socks  []sock.Held
 	// left are the master's listeners the new configuration lacks: they
 	// close with the old master (a new master started beside it could
 	// not bind one the configuration names under another spelling).
-	left    []Listener
+	left    []sock.Listener
 	env     []string
 	unset   []string
 	detach  string // the setsid binary that detaches the new master, or ""
-	links   []sockLink
+	links   []sock.Link
 	stopRel func() []string
 	log     zerolog.Logger
-}
-
-// sockLink is a second hard link that keeps a unix socket's path
-// restorable after the server unlinks it.
-type sockLink struct {
-	path, spare string
-	// guarded says the spare is bind-mounted over the path: unlink(2) of
-	// a mount point fails (EBUSY), so the old master cannot remove it.
-	guarded bool
 }
 
 // noMasterToHold begins the reason of a restart that found no master.
@@ -132,7 +107,7 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 		h.release()
 		return nil, fmt.Sprintf("cannot hand the sockets over: %v", err)
 	}
-	if sameMountView(root, master.PID) {
+	if sock.SameMountView(root, master.PID) {
 		h.keepPaths()
 	} else {
 		st.Log.Warn().Int("pid", master.PID).Msg("the master sees another file system (mount namespace or root): its unix socket paths are left alone")
@@ -156,13 +131,13 @@ func inheritorOf(p Profile, noHandoff bool) (inheritor, string) {
 // takeListeners duplicates the master's listeners that the new
 // configuration listens on (see configListens) into safe-restart; the
 // others, returned as left, close with the old master.
-func takeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) (socks []heldSocket, left []Listener, err error) {
-	listening, err := readListening(root)
+func takeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) (socks []sock.Held, left []sock.Listener, err error) {
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return nil, nil, err
 	}
-	var want []Listener
-	for _, l := range listenersOf(root, master.PID, listening) {
+	var want []sock.Listener
+	for _, l := range sock.ListenersOf(root, master.PID, listening) {
 		if configListens(listen, l) {
 			want = append(want, l)
 		} else {
@@ -173,7 +148,7 @@ func takeListeners(root string, master ipcguard.Proc, listen []string, log zerol
 	if len(want) == 0 {
 		return nil, left, nil
 	}
-	if socks, err = dupListeners(root, master, want); err != nil {
+	if socks, err = sock.DupListeners(root, master, want); err != nil {
 		return nil, nil, fmt.Errorf("%w: cannot take master %d's listeners: %w", errNoHandoff, master.PID, err)
 	}
 	return socks, left, nil
@@ -182,7 +157,7 @@ func takeListeners(root string, master ipcguard.Proc, listen []string, log zerol
 // configListens reports whether one of the configured listen addresses
 // (nginx's and php-fpm's forms: "127.0.0.1:80", "[::1]:9000", "*:80", a
 // bare port, a host name, a unix socket path) is the listener's.
-func configListens(listen []string, l Listener) bool {
+func configListens(listen []string, l sock.Listener) bool {
 	for _, c := range listen {
 		for _, a := range listenCandidates(c) {
 			if a == l.Addr {
@@ -193,7 +168,7 @@ func configListens(listen []string, l Listener) bool {
 	return false
 }
 
-// listenCandidates returns the addresses, as readListening writes them,
+// listenCandidates returns the addresses, as sock.ReadListening writes them,
 // that a configured listen address may be bound to.
 func listenCandidates(c string) []string {
 	if strings.HasPrefix(c, "/") || strings.HasPrefix(c, "@") {
@@ -222,12 +197,12 @@ func listenCandidates(c string) []string {
 }
 
 // keepPaths links each held unix socket's file to a spare name in its
-// directory (see spareLink) and protects the paths through the stop (see
+// directory (see sock.SpareLink) and protects the paths through the stop (see
 // protectPaths), so that clients find the socket until the new master
 // serves.
 func (h *handoff) keepPaths() {
 	for _, s := range h.socks {
-		if l, ok := spareLink(s, h.log); ok {
+		if l, ok := sock.SpareLink(s, h.log); ok {
 			h.links = append(h.links, l)
 		}
 	}
@@ -240,55 +215,33 @@ func (h *handoff) keepPaths() {
 // exit; nginx does for sockets it bound itself); settle undoes both.
 func (h *handoff) protectPaths() {
 	for i, l := range h.links {
-		if l.guarded {
+		if l.Guarded {
 			continue
 		}
-		if err := guardPath(l); err != nil {
-			h.log.Info().Err(err).Str("path", l.path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the master unlinks it")
+		if err := sock.GuardPath(l); err != nil {
+			h.log.Info().Err(err).Str("path", l.Path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the master unlinks it")
 			continue
 		}
-		h.links[i].guarded = true
+		h.links[i].Guarded = true
 	}
 	h.watchPaths()
 }
 
-// spareLink links the file of s, a unix socket bound to a path, to the
-// spare name .NAME.safe-restart-PID in its directory, so that the path
-// can be linked back after the server unlinks it. It returns false for
-// a socket without a path, and when the path is not that socket file or
-// the link fails (logged).
-func spareLink(s heldSocket, log zerolog.Logger) (sockLink, bool) {
-	if s.family != "unix" || !strings.HasPrefix(s.path, "/") {
-		return sockLink{}, false
-	}
-	if fi, err := os.Lstat(s.path); err != nil || fi.Mode().Type() != fs.ModeSocket {
-		log.Warn().Str("path", s.path).Msg("the unix socket path is not a socket file now: left alone")
-		return sockLink{}, false
-	}
-	spare := filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+spareInfix+strconv.Itoa(os.Getpid()))
-	_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
-	if err := os.Link(s.path, spare); err != nil {
-		log.Warn().Err(err).Str("path", s.path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
-		return sockLink{}, false
-	}
-	return sockLink{path: s.path, spare: spare}, true
-}
-
 // watchPaths starts linking back each held path that no bind mount
-// guards the moment it is unlinked (see watchRelink); settle ends the
+// guards the moment it is unlinked (see sock.WatchRelink); settle ends the
 // watch. The link back comes a moment after the unlink: clients may find
 // no socket file in between.
 func (h *handoff) watchPaths() {
-	var watched []sockLink
+	var watched []sock.Link
 	for _, l := range h.links {
-		if !l.guarded {
+		if !l.Guarded {
 			watched = append(watched, l)
 		}
 	}
 	if len(watched) == 0 || h.stopRel != nil {
 		return
 	}
-	stop, err := watchRelink(watched)
+	stop, err := sock.WatchRelink(watched)
 	if err != nil {
 		h.log.Warn().Err(err).Msg("cannot watch the unix socket paths: they are restored after the stop")
 		return
@@ -296,33 +249,12 @@ func (h *handoff) watchPaths() {
 	h.stopRel = stop
 }
 
-// relinkAll restores every unix socket path the old master unlinked and
-// returns the paths it restored.
-func relinkAll(links []sockLink) []string {
-	var out []string
-	for _, l := range links {
-		if relink(l) {
-			out = append(out, l.path)
-		}
-	}
-	return out
-}
-
-// relink links the spare back to the socket's path when the path is
-// gone; it reports whether it did.
-func relink(l sockLink) bool {
-	if _, err := os.Lstat(l.path); err == nil {
-		return false
-	}
-	return os.Link(l.spare, l.path) == nil
-}
-
 // afterStop restores the socket paths the stopped master unlinked, and
 // reports them.
 func (h *handoff) afterStop(rep *HandoffReport) {
 	for _, l := range h.links {
-		if l.guarded {
-			rep.Guarded = append(rep.Guarded, l.path)
+		if l.Guarded {
+			rep.Guarded = append(rep.Guarded, l.Path)
 		}
 	}
 	rep.Relinked = append(rep.Relinked, h.settle()...)
@@ -338,24 +270,24 @@ func (h *handoff) settle() []string {
 		h.stopRel = nil
 	}
 	h.unguard()
-	restored = append(restored, relinkAll(h.links)...)
+	restored = append(restored, sock.RelinkAll(h.links)...)
 	for _, p := range restored {
 		h.log.Info().Str("path", p).Msg("the stopped master unlinked its unix socket: linked it back to the held socket")
 	}
 	return restored
 }
 
-// unguard removes the bind mounts of guardPath.
+// unguard removes the bind mounts of sock.GuardPath.
 func (h *handoff) unguard() {
 	for i, l := range h.links {
-		if !l.guarded {
+		if !l.Guarded {
 			continue
 		}
-		if err := unguardPath(l); err != nil {
-			h.log.Warn().Err(err).Str("path", l.path).Msg("cannot remove the bind mount that guarded the unix socket path")
+		if err := sock.UnguardPath(l); err != nil {
+			h.log.Warn().Err(err).Str("path", l.Path).Msg("cannot remove the bind mount that guarded the unix socket path")
 			continue
 		}
-		h.links[i].guarded = false
+		h.links[i].Guarded = false
 	}
 }
 
@@ -371,24 +303,15 @@ func (h *handoff) release() {
 	}
 	h.unguard()
 	for _, l := range h.links {
-		_ = os.Remove(l.spare)
+		_ = os.Remove(l.Spare)
 	}
 	for _, s := range h.socks {
-		s.file.Close()
+		s.File.Close()
 	}
 }
 
 // listeners returns the held listeners.
-func (h *handoff) listeners() []Listener { return heldListeners(h.socks) }
-
-// heldListeners returns the sockets' listeners.
-func heldListeners(socks []heldSocket) []Listener {
-	out := make([]Listener, len(socks))
-	for i, s := range socks {
-		out[i] = s.Listener
-	}
-	return out
-}
+func (h *handoff) listeners() []sock.Listener { return sock.HeldListeners(h.socks) }
 
 // run starts argv with the held sockets as fds 3, 4, ... and the
 // environment that names them; a master that would stay safe-restart's
@@ -410,7 +333,7 @@ func (h *handoff) run(ctx context.Context, argv []string) (string, error) {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(withoutVars(os.Environ(), h.unset), h.env...)
 	for _, s := range h.socks {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, s.file)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.File)
 	}
 	h.log.Info().Strs("argv", argv).Strs("env", h.env).Msg("starting with the held sockets")
 	runErr := cmd.Run()
@@ -438,20 +361,3 @@ func withoutVars(env, names []string) []string {
 	}
 	return out
 }
-
-// sameMountView reports whether pid resolves paths as safe-restart does:
-// the same mount namespace and root. The unix socket paths a master
-// reports mean other files otherwise.
-func sameMountView(procRoot string, pid int) bool {
-	for _, name := range []string{"ns/mnt", "root"} {
-		theirs, err1 := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), name))
-		ours, err2 := os.Readlink(filepath.Join(procRoot, "self", name))
-		if err1 != nil || err2 != nil || theirs != ours {
-			return false
-		}
-	}
-	return true
-}
-
-// spareInfix names a socket's spare link: .NAME.safe-restart-PID.
-const spareInfix = ".safe-restart-"

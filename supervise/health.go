@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 	"time"
 )
 
@@ -68,9 +69,9 @@ func (f *Foreground) check(g *Generation, timeout time.Duration) error {
 		}
 		return httpGet(f.o.HealthURL, timeout)
 	}
-	listening, err := readListening(f.o.ProcRoot)
+	listening, err := sock.ReadListening(f.o.ProcRoot)
 	if err != nil {
 		return err
 	}
-	return checkServes(listenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.kind.speaksHTTP(), timeout)
+	return checkServes(sock.ListenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.kind.speaksHTTP(), timeout)
 }

@@ -70,7 +70,7 @@ func pendingStop(dir, procRoot string, p Profile, pidFile string) (*ipcguard.Pro
 // (MasterGone: its pidfile may still need writing, see
 // stopPendingBeside). The record is proven before it is trusted, as a
 // pidfile is: it is this service's (p), its live master is a master of
-// the server (proveMaster, which looks for the old master of a binary
+// the server (proc.ProveMaster, which looks for the old master of a binary
 // upgrade beside pidFile), and its successor runs the server's binary;
 // anything else is an error that leaves the record and every process
 // alone.

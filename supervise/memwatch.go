@@ -14,7 +14,7 @@ import (
 // child's process tree and asks for a graceful recycle (the profile's
 // reload: php-fpm USR2, Apache USR1, nginx HUP; a restart without a
 // profile) when the total is over Max, or when the PSS per process grew
-// steadily over Window (see growsSteadily: a pool forking workers as its
+// steadily over Window (see growth.GrowsSteadily: a pool forking workers as its
 // load rises is no leak). PSS (proportional set size) counts each shared page
 // once across the tree, so a pool of forked workers is not counted N
 // times over.

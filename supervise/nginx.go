@@ -19,6 +19,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 func init() {
@@ -353,16 +354,16 @@ func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
 // that a killed master left: nginx unlinks them only on a clean exit, and
 // binding one fails with EADDRINUSE while the file exists.
 func (nginxKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	return removeStaleSockets(rc.unixListen(), log)
+	return sock.RemoveStaleSockets(rc.unixListen(), log)
 }
 
 // inheritEnv is NGINX="3;4;...": each fd terminated by ";" (an
 // unterminated last one is ignored), each made non-blocking (nginx never
 // sets O_NONBLOCK on an inherited socket; its own are already).
-func (nginxKind) inheritEnv(socks []heldSocket) ([]string, error) {
+func (nginxKind) inheritEnv(socks []sock.Held) ([]string, error) {
 	var b strings.Builder
 	for i, s := range socks {
-		if err := syscall.SetNonblock(s.fd(), true); err != nil {
+		if err := syscall.SetNonblock(s.FD(), true); err != nil {
 			return nil, fmt.Errorf("listener %s: set O_NONBLOCK: %w", s.Addr, err)
 		}
 		fmt.Fprintf(&b, "%d;", 3+i)

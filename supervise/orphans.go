@@ -5,6 +5,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // Orphans returns the workers that dead masters of the server left: the
@@ -38,7 +39,7 @@ func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcgua
 			hasChild[p.PPID] = true
 		}
 	}
-	listening, err := readListening(procRoot)
+	listening, err := sock.ReadListening(procRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func Orphans(procRoot string, procs ipcguard.ProcTable, exe string, live *ipcgua
 		switch {
 		case isSvc[p.PPID], hasChild[p.PID], p.UID == 0, live != nil && p.Key() == live.Key():
 		case p.Session == p.PID || isSvc[p.Session] || sessionLeaderAlive(procs, p):
-		case len(listenersOf(procRoot, p.PID, listening)) == 0:
+		case len(sock.ListenersOf(procRoot, p.PID, listening)) == 0:
 		default:
 			out = append(out, p)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // overlapper is a kind whose new master can bind its listening ports
@@ -88,11 +89,11 @@ func overlapBlocker(root string, old ipcguard.Proc, sig *ipcguard.Signature, st 
 // connections to the new one as its sockets close (migrateBlocker): b is
 // then nil. why says why neither works.
 func holdBeside(root string, old ipcguard.Proc, log zerolog.Logger) (b *beside, why string) {
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return nil, fmt.Sprintf("read the listening sockets: %v", err)
 	}
-	ls := listenersOf(root, old.PID, listening)
+	ls := sock.ListenersOf(root, old.PID, listening)
 	if len(ls) == 0 {
 		return nil, fmt.Sprintf("master %d holds no listening socket", old.PID)
 	}
@@ -116,8 +117,8 @@ func migrateBlocker(root string, old ipcguard.Proc, listening map[uint64]string)
 	if !migrates(root) {
 		return "net.ipv4.tcp_migrate_req is not 1 (or Linux < 5.14 has none): the old master's queued connections would be reset"
 	}
-	for _, l := range listenerFDs(root, old.PID, listening) {
-		on, err := sockReusePort(old.PID, l.fd)
+	for _, l := range sock.ListenerFDs(root, old.PID, listening) {
+		on, err := sock.ReusePort(old.PID, l.FD)
 		if err != nil {
 			return fmt.Sprintf("read SO_REUSEPORT of master %d's listener %s: %v", old.PID, l.Addr, err)
 		}
@@ -472,11 +473,11 @@ func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *St
 	if !proc.SameAlive(root, master) {
 		return fmt.Errorf("%w: the new master %d exited", ErrStartFailed, master.PID)
 	}
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
-	rep.Listeners = listenersOf(root, master.PID, listening)
+	rep.Listeners = sock.ListenersOf(root, master.PID, listening)
 	if err := soleListener(rep.Listeners, listening); err != nil {
 		return err
 	}
@@ -488,7 +489,7 @@ func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *St
 
 // soleListener fails when a listening socket other than the master's own
 // is bound to one of its addresses.
-func soleListener(own []Listener, listening map[uint64]string) error {
+func soleListener(own []sock.Listener, listening map[uint64]string) error {
 	mine := map[uint64]bool{}
 	addrs := map[string]bool{}
 	for _, l := range own {

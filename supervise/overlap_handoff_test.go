@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // TestHandoffOverlapBlocker: a handoff overlaps unless --no-overlap, or the
@@ -23,7 +24,7 @@ import (
 func TestHandoffOverlapBlocker(t *testing.T) {
 	master := ipcguard.Proc{PID: 42}
 	all := &handoff{master: master}
-	left := &handoff{master: master, left: []Listener{{Addr: "127.0.0.1:80"}}}
+	left := &handoff{master: master, left: []sock.Listener{{Addr: "127.0.0.1:80"}}}
 	root := t.TempDir()
 	for name, text := range map[string]string{
 		"stat":            "cpu 0 0 0 0\nbtime 1700000000\n",

@@ -15,12 +15,13 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // TestSoleListener: a socket on one of the master's addresses that is not
 // the master's fails; the master's own, and other addresses, do not.
 func TestSoleListener(t *testing.T) {
-	own := []Listener{{Addr: "127.0.0.1:80", Inode: 1}, {Addr: "127.0.0.1:443", Inode: 2}}
+	own := []sock.Listener{{Addr: "127.0.0.1:80", Inode: 1}, {Addr: "127.0.0.1:443", Inode: 2}}
 	if err := soleListener(own, map[uint64]string{1: "127.0.0.1:80", 2: "127.0.0.1:443", 3: "127.0.0.1:8080"}); err != nil {
 		t.Fatalf("only the master's sockets on its addresses: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // FPMLadder is php-fpm's stop ladder: QUIT asks for a graceful stop (the
@@ -210,12 +211,12 @@ func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
 }
 
 // clearLeftovers removes the socket file of each unix listen path that no
-// process listens on, with its proof logged (see removeStaleSockets). A
+// process listens on, with its proof logged (see sock.RemoveStaleSockets). A
 // killed master leaves its socket file; php-fpm 8.2 itself also unlinks a
 // path nothing answers on before binding, so this makes the step explicit
 // and logged rather than necessary.
 func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	return removeStaleSockets(rc.unixListen(), log)
+	return sock.RemoveStaleSockets(rc.unixListen(), log)
 }
 
 // inheritEnv is FPM_SOCKETS="KEY=3,KEY=4,...", with the keys php-fpm
@@ -224,7 +225,7 @@ func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logge
 // binds "::": ":::9000"). php-fpm's workers accept in blocking mode.
 // php-fpm reads at most 128 entries per variable; more go to
 // FPM_SOCKETS_1, ...
-func (fpmKind) inheritEnv(socks []heldSocket) ([]string, error) {
+func (fpmKind) inheritEnv(socks []sock.Held) ([]string, error) {
 	var vars []string
 	var entries []string
 	for i, s := range socks {
@@ -232,7 +233,7 @@ func (fpmKind) inheritEnv(socks []heldSocket) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := syscall.SetNonblock(s.fd(), false); err != nil {
+		if err := syscall.SetNonblock(s.FD(), false); err != nil {
 			return nil, fmt.Errorf("listener %s: clear O_NONBLOCK: %w", s.Addr, err)
 		}
 		entries = append(entries, fmt.Sprintf("%s=%d", key, 3+i))
@@ -255,21 +256,21 @@ const fpmSocketsPerVar = 128
 // unix path that php-fpm would not read back as one (it takes a key with
 // ":" for an inet address, and splits the variable at "," and "=") has
 // none.
-func fpmSocketKey(s heldSocket) (string, error) {
-	switch s.family {
+func fpmSocketKey(s sock.Held) (string, error) {
+	switch s.Family {
 	case "unix":
-		if s.path == "" || strings.ContainsAny(s.path, ":,=") {
+		if s.Path == "" || strings.ContainsAny(s.Path, ":,=") {
 			return "", fmt.Errorf("listener %s: php-fpm cannot name this unix socket path in FPM_SOCKETS", s.Addr)
 		}
-		return s.path, nil
+		return s.Path, nil
 	case "inet":
-		return s.ip.String() + ":" + strconv.Itoa(s.port), nil
+		return s.IP.String() + ":" + strconv.Itoa(s.Port), nil
 	default: // inet6: inet_ntop writes a v4-mapped address as ::ffff:a.b.c.d
-		host := s.ip.String()
-		if v4 := s.ip.To4(); v4 != nil {
+		host := s.IP.String()
+		if v4 := s.IP.To4(); v4 != nil {
 			host = "::ffff:" + v4.String()
 		}
-		return host + ":" + strconv.Itoa(s.port), nil
+		return host + ":" + strconv.Itoa(s.Port), nil
 	}
 }
 

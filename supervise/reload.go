@@ -14,6 +14,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // ReloadOptions says which server to reload and how to recover it.
@@ -161,7 +162,7 @@ func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, s
 	return "", nil
 }
 
-// pthreadKeysMargin is how many free pthread keys a reload must leave: a
+// PthreadKeysMargin is how many free pthread keys a reload must leave: a
 // reload loads every module again, and each may create a few.
 const PthreadKeysMargin = 64
 
@@ -213,11 +214,11 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	defer tail.close()
 	// A server that does not serve before the reload will not serve after
 	// it either: that is not the reload's doing.
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
-	before := checkServes(listenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
+	before := checkServes(sock.ListenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
 	if before != nil {
 		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
 	}
@@ -344,11 +345,11 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 	if needChildren && len(rep.NewChildren) == 0 {
 		return errors.New("no child of the new generation yet")
 	}
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
-	ls := listenersOf(root, master.PID, listening)
+	ls := sock.ListenersOf(root, master.PID, listening)
 	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // RestartReport is what the stop and the start of a restart did.
@@ -272,8 +273,8 @@ func stillAlive(root string, procs []ipcguard.Proc) []int {
 
 // aloneOnPorts fails when a socket other than listeners is bound to one
 // of their addresses (see soleListener).
-func aloneOnPorts(root string, listeners []Listener) error {
-	listening, err := readListening(root)
+func aloneOnPorts(root string, listeners []sock.Listener) error {
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
@@ -292,11 +293,11 @@ func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
 		ev = st.Log.Info() // nothing serves: nothing to refuse
 	}
 	ev.Str("reason", why).Msg("plain restart, no socket handoff: connections are refused between the stop and the start")
-	return &HandoffReport{Held: []Listener{}, Fallback: why}
+	return &HandoffReport{Held: []sock.Listener{}, Fallback: why}
 }
 
 // addrs returns the listeners' addresses.
-func addrs(ls []Listener) []string {
+func addrs(ls []sock.Listener) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
 		out[i] = l.Addr

@@ -130,3 +130,15 @@ func (rc RunConfig) refuseForeground() error {
 		"(its start must write the pidfile and return); one in the foreground belongs to its supervisor "+
 		"(systemd, a container, or safe-restart run)", ErrUnsupportedConfig, rc.Foreground)
 }
+
+// unixListen returns the unix socket paths among the configured listen
+// addresses.
+func (rc RunConfig) unixListen() []string {
+	var paths []string
+	for _, l := range rc.Listen {
+		if strings.HasPrefix(l, "/") {
+			paths = append(paths, l)
+		}
+	}
+	return paths
+}

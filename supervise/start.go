@@ -16,6 +16,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // Sentinel errors of a start.
@@ -92,7 +93,7 @@ type StartReport struct {
 	Leftovers      []string            `json:"leftovers_removed"`
 	Reaped         []ipcguard.Outcome  `json:"reaped"`
 	Master         *ipcguard.Proc      `json:"master,omitempty"`
-	Listeners      []Listener          `json:"listeners"`
+	Listeners      []sock.Listener     `json:"listeners"`
 	Created        []ipcguard.SetStamp `json:"ipc_created"`
 	StarterOutput  string              `json:"starter_output,omitempty"`
 }
@@ -424,11 +425,11 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 		if !proc.SameAlive(root, master) {
 			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(lastLines(tail.since(), 5)))
 		}
-		listening, err := readListening(root)
+		listening, err := sock.ReadListening(root)
 		if err != nil {
 			return err
 		}
-		rep.Listeners = listenersOf(root, master.PID, listening)
+		rep.Listeners = sock.ListenersOf(root, master.PID, listening)
 		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.speaksHTTP(), 2*time.Second)
 		if err == nil {
 			err = workersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)

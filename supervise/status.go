@@ -14,6 +14,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // Status is what a server is doing now, and the risks found.
@@ -23,10 +24,10 @@ type Status struct {
 	NotRunning string         `json:"not_running,omitempty"` // why no master was accepted
 	// PIDFileWrong says why the pidfile does not name the master, which
 	// was found by its listening sockets instead (masterByListeners).
-	PIDFileWrong string        `json:"pidfile_wrong,omitempty"`
-	Uptime       time.Duration `json:"uptime_ns,omitempty"`
-	Tree         []int         `json:"tree,omitempty"`
-	Listeners    []Listener    `json:"listeners,omitempty"`
+	PIDFileWrong string          `json:"pidfile_wrong,omitempty"`
+	Uptime       time.Duration   `json:"uptime_ns,omitempty"`
+	Tree         []int           `json:"tree,omitempty"`
+	Listeners    []sock.Listener `json:"listeners,omitempty"`
 	// Reloads counts the reloads this master logged (Apache: graceful
 	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6) in its
 	// error log and the rotated ones since it started (masterLog); -1 when
@@ -111,8 +112,8 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	}
 	st.tree = proc.Descendants(procs, master, p.Binary)
 	st.Tree = proc.PIDs(st.tree)
-	if listening, err := readListening("/proc"); err == nil {
-		st.Listeners = listenersOf("/proc", master.PID, listening)
+	if listening, err := sock.ReadListening("/proc"); err == nil {
+		st.Listeners = sock.ListenersOf("/proc", master.PID, listening)
 	}
 	if text := masterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
 		st.Reloads = p.kind.reloadsLogged(text, master)
@@ -148,7 +149,7 @@ func (st *Status) risks(ipc bool) []string {
 	return out
 }
 
-// unitRisk says what in systemd's view of the server is wrong (README.md
+// UnitRisk says what in systemd's view of the server is wrong (README.md
 // invariant 8), "" when nothing or there is no unit.
 func (st *Status) UnitRisk() string {
 	u := st.Unit
@@ -192,7 +193,7 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 // (other instances of the binary, which their command lines do not tell
 // apart).
 func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunConfig) (ipcguard.Proc, bool) {
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return ipcguard.Proc{}, false
 	}
@@ -201,7 +202,7 @@ func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunC
 		if m.Session != m.PID || p.startedWith(root, m, rc) != "" {
 			continue
 		}
-		if slices.ContainsFunc(listenersOf(root, m.PID, listening), func(l Listener) bool { return configured(l, rc.Listen) }) {
+		if slices.ContainsFunc(sock.ListenersOf(root, m.PID, listening), func(l sock.Listener) bool { return configured(l, rc.Listen) }) {
 			found = append(found, m)
 		}
 	}
@@ -213,7 +214,7 @@ func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunC
 
 // configured reports whether l is on one of listen's addresses; any
 // listener is when listen is empty (the config test does not name them).
-func configured(l Listener, listen []string) bool {
+func configured(l sock.Listener, listen []string) bool {
 	if len(listen) == 0 {
 		return true
 	}

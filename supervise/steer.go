@@ -11,6 +11,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // beside is an overlap's hold on the old master's listening sockets (a
@@ -23,7 +24,7 @@ import (
 // open until the old master has exited, so that what still reached them
 // is seen (and logged) before it is reset (README.md, "Apache: overlap").
 type beside struct {
-	old []heldSocket
+	old []sock.Held
 	// setOn says which of old lacked SO_REUSEPORT until openBeside set
 	// it: restore clears it again.
 	setOn []bool
@@ -40,7 +41,7 @@ type beside struct {
 // program or a copy, a listener is a unix socket, or the master has more
 // than one socket on an address (listen buckets: the program could not
 // tell them from the new master's once one closes).
-func openBeside(root string, old ipcguard.Proc, ls []Listener, log zerolog.Logger) (*beside, error) {
+func openBeside(root string, old ipcguard.Proc, ls []sock.Listener, log zerolog.Logger) (*beside, error) {
 	if err := canSteer(); err != nil {
 		return nil, fmt.Errorf("the kernel refuses a reuseport program: %w", err)
 	}
@@ -48,19 +49,19 @@ func openBeside(root string, old ipcguard.Proc, ls []Listener, log zerolog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("master %d: %w", old.PID, err)
 	}
-	held, err := dupListeners(root, old, want)
+	held, err := sock.DupListeners(root, old, want)
 	if err != nil {
 		return nil, err
 	}
 	b := &beside{old: held, setOn: make([]bool, len(held)), steered: map[string]bool{}, log: log}
 	for i, s := range held {
-		had, err := detachSteering(s.fd())
+		had, err := detachSteering(s.FD())
 		if had {
 			log.Warn().Str("listener", s.Addr).Msg("removed the steering program an interrupted restart left")
 		}
-		on, rerr := reusePortOn(s.fd())
+		on, rerr := sock.ReusePortOn(s.FD())
 		if err = errors.Join(err, rerr); err == nil && !on {
-			err = setReusePort(s.fd(), true)
+			err = setReusePort(s.FD(), true)
 			b.setOn[i] = err == nil
 		}
 		if err != nil {
@@ -72,12 +73,12 @@ func openBeside(root string, old ipcguard.Proc, ls []Listener, log zerolog.Logge
 
 // oneSocketEach returns ls without repeated sockets, and fails for a unix
 // socket or for two sockets on one address.
-func oneSocketEach(ls []Listener) ([]Listener, error) {
-	var out []Listener
+func oneSocketEach(ls []sock.Listener) ([]sock.Listener, error) {
+	var out []sock.Listener
 	seen, addrs := map[uint64]bool{}, map[string]bool{}
 	for _, l := range ls {
 		switch {
-		case l.network() != "tcp":
+		case l.Network() != "tcp":
 			return nil, fmt.Errorf("listener %s is a unix socket", l.Addr)
 		case seen[l.Inode]:
 			continue
@@ -98,7 +99,7 @@ func oneSocketEach(ls []Listener) ([]Listener, error) {
 // it fail. An address the new configuration dropped is left alone: it
 // closes with the old master. A failure can leave some groups steered
 // (see detach).
-func (b *beside) steerTo(listening map[uint64]string, newLs []Listener) error {
+func (b *beside) steerTo(listening map[uint64]string, newLs []sock.Listener) error {
 	newN := map[string]int{}
 	ours := map[uint64]bool{}
 	for _, s := range b.old {
@@ -118,7 +119,7 @@ func (b *beside) steerTo(listening map[uint64]string, newLs []Listener) error {
 		if inode, ok := strayOn(listening, s.Addr, ours); ok {
 			return fmt.Errorf("another socket (inode %d) listens on %s beside the two masters: cannot steer its connections", inode, s.Addr)
 		}
-		if err := attachSteering(s.fd(), 1, newN[s.Addr]); err != nil {
+		if err := attachSteering(s.FD(), 1, newN[s.Addr]); err != nil {
 			return fmt.Errorf("listener %s: %w", s.Addr, err)
 		}
 		b.steered[s.Addr] = true
@@ -157,7 +158,7 @@ func (b *beside) drain(ctx context.Context, migrates bool) {
 	ports := map[int]bool{}
 	for _, s := range b.old {
 		if b.steered[s.Addr] {
-			ports[s.port] = true
+			ports[s.Port] = true
 		}
 	}
 	hs := handshakes{ports: ports, log: b.log}
@@ -235,7 +236,7 @@ func (b *beside) queued() (int, error) {
 		if !b.steered[s.Addr] {
 			continue
 		}
-		n, err := acceptQueue(s.fd())
+		n, err := acceptQueue(s.FD())
 		if err != nil {
 			return 0, fmt.Errorf("listener %s: %w", s.Addr, err)
 		}
@@ -252,7 +253,7 @@ func (b *beside) queued() (int, error) {
 // master's sockets, taken from master. While an old socket still
 // listens the programs stay: without them the kernel's hash would give
 // that socket a share again.
-func (b *beside) release(root string, master ipcguard.Proc, newLs []Listener) error {
+func (b *beside) release(root string, master ipcguard.Proc, newLs []sock.Listener) error {
 	if n, err := b.queued(); err == nil && n > 0 {
 		b.log.Warn().Int("connections", n).Msg("connections queued on the old master's sockets after it exited are reset")
 	}
@@ -261,7 +262,7 @@ func (b *beside) release(root string, master ipcguard.Proc, newLs []Listener) er
 		inodes[s.Inode] = s.Addr
 	}
 	b.closeOld()
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
@@ -270,22 +271,22 @@ func (b *beside) release(root string, master ipcguard.Proc, newLs []Listener) er
 			return fmt.Errorf("an old socket on %s still listens (another process holds it): the steering program stays", addr)
 		}
 	}
-	var want []Listener
+	var want []sock.Listener
 	for _, l := range newLs {
 		if b.steered[l.Addr] {
 			want = append(want, l)
 			delete(b.steered, l.Addr) // one socket of each group
 		}
 	}
-	held, err := dupListeners(root, master, want)
+	held, err := sock.DupListeners(root, master, want)
 	if err != nil {
 		return fmt.Errorf("remove the steering program: %w", err)
 	}
 	var errs []error
 	for _, s := range held {
-		_, err := detachSteering(s.fd())
+		_, err := detachSteering(s.FD())
 		errs = append(errs, err)
-		s.file.Close()
+		s.File.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -297,7 +298,7 @@ func (b *beside) detach() error {
 	var errs []error
 	for _, s := range b.old {
 		if b.steered[s.Addr] {
-			_, err := detachSteering(s.fd())
+			_, err := detachSteering(s.FD())
 			errs = append(errs, err)
 			delete(b.steered, s.Addr)
 		}
@@ -311,7 +312,7 @@ func (b *beside) restore() error {
 	var errs []error
 	for i, s := range b.old {
 		if b.setOn[i] {
-			errs = append(errs, setReusePort(s.fd(), false))
+			errs = append(errs, setReusePort(s.FD(), false))
 		}
 	}
 	b.closeOld()
@@ -321,7 +322,7 @@ func (b *beside) restore() error {
 // closeOld closes the copies of the old sockets.
 func (b *beside) closeOld() {
 	for _, s := range b.old {
-		s.file.Close()
+		s.File.Close()
 	}
 	b.old = nil
 }
@@ -332,11 +333,11 @@ func (b *beside) closeOld() {
 // every connection, and stopping it would cost more than finishing). A
 // nil b (no hold: the kernel migrates, or the sockets are shared) does
 // nothing.
-func (b *beside) steerAndDrain(ctx context.Context, root string, newLs []Listener) error {
+func (b *beside) steerAndDrain(ctx context.Context, root string, newLs []sock.Listener) error {
 	if b == nil {
 		return nil
 	}
-	listening, err := readListening(root)
+	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
@@ -350,7 +351,7 @@ func (b *beside) steerAndDrain(ctx context.Context, root string, newLs []Listene
 
 // releaseLogged is release, for a nil b too, its failure logged: the
 // restart itself is done.
-func (b *beside) releaseLogged(root string, master ipcguard.Proc, newLs []Listener) {
+func (b *beside) releaseLogged(root string, master ipcguard.Proc, newLs []sock.Listener) {
 	if b == nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // Classic BPF ancillary load of a random number (linux/filter.h), which
@@ -82,12 +83,6 @@ func setReusePort(fd int, on bool) error {
 	return os.NewSyscallError("setsockopt SO_REUSEPORT", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, v))
 }
 
-// reusePortOn reports whether fd has SO_REUSEPORT.
-func reusePortOn(fd int) (bool, error) {
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
-	return v != 0, os.NewSyscallError("getsockopt SO_REUSEPORT", err)
-}
-
 // acceptQueue returns how many connections wait in the accept queue of
 // the listening TCP socket fd (TCP_INFO's tcpi_unacked of a listener).
 func acceptQueue(fd int) (int, error) {
@@ -114,7 +109,7 @@ func halfOpen(ports map[int]bool) (map[uint64]bool, error) {
 // dumpSynRecv adds to out the cookies of family's SYN_RECV sockets whose
 // local port is one of ports.
 func dumpSynRecv(family uint8, ports map[int]bool, out map[uint64]bool) error {
-	return tcpDump(family, 1<<tcpSynRecv, 0, func(msg []byte) {
+	return sock.TCPDump(family, 1<<tcpSynRecv, 0, func(msg []byte) {
 		if len(msg) >= inetDiagCookieOff+8 && ports[int(binary.BigEndian.Uint16(msg[4:]))] {
 			out[binary.NativeEndian.Uint64(msg[inetDiagCookieOff:])] = true
 		}

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"github.com/safe-restart/safe-restart/supervise/sock"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,17 +11,17 @@ import (
 // held at two fds counts once; a unix socket, or two sockets on one
 // address (listen buckets), are refused.
 func TestOneSocketEach(t *testing.T) {
-	a, a2, b := Listener{Addr: "127.0.0.1:80", Inode: 1}, Listener{Addr: "127.0.0.1:80", Inode: 2}, Listener{Addr: "[::]:443", Inode: 3}
-	got, err := oneSocketEach([]Listener{a, b, a})
-	if err != nil || !reflect.DeepEqual(got, []Listener{a, b}) {
+	a, a2, b := sock.Listener{Addr: "127.0.0.1:80", Inode: 1}, sock.Listener{Addr: "127.0.0.1:80", Inode: 2}, sock.Listener{Addr: "[::]:443", Inode: 3}
+	got, err := oneSocketEach([]sock.Listener{a, b, a})
+	if err != nil || !reflect.DeepEqual(got, []sock.Listener{a, b}) {
 		t.Fatalf("oneSocketEach(a, b, a) = %v, %v; want a, b", got, err)
 	}
 	for _, c := range []struct {
-		ls   []Listener
+		ls   []sock.Listener
 		want string
 	}{
-		{[]Listener{a, a2}, "two sockets listen on 127.0.0.1:80"},
-		{[]Listener{{Addr: "/run/php/php.sock", Inode: 4}}, "unix socket"},
+		{[]sock.Listener{a, a2}, "two sockets listen on 127.0.0.1:80"},
+		{[]sock.Listener{{Addr: "/run/php/php.sock", Inode: 4}}, "unix socket"},
 	} {
 		if _, err := oneSocketEach(c.ls); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("oneSocketEach(%v): %v; want %q", c.ls, err, c.want)

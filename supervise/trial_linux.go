@@ -25,6 +25,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // trialCloneflags are the namespaces the trial runs in.
@@ -68,7 +69,7 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 // accept, and returns them; it fails at once on a line that ends a start
 // in the trial's logs, a starter that failed, a master that exited, or an
 // init that is gone.
-func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig, k trialer, deadline time.Time) ([]Listener, error) {
+func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig, k trialer, deadline time.Time) ([]sock.Listener, error) {
 	fail := func(why, logged string) error {
 		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.causeLines(logged)}
 	}
@@ -336,12 +337,12 @@ func readText(path string, off int64) (string, bool) {
 
 // listeners returns the trial master's listening sockets once each accepts
 // a connection made inside the trial's network namespace.
-func (t *trialProc) listeners(m ipcguard.Proc) ([]Listener, error) {
-	listening, err := readListening(filepath.Join("/proc", strconv.Itoa(t.cmd.Process.Pid)))
+func (t *trialProc) listeners(m ipcguard.Proc) ([]sock.Listener, error) {
+	listening, err := sock.ReadListening(filepath.Join("/proc", strconv.Itoa(t.cmd.Process.Pid)))
 	if err != nil {
 		return nil, err
 	}
-	ls := listenersOf(t.procRoot(), m.PID, listening)
+	ls := sock.ListenersOf(t.procRoot(), m.PID, listening)
 	if len(ls) == 0 {
 		return nil, errors.New("the trial's master holds no listening socket yet")
 	}
@@ -353,7 +354,7 @@ func (t *trialProc) listeners(m ipcguard.Proc) ([]Listener, error) {
 // and then returns to its own; a thread that cannot return is never
 // unlocked, so the runtime ends it with the goroutine. A unix socket is
 // reached through the trial's root.
-func (t *trialProc) dialAll(ls []Listener) error {
+func (t *trialProc) dialAll(ls []sock.Listener) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -383,9 +384,9 @@ func (t *trialProc) dialAll(ls []Listener) error {
 }
 
 // dialEach connects to each listener and closes the connection at once.
-func dialEach(ls []Listener, unixPath func(string) string) error {
+func dialEach(ls []sock.Listener, unixPath func(string) string) error {
 	for _, l := range ls {
-		network, addr := l.network(), dialable(l.Addr)
+		network, addr := l.Network(), dialable(l.Addr)
 		if network == "unix" && strings.HasPrefix(addr, "/") {
 			addr = unixPath(addr)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,10 +254,10 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // mountPoints returns the mount points of this mount namespace, in mount
 // order.
 func mountPoints() ([]string, error) {
-	mounts, err := readMountInfo()
+	mounts, err := proc.ReadMountInfo()
 	out := make([]string, len(mounts))
 	for i, m := range mounts {
-		out[i] = m.point
+		out[i] = m.Point
 	}
 	return out, err
 }

@@ -18,3 +18,6 @@ func trialStage(int) string { return "" }
 
 // sameMount: without Linux, one mount.
 func sameMount(string, string) bool { return true }
+
+// rlimitNoFile is unknown without prlimit(2).
+func rlimitNoFile(int) [2]uint64 { return [2]uint64{} }

@@ -3,6 +3,7 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 	"io"
 	"net"
 	"net/http"
@@ -145,13 +146,13 @@ func sameFile(a, b *os.File) bool {
 // also listen for other protocols, nginx's stream and mail blocks: one
 // listener that answers HTTP proves the server serves; --health-url says
 // exactly what must.)
-func checkServes(listeners []Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
+func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
 	if len(listeners) == 0 {
 		return errors.New("the master holds no listening socket")
 	}
 	var tcp []string
 	for _, l := range listeners {
-		network, addr := l.network(), l.Addr
+		network, addr := l.Network(), l.Addr
 		if network == "tcp" {
 			addr = dialable(addr)
 			tcp = append(tcp, addr)

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"github.com/safe-restart/safe-restart/supervise/sock"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -82,19 +83,19 @@ func TestCheckServesAnyHTTPListener(t *testing.T) {
 	status := http.StatusOK
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
 	defer web.Close()
-	rawL := Listener{Addr: raw.Addr().String()}
-	webL := Listener{Addr: web.Listener.Addr().String()}
-	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
+	rawL := sock.Listener{Addr: raw.Addr().String()}
+	webL := sock.Listener{Addr: web.Listener.Addr().String()}
+	if err := checkServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
 		t.Fatalf("stream + HTTP listener: %v", err)
 	}
-	if err := checkServes([]Listener{rawL}, "", true, 2*time.Second); err == nil {
+	if err := checkServes([]sock.Listener{rawL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a listener that answers no HTTP passed the health check")
 	}
-	if err := checkServes([]Listener{rawL}, "", false, 2*time.Second); err != nil {
+	if err := checkServes([]sock.Listener{rawL}, "", false, 2*time.Second); err != nil {
 		t.Fatalf("a server that speaks no HTTP needs only accepting listeners: %v", err)
 	}
 	status = http.StatusBadGateway
-	if err := checkServes([]Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
+	if err := checkServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a 502 passed the health check")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // handoffRestarts is how many full restarts each handoff test runs under
@@ -69,7 +70,7 @@ func checkHandedOver(t *testing.T, rep supervise.RestartReport, n int, errOut st
 	if rep.Handoff == nil || rep.Handoff.Fallback != "" || len(rep.Handoff.Held) != n {
 		t.Fatalf("handoff %+v: want %d listeners held, no fallback\n%s", rep.Handoff, n, errOut)
 	}
-	inodes := func(ls []supervise.Listener) []uint64 {
+	inodes := func(ls []sock.Listener) []uint64 {
 		var out []uint64
 		for _, l := range ls {
 			out = append(out, l.Inode)

@@ -21,7 +21,7 @@ import (
 // its 1024th): keys near the limit, and, for a server whose master lives
 // through reloads (not php-fpm, whose reload re-executes it with a fresh
 // table), keys gained per reload between the samples of this master, keys
-// gained between samples with no reload counted (keyRise), and libgomp
+// gained between samples with no reload counted (growth.FindKeyRise), and libgomp
 // mapped while neither has been measured yet.
 func keyFindings(st supervise.Status, history []growth.Sample, keepsMaster bool) []Finding {
 	if st.Master == nil {
@@ -157,7 +157,7 @@ func libgompMapped(procRoot string, pid int) string {
 
 // memoryFindings reports php-fpm pools that never recycle their workers
 // (pm.max_requests = 0) while the workers' memory grows between samples
-// of the master (memGrowth): the leak ends in fork() failures and the OOM
+// of the master (growth.FindMemGrowth): the leak ends in fork() failures and the OOM
 // killer.
 func memoryFindings(st supervise.Status, history []growth.Sample) []Finding {
 	if st.Master == nil {

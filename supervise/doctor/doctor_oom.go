@@ -10,7 +10,7 @@ import (
 )
 
 // oomFindings reports the OOM kills that the memory cgroup of the running
-// master counts (readOOMCounter: v1 memory.oom_control, v2
+// master counts (proc.ReadOOMCounter: v1 memory.oom_control, v2
 // memory.events): the kernel killed processes of the service for memory.
 // The SIGKILL lines of the error log (log-sigkill, among logs) are then
 // its evidence, and their finding is dropped: the returned list replaces

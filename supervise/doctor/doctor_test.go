@@ -265,7 +265,7 @@ func TestKeyRise(t *testing.T) {
 		s(m, 2, 100),
 		s(m, 2, 110),     // unchanged: +10 in 6 h
 		s(other, 0, 900), // another master
-		s(m, 4, 160),     // counted reloads: keyGrowth's, skipped (12 h)
+		s(m, 4, 160),     // counted reloads: FindKeyGrowth's, skipped (12 h)
 		s(m, -1, 170),    // unknown: +10 in 6 h
 		s(m, 1, 180),     // unknown before: +10 in 6 h
 		s(m, 0, 200),     // fallen (rotated log): +20 in 6 h

@@ -20,7 +20,7 @@ type KeyGrowth struct {
 // PerReload is the keys gained per reload.
 func (g KeyGrowth) PerReload() float64 { return float64(g.Keys) / float64(g.Reloads) }
 
-// keyGrowth compares each pair of consecutive samples of master in which
+// FindKeyGrowth compares each pair of consecutive samples of master in which
 // both counts are known and the reload count rose; a count that fell (the
 // error log was rotated, and counting restarted) breaks the chain without
 // losing the pairs before it. ok is false when no reload was observed.
@@ -56,10 +56,10 @@ type KeyRise struct {
 // PerDay is the keys gained per day.
 func (r KeyRise) PerDay() float64 { return float64(r.Keys) / r.Elapsed.Hours() * 24 }
 
-// keyRise compares each pair of consecutive samples of master in which
+// FindKeyRise compares each pair of consecutive samples of master in which
 // both key counts are known and the reload count did not rise (unknown on
 // either side, unchanged, or fallen); the pairs where it rose are
-// keyGrowth's. ok is true when those pairs span some time and the keys
+// FindKeyGrowth's. ok is true when those pairs span some time and the keys
 // rose over them.
 func FindKeyRise(samples []Sample, master ipcguard.ProcKey) (KeyRise, bool) {
 	var r KeyRise
@@ -90,7 +90,7 @@ type MemGrowth struct {
 	pids    []int   // the workers
 }
 
-// Growth thresholds (memGrowth): the workers' memory must rise by at least
+// Growth thresholds (FindMemGrowth): the workers' memory must rise by at least
 // memGrowthMinKiB and memGrowthMinPct over at least memGrowthMinSamples
 // samples, and still rise in the later half.
 const (
@@ -99,7 +99,7 @@ const (
 	memGrowthMinSamples = 3
 )
 
-// memGrowth reports a pool of master whose workers' memory grows steadily:
+// FindMemGrowth reports a pool of master whose workers' memory grows steadily:
 // the workers seen in both the first and the last sample of master that
 // hold any worker of the pool (the same processes, by pid and start time),
 // their summed PSS at each sample in between, rising by the thresholds

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// memSample is one measurement of a process tree's memory.
+// MemSample is one measurement of a process tree's memory.
 type MemSample struct {
 	At    time.Time
 	PSS   int64 // bytes, the whole tree's
@@ -15,7 +15,7 @@ type MemSample struct {
 // perProc is the tree's mean PSS per process.
 func (s MemSample) perProc() float64 { return float64(s.PSS) / float64(max(s.Procs, 1)) }
 
-// memTrend is the verdict on a window of samples: the least-squares line
+// Trend is the verdict on a window of samples: the least-squares line
 // through their PSS per process, and how well it fits. The fit is per
 // process so that a pool growing with its load (pm = dynamic forking
 // workers) is no leak; the growth is then scaled to the tree's size in
@@ -34,7 +34,7 @@ type Trend struct {
 	R2 float64
 }
 
-// Thresholds of a steady growth (see growsSteadily).
+// Thresholds of a steady growth (see GrowsSteadily).
 const (
 	trendMinSamples = 6
 	trendMinR2      = 0.8
@@ -81,8 +81,8 @@ func fitTrend(samples []MemSample) Trend {
 	return tr
 }
 
-// growsSteadily reports whether samples, covering window, show memory
-// growing steadily, per process (see memTrend): at least trendMinSamples samples spanning 90% of the
+// GrowsSteadily reports whether samples, covering window, show memory
+// growing steadily, per process (see Trend): at least trendMinSamples samples spanning 90% of the
 // window, a least-squares line through them rising by at least minRise
 // bytes over the span, and the line explaining at least 80% of the
 // variance (R² ≥ 0.8). The fit makes one outlier count little; R² keeps a
@@ -96,7 +96,7 @@ func GrowsSteadily(samples []MemSample, window time.Duration, minRise int64) (Tr
 	return tr, ok
 }
 
-// trimWindow drops the samples older than window before the last one.
+// TrimWindow drops the samples older than window before the last one.
 func TrimWindow(samples []MemSample, window time.Duration) []MemSample {
 	if len(samples) == 0 {
 		return samples

@@ -12,7 +12,7 @@ import (
 // the pipes of what it left running may delay its caller.
 const commandWaitDelay = 5 * time.Second
 
-// command is exec.CommandContext for the commands safe-restart runs
+// Command is exec.CommandContext for the commands safe-restart runs
 // (starters, config tests, systemctl): cancelling ctx sends SIGTERM, not
 // SIGKILL, and Wait returns at most commandWaitDelay later.
 func Command(ctx context.Context, argv []string) *exec.Cmd {
@@ -22,13 +22,13 @@ func Command(ctx context.Context, argv []string) *exec.Cmd {
 	return cmd
 }
 
-// combinedOutput runs argv (see command) and returns its stdout and
+// CombinedOutput runs argv (see command) and returns its stdout and
 // stderr, interleaved.
 func CombinedOutput(ctx context.Context, argv []string) (string, error) {
 	return RunCombined(Command(ctx, argv))
 }
 
-// runCombined runs cmd and returns its stdout and stderr, interleaved.
+// RunCombined runs cmd and returns its stdout and stderr, interleaved.
 func RunCombined(cmd *exec.Cmd) (string, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

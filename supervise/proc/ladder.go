@@ -291,7 +291,7 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
 
-// parseWith parses a signal (ParseSignal) and checks it is fit for its
+// ParseWith parses a signal (ParseSignal) and checks it is fit for its
 // use (checkStopSignal, checkReloadSignal).
 func ParseWith(s string, check func(syscall.Signal) error) (syscall.Signal, error) {
 	sig, err := ParseSignal(s)
@@ -301,7 +301,7 @@ func ParseWith(s string, check func(syscall.Signal) error) (syscall.Signal, erro
 	return sig, check(sig)
 }
 
-// checkStopSignal refuses a signal no stop can use: one that freezes a
+// CheckStopSignal refuses a signal no stop can use: one that freezes a
 // process instead of ending it (STOP, TSTP, TTIN, TTOU), one whose
 // default is to do nothing and that no server stops on (CONT, CHLD, URG),
 // or one the C library keeps for itself (32, 33).
@@ -319,7 +319,7 @@ func CheckStopSignal(sig syscall.Signal) error {
 	return nil
 }
 
-// checkReloadSignal refuses a signal that reloads nothing: daemons
+// CheckReloadSignal refuses a signal that reloads nothing: daemons
 // document HUP, USR1, USR2 or WINCH for a reload (or a real-time signal);
 // any other signal stops, freezes, kills or is ignored by a process that
 // does not handle it, and a reload verified afterwards could pass on a
@@ -341,7 +341,7 @@ const (
 	sigRTMax = syscall.Signal(64)
 )
 
-// sigName is "SIGTERM" for syscall.SIGTERM.
+// SigName is "SIGTERM" for syscall.SIGTERM.
 func SigName(sig syscall.Signal) string {
 	if n := unix.SignalName(sig); n != "" {
 		return n
@@ -375,7 +375,7 @@ func ParseLadder(s string) (Ladder, error) {
 	return l, nil
 }
 
-// gracefulLadder is the ladder every built-in server shares: sig (its
+// GracefulLadder is the ladder every built-in server shares: sig (its
 // graceful stop) for graceful, skipped when graceful is 0, then TERM (the
 // server's fast stop, which reclaims its children) for 10 s, then KILL to
 // every survivor, which is what the workers of a master killed meanwhile

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// oomCounter is the OOM-kill count of the memory cgroup a process is in,
+// OOMCounter is the OOM-kill count of the memory cgroup a process is in,
 // read at one moment, so that a later count tells whether the OOM killer
 // struck in between.
 type OOMCounter struct {
@@ -16,10 +16,10 @@ type OOMCounter struct {
 	Kills int64
 }
 
-// cgroupRoot is where the cgroup hierarchies are mounted.
+// CgroupRoot is where the cgroup hierarchies are mounted.
 var CgroupRoot = "/sys/fs/cgroup"
 
-// readOOMCounter reads the OOM-kill count of pid's memory cgroup: the v1
+// ReadOOMCounter reads the OOM-kill count of pid's memory cgroup: the v1
 // memory controller's memory.oom_control ("oom_kill N") when pid is in
 // one, else the v2 group's memory.events ("oom_kill N"). A process whose
 // cgroup cannot be read gives the zero counter, which never reports a kill.
@@ -63,7 +63,7 @@ func memoryCgroupFile(text string) string {
 	return filepath.Join(CgroupV2Dir(v2), "memory.events")
 }
 
-// cgroupV2Dir is the directory of the unified cgroup v2 (a cgroupV2 path),
+// CgroupV2Dir is the directory of the unified cgroup v2 (a cgroupV2 path),
 // on a pure v2 mount or a hybrid one (v2 at "unified").
 func CgroupV2Dir(v2 string) string {
 	if _, err := os.Stat(filepath.Join(CgroupRoot, "cgroup.controllers")); err == nil {
@@ -89,7 +89,7 @@ func readOOMKills(file string) (int64, bool) {
 	return 0, false
 }
 
-// now returns the counter read again: the same cgroup, its count now
+// Now returns the counter read again: the same cgroup, its count now
 // (c unchanged when it cannot be read).
 func (c OOMCounter) Now() OOMCounter {
 	if c.File == "" {
@@ -101,7 +101,7 @@ func (c OOMCounter) Now() OOMCounter {
 	return c
 }
 
-// since returns how many OOM kills the cgroup counted after c was read.
+// Since returns how many OOM kills the cgroup counted after c was read.
 func (c OOMCounter) Since() int64 {
 	if c.File == "" {
 		return 0
@@ -113,7 +113,7 @@ func (c OOMCounter) Since() int64 {
 	return n - c.Kills
 }
 
-// cgroupV2 is the unified (cgroup v2) path in a /proc/PID/cgroup text: its
+// CgroupV2 is the unified (cgroup v2) path in a /proc/PID/cgroup text: its
 // "0::" line; "" when there is none.
 func CgroupV2(text string) string {
 	for _, line := range strings.Split(text, "\n") {

@@ -6,16 +6,16 @@ import (
 	"time"
 )
 
-// pollInterval is how often pollUntil asks again.
+// pollInterval is how often PollUntil asks again.
 const pollInterval = 20 * time.Millisecond
 
-// pollUntil calls done every pollInterval until it reports true, returns an
+// PollUntil calls done every pollInterval until it reports true, returns an
 // error, ctx ends, or within passes (an error saying how long it waited).
 func PollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
 	return PollEvery(ctx, within, pollInterval, done)
 }
 
-// pollEvery is pollUntil asking every interval.
+// PollEvery is PollUntil asking every interval.
 func PollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()

@@ -13,7 +13,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// treePSS sums the PSS of master and all its live descendants (any
+// TreePSS sums the PSS of master and all its live descendants (any
 // program), from /proc/PID/smaps_rollup (Linux 4.14). It returns the
 // total in bytes and how many processes it measured; processes that exit
 // meanwhile are skipped.
@@ -48,7 +48,7 @@ func TreePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
 	return total, n, nil
 }
 
-// readPSS returns the Pss line of /proc/PID/smaps_rollup in bytes, e.g.
+// ReadPSS returns the Pss line of /proc/PID/smaps_rollup in bytes, e.g.
 //
 //	Pss:               30621 kB
 //
@@ -58,7 +58,7 @@ func ReadPSS(procRoot string, pid int) (int64, error) {
 	return n, err
 }
 
-// readKiBLine returns, in bytes, the value of the line of a /proc file
+// ReadKiBLine returns, in bytes, the value of the line of a /proc file
 // that begins with key ("MemAvailable:", "Pss:") and ends in kB; found
 // says whether there was one. A malformed value wraps
 // ipcguard.ErrMalformed.

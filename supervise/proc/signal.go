@@ -8,7 +8,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// signalProc sends sig to p, never to a process that took over its pid:
+// SignalProc sends sig to p, never to a process that took over its pid:
 // it pins the pid with a pidfd first, then checks the identity, then
 // signals through the pidfd. A process already gone is not an error; a
 // reused pid is ErrPIDReused and nothing is sent.

@@ -13,10 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errNoSuchProcess is ESRCH: the process has exited and been reaped.
+// ErrNoSuchProcess is ESRCH: the process has exited and been reaped.
 var ErrNoSuchProcess = unix.ESRCH
 
-// pidfdOpen opens a pidfd (Linux 5.3) for pid, retrying on EINTR.
+// PidfdOpen opens a pidfd (Linux 5.3) for pid, retrying on EINTR.
 func PidfdOpen(pid int) (int, error) {
 	fd, err := RetryEINTR(func() (int, error) { return unix.PidfdOpen(pid, 0) })
 	if err != nil {
@@ -25,7 +25,7 @@ func PidfdOpen(pid int) (int, error) {
 	return fd, nil
 }
 
-// retryEINTR calls f until it fails with something other than EINTR.
+// RetryEINTR calls f until it fails with something other than EINTR.
 func RetryEINTR[T any](f func() (T, error)) (T, error) {
 	for {
 		v, err := f()
@@ -88,7 +88,7 @@ func killPID(pid int, sig syscall.Signal) error {
 // errNoPidfd reports a kernel without pidfd_open (before 5.3).
 var errNoPidfd = unix.ENOSYS
 
-// setChildSubreaper makes this process the reaper of its orphaned
+// SetChildSubreaper makes this process the reaper of its orphaned
 // descendants (prctl(2) PR_SET_CHILD_SUBREAPER): workers re-parented when
 // their master dies stay this process's to see and to reap.
 func SetChildSubreaper() error {
@@ -98,7 +98,7 @@ func SetChildSubreaper() error {
 	return nil
 }
 
-// reapNoHang collects pid's exit status if it has exited (wait4 with
+// ReapNoHang collects pid's exit status if it has exited (wait4 with
 // WNOHANG, retried on EINTR); done is false while it runs. A pid that is
 // not this process's child is an error wrapping ECHILD.
 func ReapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {

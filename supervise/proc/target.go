@@ -16,7 +16,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
-// pidfileSlack absorbs the granularity of start times derived from btime
+// PIDFileSlack absorbs the granularity of start times derived from btime
 // (about 1 s) when comparing them with a pidfile's modification time.
 const PIDFileSlack = 2 * time.Second
 
@@ -52,7 +52,7 @@ func FromPIDFile(procRoot, path, exe string) (ipcguard.Proc, error) {
 	return p, nil
 }
 
-// proveMaster proves that p, a live process that the file at path names
+// ProveMaster proves that p, a live process that the file at path names
 // (a pidfile, a stop record), is a master of the server: it runs exe, not
 // merely a program named like it (ErrForeignProcess, also when its
 // executable cannot be read), and it is no worker of another process
@@ -77,7 +77,7 @@ func ProveMaster(procRoot string, p ipcguard.Proc, exe, path, pidFile string) er
 	return nil
 }
 
-// oldbinSuffix is added to a pidfile's path by nginx's binary upgrade
+// OldbinSuffix is added to a pidfile's path by nginx's binary upgrade
 // (USR2): the old master moves its pidfile there, and the new one, its
 // child, writes the pidfile.
 const OldbinSuffix = ".oldbin"
@@ -112,7 +112,7 @@ func serverParent(procRoot string, p ipcguard.Proc, exe, path string) (ipcguard.
 // room to spare.
 const maxPIDFile = 64
 
-// readPIDFile returns the pid the pidfile at path holds and when it was
+// ReadPIDFile returns the pid the pidfile at path holds and when it was
 // written. It opens the file only when it is a regular file, and then
 // without blocking (openRegular: a FIFO planted at the path would block
 // open(2) for ever, and the service's lock with it; a device such as
@@ -163,7 +163,7 @@ func fileType(m fs.FileMode) string {
 // exitGrace bounds the wait for a server process seen exiting.
 const exitGrace = time.Second
 
-// exiting reports whether p is the server's process in the middle of its
+// Exiting reports whether p is the server's process in the middle of its
 // exit: named like exe, its exe link already gone (the kernel drops it
 // with the memory, before the process becomes a zombie), and exited
 // within exitGrace. A master that just logged its fatal error is seen so.
@@ -188,7 +188,7 @@ func Same(procRoot string, p ipcguard.Proc) (ipcguard.Proc, error) {
 	return now, nil
 }
 
-// runs reports whether p runs exe: the kernel shows /proc/PID/exe resolved,
+// Runs reports whether p runs exe: the kernel shows /proc/PID/exe resolved,
 // with " (deleted)" once the binary was replaced.
 func Runs(p ipcguard.Proc, exe string) bool {
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
@@ -197,7 +197,7 @@ func Runs(p ipcguard.Proc, exe string) bool {
 	return p.Exe == exe || p.Exe == exe+" (deleted)"
 }
 
-// truncate is b cut to n bytes, "..." marking a cut: enough of what a
+// Truncate is b cut to n bytes, "..." marking a cut: enough of what a
 // file or a command said to quote it in an error.
 func Truncate(b []byte, n int) string {
 	if len(b) > n {
@@ -206,7 +206,7 @@ func Truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// cmdline is pid's command line (its title, for a server that sets one),
+// Cmdline is pid's command line (its title, for a server that sets one),
 // nil when it cannot be read.
 func Cmdline(root string, pid int) []string {
 	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "cmdline"))
@@ -216,14 +216,14 @@ func Cmdline(root string, pid int) []string {
 	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
 }
 
-// commOf is the command name the kernel shows for a binary: its base name
+// CommOf is the command name the kernel shows for a binary: its base name
 // cut to 15 bytes.
 func CommOf(exe string) string {
 	b := filepath.Base(exe)
 	return b[:min(len(b), 15)]
 }
 
-// runningExactly returns the live processes that run exe itself (see runs).
+// RunningExactly returns the live processes that run exe itself (see runs).
 func RunningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
 	var out []ipcguard.Proc
 	for _, p := range procs.ByExe(exe) {

@@ -30,7 +30,7 @@ func Descendants(procs ipcguard.ProcTable, master ipcguard.Proc, exe string) []i
 	return out
 }
 
-// liveTree is Descendants read from master down, through the kernel's
+// LiveTree is Descendants read from master down, through the kernel's
 // lists of each process's children (procRoot/PID/task/TID/children),
 // rather than from the whole process table: a check repeated while a
 // restart waits (the generation proof) then reads the tree's few

@@ -136,7 +136,7 @@ func (w *exitWatch) close() {
 	}
 }
 
-// sameAlive reports whether p is still the same live process.
+// SameAlive reports whether p is still the same live process.
 func SameAlive(procRoot string, p ipcguard.Proc) bool {
 	now, err := Same(procRoot, p)
 	return err == nil && now.Alive()

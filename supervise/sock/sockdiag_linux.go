@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package sock
 
 import (
 	"encoding/binary"
@@ -26,10 +26,10 @@ const (
 	unixDiagMsgSz = 16  // struct unix_diag_msg
 )
 
-// unixPeerInode returns the inode of the peer of the unix socket whose
+// UnixPeerInode returns the inode of the peer of the unix socket whose
 // inode is ino: for a connected client socket, the server's end, which
 // has an inode (non-zero) only once a process accepted it.
-func unixPeerInode(ino uint64) (uint64, error) {
+func UnixPeerInode(ino uint64) (uint64, error) {
 	req, r := diagRequest(unixDiagReqSz)
 	ne := binary.NativeEndian
 	r[0] = unix.AF_UNIX
@@ -146,11 +146,11 @@ const (
 	tcpListen        = 10
 )
 
-// tcpDump asks the kernel (a sock_diag dump) for family's TCP sockets in
+// TCPDump asks the kernel (a sock_diag dump) for family's TCP sockets in
 // the states of the mask (1<<state each), on local port sport (any when
 // 0: the kernel skips the others), and calls each with every answer, a
 // struct inet_diag_msg.
-func tcpDump(family uint8, states uint32, sport uint16, each func(msg []byte)) error {
+func TCPDump(family uint8, states uint32, sport uint16, each func(msg []byte)) error {
 	req, r := diagRequest(inetDiagReqSz)
 	ne := binary.NativeEndian
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
@@ -172,12 +172,12 @@ func addrLen(family uint8) int {
 	return net.IPv4len
 }
 
-// tcpAccepted returns the inodes of the established TCP connections whose
+// TCPAccepted returns the inodes of the established TCP connections whose
 // local address is ip (any, when ip is unspecified: a wildcard listener's)
 // and port, and that a process has accepted (a connection still in a
 // listener's queue has no inode): IPv4 ones for an IPv4 ip, else both
 // families (an IPv6 socket's IPv4 connections are v4-mapped).
-func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
+func TCPAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 	out := map[uint64]bool{}
 	families := []uint8{unix.AF_INET, unix.AF_INET6}
 	if ip.To4() != nil {
@@ -185,7 +185,7 @@ func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 	}
 	for _, family := range families {
 		size := addrLen(family)
-		err := tcpDump(family, 1<<tcpEstablished, uint16(port), func(msg []byte) {
+		err := TCPDump(family, 1<<tcpEstablished, uint16(port), func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 || int(binary.BigEndian.Uint16(msg[4:])) != port {
 				return
 			}
@@ -203,16 +203,16 @@ func tcpAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// tcpListening adds the listening TCP sockets of the caller's network
+// TCPListening adds the listening TCP sockets of the caller's network
 // namespace to out (inode to host:port, as parseListening writes them),
 // from a sock_diag dump of listeners alone: the kernel then walks only its
 // listening hash, where reading /proc/net/tcp walks every TCP socket of
 // the machine (a loaded server has tens of thousands in TIME_WAIT; each
 // read then took tens of milliseconds, several times per restart).
-func tcpListening(out map[uint64]string) error {
+func TCPListening(out map[uint64]string) error {
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		size := addrLen(family)
-		err := tcpDump(family, 1<<tcpListen, 0, func(msg []byte) {
+		err := TCPDump(family, 1<<tcpListen, 0, func(msg []byte) {
 			if len(msg) < inetDiagInodeOff+4 {
 				return
 			}
@@ -227,11 +227,11 @@ func tcpListening(out map[uint64]string) error {
 	return nil
 }
 
-// tcpInode returns the inode of the TCP socket whose local address is
+// TCPInode returns the inode of the TCP socket whose local address is
 // local and remote address remote (0 while it waits in a listener's queue
 // for accept(2)), asking the kernel for that one socket (sock_diag), or an
 // error wrapping unix.ENOENT when there is none.
-func tcpInode(local, remote *net.TCPAddr) (uint64, error) {
+func TCPInode(local, remote *net.TCPAddr) (uint64, error) {
 	if local.IP.To4() != nil && remote.IP.To4() != nil {
 		// Also an IPv4 connection a dual-stack IPv6 socket accepted: the
 		// kernel keeps v4-mapped connections with the IPv4 ones (tested).
@@ -240,7 +240,7 @@ func tcpInode(local, remote *net.TCPAddr) (uint64, error) {
 	return tcpInodeIn(unix.AF_INET6, local, remote)
 }
 
-// tcpInodeIn is tcpInode in one address family.
+// tcpInodeIn is TCPInode in one address family.
 func tcpInodeIn(family uint8, local, remote *net.TCPAddr) (uint64, error) {
 	addr := func(ip net.IP) []byte {
 		if family == unix.AF_INET {

@@ -1,4 +1,4 @@
-package supervise
+package sock
 
 import (
 	"encoding/hex"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Listener is a listening TCP or unix stream socket held by a process.
@@ -18,22 +19,22 @@ type Listener struct {
 	Inode uint64 `json:"inode"` // socket inode, shared by every process holding it
 }
 
-// network is "unix" for a unix socket's path, else "tcp".
-func (l Listener) network() string {
+// Network is "unix" for a unix socket's path, else "tcp".
+func (l Listener) Network() string {
 	if strings.HasPrefix(l.Addr, "/") || strings.HasPrefix(l.Addr, "@") {
 		return "unix"
 	}
 	return "tcp"
 }
 
-// readListening returns the listening TCP and unix stream sockets of the
+// ReadListening returns the listening TCP and unix stream sockets of the
 // network namespace procRoot/net shows, by inode: TCP from a sock_diag
 // dump of listeners when procRoot is "/proc" (the caller's namespace; see
 // tcpListening), else from procRoot/net/tcp and tcp6; unix from
 // procRoot/net/unix.
-func readListening(procRoot string) (map[uint64]string, error) {
+func ReadListening(procRoot string) (map[uint64]string, error) {
 	out := map[uint64]string{}
-	if procRoot != "/proc" || tcpListening(out) != nil {
+	if procRoot != "/proc" || TCPListening(out) != nil {
 		if err := readTCPListening(procRoot, out); err != nil {
 			return nil, err
 		}
@@ -128,10 +129,10 @@ func parseHexAddr(s string) (string, error) {
 	return net.JoinHostPort(net.IP(raw).String(), strconv.Itoa(int(port))), nil
 }
 
-// listenersOf returns the listening sockets among pid's fds.
-func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
+// ListenersOf returns the listening sockets among pid's fds.
+func ListenersOf(procRoot string, pid int, listening map[uint64]string) []Listener {
 	var out []Listener
-	for _, l := range listenerFDs(procRoot, pid, listening) {
+	for _, l := range ListenerFDs(procRoot, pid, listening) {
 		out = append(out, l.Listener)
 	}
 	return out
@@ -140,36 +141,36 @@ func listenersOf(procRoot string, pid int, listening map[uint64]string) []Listen
 // listenerFD is a listening socket and the fd number a process holds it at.
 type listenerFD struct {
 	Listener
-	fd int
+	FD int
 }
 
-// listenerFDs returns the listening sockets among pid's fds, with their
+// ListenerFDs returns the listening sockets among pid's fds, with their
 // fd numbers.
-func listenerFDs(procRoot string, pid int, listening map[uint64]string) []listenerFD {
+func ListenerFDs(procRoot string, pid int, listening map[uint64]string) []listenerFD {
 	var out []listenerFD
-	for _, s := range socketFDs(procRoot, pid) {
-		if addr, ok := listening[s.inode]; ok {
-			out = append(out, listenerFD{Listener{Addr: addr, Inode: s.inode}, s.fd})
+	for _, s := range SocketFDs(procRoot, pid) {
+		if addr, ok := listening[s.Inode]; ok {
+			out = append(out, listenerFD{Listener{Addr: addr, Inode: s.Inode}, s.FD})
 		}
 	}
 	return out
 }
 
-// socketFD is one of a process's fds that refers to a socket.
-type socketFD struct {
-	fd    int
-	inode uint64
+// SocketFD is one of a process's fds that refers to a socket.
+type SocketFD struct {
+	FD    int
+	Inode uint64
 }
 
-// socketFDs returns pid's fds that refer to sockets, in fd order of
+// SocketFDs returns pid's fds that refer to sockets, in fd order of
 // /proc/PID/fd (none when it cannot be read).
-func socketFDs(procRoot string, pid int) []socketFD {
+func SocketFDs(procRoot string, pid int) []SocketFD {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var out []socketFD
+	var out []SocketFD
 	for _, e := range entries {
 		target, err := os.Readlink(filepath.Join(dir, e.Name()))
 		if err != nil || !strings.HasPrefix(target, "socket:[") {
@@ -178,8 +179,26 @@ func socketFDs(procRoot string, pid int) []socketFD {
 		inode, err1 := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 64)
 		fd, err2 := strconv.Atoi(e.Name())
 		if err1 == nil && err2 == nil {
-			out = append(out, socketFD{fd: fd, inode: inode})
+			out = append(out, SocketFD{FD: fd, Inode: inode})
 		}
 	}
 	return out
+}
+
+// ConnInode returns the inode of c's socket.
+func ConnInode(c net.Conn) (uint64, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("%T has no socket", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var st syscall.Stat_t
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil {
+		return 0, err
+	}
+	return st.Ino, serr
 }

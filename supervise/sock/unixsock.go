@@ -1,4 +1,4 @@
-package supervise
+package sock
 
 import (
 	"errors"
@@ -6,18 +6,17 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// removeStaleSockets removes those of paths that are unix socket files no
+// RemoveStaleSockets removes those of paths that are unix socket files no
 // process listens on (see staleSocket), logging each with its proof, and
 // returns the paths removed. Anything else (no file, another kind of file,
 // a socket that accepts or whose state is unproven) is left alone.
-func removeStaleSockets(paths []string, log zerolog.Logger) ([]string, error) {
+func RemoveStaleSockets(paths []string, log zerolog.Logger) ([]string, error) {
 	var removed []string
 	for _, path := range paths {
 		fi, proof, err := staleSocket(path)
@@ -78,16 +77,4 @@ func staleSocket(path string) (fs.FileInfo, string, error) {
 		return fi, "", nil
 	}
 	return fi, "connect: connection refused (no process listens on it)", nil
-}
-
-// unixListen returns the unix socket paths among the configured listen
-// addresses.
-func (rc RunConfig) unixListen() []string {
-	var paths []string
-	for _, l := range rc.Listen {
-		if strings.HasPrefix(l, "/") {
-			paths = append(paths, l)
-		}
-	}
-	return paths
 }

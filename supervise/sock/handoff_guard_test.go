@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package sock
 
 import (
 	"net"
@@ -11,7 +11,7 @@ import (
 
 // TestGuardPathRefusesSymlinks: the socket path or its spare swapped for a
 // symlink (to a file the server's user controls, or to one root must not
-// cover) is never bind-mounted: guardPath fails before mounting.
+// cover) is never bind-mounted: GuardPath fails before mounting.
 func TestGuardPathRefusesSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "app.sock")
@@ -32,12 +32,12 @@ func TestGuardPathRefusesSymlinks(t *testing.T) {
 	if err := os.Symlink(victim, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := guardPath(sockLink{path: link, spare: spare}); err == nil {
-		unguardPath(sockLink{path: link})
+	if err := GuardPath(Link{Path: link, Spare: spare}); err == nil {
+		UnguardPath(Link{Path: link})
 		t.Fatal("a symlinked target was bind-mounted over")
 	}
-	if err := guardPath(sockLink{path: sock, spare: link}); err == nil {
-		unguardPath(sockLink{path: sock})
+	if err := GuardPath(Link{Path: sock, Spare: link}); err == nil {
+		UnguardPath(Link{Path: sock})
 		t.Fatal("a symlinked source was bind-mounted")
 	}
 	other := filepath.Join(dir, "other.sock")
@@ -46,8 +46,8 @@ func TestGuardPathRefusesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln2.Close()
-	if err := guardPath(sockLink{path: other, spare: spare}); err == nil {
-		unguardPath(sockLink{path: other})
+	if err := GuardPath(Link{Path: other, Spare: spare}); err == nil {
+		UnguardPath(Link{Path: other})
 		t.Fatal("a socket file other than the spare's was bind-mounted over")
 	}
 	if data, err := os.ReadFile(victim); err != nil || string(data) != "root's file\n" {

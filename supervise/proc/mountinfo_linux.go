@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package proc
 
 import (
 	"fmt"
@@ -9,28 +9,28 @@ import (
 	"strings"
 )
 
-// mountEntry is one line of /proc/self/mountinfo (proc(5)):
+// MountEntry is one line of /proc/self/mountinfo (proc(5)):
 //
 //	36 35 0:21 /php/.php.sock.safe-restart-123 /run/php/php.sock rw - tmpfs ...
-type mountEntry struct {
-	root  string // field 4: the mount's root within its file system
-	point string // field 5: its mount point
+type MountEntry struct {
+	Root  string // field 4: the mount's root within its file system
+	Point string // field 5: its mount point
 }
 
-// readMountInfo returns the mounts of this process's mount namespace, in
+// ReadMountInfo returns the mounts of this process's mount namespace, in
 // mount order, their paths' octal escapes decoded.
-func readMountInfo() ([]mountEntry, error) {
+func ReadMountInfo() ([]MountEntry, error) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	var out []mountEntry
+	var out []MountEntry
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			return nil, fmt.Errorf("/proc/self/mountinfo: malformed line %q", line)
 		}
-		out = append(out, mountEntry{root: unescapeMount(f[3]), point: unescapeMount(f[4])})
+		out = append(out, MountEntry{Root: unescapeMount(f[3]), Point: unescapeMount(f[4])})
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package supervise
+package sock
 
 import (
 	"cmp"
@@ -54,10 +54,10 @@ func TestParseUnixListening(t *testing.T) {
 	if err := parseUnixListening("h\n0: 2 0 zz 0001 01 5 /x\n", map[uint64]string{}); err == nil {
 		t.Fatal("malformed flags accepted")
 	}
-	if l := (Listener{Addr: "/run/x.sock"}); l.network() != "unix" {
+	if l := (Listener{Addr: "/run/x.sock"}); l.Network() != "unix" {
 		t.Fatal("a path is not a unix listener")
 	}
-	if l := (Listener{Addr: "[::1]:80"}); l.network() != "tcp" {
+	if l := (Listener{Addr: "[::1]:80"}); l.Network() != "tcp" {
 		t.Fatal("[::1]:80 is not tcp")
 	}
 }
@@ -68,12 +68,12 @@ func TestListenersOfSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	listening, err := readListening("/proc")
+	listening, err := ReadListening("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, l := range listenersOf("/proc", os.Getpid(), listening) {
+	for _, l := range ListenersOf("/proc", os.Getpid(), listening) {
 		found = found || l.Addr == ln.Addr().String()
 	}
 	if !found {
@@ -103,12 +103,12 @@ func TestTCPListeningMatchesProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	connected, err := connInode(c)
+	connected, err := ConnInode(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fromDiag, fromProc := map[uint64]string{}, map[uint64]string{}
-	if err := tcpListening(fromDiag); err != nil {
+	if err := TCPListening(fromDiag); err != nil {
 		t.Fatal(err)
 	}
 	if err := readTCPListening("/proc", fromProc); err != nil {

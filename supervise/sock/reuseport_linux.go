@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package sock
 
 import (
 	"os"
@@ -10,10 +10,10 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
-// sockReusePort reports whether the socket pid holds at fd has
+// ReusePort reports whether the socket pid holds at fd has
 // SO_REUSEPORT, through a copy taken with pidfd_getfd (Linux 5.6; needs
 // the right to ptrace pid).
-func sockReusePort(pid, fd int) (bool, error) {
+func ReusePort(pid, fd int) (bool, error) {
 	pfd, err := proc.PidfdOpen(pid)
 	if err != nil {
 		return false, err
@@ -24,5 +24,11 @@ func sockReusePort(pid, fd int) (bool, error) {
 		return false, os.NewSyscallError("pidfd_getfd", err)
 	}
 	defer proc.CloseFD(dup)
-	return reusePortOn(dup)
+	return ReusePortOn(dup)
+}
+
+// ReusePortOn reports whether fd has SO_REUSEPORT.
+func ReusePortOn(fd int) (bool, error) {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
+	return v != 0, os.NewSyscallError("getsockopt SO_REUSEPORT", err)
 }

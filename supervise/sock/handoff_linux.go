@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package sock
 
 import (
 	"errors"
@@ -21,10 +21,10 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
-// dupListeners duplicates the master's listeners into safe-restart with
+// DupListeners duplicates the master's listeners into safe-restart with
 // pidfd_getfd (Linux 5.6; it needs the right to ptrace the master), each
 // proven to be the socket wanted by its inode.
-func dupListeners(root string, master ipcguard.Proc, want []Listener) ([]heldSocket, error) {
+func DupListeners(root string, master ipcguard.Proc, want []Listener) ([]Held, error) {
 	pidfd, err := proc.PidfdOpen(master.PID)
 	if err != nil {
 		return nil, err
@@ -34,15 +34,15 @@ func dupListeners(root string, master ipcguard.Proc, want []Listener) ([]heldSoc
 		return nil, fmt.Errorf("master %d exited", master.PID)
 	}
 	fdOf := map[uint64]int{}
-	for _, s := range socketFDs(root, master.PID) {
-		if _, ok := fdOf[s.inode]; !ok {
-			fdOf[s.inode] = s.fd
+	for _, s := range SocketFDs(root, master.PID) {
+		if _, ok := fdOf[s.Inode]; !ok {
+			fdOf[s.Inode] = s.FD
 		}
 	}
-	var out []heldSocket
-	fail := func(err error) ([]heldSocket, error) {
+	var out []Held
+	fail := func(err error) ([]Held, error) {
 		for _, s := range out {
-			s.file.Close()
+			s.File.Close()
 		}
 		return nil, err
 	}
@@ -62,52 +62,52 @@ func dupListeners(root string, master ipcguard.Proc, want []Listener) ([]heldSoc
 
 // dupListener takes the master's fd target (pidfd_getfd) and checks that
 // it is the listener l: same socket inode.
-func dupListener(pidfd, target int, l Listener) (heldSocket, error) {
+func dupListener(pidfd, target int, l Listener) (Held, error) {
 	fd, err := unix.PidfdGetfd(pidfd, target, 0)
 	if err != nil {
-		return heldSocket{}, fmt.Errorf("listener %s: %w", l.Addr, os.NewSyscallError("pidfd_getfd", err))
+		return Held{}, fmt.Errorf("listener %s: %w", l.Addr, os.NewSyscallError("pidfd_getfd", err))
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Ino != l.Inode {
 		proc.CloseFD(fd)
-		return heldSocket{}, fmt.Errorf("listener %s: the master's fd %d is no longer that socket", l.Addr, target)
+		return Held{}, fmt.Errorf("listener %s: the master's fd %d is no longer that socket", l.Addr, target)
 	}
-	s := heldSocket{Listener: l}
+	s := Held{Listener: l}
 	sa, err := unix.Getsockname(fd)
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		s.family, s.ip, s.port = "inet", net.IP(a.Addr[:]), a.Port
+		s.Family, s.IP, s.Port = "inet", net.IP(a.Addr[:]), a.Port
 	case *unix.SockaddrInet6:
-		s.family, s.ip, s.port = "inet6", net.IP(a.Addr[:]), a.Port
+		s.Family, s.IP, s.Port = "inet6", net.IP(a.Addr[:]), a.Port
 	case *unix.SockaddrUnix:
-		s.family, s.path = "unix", a.Name
+		s.Family, s.Path = "unix", a.Name
 	default:
 		proc.CloseFD(fd)
-		return heldSocket{}, fmt.Errorf("listener %s: unsupported address %T (%v)", l.Addr, sa, err)
+		return Held{}, fmt.Errorf("listener %s: unsupported address %T (%v)", l.Addr, sa, err)
 	}
-	s.file = os.NewFile(uintptr(fd), "listener "+l.Addr)
+	s.File = os.NewFile(uintptr(fd), "listener "+l.Addr)
 	return s, nil
 }
 
-// watchRelink watches the directories of the links with inotify and links
+// WatchRelink watches the directories of the links with inotify and links
 // a socket's path back the moment it is deleted, so that the window in
 // which clients find no socket file is short. The watch runs on its own
 // OS thread, blocked in read(2) rather than in Go's poller, to react
 // without waiting for the scheduler's poll. The returned stop ends the
 // watch and returns the paths restored.
-func watchRelink(links []sockLink) (func() []string, error) {
+func WatchRelink(links []Link) (func() []string, error) {
 	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)
 	}
-	byName, dirs := map[string]sockLink{}, map[int32]string{}
+	byName, dirs := map[string]Link{}, map[int32]string{}
 	for _, l := range links {
-		wd, err := unix.InotifyAddWatch(ifd, filepath.Dir(l.path), unix.IN_DELETE|unix.IN_MOVED_FROM)
+		wd, err := unix.InotifyAddWatch(ifd, filepath.Dir(l.Path), unix.IN_DELETE|unix.IN_MOVED_FROM)
 		if err != nil {
 			proc.CloseFD(ifd)
 			return nil, os.NewSyscallError("inotify_add_watch", err)
 		}
-		byName[l.path], dirs[int32(wd)] = l, filepath.Dir(l.path)
+		byName[l.Path], dirs[int32(wd)] = l, filepath.Dir(l.Path)
 	}
 	var mu sync.Mutex
 	var restored []string
@@ -174,7 +174,7 @@ func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
 	return out, nil
 }
 
-// guardPath bind-mounts the spare link over the socket's path (it needs
+// GuardPath bind-mounts the spare link over the socket's path (it needs
 // CAP_SYS_ADMIN): clients still reach the same socket through it, and the
 // old master's unlink(2) of the path fails with EBUSY (php-fpm ignores
 // that; nginx logs it as an [emerg] line as it exits).
@@ -183,13 +183,13 @@ func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
 // name for a symlink meanwhile: both are opened without following
 // symlinks, must be the same socket file, and the mount goes through those
 // fds, never through the names.
-func guardPath(l sockLink) error {
-	src, err := openSocketFile(l.spare)
+func GuardPath(l Link) error {
+	src, err := openSocketFile(l.Spare)
 	if err != nil {
 		return err
 	}
 	defer proc.CloseFD(src)
-	dst, err := openSocketFile(l.path)
+	dst, err := openSocketFile(l.Path)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func guardPath(l sockLink) error {
 		return os.NewSyscallError("fstat", err)
 	}
 	if a.Dev != b.Dev || a.Ino != b.Ino {
-		return fmt.Errorf("%s is no longer the socket file linked to %s", l.path, l.spare)
+		return fmt.Errorf("%s is no longer the socket file linked to %s", l.Path, l.Spare)
 	}
 	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", src), fmt.Sprintf("/proc/self/fd/%d", dst), "", unix.MS_BIND, ""); err != nil {
 		return os.NewSyscallError("mount --bind", err)
@@ -225,32 +225,32 @@ func openSocketFile(path string) (int, error) {
 	return fd, nil
 }
 
-// unguardPath removes guardPath's bind mount: the path is the socket's own
+// UnGuardPath removes guardPath's bind mount: the path is the socket's own
 // link again.
-func unguardPath(l sockLink) error {
-	if err := unix.Unmount(l.path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+func UnguardPath(l Link) error {
+	if err := unix.Unmount(l.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 		return os.NewSyscallError("umount", err)
 	}
 	return nil
 }
 
 // leftoverGuard reports whether path is still covered by the bind mount of
-// a handoff whose safe-restart died before removing it (see guardPath):
+// a handoff whose safe-restart died before removing it (see GuardPath):
 // /proc/self/mountinfo has a mount at path whose source is a spare link
 // named as keepPaths names it, by a pid that no longer runs. It returns
 // the spare's path.
 func leftoverGuard(path string) (string, bool) {
-	mounts, err := readMountInfo()
+	mounts, err := proc.ReadMountInfo()
 	if err != nil {
 		return "", false
 	}
 	prefix := "." + filepath.Base(path) + spareInfix
 	for _, m := range mounts {
 		// 36 35 0:21 /php/.php.sock.safe-restart-123 /run/php/php.sock rw - tmpfs ...
-		if m.point != path {
+		if m.Point != path {
 			continue
 		}
-		spare := filepath.Base(m.root)
+		spare := filepath.Base(m.Root)
 		pid, err := strconv.Atoi(strings.TrimPrefix(spare, prefix))
 		if !strings.HasPrefix(spare, prefix) || err != nil || pid <= 0 {
 			continue

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package sock
 
 import (
 	"net"
@@ -48,7 +48,7 @@ func TestRemoveStaleSocketUnderLeftoverGuard(t *testing.T) {
 	}
 
 	live := guard("1") // PID 1 of this namespace: this test, alive
-	if removed, err := removeStaleSockets([]string{path}, zerolog.Nop()); err == nil || len(removed) != 0 || !mounted() {
+	if removed, err := RemoveStaleSockets([]string{path}, zerolog.Nop()); err == nil || len(removed) != 0 || !mounted() {
 		t.Fatalf("a live handoff's guard: removed %v, %v, mounted %v; want it left alone (the removal fails)", removed, err, mounted())
 	}
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
@@ -57,7 +57,7 @@ func TestRemoveStaleSocketUnderLeftoverGuard(t *testing.T) {
 	os.Remove(live)
 
 	spare := guard("4194000") // no such process
-	removed, err := removeStaleSockets([]string{path}, zerolog.Nop())
+	removed, err := RemoveStaleSockets([]string{path}, zerolog.Nop())
 	if err != nil || len(removed) != 1 || mounted() {
 		t.Fatalf("removed %v, %v, still mounted %v", removed, err, mounted())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -25,7 +26,7 @@ import (
 // old one, so that a new generation whose workers die at once would pass
 // it. For each listener it opens connections until a process of the tree
 // takes one, or the deadline passes.
-// A probe sends the start of a request and no more (see probeStart), so
+// A probe sends the start of a request and no more (see server.ProbeStart), so
 // that the worker that takes it holds it while it waits for the rest.
 //
 // When the kernel cannot say who took a probe (sock_diag refused), the
@@ -46,7 +47,7 @@ var errNoProof = errors.New("cannot tell which process takes a connection")
 // checkGeneration runs generationAccepts and returns its failure; one for
 // lack of a proof (errNoProof) is logged, and nil: the health check
 // stands, as before this proof.
-func checkGeneration(ctx context.Context, root string, p Profile, master ipcguard.Proc, probe []byte, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
+func checkGeneration(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, probe []byte, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
 	err := generationAccepts(ctx, root, master, p.Binary, probe, listeners, deadline)
 	if errors.Is(err, errNoProof) {
 		log.Warn().Err(err).Int("pid", master.PID).Msg("cannot prove that the new master's own workers take connections: relying on the health check")
@@ -58,51 +59,25 @@ func checkGeneration(ctx context.Context, root string, p Profile, master ipcguar
 // proveGeneration proves, after the verification of a new master started
 // beside an old one (rep), that its own generation takes connections
 // (checkGeneration): the health check may have been answered by the old
-// one. An acceptProber kind's verification proved it already
+// one. An server.AcceptProber kind's verification proved it already
 // (workersAccept).
 func (o StartOptions) proveGeneration(ctx context.Context, root string, rep StartReport) error {
-	if _, proven := o.Profile.kind.(acceptProber); proven {
+	if _, proven := o.Profile.Driver.(server.AcceptProber); proven {
 		return nil
 	}
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
-	return checkGeneration(ctx, root, o.Profile, *rep.Master, probeStart(o.Profile.kind), rep.Listeners, deadline, o.Log)
+	return checkGeneration(ctx, root, o.Profile, *rep.Master, server.ProbeStart(o.Profile.Driver), rep.Listeners, deadline, o.Log)
 }
 
-// acceptProber is a kind whose check that it serves must see its workers
-// take a connection: the kernel queues connections on its listening
-// socket whether or not a worker lives, and no health check speaks its
-// protocol (php-fpm: FastCGI).
-type acceptProber interface {
-	// acceptProbe is what a probe connection sends: the start of a
-	// request, which the worker that takes it waits to complete.
-	acceptProbe() []byte
-}
-
-// probeStart is what a probe connection to k's listeners sends (see
-// generationAccepts): the kind's own start of a request (acceptProber),
-// else the first line of an HTTP request, nil for a server that speaks
-// neither. Data must come: Apache's listeners set TCP_DEFER_ACCEPT
-// (AcceptFilter), and the kernel hands a connection to accept(2) only once
-// data arrived.
-func probeStart(k kind) []byte {
-	if ap, ok := k.(acceptProber); ok {
-		return ap.acceptProbe()
-	}
-	if k.speaksHTTP() {
-		return []byte("GET / HTTP/1.1\r\n")
-	}
-	return nil
-}
-
-// workersAccept proves, for an acceptProber kind, that master's own
+// workersAccept proves, for an server.AcceptProber kind, that master's own
 // generation takes connections on listeners before deadline (see
 // generationAccepts); other kinds prove they serve by the health check.
-func workersAccept(ctx context.Context, root string, p Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
-	ap, ok := p.kind.(acceptProber)
+func workersAccept(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
+	ap, ok := p.Driver.(server.AcceptProber)
 	if !ok {
 		return nil
 	}
-	return checkGeneration(ctx, root, p, master, ap.acceptProbe(), listeners, deadline, log)
+	return checkGeneration(ctx, root, p, master, ap.AcceptProbe(), listeners, deadline, log)
 }
 
 // maxProbes bounds the probes that listenerAccepted keeps open at once;

@@ -2,11 +2,12 @@ package supervise
 
 import (
 	"errors"
-	"github.com/safe-restart/safe-restart/supervise/sock"
 	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // TestServerEnd: the server's end of a connection has no inode while it

@@ -1,10 +1,15 @@
-// Package supervise knows servers and acts on them: profiles, process
-// identity, stop ladders, verified start, stop, restart and reload, status.
+// Package supervise acts on servers: verified start, stop, restart and
+// reload, status, and the foreground supervisor of `safe-restart run`.
 //
-// What differs between kinds of server is one interface, kind (kind.go):
-// Apache (apache.go), nginx (nginx.go), php-fpm (phpfpm*.go) and any daemon
-// described by a TOML service file (servicefile.go, servicekind.go). The
-// rest is shared, so every kind gets the same guarantees:
+// It stands on layers that only import downward (ARCHITECTURE.md beside this file):
+// supervise/server knows each kind of server behind one interface, Driver
+// (Apache, nginx, php-fpm, and any daemon a TOML service file describes);
+// supervise/sock knows sockets (listeners, sock_diag, held sockets);
+// supervise/proc knows processes (pidfile proofs, pidfd signals and waits,
+// ladders, trees, polling, commands). supervise/growth keeps samples for
+// doctor. supervise/doctor and supervise/metrics sit on top of this
+// package. What differs between kinds is the driver; the rest is shared
+// here, so every kind gets the same guarantees:
 //
 //   - the run configuration comes from the server's own config test
 //     (apache2 -t, then -t -D DUMP_RUN_CFG; nginx -T; php-fpm -tt), so includes and
@@ -26,8 +31,6 @@
 //     PID namespaces, all gone with its init), and every new listen address
 //     is bound here once; a failure refuses with the server's own lines.
 //
-// Process mechanics (pidfile proofs, pidfd signals and waits, ladders,
-// trees, polling and commands) live in supervise/proc, below this package.
 // It uses ipcguard; ipcguard never uses it.
 //
 // Foreground (safe-restart run) supervises a server in the foreground: the
@@ -44,9 +47,9 @@
 //
 // Usage:
 //
-//	p, err := supervise.LookupProfile("nginx")
+//	p, err := server.LookupProfile("nginx")
 //	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{
 //		Start: supervise.StartOptions{Profile: p, Log: log},
-//		Stop:  supervise.StopOptions{Ladder: p.Ladder(supervise.DefaultGracefulWait)}, // a proc.Ladder
+//		Stop:  supervise.StopOptions{Ladder: p.Ladder(server.DefaultGracefulWait)},
 //	})
 package supervise

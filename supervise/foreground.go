@@ -14,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // ForegroundOptions configure a foreground supervisor (safe-restart run):
@@ -26,7 +27,7 @@ type ForegroundOptions struct {
 	// reload is verified, its ladder stops it, its orphans and IPC are
 	// cleared after a crash. Nil supervises any command: HUP is forwarded
 	// unverified, a recycle is a restart.
-	Profile *Profile
+	Profile *server.Profile
 	Conf    string // the profile's config file ("" means the profile's)
 	// Ladder stops the child; nil means the profile's with
 	// DefaultGracefulWait, or TERM for 10 s then KILL for any command.
@@ -182,7 +183,7 @@ func (e ending) ran() time.Duration {
 // signature and the server's run configuration (zero without a profile).
 type prepared struct {
 	sig *ipcguard.Signature
-	rc  RunConfig
+	rc  server.RunConfig
 }
 
 // prepare runs the profile's config test and reads what the server will
@@ -191,7 +192,7 @@ func (f *Foreground) prepare(ctx context.Context) (*prepared, error) {
 	if f.o.Profile == nil {
 		return &prepared{}, nil
 	}
-	sig, rc, err := f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log)
+	sig, rc, err := f.o.Profile.PrepareFor(ctx, f.o.Conf, true, f.o.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // startGeneration clears the ground, starts the child and verifies it.
@@ -96,7 +97,7 @@ func (f *Foreground) fork(socks []*os.File, env []string) (int, error) {
 // does (listeners accept, the health check passes, no fatal line), and
 // records the IPC it created; without one, until the health check passes
 // (at once when there is none).
-func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcguard.Signature, rc RunConfig, before ipcguard.Snapshot, tail *logTail) error {
+func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcguard.Signature, rc server.RunConfig, before ipcguard.Snapshot, tail *logTail) error {
 	if f.o.Profile == nil {
 		return f.awaitHealth(ctx, gen)
 	}
@@ -141,7 +142,7 @@ func (f *Foreground) startOptions() StartOptions {
 // group and, with a profile, what a start clears: orphaned workers of dead
 // masters, the IPC of dead generations (each with its proof), stale
 // sockets, and checks the IPC headroom.
-func (f *Foreground) clearGround(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
+func (f *Foreground) clearGround(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) error {
 	if err := f.clearGroup(ctx); err != nil {
 		return err
 	}
@@ -270,7 +271,7 @@ func (f *Foreground) ladder() proc.Ladder {
 	case f.o.Ladder != nil:
 		return f.o.Ladder
 	case f.o.Profile != nil:
-		return f.o.Profile.Ladder(DefaultGracefulWait)
+		return f.o.Profile.Ladder(server.DefaultGracefulWait)
 	}
 	return proc.Ladder{{Signal: syscall.SIGTERM, Wait: 10 * time.Second}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -15,7 +16,7 @@ import (
 // restart or a failed recycle refuses no connection: after every verified
 // start and reload it takes the child's listeners that the run config
 // names (pidfd_getfd, see takeListeners), and the next generation inherits
-// them as fds 3, 4, ... (see inheritor). Meanwhile the kernel queues the
+// them as fds 3, 4, ... (see server.Inheritor). Meanwhile the kernel queues the
 // connections that arrive; the next generation serves them. A unix socket
 // path keeps a spare link while its socket is held, and is linked back
 // when the dead child unlinked it. Through a stop of run's own (a health
@@ -29,7 +30,7 @@ import (
 // Its zero value holds nothing and never inherits. The Run goroutine owns
 // it.
 type runHandoff struct {
-	inh inheritor // nil: no start inherits sockets
+	inh server.Inheritor // nil: no start inherits sockets
 	// why says why nothing is held, for the next start's log line.
 	why string
 	// held are the sockets held and their spare links (see handoff).
@@ -49,10 +50,10 @@ func newRunHandoff(o ForegroundOptions) *runHandoff {
 	if o.Profile == nil {
 		return r // any command: its sockets are unknown, and nothing is logged
 	}
-	if inh, ok := o.Profile.kind.(inheritor); ok {
+	if inh, ok := o.Profile.Driver.(server.Inheritor); ok {
 		// Never passed on from safe-restart's own environment, held
 		// sockets or not: they would name fds the child does not have.
-		r.held.unset = inh.inheritVars()
+		r.held.unset = inh.InheritVars()
 	}
 	r.inh, r.why = inheritorOf(*o.Profile, o.NoHandoff)
 	if r.inh != nil {
@@ -177,7 +178,7 @@ func (r *runHandoff) forStart(n int, listen []string) ([]*os.File, []string) {
 	var env []string
 	if len(r.held.socks) > 0 {
 		var err error
-		if env, err = r.inh.inheritEnv(r.held.socks); err != nil {
+		if env, err = r.inh.InheritEnv(r.held.socks); err != nil {
 			r.drop(n, "cannot hand the sockets over: "+err.Error())
 		}
 	}

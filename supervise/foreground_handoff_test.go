@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -108,7 +110,7 @@ func inodeOf(t *testing.T, f *os.File) uint64 {
 // this process's environment replaced); a socket the configuration no
 // longer names is closed, and with none left the start binds its own.
 func TestRunHandoffForStart(t *testing.T) {
-	p, err := LookupProfile("php8.2-fpm")
+	p, err := server.LookupProfile("php8.2-fpm")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +143,11 @@ func TestRunHandoffForStart(t *testing.T) {
 // TestRunHandoffOff: without a profile, with --no-handoff and for Apache
 // no socket is ever taken or inherited, and the latter two say why.
 func TestRunHandoffOff(t *testing.T) {
-	apache, err := LookupProfile("apache2")
+	apache, err := server.LookupProfile("apache2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fpm, err := LookupProfile("php8.2-fpm")
+	fpm, err := server.LookupProfile("php8.2-fpm")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // reload carries out a reload (HUP) or a recycle (the memory watchdog):
@@ -29,7 +30,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 			Msg("forwarded SIGHUP (no --service: the reload is not verified)")
 		return "", err
 	}
-	sig, rc, err := f.o.Profile.prepareFor(ctx, f.o.Conf, true, f.o.Log)
+	sig, rc, err := f.o.Profile.PrepareFor(ctx, f.o.Conf, true, f.o.Log)
 	if err != nil {
 		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " refused before acting: the child serves on with its configuration")
 		return "", err
@@ -57,7 +58,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 			Ints("old_children", rep.OldChildren).Ints("new_children", rep.NewChildren).Str("reason", r.Reason), r.Memory).
 			Msg(ev + " verified: a new generation serves")
 		return "", nil
-	case errors.Is(err, ErrReloadRejected), rep.Signal == "", !proc.SameAlive(f.o.ProcRoot, gen.Master):
+	case errors.Is(err, server.ErrReloadRejected), rep.Signal == "", !proc.SameAlive(f.o.ProcRoot, gen.Master):
 		// Rejected: the old configuration serves. Not sent: nothing
 		// changed. The master died: its exit starts the restart policy.
 		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " failed")

@@ -17,26 +17,9 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
-
-// inheritor is implemented by the kinds whose server can take its
-// listening sockets from whoever starts it (REFERENCE.md §4): a full
-// restart then holds the old master's sockets through the stop and hands
-// them to the new master, so that no connection is refused in between.
-type inheritor interface {
-	// inheritEnv prepares socks, which the new master gets as fds 3, 4,
-	// ... in that order (the blocking mode the server expects), and
-	// returns the environment variables that name them. An error says
-	// a socket cannot be named to this server.
-	inheritEnv(socks []sock.Held) ([]string, error)
-	// staysChild reports whether a master started with inherited sockets
-	// does not daemonize (nginx): safe-restart then detaches it itself.
-	staysChild() bool
-	// inheritVars are the variables inheritEnv may set (any value of
-	// them in safe-restart's own environment is not passed on).
-	inheritVars() []string
-}
 
 // HandoffReport says whether a restart handed the listening sockets over.
 type HandoffReport struct {
@@ -81,18 +64,18 @@ var errNoHandoff = errors.New("no socket handoff")
 // holdListeners takes the running master's listening sockets for a
 // restart to the run config rc. It returns nil and the reason when a
 // handoff is impossible or pointless; the restart is then a plain one.
-func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
+func holdListeners(st StartOptions, rc server.RunConfig) (*handoff, string) {
 	inh, why := inheritorOf(st.Profile, st.NoHandoff)
 	if inh == nil {
 		return nil, why
 	}
 	root := cmp.Or(st.ProcRoot, "/proc")
-	master, err := st.Profile.master(root, rc)
+	master, err := st.Profile.Master(root, rc)
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)
 	}
-	h := &handoff{master: master, unset: inh.inheritVars(), log: st.Log}
-	if inh.staysChild() {
+	h := &handoff{master: master, unset: inh.InheritVars(), log: st.Log}
+	if inh.StaysChild() {
 		if h.detach, err = exec.LookPath("setsid"); err != nil {
 			return nil, fmt.Sprintf("cannot detach the new master: %v", err)
 		}
@@ -103,7 +86,7 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 	if len(h.socks) == 0 {
 		return nil, "no listener of the running master is in the new configuration"
 	}
-	if h.env, err = inh.inheritEnv(h.socks); err != nil {
+	if h.env, err = inh.InheritEnv(h.socks); err != nil {
 		h.release()
 		return nil, fmt.Sprintf("cannot hand the sockets over: %v", err)
 	}
@@ -115,10 +98,10 @@ func holdListeners(st StartOptions, rc RunConfig) (*handoff, string) {
 	return h, ""
 }
 
-// inheritorOf returns the profile's kind as an inheritor, or nil and why
+// inheritorOf returns the profile's kind as an server.Inheritor, or nil and why
 // its sockets are not handed over (noHandoff: the user said so).
-func inheritorOf(p Profile, noHandoff bool) (inheritor, string) {
-	inh, ok := p.kind.(inheritor)
+func inheritorOf(p server.Profile, noHandoff bool) (server.Inheritor, string) {
+	inh, ok := p.Driver.(server.Inheritor)
 	switch {
 	case noHandoff:
 		return nil, "disabled (--no-handoff)"

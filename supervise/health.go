@@ -4,8 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/sock"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // HealthWatch checks a serving child periodically and asks for a
@@ -73,5 +74,5 @@ func (f *Foreground) check(g *Generation, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return checkServes(sock.ListenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.kind.speaksHTTP(), timeout)
+	return checkServes(sock.ListenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.Driver.SpeaksHTTP(), timeout)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // A stop intent records the master a stop is about to signal, before the
@@ -56,7 +57,7 @@ func saveIntent(dir, service string, master ipcguard.Proc, successor *ipcguard.P
 
 // pendingStop returns the master of an unfinished stop if it is still the
 // same live process, and clears an intent whose master is gone.
-func pendingStop(dir, procRoot string, p Profile, pidFile string) (*ipcguard.Proc, error) {
+func pendingStop(dir, procRoot string, p server.Profile, pidFile string) (*ipcguard.Proc, error) {
 	in, err := readIntent(dir, procRoot, p, pidFile)
 	if err != nil || in == nil || in.MasterGone {
 		return nil, err
@@ -74,7 +75,7 @@ func pendingStop(dir, procRoot string, p Profile, pidFile string) (*ipcguard.Pro
 // upgrade beside pidFile), and its successor runs the server's binary;
 // anything else is an error that leaves the record and every process
 // alone.
-func readIntent(dir, procRoot string, p Profile, pidFile string) (*stopIntent, error) {
+func readIntent(dir, procRoot string, p server.Profile, pidFile string) (*stopIntent, error) {
 	service, exe := p.Name, p.Binary
 	if dir == "" {
 		return nil, nil

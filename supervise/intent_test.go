@@ -9,6 +9,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // TestReadIntentSuccessor: an intent whose old master has exited is kept
@@ -23,22 +24,22 @@ func TestReadIntentSuccessor(t *testing.T) {
 	if err := saveIntent(dir, "svc", old, &successor); err != nil {
 		t.Fatal(err)
 	}
-	in, err := readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, "")
+	in, err := readIntent(dir, "/proc", server.Profile{Name: "svc", Binary: exe}, "")
 	if err != nil || in == nil || in.MasterGone || in.Master.PID != old.PID || in.Successor == nil || in.Successor.PID != successor.PID {
 		t.Fatalf("both alive: readIntent = %+v, %v", in, err)
 	}
 	_ = oldCmd.Process.Kill()
 	_ = oldCmd.Wait()
-	in, err = readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, "")
+	in, err = readIntent(dir, "/proc", server.Profile{Name: "svc", Binary: exe}, "")
 	if err != nil || in == nil || !in.MasterGone || in.Successor == nil {
 		t.Fatalf("old master gone: readIntent = %+v, %v; want the successor, MasterGone", in, err)
 	}
-	if p, err := pendingStop(dir, "/proc", Profile{Name: "svc", Binary: exe}, ""); err != nil || p != nil {
+	if p, err := pendingStop(dir, "/proc", server.Profile{Name: "svc", Binary: exe}, ""); err != nil || p != nil {
 		t.Fatalf("old master gone: pendingStop = %v, %v; want none", p, err)
 	}
 	_ = newCmd.Process.Kill()
 	_ = newCmd.Wait()
-	if in, err = readIntent(dir, "/proc", Profile{Name: "svc", Binary: exe}, ""); err != nil || in != nil {
+	if in, err = readIntent(dir, "/proc", server.Profile{Name: "svc", Binary: exe}, ""); err != nil || in != nil {
 		t.Fatalf("both gone: readIntent = %+v, %v; want none", in, err)
 	}
 	if _, err := os.Stat(intentPath(dir, "svc")); !os.IsNotExist(err) {
@@ -76,7 +77,7 @@ func TestReadIntentProven(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		in, err := readIntent(dir, "/proc", Profile{Name: "svc", Binary: c.exe}, "")
+		in, err := readIntent(dir, "/proc", server.Profile{Name: "svc", Binary: c.exe}, "")
 		if in != nil || !errors.Is(err, proc.ErrForeignProcess) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), intentPath(dir, "svc")) {
 			t.Errorf("%s: readIntent = %+v, %v; want ErrForeignProcess naming the file and saying %q", c.name, in, err, c.says)
 		}

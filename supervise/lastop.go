@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // LastOperation is the outcome of the last state-changing command run on a
@@ -33,7 +34,7 @@ type LastOperation struct {
 // the previous record atomically (a temporary file in the same directory,
 // then a rename), so a reader never sees half a record.
 func SaveLastOperation(dir string, op LastOperation) error {
-	if !validName.MatchString(op.Service) {
+	if !server.ValidName.MatchString(op.Service) {
 		return fmt.Errorf("save last operation: bad service name %q", op.Service)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -86,7 +87,7 @@ func loadLastOperation(path string) (LastOperation, error) {
 	if err := json.Unmarshal(data, &op); err != nil {
 		return op, fmt.Errorf("load last operation %s: %w", path, err)
 	}
-	if !validName.MatchString(op.Service) || op.Op == "" {
+	if !server.ValidName.MatchString(op.Service) || op.Op == "" {
 		return op, fmt.Errorf("load last operation %s: not a last-operation record", path)
 	}
 	return op, nil

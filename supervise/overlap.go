@@ -17,29 +17,14 @@ import (
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
-// overlapper is a kind whose new master can bind its listening ports
-// beside the old master's, both with SO_REUSEPORT (Apache 2.4 cannot
-// inherit a listening socket, REFERENCE.md §4); safe-restart sets
-// SO_REUSEPORT on the old master's sockets when it lacks it (see beside).
-// A full restart then needs no moment without a listener: the new master
-// starts and is verified while the old one serves, then every new
-// connection goes to the new master, the old one's queues drain, and it
-// stops gracefully.
-type overlapper interface {
-	// reuseportArgv is startArgv with SO_REUSEPORT set on the listeners,
-	// the user's own settings winning. RunConfig.Reuseport says whether
-	// the config test passed with it: a server too old for it is started
-	// plainly.
-	reuseportArgv(p Profile, conf string) []string
-}
-
 // reuseportWorks reports whether the server can be started with
-// SO_REUSEPORT (see overlapper), logging why not.
-func reuseportWorks(st StartOptions, rc RunConfig) bool {
-	if _, ok := st.Profile.kind.(overlapper); !ok {
+// SO_REUSEPORT (see server.Overlapper), logging why not.
+func reuseportWorks(st StartOptions, rc server.RunConfig) bool {
+	if _, ok := st.Profile.Driver.(server.Overlapper); !ok {
 		return false
 	}
 	if !rc.Reuseport {
@@ -129,17 +114,17 @@ func migrateBlocker(root string, old ipcguard.Proc, listening map[uint64]string)
 	return ""
 }
 
-// overlapRestart replaces the running master of an overlapper by a new
+// overlapRestart replaces the running master of an server.Overlapper by a new
 // one started beside it on SO_REUSEPORT (see replaceBeside). It reports
 // handled false, having changed nothing, when no master runs or an overlap
 // cannot work (the reason is logged): the caller then restarts plainly.
-func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, bool, error) {
+func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig) (RestartReport, bool, error) {
 	var rep RestartReport
-	if _, ok := st.Profile.kind.(overlapper); !ok {
+	if _, ok := st.Profile.Driver.(server.Overlapper); !ok {
 		return rep, false, nil // a server without an overlap (nginx, php-fpm: the socket handoff)
 	}
 	root := cmp.Or(st.ProcRoot, "/proc")
-	old, err := st.Profile.master(root, rc)
+	old, err := st.Profile.Master(root, rc)
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
 	}
@@ -152,7 +137,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
 }
 
-// planOverlap says why the running master old of an overlapper cannot be
+// planOverlap says why the running master old of an server.Overlapper cannot be
 // replaced by an overlap (--no-overlap, no room, no SO_REUSEPORT start, its
 // sockets cannot be opened to a new master), or holds its sockets for one
 // (see holdBeside; b is nil where the kernel migrates instead).
@@ -207,7 +192,7 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 // exited. If the new master fails its verification it is stopped and the
 // old one keeps serving, its pidfile back in place and its sockets as
 // they were.
-func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
+func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
 	root := cmp.Or(st.ProcRoot, "/proc")
 	if st.handoff == nil { // a handoff's caller said it starts on the held sockets
 		st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
@@ -267,7 +252,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log); err != nil {
 		return err
 	}
-	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s); err != nil {
+	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s); err != nil {
 		return err
 	}
 	if err := verifySuccessor(root, st, *rep.Start.Master, &rep.Start); err != nil {
@@ -285,13 +270,13 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // the pidfile is written again (also once the old one has exited). The
 // old one is stopped as an overlap stops it (stopOldMaster: the pidfile
 // kept, the unit left alone, since the new master is in it).
-func stopPendingBeside(ctx context.Context, s StopOptions, rc RunConfig) error {
+func stopPendingBeside(ctx context.Context, s StopOptions, rc server.RunConfig) error {
 	root := cmp.Or(s.ProcRoot, "/proc")
 	pending, err := readIntent(s.IntentDir, root, s.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err
 	}
-	current, err := s.Profile.master(root, rc)
+	current, err := s.Profile.Master(root, rc)
 	if err != nil {
 		if pending.Successor == nil {
 			return nil // no other master: a plain stop finishes the pending one
@@ -399,7 +384,7 @@ func removeAside(root, aside string, old ipcguard.Proc) error {
 // was cancelled, since two masters on SO_REUSEPORT would both serve on. The
 // old master's stop intent stays unless its pidfile is back, so that the
 // next restart finishes what this one could not.
-func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc RunConfig, started *ipcguard.Proc, began time.Time, cause error) error {
+func abandonOverlap(ctx context.Context, s StopOptions, root string, old ipcguard.Proc, aside string, rc server.RunConfig, started *ipcguard.Proc, began time.Time, cause error) error {
 	if err := ctx.Err(); err != nil {
 		cause = fmt.Errorf("interrupted (%w) before the new master was proven: %w", err, cause)
 	}
@@ -481,7 +466,7 @@ func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *St
 	if err := soleListener(rep.Listeners, listening); err != nil {
 		return err
 	}
-	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
+	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
 		return fmt.Errorf("%w: after the old master left: %w", ErrStartFailed, err)
 	}
 	return nil

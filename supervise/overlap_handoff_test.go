@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -73,7 +74,7 @@ func TestAbandonOverlapRestoresOverStalePIDFile(t *testing.T) {
 	pidFile := filepath.Join(dir, "nginx.pid")
 	aside := pidFile + overlapAsideSuffix
 	old := ipcguard.Proc{PID: 4242}
-	s := StopOptions{Profile: Profile{Name: "nginx", Binary: "/usr/sbin/nginx"}, Log: zerolog.Nop()}
+	s := StopOptions{Profile: server.Profile{Name: "nginx", Binary: "/usr/sbin/nginx"}, Log: zerolog.Nop()}
 	writeFile := func(path, text string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -82,7 +83,7 @@ func TestAbandonOverlapRestoresOverStalePIDFile(t *testing.T) {
 	}
 	writeFile(aside, "4242\n")
 	writeFile(pidFile, "4343\n") // the dead new master's
-	err := abandonOverlap(context.Background(), s, root, old, aside, RunConfig{PidFile: pidFile}, nil, time.Now(), errors.New("boom"))
+	err := abandonOverlap(context.Background(), s, root, old, aside, server.RunConfig{PidFile: pidFile}, nil, time.Now(), errors.New("boom"))
 	if err == nil || !strings.Contains(err.Error(), "old master 4242 still serves") {
 		t.Fatalf("abandon: %v, want the cause and the old master serving", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -60,7 +61,7 @@ func TestRestartStopsMasterLeftBeside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := LookupProfile("apache2")
+	p, err := server.LookupProfile("apache2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestRestartStopsMasterLeftBeside(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t))
-	_, err = Restart(context.Background(), StopOptions{Profile: p, Ladder: ApacheLadder(20 * time.Second), IntentDir: state, Log: log},
+	_, err = Restart(context.Background(), StopOptions{Profile: p, Ladder: server.ApacheLadder(20 * time.Second), IntentDir: state, Log: log},
 		StartOptions{Profile: p, Conf: srv.ConfPath, IntentDir: state, Log: log})
 	if err != nil {
 		t.Fatal(err)

@@ -8,12 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -83,7 +83,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
 	root := cmp.Or(st.ProcRoot, "/proc")
-	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
+	sig, rc, err := st.Profile.Prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return rep, err
 	}
@@ -94,7 +94,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if err := stopPendingBeside(ctx, o.Stop.withServer(st), rc); err != nil {
 		return rep, err
 	}
-	master, err := st.Profile.master(root, rc)
+	master, err := st.Profile.Master(root, rc)
 	switch {
 	case errors.Is(err, proc.ErrStalePIDFile), errors.Is(err, fs.ErrNotExist):
 		return o.recover(ctx, sig, rc, rep, "the server was not running")
@@ -128,7 +128,7 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 
 // unsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc RunConfig, rep *ReloadReport) (string, error) {
+func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc server.RunConfig, rep *ReloadReport) (string, error) {
 	if o.Full {
 		return "a full restart was asked for (--full)", nil
 	}
@@ -173,12 +173,12 @@ func semFree(procRoot string) (int, error) {
 
 // signalAndVerify sends the reload signal and verifies the new generation,
 // recovering the server if the reload killed it.
-func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig,
+func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ipcguard.Signature, rc server.RunConfig,
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
 	verr := o.reloadVerified(ctx, root, rc, master, &rep)
-	if verr == nil || errors.Is(verr, ErrReloadRejected) || rep.Signal == "" {
+	if verr == nil || errors.Is(verr, server.ErrReloadRejected) || rep.Signal == "" {
 		return rep, verr
 	}
 	if ctx.Err() != nil {
@@ -203,7 +203,7 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 // reloadVerified sends master the reload signal and verifies the new
 // generation (see verifyGeneration); it recovers nothing. rep.Signal is
 // set once the signal was sent.
-func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
+func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc server.RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
 	st := o.Start
 	procs, err := ipcguard.ReadProcTable(root)
 	if err != nil {
@@ -218,7 +218,7 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	if err != nil {
 		return err
 	}
-	before := checkServes(sock.ListenersOf(root, master.PID, listening), st.healthURL(), st.Profile.kind.speaksHTTP(), 2*time.Second)
+	before := checkServes(sock.ListenersOf(root, master.PID, listening), st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second)
 	if before != nil {
 		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
 	}
@@ -230,7 +230,7 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc RunCo
 	rep.Signal = proc.SigName(signal)
 	st.Log.Info().Int("pid", master.PID).Str("signal", rep.Signal).Msg("sent reload signal, verifying the new generation")
 	verr := o.verifyGeneration(ctx, root, rc, master, sent, tail, rep)
-	if verr != nil && before != nil && !errors.Is(verr, ErrReloadRejected) {
+	if verr != nil && before != nil && !errors.Is(verr, server.ErrReloadRejected) {
 		return fmt.Errorf("%w; %w (%w)", verr, errNotServingBefore, before)
 	}
 	return verr
@@ -245,9 +245,9 @@ var errNotServingBefore = errors.New("it did not serve before the reload either"
 // master (the same one, or for a server that re-executes, the one its
 // pidfile names now) has new children, and it serves; it fails at once on
 // a fatal line or a dead master that is not replaced.
-func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc RunConfig, old ipcguard.Proc, sent time.Time, tail *logTail, rep *ReloadReport) error {
+func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc server.RunConfig, old ipcguard.Proc, sent time.Time, tail *logTail, rep *ReloadReport) error {
 	st := o.Start
-	k := st.Profile.kind
+	k := st.Profile.Driver
 	deadline := time.Now().Add(cmp.Or(st.Timeout, 20*time.Second))
 	if !tail.readable() {
 		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by its master, new children and the health check alone")
@@ -258,12 +258,12 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 		// configuration says why in lines that are fatal at a start
 		// (nginx's [emerg]), and serves on with the old one.
 		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable() && !rc.QuietLog)
-		rejected := errors.Is(err, ErrReloadRejected)
-		if fatal := st.Profile.fatalLines(logged); len(fatal) > 0 && !rejected {
+		rejected := errors.Is(err, server.ErrReloadRejected)
+		if fatal := st.Profile.FatalLines(logged); len(fatal) > 0 && !rejected {
 			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
-		if !k.reexecs() && !proc.SameAlive(root, old) {
-			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(lastLines(logged, 5)))
+		if !k.Reexecs() && !proc.SameAlive(root, old) {
+			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(server.LastLines(logged, 5)))
 		}
 		if rejected {
 			if serr := o.generationServes(root, old, false, rep); serr != nil {
@@ -293,19 +293,19 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc Run
 // it (without a readable log: the same master, or the one the pidfile
 // names for a server that re-executes), proven through the pidfile when it
 // is not the old one.
-func (o ReloadOptions) newMaster(root string, rc RunConfig, old ipcguard.Proc, sent time.Time, logged string, logOK bool) (ipcguard.Proc, error) {
+func (o ReloadOptions) newMaster(root string, rc server.RunConfig, old ipcguard.Proc, sent time.Time, logged string, logOK bool) (ipcguard.Proc, error) {
 	p := o.Start.Profile
 	pid := old.PID
 	if logOK {
 		var err error
-		if pid, err = p.kind.reloaded(logged, old); err != nil {
+		if pid, err = p.Driver.Reloaded(logged, old); err != nil {
 			return ipcguard.Proc{}, err
 		}
 		if pid == 0 {
 			return ipcguard.Proc{}, fmt.Errorf("master %d has not logged a new generation that serves", old.PID)
 		}
 	}
-	if !p.kind.reexecs() {
+	if !p.Driver.Reexecs() {
 		return old, nil
 	}
 	m, err := proc.FromPIDFile(root, rc.PidFile, p.Binary)
@@ -350,7 +350,7 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 		return err
 	}
 	ls := sock.ListenersOf(root, master.PID, listening)
-	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.kind.speaksHTTP(), 2*time.Second); err != nil {
+	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
 		return err
 	}
 	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second), o.Start.Log)
@@ -361,25 +361,15 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 // workers (Apache, nginx), not for one that re-executes (php-fpm) nor for a
 // daemon that reloads in its one process, which a kind says by
 // implementing reloadStartsChildren itself (a service file's workers).
-func reloadStartsChildren(k kind) bool {
+func reloadStartsChildren(k server.Driver) bool {
 	if c, ok := k.(interface{ reloadStartsChildren() bool }); ok {
 		return c.reloadStartsChildren()
 	}
-	return !k.reexecs()
-}
-
-// hasLine reports whether a line of text holds mark and one of codes.
-func hasLine(text, mark string, codes []string) bool {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, mark) && slices.ContainsFunc(codes, func(c string) bool { return strings.Contains(line, c) }) {
-			return true
-		}
-	}
-	return false
+	return !k.Reexecs()
 }
 
 // recover starts the server, verified, after it died or was not running.
-func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc RunConfig, rep ReloadReport, why string) (ReloadReport, error) {
+func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig, rep ReloadReport, why string) (ReloadReport, error) {
 	rep.Fallback = why
 	startRep, err := o.Start.start(ctx, sig, rc)
 	if rep.Restart == nil {
@@ -417,8 +407,8 @@ func writtenSince(path string, t time.Time) bool {
 
 // masterLives reports whether the old master, or for a server that
 // re-executes the master its pidfile names, is alive.
-func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc) bool {
-	if !o.Start.Profile.kind.reexecs() {
+func (o ReloadOptions) masterLives(root string, rc server.RunConfig, old ipcguard.Proc) bool {
+	if !o.Start.Profile.Driver.Reexecs() {
 		return proc.SameAlive(root, old)
 	}
 	_, err := proc.FromPIDFile(root, rc.PidFile, o.Start.Profile.Binary)
@@ -427,14 +417,14 @@ func (o ReloadOptions) masterLives(root string, rc RunConfig, old ipcguard.Proc)
 
 // recordSample records a sample of master after a verified reload; a
 // failure is logged, the reload stands.
-func (o ReloadOptions) recordSample(root string, rc RunConfig, master ipcguard.Proc) {
+func (o ReloadOptions) recordSample(root string, rc server.RunConfig, master ipcguard.Proc) {
 	if o.SampleDir == "" {
 		return
 	}
-	k := o.Start.Profile.kind
+	k := o.Start.Profile.Driver
 	procs, err := ipcguard.ReadProcTable(root)
 	if err == nil {
-		reloads := k.reloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
+		reloads := k.ReloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
 		err = growth.RecordSample(o.SampleDir, o.Start.Profile.Name, growth.TakeSample(root, master, reloads, -1, proc.PIDs(proc.Descendants(procs, master, o.Start.Profile.Binary))))
 	}
 	if err != nil {

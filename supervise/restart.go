@@ -11,6 +11,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -22,8 +23,8 @@ type RestartReport struct {
 	// master to the new one (nil for a restart that found no master).
 	Handoff *HandoffReport `json:"handoff,omitempty"`
 	// Overlap says the new master started beside the old one, which
-	// stopped only then (on SO_REUSEPORT, see overlapper, or on the held
-	// sockets, see inheritor); OverlapSkipped says why a server that can
+	// stopped only then (on SO_REUSEPORT, see server.Overlapper, or on the held
+	// sockets, see server.Inheritor); OverlapSkipped says why a server that can
 	// overlap did not.
 	Overlap        bool   `json:"overlap"`
 	OverlapSkipped string `json:"overlap_skipped,omitempty"`
@@ -47,7 +48,7 @@ type RestartReport struct {
 // Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
 func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport, error) {
-	sig, rc, err := st.Profile.prepare(ctx, st.Conf, st.Log)
+	sig, rc, err := st.Profile.Prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return RestartReport{}, err
 	}
@@ -55,7 +56,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return RestartReport{}, err
 	}
 	var trial *TrialReport
-	if master, err := st.Profile.master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
+	if master, err := st.Profile.Master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
 		trial, err = st.proveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
@@ -73,9 +74,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 }
 
 // restart is Restart once the server's run config is known. A server that
-// can overlap (see overlapper) is replaced by a new master started beside
+// can overlap (see server.Overlapper) is replaced by a new master started beside
 // the running one on SO_REUSEPORT; a server that can inherit its sockets
-// (see inheritor) by a new master started beside the running one on the
+// (see server.Inheritor) by a new master started beside the running one on the
 // sockets taken from it. Otherwise, or when neither can work, the master
 // is stopped and a new one started (on the held sockets when there are).
 // With no held sockets, and no ladder the caller chose, that stop of a
@@ -83,7 +84,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 // (closesEarly: Apache) skips the graceful step: nothing accepts between
 // the stop and the start, and the graceful stop would stretch that gap to
 // its own length (README.md invariant 9).
-func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
+func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig) (RestartReport, error) {
 	s = s.withServer(st)
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
 		return RestartReport{}, err
@@ -114,7 +115,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, nil, &rep)
 		}
 	}
-	if _, slow := st.Profile.kind.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {
+	if _, slow := st.Profile.Driver.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {
 		s.Ladder = s.Profile.Ladder(0)
 		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
 			"its graceful stop closes the listeners first, and clients would be refused until the requests in flight finish and the new master listens")
@@ -200,13 +201,13 @@ func (r RestartReport) Acted() bool {
 // chose (--ladder, --graceful-timeout), or when the running master is not
 // the unit's main process (one started outside it) or none runs, the
 // ladder stops it and the unit's start job starts the new one.
-func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig) (RestartReport, error) {
+func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig) (RestartReport, error) {
 	rep := RestartReport{OverlapSkipped: "systemd starts the new master (" + st.unit.Name + "): it follows only a master its unit starts"}
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
 	root := cmp.Or(st.ProcRoot, "/proc")
-	old, err := st.Profile.master(root, rc)
+	old, err := st.Profile.Master(root, rc)
 	main := false
 	if err == nil {
 		if main, err = st.unit.isMain(ctx, root, old); err != nil {
@@ -252,7 +253,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if rep.Stop.Orphans, err = stopOrphans(ctx, root, st.Profile.Binary, st.Log); err != nil {
 		return rep, err
 	}
-	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s)
+	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s)
 	return rep, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // TestApacheReloadsAcrossRotation: the real logrotate, with Debian's
@@ -30,7 +31,7 @@ func TestApacheReloadsAcrossRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() int {
-		return apacheKind{}.reloadsLogged(masterLog(srv.Dir, srv.ErrorLog, master.Start), master)
+		return apacheDriver(t).ReloadsLogged(masterLog(srv.Dir, srv.ErrorLog, master.Start), master)
 	}
 	for range 3 {
 		srv.Graceful()
@@ -49,7 +50,7 @@ func TestApacheReloadsAcrossRotation(t *testing.T) {
 			t.Fatalf("logrotate did not leave %s: %v", f, err)
 		}
 	}
-	if n := (apacheKind{}).reloadsLogged(srv.ErrorLogText(), master); n != 0 {
+	if n := apacheDriver(t).ReloadsLogged(srv.ErrorLogText(), master); n != 0 {
 		t.Errorf("the current file alone counts %d; want 0 (the restart notice went to the renamed file)", n)
 	}
 	t.Logf("current log after rotation:\n%s", srv.ErrorLogText())
@@ -68,7 +69,7 @@ func TestApacheReloadsPIDReused(t *testing.T) {
 [Sun Nov 29 04:47:12.7 2026] [mpm_event:notice] [pid 8:tid 8] AH00489: Apache/2.4.71 (Debian) configured -- resuming normal operations
 [Sun Nov 29 04:47:12.8 2026] [mpm_prefork:notice] [pid 8:tid 8] AH00173: SIGHUP received.  Attempting to restart
 `
-	if n := (apacheKind{}).reloadsLogged(log, ipcguard.Proc{PID: 8}); n != 2 {
+	if n := apacheDriver(t).ReloadsLogged(log, ipcguard.Proc{PID: 8}); n != 2 {
 		t.Errorf("reloads = %d, want 2 (the earlier master's reload is not this one's)", n)
 	}
 }
@@ -123,4 +124,14 @@ func TestMasterLog(t *testing.T) {
 	if text, whole, err := readTail(filepath.Join(dir, "big.log.2.gz"), 9); err != nil || whole || text != "three\n" {
 		t.Errorf("the last 9 bytes of a .gz from a line: %q %v %v", text, whole, err)
 	}
+}
+
+// apacheDriver is the apache2 profile's driver.
+func apacheDriver(t *testing.T) server.Driver {
+	t.Helper()
+	p, err := server.LookupProfile("apache2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Driver
 }

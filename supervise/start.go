@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -37,7 +37,7 @@ const SysVSetsNeeded = 8
 
 // StartOptions says which server to start.
 type StartOptions struct {
-	Profile    Profile
+	Profile    server.Profile
 	Conf       string
 	HealthURL  string        // "" means GET / on the master's first listener
 	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s (a start command itself may run up to unitStartTimeout, or this if longer)
@@ -63,7 +63,7 @@ type StartOptions struct {
 	// new one.
 	handoff *handoff
 	// reuseport starts a server that can overlap with SO_REUSEPORT on its
-	// listeners (see overlapper): set by Restart, and by Start when the
+	// listeners (see server.Overlapper): set by Restart, and by Start when the
 	// config test with it passes.
 	reuseport bool
 	// unit is the server's systemd unit, resolved by the operation's entry
@@ -112,7 +112,7 @@ type StartReport struct {
 // FindUnit), and the verification includes systemd's view of it: the unit
 // active, its MainPID the master, every process in its control group.
 func Start(ctx context.Context, o StartOptions) (StartReport, error) {
-	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
+	sig, rc, err := o.Profile.Prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StartReport{}, err
 	}
@@ -123,12 +123,12 @@ func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 }
 
 // findUnit finds the server's systemd unit (see unitOf).
-func (o StartOptions) findUnit(ctx context.Context, rc RunConfig) (*Unit, error) {
+func (o StartOptions) findUnit(ctx context.Context, rc server.RunConfig) (*Unit, error) {
 	return unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
 }
 
 // start is Start once the server's run config is known.
-func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StartReport, error) {
+func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) (StartReport, error) {
 	var rep StartReport
 	root := cmp.Or(o.ProcRoot, "/proc")
 	// An interrupted overlap may have left its new master serving, and
@@ -136,7 +136,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc Run
 	if err := stopPendingBeside(ctx, o.stopOptions(), rc); err != nil {
 		return rep, err
 	}
-	m, err := o.Profile.master(root, rc)
+	m, err := o.Profile.Master(root, rc)
 	switch {
 	case err == nil:
 		rep.AlreadyRunning, rep.Master = true, &m
@@ -221,7 +221,7 @@ func (o StartOptions) stopOptions() StopOptions {
 
 // finishPendingStop completes a stop that an interrupted safe-restart
 // began, so that a start never runs beside a master still stopping.
-func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) error {
+func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) error {
 	so := o.stopOptions()
 	pending, err := pendingStop(o.IntentDir, cmp.Or(o.ProcRoot, "/proc"), o.Profile, rc.PidFile)
 	if err != nil || pending == nil {
@@ -233,17 +233,17 @@ func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signa
 
 // clearGround stops orphans, reaps dead generations' IPC, removes the
 // leftovers that would stop a start, and checks headroom.
-func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguard.Signature, rc server.RunConfig, rep *StartReport) error {
 	var err error
 	if !o.stopped {
 		if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
 			return err
 		}
-		if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
+		if rep.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), StopOptions{ProcRoot: o.ProcRoot, LineageDir: o.LineageDir, Log: o.Log}); err != nil {
 			return err
 		}
 	}
-	if rep.Leftovers, err = o.Profile.kind.clearLeftovers(ctx, rc, o.Log); err != nil {
+	if rep.Leftovers, err = o.Profile.Driver.ClearLeftovers(ctx, rc, o.Log); err != nil {
 		return err
 	}
 	if sig == nil || o.stopped {
@@ -264,7 +264,7 @@ func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguar
 }
 
 // startVerified runs the start and verifies what it left.
-func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcguard.Signature, rc RunConfig, rep *StartReport) error {
+func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcguard.Signature, rc server.RunConfig, rep *StartReport) error {
 	before, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {
 		return err
@@ -329,7 +329,7 @@ func (o StartOptions) warnUnitModel(ctx context.Context, root string, master ipc
 // lines from its starter's output, its error log and the other logs beside
 // it (a virtual host's error log) since the start.
 func (o StartOptions) startFailure(why error, out string, tail *logTail, logs logDirMark) error {
-	lines := o.Profile.causeLines(out + "\n" + tail.since() + "\n" + logs.grown(tail.path))
+	lines := o.Profile.CauseLines(out + "\n" + tail.since() + "\n" + logs.grown(tail.path))
 	return fmt.Errorf("%w: %w; the server said: %s", ErrStartFailed, why, strings.Join(lines, " | "))
 }
 
@@ -345,9 +345,9 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	// must still end.
 	ctx, cancel := context.WithTimeout(ctx, max(o.Timeout, unitStartTimeout))
 	defer cancel()
-	argv := o.Profile.kind.startArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
-	if ov, ok := o.Profile.kind.(overlapper); ok && o.reuseport {
-		argv = ov.reuseportArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
+	argv := o.Profile.Driver.StartArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
+	if ov, ok := o.Profile.Driver.(server.Overlapper); ok && o.reuseport {
+		argv = ov.ReuseportArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
 	}
 	if o.handoff != nil {
 		return o.handoff.run(ctx, argv)
@@ -385,7 +385,7 @@ func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tai
 			return true, nil
 		}
 		last = err
-		if fatal := o.Profile.fatalLines(tail.since()); len(fatal) > 0 {
+		if fatal := o.Profile.FatalLines(tail.since()); len(fatal) > 0 {
 			ended = fmt.Errorf("no live master in %s, and fatal lines since the start: %s", pidFile, firstLines(fatal))
 			return false, ended
 		}
@@ -419,18 +419,18 @@ func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature
 func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
 	for {
-		if fatal := o.Profile.fatalLines(starterOut + tail.since()); len(fatal) > 0 {
+		if fatal := o.Profile.FatalLines(starterOut + tail.since()); len(fatal) > 0 {
 			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
 		}
 		if !proc.SameAlive(root, master) {
-			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(lastLines(tail.since(), 5)))
+			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(server.LastLines(tail.since(), 5)))
 		}
 		listening, err := sock.ReadListening(root)
 		if err != nil {
 			return err
 		}
 		rep.Listeners = sock.ListenersOf(root, master.PID, listening)
-		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.kind.speaksHTTP(), 2*time.Second)
+		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.Driver.SpeaksHTTP(), 2*time.Second)
 		if err == nil {
 			err = workersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)
 		}
@@ -457,16 +457,4 @@ func firstLines(lines []string) string {
 		lines = lines[:5]
 	}
 	return fmt.Sprint(lines)
-}
-
-func lastLines(text string, n int) []string {
-	lines := bytes.Split(bytes.TrimSpace([]byte(text)), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		out[i] = string(l)
-	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -48,7 +49,7 @@ type Status struct {
 	// UnitErr says why the systemd unit could not be read.
 	UnitErr error `json:"-"`
 	// Config is what the config test reported (doctor judges it).
-	Config RunConfig `json:"-"`
+	Config server.RunConfig `json:"-"`
 
 	tree []ipcguard.Proc // the master's tree, of which Tree is the pids
 	ipc  bool            // the server's IPC is tracked (it has a signature)
@@ -56,9 +57,9 @@ type Status struct {
 
 // ReadStatus reports on the server without changing anything; unit names
 // its systemd unit ("" finds it, see FindUnit).
-func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (Status, error) {
+func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit string) (Status, error) {
 	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
-	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
+	sig, rc, err := p.Prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
 		return st, err
 	}
@@ -66,7 +67,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 	if err != nil {
 		return st, err
 	}
-	master, err := p.master("/proc", rc)
+	master, err := p.Master("/proc", rc)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, proc.ErrStalePIDFile) {
 		// The pidfile names something, but no master of this server.
 		if m, ok := masterByListeners("/proc", procs, p, rc); ok {
@@ -91,7 +92,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 		return st, err
 	}
 	if st.ipc = sig != nil; st.ipc {
-		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: LineageWindow(rc.Elapsed), LineageDir: lineageDir})
+		st.IPC, err = ipcguard.Inspect(ctx, ipcguard.InspectOptions{Signature: sig, Window: server.LineageWindow(rc.Elapsed), LineageDir: lineageDir})
 		if err != nil {
 			return st, err
 		}
@@ -104,7 +105,7 @@ func ReadStatus(ctx context.Context, p Profile, conf, lineageDir, unit string) (
 // nginx and php-fpm create none): IPC is empty otherwise.
 func (st Status) TracksIPC() bool { return st.ipc }
 
-func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p Profile, rc RunConfig) {
+func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p server.Profile, rc server.RunConfig) {
 	st.Master = &master
 	st.Uptime = time.Since(master.Start).Round(time.Second)
 	if keys, err := proc.PthreadKeysInUse("/proc", master.PID); err == nil {
@@ -116,7 +117,7 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 		st.Listeners = sock.ListenersOf("/proc", master.PID, listening)
 	}
 	if text := masterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
-		st.Reloads = p.kind.reloadsLogged(text, master)
+		st.Reloads = p.Driver.ReloadsLogged(text, master)
 	}
 }
 
@@ -175,11 +176,11 @@ func (st *Status) UnitRisk() string {
 // (healthURL, else the profile's, else GET / on the first TCP listener of
 // an HTTP server, as after a start). A live master that serves nothing
 // fails it.
-func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) error {
+func (st Status) Serves(p server.Profile, healthURL string, timeout time.Duration) error {
 	if st.Master == nil {
 		return fmt.Errorf("not running: %s", st.NotRunning)
 	}
-	return checkServes(st.Listeners, cmp.Or(healthURL, p.HealthURL), p.kind.speaksHTTP(), timeout)
+	return checkServes(st.Listeners, cmp.Or(healthURL, p.HealthURL), p.Driver.SpeaksHTTP(), timeout)
 }
 
 // masterByListeners finds the server's master when its pidfile names no
@@ -187,19 +188,19 @@ func (st Status) Serves(p Profile, healthURL string, timeout time.Duration) erro
 // file): the one live process running the server's binary that leads its
 // own session (the servers' masters call setsid, their workers do not,
 // see serverParent; an orphaned worker leads none), that was not started
-// with another configuration file (startedWith), and
+// with another configuration file (Profile.StartedWith), and
 // that holds a listening socket, on one of rc's addresses when the config
 // names them. ok is false when there is no such process, or more than one
 // (other instances of the binary, which their command lines do not tell
 // apart).
-func masterByListeners(root string, procs ipcguard.ProcTable, p Profile, rc RunConfig) (ipcguard.Proc, bool) {
+func masterByListeners(root string, procs ipcguard.ProcTable, p server.Profile, rc server.RunConfig) (ipcguard.Proc, bool) {
 	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return ipcguard.Proc{}, false
 	}
 	var found []ipcguard.Proc
 	for _, m := range proc.RunningExactly(procs, p.Binary) {
-		if m.Session != m.PID || p.startedWith(root, m, rc) != "" {
+		if m.Session != m.PID || p.StartedWith(root, m, rc) != "" {
 			continue
 		}
 		if slices.ContainsFunc(sock.ListenersOf(root, m.PID, listening), func(l sock.Listener) bool { return configured(l, rc.Listen) }) {

@@ -1,10 +1,11 @@
 package supervise
 
 import (
-	"github.com/safe-restart/safe-restart/supervise/sock"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // TestOneSocketEach: the steering takes one socket per address: a socket

@@ -13,11 +13,12 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // StopOptions says which server to stop and how.
 type StopOptions struct {
-	Profile  Profile
+	Profile  server.Profile
 	Conf     string      // "" means the profile's
 	Ladder   proc.Ladder // nil: the profile's, with DefaultGracefulWait (a restart through a systemd unit then uses the unit's restart job: see unitRestart)
 	DryRun   bool        // report the plan: the pids and signals; change nothing
@@ -68,7 +69,7 @@ func (r StopReport) Acted() bool {
 // when Restart= would start it again, is preceded by the unit's stop job;
 // afterwards the unit is inactive, never failed (see Unit.settleStopped).
 func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
-	sig, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
+	sig, rc, err := o.Profile.Prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StopReport{}, err
 	}
@@ -79,7 +80,7 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 }
 
 // stop is Stop once the server's run config is known.
-func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunConfig) (StopReport, error) {
+func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) (StopReport, error) {
 	var rep StopReport
 	root := cmp.Or(o.ProcRoot, "/proc")
 	if !o.DryRun {
@@ -87,7 +88,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 			return rep, err
 		}
 	}
-	master, err := o.Profile.master(root, rc)
+	master, err := o.Profile.Master(root, rc)
 	if errors.Is(err, proc.ErrStalePIDFile) || errors.Is(err, fs.ErrNotExist) {
 		// A graceful stop removes the pidfile at once: a master that an
 		// interrupted safe-restart was stopping has none.
@@ -120,7 +121,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc RunCo
 	if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
 		return rep, err
 	}
-	if rep.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), o); err != nil {
+	if rep.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), o); err != nil {
 		return rep, err
 	}
 	var stopped ipcguard.Proc
@@ -139,7 +140,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 	rep.Tree = proc.PIDs(tree)
 	ladder := o.Ladder
 	if ladder == nil {
-		ladder = o.Profile.Ladder(DefaultGracefulWait)
+		ladder = o.Profile.Ladder(server.DefaultGracefulWait)
 	}
 	if o.DryRun {
 		o.Log.Info().Int("pid", master.PID).Ints("tree", rep.Tree).Str("ladder", fmt.Sprint(ladder)).Bool("dry_run", true).
@@ -169,7 +170,7 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 // linger is the profile's Linger (see LadderRun) for master's tree,
 // ready once o.lingerReady is.
 func (o StopOptions) linger(root string, master ipcguard.Proc) *proc.Linger {
-	l := lingerOf(o.Profile)
+	l := server.LingerOf(o.Profile)
 	if l == nil {
 		return nil
 	}
@@ -219,15 +220,4 @@ func reapAfterStop(ctx context.Context, sig *ipcguard.Signature, window time.Dur
 		_, err = ipcguard.PruneLineages(o.LineageDir, sig.Service, r.Procs)
 	}
 	return outs, err
-}
-
-// lingerer is a kind whose master outlives its stopping tree (see Linger).
-type lingerer interface{ linger() *proc.Linger }
-
-// lingerOf is the Linger of p's kind, nil when it has none.
-func lingerOf(p Profile) *proc.Linger {
-	if l, ok := p.kind.(lingerer); ok {
-		return l.linger()
-	}
-	return nil
 }

@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // ErrUnitModel reports a server that serves but that its systemd unit does
@@ -69,7 +69,7 @@ func systemdRuns(root string) bool {
 
 // UnitQuery says how to find the unit of a server (see FindUnit).
 type UnitQuery struct {
-	Profile Profile
+	Profile server.Profile
 	// Conf is the config the caller names; the profile's own unit runs
 	// the distribution's config, so another one is no unit's unless Name
 	// says so or its running master is in one.
@@ -140,11 +140,11 @@ func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 func (q UnitQuery) namedOrHolding(ctx context.Context, root string, master *ipcguard.Proc) (*Unit, error) {
 	if q.Name != "" {
 		if strings.ContainsAny(q.Name, "*?[") {
-			return nil, fmt.Errorf("%w: --unit %s: one unit, not a pattern", ErrUnknownUnit, q.Name)
+			return nil, fmt.Errorf("%w: --unit %s: one unit, not a pattern", server.ErrUnknownUnit, q.Name)
 		}
 		u, err := loadedUnit(ctx, q.Name)
 		if err == nil && (u == nil || !strings.HasSuffix(u.Name, ".service")) {
-			err = fmt.Errorf("%w: --unit %s: systemd has no such service loaded", ErrUnknownUnit, q.Name)
+			err = fmt.Errorf("%w: --unit %s: systemd has no such service loaded", server.ErrUnknownUnit, q.Name)
 		}
 		if err != nil {
 			return nil, err
@@ -319,11 +319,11 @@ func (u *Unit) isMain(ctx context.Context, root string, master ipcguard.Proc) (b
 // restarts nothing, and runs the unit's own ExecStop= and kill settings
 // beside the ladder (with Restart=always that cuts the graceful step to
 // the unit's TimeoutStopSec=).
-func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, proc.Step) error {
+func (u *Unit) beforeStep(p server.Profile, log zerolog.Logger) func(context.Context, proc.Step) error {
 	queued, steps := false, 0
 	return func(ctx context.Context, s proc.Step) error {
 		steps++
-		if queued || (p.exitsCleanOn(s.Signal) && u.Restart != "always" && u.Restart != "on-success") {
+		if queued || (p.ExitsCleanOn(s.Signal) && u.Restart != "always" && u.Restart != "on-success") {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, unitTimeout)
@@ -340,19 +340,6 @@ func (u *Unit) beforeStep(p Profile, log zerolog.Logger) func(context.Context, p
 		queued = true
 		return nil
 	}
-}
-
-// exitsCleanOn reports whether systemd counts the master's exit on sig as
-// clean: SIGTERM, SIGINT, SIGHUP and SIGPIPE (systemd's clean signals for
-// daemons), and a built-in server's graceful stop signal (Apache WINCH,
-// nginx and php-fpm QUIT), on which the master exits 0. A service file's
-// daemon may not handle its signals: only the four count.
-func (p Profile) exitsCleanOn(sig syscall.Signal) bool {
-	switch sig {
-	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE:
-		return true
-	}
-	return p.Kind != "service" && p.kind != nil && sig == p.Ladder(time.Second)[0].Signal
 }
 
 // settleStopped waits, after the ladder stopped the unit's main process

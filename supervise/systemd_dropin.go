@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // ErrNoUnit reports a systemd operation on a server that has no unit (or
@@ -21,7 +22,7 @@ var ErrNoUnit = errors.New("no systemd unit")
 
 // DropInOptions says which drop-in to write (see InstallDropIn).
 type DropInOptions struct {
-	Profile Profile
+	Profile server.Profile
 	Conf    string
 	Unit    string // "" finds it (see FindUnit)
 	// Exec is the safe-restart that ExecReload= runs (an absolute path).
@@ -51,7 +52,7 @@ type DropInReport struct {
 // loaded, Type=forking or notify, and its PIDFile=, if set, the server's
 // pidfile.
 func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
-	_, rc, err := o.Profile.prepare(ctx, o.Conf, o.Log)
+	_, rc, err := o.Profile.Prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return DropInReport{}, err
 	}
@@ -87,14 +88,14 @@ func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
 // dropIn renders the drop-in of u for a server whose pidfile is pidFile.
 func (u *Unit) dropIn(o DropInOptions, pidFile string) (string, error) {
 	if u.Type != "forking" && u.Type != "notify" {
-		return "", fmt.Errorf("%w: %s is Type=%s: safe-restart manages daemons that systemd runs as Type=forking or Type=notify", ErrUnsupportedConfig, u.Name, u.Type)
+		return "", fmt.Errorf("%w: %s is Type=%s: safe-restart manages daemons that systemd runs as Type=forking or Type=notify", server.ErrUnsupportedConfig, u.Name, u.Type)
 	}
 	if u.PIDFile != "" && u.PIDFile != pidFile && u.PIDFile != strings.Replace(pidFile, "/var/run/", "/run/", 1) {
-		return "", fmt.Errorf("%w: %s has PIDFile=%s, but the server writes %s: make them the same first", ErrUnsupportedConfig, u.Name, u.PIDFile, pidFile)
+		return "", fmt.Errorf("%w: %s has PIDFile=%s, but the server writes %s: make them the same first", server.ErrUnsupportedConfig, u.Name, u.PIDFile, pidFile)
 	}
 	words := append([]string{o.Exec, o.Conf, u.Name, pidFile}, o.ReloadArgs...)
 	if !filepath.IsAbs(o.Exec) || slices.ContainsFunc(words, needsQuoting) {
-		return "", fmt.Errorf("%w: ExecReload= would need quoting or specifiers: %q", ErrUnsupportedConfig, words)
+		return "", fmt.Errorf("%w: ExecReload= would need quoting or specifiers: %q", server.ErrUnsupportedConfig, words)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, dropInHead, u.Name, o.Profile.Name, u.Name)

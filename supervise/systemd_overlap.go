@@ -17,6 +17,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // unitOverlap is a restart of the unit's own master (its MainPID) with no
@@ -26,15 +27,15 @@ import (
 // takes the new one for the unit's main process from the unit's PID file
 // (service.c: a forking service may move to a new PID if it updates its
 // PID file before the old one exits, which the old master's stop sees
-// to). A server with its own binary upgrade (upgrader: nginx) starts the
+// to). A server with its own binary upgrade (server.Upgrader: nginx) starts the
 // new master itself, as the old one's child (upgradeBeside). A unit
 // without that PIDFile= gets it for the restart only (setPIDFile), removed
 // once systemd follows the new master. It reports handled false, having
 // changed nothing, when no overlap can work here: the caller then runs the
 // unit's restart job.
-func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc) (RestartReport, bool, error) {
-	k, upgrades := st.Profile.kind.(upgrader)
-	if _, ok := st.Profile.kind.(overlapper); !ok && !upgrades {
+func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig, old ipcguard.Proc) (RestartReport, bool, error) {
+	k, upgrades := st.Profile.Driver.(server.Upgrader)
+	if _, ok := st.Profile.Driver.(server.Overlapper); !ok && !upgrades {
 		return RestartReport{}, false, nil // php-fpm: the unit's restart job
 	}
 	root := cmp.Or(st.ProcRoot, "/proc")
@@ -68,7 +69,7 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 		err = errors.Join(err, st.unit.unsetPIDFile(ctx, st.Log))
 	}
 	if !handled {
-		return RestartReport{OverlapSkipped: "master " + strconv.Itoa(old.PID) + " did not act on " + proc.SigName(k.upgradeSignal())}, false, err
+		return RestartReport{OverlapSkipped: "master " + strconv.Itoa(old.PID) + " did not act on " + proc.SigName(k.UpgradeSignal())}, false, err
 	}
 	return rep, true, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func TestServiceOfCGroup(t *testing.T) {
@@ -63,7 +64,7 @@ func TestFindUnitNeedsSystemd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "1", "comm"), []byte("tini\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LookupProfile("apache2")
+	p, err := server.LookupProfile("apache2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,17 +81,17 @@ func TestFindUnitNeedsSystemd(t *testing.T) {
 // server's graceful signal or TERM, and before the first step when
 // Restart=always or on-success restarts even a clean exit; once.
 func TestBeforeStepQueuesStop(t *testing.T) {
-	apache, err := LookupProfile("apache2")
+	apache, err := server.LookupProfile("apache2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	nginx, err := LookupProfile("nginx")
+	nginx, err := server.LookupProfile("nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := Profile{Name: "myapp", Kind: "service"}
+	file := server.Profile{Name: "myapp", Kind: "service"}
 	tests := []struct {
-		p       Profile
+		p       server.Profile
 		restart string
 		steps   []syscall.Signal
 		calls   int

@@ -5,26 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
-
-// upgrader is a kind whose master starts a new master of its own at a
-// signal, on its own listening sockets (nginx's binary upgrade, USR2): the
-// new master is the old one's child, so it is born in the old one's
-// control group, namespaces, environment and limits; the old master first
-// renames its pidfile to upgradedPIDFile, which the new master then
-// writes, and renames it back if the new master exits.
-type upgrader interface {
-	upgradeSignal() syscall.Signal
-	upgradedPIDFile(pidFile string) string
-}
-
-func (nginxKind) upgradeSignal() syscall.Signal         { return syscall.SIGUSR2 }
-func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + proc.OldbinSuffix }
 
 // upgradeNoticed bounds the wait for the old master to act on the
 // upgrade signal (rename its pidfile): one that ignores it (nginx does
@@ -33,18 +19,18 @@ func (nginxKind) upgradedPIDFile(pidFile string) string { return pidFile + proc.
 const upgradeNoticed = 2 * time.Second
 
 // upgradeBeside restarts the unit's master old through the server's own
-// binary upgrade (see upgrader), with no moment without a listener: the
+// binary upgrade (see server.Upgrader), with no moment without a listener: the
 // new master, a child of the old one, is in the unit from its first
 // instruction; it is verified as every new master is (pidfile, listeners,
 // health check, no fatal line, its own workers take connections); then the
 // old master stops gracefully. A new master that fails is stopped; the old
 // one, which never stopped serving, renames its pidfile back. handled is
 // false, nothing changed, when the old master did not act on the signal.
-func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc RunConfig, old ipcguard.Proc, k upgrader, rep *RestartReport) (handled bool, err error) {
+func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig, old ipcguard.Proc, k server.Upgrader, rep *RestartReport) (handled bool, err error) {
 	root := cmp.Or(st.ProcRoot, "/proc")
 	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
-		Msg("restarting in the unit through the server's binary upgrade (" + proc.SigName(k.upgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
-	upgraded := k.upgradedPIDFile(rc.PidFile)
+		Msg("restarting in the unit through the server's binary upgrade (" + proc.SigName(k.UpgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
+	upgraded := k.UpgradedPIDFile(rc.PidFile)
 	if fileExists(upgraded) {
 		// An upgrade under way (the master ignores the signal then), or one
 		// whose old master was killed: this file is not this run's.
@@ -88,7 +74,7 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		rep.Stop.Orphans, err = stopOrphans(ctx, root, s.Profile.Binary, s.Log)
 	}
 	if err == nil {
-		rep.Stop.Reaped, err = reapAfterStop(ctx, sig, LineageWindow(rc.Elapsed), s)
+		rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s)
 	}
 	return true, err
 }
@@ -97,14 +83,14 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // on it within upgradeNoticed (see upgradeWatch); the error says why
 // nothing was sent (the pidfile's directory cannot be watched, or the
 // signal not sent).
-func signalUpgrade(ctx context.Context, root string, old ipcguard.Proc, k upgrader, pidFile string) (bool, error) {
+func signalUpgrade(ctx context.Context, root string, old ipcguard.Proc, k server.Upgrader, pidFile string) (bool, error) {
 	w, err := watchRenames(pidFile)
 	if err != nil {
 		return false, fmt.Errorf("watch the pidfile's directory, to tell a failed upgrade from an ignored one: %w", err)
 	}
 	defer w.close()
-	u := upgradeWatch{w: w, upgraded: k.upgradedPIDFile(pidFile)}
-	if err := proc.SignalProc(root, old, k.upgradeSignal()); err != nil {
+	u := upgradeWatch{w: w, upgraded: k.UpgradedPIDFile(pidFile)}
+	if err := proc.SignalProc(root, old, k.UpgradeSignal()); err != nil {
 		return false, err
 	}
 	// Sent: whether the master acted is known only by waiting, interrupted
@@ -136,7 +122,7 @@ func (u *upgradeWatch) acted() bool {
 func upgradedMaster(old ipcguard.Proc, pidFile, upgraded string, tail *logTail) func(ipcguard.Proc) (bool, error) {
 	return func(m ipcguard.Proc) (bool, error) {
 		if m.PID == old.PID && !fileExists(upgraded) {
-			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(lastLines(tail.since(), 5)))
+			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(server.LastLines(tail.since(), 5)))
 		}
 		return m.PID != old.PID && m.PPID == old.PID, nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func TestDescendants(t *testing.T) {
@@ -36,11 +37,11 @@ func TestDescendants(t *testing.T) {
 }
 
 func TestApacheLadder(t *testing.T) {
-	l := ApacheLadder(DefaultGracefulWait)
-	if len(l) != 3 || l[0].Signal != syscall.SIGWINCH || l[0].Wait != DefaultGracefulWait || !l[2].All {
-		t.Fatalf("ApacheLadder(%s) = %v", DefaultGracefulWait, l)
+	l := server.ApacheLadder(server.DefaultGracefulWait)
+	if len(l) != 3 || l[0].Signal != syscall.SIGWINCH || l[0].Wait != server.DefaultGracefulWait || !l[2].All {
+		t.Fatalf("ApacheLadder(%s) = %v", server.DefaultGracefulWait, l)
 	}
-	if l := ApacheLadder(0); len(l) != 2 || l[0].Signal != syscall.SIGTERM || !l[1].All {
+	if l := server.ApacheLadder(0); len(l) != 2 || l[0].Signal != syscall.SIGTERM || !l[1].All {
 		t.Fatalf("ApacheLadder(0) = %v, want TERM first", l)
 	}
 }

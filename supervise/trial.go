@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // ErrTrialFailed reports a new configuration that passed the server's own
@@ -53,15 +54,6 @@ type TrialReport struct {
 	Listeners []string `json:"listeners"`
 	// Dirs are the directories the trial wrote to, each through an overlay.
 	Dirs []string `json:"dirs"`
-}
-
-// trialer is a kind whose start is tried in a sandbox before a reload or
-// restart (see proveRuns): Apache, whose config test (-t) misses what only
-// a start does (mod_ssl's key check, binding, post_config hooks).
-type trialer interface {
-	// trialStarted reports whether logged (what the trial wrote to its
-	// logs) shows master done with its start.
-	trialStarted(logged string, master ipcguard.Proc) bool
 }
 
 // trialEnv marks the trial's init: it names the fd its trialSpec arrives
@@ -108,7 +100,7 @@ var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
 // A configuration that cannot run is a *TrialError, an address taken by
 // another process ErrCannotBind; an interrupt is ctx's error. Nothing of
 // the running server is touched either way.
-func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
+func (o StartOptions) proveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*TrialReport, error) {
 	if o.NoTrial {
 		return &TrialReport{Skipped: "--no-trial"}, nil
 	}
@@ -130,8 +122,8 @@ func (o StartOptions) proveRuns(ctx context.Context, rc RunConfig, master ipcgua
 // operations") and every listener accepts; then ends the namespaces, which
 // ends every process and removes every file and IPC object of the trial.
 // A trial whose sandbox cannot be built here is skipped and says why.
-func (o StartOptions) trial(ctx context.Context, rc RunConfig, master ipcguard.Proc) (*TrialReport, error) {
-	k, ok := o.Profile.kind.(trialer)
+func (o StartOptions) trial(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*TrialReport, error) {
+	k, ok := o.Profile.Driver.(server.Trialer)
 	if !ok {
 		return &TrialReport{Skipped: "no trial start for " + o.Profile.Kind + " servers: their own config test is the check"}, nil
 	}
@@ -177,9 +169,9 @@ func (o StartOptions) trialSkipped(err error) *TrialReport {
 // environment (without what would reach this machine's service manager:
 // NOTIFY_SOCKET, socket activation), and the directories it writes (the
 // pidfile's, the error log's, the mutexes' and unix sockets'), resolved.
-func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
+func (o StartOptions) trialSpec(rc server.RunConfig) (trialSpec, error) {
 	var dirs []string
-	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.unixListen()...) {
+	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.UnixListen()...) {
 		if p != "" {
 			dirs = append(dirs, filepath.Dir(p))
 		}
@@ -199,7 +191,7 @@ func (o StartOptions) trialSpec(rc RunConfig) (trialSpec, error) {
 		real = append(real, r)
 	}
 	spec := trialSpec{
-		Argv: o.Profile.kind.startArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf)),
+		Argv: o.Profile.Driver.StartArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf)),
 		Env: slices.DeleteFunc(os.Environ(), func(kv string) bool {
 			name, _, _ := strings.Cut(kv, "=")
 			return slices.Contains(trialUnsetEnv, name)
@@ -336,66 +328,3 @@ func readOnlyDirs(lines []string, have []string) []string {
 	}
 	return out
 }
-
-// severeLine matches the lines in which a server states an error, as its
-// error log or starter writes them (anchored: an access log's line, or a
-// request's text, never matches): Apache's "[time] [module:error]" and
-// its bare stderr lines ("AH00016: Configuration Failed", "(98)Address
-// already in use: ..."), nginx's "TIME [error]" and "nginx: [emerg]",
-// php-fpm's "[time] ERROR: ".
-var severeLine = regexp.MustCompile(`^\[[^\]]*\] \[[a-z_0-9]*:(emerg|alert|crit|error)\]|` +
-	`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |nginx: )\[(emerg|alert|crit|error)\]|^(\[[^\]]*\] )?(ERROR|ALERT|EMERG|CRIT): |^AH\d{5}: |^\(\d+\)\w`)
-
-// causeLines returns the lines of text that say why a start failed: the
-// kind's fatal lines and every line of error severity, in order, without
-// lines about a client's request; when there are none, the last lines.
-func (p Profile) causeLines(text string) []string {
-	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.Contains(line, "[client ") {
-			continue
-		}
-		if p.kind.fatal(line) || severeLine.MatchString(line) || (len(out) > 0 && strings.HasSuffix(out[len(out)-1], ":")) {
-			out = append(out, line) // a line ending in ":" goes on in the next (AH00526: Syntax error on line N of F:)
-		}
-	}
-	if len(out) == 0 {
-		return lastLines(text, 5)
-	}
-	// The lines that ended the start first (AH02565 before AH00016).
-	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(rank(p, a), rank(p, b)) })
-	return slices.Compact(out)
-}
-
-// rank orders cause lines: emerg, alert and crit first, then the kind's
-// fatal lines, then the rest.
-func rank(p Profile, line string) int {
-	switch {
-	case haltLine.MatchString(line):
-		return 0
-	case p.kind.fatal(line):
-		return 1
-	}
-	return 2
-}
-
-// haltsStart reports whether text has a line that ends a start: fatal by
-// the kind's judgement (AH00016, AH00072, ...), or of emerg, alert or crit
-// severity (mod_ssl's AH02565 is emerg). Lines of error severity do not:
-// a server may start after one (mod_ssl's OCSP stapling errors).
-func (p Profile) haltsStart(text string) bool {
-	for _, l := range strings.Split(text, "\n") {
-		l = strings.TrimSpace(l)
-		if !strings.Contains(l, "[client ") && (p.kind.fatal(l) || haltLine.MatchString(l)) {
-			return true
-		}
-	}
-	return false
-}
-
-// haltLine matches error log lines of emerg, alert or crit severity
-// (Apache's "[time] [module:emerg]", nginx's "TIME [emerg]"), anchored as
-// severeLine is.
-var haltLine = regexp.MustCompile(`^\[[^\]]*\] \[[a-z_0-9]*:(emerg|alert|crit)\]|` +
-	`^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |nginx: )\[(emerg|alert|crit)\]`)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
@@ -34,7 +35,7 @@ const trialCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 // runTrial runs one trial of spec (see trial) and judges it. A sandbox
 // this host cannot build is errSandbox; an interrupted trial ctx's error;
 // anything else that keeps it from a verdict a *TrialError (refused).
-func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig, k trialer) (*TrialReport, error) {
+func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc server.RunConfig, k server.Trialer) (*TrialReport, error) {
 	start := time.Now()
 	t, err := startTrial(spec, rc)
 	if err != nil {
@@ -69,9 +70,9 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc RunConfig
 // accept, and returns them; it fails at once on a line that ends a start
 // in the trial's logs, a starter that failed, a master that exited, or an
 // init that is gone.
-func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig, k trialer, deadline time.Time) ([]sock.Listener, error) {
+func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc server.RunConfig, k server.Trialer, deadline time.Time) ([]sock.Listener, error) {
 	fail := func(why, logged string) error {
-		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.causeLines(logged)}
+		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.CauseLines(logged)}
 	}
 	var seen *ipcguard.Proc
 	// A log the trial can read: not syslog or a pipe, nor a stream such as
@@ -83,7 +84,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 			return nil, fail("the trial could not be judged: its init exited", t.starterOutput())
 		}
 		logged := t.logged()
-		if o.Profile.haltsStart(logged) {
+		if o.Profile.HaltsStart(logged) {
 			return nil, fail("fatal lines in its logs", logged)
 		}
 		if t.starter != nil && t.starter.Exit != 0 {
@@ -93,7 +94,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc RunConfig
 		switch {
 		case err == nil:
 			seen = &m
-			if k.trialStarted(logged, m) || !logIsFile {
+			if k.TrialStarted(logged, m) || !logIsFile {
 				if ls, err := t.listeners(m); err == nil {
 					return ls, nil
 				}
@@ -138,7 +139,7 @@ type trialProc struct {
 // very binary running, even if a package upgrade replaced its file),
 // re-executed in new namespaces, which builds the sandbox and runs spec's
 // starter. The spec goes over a pipe at trialSpecFD.
-func startTrial(spec trialSpec, rc RunConfig) (*trialProc, error) {
+func startTrial(spec trialSpec, rc server.RunConfig) (*trialProc, error) {
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err

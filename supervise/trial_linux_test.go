@@ -17,6 +17,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // TestTrialInitNeedsPID1: the trial's marker in a process that is not PID
@@ -46,8 +47,8 @@ func TestTrialInterruptedIsNotSkipped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	o := StartOptions{Profile: Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", kind: apacheKind{}}, Log: zerolog.Nop()}
-	rep, err := o.trial(ctx, RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")}, ipcguard.Proc{})
+	o := StartOptions{Profile: server.Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", Driver: apacheDriver(t)}, Log: zerolog.Nop()}
+	rep, err := o.trial(ctx, server.RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")}, ipcguard.Proc{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted trial: report %+v, error %v; want context.Canceled", rep, err)
 	}

@@ -12,8 +12,9 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/safe-restart/safe-restart/supervise/proc"
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // buildSandbox gives the trial a view of this machine's files in which

@@ -6,10 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // runTrial needs Linux namespaces.
-func (o StartOptions) runTrial(context.Context, trialSpec, RunConfig, trialer) (*TrialReport, error) {
+func (o StartOptions) runTrial(context.Context, trialSpec, server.RunConfig, server.Trialer) (*TrialReport, error) {
 	return nil, fmt.Errorf("%w: %w", errSandbox, errors.ErrUnsupported)
 }
 

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"github.com/safe-restart/safe-restart/supervise/server"
 	"reflect"
 	"testing"
 )
@@ -43,7 +44,7 @@ func TestReadOnlyDirs(t *testing.T) {
 }
 
 func TestCauseLines(t *testing.T) {
-	p := Profile{kind: apacheKind{}}
+	p := server.Profile{Driver: apacheDriver(t)}
 	text := `AH00558: apache2: Could not reliably determine the server's fully qualified domain name
 [Sun Dec 06 12:53:02.874072 2026] [ssl:warn] [pid 3:tid 3] AH01882: Init: this version of mod_ssl was compiled against a newer library
 AH00016: Configuration Failed
@@ -51,7 +52,7 @@ AH00016: Configuration Failed
 [Sun Dec 06 12:53:02.877851 2026] [core:error] [pid 3:tid 3] [client 127.0.0.1:1] AH00037: Symbolic link not allowed: /x [ssl:emerg]
 (98)Address already in use: AH00072: make_sock: could not bind to address 127.0.0.1:80
 `
-	got := p.causeLines(text)
+	got := p.CauseLines(text)
 	want := []string{
 		"[Sun Dec 06 12:53:02.877851 2026] [ssl:emerg] [pid 3:tid 3] AH02565: Certificate and private key localhost:18443:0 from c.pem and k.pem do not match",
 		"(98)Address already in use: AH00072: make_sock: could not bind to address 127.0.0.1:80",
@@ -61,17 +62,17 @@ AH00016: Configuration Failed
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("causeLines =\n%q\nwant\n%q", got, want)
 	}
-	if !p.haltsStart(text) {
+	if !p.HaltsStart(text) {
 		t.Error("haltsStart: false, want true (emerg and AH00072)")
 	}
-	if p.haltsStart("[Sun Dec 06 12:53:02 2026] [ssl:error] [pid 3] AH02217: ssl_stapling_init_cert: can't retrieve issuer certificate!\nAH00558: no FQDN") {
+	if p.HaltsStart("[Sun Dec 06 12:53:02 2026] [ssl:error] [pid 3] AH02217: ssl_stapling_init_cert: can't retrieve issuer certificate!\nAH00558: no FQDN") {
 		t.Error("haltsStart: true for an error and a notice, want false (a server starts after them)")
 	}
 	access := `127.0.0.1 - - [06/Dec/2026:12:53:02 +0000] "GET /x:emerg] HTTP/1.1" 404 196`
-	if p.haltsStart(access) || len(p.causeLines(access+"\n"+text)) != len(want) {
+	if p.HaltsStart(access) || len(p.CauseLines(access+"\n"+text)) != len(want) {
 		t.Error("an access log line naming :emerg] in its request counts as the server's")
 	}
-	if got := p.causeLines("one\ntwo\n"); !reflect.DeepEqual(got, []string{"one", "two"}) {
+	if got := p.CauseLines("one\ntwo\n"); !reflect.DeepEqual(got, []string{"one", "two"}) {
 		t.Errorf("causeLines without a severe line = %q, want the last lines", got)
 	}
 }

@@ -3,7 +3,6 @@ package supervise
 import (
 	"errors"
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/sock"
 	"io"
 	"net"
 	"net/http"
@@ -13,31 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
-
-// fatalMarks are the codes that mean a start or reload killed, or will
-// kill, the server (REFERENCE.md §1-§3, §7): out of semaphores, port taken,
-// mutex removed under it, child fatal, config failure.
-var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015"}
-
-// isFatal reports whether an Apache error log line reports a fatal error.
-// A code counts only as the message's own code ("] AH00020:" or ": AH00023:"
-// after an errno text), never inside a message, and lines about a client
-// request never count: a client can put any text in a logged URI.
-func isFatal(line string) bool {
-	if strings.HasPrefix(strings.TrimSpace(line), "libgomp:") {
-		return true // libgomp writes to stderr, the master's error log
-	}
-	if strings.Contains(line, "[client ") {
-		return false
-	}
-	for _, m := range fatalMarks {
-		if strings.Contains(line, "] "+m+":") || strings.Contains(line, ": "+m+":") {
-			return true
-		}
-	}
-	return false
-}
 
 // logTail reads what a server writes to its error log after a mark, even
 // when the log is rotated in between (logrotate renames the file, then a

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"github.com/safe-restart/safe-restart/supervise/sock"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 // TestLogTailFollowsRotation: lines written after the mark are read from
@@ -41,24 +42,6 @@ func TestLogTailFollowsRotation(t *testing.T) {
 	}
 	if tail := newLogTail(dir, "|/usr/bin/rotatelogs x"); tail.since() != "" {
 		t.Fatal("a piped log has no tail")
-	}
-}
-
-// TestFatalLines: a fatal code counts only as a message's own code, and
-// never in a line about a client request (a client controls its URI).
-func TestFatalLines(t *testing.T) {
-	for line, want := range map[string]bool{
-		"[Mon Nov 23 13:44:35 2026] [core:emerg] [pid 33:tid 33] (28)No space left on device: AH00023: Couldn't create the mpm-accept mutex": true,
-		"[core:alert] [pid 31:tid 31] AH00050: Child 33 returned a Fatal error... Apache is exiting!":                                        true,
-		"libgomp: could not create thread pool destructor.":                                                                                  true,
-		"[core:error] [pid 9:tid 9] [client 127.0.0.1:4242] AH10244: invalid URI path (/x/../../AH00020)":                                    false,
-		"[core:error] [pid 9:tid 9] [client 127.0.0.1:4242] AH00020: in a client line":                                                       false,
-		"[php:warn] [pid 9:tid 9] my app says AH00023 happened":                                                                              false,
-		"[mpm_prefork:notice] [pid 8:tid 8] AH00163: Apache/2.4.71 (Debian) configured -- resuming normal operations":                        false,
-	} {
-		if got := isFatal(line); got != want {
-			t.Errorf("isFatal(%q) = %v, want %v", line, got, want)
-		}
 	}
 }
 

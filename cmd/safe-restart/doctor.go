@@ -10,6 +10,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/doctor"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // doctorOptions are the flags of doctor.
@@ -69,7 +70,7 @@ func runDoctor(ctx context.Context, d *deps, args []string, o *doctorOptions) er
 	opts := doctor.Options{StateDir: supervise.StateDir(o.stateDir), Root: o.root}
 	switch {
 	case len(args) == 1:
-		p, err := supervise.ResolveService(args[0], o.serviceDir)
+		p, err := server.ResolveService(args[0], o.serviceDir)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // Exit codes (documented in README.md and `--help`).
@@ -59,14 +60,14 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, supervise.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
+	case errors.Is(err, server.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
 		errors.Is(err, proc.ErrForeignProcess), errors.Is(err, proc.ErrPIDReused), errors.Is(err, proc.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind),
 		errors.Is(err, supervise.ErrServiceManager):
 		return exitRefused
-	case errors.As(err, &ue), errors.Is(err, supervise.ErrUnknownService), errors.Is(err, supervise.ErrUnsupportedConfig),
-		errors.Is(err, supervise.ErrServiceFile), errors.Is(err, supervise.ErrNoIPC), errors.Is(err, supervise.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit),
-		errors.Is(err, supervise.ErrUnsafeStateDir), errors.Is(err, supervise.ErrNotRoot):
+	case errors.As(err, &ue), errors.Is(err, server.ErrUnknownService), errors.Is(err, server.ErrUnsupportedConfig),
+		errors.Is(err, server.ErrServiceFile), errors.Is(err, server.ErrNoIPC), errors.Is(err, server.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit),
+		errors.Is(err, supervise.ErrUnsafeStateDir), errors.Is(err, server.ErrNotRoot):
 		return exitUsage
 	case isCobraUsage(err):
 		return exitUsage

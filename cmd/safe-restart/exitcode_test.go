@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // TestExitCodeSystemd: systemd not answering before an operation acts is a
@@ -18,7 +19,7 @@ func TestExitCodeSystemd(t *testing.T) {
 	}{
 		{cant, exitRefused},
 		{&exitError{code: exitFailed, err: cant}, exitFailed},
-		{fmt.Errorf("%w: --unit x", supervise.ErrUnknownUnit), exitUsage},
+		{fmt.Errorf("%w: --unit x", server.ErrUnknownUnit), exitUsage},
 		{fmt.Errorf("%w for apache2", supervise.ErrNoUnit), exitUsage},
 		{fmt.Errorf("%w: unit inactive", supervise.ErrUnitModel), exitFailed},
 	} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func newIPCCmd(d *deps) *cobra.Command {
@@ -94,25 +95,25 @@ func (f *sigFlags) options(c *cobra.Command, d *deps) (ipcguard.InspectOptions, 
 	}
 	sig := ipcguard.CustomSignature("custom")
 	if f.service != "" {
-		p, err := supervise.ResolveService(f.service, f.serviceDir)
+		p, err := server.ResolveService(f.service, f.serviceDir)
 		if err != nil {
 			return o, err
 		}
-		s, rc, err := supervise.IPCSignature(c.Context(), p, f.conf)
+		s, rc, err := server.IPCSignature(c.Context(), p, f.conf)
 		if err != nil {
 			return o, err
 		}
 		d.log.Debug().Str("server", p.Name).Str("user", rc.User.Name).Dur("config_test", rc.Elapsed).Msg("read run config")
 		sig = s
 		if !windowSet {
-			o.Window = supervise.LineageWindow(rc.Elapsed)
+			o.Window = server.LineageWindow(rc.Elapsed)
 		}
 	}
 	if err := spec.Apply(&sig, flagName); err != nil {
 		return o, specUsage(err)
 	}
 	if !windowSet && f.service == "" {
-		o.Window = supervise.MinLineageWindow
+		o.Window = server.MinLineageWindow
 	}
 	o.Signature = &sig
 	return o, nil

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // recordedOps are the commands that change a service's state, by command
@@ -43,7 +44,7 @@ func recordLastOperation(d *deps, cmd *cobra.Command, started time.Time, code in
 	if service == "" || stateDir == "" {
 		return // no service named (ipc reap by explicit signature)
 	}
-	p, perr := supervise.ResolveService(service, serviceDir)
+	p, perr := server.ResolveService(service, serviceDir)
 	if perr != nil {
 		return
 	}

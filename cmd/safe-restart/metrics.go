@@ -14,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/metrics"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // metricsFlags are the flags of `safe-restart metrics`.
@@ -89,7 +90,7 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 	// A name that is no service is a mistake in the command line (a typo
 	// in the cron line), not a server whose status cannot be read.
 	for _, name := range services {
-		if _, err := supervise.ResolveService(name, f.serviceDir); err != nil {
+		if _, err := server.ResolveService(name, f.serviceDir); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func newReloadCmd(d *deps) *cobra.Command {
@@ -176,8 +177,8 @@ func writeReloadSummary(d *deps, service string, full bool, rep supervise.Reload
 var errLogsHeld = errors.New("rotated logs still held open")
 
 // waitLogs waits until no server process holds a rotated error log.
-func waitLogs(ctx context.Context, d *deps, p supervise.Profile, o *serverFlags) error {
-	rc, err := supervise.ReadRunConfig(ctx, p, o.conf)
+func waitLogs(ctx context.Context, d *deps, p server.Profile, o *serverFlags) error {
+	rc, err := server.ReadRunConfig(ctx, p, o.conf)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // runFlags are the flags of safe-restart run.
@@ -97,7 +98,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.conf, "conf", "", "the server's main config file, as CMD uses it (default: the profile's)")
 	serviceDirFlag(c, &f.serviceDir)
 	fl.StringVar(&f.stateDir, "state-dir", string(supervise.DefaultStateDir), "where safe-restart records the IPC lineage of each start")
-	fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait, "how long the graceful stop may take before TERM (0 skips it)")
+	fl.DurationVar(&f.graceful, "graceful-timeout", server.DefaultGracefulWait, "how long the graceful stop may take before TERM (0 skips it)")
 	fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps (overrides --graceful-timeout)")
 	fl.DurationVar(&f.timeout, "timeout", 20*time.Second, "how long a start may take to serve")
 	fl.StringVar(&f.healthURL, "health-url", "", "URL whose answer (below 500) proves the server serves: best through the front server (nginx before php-fpm)")
@@ -142,7 +143,7 @@ func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions,
 		}
 		return o, nil
 	}
-	p, err := supervise.ResolveService(f.service, f.serviceDir)
+	p, err := server.ResolveService(f.service, f.serviceDir)
 	if err != nil {
 		return o, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // serviceArg names what a SERVICE argument may be, for usage errors.
@@ -48,7 +49,7 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	unitFlag(c, &f.unit)
 	if stops {
-		fl.DurationVar(&f.graceful, "graceful-timeout", supervise.DefaultGracefulWait,
+		fl.DurationVar(&f.graceful, "graceful-timeout", server.DefaultGracefulWait,
 			"how long the graceful stop (Apache WINCH, nginx and php-fpm QUIT) may take before TERM; 0 skips it: TERM first cuts requests in flight (Apache's graceful stop refuses new connections for at least a second). An Apache restart that cannot overlap, and a restart through a systemd unit, skip it unless this flag (or --ladder) is given")
 		fl.StringVar(&f.ladder, "ladder", "", "the stop ladder as SIGNAL:WAIT[:all] steps, e.g. WINCH:30s,TERM:10s,KILL:5s:all (overrides --graceful-timeout)")
 	}
@@ -67,8 +68,8 @@ func (f *serverFlags) registerTrial(c *cobra.Command) {
 
 // profile returns the service's profile (built in, or a service file),
 // with --binary applied.
-func (f *serverFlags) profile(service string) (supervise.Profile, error) {
-	p, err := supervise.ResolveService(service, f.serviceDir)
+func (f *serverFlags) profile(service string) (server.Profile, error) {
+	p, err := server.ResolveService(service, f.serviceDir)
 	if err != nil || f.binary == "" {
 		return p, err
 	}
@@ -87,14 +88,14 @@ func unitFlag(c *cobra.Command, unit *string) {
 
 // serviceDirFlag registers --service-dir.
 func serviceDirFlag(c *cobra.Command, dir *string) {
-	c.Flags().StringVar(dir, "service-dir", supervise.DefaultServiceDir,
+	c.Flags().StringVar(dir, "service-dir", server.DefaultServiceDir,
 		"where a SERVICE with no built-in profile is looked up as SERVICE.toml (a service file; SERVICE may also be a path to one)")
 }
 
 // stopLadder is --ladder, or the profile's ladder with --graceful-timeout;
 // nil when neither flag was given (the operation's default: see
 // supervise.StopOptions.Ladder).
-func (f *serverFlags) stopLadder(p supervise.Profile) (proc.Ladder, error) {
+func (f *serverFlags) stopLadder(p server.Profile) (proc.Ladder, error) {
 	changed := func(name string) bool { return f.cmd != nil && f.cmd.Flags().Changed(name) }
 	if f.ladder == "" && !changed("ladder") { // --ladder "" is a bad ladder, not the default
 		if !changed("graceful-timeout") {
@@ -121,7 +122,7 @@ func (f *serverFlags) validate() error {
 
 // begin checks the flags, resolves the profile and the stop ladder, and
 // takes the service lock, which the caller releases.
-func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (supervise.Profile, proc.Ladder, *supervise.Lock, error) {
+func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (server.Profile, proc.Ladder, *supervise.Lock, error) {
 	p, err := f.profile(service)
 	if err != nil {
 		return p, nil, nil, err
@@ -139,7 +140,7 @@ func (f *serverFlags) begin(ctx context.Context, d *deps, service string) (super
 }
 
 // options are the stop and start options the flags describe.
-func (f *serverFlags) options(d *deps, service string, p supervise.Profile, ladder proc.Ladder) (supervise.StopOptions, supervise.StartOptions) {
+func (f *serverFlags) options(d *deps, service string, p server.Profile, ladder proc.Ladder) (supervise.StopOptions, supervise.StartOptions) {
 	log := d.log.With().Str("server", service).Logger()
 	state := supervise.StateDir(f.stateDir)
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: state.Lineages(), IntentDir: state.Intents(), Unit: f.unit, Log: log},

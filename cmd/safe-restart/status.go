@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func newStatusCmd(d *deps) *cobra.Command {
@@ -37,7 +38,7 @@ func newStatusCmd(d *deps) *cobra.Command {
 var errNotRunning = errors.New("not running")
 
 func runStatus(ctx context.Context, d *deps, service, serviceDir, conf, stateDir, unit string, asJSON bool) error {
-	p, err := supervise.ResolveService(service, serviceDir)
+	p, err := server.ResolveService(service, serviceDir)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func newSystemdCmd(d *deps) *cobra.Command {
@@ -79,7 +80,7 @@ systemctl daemon-reload to undo it.`,
 }
 
 func runSystemdInstall(ctx context.Context, d *deps, service string, reloadArgs []string, f *systemdInstallFlags) error {
-	p, err := supervise.ResolveService(service, f.serviceDir)
+	p, err := server.ResolveService(service, f.serviceDir)
 	if err != nil {
 		return err
 	}

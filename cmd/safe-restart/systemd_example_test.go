@@ -15,7 +15,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
-	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 const (
@@ -160,7 +160,7 @@ func checkDropInTimeout(t *testing.T, set map[string][]string, argv []string) {
 		lock = systemdDuration(t, argv[i+1])
 	}
 	longest := lock + 2*20*time.Second // --timeout's default, twice
-	for _, s := range supervise.ApacheLadder(supervise.DefaultGracefulWait) {
+	for _, s := range server.ApacheLadder(server.DefaultGracefulWait) {
 		longest += s.Wait
 	}
 	ts := set["TimeoutStartSec"]

@@ -12,6 +12,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // Severity says how soon a finding can take a service down.
@@ -39,7 +40,7 @@ type Finding struct {
 
 // Target is one service doctor checks.
 type Target struct {
-	Profile supervise.Profile
+	Profile server.Profile
 	Conf    string // "" means the profile's
 }
 
@@ -121,7 +122,7 @@ func (o Options) cronFilter() func(target string) bool {
 // Installed), sorted by name.
 func BuiltinTargets() []Target {
 	var out []Target
-	for _, p := range supervise.Installed() {
+	for _, p := range server.Installed() {
 		out = append(out, Target{Profile: p})
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // logindConf is systemd-logind's effective RemoveIPC= (REFERENCE.md §3).
@@ -129,7 +130,7 @@ const systemUIDMax = 999
 // not a system user while logind removes such users' IPC at logout
 // (REFERENCE.md §3): the live accept mutex vanishes, every child logs
 // AH00144 and Apache exits.
-func removeIPCFindings(ctx context.Context, p supervise.Profile, conf string, st supervise.Status, logind logindConf) []Finding {
+func removeIPCFindings(ctx context.Context, p server.Profile, conf string, st supervise.Status, logind logindConf) []Finding {
 	rc := st.Config
 	if p.Kind != "apache" || !logind.present || !logind.removeIPC || rc.User.ID <= systemUIDMax {
 		return nil
@@ -162,14 +163,14 @@ func removeIPCFindings(ctx context.Context, p supervise.Profile, conf string, st
 // default when this build's default is sysvsem (`-V` shows
 // APR_USE_SYSVSEM_SERIALIZE; APR 1.7 on Linux defaults to pthread,
 // REFERENCE.md §2). The mutexes "using_defaults" follow "Mutex default".
-func sysvsemMutexes(ctx context.Context, p supervise.Profile, conf string, rc supervise.RunConfig) []string {
+func sysvsemMutexes(ctx context.Context, p server.Profile, conf string, rc server.RunConfig) []string {
 	var out []string
 	for _, name := range sortedKeys(rc.Mutexes) {
 		line := rc.Mutexes[name]
 		switch {
 		case strings.Contains(line, "mechanism=sysvsem"):
 			out = append(out, fmt.Sprintf("Mutex %s: %s (apache2 -t -D DUMP_RUN_CFG)", name, line))
-		case name == "default" && strings.Contains(line, "mechanism=default") && supervise.APRDefaultIsSysvsem(ctx, p, conf):
+		case name == "default" && strings.Contains(line, "mechanism=default") && server.APRDefaultIsSysvsem(ctx, p, conf):
 			out = append(out, fmt.Sprintf("Mutex %s: %s, and this APR's default is sysvsem (-V: APR_USE_SYSVSEM_SERIALIZE)", name, line))
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // logScanBytes bounds how much of each log file doctor reads: its end.
@@ -47,7 +47,7 @@ var logChecks = []logCheck{
 // logFindings scans the end of the server's error log and its first
 // rotation (.1) for the lines of logChecks. Lines about a client request
 // are skipped: a client can put any text in a logged URI.
-func logFindings(service string, rc supervise.RunConfig) ([]Finding, []string) {
+func logFindings(service string, rc server.RunConfig) ([]Finding, []string) {
 	path := rc.ErrorLog
 	if path == "" || strings.HasPrefix(path, "|") || strings.HasPrefix(path, "syslog") {
 		return nil, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // TestUnjitteredReload: the cron matcher finds every common way to reload
@@ -160,7 +161,7 @@ func TestLogFindings(t *testing.T) {
 		"2026/11/29 02:00:09 [alert] 5#5: worker process 15 exited on signal 9",
 		"",
 	}, "\n"))
-	f, notes := logFindings("x", supervise.RunConfig{ErrorLog: "error.log", ServerRoot: dir})
+	f, notes := logFindings("x", server.RunConfig{ErrorLog: "error.log", ServerRoot: dir})
 	if len(notes) != 0 || len(f) != 5 {
 		t.Fatalf("findings %+v, notes %v", f, notes)
 	}
@@ -176,13 +177,13 @@ func TestLogFindings(t *testing.T) {
 	if last := f[3].Evidence[1]; f[3].Check != "log-sigkill" || !strings.Contains(last, "worker process 15 exited on signal 9") {
 		t.Errorf("sigkill: %+v", f[3])
 	}
-	if f, _ := logFindings("x", supervise.RunConfig{ErrorLog: "syslog:daemon"}); len(f) != 0 {
+	if f, _ := logFindings("x", server.RunConfig{ErrorLog: "syslog:daemon"}); len(f) != 0 {
 		t.Errorf("syslog: %+v", f)
 	}
 	big := strings.Repeat("[core:notice] AH00052: child pid 1 exit signal Segmentation fault (11)\n", 10) + strings.Repeat(strings.Repeat("x", 99)+"\n", logScanBytes/100+1)
 	writeTree(t, log, big)
 	os.Remove(log + ".1")
-	if f, _ := logFindings("x", supervise.RunConfig{ErrorLog: log}); len(f) != 0 {
+	if f, _ := logFindings("x", server.RunConfig{ErrorLog: log}); len(f) != 0 {
 		t.Errorf("lines before the last %d bytes counted: %+v", logScanBytes, f)
 	}
 }

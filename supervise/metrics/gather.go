@@ -8,6 +8,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 // Options say what Gather reads.
@@ -55,7 +56,7 @@ func Gather(ctx context.Context, o Options) (Facts, int) {
 // gatherService reads one service's status and whether it serves; the
 // reloads come from --status-url when it answers for this master.
 func gatherService(ctx context.Context, o Options, name string) ServiceFacts {
-	p, err := supervise.ResolveService(name, o.ServiceDir)
+	p, err := server.ResolveService(name, o.ServiceDir)
 	if err != nil {
 		return ServiceFacts{Name: name, Err: err}
 	}

@@ -15,7 +15,7 @@ import (
 type Held struct {
 	Listener
 	File *os.File
-	// family is "unix", "inet" or "inet6"; ip and port (inet*) and path
+	// Family is "unix", "inet" or "inet6"; ip and port (inet*) and path
 	// (unix) are the socket's own address (getsockname).
 	Family string
 	IP     net.IP
@@ -30,7 +30,7 @@ func (s Held) FD() int { return int(s.File.Fd()) }
 // restorable after the server unlinks it.
 type Link struct {
 	Path, Spare string
-	// guarded says the spare is bind-mounted over the path: unlink(2) of
+	// Guarded says the spare is bind-mounted over the path: unlink(2) of
 	// a mount point fails (EBUSY), so the old master cannot remove it.
 	Guarded bool
 }

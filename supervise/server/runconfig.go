@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"fmt"
@@ -44,7 +44,7 @@ type RunConfig struct {
 	// safe-restart run supervises it.
 	Foreground string `json:"foreground,omitempty"`
 	// Reuseport says a start with SO_REUSEPORT on the listeners works
-	// (see overlapper): the config test passed with it.
+	// (see Overlapper): the config test passed with it.
 	Reuseport bool `json:"reuseport,omitempty"`
 	// NoReuseport is why the config test failed with it.
 	NoReuseport string `json:"no_reuseport,omitempty"`
@@ -131,9 +131,9 @@ func (rc RunConfig) refuseForeground() error {
 		"(systemd, a container, or safe-restart run)", ErrUnsupportedConfig, rc.Foreground)
 }
 
-// unixListen returns the unix socket paths among the configured listen
+// UnixListen returns the unix socket paths among the configured listen
 // addresses.
-func (rc RunConfig) unixListen() []string {
+func (rc RunConfig) UnixListen() []string {
 	var paths []string
 	for _, l := range rc.Listen {
 		if strings.HasPrefix(l, "/") {

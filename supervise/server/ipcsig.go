@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"context"
@@ -31,7 +31,7 @@ var ErrNoIPC = errors.New("creates no IPC objects that outlive it")
 // signature of the IPC objects it creates, with the lineage window
 // measured on the way; ErrNoIPC when it creates none.
 func IPCSignature(ctx context.Context, p Profile, conf string) (ipcguard.Signature, RunConfig, error) {
-	sig, rc, err := p.prepare(ctx, conf, zerolog.Nop())
+	sig, rc, err := p.Prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
 		return ipcguard.Signature{}, rc, err
 	}

@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"context"
@@ -49,9 +49,9 @@ func expand(argv []string, conf string) []string {
 	return out
 }
 
-// runConfig runs config_test, when the file has one; the rest of the run
+// RunConfig runs config_test, when the file has one; the rest of the run
 // configuration is what the file says.
-func (k *serviceKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+func (k *serviceKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	rc := RunConfig{PidFile: k.pidFile, ErrorLog: k.errorLog, User: k.user, Warnings: k.warnings}
 	if len(k.configTest) == 0 {
 		return rc, nil
@@ -73,11 +73,11 @@ func (k *serviceKind) runConfig(ctx context.Context, p Profile, conf string) (Ru
 	return rc, nil
 }
 
-func (k *serviceKind) startArgv(_ Profile, conf string) []string { return expand(k.start, conf) }
+func (k *serviceKind) StartArgv(_ Profile, conf string) []string { return expand(k.start, conf) }
 
-// ladder is the graceful signal for graceful (when the file names one and
+// Ladder is the graceful signal for graceful (when the file names one and
 // graceful > 0), then the file's ladder.
-func (k *serviceKind) ladder(graceful time.Duration) proc.Ladder {
+func (k *serviceKind) Ladder(graceful time.Duration) proc.Ladder {
 	l := slices.Clone(k.rest)
 	if k.graceful != 0 && graceful > 0 {
 		l = append(proc.Ladder{{Signal: k.graceful, Wait: graceful}}, l...)
@@ -85,16 +85,16 @@ func (k *serviceKind) ladder(graceful time.Duration) proc.Ladder {
 	return l
 }
 
-func (k *serviceKind) reloadSignal(hard bool) syscall.Signal {
+func (k *serviceKind) ReloadSignal(hard bool) syscall.Signal {
 	if hard {
 		return k.hardReload
 	}
 	return k.reload
 }
 
-// signature is the file's [ipc] signature, named after the service, its
+// Signature is the file's [ipc] signature, named after the service, its
 // executable the profile's binary unless the file named another.
-func (k *serviceKind) signature(p Profile, _ RunConfig) *ipcguard.Signature {
+func (k *serviceKind) Signature(p Profile, _ RunConfig) *ipcguard.Signature {
 	if k.sig == nil {
 		return nil
 	}
@@ -106,16 +106,16 @@ func (k *serviceKind) signature(p Profile, _ RunConfig) *ipcguard.Signature {
 	return &s
 }
 
-func (k *serviceKind) fatal(line string) bool {
+func (k *serviceKind) Fatal(line string) bool {
 	return strings.TrimSpace(line) != "" && slices.ContainsFunc(k.fatals, func(re *regexp.Regexp) bool { return re.MatchString(line) })
 }
 
-// reloaded: a rejected line means the old configuration serves; then the
+// Reloaded: a rejected line means the old configuration serves; then the
 // first reloaded line (naming old's pid, when the pattern has a "pid"
 // group) proves the reload. A master that re-executes is the one the
 // pidfile names once it is no longer old (the caller proves it). Without
 // a reloaded pattern the reload counts as logged at once.
-func (k *serviceKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
+func (k *serviceKind) Reloaded(logged string, old ipcguard.Proc) (int, error) {
 	if line := firstMatch(k.rejectedRE, logged, -1); line != "" {
 		return 0, fmt.Errorf("%w: %s", ErrReloadRejected, strings.TrimSpace(line))
 	}
@@ -163,16 +163,16 @@ func firstMatch(re *regexp.Regexp, text string, pid int) string {
 	return ""
 }
 
-func (k *serviceKind) reexecs() bool    { return k.reexec }
-func (k *serviceKind) speaksHTTP() bool { return k.http }
+func (k *serviceKind) Reexecs() bool    { return k.reexec }
+func (k *serviceKind) SpeaksHTTP() bool { return k.http }
 
 // reloadStartsChildren: only a daemon with workers shows a reload by new
 // children.
 func (k *serviceKind) reloadStartsChildren() bool { return k.workers && !k.reexec }
 
-// reloadsLogged counts the reloaded lines that name master; -1 unless the
+// ReloadsLogged counts the reloaded lines that name master; -1 unless the
 // pattern has a "pid" group: lines of earlier masters would count too.
-func (k *serviceKind) reloadsLogged(log string, master ipcguard.Proc) int {
+func (k *serviceKind) ReloadsLogged(log string, master ipcguard.Proc) int {
 	if k.reloadedRE == nil || k.reloadedRE.SubexpIndex("pid") < 0 {
 		return -1
 	}
@@ -185,6 +185,6 @@ func (k *serviceKind) reloadsLogged(log string, master ipcguard.Proc) int {
 	return n
 }
 
-func (k *serviceKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
+func (k *serviceKind) ClearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
 	return nil, nil
 }

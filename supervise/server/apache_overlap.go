@@ -1,4 +1,4 @@
-package supervise
+package server
 
 // apacheReuseport makes Apache set SO_REUSEPORT on its listeners
 // (listen.c make_sock does only when ListenCoresBucketsRatio > 0) while
@@ -8,8 +8,8 @@ package supervise
 // wins.
 const apacheReuseport = "ListenCoresBucketsRatio 2147483647"
 
-// reuseportArgv is startArgv with -C apacheReuseport: a master started so
-// can be replaced by one started beside it (see overlapper).
-func (k apacheKind) reuseportArgv(p Profile, conf string) []string {
-	return append(k.startArgv(p, conf), "-C", apacheReuseport)
+// ReuseportArgv is StartArgv with -C apacheReuseport: a master started so
+// can be replaced by one started beside it (see Overlapper).
+func (k apacheKind) ReuseportArgv(p Profile, conf string) []string {
+	return append(k.StartArgv(p, conf), "-C", apacheReuseport)
 }

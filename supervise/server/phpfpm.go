@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"context"
@@ -33,12 +33,12 @@ func FPMLadder(graceful time.Duration) proc.Ladder {
 // the exec, so its pid changes. It creates no SysV IPC (REFERENCE.md §5).
 type fpmKind struct{}
 
-// runConfig runs `php-fpm -tt -y CONF`, the config test that also dumps
+// RunConfig runs `php-fpm -tt -y CONF`, the config test that also dumps
 // the parsed configuration. php-fpm writes the dump at level notice: with
 // a log_level above notice the dump is read from a second run against a
 // wrapper that includes the config and sets log_level = notice, and the
 // run config says the log holds no notices (RunConfig.QuietLog).
-func (fpmKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+func (fpmKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	argv := []string{p.Binary, "-tt", "-y", conf}
 	stdout, stderr, elapsed, err := configTest(ctx, p.Name, argv, nil)
 	if err != nil {
@@ -95,21 +95,21 @@ func fpmDumpAtNotice(ctx context.Context, p Profile, conf string) (fpmDump, erro
 	return d, nil
 }
 
-// startArgv is `php-fpm --daemonize -y CONF`: it forks the master, waits
+// StartArgv is `php-fpm --daemonize -y CONF`: it forks the master, waits
 // until it is ready (pidfile written) and exits. --daemonize overrides a
 // daemonize = no meant for systemd, which would keep the starter in the
 // foreground (a warning says so).
-func (fpmKind) startArgv(p Profile, conf string) []string {
+func (fpmKind) StartArgv(p Profile, conf string) []string {
 	return []string{p.Binary, "--daemonize", "-y", conf}
 }
 
-func (fpmKind) ladder(graceful time.Duration) proc.Ladder { return FPMLadder(graceful) }
+func (fpmKind) Ladder(graceful time.Duration) proc.Ladder { return FPMLadder(graceful) }
 
-// reloadSignal is USR2 either way: php-fpm has one reload, graceful up to
+// ReloadSignal is USR2 either way: php-fpm has one reload, graceful up to
 // process_control_timeout.
-func (fpmKind) reloadSignal(bool) syscall.Signal { return syscall.SIGUSR2 }
+func (fpmKind) ReloadSignal(bool) syscall.Signal { return syscall.SIGUSR2 }
 
-func (fpmKind) signature(Profile, RunConfig) *ipcguard.Signature { return nil }
+func (fpmKind) Signature(Profile, RunConfig) *ipcguard.Signature { return nil }
 
 // fpmFatal are the messages (at level ERROR or ALERT, after an optional
 // "[pool NAME] ") that mean a start or re-exec failed or the workers
@@ -128,9 +128,9 @@ var fpmFatal = []string{
 // file, "[ERROR] " on stderr with error_log = syslog.
 var fpmLevel = regexp.MustCompile(`^(?:\[[^]]*\] (ERROR|ALERT): |\[(ERROR|ALERT)\] )(?:\[pool [^]]*\] )?`)
 
-// fatal matches only a line's own message: a worker's output
+// Fatal matches only a line's own message: a worker's output
 // (catch_workers_output) is logged as a WARNING or NOTICE and never counts.
-func (fpmKind) fatal(line string) bool {
+func (fpmKind) Fatal(line string) bool {
 	m := fpmLevel.FindStringIndex(strings.TrimSpace(line))
 	if m == nil {
 		return false
@@ -151,11 +151,11 @@ const (
 	fpmReady     = "NOTICE: ready to handle connections"
 )
 
-// reloaded returns the new master's pid once the log since the signal
+// Reloaded returns the new master's pid once the log since the signal
 // shows the reload, then "fpm is running, pid N" and "ready to handle
 // connections" after it: N is the master that execvp'd and, if
 // daemonized, forked (a new pid).
-func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
+func (fpmKind) Reloaded(logged string, _ ipcguard.Proc) (int, error) {
 	pid, reloading := 0, false
 	for _, line := range strings.Split(logged, "\n") {
 		switch {
@@ -171,21 +171,21 @@ func (fpmKind) reloaded(logged string, _ ipcguard.Proc) (int, error) {
 	return 0, nil
 }
 
-func (fpmKind) reexecs() bool    { return true }
-func (fpmKind) speaksHTTP() bool { return false }
+func (fpmKind) Reexecs() bool    { return true }
+func (fpmKind) SpeaksHTTP() bool { return false }
 
-// acceptProbe is the first byte of a FastCGI record (FCGI_VERSION_1): the
+// AcceptProbe is the first byte of a FastCGI record (FCGI_VERSION_1): the
 // worker that takes the connection waits for the rest of the header.
-func (fpmKind) acceptProbe() []byte { return []byte{1} }
+func (fpmKind) AcceptProbe() []byte { return []byte{1} }
 
-// reloadsLogged counts the reloads since the start of master's lineage: a
+// ReloadsLogged counts the reloads since the start of master's lineage: a
 // re-exec logs "Reloading in progress" and then "fpm is running, pid N" of
 // the new master, a fresh start logs "fpm is running" alone and begins a
 // new lineage. The last "fpm is running" must name master, else the log
 // does not describe it (-1). A re-exec begins from a fresh process image,
 // so the count is informative; nothing leaks across php-fpm reloads the
 // way it does in Apache's master.
-func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
+func (fpmKind) ReloadsLogged(log string, master ipcguard.Proc) int {
 	n, last, reloading := 0, 0, false
 	for _, line := range strings.Split(log, "\n") {
 		switch {
@@ -210,22 +210,22 @@ func (fpmKind) reloadsLogged(log string, master ipcguard.Proc) int {
 	return n
 }
 
-// clearLeftovers removes the socket file of each unix listen path that no
+// ClearLeftovers removes the socket file of each unix listen path that no
 // process listens on, with its proof logged (see sock.RemoveStaleSockets). A
 // killed master leaves its socket file; php-fpm 8.2 itself also unlinks a
 // path nothing answers on before binding, so this makes the step explicit
 // and logged rather than necessary.
-func (fpmKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	return sock.RemoveStaleSockets(rc.unixListen(), log)
+func (fpmKind) ClearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
+	return sock.RemoveStaleSockets(rc.UnixListen(), log)
 }
 
-// inheritEnv is FPM_SOCKETS="KEY=3,KEY=4,...", with the keys php-fpm
+// InheritEnv is FPM_SOCKETS="KEY=3,KEY=4,...", with the keys php-fpm
 // computes for its listen addresses (REFERENCE.md §4): a unix socket's
 // path; inet_ntop(address)+":"+port, IPv6 without brackets (a bare port
 // binds "::": ":::9000"). php-fpm's workers accept in blocking mode.
 // php-fpm reads at most 128 entries per variable; more go to
 // FPM_SOCKETS_1, ...
-func (fpmKind) inheritEnv(socks []sock.Held) ([]string, error) {
+func (fpmKind) InheritEnv(socks []sock.Held) ([]string, error) {
 	var vars []string
 	var entries []string
 	for i, s := range socks {
@@ -274,7 +274,7 @@ func fpmSocketKey(s sock.Held) (string, error) {
 	}
 }
 
-// staysChild: php-fpm daemonizes with inherited sockets too.
-func (fpmKind) staysChild() bool { return false }
+// StaysChild: php-fpm daemonizes with inherited sockets too.
+func (fpmKind) StaysChild() bool { return false }
 
-func (fpmKind) inheritVars() []string { return []string{"FPM_SOCKETS"} }
+func (fpmKind) InheritVars() []string { return []string{"FPM_SOCKETS"} }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package server
 
 import (
 	"context"
@@ -79,5 +79,23 @@ func TestApacheEventOrphansNeedKill(t *testing.T) {
 	slices.Sort(reports[0].Survivors)
 	if !slices.Equal(reports[0].Survivors, orphans) || reports[0].Waited < 500*time.Millisecond {
 		t.Fatalf("TERM step: survivors %v after %s, want the orphans %v after its full 500ms", reports[0].Survivors, reports[0].Waited, orphans)
+	}
+}
+
+// TestFatalLines: a fatal code counts only as a message's own code, and
+// never in a line about a client request (a client controls its URI).
+func TestFatalLines(t *testing.T) {
+	for line, want := range map[string]bool{
+		"[Mon Nov 23 13:44:35 2026] [core:emerg] [pid 33:tid 33] (28)No space left on device: AH00023: Couldn't create the mpm-accept mutex": true,
+		"[core:alert] [pid 31:tid 31] AH00050: Child 33 returned a Fatal error... Apache is exiting!":                                        true,
+		"libgomp: could not create thread pool destructor.":                                                                                  true,
+		"[core:error] [pid 9:tid 9] [client 127.0.0.1:4242] AH10244: invalid URI path (/x/../../AH00020)":                                    false,
+		"[core:error] [pid 9:tid 9] [client 127.0.0.1:4242] AH00020: in a client line":                                                       false,
+		"[php:warn] [pid 9:tid 9] my app says AH00023 happened":                                                                              false,
+		"[mpm_prefork:notice] [pid 8:tid 8] AH00163: Apache/2.4.71 (Debian) configured -- resuming normal operations":                        false,
+	} {
+		if got := isFatal(line); got != want {
+			t.Errorf("isFatal(%q) = %v, want %v", line, got, want)
+		}
 	}
 }

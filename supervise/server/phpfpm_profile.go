@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"fmt"
@@ -65,8 +65,8 @@ func installedFPM() ([]string, error) {
 // install).
 func fpmProfile(name, v string) Profile {
 	if v == "" {
-		return Profile{Name: name, Kind: "php-fpm", Binary: filepath.Join(fpmSbin, "php-fpm"), Conf: "/etc/php-fpm.conf", Unit: "php-fpm.service", kind: fpmKind{}}
+		return Profile{Name: name, Kind: "php-fpm", Binary: filepath.Join(fpmSbin, "php-fpm"), Conf: "/etc/php-fpm.conf", Unit: "php-fpm.service", Driver: fpmKind{}}
 	}
 	return Profile{Name: name, Kind: "php-fpm", Binary: filepath.Join(fpmSbin, "php-fpm"+v),
-		Conf: "/etc/php/" + v + "/fpm/php-fpm.conf", Unit: "php" + v + "-fpm.service", kind: fpmKind{}}
+		Conf: "/etc/php/" + v + "/fpm/php-fpm.conf", Unit: "php" + v + "-fpm.service", Driver: fpmKind{}}
 }

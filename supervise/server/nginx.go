@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"cmp"
@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	profiles["nginx"] = Profile{Name: "nginx", Kind: "nginx", Binary: "/usr/sbin/nginx", Conf: "/etc/nginx/nginx.conf", Unit: "nginx.service", kind: nginxKind{}}
+	profiles["nginx"] = Profile{Name: "nginx", Kind: "nginx", Binary: "/usr/sbin/nginx", Conf: "/etc/nginx/nginx.conf", Unit: "nginx.service", Driver: nginxKind{}}
 }
 
 // NginxLadder is nginx's stop ladder: QUIT asks for a graceful stop (the
@@ -43,10 +43,10 @@ func NginxLadder(graceful time.Duration) proc.Ladder {
 // keeps the old configuration and workers.
 type nginxKind struct{}
 
-// runConfig runs `nginx -T -q -c CONF` (the config test, which also dumps
+// RunConfig runs `nginx -T -q -c CONF` (the config test, which also dumps
 // every file it read) and `nginx -V` (the compiled-in defaults), and reads
 // pid, error_log, user and listen from the dump.
-func (nginxKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+func (nginxKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	argv := []string{p.Binary, "-T", "-q", "-c", conf}
 	began := time.Now()
 	dump, warnOut, elapsed, err := configTest(ctx, p.Name, argv, nil)
@@ -250,20 +250,20 @@ func listenAddrs(files []confFile) ([]string, []string) {
 	return out, warnings
 }
 
-// startArgv is `nginx -c CONF`: nginx daemonizes (the config says nothing
-// else: runConfig refuses daemon off), and the master writes the pidfile.
-func (nginxKind) startArgv(p Profile, conf string) []string {
+// StartArgv is `nginx -c CONF`: nginx daemonizes (the config says nothing
+// else: RunConfig refuses daemon off), and the master writes the pidfile.
+func (nginxKind) StartArgv(p Profile, conf string) []string {
 	return []string{p.Binary, "-c", conf}
 }
 
-func (nginxKind) ladder(graceful time.Duration) proc.Ladder { return NginxLadder(graceful) }
+func (nginxKind) Ladder(graceful time.Duration) proc.Ladder { return NginxLadder(graceful) }
 
-// reloadSignal is HUP either way: nginx's reload is graceful (old workers
+// ReloadSignal is HUP either way: nginx's reload is graceful (old workers
 // finish their requests) and it has no harder one.
-func (nginxKind) reloadSignal(bool) syscall.Signal { return syscall.SIGHUP }
+func (nginxKind) ReloadSignal(bool) syscall.Signal { return syscall.SIGHUP }
 
-// signature is nil: nginx creates no SysV IPC (REFERENCE.md §5).
-func (nginxKind) signature(Profile, RunConfig) *ipcguard.Signature { return nil }
+// Signature is nil: nginx creates no SysV IPC (REFERENCE.md §5).
+func (nginxKind) Signature(Profile, RunConfig) *ipcguard.Signature { return nil }
 
 // nginxLogLine is an error log line (`2026/11/29 04:02:13 [emerg] 4#4: msg`):
 // its level, pid and message. Lines about a request carry its text in the
@@ -274,12 +274,12 @@ var nginxLogLine = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[([a-z]+
 // initialisation (setuid, a module): it stays without workers.
 var nginxNoRespawn = regexp.MustCompile(`^worker process \d+ exited with fatal code \d+ and cannot be respawned`)
 
-// fatal: an [emerg] line (nginx exits on any at start; the one a master
+// Fatal: an [emerg] line (nginx exits on any at start; the one a master
 // logs when a reload fails means it kept its old configuration, which
 // reloaded reports first), in the log or in the starter's output (`nginx:
 // [emerg] ...`), but for a bind it will try again, and a worker that
 // cannot be respawned.
-func (nginxKind) fatal(line string) bool {
+func (nginxKind) Fatal(line string) bool {
 	line = strings.TrimSpace(line)
 	if msg, ok := strings.CutPrefix(line, "nginx: [emerg] "); ok {
 		return !bindRetry.MatchString(msg)
@@ -293,12 +293,12 @@ func (nginxKind) fatal(line string) bool {
 // bind()".
 var bindRetry = regexp.MustCompile(`^bind\(\) to .* failed \(98: `)
 
-// reloaded: nginx logs nothing at its default level when a reload
+// Reloaded: nginx logs nothing at its default level when a reload
 // succeeds, so the old master is returned at once and the new workers
 // under it prove the new generation; the master's [emerg] lines since the
 // signal (other than a bind it will try again) mean it rejected the new
 // configuration and kept the old one.
-func (nginxKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
+func (nginxKind) Reloaded(logged string, old ipcguard.Proc) (int, error) {
 	var emerg []string
 	final := false
 	for _, line := range strings.Split(logged, "\n") {
@@ -325,13 +325,13 @@ func firstAndLast(msgs []string) string {
 	return msgs[0] + " ... " + msgs[len(msgs)-1]
 }
 
-func (nginxKind) reexecs() bool    { return false }
-func (nginxKind) speaksHTTP() bool { return true }
+func (nginxKind) Reexecs() bool    { return false }
+func (nginxKind) SpeaksHTTP() bool { return true }
 
-// reloadsLogged counts the master's "reconfiguring" notices, one per HUP it
+// ReloadsLogged counts the master's "reconfiguring" notices, one per HUP it
 // handled; -1 when the log holds no notice of that master (the default
 // level, error, logs none).
-func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
+func (nginxKind) ReloadsLogged(log string, master ipcguard.Proc) int {
 	pid := strconv.Itoa(master.PID)
 	n, notices := 0, 0
 	for _, line := range strings.Split(log, "\n") {
@@ -350,17 +350,17 @@ func (nginxKind) reloadsLogged(log string, master ipcguard.Proc) int {
 	return n
 }
 
-// clearLeftovers removes the unix sockets of nginx's listen directives
+// ClearLeftovers removes the unix sockets of nginx's listen directives
 // that a killed master left: nginx unlinks them only on a clean exit, and
 // binding one fails with EADDRINUSE while the file exists.
-func (nginxKind) clearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
-	return sock.RemoveStaleSockets(rc.unixListen(), log)
+func (nginxKind) ClearLeftovers(_ context.Context, rc RunConfig, log zerolog.Logger) ([]string, error) {
+	return sock.RemoveStaleSockets(rc.UnixListen(), log)
 }
 
-// inheritEnv is NGINX="3;4;...": each fd terminated by ";" (an
+// InheritEnv is NGINX="3;4;...": each fd terminated by ";" (an
 // unterminated last one is ignored), each made non-blocking (nginx never
 // sets O_NONBLOCK on an inherited socket; its own are already).
-func (nginxKind) inheritEnv(socks []sock.Held) ([]string, error) {
+func (nginxKind) InheritEnv(socks []sock.Held) ([]string, error) {
 	var b strings.Builder
 	for i, s := range socks {
 		if err := syscall.SetNonblock(s.FD(), true); err != nil {
@@ -371,7 +371,22 @@ func (nginxKind) inheritEnv(socks []sock.Held) ([]string, error) {
 	return []string{"NGINX=" + b.String()}, nil
 }
 
-// staysChild: with inherited sockets nginx does not daemonize.
-func (nginxKind) staysChild() bool { return true }
+// StaysChild: with inherited sockets nginx does not daemonize.
+func (nginxKind) StaysChild() bool { return true }
 
-func (nginxKind) inheritVars() []string { return []string{"NGINX"} }
+func (nginxKind) InheritVars() []string { return []string{"NGINX"} }
+
+// Upgrader is a kind whose master starts a new master of its own at a
+// signal, on its own listening sockets (nginx's binary upgrade, USR2): the
+// new master is the old one's child, so it is born in the old one's
+// control group, namespaces, environment and limits; the old master first
+// renames its pidfile to UpgradedPIDFile, which the new master then
+// writes, and renames it back if the new master exits.
+type Upgrader interface {
+	UpgradeSignal() syscall.Signal
+	UpgradedPIDFile(pidFile string) string
+}
+
+func (nginxKind) UpgradeSignal() syscall.Signal { return syscall.SIGUSR2 }
+
+func (nginxKind) UpgradedPIDFile(pidFile string) string { return pidFile + proc.OldbinSuffix }

@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"fmt"
@@ -10,36 +10,36 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
-// confReporter is a kind whose master's command line says which
+// ConfReporter is a kind whose master's command line says which
 // configuration it was started with (see Profile.master).
-type confReporter interface {
-	// startedConf returns the configuration file the command line argv
+type ConfReporter interface {
+	// StartedConf returns the configuration file the command line argv
 	// of a master names, false when it names none this can resolve.
-	startedConf(argv []string) (string, bool)
+	StartedConf(argv []string) (string, bool)
 }
 
-// master returns the master the pidfile of rc names (FromPIDFile), proven
+// Master returns the master the pidfile of rc names (FromPIDFile), proven
 // to be this instance's: a master started with another configuration file
 // (another instance of the same binary, Debian's apache2-NAME layout) is
 // ErrForeignProcess, returned beside the error. A master whose command
 // line names no configuration this can read passes.
-func (p Profile) master(root string, rc RunConfig) (ipcguard.Proc, error) {
+func (p Profile) Master(root string, rc RunConfig) (ipcguard.Proc, error) {
 	m, err := proc.FromPIDFile(root, rc.PidFile, p.Binary)
 	if err != nil {
 		return m, err
 	}
-	if other := p.startedWith(root, m, rc); other != "" {
+	if other := p.StartedWith(root, m, rc); other != "" {
 		return m, fmt.Errorf("%w: %s names pid %d, the master of another instance: it was started with %s, not %s",
 			proc.ErrForeignProcess, rc.PidFile, m.PID, other, rc.Conf)
 	}
 	return m, nil
 }
 
-// startedWith returns the configuration file master m's command line
+// StartedWith returns the configuration file master m's command line
 // names when it is another file than rc's (another instance), "" when it
 // is the same, or when the command line names none this can read.
-func (p Profile) startedWith(root string, m ipcguard.Proc, rc RunConfig) string {
-	cr, ok := p.kind.(confReporter)
+func (p Profile) StartedWith(root string, m ipcguard.Proc, rc RunConfig) string {
+	cr, ok := p.Driver.(ConfReporter)
 	if !ok || rc.Conf == "" {
 		return ""
 	}
@@ -47,7 +47,7 @@ func (p Profile) startedWith(root string, m ipcguard.Proc, rc RunConfig) string 
 	if argv == nil {
 		return ""
 	}
-	started, ok := cr.startedConf(argv)
+	started, ok := cr.StartedConf(argv)
 	if !ok || maybeSamePath(started, rc.Conf) {
 		return ""
 	}
@@ -65,11 +65,11 @@ func maybeSamePath(a, b string) bool {
 	return os.SameFile(fa, fb)
 }
 
-// startedConf reads Apache's -d SERVERROOT and -f FILE (a relative FILE is
+// StartedConf reads Apache's -d SERVERROOT and -f FILE (a relative FILE is
 // under SERVERROOT); without -f, the configuration is apache2.conf in the
 // -d SERVERROOT (Debian's apache2ctl for an instance apache2-NAME). A
 // master started with neither names none.
-func (apacheKind) startedConf(argv []string) (string, bool) {
+func (apacheKind) StartedConf(argv []string) (string, bool) {
 	var root, file string
 	for i := 1; i+1 < len(argv); i++ {
 		switch argv[i] {
@@ -90,10 +90,10 @@ func (apacheKind) startedConf(argv []string) (string, bool) {
 	return filepath.Join(root, "apache2.conf"), true
 }
 
-// startedConf reads the -c FILE of nginx's master title ("nginx: master
+// StartedConf reads the -c FILE of nginx's master title ("nginx: master
 // process /usr/sbin/nginx -c /etc/nginx/nginx.conf"): an absolute FILE,
 // since a relative one is under a prefix the title may not name.
-func (nginxKind) startedConf(argv []string) (string, bool) {
+func (nginxKind) StartedConf(argv []string) (string, bool) {
 	f := strings.Fields(strings.Join(argv, " "))
 	for i := 0; i+1 < len(f); i++ {
 		if f[i] == "-c" && filepath.IsAbs(f[i+1]) {
@@ -103,9 +103,9 @@ func (nginxKind) startedConf(argv []string) (string, bool) {
 	return "", false
 }
 
-// startedConf reads php-fpm's master title, "php-fpm: master process
+// StartedConf reads php-fpm's master title, "php-fpm: master process
 // (/etc/php/8.2/fpm/php-fpm.conf)".
-func (fpmKind) startedConf(argv []string) (string, bool) {
+func (fpmKind) StartedConf(argv []string) (string, bool) {
 	title := strings.Join(argv, " ")
 	_, rest, ok := strings.Cut(title, "master process (")
 	conf, _, closed := strings.Cut(rest, ")")

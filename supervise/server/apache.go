@@ -1,8 +1,9 @@
-package supervise
+package server
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,9 +42,9 @@ func (apacheKind) command(p Profile, conf string, args ...string) []string {
 	return append([]string{bin, "-f", conf}, args...)
 }
 
-// runConfig asks the server itself (`-t -D DUMP_RUN_CFG`), so Include,
+// RunConfig asks the server itself (`-t -D DUMP_RUN_CFG`), so Include,
 // Define and envvars resolve exactly as the server resolves them.
-func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
+func (k apacheKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
 	// binary's own. `-D DUMP_RUN_CFG` runs in config-dump mode, where
 	// mod_ssl skips its file checks (a missing certificate passes): plain
@@ -75,8 +76,8 @@ func (k apacheKind) runConfig(ctx context.Context, p Profile, conf string) (RunC
 	return rc, nil
 }
 
-// startArgv is `BINARY -f CONF -k start`, sourcing the profile's envvars.
-func (apacheKind) startArgv(p Profile, conf string) []string {
+// StartArgv is `BINARY -f CONF -k start`, sourcing the profile's envvars.
+func (apacheKind) StartArgv(p Profile, conf string) []string {
 	argv := []string{p.Binary, "-f", conf, "-k", "start"}
 	if p.EnvVars != "" {
 		argv = append([]string{"/bin/sh", "-c", `. "$0" && exec "$@"`, p.EnvVars}, argv...)
@@ -84,11 +85,11 @@ func (apacheKind) startArgv(p Profile, conf string) []string {
 	return argv
 }
 
-func (apacheKind) ladder(graceful time.Duration) proc.Ladder { return ApacheLadder(graceful) }
+func (apacheKind) Ladder(graceful time.Duration) proc.Ladder { return ApacheLadder(graceful) }
 
-// linger: Apache's master, stopping gracefully, outlives its children by
+// Linger: Apache's master, stopping gracefully, outlives its children by
 // up to a second (see Linger).
-func (apacheKind) linger() *proc.Linger {
+func (apacheKind) Linger() *proc.Linger {
 	return &proc.Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM}
 }
 
@@ -97,21 +98,21 @@ func (apacheKind) linger() *proc.Linger {
 // for it leaves nothing accepting meanwhile (see restart).
 func (apacheKind) closesEarly() {}
 
-// reloadSignal: USR1 is the graceful restart (children finish their
+// ReloadSignal: USR1 is the graceful restart (children finish their
 // requests), HUP the hard one.
-func (apacheKind) reloadSignal(hard bool) syscall.Signal {
+func (apacheKind) ReloadSignal(hard bool) syscall.Signal {
 	if hard {
 		return syscall.SIGHUP
 	}
 	return syscall.SIGUSR1
 }
 
-func (apacheKind) signature(p Profile, rc RunConfig) *ipcguard.Signature {
+func (apacheKind) Signature(p Profile, rc RunConfig) *ipcguard.Signature {
 	s := ipcguard.ApacheSignature(p.Name, rc.User.ID, p.Binary)
 	return &s
 }
 
-func (apacheKind) fatal(line string) bool { return isFatal(line) }
+func (apacheKind) Fatal(line string) bool { return isFatal(line) }
 
 // resumedMarks are the notices a master writes once a (new) configuration
 // has loaded and it serves: prefork, and event/worker.
@@ -121,11 +122,11 @@ var resumedMarks = []string{"AH00163", "AH00489"}
 // generation (REFERENCE.md §6): graceful (USR1) and hard (HUP).
 var graceMarks = []string{"AH00171", "AH00493", "AH00173", "AH00494"}
 
-// reloaded: the master logged the new generation, and that its
+// Reloaded: the master logged the new generation, and that its
 // configuration loaded ("resuming normal operations", written after
 // post_config, where a runtime failure such as AH00020 would have killed
 // it).
-func (apacheKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
+func (apacheKind) Reloaded(logged string, old ipcguard.Proc) (int, error) {
 	mark := fmt.Sprintf("[pid %d:", old.PID)
 	if !hasLine(logged, mark, graceMarks) || !hasLine(logged, mark, resumedMarks) {
 		return 0, nil
@@ -133,17 +134,17 @@ func (apacheKind) reloaded(logged string, old ipcguard.Proc) (int, error) {
 	return old.PID, nil
 }
 
-func (apacheKind) reexecs() bool    { return false }
-func (apacheKind) speaksHTTP() bool { return true }
+func (apacheKind) Reexecs() bool    { return false }
+func (apacheKind) SpeaksHTTP() bool { return true }
 
-// reloadsLogged counts the restart notices master wrote (REFERENCE.md §6:
+// ReloadsLogged counts the restart notices master wrote (REFERENCE.md §6:
 // AH00171/AH00493 graceful, AH00173/AH00494 hard) since its own start: a
 // "resuming normal operations" that no restart notice of that pid
 // preceded is a fresh start of a master with that pid (the pid was
 // reused), and the count starts again. A restart notice goes to the log
 // the master had open, and the "resuming" after it to the log it reopened:
 // across a rotation the pair spans two files, which log presents in order.
-func (apacheKind) reloadsLogged(log string, master ipcguard.Proc) int {
+func (apacheKind) ReloadsLogged(log string, master ipcguard.Proc) int {
 	mark := fmt.Sprintf("[pid %d:", master.PID)
 	n, restarting := 0, false
 	for _, line := range strings.Split(log, "\n") {
@@ -161,15 +162,15 @@ func (apacheKind) reloadsLogged(log string, master ipcguard.Proc) int {
 	return n
 }
 
-func (apacheKind) clearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
+func (apacheKind) ClearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
 	return nil, nil
 }
 
-// trialStarted: the master logged that it serves ("resuming normal
+// TrialStarted: the master logged that it serves ("resuming normal
 // operations", after post_config); without a readable log, its listeners
 // accepting is the proof (see watchTrial). The trial has one master, so
 // the line need not carry its pid (an ErrorLogFormat without %P).
-func (apacheKind) trialStarted(logged string, _ ipcguard.Proc) bool {
+func (apacheKind) TrialStarted(logged string, _ ipcguard.Proc) bool {
 	return hasLine(logged, "", resumedMarks)
 }
 
@@ -179,4 +180,38 @@ func APRDefaultIsSysvsem(ctx context.Context, p Profile, conf string) bool {
 	argv := apacheKind{}.command(p, conf, "-V")
 	out, _, _, _ := configTest(ctx, p.Name, argv, []string{"APACHE_HTTPD=" + p.Binary})
 	return strings.Contains(out, "-D APR_USE_SYSVSEM_SERIALIZE")
+}
+
+// fatalMarks are the codes that mean a start or reload killed, or will
+// kill, the server (REFERENCE.md §1-§3, §7): out of semaphores, port taken,
+// mutex removed under it, child fatal, config failure.
+var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015"}
+
+// IsFatal reports whether an Apache error log line reports a fatal error.
+// A code counts only as the message's own code ("] AH00020:" or ": AH00023:"
+// after an errno text), never inside a message, and lines about a client
+// request never count: a client can put any text in a logged URI.
+func isFatal(line string) bool {
+	if strings.HasPrefix(strings.TrimSpace(line), "libgomp:") {
+		return true // libgomp writes to stderr, the master's error log
+	}
+	if strings.Contains(line, "[client ") {
+		return false
+	}
+	for _, m := range fatalMarks {
+		if strings.Contains(line, "] "+m+":") || strings.Contains(line, ": "+m+":") {
+			return true
+		}
+	}
+	return false
+}
+
+// hasLine reports whether a line of text holds mark and one of codes.
+func hasLine(text, mark string, codes []string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, mark) && slices.ContainsFunc(codes, func(c string) bool { return strings.Contains(line, c) }) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"context"
@@ -127,7 +127,7 @@ func TestFPMFatal(t *testing.T) {
 		"[29-Nov-2026 04:02:18] ERROR: fork() failed: Cannot allocate memory (12)",
 		"[ERROR] FPM initialization failed",
 	} {
-		if !k.fatal(line) {
+		if !k.Fatal(line) {
 			t.Errorf("not fatal: %q", line)
 		}
 	}
@@ -137,7 +137,7 @@ func TestFPMFatal(t *testing.T) {
 		"[29-Nov-2026 04:03:44] WARNING: [pool www] child 5 said into stderr: \"ERROR: FPM initialization failed\"",
 		"[29-Nov-2026 04:03:44] WARNING: [pool www] child 5 exited on signal 15 (SIGTERM) after 1.0 seconds from start",
 	} {
-		if k.fatal(line) {
+		if k.Fatal(line) {
 			t.Errorf("fatal: %q", line)
 		}
 	}
@@ -164,25 +164,25 @@ func TestFPMReloaded(t *testing.T) {
 	k := fpmKind{}
 	old := ipcguard.Proc{PID: 4}
 	_, afterSignal, _ := strings.Cut(fpmReloadLog, "10000ms\n")
-	if pid, err := k.reloaded(afterSignal, old); pid != 14 || err != nil {
+	if pid, err := k.Reloaded(afterSignal, old); pid != 14 || err != nil {
 		t.Errorf("reloaded = %d, %v; want 14 (the first reload's master)", pid, err)
 	}
 	notReady, _, _ := strings.Cut(afterSignal, "NOTICE: ready")
-	if pid, _ := k.reloaded(notReady, old); pid != 0 {
+	if pid, _ := k.Reloaded(notReady, old); pid != 0 {
 		t.Errorf("reloaded before ready = %d, want 0", pid)
 	}
-	if pid, _ := k.reloaded(fpmReloadLog[:strings.Index(fpmReloadLog, "NOTICE: Reloading")], old); pid != 0 {
+	if pid, _ := k.Reloaded(fpmReloadLog[:strings.Index(fpmReloadLog, "NOTICE: Reloading")], old); pid != 0 {
 		t.Errorf("reloaded with the start's notices only = %d, want 0", pid)
 	}
-	if n := k.reloadsLogged(fpmReloadLog, ipcguard.Proc{PID: 21}); n != 2 {
+	if n := k.ReloadsLogged(fpmReloadLog, ipcguard.Proc{PID: 21}); n != 2 {
 		t.Errorf("reloadsLogged = %d, want 2", n)
 	}
-	if n := k.reloadsLogged(fpmReloadLog, ipcguard.Proc{PID: 14}); n != -1 {
+	if n := k.ReloadsLogged(fpmReloadLog, ipcguard.Proc{PID: 14}); n != -1 {
 		t.Errorf("reloadsLogged for a master the log does not end with = %d, want -1", n)
 	}
 	restarted := fpmReloadLog + "[x] NOTICE: Reloading in progress ...\n[x] ERROR: FPM initialization failed\n" +
 		"[x] NOTICE: fpm is running, pid 40\n[x] NOTICE: Reloading in progress ...\n[x] NOTICE: fpm is running, pid 41\n"
-	if n := k.reloadsLogged(restarted, ipcguard.Proc{PID: 41}); n != 1 {
+	if n := k.ReloadsLogged(restarted, ipcguard.Proc{PID: 41}); n != 1 {
 		t.Errorf("reloadsLogged after a failed re-exec and a fresh start = %d, want 1", n)
 	}
 }
@@ -207,7 +207,7 @@ func TestFPMClearLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := RunConfig{Listen: []string{"127.0.0.1:9000", stale, live, file, filepath.Join(dir, "missing.sock")}}
-	removed, err := fpmKind{}.clearLeftovers(context.Background(), rc, zerolog.New(zerolog.NewTestWriter(t)))
+	removed, err := fpmKind{}.ClearLeftovers(context.Background(), rc, zerolog.New(zerolog.NewTestWriter(t)))
 	if err != nil || !reflect.DeepEqual(removed, []string{stale}) {
 		t.Fatalf("removed %q, %v; want only %s", removed, err, stale)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package server
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 // TestApacheStatusCountsReloads: on a real Apache, mod_status's config
 // generation counts every graceful (USR1) and hard (HUP) restart of the
-// master, so reloadsFromStatus reads 0, then 2, then 3.
+// master, so ReloadsFromStatus reads 0, then 2, then 3.
 func TestApacheStatusCountsReloads(t *testing.T) {
 	nstest.RequireBinaries(t, "apache2")
 	if !nstest.InPrivateNamespaces(t) {
@@ -29,11 +29,11 @@ func TestApacheStatusCountsReloads(t *testing.T) {
 	}
 	count := func() int {
 		t.Helper()
-		page, err := fetchStatus(context.Background(), srv.StatusURL())
+		page, err := FetchStatus(context.Background(), srv.StatusURL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := apacheKind{}.reloadsFromStatus(page, master, time.Now())
+		n, err := apacheKind{}.ReloadsFromStatus(page, master, time.Now())
 		if err != nil {
 			t.Fatalf("%v\n%s", err, page)
 		}
@@ -63,7 +63,7 @@ func TestReloadsFromStatusRefuses(t *testing.T) {
 		return strings.Join([]string{"127.0.0.1", "ServerVersion: Apache/2.4.71 (Debian)", "ServerMPM: prefork",
 			"ParentServerConfigGeneration: " + gen, "ParentServerMPMGeneration: 0", "ServerUptimeSeconds: " + up, ""}, "\n")
 	}
-	if n, err := (apacheKind{}).reloadsFromStatus(page("5", "60"), master, now); err != nil || n != 4 {
+	if n, err := (apacheKind{}).ReloadsFromStatus(page("5", "60"), master, now); err != nil || n != 4 {
 		t.Fatalf("generation 5, up as long as the master: %d, %v; want 4 reloads", n, err)
 	}
 	for _, tt := range []struct{ page, want string }{
@@ -72,7 +72,7 @@ func TestReloadsFromStatusRefuses(t *testing.T) {
 		{page("5", "x"), "no ServerUptimeSeconds"},
 		{page("5", "3600"), "the page is another server's"},
 	} {
-		if _, err := (apacheKind{}).reloadsFromStatus(tt.page, master, now); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := (apacheKind{}).ReloadsFromStatus(tt.page, master, now); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: %v, want an error with %q", tt.page, err, tt.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import "testing"
 
@@ -7,7 +7,7 @@ import "testing"
 func TestStartedConf(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		k    confReporter
+		k    ConfReporter
 		argv []string
 		want string
 	}{
@@ -22,7 +22,7 @@ func TestStartedConf(t *testing.T) {
 		{"php-fpm", fpmKind{}, []string{"php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)"}, "/etc/php/8.2/fpm/php-fpm.conf"},
 		{"php-fpm worker", fpmKind{}, []string{"php-fpm: pool www"}, ""},
 	} {
-		got, ok := c.k.startedConf(c.argv)
+		got, ok := c.k.StartedConf(c.argv)
 		if got != c.want || ok != (c.want != "") {
 			t.Errorf("%s: startedConf(%q) = %q, %v; want %q", c.name, c.argv, got, ok, c.want)
 		}

@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"context"
@@ -182,12 +182,12 @@ func TestNginxFatal(t *testing.T) {
 		`nginx: [warn] the "user" directive makes sense only if the master process runs with super-user privileges`,
 	}
 	for _, l := range fatal {
-		if !k.fatal(l) {
+		if !k.Fatal(l) {
 			t.Errorf("not fatal: %q", l)
 		}
 	}
 	for _, l := range notFatal {
-		if k.fatal(l) {
+		if k.Fatal(l) {
 			t.Errorf("fatal: %q", l)
 		}
 	}
@@ -195,7 +195,7 @@ func TestNginxFatal(t *testing.T) {
 
 // TestNginxReloaded reads logs a real nginx 1.22.1 wrote after a HUP.
 func (k nginxKind) fatalLinesOf(text string) []string {
-	return Profile{kind: k}.fatalLines(text)
+	return Profile{Driver: k}.FatalLines(text)
 }
 
 func TestNginxReloaded(t *testing.T) {
@@ -216,7 +216,7 @@ func TestNginxReloaded(t *testing.T) {
 		{"2026/11/29 04:02:55 [emerg] 6#6: bind() to 127.0.0.1:80 failed (13: Permission denied)", 6, 0, "Permission denied"},
 	}
 	for i, tt := range tests {
-		pid, err := k.reloaded(tt.log, ipcguard.Proc{PID: tt.master})
+		pid, err := k.Reloaded(tt.log, ipcguard.Proc{PID: tt.master})
 		switch {
 		case tt.rejected == "" && err != nil, pid != tt.pid:
 			t.Errorf("%d: reloaded = %d, %v; want %d", i, pid, err, tt.pid)
@@ -229,13 +229,13 @@ func TestNginxReloaded(t *testing.T) {
 func TestNginxReloadsLogged(t *testing.T) {
 	k := nginxKind{}
 	log := readTestdata(t, "hup-bad-directive.log") + readTestdata(t, "hup-ok.log")
-	if n := k.reloadsLogged(log, ipcguard.Proc{PID: 4}); n != 2 {
+	if n := k.ReloadsLogged(log, ipcguard.Proc{PID: 4}); n != 2 {
 		t.Errorf("master 4: %d reloads, want 2", n)
 	}
-	if n := k.reloadsLogged(log, ipcguard.Proc{PID: 40}); n != -1 {
+	if n := k.ReloadsLogged(log, ipcguard.Proc{PID: 40}); n != -1 {
 		t.Errorf("master 40 (no notice): %d, want -1", n)
 	}
-	if n := k.reloadsLogged(readTestdata(t, "hup-bind-in-use.log"), ipcguard.Proc{PID: 6}); n != 1 {
+	if n := k.ReloadsLogged(readTestdata(t, "hup-bind-in-use.log"), ipcguard.Proc{PID: 6}); n != 1 {
 		t.Errorf("master 6: %d, want 1", n)
 	}
 }

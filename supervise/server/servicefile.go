@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"cmp"
@@ -71,9 +71,9 @@ const (
 	defaultStopLadder   = "TERM:10s,KILL:5s:all"
 )
 
-// validName is a service name usable in lock, lineage and stop-record file
+// ValidName is a service name usable in lock, lineage and stop-record file
 // names: at most 64 characters.
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
+var ValidName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 
 // LoadServiceFile reads a service file: the description of a daemon that
 // has no built-in profile, in TOML. It returns a Profile of Kind "service"
@@ -100,7 +100,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 //	            start or reload fails)
 //	error_log   absolute path of the log read for [log] lines (optional)
 //	user        the user its workers run as, a name or uid (optional)
-//	reexecs     true when a reload replaces the master process; the new
+//	Reexecs     true when a reload replaces the master process; the new
 //	            master is found through the pidfile (default false)
 //	workers     true when the master forks workers running binary, which a
 //	            reload replaces: new workers are then part of its proof
@@ -156,7 +156,7 @@ func ResolveService(service, dir string) (Profile, error) {
 		return LoadServiceFile(service)
 	}
 	p, err := LookupProfile(service)
-	if !errors.Is(err, ErrUnknownService) || !validName.MatchString(service) {
+	if !errors.Is(err, ErrUnknownService) || !ValidName.MatchString(service) {
 		return p, err
 	}
 	path := filepath.Join(cmp.Or(dir, DefaultServiceDir), service+".toml")
@@ -169,11 +169,11 @@ func ResolveService(service, dir string) (Profile, error) {
 // profile checks every key and builds the profile.
 func (f *serviceFile) profile(path string, md toml.MetaData) (Profile, error) {
 	name := cmp.Or(f.Name, strings.TrimSuffix(filepath.Base(path), ".toml"))
-	if !validName.MatchString(name) {
+	if !ValidName.MatchString(name) {
 		return Profile{}, fmt.Errorf("name %q: use letters, digits and . _ @ - (it names lock and state files)", name)
 	}
 	k := &serviceKind{pidFile: f.PidFile, errorLog: f.ErrorLog, reexec: f.Reexecs, workers: f.Workers, http: f.Health.HTTP}
-	p := Profile{Name: name, Kind: "service", Binary: f.Binary, Conf: f.Conf, HealthURL: f.Health.URL, kind: k}
+	p := Profile{Name: name, Kind: "service", Binary: f.Binary, Conf: f.Conf, HealthURL: f.Health.URL, Driver: k}
 	for _, check := range []func() error{
 		func() error { return checkExeKey("binary", f.Binary) },
 		func() error { return f.checkCommands(k) },

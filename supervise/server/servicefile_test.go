@@ -1,4 +1,4 @@
-package supervise
+package server
 
 import (
 	"errors"
@@ -78,8 +78,8 @@ func TestLoadServiceFileFull(t *testing.T) {
 	if p.Name != "myapp" || p.Kind != "service" || p.Binary != "/bin/sh" || p.Conf != "/etc/myapp.conf" || p.HealthURL != "http://127.0.0.1:8080/healthz" {
 		t.Errorf("profile %+v", p)
 	}
-	k := p.kind.(*serviceKind)
-	if got := strings.Join(k.startArgv(p, "/x.conf"), " "); got != "/bin/sh -c start /x.conf" {
+	k := p.Driver.(*serviceKind)
+	if got := strings.Join(k.StartArgv(p, "/x.conf"), " "); got != "/bin/sh -c start /x.conf" {
 		t.Errorf("start argv %q", got)
 	}
 	if p.ReloadSignal(false) != syscall.SIGUSR2 || p.ReloadSignal(true) != syscall.SIGHUP {
@@ -92,17 +92,17 @@ func TestLoadServiceFileFull(t *testing.T) {
 	if got := p.Ladder(0); !equalLadders(got, wantLadder[1:]) {
 		t.Errorf("ladder(0) = %v, want %v (no graceful step)", got, wantLadder[1:])
 	}
-	if !k.speaksHTTP() || k.reexecs() || !k.reloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
+	if !k.SpeaksHTTP() || k.Reexecs() || !k.reloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
 		t.Errorf("kind %+v", k)
 	}
-	sig := k.signature(p, RunConfig{})
+	sig := k.Signature(p, RunConfig{})
 	want := ipcguard.Signature{Service: "myapp", Kinds: []ipcguard.Kind{ipcguard.KindSem, ipcguard.KindShm}, Key: 0, NSems: 1, Mode: 0o600, UID: 0, CUID: 0, Exe: "/bin/sh"}
 	if sig == nil || sig.String() != want.String() || sig.Exe != want.Exe {
 		t.Errorf("signature %+v, want %+v", sig, want)
 	}
 	// --binary moves the executable of a signature that did not name one.
 	p.Binary = "/bin/bash"
-	if sig := k.signature(p, RunConfig{}); sig.Exe != "/bin/bash" {
+	if sig := k.Signature(p, RunConfig{}); sig.Exe != "/bin/bash" {
 		t.Errorf("signature exe %q after --binary, want /bin/bash", sig.Exe)
 	}
 	if len(k.warnings) != 0 {
@@ -128,7 +128,7 @@ func TestLoadServiceFileDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := p.kind.(*serviceKind)
+	k := p.Driver.(*serviceKind)
 	if p.Name != "minimal" || p.ReloadSignal(false) != syscall.SIGHUP || p.ReloadSignal(true) != syscall.SIGHUP {
 		t.Errorf("name %q, reload %v/%v; want the file's name and HUP", p.Name, p.ReloadSignal(false), p.ReloadSignal(true))
 	}
@@ -136,7 +136,7 @@ func TestLoadServiceFileDefaults(t *testing.T) {
 	if got := p.Ladder(30 * time.Second); !equalLadders(got, want) {
 		t.Errorf("ladder %v, want %v", got, want)
 	}
-	if k.signature(p, RunConfig{}) != nil || k.speaksHTTP() || k.reexecs() || k.reloadStartsChildren() || k.reloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
+	if k.Signature(p, RunConfig{}) != nil || k.SpeaksHTTP() || k.Reexecs() || k.reloadStartsChildren() || k.ReloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
 		t.Errorf("defaults %+v", k)
 	}
 	rc, err := ReadRunConfig(t.Context(), p, "")
@@ -254,7 +254,7 @@ func TestServiceKindReloaded(t *testing.T) {
 	old := ipcguard.Proc{PID: 42}
 	check := func(logged string, wantPID int, wantErr error) {
 		t.Helper()
-		pid, err := k.reloaded(logged, old)
+		pid, err := k.Reloaded(logged, old)
 		if pid != wantPID || !errors.Is(err, wantErr) {
 			t.Errorf("reloaded(%q) = %d, %v; want %d, %v", logged, pid, err, wantPID, wantErr)
 		}
@@ -263,7 +263,7 @@ func TestServiceKindReloaded(t *testing.T) {
 	check("[pid 7] reloaded generation 2\n", 0, nil) // another master's line
 	check("noise\n[pid 42] reloaded generation 2\n", 42, nil)
 	check("[pid 42] refused the new configuration\n", 0, ErrReloadRejected)
-	if n := k.reloadsLogged("[pid 42] reloaded generation 2\n[pid 7] reloaded generation 1\n[pid 42] reloaded generation 3\n", old); n != 2 {
+	if n := k.ReloadsLogged("[pid 42] reloaded generation 2\n[pid 7] reloaded generation 1\n[pid 42] reloaded generation 3\n", old); n != 2 {
 		t.Errorf("reloadsLogged = %d, want 2 (only master 42's)", n)
 	}
 
@@ -288,8 +288,8 @@ func TestServiceKindReloaded(t *testing.T) {
 func TestServiceKindFatal(t *testing.T) {
 	k := &serviceKind{}
 	k.fatals = append(k.fatals, regexpMust(t, `^FATAL`), regexpMust(t, `out of memory`))
-	p := Profile{kind: k}
-	got := p.fatalLines("ok\nFATAL: gone\n  \nwarn: out of memory soon\nfine FATAL\n")
+	p := Profile{Driver: k}
+	got := p.FatalLines("ok\nFATAL: gone\n  \nwarn: out of memory soon\nfine FATAL\n")
 	if strings.Join(got, "|") != "FATAL: gone|warn: out of memory soon" {
 		t.Errorf("fatal lines %q", got)
 	}
@@ -321,7 +321,7 @@ func FuzzLoadServiceFile(f *testing.F) {
 			}
 			return
 		}
-		if p.Kind != "service" || !validName.MatchString(p.Name) || len(p.kind.startArgv(p, "/c")) == 0 || len(p.Ladder(time.Second)) == 0 {
+		if p.Kind != "service" || !ValidName.MatchString(p.Name) || len(p.Driver.StartArgv(p, "/c")) == 0 || len(p.Ladder(time.Second)) == 0 {
 			t.Fatalf("loaded an unusable profile %+v from %q", p, text)
 		}
 	})
@@ -330,7 +330,7 @@ func FuzzLoadServiceFile(f *testing.F) {
 // TestExampleServiceFile: examples/service/myapp.toml loads (with a binary
 // and a user this machine has) and documents every key of the schema.
 func TestExampleServiceFile(t *testing.T) {
-	text, err := os.ReadFile("../examples/service/myapp.toml")
+	text, err := os.ReadFile("../../examples/service/myapp.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestExampleServiceFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "myapp" || p.kind.(*serviceKind).sig == nil {
+	if p.Name != "myapp" || p.Driver.(*serviceKind).sig == nil {
 		t.Errorf("example loaded as %+v", p)
 	}
 	keys := tomlKeys(reflect.TypeOf(serviceFile{}))

@@ -273,7 +273,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc ser
 			return err
 		}
 		if err == nil {
-			err = o.generationServes(root, master, reloadStartsChildren(k), rep)
+			err = o.generationServes(root, master, server.ReloadStartsChildren(k), rep)
 		}
 		if err == nil {
 			if master.PID != old.PID {
@@ -354,18 +354,6 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 		return err
 	}
 	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second), o.Start.Log)
-}
-
-// reloadStartsChildren reports whether children of the new generation are
-// part of a reload's proof: they are for a master that stays and forks
-// workers (Apache, nginx), not for one that re-executes (php-fpm) nor for a
-// daemon that reloads in its one process, which a kind says by
-// implementing reloadStartsChildren itself (a service file's workers).
-func reloadStartsChildren(k server.Driver) bool {
-	if c, ok := k.(interface{ reloadStartsChildren() bool }); ok {
-		return c.reloadStartsChildren()
-	}
-	return !k.Reexecs()
 }
 
 // recover starts the server, verified, after it died or was not running.

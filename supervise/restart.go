@@ -81,7 +81,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 // is stopped and a new one started (on the held sockets when there are).
 // With no held sockets, and no ladder the caller chose, that stop of a
 // server whose graceful stop closes its listeners long before it exits
-// (closesEarly: Apache) skips the graceful step: nothing accepts between
+// (server.ClosesEarly: Apache) skips the graceful step: nothing accepts between
 // the stop and the start, and the graceful stop would stretch that gap to
 // its own length (README.md invariant 9).
 func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig) (RestartReport, error) {
@@ -115,7 +115,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 			return rep, replaceBeside(ctx, s, st, sig, rc, st.handoff.master, nil, &rep)
 		}
 	}
-	if _, slow := st.Profile.Driver.(closesEarly); slow && st.handoff == nil && s.Ladder == nil {
+	if _, slow := st.Profile.Driver.(server.ClosesEarly); slow && st.handoff == nil && s.Ladder == nil {
 		s.Ladder = s.Profile.Ladder(0)
 		st.Log.Info().Msg("no overlap and no held sockets: the old master stops at once (TERM, as apache2 -k stop), not gracefully: " +
 			"its graceful stop closes the listeners first, and clients would be refused until the requests in flight finish and the new master listens")
@@ -256,10 +256,6 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s)
 	return rep, err
 }
-
-// closesEarly is a kind whose graceful stop closes its listeners at once
-// but exits only once the requests in flight have finished (see restart).
-type closesEarly interface{ closesEarly() }
 
 // stillAlive are the pids of procs that have not exited.
 func stillAlive(root string, procs []ipcguard.Proc) []int {

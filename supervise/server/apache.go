@@ -93,10 +93,10 @@ func (apacheKind) Linger() *proc.Linger {
 	return &proc.Linger{After: syscall.SIGWINCH, Send: syscall.SIGTERM}
 }
 
-// closesEarly: Apache's graceful stop (WINCH) closes the listeners at once
+// ClosesEarly: Apache's graceful stop (WINCH) closes the listeners at once
 // and lets the requests in flight finish, so a stop-then-start that waits
-// for it leaves nothing accepting meanwhile (see restart).
-func (apacheKind) closesEarly() {}
+// for it leaves nothing accepting meanwhile (see ClosesEarly).
+func (apacheKind) ClosesEarly() {}
 
 // ReloadSignal: USR1 is the graceful restart (children finish their
 // requests), HUP the hard one.

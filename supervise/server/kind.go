@@ -63,6 +63,28 @@ type Driver interface {
 	ClearLeftovers(ctx context.Context, rc RunConfig, log zerolog.Logger) ([]string, error)
 }
 
+// ChildrenProver is implemented by the kinds that say themselves whether
+// a reload shows by new children (a service file's daemon: only one with
+// workers does); see ReloadStartsChildren.
+type ChildrenProver interface{ ReloadStartsChildren() bool }
+
+// ReloadStartsChildren reports whether children of the new generation are
+// part of a reload's proof: they are for a master that stays and forks
+// workers (Apache, nginx), not for one that re-executes (php-fpm) nor for
+// a daemon that reloads in its one process (ChildrenProver).
+func ReloadStartsChildren(d Driver) bool {
+	if c, ok := d.(ChildrenProver); ok {
+		return c.ReloadStartsChildren()
+	}
+	return !d.Reexecs()
+}
+
+// ClosesEarly is implemented by the kinds whose graceful stop closes the
+// listeners at once but exits only once the requests in flight have
+// finished (Apache's WINCH): a stop-then-start that waited for it would
+// leave nothing accepting meanwhile, so a restart skips the graceful step.
+type ClosesEarly interface{ ClosesEarly() }
+
 // ErrReloadRejected reports a reload the server refused (nginx keeps its
 // old configuration when the new one fails): the old generation serves.
 var ErrReloadRejected = errors.New("the server rejected the new configuration and kept the old one")
@@ -137,3 +159,26 @@ func LingerOf(p Profile) *proc.Linger {
 	}
 	return nil
 }
+
+// The drivers and the optional capabilities each has: a method renamed or
+// unexported here would otherwise drop a capability without a word.
+var (
+	_ Driver = apacheKind{}
+	_ Driver = nginxKind{}
+	_ Driver = fpmKind{}
+	_ Driver = (*serviceKind)(nil)
+
+	_ Overlapper     = apacheKind{}
+	_ ClosesEarly    = apacheKind{}
+	_ StatusCounter  = apacheKind{}
+	_ Trialer        = apacheKind{}
+	_ Lingerer       = apacheKind{}
+	_ Inheritor      = nginxKind{}
+	_ Inheritor      = fpmKind{}
+	_ Upgrader       = nginxKind{}
+	_ AcceptProber   = fpmKind{}
+	_ ChildrenProver = (*serviceKind)(nil)
+	_ ConfReporter   = apacheKind{}
+	_ ConfReporter   = nginxKind{}
+	_ ConfReporter   = fpmKind{}
+)

@@ -92,7 +92,7 @@ func TestLoadServiceFileFull(t *testing.T) {
 	if got := p.Ladder(0); !equalLadders(got, wantLadder[1:]) {
 		t.Errorf("ladder(0) = %v, want %v (no graceful step)", got, wantLadder[1:])
 	}
-	if !k.SpeaksHTTP() || k.Reexecs() || !k.reloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
+	if !k.SpeaksHTTP() || k.Reexecs() || !k.ReloadStartsChildren() || k.user != (Account{Name: "root", ID: 0}) {
 		t.Errorf("kind %+v", k)
 	}
 	sig := k.Signature(p, RunConfig{})
@@ -136,7 +136,7 @@ func TestLoadServiceFileDefaults(t *testing.T) {
 	if got := p.Ladder(30 * time.Second); !equalLadders(got, want) {
 		t.Errorf("ladder %v, want %v", got, want)
 	}
-	if k.Signature(p, RunConfig{}) != nil || k.SpeaksHTTP() || k.Reexecs() || k.reloadStartsChildren() || k.ReloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
+	if k.Signature(p, RunConfig{}) != nil || k.SpeaksHTTP() || k.Reexecs() || k.ReloadStartsChildren() || k.ReloadsLogged("x", ipcguard.Proc{PID: 1}) != -1 {
 		t.Errorf("defaults %+v", k)
 	}
 	rc, err := ReadRunConfig(t.Context(), p, "")

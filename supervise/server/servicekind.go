@@ -166,9 +166,9 @@ func firstMatch(re *regexp.Regexp, text string, pid int) string {
 func (k *serviceKind) Reexecs() bool    { return k.reexec }
 func (k *serviceKind) SpeaksHTTP() bool { return k.http }
 
-// reloadStartsChildren: only a daemon with workers shows a reload by new
-// children.
-func (k *serviceKind) reloadStartsChildren() bool { return k.workers && !k.reexec }
+// ReloadStartsChildren: only a daemon with workers shows a reload by new
+// children (ChildrenProver).
+func (k *serviceKind) ReloadStartsChildren() bool { return k.workers && !k.reexec }
 
 // ReloadsLogged counts the reloaded lines that name master; -1 unless the
 // pattern has a "pid" group: lines of earlier masters would count too.

@@ -114,7 +114,9 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	ps := probeSet{l: l}
 	defer ps.close()
 	var last error
-	for batch, polls := 1, 1; ; polls++ {
+	batch, polls := 1, 0
+	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
+		polls++
 		if !ps.queued() {
 			opened, err := ps.open(ctx, addr, start, min(batch, maxProbes-len(ps.conns)), deadline)
 			if err != nil {
@@ -126,16 +128,14 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 		}
 		fresh, err := ps.accept()
 		if err != nil {
-			return err
+			return true, err
 		}
-		if (fresh || polls%realTrafficEvery == 0) && treeTakes(root, master, exe, l, &ps) {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
-		}
-		time.Sleep(readyPoll)
+		return (fresh || polls%realTrafficEvery == 0) && treeTakes(root, master, exe, l, &ps), nil
+	})
+	if timedOut {
+		return fmt.Errorf("no process of master %d's generation took a connection (last error: %v)", master.PID, last)
 	}
+	return err
 }
 
 // treeTakes reads master's tree once and reports whether it takes

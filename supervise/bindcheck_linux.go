@@ -3,12 +3,13 @@
 package supervise
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // errAddrInUse is EADDRINUSE.
@@ -33,11 +34,5 @@ func tryBind(addr string) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
-	for {
-		err = unix.Bind(fd, sa)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	return os.NewSyscallError("bind", err)
+	return os.NewSyscallError("bind", proc.RetryEINTRErr(func() error { return unix.Bind(fd, sa) }))
 }

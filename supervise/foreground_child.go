@@ -3,7 +3,6 @@ package supervise
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,21 +115,22 @@ func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
 	if f.o.HealthURL == "" {
 		return nil
 	}
-	deadline := time.Now().Add(f.o.Timeout)
-	for {
+	timedOut, err := proc.Retry(ctx, proc.Wall, time.Now().Add(f.o.Timeout), healthPoll, func() (bool, error) {
 		err := httpGet(f.o.HealthURL, 2*time.Second)
-		if err == nil {
-			return nil
+		if err != nil && !proc.SameAlive(f.o.ProcRoot, gen.Master) {
+			return true, fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
 		}
-		if !proc.SameAlive(f.o.ProcRoot, gen.Master) {
-			return fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", ErrStartFailed, errors.Join(err, ctx.Err()))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil, err
+	})
+	if timedOut {
+		return fmt.Errorf("%w: %w", ErrStartFailed, err)
 	}
+	return err
 }
+
+// healthPoll is how often a supervised child's first health check is
+// asked again.
+const healthPoll = 50 * time.Millisecond
 
 // startOptions are the profile's start options.
 func (f *Foreground) startOptions() StartOptions {

@@ -252,7 +252,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc ser
 	if !tail.readable() {
 		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by its master, new children and the health check alone")
 	}
-	for {
+	_, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
 		logged := tail.since()
 		// The kind reads the log first: a server that refused the new
 		// configuration says why in lines that are fatal at a start
@@ -260,17 +260,17 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc ser
 		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable() && !rc.QuietLog)
 		rejected := errors.Is(err, server.ErrReloadRejected)
 		if fatal := st.Profile.FatalLines(logged); len(fatal) > 0 && !rejected {
-			return fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
+			return true, fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
 		}
 		if !k.Reexecs() && !proc.SameAlive(root, old) {
-			return fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(server.LastLines(logged, 5)))
+			return true, fmt.Errorf("master %d exited after the reload; error log: %s", old.PID, firstLines(server.LastLines(logged, 5)))
 		}
 		if rejected {
 			if serr := o.generationServes(root, old, false, rep); serr != nil {
-				return fmt.Errorf("%w, and it does not serve: %w", err, serr)
+				return true, fmt.Errorf("%w, and it does not serve: %w", err, serr)
 			}
 			st.Log.Error().Err(err).Int("pid", old.PID).Msg("reload rejected: the old configuration still serves")
-			return err
+			return true, err
 		}
 		if err == nil {
 			err = o.generationServes(root, master, server.ReloadStartsChildren(k), rep)
@@ -280,13 +280,10 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc ser
 				rep.Master = &master
 			}
 			st.Log.Info().Int("pid", master.PID).Ints("new_children", rep.NewChildren).Msg("reloaded and verified")
-			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return errors.Join(err, ctx.Err())
-		}
-		time.Sleep(readyPoll)
-	}
+		return err == nil, err
+	})
+	return err
 }
 
 // newMaster returns the master of the new generation once the log shows

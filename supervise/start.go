@@ -418,16 +418,16 @@ func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature
 // timeout passes, and fails on any fatal line.
 func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
-	for {
+	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
 		if fatal := o.Profile.FatalLines(starterOut + tail.since()); len(fatal) > 0 {
-			return fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
+			return true, fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
 		}
 		if !proc.SameAlive(root, master) {
-			return fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(server.LastLines(tail.since(), 5)))
+			return true, fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(server.LastLines(tail.since(), 5)))
 		}
 		listening, err := sock.ReadListening(root)
 		if err != nil {
-			return err
+			return true, err
 		}
 		rep.Listeners = sock.ListenersOf(root, master.PID, listening)
 		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.Driver.SpeaksHTTP(), 2*time.Second)
@@ -436,13 +436,13 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 		}
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
-			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", ErrStartFailed, errors.Join(err, ctx.Err()))
-		}
-		time.Sleep(readyPoll)
+		return err == nil, err
+	})
+	if timedOut {
+		return fmt.Errorf("%w: %w", ErrStartFailed, err)
 	}
+	return err
 }
 
 // healthURL is the caller's health check, else the profile's.

@@ -240,16 +240,10 @@ func muteDevLog() error {
 
 // mount is mount(2), naming its target in errors.
 func mount(source, target, fstype string, flags uintptr, data string) error {
-	for {
-		err := unix.Mount(source, target, fstype, flags, data)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("mount %s on %s: %w", cmp.Or(fstype, source), target, err)
-		}
-		return nil
+	if err := proc.RetryEINTRErr(func() error { return unix.Mount(source, target, fstype, flags, data) }); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", cmp.Or(fstype, source), target, err)
 	}
+	return nil
 }
 
 // mountPoints returns the mount points of this mount namespace, in mount

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
 

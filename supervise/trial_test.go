@@ -1,9 +1,10 @@
 package supervise
 
 import (
-	"github.com/safe-restart/safe-restart/supervise/server"
 	"reflect"
 	"testing"
+
+	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
 func TestOutermost(t *testing.T) {

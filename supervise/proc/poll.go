@@ -2,36 +2,70 @@ package proc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// Clock is the time a poll reads and waits on: Wall, or a fake in tests.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// Wall is the machine's clock.
+var Wall Clock = wallClock{}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Retry calls try at once, then again every interval (as clock counts it)
+// until try reports done, ctx ends, or clock passes deadline. When try is
+// done, timedOut is false and err is try's. Otherwise timedOut is true and
+// err joins the error of try's last call (nil when it had none) and ctx's
+// (nil when the deadline passed first): the caller says what was waited
+// for. The operations' verification loops and PollUntil go through it.
+func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.Duration, try func() (done bool, err error)) (timedOut bool, err error) {
+	for {
+		done, err := try()
+		if done {
+			return false, err
+		}
+		now := clock.Now()
+		if ctx.Err() != nil || !now.Before(deadline) {
+			return true, errors.Join(err, ctx.Err())
+		}
+		select {
+		case <-ctx.Done():
+			return true, errors.Join(err, ctx.Err())
+		case <-clock.After(min(interval, deadline.Sub(now))):
+		}
+	}
+}
 
 // pollInterval is how often PollUntil asks again.
 const pollInterval = 20 * time.Millisecond
 
 // PollUntil calls done every pollInterval until it reports true, returns an
-// error, ctx ends, or within passes (an error saying how long it waited).
+// error, ctx ends (its error), or within passes (an error saying how long
+// it waited).
 func PollUntil(ctx context.Context, within time.Duration, done func() (bool, error)) error {
 	return PollEvery(ctx, within, pollInterval, done)
 }
 
-// PollEvery is PollUntil asking every interval.
+// PollEvery is PollUntil asking every interval (see Retry).
 func PollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+	timedOut, err := Retry(ctx, Wall, Wall.Now().Add(within), interval, func() (bool, error) {
 		ok, err := done()
-		if ok || err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("still not so after %s", within)
-		case <-tick.C:
-		}
+		return ok || err != nil, err
+	})
+	switch {
+	case !timedOut:
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
+	return fmt.Errorf("still not so after %s", within)
 }

@@ -35,6 +35,14 @@ func RetryEINTR[T any](f func() (T, error)) (T, error) {
 	}
 }
 
+// RetryEINTRErr is RetryEINTR for a call that returns only an error.
+func RetryEINTRErr(f func() error) error {
+	_, err := RetryEINTR(func() (struct{}, error) { return struct{}{}, f() })
+	return err
+}
+
+// CloseFD closes fd, ignoring the error (a descriptor of safe-restart's
+// own, closed once).
 func CloseFD(fd int) { _ = unix.Close(fd) }
 
 // pollReadable polls fds for POLLIN up to d and reports which are ready.
@@ -52,15 +60,10 @@ func pollReadable(fds []int, d time.Duration, wantSleep bool) ([]bool, error) {
 		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	}
 	deadline := time.Now().Add(d)
-	for {
-		_, err := unix.Poll(pfds, int(max(time.Until(deadline), 0)/time.Millisecond))
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, os.NewSyscallError("poll", err)
-		}
-		break
+	if _, err := RetryEINTR(func() (int, error) {
+		return unix.Poll(pfds, int(max(time.Until(deadline), 0)/time.Millisecond))
+	}); err != nil {
+		return nil, os.NewSyscallError("poll", err)
 	}
 	ready := make([]bool, len(fds))
 	for i, p := range pfds {
@@ -102,16 +105,11 @@ func SetChildSubreaper() error {
 // WNOHANG, retried on EINTR); done is false while it runs. A pid that is
 // not this process's child is an error wrapping ECHILD.
 func ReapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
-	for {
-		got, err := unix.Wait4(pid, (*unix.WaitStatus)(&ws), unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return ws, false, os.NewSyscallError("wait4", err)
-		}
-		return ws, got == pid, nil
+	got, err := RetryEINTR(func() (int, error) { return unix.Wait4(pid, (*unix.WaitStatus)(&ws), unix.WNOHANG, nil) })
+	if err != nil {
+		return ws, false, os.NewSyscallError("wait4", err)
 	}
+	return ws, got == pid, nil
 }
 
 // openRegular opens path for reading, without blocking, only when it is a

@@ -149,10 +149,7 @@ func WatchRelink(links []Link) (func() []string, error) {
 // It blocks until events arrive; the error io.EOF says every watch was
 // removed (the last event is IN_IGNORED).
 func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
-	n, err := unix.Read(ifd, buf)
-	for errors.Is(err, unix.EINTR) {
-		n, err = unix.Read(ifd, buf)
-	}
+	n, err := proc.RetryEINTR(func() (int, error) { return unix.Read(ifd, buf) })
 	if err != nil || n <= 0 {
 		return nil, fmt.Errorf("read inotify events: %w", errors.Join(err, io.EOF))
 	}

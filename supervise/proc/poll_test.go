@@ -1,0 +1,63 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// fakeClock is a Clock whose waits pass at once, moving its time on.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+// TestRetry: try is called at once and every interval until it is done
+// (its error returned), or until the deadline (its last error, timed out),
+// or until ctx ends; the wait before the deadline is cut to it. No wall
+// time passes.
+func TestRetry(t *testing.T) {
+	start := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	notYet, failed := errors.New("not yet"), errors.New("failed")
+	for _, c := range []struct {
+		name     string
+		doneAt   int // the call that is done (0: never)
+		doneErr  error
+		cancel   bool
+		calls    int
+		timedOut bool
+		err      error
+		elapsed  time.Duration
+	}{
+		{name: "done at once", doneAt: 1, calls: 1},
+		{name: "done with an error", doneAt: 3, doneErr: failed, calls: 3, err: failed, elapsed: 200 * time.Millisecond},
+		{name: "deadline", calls: 11, timedOut: true, err: notYet, elapsed: time.Second},
+		{name: "cancelled", cancel: true, calls: 1, timedOut: true, err: context.Canceled},
+	} {
+		clock := &fakeClock{now: start}
+		ctx, cancel := context.WithCancel(context.Background())
+		if c.cancel {
+			cancel()
+		}
+		calls := 0
+		timedOut, err := Retry(ctx, clock, start.Add(time.Second), 100*time.Millisecond, func() (bool, error) {
+			calls++
+			if calls == c.doneAt {
+				return true, c.doneErr
+			}
+			return false, notYet
+		})
+		cancel()
+		if calls != c.calls || timedOut != c.timedOut || !errors.Is(err, c.err) || (c.err == nil && err != nil) || clock.now.Sub(start) != c.elapsed {
+			t.Errorf("%s: %d calls, timed out %v, %v, %s elapsed; want %d, %v, %v, %s",
+				c.name, calls, timedOut, err, clock.now.Sub(start), c.calls, c.timedOut, c.err, c.elapsed)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // ErrCannotBind reports a listen address of the new configuration that
@@ -122,7 +123,7 @@ func conflicts(a, b string) bool {
 // treeListeners returns the listening sockets held by master and its
 // descendants running exe.
 func treeListeners(root string, master ipcguard.Proc, exe string, listening map[uint64]string) ([]sock.Listener, error) {
-	held, err := treeSockets(root, master, exe)
+	held, err := verify.TreeSockets(root, master, exe)
 	var out []sock.Listener
 	for inode, addr := range listening {
 		if held[inode] {

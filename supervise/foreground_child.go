@@ -12,6 +12,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // startGeneration clears the ground, starts the child and verifies it.
@@ -32,8 +33,8 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	if err != nil {
 		return nil, nil, err
 	}
-	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
+	tail := verify.NewLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.Close()
 	oom := proc.ReadOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
 	socks, env := f.handoff.forStart(n, rc.Listen)
 	pid, exited, err := f.reap.spawn(func() (int, error) { return f.fork(socks, env) })
@@ -96,7 +97,7 @@ func (f *Foreground) fork(socks []*os.File, env []string) (int, error) {
 // does (listeners accept, the health check passes, no fatal line), and
 // records the IPC it created; without one, until the health check passes
 // (at once when there is none).
-func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcguard.Signature, rc server.RunConfig, before ipcguard.Snapshot, tail *logTail) error {
+func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcguard.Signature, rc server.RunConfig, before ipcguard.Snapshot, tail *verify.LogTail) error {
 	if f.o.Profile == nil {
 		return f.awaitHealth(ctx, gen)
 	}
@@ -116,7 +117,7 @@ func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
 		return nil
 	}
 	timedOut, err := proc.Retry(ctx, proc.Wall, time.Now().Add(f.o.Timeout), healthPoll, func() (bool, error) {
-		err := httpGet(f.o.HealthURL, 2*time.Second)
+		err := verify.HTTPGet(f.o.HealthURL, 2*time.Second)
 		if err != nil && !proc.SameAlive(f.o.ProcRoot, gen.Master) {
 			return true, fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // HealthWatch checks a serving child periodically and asks for a
@@ -68,11 +69,11 @@ func (f *Foreground) check(g *Generation, timeout time.Duration) error {
 		if f.o.HealthURL == "" {
 			return nil
 		}
-		return httpGet(f.o.HealthURL, timeout)
+		return verify.HTTPGet(f.o.HealthURL, timeout)
 	}
 	listening, err := sock.ReadListening(f.o.ProcRoot)
 	if err != nil {
 		return err
 	}
-	return checkServes(sock.ListenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.Driver.SpeaksHTTP(), timeout)
+	return verify.CheckServes(sock.ListenersOf(f.o.ProcRoot, g.Master.PID, listening), f.o.HealthURL, f.o.Profile.Driver.SpeaksHTTP(), timeout)
 }

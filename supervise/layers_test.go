@@ -17,9 +17,10 @@ var layers = map[string]int{
 	"supervise/sock":      2,
 	"supervise/server":    3,
 	"supervise/growth":    3,
-	"supervise":           4,
-	"supervise/doctor":    5,
-	"supervise/metrics":   5,
+	"supervise/verify":    4,
+	"supervise":           5,
+	"supervise/doctor":    6,
+	"supervise/metrics":   6,
 }
 
 // TestLayers: no package under supervise (nor ipcguard) imports one of

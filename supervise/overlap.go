@@ -19,6 +19,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // reuseportWorks reports whether the server can be started with
@@ -340,7 +341,7 @@ func keepPIDFile(root, pidFile string, old, successor ipcguard.Proc, done <-chan
 		select {
 		case <-done:
 			return ensurePIDFile(pidFile, successor.PID)
-		case <-time.After(readyPoll):
+		case <-time.After(verify.ReadyPoll):
 		}
 	}
 }
@@ -466,7 +467,7 @@ func verifySuccessor(root string, st StartOptions, master ipcguard.Proc, rep *St
 	if err := soleListener(rep.Listeners, listening); err != nil {
 		return err
 	}
-	if err := checkServes(rep.Listeners, st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
+	if err := verify.CheckServes(rep.Listeners, st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
 		return fmt.Errorf("%w: after the old master left: %w", ErrStartFailed, err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // ReloadOptions says which server to reload and how to recover it.
@@ -210,15 +211,15 @@ func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc serve
 		return err
 	}
 	rep.OldChildren = proc.PIDs(proc.Descendants(procs, master, st.Profile.Binary)[1:])
-	tail := newMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
+	tail := verify.NewMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
+	defer tail.Close()
 	// A server that does not serve before the reload will not serve after
 	// it either: that is not the reload's doing.
 	listening, err := sock.ReadListening(root)
 	if err != nil {
 		return err
 	}
-	before := checkServes(sock.ListenersOf(root, master.PID, listening), st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second)
+	before := verify.CheckServes(sock.ListenersOf(root, master.PID, listening), st.healthURL(), st.Profile.Driver.SpeaksHTTP(), 2*time.Second)
 	if before != nil {
 		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
 	}
@@ -245,19 +246,19 @@ var errNotServingBefore = errors.New("it did not serve before the reload either"
 // master (the same one, or for a server that re-executes, the one its
 // pidfile names now) has new children, and it serves; it fails at once on
 // a fatal line or a dead master that is not replaced.
-func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc server.RunConfig, old ipcguard.Proc, sent time.Time, tail *logTail, rep *ReloadReport) error {
+func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc server.RunConfig, old ipcguard.Proc, sent time.Time, tail *verify.LogTail, rep *ReloadReport) error {
 	st := o.Start
 	k := st.Profile.Driver
 	deadline := time.Now().Add(cmp.Or(st.Timeout, 20*time.Second))
-	if !tail.readable() {
+	if !tail.Readable() {
 		st.Log.Warn().Msg("the error log is not a file this tool can read (piped or syslog): the new generation is judged by its master, new children and the health check alone")
 	}
-	_, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
-		logged := tail.since()
+	_, err := proc.Retry(ctx, proc.Wall, deadline, verify.ReadyPoll, func() (bool, error) {
+		logged := tail.Since()
 		// The kind reads the log first: a server that refused the new
 		// configuration says why in lines that are fatal at a start
 		// (nginx's [emerg]), and serves on with the old one.
-		master, err := o.newMaster(root, rc, old, sent, logged, tail.readable() && !rc.QuietLog)
+		master, err := o.newMaster(root, rc, old, sent, logged, tail.Readable() && !rc.QuietLog)
 		rejected := errors.Is(err, server.ErrReloadRejected)
 		if fatal := st.Profile.FatalLines(logged); len(fatal) > 0 && !rejected {
 			return true, fmt.Errorf("fatal lines since the reload: %s", firstLines(fatal))
@@ -347,10 +348,10 @@ func (o ReloadOptions) generationServes(root string, master ipcguard.Proc, needC
 		return err
 	}
 	ls := sock.ListenersOf(root, master.PID, listening)
-	if err := checkServes(ls, o.Start.healthURL(), o.Start.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
+	if err := verify.CheckServes(ls, o.Start.healthURL(), o.Start.Profile.Driver.SpeaksHTTP(), 2*time.Second); err != nil {
 		return err
 	}
-	return workersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second), o.Start.Log)
+	return verify.WorkersAccept(context.Background(), root, o.Start.Profile, master, ls, time.Now().Add(time.Second), o.Start.Log)
 }
 
 // recover starts the server, verified, after it died or was not running.
@@ -409,7 +410,7 @@ func (o ReloadOptions) recordSample(root string, rc server.RunConfig, master ipc
 	k := o.Start.Profile.Driver
 	procs, err := ipcguard.ReadProcTable(root)
 	if err == nil {
-		reloads := k.ReloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
+		reloads := k.ReloadsLogged(verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master)
 		err = growth.RecordSample(o.SampleDir, o.Start.Profile.Name, growth.TakeSample(root, master, reloads, -1, proc.PIDs(proc.Descendants(procs, master, o.Start.Profile.Binary))))
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // reloadCount returns how many times master has been reloaded and where
@@ -20,5 +21,5 @@ func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc
 		}
 		o.Start.Log.Warn().Err(err).Msg("counting reloads in the error log and its rotated files instead")
 	}
-	return k.ReloadsLogged(masterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master), "error log"
+	return k.ReloadsLogged(verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master), "error log"
 }

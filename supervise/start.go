@@ -17,6 +17,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // Sentinel errors of a start.
@@ -269,9 +270,9 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if err != nil {
 		return err
 	}
-	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
-	logs := markLogDir(logFilePath(rc.ServerRoot, rc.ErrorLog))
+	tail := verify.NewLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.Close()
+	logs := verify.MarkLogDir(verify.LogFilePath(rc.ServerRoot, rc.ErrorLog))
 	out, runErr := o.runStarter(ctx)
 	rep.StarterOutput = out
 	if strings.Contains(out, "already running") {
@@ -328,8 +329,8 @@ func (o StartOptions) warnUnitModel(ctx context.Context, root string, master ipc
 // startFailure is a start that left no master: why, with the server's own
 // lines from its starter's output, its error log and the other logs beside
 // it (a virtual host's error log) since the start.
-func (o StartOptions) startFailure(why error, out string, tail *logTail, logs logDirMark) error {
-	lines := o.Profile.CauseLines(out + "\n" + tail.since() + "\n" + logs.grown(tail.path))
+func (o StartOptions) startFailure(why error, out string, tail *verify.LogTail, logs verify.LogDirMark) error {
+	lines := o.Profile.CauseLines(out + "\n" + tail.Since() + "\n" + logs.Grown(tail.Path))
 	return fmt.Errorf("%w: %w; the server said: %s", ErrStartFailed, why, strings.Join(lines, " | "))
 }
 
@@ -366,10 +367,10 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 // line in the error log since the start, ends the wait at once (a master
 // that died before writing its pidfile: nginx started detached, its
 // starter's exit status says nothing).
-func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *logTail, want func(ipcguard.Proc) (bool, error)) (ipcguard.Proc, error) {
+func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tail *verify.LogTail, want func(ipcguard.Proc) (bool, error)) (ipcguard.Proc, error) {
 	var master ipcguard.Proc
 	var last, ended error
-	err := proc.PollEvery(ctx, cmp.Or(o.Timeout, 20*time.Second), readyPoll, func() (bool, error) {
+	err := proc.PollEvery(ctx, cmp.Or(o.Timeout, 20*time.Second), verify.ReadyPoll, func() (bool, error) {
 		m, err := proc.FromPIDFile(root, pidFile, o.Profile.Binary)
 		ok := err == nil
 		if ok && want != nil {
@@ -385,7 +386,7 @@ func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tai
 			return true, nil
 		}
 		last = err
-		if fatal := o.Profile.FatalLines(tail.since()); len(fatal) > 0 {
+		if fatal := o.Profile.FatalLines(tail.Since()); len(fatal) > 0 {
 			ended = fmt.Errorf("no live master in %s, and fatal lines since the start: %s", pidFile, firstLines(fatal))
 			return false, ended
 		}
@@ -416,23 +417,23 @@ func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature
 
 // verify checks the started server, polling until it serves or the
 // timeout passes, and fails on any fatal line.
-func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *logTail, starterOut string, rep *StartReport) error {
+func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *verify.LogTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
-	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
-		if fatal := o.Profile.FatalLines(starterOut + tail.since()); len(fatal) > 0 {
+	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, verify.ReadyPoll, func() (bool, error) {
+		if fatal := o.Profile.FatalLines(starterOut + tail.Since()); len(fatal) > 0 {
 			return true, fmt.Errorf("%w: fatal lines since the start: %s", ErrStartFailed, firstLines(fatal))
 		}
 		if !proc.SameAlive(root, master) {
-			return true, fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(server.LastLines(tail.since(), 5)))
+			return true, fmt.Errorf("%w: master %d exited after the start; error log: %s", ErrStartFailed, master.PID, firstLines(server.LastLines(tail.Since(), 5)))
 		}
 		listening, err := sock.ReadListening(root)
 		if err != nil {
 			return true, err
 		}
 		rep.Listeners = sock.ListenersOf(root, master.PID, listening)
-		err = checkServes(rep.Listeners, o.healthURL(), o.Profile.Driver.SpeaksHTTP(), 2*time.Second)
+		err = verify.CheckServes(rep.Listeners, o.healthURL(), o.Profile.Driver.SpeaksHTTP(), 2*time.Second)
 		if err == nil {
-			err = workersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)
+			err = verify.WorkersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)
 		}
 		if err == nil {
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
@@ -448,13 +449,22 @@ func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.P
 // healthURL is the caller's health check, else the profile's.
 func (o StartOptions) healthURL() string { return cmp.Or(o.HealthURL, o.Profile.HealthURL) }
 
-// readyPoll is how often a start looks for its master and for it to serve:
-// every poll the clients wait for is time added to the restart.
-const readyPoll = 5 * time.Millisecond
-
 func firstLines(lines []string) string {
 	if len(lines) > 5 {
 		lines = lines[:5]
 	}
 	return fmt.Sprint(lines)
+}
+
+// proveGeneration proves, after the verification of a new master started
+// beside an old one (rep), that its own generation takes connections
+// (checkGeneration): the health check may have been answered by the old
+// one. An server.AcceptProber kind's verification proved it already
+// (workersAccept).
+func (o StartOptions) proveGeneration(ctx context.Context, root string, rep StartReport) error {
+	if _, proven := o.Profile.Driver.(server.AcceptProber); proven {
+		return nil
+	}
+	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
+	return verify.CheckGeneration(ctx, root, o.Profile, *rep.Master, server.ProbeStart(o.Profile.Driver), rep.Listeners, deadline, o.Log)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // Status is what a server is doing now, and the risks found.
@@ -116,7 +117,7 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	if listening, err := sock.ReadListening("/proc"); err == nil {
 		st.Listeners = sock.ListenersOf("/proc", master.PID, listening)
 	}
-	if text := masterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
+	if text := verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
 		st.Reloads = p.Driver.ReloadsLogged(text, master)
 	}
 }
@@ -180,7 +181,7 @@ func (st Status) Serves(p server.Profile, healthURL string, timeout time.Duratio
 	if st.Master == nil {
 		return fmt.Errorf("not running: %s", st.NotRunning)
 	}
-	return checkServes(st.Listeners, cmp.Or(healthURL, p.HealthURL), p.Driver.SpeaksHTTP(), timeout)
+	return verify.CheckServes(st.Listeners, cmp.Or(healthURL, p.HealthURL), p.Driver.SpeaksHTTP(), timeout)
 }
 
 // masterByListeners finds the server's master when its pidfile names no

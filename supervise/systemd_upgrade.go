@@ -10,6 +10,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // upgradeNoticed bounds the wait for the old master to act on the
@@ -37,8 +38,8 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		st.Log.Warn().Str("path", upgraded).Msg("an earlier upgrade's pidfile is there: the unit's restart job replaces the master")
 		return false, nil
 	}
-	tail := newLogTail(rc.ServerRoot, rc.ErrorLog)
-	defer tail.close()
+	tail := verify.NewLogTail(rc.ServerRoot, rc.ErrorLog)
+	defer tail.Close()
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
 		return true, err
 	}
@@ -119,10 +120,10 @@ func (u *upgradeWatch) acted() bool {
 // child (the upgrade's new master), and fails once the pidfile names old
 // again with upgraded gone (the new master died and old renamed its file
 // back); see StartOptions.awaitMaster.
-func upgradedMaster(old ipcguard.Proc, pidFile, upgraded string, tail *logTail) func(ipcguard.Proc) (bool, error) {
+func upgradedMaster(old ipcguard.Proc, pidFile, upgraded string, tail *verify.LogTail) func(ipcguard.Proc) (bool, error) {
 	return func(m ipcguard.Proc) (bool, error) {
 		if m.PID == old.PID && !fileExists(upgraded) {
-			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(server.LastLines(tail.since(), 5)))
+			return false, fmt.Errorf("the new master exited: %s names the old master %d again; error log: %s", pidFile, old.PID, firstLines(server.LastLines(tail.Since(), 5)))
 		}
 		return m.PID != old.PID && m.PPID == old.PID, nil
 	}

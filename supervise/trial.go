@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // ErrTrialFailed reports a new configuration that passed the server's own
@@ -86,10 +86,6 @@ type trialMsg struct {
 	Exit    int      `json:"exit,omitempty"`
 	Output  string   `json:"output,omitempty"`
 }
-
-// logName matches the names of log files, emptied in the trial's overlay
-// before its start.
-var logName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)
 
 // proveRuns proves, before a reload or restart touches the running
 // master, that the new configuration can run (README.md invariant 5): a
@@ -171,7 +167,7 @@ func (o StartOptions) trialSkipped(err error) *TrialReport {
 // pidfile's, the error log's, the mutexes' and unix sockets'), resolved.
 func (o StartOptions) trialSpec(rc server.RunConfig) (trialSpec, error) {
 	var dirs []string
-	for _, p := range append([]string{rc.PidFile, logFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.UnixListen()...) {
+	for _, p := range append([]string{rc.PidFile, verify.LogFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.UnixListen()...) {
 		if p != "" {
 			dirs = append(dirs, filepath.Dir(p))
 		}

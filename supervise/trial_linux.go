@@ -27,6 +27,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // trialCloneflags are the namespaces the trial runs in.
@@ -77,7 +78,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc server.Ru
 	var seen *ipcguard.Proc
 	// A log the trial can read: not syslog or a pipe, nor a stream such as
 	// /dev/stderr (its lines leave with the detached master's stdio).
-	errorLog := logFilePath(rc.ServerRoot, rc.ErrorLog)
+	errorLog := verify.LogFilePath(rc.ServerRoot, rc.ErrorLog)
 	logIsFile := errorLog != "" && !isBelow(errorLog, "/dev") && !isBelow(errorLog, "/proc")
 	for {
 		if t.initGone {
@@ -112,7 +113,7 @@ func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc server.Ru
 		if time.Now().After(deadline) {
 			return nil, fail(fmt.Sprintf("it had not finished its start after --timeout %s (a slow start? a larger --timeout gives it longer)", cmp.Or(o.Timeout, 20*time.Second)), logged)
 		}
-		t.wait(readyPoll)
+		t.wait(verify.ReadyPoll)
 	}
 }
 
@@ -144,7 +145,7 @@ func startTrial(spec trialSpec, rc server.RunConfig) (*trialProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes := fileSizes(spec.Dirs, true) // before the trial can write
+	sizes := verify.FileSizes(spec.Dirs, true) // before the trial can write
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSandbox, err)
@@ -332,7 +333,7 @@ func readText(path string, off int64) (string, bool) {
 		return "", false
 	}
 	defer f.Close()
-	text := readFrom(f, off)
+	text := verify.ReadFrom(f, off)
 	return text, !strings.ContainsRune(text[:min(len(text), 512)], 0)
 }
 
@@ -387,7 +388,7 @@ func (t *trialProc) dialAll(ls []sock.Listener) error {
 // dialEach connects to each listener and closes the connection at once.
 func dialEach(ls []sock.Listener, unixPath func(string) string) error {
 	for _, l := range ls {
-		network, addr := l.Network(), dialable(l.Addr)
+		network, addr := l.Network(), verify.Dialable(l.Addr)
 		if network == "unix" && strings.HasPrefix(addr, "/") {
 			addr = unixPath(addr)
 		}

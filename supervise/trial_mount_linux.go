@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // buildSandbox gives the trial a view of this machine's files in which
@@ -196,7 +197,7 @@ func emptyLogs(dir string, files []string) []string {
 	}
 	home, n := devOf(dir), 0
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if n++; n > maxMarkedFiles {
+		if n++; n > verify.MaxMarkedFiles {
 			return filepath.SkipAll
 		}
 		switch {
@@ -204,7 +205,7 @@ func emptyLogs(dir string, files []string) []string {
 			return nil // unreadable: left as it is
 		case d.IsDir() && p != dir && devOf(p) != home:
 			return filepath.SkipDir
-		case d.Type().IsRegular() && (logName.MatchString(d.Name()) || slices.Contains(files, p)):
+		case d.Type().IsRegular() && (verify.LogName.MatchString(d.Name()) || slices.Contains(files, p)):
 			// (Only directories show their mount's st_dev: overlayfs shows
 			// a file's own layer's.)
 			if emptyCopy(p) == nil {

@@ -45,7 +45,7 @@ func TestReadOnlyDirs(t *testing.T) {
 }
 
 func TestCauseLines(t *testing.T) {
-	p := server.Profile{Driver: apacheDriver(t)}
+	p := server.Profile{Driver: apacheProfile(t).Driver}
 	text := `AH00558: apache2: Could not reliably determine the server's fully qualified domain name
 [Sun Dec 06 12:53:02.874072 2026] [ssl:warn] [pid 3:tid 3] AH01882: Init: this version of mod_ssl was compiled against a newer library
 AH00016: Configuration Failed

@@ -13,6 +13,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 func newReloadCmd(d *deps) *cobra.Command {
@@ -183,7 +184,7 @@ func waitLogs(ctx context.Context, d *deps, p server.Profile, o *serverFlags) er
 		return err
 	}
 	logDir := filepath.Dir(rc.ErrorLog)
-	held, err := supervise.WaitLogsReleased(ctx, "/proc", p.Binary, logDir, o.timeout)
+	held, err := verify.WaitLogsReleased(ctx, "/proc", p.Binary, logDir, o.timeout)
 	if err != nil {
 		return err
 	}

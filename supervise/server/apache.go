@@ -187,7 +187,7 @@ func APRDefaultIsSysvsem(ctx context.Context, p Profile, conf string) bool {
 // mutex removed under it, child fatal, config failure.
 var fatalMarks = []string{"AH00023", "AH00072", "AH00144", "AH00146", "AH00050", "AH00020", "AH00015"}
 
-// IsFatal reports whether an Apache error log line reports a fatal error.
+// isFatal reports whether an Apache error log line reports a fatal error.
 // A code counts only as the message's own code ("] AH00020:" or ": AH00023:"
 // after an errno text), never inside a message, and lines about a client
 // request never count: a client can put any text in a logged URI.

@@ -81,7 +81,7 @@ func fpmDefined(v string) string {
 	return v
 }
 
-// RunConfig turns the dump into a RunConfig: pid file, error log, the
+// runConfig turns the dump into a RunConfig: pid file, error log, the
 // first pool's user and group, every pool's listen address, and the risks
 // (README.md invariant 5). A dump without a pid file is refused: php-fpm
 // writes none then, and nothing could find or prove its master.

@@ -1,4 +1,4 @@
-package supervise
+package verify
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func TestApacheReloadsAcrossRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() int {
-		return apacheDriver(t).ReloadsLogged(masterLog(srv.Dir, srv.ErrorLog, master.Start), master)
+		return apacheDriver(t).ReloadsLogged(MasterLog(srv.Dir, srv.ErrorLog, master.Start), master)
 	}
 	for range 3 {
 		srv.Graceful()
@@ -103,14 +103,14 @@ func TestMasterLog(t *testing.T) {
 	write("error.log.3.gz", "a\n", start.Add(-time.Minute)) // before the start
 	write("error.log.bak", "x\n", time.Now())
 	write("error.log-20261129", "y\n", start.Add(20*time.Minute))
-	if got := masterLog(dir, "error.log", start); got != "b\ny\nc\nd\n" {
+	if got := MasterLog(dir, "error.log", start); got != "b\ny\nc\nd\n" {
 		t.Errorf("masterLog = %q", got)
 	}
-	if got := masterLog(dir, "|/usr/bin/logger", start); got != "" {
+	if got := MasterLog(dir, "|/usr/bin/logger", start); got != "" {
 		t.Errorf("piped log = %q", got)
 	}
 	os.Remove(filepath.Join(dir, "error.log"))
-	if got := masterLog(dir, "error.log", start); got != "b\ny\nc\n" {
+	if got := MasterLog(dir, "error.log", start); got != "b\ny\nc\n" {
 		t.Errorf("without the current file (rotated, not yet created) = %q", got)
 	}
 	if text, whole, err := readTail(filepath.Join(dir, "error.log.1"), 1); err != nil || whole || text != "" {

@@ -1,7 +1,6 @@
-package supervise
+package verify
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,10 +43,10 @@ func generationAccepts(ctx context.Context, root string, master ipcguard.Proc, e
 // probe connection.
 var errNoProof = errors.New("cannot tell which process takes a connection")
 
-// checkGeneration runs generationAccepts and returns its failure; one for
+// CheckGeneration runs generationAccepts and returns its failure; one for
 // lack of a proof (errNoProof) is logged, and nil: the health check
 // stands, as before this proof.
-func checkGeneration(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, probe []byte, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
+func CheckGeneration(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, probe []byte, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
 	err := generationAccepts(ctx, root, master, p.Binary, probe, listeners, deadline)
 	if errors.Is(err, errNoProof) {
 		log.Warn().Err(err).Int("pid", master.PID).Msg("cannot prove that the new master's own workers take connections: relying on the health check")
@@ -56,28 +55,15 @@ func checkGeneration(ctx context.Context, root string, p server.Profile, master 
 	return err
 }
 
-// proveGeneration proves, after the verification of a new master started
-// beside an old one (rep), that its own generation takes connections
-// (checkGeneration): the health check may have been answered by the old
-// one. An server.AcceptProber kind's verification proved it already
-// (workersAccept).
-func (o StartOptions) proveGeneration(ctx context.Context, root string, rep StartReport) error {
-	if _, proven := o.Profile.Driver.(server.AcceptProber); proven {
-		return nil
-	}
-	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
-	return checkGeneration(ctx, root, o.Profile, *rep.Master, server.ProbeStart(o.Profile.Driver), rep.Listeners, deadline, o.Log)
-}
-
-// workersAccept proves, for an server.AcceptProber kind, that master's own
+// WorkersAccept proves, for an server.AcceptProber kind, that master's own
 // generation takes connections on listeners before deadline (see
 // generationAccepts); other kinds prove they serve by the health check.
-func workersAccept(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
+func WorkersAccept(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {
 	ap, ok := p.Driver.(server.AcceptProber)
 	if !ok {
 		return nil
 	}
-	return checkGeneration(ctx, root, p, master, ap.AcceptProbe(), listeners, deadline, log)
+	return CheckGeneration(ctx, root, p, master, ap.AcceptProbe(), listeners, deadline, log)
 }
 
 // maxProbes bounds the probes that listenerAccepted keeps open at once;
@@ -109,13 +95,13 @@ func listenerAccepted(ctx context.Context, root string, master ipcguard.Proc, ex
 	}
 	addr := l.Addr
 	if l.Network() == "tcp" {
-		addr = dialable(addr)
+		addr = Dialable(addr)
 	}
 	ps := probeSet{l: l}
 	defer ps.close()
 	var last error
 	batch, polls := 1, 0
-	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, readyPoll, func() (bool, error) {
+	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, ReadyPoll, func() (bool, error) {
 		polls++
 		if !ps.queued() {
 			opened, err := ps.open(ctx, addr, start, min(batch, maxProbes-len(ps.conns)), deadline)
@@ -297,9 +283,9 @@ func holdsAny(held, sockets map[uint64]bool) bool {
 	return false
 }
 
-// treeSockets returns the inodes of the sockets that master and its
+// TreeSockets returns the inodes of the sockets that master and its
 // descendants running exe hold.
-func treeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool, error) {
+func TreeSockets(root string, master ipcguard.Proc, exe string) (map[uint64]bool, error) {
 	tree, err := proc.LiveTree(root, master, exe)
 	if err != nil {
 		return nil, err
@@ -317,3 +303,7 @@ func socketsOf(root string, tree []ipcguard.Proc) map[uint64]bool {
 	}
 	return held
 }
+
+// ReadyPoll is how often a start looks for its master and for it to serve:
+// every poll the clients wait for is time added to the restart.
+const ReadyPoll = 5 * time.Millisecond

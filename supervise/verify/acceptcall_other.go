@@ -1,6 +1,6 @@
 //go:build !linux || 386 || s390x
 
-package supervise
+package verify
 
 // acceptCalls is empty where the accept calls are not told apart (no
 // syscall files; 386 and s390x reach accept through socketcall(2)): the

@@ -1,4 +1,4 @@
-package supervise
+package verify
 
 import (
 	"errors"
@@ -16,26 +16,26 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
-// logTail reads what a server writes to its error log after a mark, even
+// LogTail reads what a server writes to its error log after a mark, even
 // when the log is rotated in between (logrotate renames the file, then a
 // reload makes the server reopen it: the reload's own notice still goes to
 // the renamed file). It keeps the file open at the mark, so the rest of the
 // renamed file is read through that fd, then the new file at the path.
-type logTail struct {
-	path   string
+type LogTail struct {
+	Path   string
 	f      *os.File // the file at the mark; nil when there was none
 	offset int64
 }
 
-// newLogTail marks the current end of the server's error log. A log that
+// NewLogTail marks the current end of the server's error log. A log that
 // is not a plain file (piped, syslog) has no tail: since returns "". The
 // caller closes it.
-func newLogTail(serverRoot, errorLog string) *logTail {
-	errorLog = logFilePath(serverRoot, errorLog)
+func NewLogTail(serverRoot, errorLog string) *LogTail {
+	errorLog = LogFilePath(serverRoot, errorLog)
 	if errorLog == "" {
-		return &logTail{}
+		return &LogTail{}
 	}
-	t := &logTail{path: errorLog}
+	t := &LogTail{Path: errorLog}
 	if f, err := os.Open(errorLog); err == nil {
 		t.f = f
 		if fi, err := f.Stat(); err == nil {
@@ -45,13 +45,13 @@ func newLogTail(serverRoot, errorLog string) *logTail {
 	return t
 }
 
-// newMasterLogTail marks the end of the error log that master writes now:
+// NewMasterLogTail marks the end of the error log that master writes now:
 // Apache's master has its ErrorLog file on stderr, so /proc/PID/fd/2 is that
 // file even after logrotate renamed it and created a new one at the path,
 // before the reload that makes the server reopen it.
-func newMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *logTail {
-	t := newLogTail(serverRoot, errorLog)
-	if t.path == "" {
+func NewMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *LogTail {
+	t := NewLogTail(serverRoot, errorLog)
+	if t.Path == "" {
 		return t
 	}
 	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "fd", "2"))
@@ -63,36 +63,36 @@ func newMasterLogTail(procRoot string, pid int, serverRoot, errorLog string) *lo
 		f.Close()
 		return t
 	}
-	t.close()
+	t.Close()
 	t.f, t.offset = f, fi.Size()
 	return t
 }
 
-// since returns what was written after the mark: the rest of the file
+// Since returns what was written after the mark: the rest of the file
 // marked, then, if the path now names another file, that file.
-func (t *logTail) since() string {
-	if t.path == "" {
+func (t *LogTail) Since() string {
+	if t.Path == "" {
 		return ""
 	}
 	var b strings.Builder
 	if t.f != nil {
-		b.WriteString(readFrom(t.f, t.offset))
+		b.WriteString(ReadFrom(t.f, t.offset))
 	}
-	cur, err := os.Open(t.path)
+	cur, err := os.Open(t.Path)
 	if err != nil {
 		return b.String()
 	}
 	defer cur.Close()
 	if t.f == nil || !sameFile(t.f, cur) {
-		b.WriteString(readFrom(cur, 0))
+		b.WriteString(ReadFrom(cur, 0))
 	}
 	return b.String()
 }
 
-// readable reports whether the tail reads a file at all.
-func (t *logTail) readable() bool { return t.path != "" }
+// Readable reports whether the tail reads a file at all.
+func (t *LogTail) Readable() bool { return t.Path != "" }
 
-func (t *logTail) close() {
+func (t *LogTail) Close() {
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
@@ -102,8 +102,8 @@ func (t *logTail) close() {
 // maxLogRead bounds how much of a log one check reads.
 const maxLogRead = 16 << 20
 
-// readFrom reads f from off (from 0 if the file is now shorter: truncated).
-func readFrom(f *os.File, off int64) string {
+// ReadFrom reads f from off (from 0 if the file is now shorter: truncated).
+func ReadFrom(f *os.File, off int64) string {
 	if fi, err := f.Stat(); err == nil && fi.Size() < off {
 		off = 0
 	}
@@ -117,13 +117,13 @@ func sameFile(a, b *os.File) bool {
 	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
 }
 
-// checkServes connects to every listener and sends one GET to healthURL,
+// CheckServes connects to every listener and sends one GET to healthURL,
 // or, for a server that speaks HTTP, to its TCP listeners in address
 // order until one answers: any HTTP answer below 500 counts. (A server may
 // also listen for other protocols, nginx's stream and mail blocks: one
 // listener that answers HTTP proves the server serves; --health-url says
 // exactly what must.)
-func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
+func CheckServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, timeout time.Duration) error {
 	if len(listeners) == 0 {
 		return errors.New("the master holds no listening socket")
 	}
@@ -131,7 +131,7 @@ func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, t
 	for _, l := range listeners {
 		network, addr := l.Network(), l.Addr
 		if network == "tcp" {
-			addr = dialable(addr)
+			addr = Dialable(addr)
 			tcp = append(tcp, addr)
 		}
 		c, err := net.DialTimeout(network, addr, timeout)
@@ -141,7 +141,7 @@ func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, t
 		c.Close()
 	}
 	if healthURL != "" {
-		return httpGet(healthURL, timeout)
+		return HTTPGet(healthURL, timeout)
 	}
 	if !speaksHTTP || len(tcp) == 0 {
 		return nil
@@ -149,7 +149,7 @@ func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, t
 	slices.Sort(tcp)
 	var errs []error
 	for _, addr := range slices.Compact(tcp) {
-		err := httpGet("http://"+addr+"/", timeout)
+		err := HTTPGet("http://"+addr+"/", timeout)
 		if err == nil {
 			return nil
 		}
@@ -159,7 +159,7 @@ func checkServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, t
 }
 
 // httpGet fails unless url answers with a status below 500.
-func httpGet(url string, timeout time.Duration) error {
+func HTTPGet(url string, timeout time.Duration) error {
 	client := http.Client{Timeout: timeout}
 	resp, err := client.Get(url)
 	if err != nil {
@@ -172,8 +172,8 @@ func httpGet(url string, timeout time.Duration) error {
 	return nil
 }
 
-// dialable turns a wildcard listen address into a loopback one.
-func dialable(addr string) string {
+// Dialable turns a wildcard listen address into a loopback one.
+func Dialable(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr

@@ -1,4 +1,4 @@
-package supervise
+package verify
 
 import (
 	"net"
@@ -20,8 +20,8 @@ func TestLogTailFollowsRotation(t *testing.T) {
 	if err := os.WriteFile(path, []byte("before the mark\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tail := newLogTail(dir, "error.log")
-	defer tail.close()
+	tail := NewLogTail(dir, "error.log")
+	defer tail.Close()
 	old, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -36,11 +36,11 @@ func TestLogTailFollowsRotation(t *testing.T) {
 	if err := os.WriteFile(path, []byte("AH00163 into the new file\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := tail.since()
+	got := tail.Since()
 	if want := "AH00171 into the renamed file\nAH00163 into the new file\n"; got != want {
 		t.Fatalf("since() = %q, want %q", got, want)
 	}
-	if tail := newLogTail(dir, "|/usr/bin/rotatelogs x"); tail.since() != "" {
+	if tail := NewLogTail(dir, "|/usr/bin/rotatelogs x"); tail.Since() != "" {
 		t.Fatal("a piped log has no tail")
 	}
 }
@@ -68,17 +68,17 @@ func TestCheckServesAnyHTTPListener(t *testing.T) {
 	defer web.Close()
 	rawL := sock.Listener{Addr: raw.Addr().String()}
 	webL := sock.Listener{Addr: web.Listener.Addr().String()}
-	if err := checkServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
+	if err := CheckServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err != nil {
 		t.Fatalf("stream + HTTP listener: %v", err)
 	}
-	if err := checkServes([]sock.Listener{rawL}, "", true, 2*time.Second); err == nil {
+	if err := CheckServes([]sock.Listener{rawL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a listener that answers no HTTP passed the health check")
 	}
-	if err := checkServes([]sock.Listener{rawL}, "", false, 2*time.Second); err != nil {
+	if err := CheckServes([]sock.Listener{rawL}, "", false, 2*time.Second); err != nil {
 		t.Fatalf("a server that speaks no HTTP needs only accepting listeners: %v", err)
 	}
 	status = http.StatusBadGateway
-	if err := checkServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
+	if err := CheckServes([]sock.Listener{rawL, webL}, "", true, 2*time.Second); err == nil {
 		t.Fatal("a 502 passed the health check")
 	}
 }

@@ -1,4 +1,4 @@
-package supervise
+package verify
 
 import (
 	"cmp"
@@ -24,7 +24,7 @@ const maxLogScan = 256 << 20
 // file last written this long before the master started is still read.
 const rotationSlack = 2 * time.Second
 
-// masterLog returns what the server's error log recorded since a master
+// MasterLog returns what the server's error log recorded since a master
 // started, for counting its reloads: the current file and the files
 // logrotate renamed from it, oldest first, so that a count survives
 // rotation. logrotate renames the log and then reloads the server, whose
@@ -37,8 +37,8 @@ const rotationSlack = 2 * time.Second
 // maxLogRead: when the files hold more, it is the newest part, so a count
 // over it is a lower bound. A log that is not a file (piped, syslog)
 // returns "".
-func masterLog(serverRoot, errorLog string, since time.Time) string {
-	path := logFilePath(serverRoot, errorLog)
+func MasterLog(serverRoot, errorLog string, since time.Time) string {
+	path := LogFilePath(serverRoot, errorLog)
 	if path == "" {
 		return ""
 	}
@@ -59,9 +59,9 @@ func masterLog(serverRoot, errorLog string, since time.Time) string {
 	return strings.Join(parts, "")
 }
 
-// logFilePath is the path of the error log file, "" when the log is not a
+// LogFilePath is the path of the error log file, "" when the log is not a
 // file (piped, syslog).
-func logFilePath(serverRoot, errorLog string) string {
+func LogFilePath(serverRoot, errorLog string) string {
 	if errorLog == "" || strings.HasPrefix(errorLog, "|") || strings.HasPrefix(errorLog, "syslog") {
 		return ""
 	}

@@ -1,6 +1,6 @@
 //go:build linux && !386 && !s390x
 
-package supervise
+package verify
 
 import "golang.org/x/sys/unix"
 

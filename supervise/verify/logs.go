@@ -1,4 +1,4 @@
-package supervise
+package verify
 
 import (
 	"context"
@@ -64,26 +64,26 @@ func WaitLogsReleased(ctx context.Context, procRoot, exe, logDir string, timeout
 	}
 }
 
-// logDirMark is the size of every file in a directory at a mark, to read
+// LogDirMark is the size of every file in a directory at a mark, to read
 // what a start wrote to the logs beside the error log (a virtual host's
 // own error log, where mod_ssl reports that host's key).
-type logDirMark struct {
+type LogDirMark struct {
 	dir   string
 	sizes map[string]int64 // by path (see fileSizes)
 }
 
-// markLogDir marks the files in errorLog's directory ("" marks none).
-func markLogDir(errorLog string) logDirMark {
+// MarkLogDir marks the files in errorLog's directory ("" marks none).
+func MarkLogDir(errorLog string) LogDirMark {
 	if errorLog == "" {
-		return logDirMark{}
+		return LogDirMark{}
 	}
 	dir := filepath.Dir(errorLog)
-	return logDirMark{dir: dir, sizes: fileSizes([]string{dir}, false)}
+	return LogDirMark{dir: dir, sizes: FileSizes([]string{dir}, false)}
 }
 
-// grown returns what the log files of the marked directory, other than
+// Grown returns what the log files of the marked directory, other than
 // skip, gained since the mark (a new file: all of it).
-func (m logDirMark) grown(skip string) string {
+func (m LogDirMark) Grown(skip string) string {
 	if m.dir == "" {
 		return ""
 	}
@@ -91,27 +91,27 @@ func (m logDirMark) grown(skip string) string {
 	var b strings.Builder
 	for _, e := range entries {
 		path := filepath.Join(m.dir, e.Name())
-		if path == skip || !e.Type().IsRegular() || !logName.MatchString(e.Name()) {
+		if path == skip || !e.Type().IsRegular() || !LogName.MatchString(e.Name()) {
 			continue
 		}
 		if f, err := os.Open(path); err == nil {
-			b.WriteString(readFrom(f, m.sizes[path]))
+			b.WriteString(ReadFrom(f, m.sizes[path]))
 			f.Close()
 		}
 	}
 	return b.String()
 }
 
-// fileSizes returns the size of each regular file under dirs (at most
+// FileSizes returns the size of each regular file under dirs (at most
 // maxMarkedFiles under each), by path; deep also looks in their
 // subdirectories.
-func fileSizes(dirs []string, deep bool) map[string]int64 {
+func FileSizes(dirs []string, deep bool) map[string]int64 {
 	out := map[string]int64{}
 	for _, dir := range dirs {
 		n := 0
 		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			switch n++; {
-			case n > maxMarkedFiles:
+			case n > MaxMarkedFiles:
 				return filepath.SkipAll
 			case err != nil:
 				return nil
@@ -127,6 +127,10 @@ func fileSizes(dirs []string, deep bool) map[string]int64 {
 	return out
 }
 
-// maxMarkedFiles bounds the entries fileSizes (and the trial's emptying of
+// MaxMarkedFiles bounds the entries fileSizes (and the trial's emptying of
 // logs) looks at under one directory.
-const maxMarkedFiles = 10000
+const MaxMarkedFiles = 10000
+
+// LogName matches the names of log files, emptied in the trial's overlay
+// before its start.
+var LogName = regexp.MustCompile(`[._-]log$|^log$|\.err$`)

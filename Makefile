@@ -26,12 +26,23 @@ deps:
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...
 
-# lint: gofmt, go vet and staticcheck (pinned; fetched from the Go module proxy).
+# FORBIDDEN is what the libraries (supervise/..., ipcguard) never call
+# outside their one home: they print nothing and exit nothing (cmd does),
+# poll through proc.Retry (no sleep loops), run commands through
+# proc.Command, and log through zerolog. A line that must is marked
+# //permit:NAME with its reason.
+FORBIDDEN := ^(fmt\.Print.*|print|println|os\.Exit|time\.Sleep|exec\.Command|exec\.CommandContext|log\.(Print|Fatal|Panic).*)$$
+
+# lint: gofmt, go vet, staticcheck, errorlint (errors compared and asserted
+# through errors.Is/As) and forbidigo (FORBIDDEN), pinned and fetched from
+# the Go module proxy.
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) run codeberg.org/polyfloyd/go-errorlint@v1.9.1 ./...
+	$(GO) run github.com/ashanbrown/forbidigo/v2@v2.3.1 -set_exit_status -tests=false '$(FORBIDDEN)' -- ./supervise/... ./ipcguard/...
 
 # demo shows the main job on a real Apache, in private namespaces so that
 # nothing touches this machine's IPC, processes or network.

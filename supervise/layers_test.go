@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"errors"
 	"go/build"
 	"os"
 	"path/filepath"
@@ -44,7 +45,8 @@ func TestLayers(t *testing.T) {
 		ctx.GOOS = goos
 		for _, dir := range dirs {
 			pkg, err := ctx.ImportDir(filepath.Join(root, dir), 0)
-			if _, ok := err.(*build.NoGoError); ok {
+			var noGo *build.NoGoError
+			if errors.As(err, &noGo) {
 				continue
 			}
 			if err != nil {

@@ -27,7 +27,7 @@ import (
 // program's main (or to a test binary's TestMain).
 func init() {
 	if v, ok := os.LookupEnv(trialEnv); ok && v == strconv.Itoa(trialSpecFD) && os.Getpid() == 1 {
-		os.Exit(trialChild())
+		os.Exit(trialChild()) //permit:os.Exit the trial's init is a process of its own
 	}
 }
 
@@ -41,7 +41,7 @@ const trialSpecFD = 3
 func trialChild() int {
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
+		os.Exit(0) //permit:os.Exit the trial's init ends with its parent's pipe
 	}()
 	enc := json.NewEncoder(os.Stdout)
 	var spec trialSpec
@@ -74,7 +74,7 @@ func trialChild() int {
 // runTrialStarter runs the server's start command in the sandbox and
 // returns its exit status and output.
 func runTrialStarter(spec trialSpec) trialMsg {
-	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
+	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...) //permit:exec.Command the trial's init, bounded by its parent, runs the starter
 	cmd.Env = spec.Env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -4,6 +4,7 @@ package semtest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,7 +84,7 @@ func makeSets(arg string) error {
 	var uid uint32
 	var key int32
 	nsems := 1
-	if _, err := fmt.Sscan(arg, &n, &uid, &val, &key, &nsems); err != nil && err != io.EOF {
+	if _, err := fmt.Sscan(arg, &n, &uid, &val, &key, &nsems); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	for i := 0; i < n; i++ {

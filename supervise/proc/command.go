@@ -16,7 +16,7 @@ const commandWaitDelay = 5 * time.Second
 // (starters, config tests, systemctl): cancelling ctx sends SIGTERM, not
 // SIGKILL, and Wait returns at most commandWaitDelay later.
 func Command(ctx context.Context, argv []string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...) //permit:exec.CommandContext the one place commands are made
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = commandWaitDelay
 	return cmd

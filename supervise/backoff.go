@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // RestartPolicy is how the foreground supervisor answers a child that
@@ -65,7 +67,7 @@ func (p RestartPolicy) delay(n int) time.Duration {
 // this crash, and why not when it should not. crashed says it was a crash
 // whatever st is (a start that never served and was stopped gracefully
 // exits 0).
-func (p RestartPolicy) wants(st ExitStatus, ran time.Duration, crashes int, crashed bool) (int, string) {
+func (p RestartPolicy) wants(st proc.ExitStatus, ran time.Duration, crashes int, crashed bool) (int, string) {
 	p = p.withDefaults()
 	if st.Success() && !p.OnSuccess && !crashed {
 		return crashes, "the child exited cleanly (restart policy on-failure)"

@@ -3,6 +3,8 @@ package supervise
 import (
 	"testing"
 	"time"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 func TestRestartPolicy(t *testing.T) {
@@ -17,7 +19,7 @@ func TestRestartPolicy(t *testing.T) {
 			t.Fatalf("delays %v, want %v ms", got, want)
 		}
 	}
-	crash := ExitStatus{Code: 1}
+	crash := proc.ExitStatus{Code: 1}
 	n, why := 0, ""
 	for i := 0; i < 3; i++ {
 		if n, why = p.wants(crash, time.Second, n, false); why != "" {
@@ -30,17 +32,17 @@ func TestRestartPolicy(t *testing.T) {
 	if n, why = p.wants(crash, 2*time.Minute, 3, false); n != 1 || why != "" {
 		t.Errorf("a crash after a stable run: n %d, why %q; want a new series", n, why)
 	}
-	if _, why = p.wants(ExitStatus{}, time.Second, 0, false); why == "" {
+	if _, why = p.wants(proc.ExitStatus{}, time.Second, 0, false); why == "" {
 		t.Error("a clean exit under on-failure is restarted")
 	}
-	if n, why = p.wants(ExitStatus{}, time.Second, 0, true); n != 1 || why != "" {
+	if n, why = p.wants(proc.ExitStatus{}, time.Second, 0, true); n != 1 || why != "" {
 		t.Errorf("a failed start that exited 0 under on-failure: n %d, why %q; want a crash restarted", n, why)
 	}
-	if n, why = p.wants(ExitStatus{}, time.Second, 3, true); n != 4 || why == "" {
+	if n, why = p.wants(proc.ExitStatus{}, time.Second, 3, true); n != 4 || why == "" {
 		t.Errorf("a 4th failed start in a row: n %d, why %q; want the limit", n, why)
 	}
 	p.OnSuccess = true
-	if _, why = p.wants(ExitStatus{}, time.Second, 0, false); why != "" {
+	if _, why = p.wants(proc.ExitStatus{}, time.Second, 0, false); why != "" {
 		t.Errorf("a clean exit under always: %s", why)
 	}
 }

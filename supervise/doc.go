@@ -25,8 +25,8 @@
 //     pidfile names now; its new generation in the log; new children; the
 //     health check) and a server it left down is started again, verified;
 //   - before a reload or restart touches a running master, the new
-//     configuration is proven to run (proveRuns): Apache is started in a
-//     trial in throwaway namespaces (trial*.go: every mount read-only,
+//     configuration is proven to run (supervise/trial): Apache is started in a
+//     trial in throwaway namespaces (every mount read-only,
 //     overlays on the directories it writes, its own network, IPC and
 //     PID namespaces, all gone with its init), and every new listen address
 //     is bound here once; a failure refuses with the server's own lines.

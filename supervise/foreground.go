@@ -102,7 +102,7 @@ type Foreground struct {
 	o    ForegroundOptions
 	reqs chan Request
 	cur  atomic.Pointer[Generation]
-	reap *reaper
+	reap *proc.Reaper
 	// group is the previous generation's process group, cleared before
 	// the next start.
 	group int
@@ -163,7 +163,7 @@ const (
 // for a restart what the preparation (config test) found before the
 // stop.
 type ending struct {
-	st  ExitStatus
+	st  proc.ExitStatus
 	how outcome
 	why string
 	pre *prepared
@@ -206,20 +206,20 @@ func (f *Foreground) prepare(ctx context.Context) (*prepared, error) {
 // never served, a generation that could not start again, or a failure
 // restart (Request.Crash). Every start, exit, restart, reap and recycle is
 // one log line with an "event" field and its reason.
-func (f *Foreground) Run(ctx context.Context) (ExitStatus, error) {
-	f.reap = newReaper(f.o.ProcRoot, becomeReaper(f.o.Log), f.o.Log)
+func (f *Foreground) Run(ctx context.Context) (proc.ExitStatus, error) {
+	f.reap = proc.NewReaper(f.o.ProcRoot, proc.BecomeReaper(f.o.Log), f.o.Log)
 	f.handoff = newRunHandoff(f.o)
 	defer f.handoff.release() // clients are refused once run ends, as without a handoff
 	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaping()
-	go f.reap.run(reapCtx)
+	go f.reap.Run(reapCtx)
 	crashes := 0
-	var last ExitStatus
+	var last proc.ExitStatus
 	var pre *prepared
 	for n := 1; ; n++ {
 		e, err := f.runGeneration(ctx, n, pre)
 		if err != nil {
-			return ExitStatus{Code: 127}, err // nothing started
+			return proc.ExitStatus{Code: 127}, err // nothing started
 		}
 		if !e.started.IsZero() {
 			last = e.st // else nothing started: the last child's status stands
@@ -278,7 +278,7 @@ func (f *Foreground) runGeneration(ctx context.Context, n int, pre *prepared) (e
 
 // end logs why no restart is due and returns ErrGaveUp when the limit
 // was reached.
-func (f *Foreground) end(st ExitStatus, why string, crashes int) error {
+func (f *Foreground) end(st proc.ExitStatus, why string, crashes int) error {
 	if f.o.Policy.MaxRestarts > 0 && crashes > f.o.Policy.MaxRestarts {
 		f.o.Log.Error().Str("event", "give-up").Int("exit_code", st.ExitCode()).Int("max_restarts", f.o.Policy.MaxRestarts).
 			Str("reason", why).Msg("giving up: the child keeps crashing; exiting with its status")
@@ -291,7 +291,7 @@ func (f *Foreground) end(st ExitStatus, why string, crashes int) error {
 // serve waits for the generation to end, handling requests meanwhile.
 // startErr is why its start failed, if it did: the child is stopped, and
 // that is a crash whatever its status (a graceful stop exits 0).
-func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan ExitStatus, startErr error) ending {
+func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan proc.ExitStatus, startErr error) ending {
 	f.oomMark = gen.oom
 	if startErr != nil {
 		f.o.Log.Error().Str("event", "exit").Int("gen", gen.N).Err(startErr).Msg("the start failed: stopping what it left")
@@ -322,7 +322,7 @@ func (f *Foreground) serve(ctx context.Context, gen *Generation, exited <-chan E
 // before it stops the child: when that fails the child serves on and the
 // refusal is r's answer (README.md invariant 5: never stop a server that
 // cannot start again).
-func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan ExitStatus, r Request) (ending, bool) {
+func (f *Foreground) request(ctx context.Context, gen *Generation, exited <-chan proc.ExitStatus, r Request) (ending, bool) {
 	restart, err := f.handle(ctx, gen, r)
 	if restart == "" {
 		r.reply <- err
@@ -360,7 +360,7 @@ func (f *Foreground) noteOOM(gen *Generation) {
 }
 
 // logExit logs how the child ended.
-func (f *Foreground) logExit(gen *Generation, st ExitStatus, reason string) {
+func (f *Foreground) logExit(gen *Generation, st proc.ExitStatus, reason string) {
 	ev := f.o.Log.Info()
 	if !st.Success() {
 		ev = f.o.Log.Warn()

@@ -18,7 +18,7 @@ import (
 // startGeneration clears the ground, starts the child and verifies it.
 // It returns a nil channel only when nothing was started; with a channel,
 // an error says the start was not verified.
-func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) (*Generation, <-chan ExitStatus, error) {
+func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) (*Generation, <-chan proc.ExitStatus, error) {
 	if pre == nil {
 		var err error
 		if pre, err = f.prepare(ctx); err != nil {
@@ -37,7 +37,7 @@ func (f *Foreground) startGeneration(ctx context.Context, n int, pre *prepared) 
 	defer tail.Close()
 	oom := proc.ReadOOMCounter(f.o.ProcRoot, os.Getpid()) // the child starts in this process's cgroup
 	socks, env := f.handoff.forStart(n, rc.Listen)
-	pid, exited, err := f.reap.spawn(func() (int, error) { return f.fork(socks, env) })
+	pid, exited, err := f.reap.Spawn(func() (int, error) { return f.fork(socks, env) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +187,7 @@ func (f *Foreground) groupMembers(pgid int) []ipcguard.Proc {
 	self := os.Getpid()
 	var out []ipcguard.Proc
 	for _, p := range procs.ByPID {
-		if g, err := readPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() && descendsFrom(procs, p, self) {
+		if g, err := proc.ReadPGID(f.o.ProcRoot, p.PID); err == nil && g == pgid && p.Alive() && descendsFrom(procs, p, self) {
 			out = append(out, p)
 		}
 	}
@@ -212,7 +212,7 @@ func descendsFrom(procs ipcguard.ProcTable, p ipcguard.Proc, ancestor int) bool 
 
 // stop climbs the stop ladder on the child's tree and returns its exit
 // status, logged with reason.
-func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason string) ExitStatus {
+func (f *Foreground) stop(gen *Generation, exited <-chan proc.ExitStatus, reason string) proc.ExitStatus {
 	ctx := context.Background() // the ladder bounds itself; it runs after a cancellation too
 	members := f.treeOf(gen)
 	killed := false // the ladder sent SIGKILL: a SIGKILL status is its own
@@ -233,7 +233,7 @@ func (f *Foreground) stop(gen *Generation, exited <-chan ExitStatus, reason stri
 		return st
 	case <-time.After(10 * time.Second):
 		f.o.Log.Error().Int("pid", gen.Master.PID).Msg("no exit status from the child 10 s after the ladder")
-		return ExitStatus{Code: -1}
+		return proc.ExitStatus{Code: -1}
 	}
 }
 

@@ -45,7 +45,7 @@ func TestGroupMembersOnlyDescendants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := readPGID("/proc", foreign)
+		g, err := proc.ReadPGID("/proc", foreign)
 		if err == nil && g == foreign && strings.HasSuffix(p.Exe, "/sleep") {
 			if p.PPID == os.Getpid() {
 				t.Skip("this test process is a subreaper: every orphan descends from it")

@@ -148,8 +148,8 @@ func (r *runHandoff) apply(gen int, c heldChange) {
 	if len(c.added)+len(c.dropped) == 0 {
 		return
 	}
-	r.log.Info().Str("event", "handoff").Int("gen", gen).Strs("listeners", addrs(r.held.listeners())).
-		Strs("dropped", addrs(sock.HeldListeners(c.dropped))).
+	r.log.Info().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.listeners())).
+		Strs("dropped", sock.Addrs(sock.HeldListeners(c.dropped))).
 		Msg("holding the child's listening sockets: the next start inherits them, and connections queue between the generations")
 }
 
@@ -190,7 +190,7 @@ func (r *runHandoff) forStart(n int, listen []string) ([]*os.File, []string) {
 	for i, s := range r.held.socks {
 		files[i] = s.File
 	}
-	r.log.Info().Str("event", "handoff").Int("gen", n).Bool("inherit", true).Strs("listeners", addrs(r.held.listeners())).
+	r.log.Info().Str("event", "handoff").Int("gen", n).Bool("inherit", true).Strs("listeners", sock.Addrs(r.held.listeners())).
 		Strs("env", env).Msg("the start inherits the held listening sockets")
 	return files, env
 }
@@ -264,7 +264,7 @@ func (r *runHandoff) drop(gen int, why string) {
 		return
 	}
 	if len(r.held.socks) > 0 {
-		r.log.Warn().Str("event", "handoff").Int("gen", gen).Strs("listeners", addrs(r.held.listeners())).Str("reason", why).
+		r.log.Warn().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.listeners())).Str("reason", why).
 			Msg("closed the held listening sockets: the next start binds its own")
 	}
 	r.release()

@@ -19,9 +19,10 @@ var layers = map[string]int{
 	"supervise/server":    3,
 	"supervise/growth":    3,
 	"supervise/verify":    4,
-	"supervise":           5,
-	"supervise/doctor":    6,
-	"supervise/metrics":   6,
+	"supervise/trial":     5,
+	"supervise":           6,
+	"supervise/doctor":    7,
+	"supervise/metrics":   7,
 }
 
 // TestLayers: no package under supervise (nor ipcguard) imports one of

@@ -15,6 +15,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/trial"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
@@ -60,7 +61,7 @@ type ReloadReport struct {
 	Restart     *RestartReport `json:"restart,omitempty"`
 	// Trial is the trial start that proved the new configuration runs
 	// before the master was touched (nil when no master was running).
-	Trial *TrialReport `json:"trial,omitempty"`
+	Trial *trial.Report `json:"trial,omitempty"`
 }
 
 // ErrReloadKilled reports a reload after which the server was not serving;
@@ -72,8 +73,8 @@ var ErrReloadKilled = errors.New("reload left the server down")
 // process, it logged the new generation, new children serve, the health
 // check passes, and no fatal line appeared since the signal. Before acting:
 // the config test (a *ConfigTestError, nothing touched), then the proof
-// that the new configuration runs (see proveRuns: a *TrialError or
-// ErrCannotBind, nothing touched). When a reload
+// that the new configuration runs (see proveRuns: a *trial.Error or
+// trial.ErrCannotBind, nothing touched). When a reload
 // would be unsafe (too few free semaphore sets for the mutexes it
 // recreates) a verified restart is done instead, saying why. When the
 // server was not running, or the reload killed it (a runtime failure Apache

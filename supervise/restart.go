@@ -13,6 +13,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/trial"
 )
 
 // RestartReport is what the stop and the start of a restart did.
@@ -38,12 +39,12 @@ type RestartReport struct {
 	// Trial is the trial start that proved the new configuration runs
 	// before the old master was touched (nil when none was running, or
 	// when a reload's trial already ran).
-	Trial *TrialReport `json:"trial,omitempty"`
+	Trial *trial.Report `json:"trial,omitempty"`
 }
 
 // Restart runs the config test, the proof that the new configuration runs
 // when a master is running (see proveRuns) and an IPC headroom check
-// first (failures return a *ConfigTestError, a *TrialError, ErrCannotBind
+// first (failures return a *ConfigTestError, a *trial.Error, trial.ErrCannotBind
 // or ErrHeadroom and leave the running server untouched), then Stop and
 // Start with the run config that test read. s and st must name the same
 // profile and config; st's are used.
@@ -55,21 +56,21 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	if st.unit, err = st.findUnit(ctx, rc); err != nil {
 		return RestartReport{}, err
 	}
-	var trial *TrialReport
+	var proof *trial.Report
 	if master, err := st.Profile.Master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
-		trial, err = st.proveRuns(ctx, rc, master)
+		proof, err = st.proveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
 		}
 		if err != nil {
-			return RestartReport{Trial: trial}, err
+			return RestartReport{Trial: proof}, err
 		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
 	if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errUntouched) && !rep.Acted() {
 		err = interruptedUntouched(err) // cancelled in a check before the stop
 	}
-	rep.Trial = trial
+	rep.Trial = proof
 	return rep, err
 }
 
@@ -282,7 +283,7 @@ func aloneOnPorts(root string, listeners []sock.Listener) error {
 // the held listeners, or why it falls back to a plain restart.
 func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
 	if h != nil {
-		st.Log.Info().Strs("listeners", addrs(h.listeners())).Msg("holding the listening sockets through the restart: the new master inherits them")
+		st.Log.Info().Strs("listeners", sock.Addrs(h.listeners())).Msg("holding the listening sockets through the restart: the new master inherits them")
 		return &HandoffReport{Held: h.listeners()}
 	}
 	ev := st.Log.Warn()
@@ -291,15 +292,6 @@ func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
 	}
 	ev.Str("reason", why).Msg("plain restart, no socket handoff: connections are refused between the stop and the start")
 	return &HandoffReport{Held: []sock.Listener{}, Fallback: why}
-}
-
-// addrs returns the listeners' addresses.
-func addrs(ls []sock.Listener) []string {
-	out := make([]string, len(ls))
-	for i, l := range ls {
-		out[i] = l.Addr
-	}
-	return out
 }
 
 // restartHeadroom refuses a restart whose start would find fewer than

@@ -17,6 +17,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/trial"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
@@ -467,4 +468,15 @@ func (o StartOptions) proveGeneration(ctx context.Context, root string, rep Star
 	}
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
 	return verify.CheckGeneration(ctx, root, o.Profile, *rep.Master, server.ProbeStart(o.Profile.Driver), rep.Listeners, deadline, o.Log)
+}
+
+// proveRuns proves that the new configuration can run before a reload or
+// restart touches master (see trial.Options.ProveRuns).
+func (o StartOptions) proveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*trial.Report, error) {
+	return o.trialOptions().ProveRuns(ctx, rc, master)
+}
+
+// trialOptions are the start's options for its trial.
+func (o StartOptions) trialOptions() trial.Options {
+	return trial.Options{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, Timeout: o.Timeout, NoTrial: o.NoTrial, Log: o.Log}
 }

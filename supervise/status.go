@@ -220,7 +220,7 @@ func configured(l sock.Listener, listen []string) bool {
 	if len(listen) == 0 {
 		return true
 	}
-	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || conflicts(a, l.Addr) })
+	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || sock.Conflicts(a, l.Addr) })
 }
 
 // RecordSample records, for doctor, a sample of the master the status

@@ -7,6 +7,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/trial"
 )
 
 // Exit codes (documented in README.md and `--help`).
@@ -62,7 +63,7 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, server.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
 		errors.Is(err, proc.ErrForeignProcess), errors.Is(err, proc.ErrPIDReused), errors.Is(err, proc.ErrBadPIDFile),
-		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, supervise.ErrTrialFailed), errors.Is(err, supervise.ErrCannotBind),
+		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, trial.ErrFailed), errors.Is(err, trial.ErrCannotBind),
 		errors.Is(err, supervise.ErrServiceManager):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, server.ErrUnknownService), errors.Is(err, server.ErrUnsupportedConfig),

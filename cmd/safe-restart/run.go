@@ -214,7 +214,7 @@ func runRun(ctx context.Context, d *deps, f *runFlags, argv []string) error {
 		return err
 	}
 	var g oklog.Group
-	var status supervise.ExitStatus
+	var status proc.ExitStatus
 	var runErr error
 	{ // the child: runs until it exits for good; interrupted, it climbs the stop ladder
 		cctx, cancel := context.WithCancel(ctx)
@@ -250,7 +250,7 @@ func runRun(ctx context.Context, d *deps, f *runFlags, argv []string) error {
 var errChildDone = errors.New("the supervised child is done")
 
 // childExit maps the child's last status to safe-restart's exit.
-func childExit(st supervise.ExitStatus, err error) error {
+func childExit(st proc.ExitStatus, err error) error {
 	switch {
 	case err != nil && !errors.Is(err, supervise.ErrGaveUp):
 		return err // nothing could start: a config test refused, a command not found

@@ -26,7 +26,7 @@ import (
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/srvtest"
-	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/trial"
 )
 
 // TestTrialRefusesWhatCannotRun: changes that pass `apache2 -t` (or, for
@@ -405,7 +405,7 @@ func TestTrialKeepsMountsBelowOverlays(t *testing.T) {
 	srv := apachetest.Start(t, apachetest.Config{Extra: fmt.Sprintf("ErrorLog %q\nMutex file:%s default", filepath.Join(base, "error.log"), mutexDir)})
 	master := srv.Master()
 	code, out, errOut := runCLI(t, "apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--json")
-	var rep struct{ Trial *supervise.TrialReport }
+	var rep struct{ Trial *trial.Report }
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || !master.Alive() || rep.Trial == nil || !rep.Trial.Ran {
 		t.Fatalf("reload with the mutexes on a mount below the error log's directory: exit %d (master alive %v, report %v), want a trial that ran\n%s\n%s",
 			code, master.Alive(), err, out, errOut)

@@ -216,7 +216,7 @@ func (p Profile) HaltsStart(text string) bool {
 }
 
 // Trialer is a kind whose start is tried in a sandbox before a reload or
-// restart (see proveRuns): Apache, whose config test (-t) misses what only
+// restart (see trial.Options.ProveRuns): Apache, whose config test (-t) misses what only
 // a start does (mod_ssl's key check, binding, post_config hooks).
 type Trialer interface {
 	// TrialStarted reports whether logged (what the trial wrote to its

@@ -202,3 +202,24 @@ func ConnInode(c net.Conn) (uint64, error) {
 	}
 	return st.Ino, serr
 }
+
+// Addrs returns the listeners' addresses.
+func Addrs(ls []Listener) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Addr
+	}
+	return out
+}
+
+// Conflicts reports whether two host:port addresses cannot both be bound
+// without SO_REUSEPORT: the same port, and the same IP or a wildcard.
+func Conflicts(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp {
+		return false
+	}
+	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
+	return ah == bh || wild(ah) || wild(bh)
+}

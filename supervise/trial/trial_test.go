@@ -1,10 +1,11 @@
-package supervise
+package trial
 
 import (
 	"reflect"
 	"testing"
 
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
 func TestOutermost(t *testing.T) {
@@ -90,7 +91,7 @@ func TestConflicts(t *testing.T) {
 		{"127.0.0.1:80", "127.0.0.1:81", false},
 		{"/run/x.sock", "127.0.0.1:80", false},
 	} {
-		if got := conflicts(tc.a, tc.b); got != tc.want {
+		if got := sock.Conflicts(tc.a, tc.b); got != tc.want {
 			t.Errorf("conflicts(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
@@ -127,4 +128,14 @@ func TestWritable(t *testing.T) {
 			t.Errorf("writable(%q) = %v, want %v", info, got, want)
 		}
 	}
+}
+
+// apacheProfile is the built-in apache2 profile.
+func apacheProfile(t *testing.T) server.Profile {
+	t.Helper()
+	p, err := server.LookupProfile("apache2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package trial
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // The trial's sandbox is built by this program re-executed
@@ -67,7 +69,7 @@ func trialChild() int {
 	// The namespace's init reaps what is re-parented to it (the master once
 	// its starter exited, and what the master leaves) until the process
 	// exits with its stdin's EOF.
-	newReaper("/proc", true, zerolog.Nop()).run(context.Background())
+	proc.NewReaper("/proc", true, zerolog.Nop()).Run(context.Background())
 	return 0
 }
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package trial
 
 import (
 	"cmp"
@@ -36,21 +36,21 @@ const trialCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 // runTrial runs one trial of spec (see trial) and judges it. A sandbox
 // this host cannot build is errSandbox; an interrupted trial ctx's error;
 // anything else that keeps it from a verdict a *TrialError (refused).
-func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc server.RunConfig, k server.Trialer) (*TrialReport, error) {
+func (o Options) runTrial(ctx context.Context, spec trialSpec, rc server.RunConfig, k server.Trialer) (*Report, error) {
 	start := time.Now()
 	t, err := startTrial(spec, rc)
 	if err != nil {
 		return nil, err
 	}
 	defer t.end() // idempotent: ended below before the trial's time is taken
-	rep := &TrialReport{Dirs: spec.Dirs, Listeners: []string{}}
+	rep := &Report{Dirs: spec.Dirs, Listeners: []string{}}
 	deadline := start.Add(cmp.Or(o.Timeout, 20*time.Second))
 	ready, err := t.await(ctx, deadline, func(m trialMsg) bool { return m.Ready || m.Setup != "" })
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		return nil, &TrialError{Server: o.Profile.Name, Why: "the trial could not be judged: " + err.Error()}
+		return nil, &Error{Server: o.Profile.Name, Why: "the trial could not be judged: " + err.Error()}
 	case ready.Setup != "":
 		return nil, fmt.Errorf("%w: %s", errSandbox, ready.Setup)
 	}
@@ -62,7 +62,7 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc server.Ru
 	if err != nil {
 		return rep, err
 	}
-	rep.Ran, rep.Listeners = true, addrs(ls)
+	rep.Ran, rep.Listeners = true, sock.Addrs(ls)
 	o.Log.Info().Strs("listeners", rep.Listeners).Dur("elapsed", rep.Elapsed).Msg("trial start succeeded: the new configuration runs")
 	return rep, nil
 }
@@ -71,9 +71,9 @@ func (o StartOptions) runTrial(ctx context.Context, spec trialSpec, rc server.Ru
 // accept, and returns them; it fails at once on a line that ends a start
 // in the trial's logs, a starter that failed, a master that exited, or an
 // init that is gone.
-func (o StartOptions) watchTrial(ctx context.Context, t *trialProc, rc server.RunConfig, k server.Trialer, deadline time.Time) ([]sock.Listener, error) {
+func (o Options) watchTrial(ctx context.Context, t *trialProc, rc server.RunConfig, k server.Trialer, deadline time.Time) ([]sock.Listener, error) {
 	fail := func(why, logged string) error {
-		return &TrialError{Server: o.Profile.Name, Why: why, Lines: o.Profile.CauseLines(logged)}
+		return &Error{Server: o.Profile.Name, Why: why, Lines: o.Profile.CauseLines(logged)}
 	}
 	var seen *ipcguard.Proc
 	// A log the trial can read: not syslog or a pipe, nor a stream such as

@@ -1,6 +1,6 @@
 //go:build linux
 
-package supervise
+package trial
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func TestTrialInterruptedIsNotSkipped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dir := t.TempDir()
-	o := StartOptions{Profile: server.Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", Driver: apacheProfile(t).Driver}, Log: zerolog.Nop()}
+	o := Options{Profile: server.Profile{Name: "apache2", Kind: "apache", Binary: "/bin/true", Driver: apacheProfile(t).Driver}, Log: zerolog.Nop()}
 	rep, err := o.trial(ctx, server.RunConfig{PidFile: filepath.Join(dir, "x.pid"), ErrorLog: filepath.Join(dir, "error.log")}, ipcguard.Proc{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted trial: report %+v, error %v; want context.Canceled", rep, err)

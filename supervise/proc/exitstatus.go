@@ -1,10 +1,8 @@
-package supervise
+package proc
 
 import (
 	"fmt"
 	"syscall"
-
-	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // ExitStatus is how a foreground child ended.
@@ -42,11 +40,11 @@ func (s ExitStatus) ExitCode() int {
 func (s ExitStatus) String() string {
 	switch {
 	case s.OOMKilled:
-		return "killed by the OOM killer (" + proc.SigName(s.Signal) + ")"
+		return "killed by the OOM killer (" + SigName(s.Signal) + ")"
 	case s.Signal != 0 && s.CoreDumped:
-		return "killed by " + proc.SigName(s.Signal) + " (core dumped)"
+		return "killed by " + SigName(s.Signal) + " (core dumped)"
 	case s.Signal != 0:
-		return "killed by " + proc.SigName(s.Signal)
+		return "killed by " + SigName(s.Signal)
 	}
 	return fmt.Sprintf("exit code %d", s.Code)
 }

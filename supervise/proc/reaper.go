@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"context"
@@ -16,10 +16,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
-	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
-// reaper owns the waiting for the foreground supervisor's children: the
+// Reaper owns the waiting for the foreground supervisor's children: the
 // child it started (its exit status goes to the supervisor) and, as PID 1
 // or a subreaper, every zombie re-parented to this process (each logged).
 //
@@ -29,7 +28,7 @@ import (
 // a group of its own, and its workers and their descendants in that one
 // or in others of theirs. Limit: a daemon that a config test forked, left
 // in safe-restart's group, is not reaped.
-type reaper struct {
+type Reaper struct {
 	procRoot string
 	self     int
 	group    int // this process's group
@@ -40,16 +39,16 @@ type reaper struct {
 	watch map[int]chan ExitStatus
 }
 
-// newReaper returns a reaper for this process. orphans says whether it
+// NewReaper returns a reaper for this process. orphans says whether it
 // also reaps re-parented zombies (as PID 1 or a subreaper).
-func newReaper(procRoot string, orphans bool, log zerolog.Logger) *reaper {
-	return &reaper{procRoot: procRoot, self: os.Getpid(), group: syscall.Getpgrp(), orphans: orphans, log: log,
+func NewReaper(procRoot string, orphans bool, log zerolog.Logger) *Reaper {
+	return &Reaper{procRoot: procRoot, self: os.Getpid(), group: syscall.Getpgrp(), orphans: orphans, log: log,
 		watch: map[int]chan ExitStatus{}}
 }
 
-// spawn runs start (which forks the child and returns its pid) and
+// Spawn runs start (which forks the child and returns its pid) and
 // returns the channel that will receive the child's exit status.
-func (r *reaper) spawn(start func() (int, error)) (int, <-chan ExitStatus, error) {
+func (r *Reaper) Spawn(start func() (int, error)) (int, <-chan ExitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := start()
@@ -61,9 +60,9 @@ func (r *reaper) spawn(start func() (int, error)) (int, <-chan ExitStatus, error
 	return pid, ch, nil
 }
 
-// run sweeps on every SIGCHLD (and every second, in case one was merged
+// Run sweeps on every SIGCHLD (and every second, in case one was merged
 // with another) until ctx is done.
-func (r *reaper) run(ctx context.Context) {
+func (r *Reaper) Run(ctx context.Context) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	defer signal.Stop(sigs)
@@ -82,11 +81,11 @@ func (r *reaper) run(ctx context.Context) {
 
 // sweep collects every exited child it may: the watched ones, then the
 // re-parented zombies.
-func (r *reaper) sweep() {
+func (r *Reaper) sweep() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for pid, ch := range r.watch {
-		ws, done, err := proc.ReapNoHang(pid)
+		ws, done, err := ReapNoHang(pid)
 		if err != nil {
 			r.log.Warn().Err(err).Int("pid", pid).Msg("cannot wait for the child")
 			continue
@@ -102,7 +101,7 @@ func (r *reaper) sweep() {
 }
 
 // reapOrphans reaps the zombies re-parented to this process, logging each.
-func (r *reaper) reapOrphans() {
+func (r *Reaper) reapOrphans() {
 	procs, err := ipcguard.ReadProcTable(r.procRoot)
 	if err != nil {
 		r.log.Warn().Err(err).Msg("cannot list processes to reap re-parented zombies")
@@ -112,10 +111,10 @@ func (r *reaper) reapOrphans() {
 		if p.PPID != r.self || (p.State != 'Z' && p.State != 'X') || r.watch[p.PID] != nil {
 			continue
 		}
-		if g, err := readPGID(r.procRoot, p.PID); err != nil || g == r.group {
+		if g, err := ReadPGID(r.procRoot, p.PID); err != nil || g == r.group {
 			continue // gone meanwhile, or one of safe-restart's own subprocesses
 		}
-		ws, done, err := proc.ReapNoHang(p.PID)
+		ws, done, err := ReapNoHang(p.PID)
 		if err != nil || !done {
 			continue
 		}
@@ -124,8 +123,8 @@ func (r *reaper) reapOrphans() {
 	}
 }
 
-// readPGID reads the process group of pid (/proc/PID/stat field 5).
-func readPGID(procRoot string, pid int) (int, error) {
+// ReadPGID reads the process group of pid (/proc/PID/stat field 5).
+func ReadPGID(procRoot string, pid int) (int, error) {
 	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return 0, err
@@ -142,16 +141,16 @@ func readPGID(procRoot string, pid int) (int, error) {
 	return strconv.Atoi(f[2])
 }
 
-// becomeReaper makes this process the reaper of its orphaned
+// BecomeReaper makes this process the reaper of its orphaned
 // descendants: as PID 1 it already is; otherwise it asks to be their
 // subreaper. It reports whether re-parented zombies are this process's to
 // reap.
-func becomeReaper(log zerolog.Logger) bool {
+func BecomeReaper(log zerolog.Logger) bool {
 	if os.Getpid() == 1 {
 		log.Info().Msg("running as PID 1: reaping every re-parented zombie")
 		return true
 	}
-	if err := proc.SetChildSubreaper(); err != nil {
+	if err := SetChildSubreaper(); err != nil {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			log.Warn().Err(err).Msg("cannot become a subreaper: re-parented workers go to PID 1")
 		}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package supervise
+package trial
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 // runTrial needs Linux namespaces.
-func (o StartOptions) runTrial(context.Context, trialSpec, server.RunConfig, server.Trialer) (*TrialReport, error) {
+func (o Options) runTrial(context.Context, trialSpec, server.RunConfig, server.Trialer) (*Report, error) {
 	return nil, fmt.Errorf("%w: %w", errSandbox, errors.ErrUnsupported)
 }
 

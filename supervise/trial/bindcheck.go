@@ -1,4 +1,4 @@
-package supervise
+package trial
 
 import (
 	"errors"
@@ -75,12 +75,12 @@ func checkBinds(root string, master ipcguard.Proc, exe string, addrs []string) e
 func holdersOf(root, addr string, listening map[uint64]string, own []sock.Listener) (string, error) {
 	inodes := map[uint64]bool{}
 	for inode, a := range listening {
-		if conflicts(a, addr) && !slices.ContainsFunc(own, func(l sock.Listener) bool { return l.Inode == inode }) {
+		if sock.Conflicts(a, addr) && !slices.ContainsFunc(own, func(l sock.Listener) bool { return l.Inode == inode }) {
 			inodes[inode] = true
 		}
 	}
 	if len(inodes) == 0 {
-		if slices.ContainsFunc(own, func(l sock.Listener) bool { return conflicts(l.Addr, addr) }) {
+		if slices.ContainsFunc(own, func(l sock.Listener) bool { return sock.Conflicts(l.Addr, addr) }) {
 			return "", nil
 		}
 		return "a socket that is bound but not listening", nil
@@ -106,18 +106,6 @@ func holdersOf(root, addr string, listening map[uint64]string, own []sock.Listen
 		return fmt.Sprintf("a listening socket of no process this tool can see (inode %v)", slices.Sorted(maps.Keys(inodes))), nil
 	}
 	return strings.Join(names, ", "), nil
-}
-
-// conflicts reports whether two host:port addresses cannot both be bound
-// without SO_REUSEPORT: the same port, and the same IP or a wildcard.
-func conflicts(a, b string) bool {
-	ah, ap, err1 := net.SplitHostPort(a)
-	bh, bp, err2 := net.SplitHostPort(b)
-	if err1 != nil || err2 != nil || ap != bp {
-		return false
-	}
-	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
-	return ah == bh || wild(ah) || wild(bh)
 }
 
 // treeListeners returns the listening sockets held by master and its

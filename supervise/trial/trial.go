@@ -1,4 +1,4 @@
-package supervise
+package trial
 
 import (
 	"cmp"
@@ -12,24 +12,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
-// ErrTrialFailed reports a new configuration that passed the server's own
+// ErrFailed reports a new configuration that passed the server's own
 // config test but could not run when started in a throwaway sandbox:
 // nothing was touched (exit 3).
-var ErrTrialFailed = errors.New("the new configuration cannot run")
+var ErrFailed = errors.New("the new configuration cannot run")
 
-// TrialError is a trial start that failed, with the server's own words.
-type TrialError struct {
+// Error is a trial start that failed, with the server's own words.
+type Error struct {
 	Server string   // profile name
 	Why    string   // what the trial saw fail
 	Lines  []string // the server's own lines that say why (error logs, starter output)
 }
 
-func (e *TrialError) Error() string {
+func (e *Error) Error() string {
 	said := strings.Join(e.Lines, " | ")
 	if said == "" {
 		said = "(no line in its logs or output)"
@@ -40,10 +42,10 @@ func (e *TrialError) Error() string {
 }
 
 // Is matches ErrTrialFailed.
-func (e *TrialError) Is(target error) bool { return target == ErrTrialFailed }
+func (e *Error) Is(target error) bool { return target == ErrFailed }
 
-// TrialReport says whether a trial start proved the new configuration.
-type TrialReport struct {
+// Report says whether a trial start proved the new configuration.
+type Report struct {
 	// Ran is set when the trial ran to a verdict; Skipped says why it did
 	// not (--no-trial, a server without one, a host where the sandbox
 	// cannot be built).
@@ -87,7 +89,19 @@ type trialMsg struct {
 	Output  string   `json:"output,omitempty"`
 }
 
-// proveRuns proves, before a reload or restart touches the running
+// Options are what a trial and the bind check need of a start: the
+// server, its configuration, where processes are read, the bounds, and
+// whether to skip the trial.
+type Options struct {
+	Profile  server.Profile
+	Conf     string // "" means the profile's
+	ProcRoot string // "" means /proc
+	Timeout  time.Duration
+	NoTrial  bool
+	Log      zerolog.Logger
+}
+
+// ProveRuns proves, before a reload or restart touches the running
 // master, that the new configuration can run (README.md invariant 5): a
 // trial start in throwaway namespaces (see trial), then a bind check in
 // this network namespace of every address the trial listened on that the
@@ -96,9 +110,9 @@ type trialMsg struct {
 // A configuration that cannot run is a *TrialError, an address taken by
 // another process ErrCannotBind; an interrupt is ctx's error. Nothing of
 // the running server is touched either way.
-func (o StartOptions) proveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*TrialReport, error) {
+func (o Options) ProveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*Report, error) {
 	if o.NoTrial {
-		return &TrialReport{Skipped: "--no-trial"}, nil
+		return &Report{Skipped: "--no-trial"}, nil
 	}
 	rep, err := o.trial(ctx, rc, master)
 	if err != nil {
@@ -118,10 +132,10 @@ func (o StartOptions) proveRuns(ctx context.Context, rc server.RunConfig, master
 // operations") and every listener accepts; then ends the namespaces, which
 // ends every process and removes every file and IPC object of the trial.
 // A trial whose sandbox cannot be built here is skipped and says why.
-func (o StartOptions) trial(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*TrialReport, error) {
+func (o Options) trial(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*Report, error) {
 	k, ok := o.Profile.Driver.(server.Trialer)
 	if !ok {
-		return &TrialReport{Skipped: "no trial start for " + o.Profile.Kind + " servers: their own config test is the check"}, nil
+		return &Report{Skipped: "no trial start for " + o.Profile.Kind + " servers: their own config test is the check"}, nil
 	}
 	spec, err := o.trialSpec(rc)
 	if err != nil {
@@ -130,7 +144,7 @@ func (o StartOptions) trial(ctx context.Context, rc server.RunConfig, master ipc
 	spec.Empty, spec.NoFile = masterWrites(cmp.Or(o.ProcRoot, "/proc"), master.PID)
 	for range maxTrialRounds {
 		rep, err := o.runTrial(ctx, spec, rc, k)
-		var te *TrialError
+		var te *Error
 		if errors.As(err, &te) {
 			if more := readOnlyDirs(te.Lines, spec.Dirs); len(more) > 0 {
 				// The server writes where no overlay was: not its failure.
@@ -155,17 +169,17 @@ const maxTrialRounds = 3
 var errSandbox = errors.New("cannot build the trial's sandbox")
 
 // trialSkipped logs and reports a trial that could not run here.
-func (o StartOptions) trialSkipped(err error) *TrialReport {
+func (o Options) trialSkipped(err error) *Report {
 	why := "trial start unavailable: " + err.Error()
 	o.Log.Warn().Str("reason", why).Msg("no trial start: the new configuration is proven only by the server's own config test")
-	return &TrialReport{Skipped: why}
+	return &Report{Skipped: why}
 }
 
 // trialSpec is the trial of rc's server: its start command and
 // environment (without what would reach this machine's service manager:
 // NOTIFY_SOCKET, socket activation), and the directories it writes (the
 // pidfile's, the error log's, the mutexes' and unix sockets'), resolved.
-func (o StartOptions) trialSpec(rc server.RunConfig) (trialSpec, error) {
+func (o Options) trialSpec(rc server.RunConfig) (trialSpec, error) {
 	var dirs []string
 	for _, p := range append([]string{rc.PidFile, verify.LogFilePath(rc.ServerRoot, rc.ErrorLog)}, rc.UnixListen()...) {
 		if p != "" {

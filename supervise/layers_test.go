@@ -19,6 +19,7 @@ var layers = map[string]int{
 	"supervise/server":    3,
 	"supervise/growth":    3,
 	"supervise/verify":    4,
+	"supervise/systemd":   4,
 	"supervise/trial":     5,
 	"supervise":           6,
 	"supervise/doctor":    7,

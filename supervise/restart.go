@@ -90,7 +90,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err := stopPendingBeside(ctx, s, rc); err != nil {
 		return RestartReport{}, err
 	}
-	if st.unit.acts() {
+	if st.unit.Acts() {
 		return unitRestart(ctx, s, st, sig, rc)
 	}
 	st.reuseport = reuseportWorks(st, rc)
@@ -211,7 +211,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	old, err := st.Profile.Master(root, rc)
 	main := false
 	if err == nil {
-		if main, err = st.unit.isMain(ctx, root, old); err != nil {
+		if main, err = st.unit.IsMain(ctx, root, old); err != nil {
 			return rep, err
 		}
 	}

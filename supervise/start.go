@@ -17,6 +17,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 	"github.com/safe-restart/safe-restart/supervise/trial"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
@@ -42,7 +43,7 @@ type StartOptions struct {
 	Profile    server.Profile
 	Conf       string
 	HealthURL  string        // "" means GET / on the master's first listener
-	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s (a start command itself may run up to unitStartTimeout, or this if longer)
+	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s (a start command itself may run up to systemd.StartTimeout, or this if longer)
 	LineageDir string        // where the sets this start creates are recorded
 	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
 	// NoHandoff makes a restart a plain one: the listening sockets close
@@ -70,7 +71,7 @@ type StartOptions struct {
 	reuseport bool
 	// unit is the server's systemd unit, resolved by the operation's entry
 	// (findUnit); nil on a host without systemd or a server without one.
-	unit *Unit
+	unit *systemd.Unit
 	// unitJob is the unit's job that starts the server: "start", or
 	// "restart" when it replaces a running master (unitRestart).
 	unitJob string
@@ -124,9 +125,9 @@ func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 	return o.start(ctx, sig, rc)
 }
 
-// findUnit finds the server's systemd unit (see unitOf).
-func (o StartOptions) findUnit(ctx context.Context, rc server.RunConfig) (*Unit, error) {
-	return unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
+// findUnit finds the server's systemd unit (see systemd.UnitOf).
+func (o StartOptions) findUnit(ctx context.Context, rc server.RunConfig) (*systemd.Unit, error) {
+	return systemd.UnitOf(ctx, systemd.UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
 }
 
 // start is Start once the server's run config is known.
@@ -176,7 +177,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc ser
 	// A master started with SO_REUSEPORT lets the next restart overlap;
 	// the same option would let it bind beside a stray listener of its
 	// user where a plain start fails, so the ports are checked after.
-	o.reuseport = !o.unit.acts() && reuseportWorks(o, rc)
+	o.reuseport = !o.unit.Acts() && reuseportWorks(o, rc)
 	if err := o.startVerified(ctx, root, sig, rc, &rep); err != nil || !o.reuseport {
 		return rep, err
 	}
@@ -298,10 +299,10 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	if err := o.verify(ctx, root, master, tail, out, rep); err != nil {
 		return err
 	}
-	if !o.unit.acts() || o.intoUnit {
+	if !o.unit.Acts() || o.intoUnit {
 		return nil // no unit to check (spare the process-table scan), or not yet
 	}
-	return o.unit.checkServes(ctx, root, master, o.tree(root, master))
+	return o.unit.CheckServes(ctx, root, master, o.tree(root, master))
 }
 
 // tree is master and its descendants running the server's binary, nil
@@ -317,12 +318,12 @@ func (o StartOptions) tree(root string, master ipcguard.Proc) []ipcguard.Proc {
 // warnUnitModel logs what in systemd's view of a running server is wrong
 // (see Unit.checkServes), for a start that leaves it alone.
 func (o StartOptions) warnUnitModel(ctx context.Context, root string, master ipcguard.Proc) {
-	if !o.unit.acts() {
+	if !o.unit.Acts() {
 		return
 	}
-	if err := o.unit.refresh(ctx); err != nil {
+	if err := o.unit.Refresh(ctx); err != nil {
 		o.Log.Warn().Err(err).Msg("cannot read the unit")
-	} else if why := o.unit.modelError(root, master, o.tree(root, master)); why != "" {
+	} else if why := o.unit.ModelError(root, master, o.tree(root, master)); why != "" {
 		o.Log.Warn().Str("unit", o.unit.Name).Msg(why + ": systemd does not manage this master (safe-restart restart " + o.Profile.Name + " replaces it with one that the unit starts)")
 	}
 }
@@ -338,14 +339,14 @@ func (o StartOptions) startFailure(why error, out string, tail *verify.LogTail, 
 // runStarter runs the profile's start command and returns its output
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
-	if o.unit.acts() && !o.intoUnit {
-		return o.unit.runJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
+	if o.unit.Acts() && !o.intoUnit {
+		return o.unit.RunJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
 	}
 	// A starter that never returns (a daemon that does not detach, a hung
 	// passphrase program) ends after the longer of the start's timeout and
 	// a unit's: a restart that finishes its start whatever interrupts it
 	// must still end.
-	ctx, cancel := context.WithTimeout(ctx, max(o.Timeout, unitStartTimeout))
+	ctx, cancel := context.WithTimeout(ctx, max(o.Timeout, systemd.StartTimeout))
 	defer cancel()
 	argv := o.Profile.Driver.StartArgv(o.Profile, cmp.Or(o.Conf, o.Profile.Conf))
 	if ov, ok := o.Profile.Driver.(server.Overlapper); ok && o.reuseport {
@@ -355,7 +356,7 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 		return o.handoff.run(ctx, argv)
 	}
 	if o.intoUnit {
-		argv = o.unit.inUnitArgv(cmp.Or(o.ProcRoot, "/proc"), argv)
+		argv = o.unit.InUnitArgv(cmp.Or(o.ProcRoot, "/proc"), argv)
 		o.Log.Info().Strs("argv", argv).Str("cgroup", o.unit.CGroup).Msg("starting in the unit's control group")
 		return startInCGroup(ctx, argv, proc.CgroupV2Dir(o.unit.CGroup))
 	}

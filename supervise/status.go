@@ -16,6 +16,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
@@ -41,9 +42,9 @@ type Status struct {
 	IPC         ipcguard.Report `json:"ipc"`
 	// Unit is the server's systemd service, nil on a host without systemd
 	// or for a server no unit runs (see FindUnit).
-	Unit     *Unit    `json:"systemd_unit,omitempty"`
-	Risks    []string `json:"risks"`
-	Warnings []string `json:"-"` // the config's, part of Risks
+	Unit     *systemd.Unit `json:"systemd_unit,omitempty"`
+	Risks    []string      `json:"risks"`
+	Warnings []string      `json:"-"` // the config's, part of Risks
 
 	// Err says why no master was accepted (NotRunning is its text).
 	Err error `json:"-"`
@@ -86,8 +87,8 @@ func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit st
 	}
 	st.Orphans = proc.PIDs(orphans)
 	st.Warnings, st.Config = rc.Warnings, rc
-	st.Unit, err = FindUnit(ctx, UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master)
-	if errors.Is(err, ErrServiceManager) {
+	st.Unit, err = systemd.FindUnit(ctx, systemd.UnitQuery{Profile: p, Conf: conf, Name: unit, Log: zerolog.Nop()}, st.Master)
+	if errors.Is(err, systemd.ErrServiceManager) {
 		st.UnitErr = err // reported as a risk: the rest of the status stands
 	} else if err != nil {
 		return st, err
@@ -161,7 +162,7 @@ func (st *Status) UnitRisk() string {
 	case u == nil || u.Inside:
 		return ""
 	case st.Master != nil:
-		if why := u.modelError("/proc", *st.Master, st.tree); why != "" {
+		if why := u.ModelError("/proc", *st.Master, st.tree); why != "" {
 			return why + ": systemctl stop/reload/status do not manage this master (safe-restart restart " + st.Service + " replaces it with one the unit starts)"
 		}
 	case u.Active == "active":

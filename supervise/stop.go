@@ -14,6 +14,7 @@ import (
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 )
 
 // StopOptions says which server to stop and how.
@@ -31,7 +32,7 @@ type StopOptions struct {
 	IntentDir string
 	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
 	Unit string
-	unit *Unit // resolved by the operation's entry; nil without one
+	unit *systemd.Unit // resolved by the operation's entry; nil without one
 	// lingerReady, when set, must pass before the master is sent its
 	// Linger signal (see stopOldMaster).
 	lingerReady func() error
@@ -67,13 +68,13 @@ func (r StopReport) Acted() bool {
 // On a systemd host the ladder still stops the server, and systemd is
 // told: a step the unit would count as a failure (SIGKILL), or any step
 // when Restart= would start it again, is preceded by the unit's stop job;
-// afterwards the unit is inactive, never failed (see Unit.settleStopped).
+// afterwards the unit is inactive, never failed (see systemd.Unit.SettleStopped).
 func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 	sig, rc, err := o.Profile.Prepare(ctx, o.Conf, o.Log)
 	if err != nil {
 		return StopReport{}, err
 	}
-	if o.unit, err = unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile); err != nil {
+	if o.unit, err = systemd.UnitOf(ctx, systemd.UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile); err != nil {
 		return StopReport{}, err
 	}
 	return o.stop(ctx, sig, rc)
@@ -128,7 +129,7 @@ func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc serve
 	if rep.Master != nil {
 		stopped = *rep.Master
 	}
-	return rep, o.unit.settleStopped(ctx, root, stopped, rep.unitMain, o.Log)
+	return rep, o.unit.SettleStopped(ctx, root, stopped, rep.unitMain, o.Log)
 }
 
 func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.Proc, rep *StopReport) error {
@@ -148,10 +149,10 @@ func (o StopOptions) stopTree(ctx context.Context, root string, master ipcguard.
 		return nil
 	}
 	run := proc.LadderRun{ProcRoot: root, Master: master, Members: tree, Linger: o.linger(root, master), Log: o.Log}
-	if rep.unitMain, err = o.unit.isMain(ctx, root, master); err != nil {
+	if rep.unitMain, err = o.unit.IsMain(ctx, root, master); err != nil {
 		return err // nothing signalled: systemd could not be told
 	} else if rep.unitMain {
-		run.Before = o.unit.beforeStep(o.Profile, o.Log)
+		run.Before = o.unit.BeforeStep(o.Profile, o.Log)
 	}
 	if err := saveIntent(o.IntentDir, o.Profile.Name, master, o.successor); err != nil {
 		return fmt.Errorf("%w: %w (nothing was signalled)", ErrStateDir, err)

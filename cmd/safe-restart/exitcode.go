@@ -7,6 +7,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 	"github.com/safe-restart/safe-restart/supervise/trial"
 )
 
@@ -64,10 +65,10 @@ func exitCode(err error) int {
 	case errors.Is(err, server.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
 		errors.Is(err, proc.ErrForeignProcess), errors.Is(err, proc.ErrPIDReused), errors.Is(err, proc.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, trial.ErrFailed), errors.Is(err, trial.ErrCannotBind),
-		errors.Is(err, supervise.ErrServiceManager):
+		errors.Is(err, systemd.ErrServiceManager):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, server.ErrUnknownService), errors.Is(err, server.ErrUnsupportedConfig),
-		errors.Is(err, server.ErrServiceFile), errors.Is(err, server.ErrNoIPC), errors.Is(err, server.ErrUnknownUnit), errors.Is(err, supervise.ErrNoUnit),
+		errors.Is(err, server.ErrServiceFile), errors.Is(err, server.ErrNoIPC), errors.Is(err, server.ErrUnknownUnit), errors.Is(err, systemd.ErrNoUnit),
 		errors.Is(err, supervise.ErrUnsafeStateDir), errors.Is(err, server.ErrNotRoot):
 		return exitUsage
 	case isCobraUsage(err):

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 )
 
 func newSystemdCmd(d *deps) *cobra.Command {
@@ -97,7 +97,7 @@ func runSystemdInstall(ctx context.Context, d *deps, service string, reloadArgs 
 	if f.runtime {
 		dir = "/run/systemd/system"
 	}
-	rep, err := supervise.InstallDropIn(ctx, supervise.DropInOptions{Profile: p, Conf: f.conf, Unit: f.unit, Exec: exe,
+	rep, err := systemd.InstallDropIn(ctx, systemd.DropInOptions{Profile: p, Conf: f.conf, Unit: f.unit, Exec: exe,
 		ReloadArgs: reloadArgs, Dir: dir, DryRun: f.dryRun, Log: d.log.With().Str("server", p.Name).Logger()})
 	switch {
 	case f.json && rep.Path != "":

@@ -13,6 +13,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 )
 
 // TestUnjitteredReload: the cron matcher finds every common way to reload
@@ -366,11 +367,11 @@ func mustRead(t *testing.T, path string) []byte {
 // TestUnitFindings: doctor names what in systemd's view is wrong, and says
 // so apart when systemd could not be asked at all.
 func TestUnitFindings(t *testing.T) {
-	cantAsk := supervise.Status{Service: "apache2", UnitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", supervise.ErrServiceManager)}
+	cantAsk := supervise.Status{Service: "apache2", UnitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", systemd.ErrServiceManager)}
 	if f := unitFindings(cantAsk); len(f) != 1 || !strings.Contains(f[0].Summary, "cannot ask systemd") {
 		t.Errorf("doctor with systemd unreadable: %+v", f)
 	}
-	failed := supervise.Status{Service: "apache2", Unit: &supervise.Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
+	failed := supervise.Status{Service: "apache2", Unit: &systemd.Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
 	if f := unitFindings(failed); len(f) != 1 || !strings.Contains(f[0].Evidence[0], "unit apache2.service failed") {
 		t.Errorf("doctor with a failed unit: %+v", f)
 	}

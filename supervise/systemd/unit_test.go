@@ -1,9 +1,8 @@
-package supervise
+package systemd
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,7 +113,7 @@ func TestBeforeStepQueuesStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := &Unit{Name: "x.service", Restart: tt.restart, systemctl: fake}
-		before := u.beforeStep(tt.p, zerolog.Nop())
+		before := u.BeforeStep(tt.p, zerolog.Nop())
 		for _, s := range tt.steps {
 			if err := before(context.Background(), proc.Step{Signal: s}); err != nil {
 				t.Fatal(err)
@@ -133,35 +132,17 @@ func TestBeforeStepQueuesStop(t *testing.T) {
 // would wait for this very command), and asks systemctl nothing.
 func TestIsMainInside(t *testing.T) {
 	u := &Unit{Name: "apache2.service", MainPID: 7, Inside: true, systemctl: "/nonexistent"}
-	if main, err := u.isMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
+	if main, err := u.IsMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
 		t.Errorf("isMain inside the unit = %v, %v", main, err)
 	}
 	var none *Unit
-	if main, err := none.isMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
+	if main, err := none.IsMain(context.Background(), "/proc", ipcguardProc(7)); main || err != nil {
 		t.Errorf("isMain without a unit = %v, %v", main, err)
 	}
 	out := &Unit{Name: "apache2.service", systemctl: "/nonexistent"}
-	if _, err := out.isMain(context.Background(), "/proc", ipcguardProc(7)); !errors.Is(err, ErrServiceManager) {
+	if _, err := out.IsMain(context.Background(), "/proc", ipcguardProc(7)); !errors.Is(err, ErrServiceManager) {
 		t.Errorf("isMain with systemctl failing: %v, want ErrServiceManager (the stop is refused)", err)
 	}
 }
 
 func ipcguardProc(pid int) ipcguard.Proc { return ipcguard.Proc{PID: pid} }
-
-// TestUnitRisk: status names what in systemd's view is wrong, and says
-// so apart when systemd could not be asked at all (doctor's findings:
-// TestUnitFindings).
-func TestUnitRisk(t *testing.T) {
-	cantAsk := Status{Service: "apache2", UnitErr: fmt.Errorf("%w: systemctl show apache2.service: exit status 1", ErrServiceManager)}
-	if why := cantAsk.UnitRisk(); !strings.Contains(why, "systemctl show") {
-		t.Errorf("unitRisk with systemd unreadable = %q", why)
-	}
-	failed := Status{Service: "apache2", Unit: &Unit{Name: "apache2.service", Active: "failed", Sub: "failed"}}
-	if why := failed.UnitRisk(); !strings.Contains(why, "failed") {
-		t.Errorf("unitRisk with a failed unit = %q", why)
-	}
-	none := Status{Service: "apache2"}
-	if why := none.UnitRisk(); why != "" {
-		t.Errorf("unitRisk without a unit = %q", why)
-	}
-}

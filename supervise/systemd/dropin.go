@@ -1,4 +1,4 @@
-package supervise
+package systemd
 
 import (
 	"cmp"
@@ -56,7 +56,7 @@ func InstallDropIn(ctx context.Context, o DropInOptions) (DropInReport, error) {
 	if err != nil {
 		return DropInReport{}, err
 	}
-	u, err := unitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
+	u, err := UnitOf(ctx, UnitQuery{Profile: o.Profile, Conf: o.Conf, Name: o.Unit, ProcRoot: o.ProcRoot, Log: o.Log}, rc.PidFile)
 	if err != nil {
 		return DropInReport{}, err
 	}

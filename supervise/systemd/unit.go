@@ -1,11 +1,13 @@
-package supervise
+package systemd
 
 import (
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
@@ -126,8 +129,8 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
-// unitOf is FindUnit with the master the pidfile names, if any.
-func unitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
+// UnitOf is FindUnit with the master the pidfile names, if any.
+func UnitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 	var master *ipcguard.Proc
 	if m, err := proc.FromPIDFile(cmp.Or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
 		master = &m
@@ -172,7 +175,7 @@ func (q UnitQuery) namedOrHolding(ctx context.Context, root string, master *ipcg
 // systemd does not have it loaded.
 func loadedUnit(ctx context.Context, name string) (*Unit, error) {
 	u := &Unit{Name: name}
-	if err := u.refresh(ctx); err != nil || u.Load != "loaded" {
+	if err := u.Refresh(ctx); err != nil || u.Load != "loaded" {
 		return nil, err
 	}
 	return u, nil
@@ -187,12 +190,12 @@ func (u *Unit) logFound(log zerolog.Logger) {
 	log.Info().Str("manager", "systemd").Str("unit", u.Name).Str("active_state", u.Active).Int("main_pid", u.MainPID).Msg(how)
 }
 
-// acts reports whether the server's start and stop go through the unit's
+// Acts reports whether the server's start and stop go through the unit's
 // jobs: u is a unit, and safe-restart is not one of its commands.
-func (u *Unit) acts() bool { return u != nil && !u.Inside }
+func (u *Unit) Acts() bool { return u != nil && !u.Inside }
 
-// refresh reads the unit's properties again.
-func (u *Unit) refresh(ctx context.Context) error {
+// Refresh reads the unit's properties again.
+func (u *Unit) Refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, unitTimeout)
 	defer cancel()
 	out, err := u.run(ctx, "show", "--property", showProps, "--", u.Name)
@@ -236,18 +239,18 @@ func (u *Unit) run(ctx context.Context, args ...string) (string, error) {
 	return proc.CombinedOutput(ctx, append([]string{cmp.Or(u.systemctl, "systemctl"), "--no-ask-password"}, args...))
 }
 
-// runJob runs the unit's start or restart job (verb) and waits for it
+// RunJob runs the unit's start or restart job (verb) and waits for it
 // (systemctl start: the unit's ExecStartPre=, ExecStart= and, for
 // Type=notify, READY=1; restart: its stop first). Its output is
 // systemctl's, and on failure the unit's journal since the job: the
 // server's own words, which a start through systemd sends there.
-func (u *Unit) runJob(ctx context.Context, root, verb string, log zerolog.Logger) (string, error) {
+func (u *Unit) RunJob(ctx context.Context, root, verb string, log zerolog.Logger) (string, error) {
 	if err := u.awaitDeadMain(ctx, root); err != nil {
 		return "", err
 	}
 	since := time.Now()
 	log.Info().Str("unit", u.Name).Msg("through systemd: systemctl " + verb + " " + u.Name)
-	ctx, cancel := context.WithTimeout(ctx, unitStartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	out, err := u.run(ctx, verb, "--", u.Name)
 	if err != nil {
@@ -256,17 +259,17 @@ func (u *Unit) runJob(ctx context.Context, root, verb string, log zerolog.Logger
 	return out, nil
 }
 
-// unitStartTimeout bounds a start or restart job: systemd's own default
+// StartTimeout bounds a start or restart job: systemd's own default
 // for a start (TimeoutStartSec=90s) and a margin; a local start command
-// (see StartOptions.runStarter) gets as long at least.
-const unitStartTimeout = 2 * time.Minute
+// (see supervise's StartOptions.runStarter) gets as long at least.
+const StartTimeout = 2 * time.Minute
 
 // awaitDeadMain waits until systemd has seen a dead main process go: a
 // unit still "active" with a MainPID that no longer runs (a master that
 // just died, before systemd reaped it) would take a start job for a no-op.
 func (u *Unit) awaitDeadMain(ctx context.Context, root string) error {
 	return proc.PollUntil(ctx, unitTimeout, func() (bool, error) {
-		if err := u.refresh(ctx); err != nil {
+		if err := u.Refresh(ctx); err != nil {
 			return false, err
 		}
 		return u.Active != "active" || u.MainPID == 0 || pidAlive(root, u.MainPID), nil
@@ -293,22 +296,22 @@ func (u *Unit) journal(ctx context.Context, t time.Time) string {
 	return "\n" + out
 }
 
-// isMain reports whether master is the unit's server, the unit that
+// IsMain reports whether master is the unit's server, the unit that
 // safe-restart acts through (see acts): its main process, or a process in
 // its control group (systemd lost track of its main PID). Only then may a
 // stop of master queue the unit's stop job, which stops whatever the unit
 // runs. An error (systemd could not be asked) wraps ErrServiceManager.
-func (u *Unit) isMain(ctx context.Context, root string, master ipcguard.Proc) (bool, error) {
-	if !u.acts() {
+func (u *Unit) IsMain(ctx context.Context, root string, master ipcguard.Proc) (bool, error) {
+	if !u.Acts() {
 		return false, nil
 	}
-	if err := u.refresh(ctx); err != nil {
+	if err := u.Refresh(ctx); err != nil {
 		return false, err
 	}
 	return u.MainPID == master.PID || inCGroup(procCGroup(root, master.PID), u.CGroup), nil
 }
 
-// beforeStep is the stop ladder's hook (LadderRun.Before) for a master
+// BeforeStep is the stop ladder's hook (LadderRun.Before) for a master
 // that is the unit's main process. Before a step whose signal systemd
 // would count as the service failing if the master died of it (SIGKILL,
 // or any signal but TERM, INT, HUP, PIPE and the built-in server's own
@@ -319,7 +322,7 @@ func (u *Unit) isMain(ctx context.Context, root string, master ipcguard.Proc) (b
 // restarts nothing, and runs the unit's own ExecStop= and kill settings
 // beside the ladder (with Restart=always that cuts the graceful step to
 // the unit's TimeoutStopSec=).
-func (u *Unit) beforeStep(p server.Profile, log zerolog.Logger) func(context.Context, proc.Step) error {
+func (u *Unit) BeforeStep(p server.Profile, log zerolog.Logger) func(context.Context, proc.Step) error {
 	queued, steps := false, 0
 	return func(ctx context.Context, s proc.Step) error {
 		steps++
@@ -342,7 +345,7 @@ func (u *Unit) beforeStep(p server.Profile, log zerolog.Logger) func(context.Con
 	}
 }
 
-// settleStopped waits, after the ladder stopped the unit's main process
+// SettleStopped waits, after the ladder stopped the unit's main process
 // (wasMain) or when the pidfile named no live master (master.PID 0), until
 // systemd has seen it exit and finished its own stop (ExecStop=,
 // ExecStopPost=), then clears a failed state (systemctl reset-failed): a
@@ -351,12 +354,12 @@ func (u *Unit) beforeStep(p server.Profile, log zerolog.Logger) func(context.Con
 // an error. After the stop of another master (a second instance) the unit
 // is none of its business and is left as it is. Its errors come after
 // acting: they never wrap ErrServiceManager.
-func (u *Unit) settleStopped(ctx context.Context, root string, master ipcguard.Proc, wasMain bool, log zerolog.Logger) error {
-	if !u.acts() || (master.PID != 0 && !wasMain) {
+func (u *Unit) SettleStopped(ctx context.Context, root string, master ipcguard.Proc, wasMain bool, log zerolog.Logger) error {
+	if !u.Acts() || (master.PID != 0 && !wasMain) {
 		return nil
 	}
 	err := proc.PollUntil(ctx, unitTimeout, func() (bool, error) {
-		if err := u.refresh(ctx); err != nil {
+		if err := u.Refresh(ctx); err != nil {
 			return false, err
 		}
 		return (master.PID == 0 || u.MainPID != master.PID) && !transitional(u.Active), nil
@@ -385,20 +388,20 @@ func transitional(active string) bool {
 	return active == "activating" || active == "deactivating" || active == "reloading" || active == "refreshing"
 }
 
-// checkServes verifies systemd's view of a server that serves (README.md
+// CheckServes verifies systemd's view of a server that serves (README.md
 // invariant 8): the unit is active, its MainPID is master, and every
 // process of tree is in the unit's control group. systemd reads a main
 // PID a moment after its start job returns, so this polls briefly.
-func (u *Unit) checkServes(ctx context.Context, root string, master ipcguard.Proc, tree []ipcguard.Proc) error {
-	if !u.acts() {
+func (u *Unit) CheckServes(ctx context.Context, root string, master ipcguard.Proc, tree []ipcguard.Proc) error {
+	if !u.Acts() {
 		return nil // a unit's own command: systemd judges the unit once it returns
 	}
 	var why string
 	err := proc.PollUntil(ctx, 5*time.Second, func() (bool, error) {
-		if err := u.refresh(ctx); err != nil {
+		if err := u.Refresh(ctx); err != nil {
 			return false, err
 		}
-		why = u.modelError(root, master, tree)
+		why = u.ModelError(root, master, tree)
 		return why == "", nil
 	})
 	if why != "" {
@@ -407,9 +410,9 @@ func (u *Unit) checkServes(ctx context.Context, root string, master ipcguard.Pro
 	return err
 }
 
-// modelError says what in systemd's view of the unit is not the server
+// ModelError says what in systemd's view of the unit is not the server
 // that serves, "" when nothing.
-func (u *Unit) modelError(root string, master ipcguard.Proc, tree []ipcguard.Proc) string {
+func (u *Unit) ModelError(root string, master ipcguard.Proc, tree []ipcguard.Proc) string {
 	if u.Active != "active" {
 		return fmt.Sprintf("unit %s is %s (%s) while master %d serves", u.Name, u.Active, u.Sub, master.PID)
 	}
@@ -456,4 +459,107 @@ func serviceOfCGroup(cg string) string {
 // sub-group the unit delegates).
 func inCGroup(cg, unitCG string) bool {
 	return unitCG != "" && (cg == unitCG || strings.HasPrefix(cg, unitCG+"/"))
+}
+
+// OverlapBlocker says why an overlap in the unit cannot work, "" when it
+// can: the unit must be Type=forking (systemd follows a forking service's
+// PID file; a notify one waits for its main process's messages) and old
+// its MainPID (systemd reads the PID file only when its main process
+// exits); and nsenter must be there when the unit has its own mount
+// namespace. The host's room is planOverlap's to judge.
+func (u *Unit) OverlapBlocker(root string, old ipcguard.Proc) string {
+	switch {
+	case u.Type != "forking":
+		return fmt.Sprintf("unit %s is Type=%s: systemd follows a new master through the PID file of a forking service only", u.Name, u.Type)
+	case u.MainPID != old.PID:
+		return fmt.Sprintf("master %d is not unit %s's main process (MainPID %d)", old.PID, u.Name, u.MainPID)
+	}
+	if argv := u.InUnitArgv(root, []string{"true"}); argv[0] == "nsenter" {
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			return "the unit has its own mount namespace, and nsenter is missing: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// pidFileDropIn is the runtime drop-in that gives a unit its PID file for
+// an overlap.
+const pidFileDropIn = "safe-restart-pidfile.conf"
+
+// pidFileDropInPath is where the unit's pidFileDropIn goes.
+func (u *Unit) pidFileDropInPath() string {
+	return filepath.Join("/run/systemd/system", u.Name+".d", pidFileDropIn)
+}
+
+// SetPIDFile makes systemd read the unit's main PID from path when its
+// main process exits (PIDFile=). A unit that names no file (Debian's
+// apache2.service) gets the runtime drop-in pidFileDropInPath, and systemd
+// reloads its units; added says so. A unit naming another file is left
+// alone: an error.
+func (u *Unit) SetPIDFile(ctx context.Context, path string, log zerolog.Logger) (added bool, err error) {
+	switch {
+	case u.PIDFile != "" && samePath(u.PIDFile, path):
+		return false, nil
+	case u.PIDFile != "":
+		return false, fmt.Errorf("unit %s reads PIDFile=%s, but the server writes %s", u.Name, u.PIDFile, path)
+	case needsQuoting(path):
+		return false, fmt.Errorf("the pidfile %q would need quoting in a unit file", path)
+	}
+	file := u.pidFileDropInPath()
+	text := "# Written by safe-restart for a restart of " + u.Name + ": systemd follows the new\n" +
+		"# master through this file. Removed when it does; else gone at the next boot.\n" +
+		"[Service]\nPIDFile=" + strings.Replace(path, "/var/run/", "/run/", 1) + "\n"
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return false, err
+	}
+	if err := atomicfile.WriteFile(file, []byte(text), 0o644); err != nil {
+		return false, err
+	}
+	log.Info().Str("unit", u.Name).Str("path", file).Str("pid_file", path).Msg("gave the unit a PID file; systemctl daemon-reload")
+	err = u.daemonReload(ctx)
+	if err == nil {
+		err = u.Refresh(ctx)
+	}
+	if err == nil && !samePath(u.PIDFile, path) {
+		err = fmt.Errorf("unit %s reads PIDFile=%q even with %s", u.Name, u.PIDFile, file)
+	}
+	if err != nil {
+		return false, errors.Join(err, u.UnsetPIDFile(ctx, log))
+	}
+	return true, nil
+}
+
+// UnSetPIDFile removes the drop-in setPIDFile wrote, and has systemd
+// reload its units: a running service keeps its MainPID.
+func (u *Unit) UnsetPIDFile(ctx context.Context, log zerolog.Logger) error {
+	file := u.pidFileDropInPath()
+	if err := os.Remove(file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	_ = os.Remove(filepath.Dir(file)) // only if empty
+	log.Info().Str("unit", u.Name).Str("path", file).Msg("removed the unit's PID file drop-in; systemctl daemon-reload")
+	return u.daemonReload(ctx)
+}
+
+// daemonReload runs systemctl daemon-reload, bounded by unitTimeout.
+func (u *Unit) daemonReload(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+	defer cancel()
+	if out, err := u.run(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("systemctl daemon-reload: %w: %s", err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// InUnitArgv wraps argv so that it runs in the mount namespace of the
+// unit's main process, when that is not safe-restart's (PrivateTmp= and
+// the like), through nsenter(1).
+func (u *Unit) InUnitArgv(root string, argv []string) []string {
+	ns := filepath.Join(root, strconv.Itoa(u.MainPID), "ns", "mnt")
+	ours, err1 := os.Stat(filepath.Join(root, "self", "ns", "mnt"))
+	theirs, err2 := os.Stat(ns)
+	if u.MainPID <= 0 || err1 != nil || err2 != nil || os.SameFile(ours, theirs) {
+		return argv
+	}
+	return append([]string{"nsenter", "--mount=" + ns, "--"}, argv...)
 }

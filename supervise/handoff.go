@@ -98,7 +98,7 @@ func holdListeners(st StartOptions, rc server.RunConfig) (*handoff, string) {
 	return h, ""
 }
 
-// inheritorOf returns the profile's kind as an server.Inheritor, or nil and why
+// inheritorOf returns the profile's kind as a server.Inheritor, or nil and why
 // its sockets are not handed over (noHandoff: the user said so).
 func inheritorOf(p server.Profile, noHandoff bool) (server.Inheritor, string) {
 	inh, ok := p.Driver.(server.Inheritor)

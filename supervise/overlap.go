@@ -115,7 +115,7 @@ func migrateBlocker(root string, old ipcguard.Proc, listening map[uint64]string)
 	return ""
 }
 
-// overlapRestart replaces the running master of an server.Overlapper by a new
+// overlapRestart replaces the running master of a server.Overlapper by a new
 // one started beside it on SO_REUSEPORT (see replaceBeside). It reports
 // handled false, having changed nothing, when no master runs or an overlap
 // cannot work (the reason is logged): the caller then restarts plainly.
@@ -138,7 +138,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	return rep, true, replaceBeside(ctx, s, st, sig, rc, old, b, &rep)
 }
 
-// planOverlap says why the running master old of an server.Overlapper cannot be
+// planOverlap says why the running master old of a server.Overlapper cannot be
 // replaced by an overlap (--no-overlap, no room, no SO_REUSEPORT start, its
 // sockets cannot be opened to a new master), or holds its sockets for one
 // (see holdBeside; b is nil where the kernel migrates instead).

@@ -295,7 +295,7 @@ func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
 }
 
 // restartHeadroom refuses a restart whose start would find fewer than
-// sysvSetsNeeded free semaphore sets even after the stop freed every set of
+// SysVSetsNeeded free semaphore sets even after the stop freed every set of
 // the service (the stopped master's own, and those reaped as leaked), so
 // that a restart never stops a server it cannot start again (README.md
 // invariant 5).

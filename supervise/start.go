@@ -31,7 +31,7 @@ var (
 	ErrStartFailed = errors.New("start failed")
 )
 
-// sysvSetsNeeded is how many free semaphore sets a start must find: Apache
+// SysVSetsNeeded is how many free semaphore sets a start must find: Apache
 // creates one set per SysV mutex (accept per listen bucket, ssl-cache,
 // authdigest, rewrite-map, ...), three with the demo's modules; a start
 // that needs more and finds fewer still fails visibly (AH00023 is a fatal
@@ -460,9 +460,9 @@ func firstLines(lines []string) string {
 
 // proveGeneration proves, after the verification of a new master started
 // beside an old one (rep), that its own generation takes connections
-// (checkGeneration): the health check may have been answered by the old
-// one. An server.AcceptProber kind's verification proved it already
-// (workersAccept).
+// (verify.CheckGeneration): the health check may have been answered by the old
+// one. A server.AcceptProber kind's verification proved it already
+// (verify.WorkersAccept).
 func (o StartOptions) proveGeneration(ctx context.Context, root string, rep StartReport) error {
 	if _, proven := o.Profile.Driver.(server.AcceptProber); proven {
 		return nil

@@ -27,10 +27,10 @@ type StateDir string
 const DefaultStateDir StateDir = "/run/safe-restart"
 
 // Locks is the directory of the services' locks.
-func (d StateDir) Locks() string { return filepath.Join(string(d), "lock") }
+func (d StateDir) Locks() string { return string(d) + "/lock" }
 
 // Lineages is the directory of the lineages of the masters started.
-func (d StateDir) Lineages() string { return filepath.Join(string(d), "lineage") }
+func (d StateDir) Lineages() string { return string(d) + "/lineage" }
 
 // Intents is the directory of the stop records.
 func (d StateDir) Intents() string { return string(d) }

@@ -33,7 +33,7 @@ type Status struct {
 	Listeners    []sock.Listener `json:"listeners,omitempty"`
 	// Reloads counts the reloads this master logged (Apache: graceful
 	// AH00171/AH00493 and hard AH00173/AH00494, REFERENCE.md §6) in its
-	// error log and the rotated ones since it started (masterLog); -1 when
+	// error log and the rotated ones since it started (verify.MasterLog); -1 when
 	// the log cannot be read or the server does not log them.
 	Reloads int   `json:"reloads"`
 	Orphans []int `json:"orphans,omitempty"`
@@ -189,7 +189,7 @@ func (st Status) Serves(p server.Profile, healthURL string, timeout time.Duratio
 // master of it (it names a worker or another process, or is no regular
 // file): the one live process running the server's binary that leads its
 // own session (the servers' masters call setsid, their workers do not,
-// see serverParent; an orphaned worker leads none), that was not started
+// see proc.ProveMaster; an orphaned worker leads none), that was not started
 // with another configuration file (Profile.StartedWith), and
 // that holds a listening socket, on one of rc's addresses when the config
 // names them. ok is false when there is no such process, or more than one

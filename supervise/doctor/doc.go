@@ -7,6 +7,7 @@
 // logs, pidfiles, orphans and systemd units that disagree with the
 // running master.
 //
-// It sits on top: it imports supervise (ReadStatus, the profiles),
-// supervise/growth and supervise/proc; nothing under supervise imports it.
+// It sits on top: it imports supervise (ReadStatus), supervise/server (the
+// profiles), supervise/growth, supervise/proc and ipcguard; nothing under
+// supervise imports it.
 package doctor

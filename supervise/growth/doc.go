@@ -6,6 +6,6 @@
 // whose memory keeps rising (FindMemGrowth), and the least-squares trend
 // safe-restart run watches a tree's memory with (GrowsSteadily).
 //
-// It imports supervise/proc and ipcguard; supervise and supervise/doctor
-// import it.
+// It imports supervise/proc, ipcguard and internal/atomicfile; supervise
+// and supervise/doctor import it.
 package growth

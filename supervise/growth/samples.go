@@ -23,7 +23,7 @@ type Sample struct {
 	Taken  time.Time        `json:"taken"`
 	Master ipcguard.ProcKey `json:"master"`
 	// Reloads is how many reloads the master had logged, in its error log
-	// and the rotated ones (masterLog), -1 unknown.
+	// and the rotated ones (verify.MasterLog), -1 unknown.
 	Reloads int `json:"reloads"`
 	// PthreadKeys is the master's pthread keys in use, -1 unreadable.
 	PthreadKeys int            `json:"pthread_keys"`

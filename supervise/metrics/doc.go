@@ -4,6 +4,7 @@
 // Prometheus gauges (Facts.Register); the command only prints or writes
 // them.
 //
-// It sits on top, beside supervise/doctor: it imports supervise, proc and
-// ipcguard; nothing under supervise imports it.
+// It sits on top, beside supervise/doctor: it imports supervise,
+// supervise/server, supervise/proc and ipcguard; nothing under supervise
+// imports it.
 package metrics

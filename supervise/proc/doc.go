@@ -3,7 +3,7 @@
 // ProveMaster: alive, the server's binary, no worker, no younger than its
 // file), signalling and waiting through pidfds (SignalProc, WaitExited),
 // stop ladders that escalate only on members verified alive (Ladder), a
-// process's tree (Tree, LiveTree), pthread keys in use (PthreadKeysInUse),
+// process's tree (Descendants, LiveTree), pthread keys in use (PthreadKeysInUse),
 // and the shared mechanics: polling under a deadline (PollUntil), running a
 // command that a cancel ends with SIGTERM (Command), EINTR retries
 // (RetryEINTR).

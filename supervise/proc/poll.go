@@ -21,14 +21,17 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Retry calls try at once, then again every interval (as clock counts it)
-// until try reports done, ctx ends, or clock passes deadline. When try is
+// Retry calls try at once, then again every interval from the start of the
+// last call (as a ticker would; at once when a call took longer), as clock
+// counts it, until try reports done, ctx ends, or clock passes deadline
+// (one last call falls on it). When try is
 // done, timedOut is false and err is try's. Otherwise timedOut is true and
 // err joins the error of try's last call (nil when it had none) and ctx's
 // (nil when the deadline passed first): the caller says what was waited
 // for. The operations' verification loops and PollUntil go through it.
 func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.Duration, try func() (done bool, err error)) (timedOut bool, err error) {
 	for {
+		began := clock.Now()
 		done, err := try()
 		if done {
 			return false, err
@@ -40,7 +43,7 @@ func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.D
 		select {
 		case <-ctx.Done():
 			return true, errors.Join(err, ctx.Err())
-		case <-clock.After(min(interval, deadline.Sub(now))):
+		case <-clock.After(max(min(interval-now.Sub(began), deadline.Sub(now)), 0)):
 		}
 	}
 }

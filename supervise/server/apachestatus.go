@@ -55,7 +55,7 @@ func statusFields(page string) map[string]string {
 
 // StatusCounter is a kind whose status page counts the master's reloads
 // (Apache's mod_status). The error log, with the files logrotate renamed
-// from it, is the other source (masterLog).
+// from it, is the other source (verify.MasterLog).
 type StatusCounter interface {
 	// ReloadsFromStatus reads how many times master has been reloaded from
 	// its status page; an error when the page does not say, or is not

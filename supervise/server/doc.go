@@ -7,17 +7,16 @@
 // (a new master can start beside the old one on SO_REUSEPORT), Inheritor
 // (it can take listening sockets as inherited fds), Upgrader (nginx's own
 // binary upgrade), AcceptProber, StatusCounter, Trialer, Lingerer,
-// ConfReporter.
+// ConfReporter, ClosesEarly, ChildrenProver.
 //
 // The drivers are Apache (apache*.go), nginx (nginx*.go), php-fpm
 // (phpfpm*.go) and any daemon a TOML service file describes
 // (servicefile.go, servicekind.go). Profile names a server (its binary,
-// default config, pidfile) and holds its Driver; LookupProfile,
+// default config, systemd unit) and holds its Driver; LookupProfile,
 // ResolveService and Installed find them.
 //
 // Profile.Kind is the family's name ("apache", "nginx", "php-fpm",
-// "service"), as the JSON reports show it; Profile.Driver is the
-// implementation.
+// "service"); Profile.Driver is the implementation.
 //
 // It imports supervise/sock, supervise/proc and ipcguard; the operations
 // (supervise) and everything above import it.

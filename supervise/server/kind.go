@@ -54,7 +54,7 @@ type Driver interface {
 	// SpeaksHTTP reports whether the health check may GET / on a listener.
 	SpeaksHTTP() bool
 	// ReloadsLogged counts the reloads master logged in the error log
-	// text (masterLog: the rotated files and the current one, oldest
+	// text (verify.MasterLog: the rotated files and the current one, oldest
 	// first), -1 when the server does not log them.
 	ReloadsLogged(log string, master ipcguard.Proc) int
 	// ClearLeftovers removes what a killed generation left that would stop

@@ -222,7 +222,7 @@ func openSocketFile(path string) (int, error) {
 	return fd, nil
 }
 
-// UnGuardPath removes guardPath's bind mount: the path is the socket's own
+// UnguardPath removes GuardPath's bind mount: the path is the socket's own
 // link again.
 func UnguardPath(l Link) error {
 	if err := unix.Unmount(l.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {

@@ -23,7 +23,7 @@ type Held struct {
 	Path   string
 }
 
-// fd returns the socket's descriptor in safe-restart.
+// FD returns the socket's descriptor in safe-restart.
 func (s Held) FD() int { return int(s.File.Fd()) }
 
 // Link is a second hard link that keeps a unix socket's path

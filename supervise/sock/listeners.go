@@ -30,7 +30,7 @@ func (l Listener) Network() string {
 // ReadListening returns the listening TCP and unix stream sockets of the
 // network namespace procRoot/net shows, by inode: TCP from a sock_diag
 // dump of listeners when procRoot is "/proc" (the caller's namespace; see
-// tcpListening), else from procRoot/net/tcp and tcp6; unix from
+// TCPListening), else from procRoot/net/tcp and tcp6; unix from
 // procRoot/net/unix.
 func ReadListening(procRoot string) (map[uint64]string, error) {
 	out := map[uint64]string{}

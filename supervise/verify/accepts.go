@@ -55,7 +55,7 @@ func CheckGeneration(ctx context.Context, root string, p server.Profile, master 
 	return err
 }
 
-// WorkersAccept proves, for an server.AcceptProber kind, that master's own
+// WorkersAccept proves, for a server.AcceptProber kind, that master's own
 // generation takes connections on listeners before deadline (see
 // generationAccepts); other kinds prove they serve by the health check.
 func WorkersAccept(ctx context.Context, root string, p server.Profile, master ipcguard.Proc, listeners []sock.Listener, deadline time.Time, log zerolog.Logger) error {

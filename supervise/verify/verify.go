@@ -158,7 +158,7 @@ func CheckServes(listeners []sock.Listener, healthURL string, speaksHTTP bool, t
 	return errors.Join(errs...)
 }
 
-// httpGet fails unless url answers with a status below 500.
+// HTTPGet fails unless url answers with a status below 500.
 func HTTPGet(url string, timeout time.Duration) error {
 	client := http.Client{Timeout: timeout}
 	resp, err := client.Get(url)

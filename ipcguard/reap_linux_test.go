@@ -3,11 +3,9 @@
 package ipcguard
 
 import (
+	"context"
 	"fmt"
 	"os"
-
-	"context"
-	"golang.org/x/sys/unix"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/semtest"

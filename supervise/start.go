@@ -57,7 +57,7 @@ type StartOptions struct {
 	// trial start and the bind check, see proveRuns) before a reload or
 	// restart touches the running server.
 	NoTrial bool
-	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
+	// Unit names the systemd unit of the server ("" finds it, see systemd.FindUnit).
 	Unit string
 	// stopped says a stop just stopped orphans and reaped (Restart), after
 	// a check of the headroom (restartHeadroom): the start checks neither.
@@ -112,7 +112,7 @@ type StartReport struct {
 // the error log. A server already running is left alone.
 //
 // On a systemd host the unit's own start job starts the server (see
-// FindUnit), and the verification includes systemd's view of it: the unit
+// systemd.FindUnit), and the verification includes systemd's view of it: the unit
 // active, its MainPID the master, every process in its control group.
 func Start(ctx context.Context, o StartOptions) (StartReport, error) {
 	sig, rc, err := o.Profile.Prepare(ctx, o.Conf, o.Log)
@@ -316,7 +316,7 @@ func (o StartOptions) tree(root string, master ipcguard.Proc) []ipcguard.Proc {
 }
 
 // warnUnitModel logs what in systemd's view of a running server is wrong
-// (see Unit.checkServes), for a start that leaves it alone.
+// (see systemd.Unit.CheckServes), for a start that leaves it alone.
 func (o StartOptions) warnUnitModel(ctx context.Context, root string, master ipcguard.Proc) {
 	if !o.unit.Acts() {
 		return
@@ -340,7 +340,7 @@ func (o StartOptions) startFailure(why error, out string, tail *verify.LogTail, 
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.unit.Acts() && !o.intoUnit {
-		return o.unit.RunJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by unitStartTimeout
+		return o.unit.RunJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by systemd.StartTimeout
 	}
 	// A starter that never returns (a daemon that does not detach, a hung
 	// passphrase program) ends after the longer of the start's timeout and

@@ -41,7 +41,7 @@ type Status struct {
 	PthreadKeys int             `json:"pthread_keys"`
 	IPC         ipcguard.Report `json:"ipc"`
 	// Unit is the server's systemd service, nil on a host without systemd
-	// or for a server no unit runs (see FindUnit).
+	// or for a server no unit runs (see systemd.FindUnit).
 	Unit     *systemd.Unit `json:"systemd_unit,omitempty"`
 	Risks    []string      `json:"risks"`
 	Warnings []string      `json:"-"` // the config's, part of Risks
@@ -58,7 +58,7 @@ type Status struct {
 }
 
 // ReadStatus reports on the server without changing anything; unit names
-// its systemd unit ("" finds it, see FindUnit).
+// its systemd unit ("" finds it, see systemd.FindUnit).
 func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit string) (Status, error) {
 	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
 	sig, rc, err := p.Prepare(ctx, conf, zerolog.Nop())

@@ -2,9 +2,10 @@ package supervise
 
 import (
 	"fmt"
-	"github.com/safe-restart/safe-restart/supervise/systemd"
 	"strings"
 	"testing"
+
+	"github.com/safe-restart/safe-restart/supervise/systemd"
 )
 
 // TestUnitRisk: status names what in systemd's view is wrong, and says

@@ -30,7 +30,7 @@ type StopOptions struct {
 	// IntentDir holds the record of a stop under way (see stopIntent);
 	// "" keeps none.
 	IntentDir string
-	// Unit names the systemd unit of the server ("" finds it, see FindUnit).
+	// Unit names the systemd unit of the server ("" finds it, see systemd.FindUnit).
 	Unit string
 	unit *systemd.Unit // resolved by the operation's entry; nil without one
 	// lingerReady, when set, must pass before the master is sent its

@@ -3,8 +3,10 @@
 // ProveMaster: alive, the server's binary, no worker, no younger than its
 // file), signalling and waiting through pidfds (SignalProc, WaitExited),
 // stop ladders that escalate only on members verified alive (Ladder), a
-// process's tree (Descendants, LiveTree), pthread keys in use (PthreadKeysInUse),
-// and the shared mechanics: polling under a deadline (PollUntil), running a
+// process's tree (Descendants, LiveTree), exit statuses and the reaper of
+// a supervisor's children (ExitStatus, Reaper), pthread keys in use (PthreadKeysInUse),
+// and the shared mechanics: polling under a deadline on an injected clock
+// (Retry, Clock; PollUntil), running a
 // command that a cancel ends with SIGTERM (Command), EINTR retries
 // (RetryEINTR).
 //

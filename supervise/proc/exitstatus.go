@@ -14,7 +14,7 @@ type ExitStatus struct {
 	// CoreDumped says the kernel wrote a core dump.
 	CoreDumped bool `json:"core_dumped,omitempty"`
 	// OOMKilled says the SIGKILL came from the OOM killer: the memory
-	// cgroup the child was in counted one more OOM kill (see proc.OOMCounter).
+	// cgroup the child was in counted one more OOM kill (see OOMCounter).
 	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 

@@ -21,17 +21,17 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Retry calls try at once, then again every interval from the start of the
-// last call (as a ticker would; at once when a call took longer), as clock
-// counts it, until try reports done, ctx ends, or clock passes deadline
-// (one last call falls on it). When try is
+// Retry calls try at once, then again an interval after each call ends
+// (the call's own time does not count: a slow check, such as a health
+// check of a server still starting, is not repeated back to back), as
+// clock counts it, until try reports done, ctx ends, or clock passes
+// deadline (one last call falls on it). When try is
 // done, timedOut is false and err is try's. Otherwise timedOut is true and
 // err joins the error of try's last call (nil when it had none) and ctx's
 // (nil when the deadline passed first): the caller says what was waited
 // for. The operations' verification loops and PollUntil go through it.
 func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.Duration, try func() (done bool, err error)) (timedOut bool, err error) {
 	for {
-		began := clock.Now()
 		done, err := try()
 		if done {
 			return false, err
@@ -43,7 +43,7 @@ func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.D
 		select {
 		case <-ctx.Done():
 			return true, errors.Join(err, ctx.Err())
-		case <-clock.After(max(min(interval-now.Sub(began), deadline.Sub(now)), 0)):
+		case <-clock.After(min(interval, deadline.Sub(now))):
 		}
 	}
 }
@@ -58,7 +58,8 @@ func PollUntil(ctx context.Context, within time.Duration, done func() (bool, err
 	return PollEvery(ctx, within, pollInterval, done)
 }
 
-// PollEvery is PollUntil asking every interval (see Retry).
+// PollEvery is PollUntil asking again interval after each check (see
+// Retry).
 func PollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
 	timedOut, err := Retry(ctx, Wall, Wall.Now().Add(within), interval, func() (bool, error) {
 		ok, err := done()

@@ -35,7 +35,7 @@ type Profile struct {
 	// none (a service file's health.url).
 	HealthURL string
 	// Unit is the systemd service the distribution's package installs for
-	// the server (see FindUnit); "" when none is known.
+	// the server (see systemd.FindUnit); "" when none is known.
 	Unit string
 
 	Driver Driver

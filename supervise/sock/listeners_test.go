@@ -138,3 +138,23 @@ func fileInode(t *testing.T, ln *net.TCPListener) uint64 {
 	}
 	return st.Ino
 }
+
+// TestConflicts: two addresses conflict on the same port with the same IP
+// or a wildcard; a unix socket path never conflicts with a TCP address.
+func TestConflicts(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:80", "127.0.0.1:80", true},
+		{"0.0.0.0:80", "127.0.0.1:80", true},
+		{"127.0.0.1:80", "[::]:80", true},
+		{"127.0.0.1:80", "127.0.0.2:80", false},
+		{"127.0.0.1:80", "127.0.0.1:81", false},
+		{"/run/x.sock", "127.0.0.1:80", false},
+	} {
+		if got := Conflicts(tc.a, tc.b); got != tc.want {
+			t.Errorf("Conflicts(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -529,7 +529,7 @@ func (u *Unit) SetPIDFile(ctx context.Context, path string, log zerolog.Logger) 
 	return true, nil
 }
 
-// UnSetPIDFile removes the drop-in setPIDFile wrote, and has systemd
+// UnsetPIDFile removes the drop-in SetPIDFile wrote, and has systemd
 // reload its units: a running service keeps its MainPID.
 func (u *Unit) UnsetPIDFile(ctx context.Context, log zerolog.Logger) error {
 	file := u.pidFileDropInPath()

@@ -41,7 +41,7 @@ func (e *Error) Error() string {
 		e.Server, e.Why, said)
 }
 
-// Is matches ErrTrialFailed.
+// Is matches ErrFailed.
 func (e *Error) Is(target error) bool { return target == ErrFailed }
 
 // Report says whether a trial start proved the new configuration.
@@ -107,7 +107,7 @@ type Options struct {
 // this network namespace of every address the trial listened on that the
 // running master does not hold (without a trial: the addresses the config
 // test reported, which nginx's and php-fpm's do and Apache's does not).
-// A configuration that cannot run is a *TrialError, an address taken by
+// A configuration that cannot run is a *Error, an address taken by
 // another process ErrCannotBind; an interrupt is ctx's error. Nothing of
 // the running server is touched either way.
 func (o Options) ProveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*Report, error) {

@@ -35,7 +35,7 @@ const trialCloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
 // runTrial runs one trial of spec (see trial) and judges it. A sandbox
 // this host cannot build is errSandbox; an interrupted trial ctx's error;
-// anything else that keeps it from a verdict a *TrialError (refused).
+// anything else that keeps it from a verdict a *Error (refused).
 func (o Options) runTrial(ctx context.Context, spec trialSpec, rc server.RunConfig, k server.Trialer) (*Report, error) {
 	start := time.Now()
 	t, err := startTrial(spec, rc)

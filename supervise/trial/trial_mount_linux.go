@@ -182,8 +182,8 @@ func moveAside(m, aside string) (string, error) {
 }
 
 // emptyLogs empties the overlay's copy of the files under dir that the
-// running master writes (files) and of every other log file (see logName),
-// looking at most maxMarkedFiles entries into dir and none on another mount
+// running master writes (files) and of every other log file (see verify.LogName),
+// looking at most verify.MaxMarkedFiles entries into dir and none on another mount
 // (each overlay empties its own; the rest is read-only). It returns the
 // files emptied: what the trial then writes there is all there is.
 func emptyLogs(dir string, files []string) []string {

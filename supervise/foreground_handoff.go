@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
@@ -33,8 +34,11 @@ type runHandoff struct {
 	inh server.Inheritor // nil: no start inherits sockets
 	// why says why nothing is held, for the next start's log line.
 	why string
-	// held are the sockets held and their spare links (see handoff).
-	held handoff
+	// held are the sockets held and their spare links.
+	held sock.HeldSet
+	// unset are the variables the server reads inherited sockets from,
+	// never passed on from safe-restart's own environment.
+	unset []string
 	// warned says a failed take was logged at Warn: later ones log at
 	// Debug until a take works again.
 	warned bool
@@ -46,16 +50,16 @@ type runHandoff struct {
 // inactive without a profile, with --no-handoff, and for a server that
 // cannot inherit sockets (Apache).
 func newRunHandoff(o ForegroundOptions) *runHandoff {
-	r := &runHandoff{root: o.ProcRoot, log: o.Log, held: handoff{log: o.Log}}
+	r := &runHandoff{root: o.ProcRoot, log: o.Log, held: sock.HeldSet{Log: o.Log}}
 	if o.Profile == nil {
 		return r // any command: its sockets are unknown, and nothing is logged
 	}
 	if inh, ok := o.Profile.Driver.(server.Inheritor); ok {
 		// Never passed on from safe-restart's own environment, held
 		// sockets or not: they would name fds the child does not have.
-		r.held.unset = inh.InheritVars()
+		r.unset = inh.InheritVars()
 	}
-	r.inh, r.why = inheritorOf(*o.Profile, o.NoHandoff)
+	r.inh, r.why = server.InheritorOf(*o.Profile, o.NoHandoff)
 	if r.inh != nil {
 		r.why = "nothing held yet"
 	}
@@ -71,14 +75,14 @@ func (r *runHandoff) take(gen int, master ipcguard.Proc, listen []string) {
 	if r == nil || r.inh == nil {
 		return
 	}
-	socks, _, err := takeListeners(r.root, master, listen, zerolog.Nop())
+	socks, _, err := sock.TakeListeners(r.root, master, listen, zerolog.Nop())
 	if err != nil {
 		r.drop(gen, "cannot take the child's listening sockets: "+err.Error())
 		r.logFailure(gen, err)
 		return
 	}
 	r.warned = false
-	r.apply(gen, diffHeld(r.held.socks, socks))
+	r.apply(gen, diffHeld(r.held.Socks, socks))
 	if len(socks) == 0 {
 		r.why = "no listener of the child is in its configuration"
 	}
@@ -134,34 +138,21 @@ func sameSocket(s sock.Held) func(sock.Held) bool {
 // spare links along, and logs the held listeners when they changed.
 func (r *runHandoff) apply(gen int, c heldChange) {
 	for _, s := range c.dropped {
-		r.unlinkSpare(s)
+		r.held.DropSpare(s)
 	}
 	for _, s := range c.closing {
 		s.File.Close()
 	}
 	for _, s := range c.added {
-		if l, ok := sock.SpareLink(s, r.log); ok {
-			r.held.links = append(r.held.links, l)
-		}
+		r.held.AddSpare(s)
 	}
-	r.held.socks = c.next
+	r.held.Socks = c.next
 	if len(c.added)+len(c.dropped) == 0 {
 		return
 	}
-	r.log.Info().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.listeners())).
+	r.log.Info().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.Listeners())).
 		Strs("dropped", sock.Addrs(sock.HeldListeners(c.dropped))).
 		Msg("holding the child's listening sockets: the next start inherits them, and connections queue between the generations")
-}
-
-// unlinkSpare removes the spare link of s's path, if it has one.
-func (r *runHandoff) unlinkSpare(s sock.Held) {
-	r.held.links = slices.DeleteFunc(r.held.links, func(l sock.Link) bool {
-		if l.Path != s.Path {
-			return false
-		}
-		_ = os.Remove(l.Spare)
-		return true
-	})
 }
 
 // forStart prepares generation n's start: it links back the socket paths
@@ -176,21 +167,21 @@ func (r *runHandoff) forStart(n int, listen []string) ([]*os.File, []string) {
 	r.settle()
 	r.keepConfigured(n, listen)
 	var env []string
-	if len(r.held.socks) > 0 {
+	if len(r.held.Socks) > 0 {
 		var err error
-		if env, err = r.inh.InheritEnv(r.held.socks); err != nil {
+		if env, err = r.inh.InheritEnv(r.held.Socks); err != nil {
 			r.drop(n, "cannot hand the sockets over: "+err.Error())
 		}
 	}
-	if len(r.held.socks) == 0 {
+	if len(r.held.Socks) == 0 {
 		r.logPlain(n)
 		return nil, nil
 	}
-	files := make([]*os.File, len(r.held.socks))
-	for i, s := range r.held.socks {
+	files := make([]*os.File, len(r.held.Socks))
+	for i, s := range r.held.Socks {
 		files[i] = s.File
 	}
-	r.log.Info().Str("event", "handoff").Int("gen", n).Bool("inherit", true).Strs("listeners", sock.Addrs(r.held.listeners())).
+	r.log.Info().Str("event", "handoff").Int("gen", n).Bool("inherit", true).Strs("listeners", sock.Addrs(r.held.Listeners())).
 		Strs("env", env).Msg("the start inherits the held listening sockets")
 	return files, env
 }
@@ -214,15 +205,15 @@ func (r *runHandoff) logPlain(n int) {
 // use them, and they would queue clients forever.
 func (r *runHandoff) keepConfigured(n int, listen []string) {
 	var stale []sock.Held
-	for _, s := range r.held.socks {
-		if !configListens(listen, s.Listener) {
+	for _, s := range r.held.Socks {
+		if !sock.ConfigListens(listen, s.Listener) {
 			stale = append(stale, s)
 		}
 	}
 	if len(stale) == 0 {
 		return
 	}
-	kept := slices.DeleteFunc(slices.Clone(r.held.socks), func(s sock.Held) bool { return slices.ContainsFunc(stale, sameSocket(s)) })
+	kept := slices.DeleteFunc(slices.Clone(r.held.Socks), func(s sock.Held) bool { return slices.ContainsFunc(stale, sameSocket(s)) })
 	r.apply(n, heldChange{next: kept, closing: stale, dropped: stale})
 	if len(kept) == 0 {
 		r.why = "no held listener is in the configuration any more"
@@ -236,16 +227,16 @@ func (r *runHandoff) env(vars []string) []string {
 	if r == nil {
 		return os.Environ()
 	}
-	return append(withoutVars(os.Environ(), r.held.unset), vars...)
+	return append(proc.WithoutVars(os.Environ(), r.unset), vars...)
 }
 
 // protect keeps the held unix socket paths in place through a stop that a
 // restart follows (php-fpm unlinks its socket as it exits): a bind mount
 // where it can, else a link back the moment they are unlinked (see
-// protectPaths); settle ends it.
+// sock.HeldSet.ProtectPaths); settle ends it.
 func (r *runHandoff) protect() {
 	if r != nil {
-		r.held.protectPaths()
+		r.held.ProtectPaths()
 	}
 }
 
@@ -253,7 +244,7 @@ func (r *runHandoff) protect() {
 // the dead child unlinked.
 func (r *runHandoff) settle() {
 	if r != nil {
-		r.held.settle()
+		r.held.Settle()
 	}
 }
 
@@ -263,8 +254,8 @@ func (r *runHandoff) drop(gen int, why string) {
 	if r == nil || r.inh == nil {
 		return
 	}
-	if len(r.held.socks) > 0 {
-		r.log.Warn().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.listeners())).Str("reason", why).
+	if len(r.held.Socks) > 0 {
+		r.log.Warn().Str("event", "handoff").Int("gen", gen).Strs("listeners", sock.Addrs(r.held.Listeners())).Str("reason", why).
 			Msg("closed the held listening sockets: the next start binds its own")
 	}
 	r.release()
@@ -277,6 +268,5 @@ func (r *runHandoff) release() {
 	if r == nil {
 		return
 	}
-	r.held.release()
-	r.held.socks, r.held.links, r.held.stopRel = nil, nil, nil
+	r.held.Release()
 }

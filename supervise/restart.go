@@ -283,8 +283,8 @@ func aloneOnPorts(root string, listeners []sock.Listener) error {
 // the held listeners, or why it falls back to a plain restart.
 func handoffReport(h *handoff, why string, st StartOptions) *HandoffReport {
 	if h != nil {
-		st.Log.Info().Strs("listeners", sock.Addrs(h.listeners())).Msg("holding the listening sockets through the restart: the new master inherits them")
-		return &HandoffReport{Held: h.listeners()}
+		st.Log.Info().Strs("listeners", sock.Addrs(h.Listeners())).Msg("holding the listening sockets through the restart: the new master inherits them")
+		return &HandoffReport{Held: h.Listeners()}
 	}
 	ev := st.Log.Warn()
 	if strings.HasPrefix(why, noMasterToHold) {

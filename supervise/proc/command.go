@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -34,4 +36,23 @@ func RunCombined(cmd *exec.Cmd) (string, error) {
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	return buf.String(), err
+}
+
+// WithoutVars returns env without the variables named, nor their numbered
+// forms (NAME_1, NAME_2, ...: php-fpm's FPM_SOCKETS_1 and the like).
+func WithoutVars(env, names []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			rest, numbered := strings.CutPrefix(name, n+"_") // FPM_SOCKETS_1 ...
+			_, err := strconv.Atoi(rest)
+			drop = drop || name == n || (numbered && err == nil)
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -182,3 +182,16 @@ var (
 	_ ConfReporter   = nginxKind{}
 	_ ConfReporter   = fpmKind{}
 )
+
+// InheritorOf returns the profile's kind as an Inheritor, or nil and why
+// its sockets are not handed over (noHandoff: the user said so).
+func InheritorOf(p Profile, noHandoff bool) (Inheritor, string) {
+	inh, ok := p.Driver.(Inheritor)
+	switch {
+	case noHandoff:
+		return nil, "disabled (--no-handoff)"
+	case !ok:
+		return nil, p.Kind + " cannot take listening sockets from its starter"
+	}
+	return inh, ""
+}

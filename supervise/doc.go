@@ -1,14 +1,16 @@
 // Package supervise acts on servers: verified start, stop, restart and
-// reload, status, and the foreground supervisor of `safe-restart run`.
+// reload, and status.
 //
 // It stands on layers that only import downward (ARCHITECTURE.md beside this file):
 // supervise/server knows each kind of server behind one interface, Driver
 // (Apache, nginx, php-fpm, and any daemon a TOML service file describes);
 // supervise/sock knows sockets (listeners, sock_diag, held sockets);
 // supervise/proc knows processes (pidfile proofs, pidfd signals and waits,
-// ladders, trees, polling, commands). supervise/growth keeps samples for
-// doctor. supervise/doctor and supervise/metrics sit on top of this
-// package. What differs between kinds is the driver; the rest is shared
+// ladders, trees, polling, commands); supervise/verify, supervise/trial and
+// supervise/systemd prove a generation serves, prove a configuration runs
+// and keep systemd's model true; supervise/growth keeps samples for
+// doctor. supervise/run, supervise/doctor and supervise/metrics sit on top
+// of this package. What differs between kinds is the driver; the rest is shared
 // here, so every kind gets the same guarantees:
 //
 //   - the run configuration comes from the server's own config test
@@ -33,17 +35,10 @@
 //
 // It uses ipcguard; ipcguard never uses it.
 //
-// Foreground (safe-restart run) supervises a server in the foreground: the
-// child in its own process group, its exit status collected by a reaper
-// that also reaps re-parented zombies (as PID 1, or as a subreaper), the
-// stop ladder on TERM, verified reloads and recycles through the profile,
-// crash restarts with exponential backoff after the dead generation's
-// orphans and IPC are cleared; nginx and php-fpm restart on the listening
-// sockets held since the last verified start or reload (runHandoff), so no
-// connection is refused in between. HealthWatch and MemoryWatch (total PSS of
-// the tree; a steady growth is a least-squares line with R² >= 0.8) ask it
-// to act through Do. The caller builds the oklog/run group
-// (cmd/safe-restart/run.go).
+// The steps a start and a reload are made of (StartOptions.ClearGround,
+// Verify, RecordLineage and ProveRuns; ReloadOptions.UnsafeReload and
+// ReloadVerified; StopAll) are exported for supervise/run, which composes
+// them for a server it supervises in the foreground (safe-restart run).
 //
 // Usage:
 //

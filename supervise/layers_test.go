@@ -22,6 +22,7 @@ var layers = map[string]int{
 	"supervise/systemd":   4,
 	"supervise/trial":     5,
 	"supervise":           6,
+	"supervise/run":       7,
 	"supervise/doctor":    7,
 	"supervise/metrics":   7,
 }

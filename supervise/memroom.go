@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
@@ -31,7 +32,7 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 				room, where = r, "the memory limit of cgroup "+dir
 			}
 			if need > room {
-				return fmt.Sprintf("the old generation uses %s (PSS) and %s leaves %s: no room for two generations at once", mib(need), where, mib(room))
+				return fmt.Sprintf("the old generation uses %s (PSS) and %s leaves %s: no room for two generations at once", growth.FormatBytes(need), where, growth.FormatBytes(room))
 			}
 			return ""
 		}

@@ -104,13 +104,13 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 		return rep, err
 	}
 	rep.Master = &master
-	if rep.Trial, err = st.proveRuns(ctx, rc, master); err != nil {
+	if rep.Trial, err = st.ProveRuns(ctx, rc, master); err != nil {
 		return rep, err
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, interruptedUntouched(err) // nothing was touched, nothing will be
 	}
-	why, err := o.unsafeReload(ctx, master, sig, rc, &rep)
+	why, err := o.UnsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err
 	}
@@ -128,9 +128,9 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	return rep, err
 }
 
-// unsafeReload says why a reload of master should be a restart instead, or
+// UnsafeReload says why a reload of master should be a restart instead, or
 // "" when it is safe.
-func (o ReloadOptions) unsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc server.RunConfig, rep *ReloadReport) (string, error) {
+func (o ReloadOptions) UnsafeReload(ctx context.Context, master ipcguard.Proc, sig *ipcguard.Signature, rc server.RunConfig, rep *ReloadReport) (string, error) {
 	if o.Full {
 		return "a full restart was asked for (--full)", nil
 	}
@@ -179,7 +179,7 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	master ipcguard.Proc, rep ReloadReport,
 ) (ReloadReport, error) {
 	st := o.Start
-	verr := o.reloadVerified(ctx, root, rc, master, &rep)
+	verr := o.ReloadVerified(ctx, root, rc, master, &rep)
 	if verr == nil || errors.Is(verr, server.ErrReloadRejected) || rep.Signal == "" {
 		return rep, verr
 	}
@@ -202,10 +202,10 @@ func (o ReloadOptions) signalAndVerify(ctx context.Context, root string, sig *ip
 	return o.recover(ctx, sig, rc, rep, verr.Error())
 }
 
-// reloadVerified sends master the reload signal and verifies the new
+// ReloadVerified sends master the reload signal and verifies the new
 // generation (see verifyGeneration); it recovers nothing. rep.Signal is
 // set once the signal was sent.
-func (o ReloadOptions) reloadVerified(ctx context.Context, root string, rc server.RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
+func (o ReloadOptions) ReloadVerified(ctx context.Context, root string, rc server.RunConfig, master ipcguard.Proc, rep *ReloadReport) error {
 	st := o.Start
 	procs, err := ipcguard.ReadProcTable(root)
 	if err != nil {

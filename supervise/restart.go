@@ -58,7 +58,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 	}
 	var proof *trial.Report
 	if master, err := st.Profile.Master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
-		proof, err = st.proveRuns(ctx, rc, master)
+		proof, err = st.ProveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
 		}

@@ -168,7 +168,7 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc ser
 	if err := o.finishPendingStop(ctx, sig, rc); err != nil {
 		return rep, err
 	}
-	if err := o.clearGround(ctx, root, sig, rc, &rep); err != nil {
+	if err := o.ClearGround(ctx, root, sig, rc, &rep); err != nil {
 		return rep, err
 	}
 	if o.stopped {
@@ -201,16 +201,16 @@ func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]i
 		return nil, err
 	}
 	log.Warn().Ints("pids", proc.PIDs(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
-	if err := stopAll(ctx, root, orphans, log); err != nil {
+	if err := StopAll(ctx, root, orphans, log); err != nil {
 		return proc.PIDs(orphans), fmt.Errorf("stop orphaned workers: %w", err)
 	}
 	return proc.PIDs(orphans), nil
 }
 
-// stopAll stops procs, processes no master answers for (orphaned
+// StopAll stops procs, processes no master answers for (orphaned
 // workers, what a dead generation left in its group): TERM to all, then
 // KILL to all survivors, since some ignore TERM.
-func stopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
+func StopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
 	ladder := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
 	_, err := ladder.Run(ctx, proc.LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
 	return err
@@ -234,9 +234,9 @@ func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signa
 	return err
 }
 
-// clearGround stops orphans, reaps dead generations' IPC, removes the
+// ClearGround stops orphans, reaps dead generations' IPC, removes the
 // leftovers that would stop a start, and checks headroom.
-func (o StartOptions) clearGround(ctx context.Context, root string, sig *ipcguard.Signature, rc server.RunConfig, rep *StartReport) error {
+func (o StartOptions) ClearGround(ctx context.Context, root string, sig *ipcguard.Signature, rc server.RunConfig, rep *StartReport) error {
 	var err error
 	if !o.stopped {
 		if rep.Orphans, err = stopOrphans(ctx, root, o.Profile.Binary, o.Log); err != nil {
@@ -292,11 +292,11 @@ func (o StartOptions) startVerified(ctx context.Context, root string, sig *ipcgu
 	}
 	rep.Master = &master
 	if sig != nil {
-		if err := o.recordLineage(ctx, sig, master, before, rep); err != nil {
+		if err := o.RecordLineage(ctx, sig, master, before, rep); err != nil {
 			return err
 		}
 	}
-	if err := o.verify(ctx, root, master, tail, out, rep); err != nil {
+	if err := o.Verify(ctx, root, master, tail, out, rep); err != nil {
 		return err
 	}
 	if !o.unit.Acts() || o.intoUnit {
@@ -403,8 +403,8 @@ func (o StartOptions) awaitMaster(ctx context.Context, root, pidFile string, tai
 	return master, nil
 }
 
-// recordLineage saves which IPC objects this start created.
-func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature, master ipcguard.Proc, before ipcguard.Snapshot, rep *StartReport) error {
+// RecordLineage saves which IPC objects this start created.
+func (o StartOptions) RecordLineage(ctx context.Context, sig *ipcguard.Signature, master ipcguard.Proc, before ipcguard.Snapshot, rep *StartReport) error {
 	after, err := ipcguard.Take(ctx, ipcguard.Source{ProcRoot: o.ProcRoot})
 	if err != nil {
 		return err
@@ -417,9 +417,9 @@ func (o StartOptions) recordLineage(ctx context.Context, sig *ipcguard.Signature
 	return ipcguard.SaveLineage(o.LineageDir, l)
 }
 
-// verify checks the started server, polling until it serves or the
+// Verify checks the started server, polling until it serves or the
 // timeout passes, and fails on any fatal line.
-func (o StartOptions) verify(ctx context.Context, root string, master ipcguard.Proc, tail *verify.LogTail, starterOut string, rep *StartReport) error {
+func (o StartOptions) Verify(ctx context.Context, root string, master ipcguard.Proc, tail *verify.LogTail, starterOut string, rep *StartReport) error {
 	deadline := time.Now().Add(cmp.Or(o.Timeout, 20*time.Second))
 	timedOut, err := proc.Retry(ctx, proc.Wall, deadline, verify.ReadyPoll, func() (bool, error) {
 		if fatal := o.Profile.FatalLines(starterOut + tail.Since()); len(fatal) > 0 {
@@ -471,9 +471,9 @@ func (o StartOptions) proveGeneration(ctx context.Context, root string, rep Star
 	return verify.CheckGeneration(ctx, root, o.Profile, *rep.Master, server.ProbeStart(o.Profile.Driver), rep.Listeners, deadline, o.Log)
 }
 
-// proveRuns proves that the new configuration can run before a reload or
+// ProveRuns proves that the new configuration can run before a reload or
 // restart touches master (see trial.Options.ProveRuns).
-func (o StartOptions) proveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*trial.Report, error) {
+func (o StartOptions) ProveRuns(ctx context.Context, rc server.RunConfig, master ipcguard.Proc) (*trial.Report, error) {
 	return o.trialOptions().ProveRuns(ctx, rc, master)
 }
 

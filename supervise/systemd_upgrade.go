@@ -55,7 +55,7 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		err = saveIntent(s.IntentDir, s.Profile.Name, old, &master)
 	}
 	if err == nil {
-		err = st.verify(ctx, root, master, tail, "", &rep.Start)
+		err = st.Verify(ctx, root, master, tail, "", &rep.Start)
 	}
 	if err == nil {
 		err = st.proveGeneration(ctx, root, rep.Start)

@@ -12,16 +12,16 @@ import (
 )
 
 func main() {
-	// A SIGINT or SIGTERM that comes once run has stopped listening (a
+	// A SIGINT or SIGTERM that comes once execute has stopped listening (a
 	// cancelled job signalling again as the operation ends) must not kill
 	// the process before it exits with the operation's code: this channel
 	// keeps catching them, and nobody reads it.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes one command line and returns the process exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// execute runs one command line and returns the process exit code.
+func execute(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logs := newBatchWriter(stderr)

@@ -39,7 +39,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	requireStateDir(t, args)
 	var out, errb bytes.Buffer
-	code := run(append([]string{"--log-format", "json"}, args...), &out, &errb)
+	code := execute(append([]string{"--log-format", "json"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

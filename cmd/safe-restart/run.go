@@ -17,6 +17,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/run"
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
@@ -119,8 +120,8 @@ func (f *runFlags) register(c *cobra.Command) {
 }
 
 // options turns the flags and the command into the supervisor's options.
-func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions, error) {
-	o := supervise.ForegroundOptions{Argv: argv, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout,
+func (f *runFlags) options(d *deps, argv []string) (run.ForegroundOptions, error) {
+	o := run.ForegroundOptions{Argv: argv, Conf: f.conf, HealthURL: f.healthURL, Timeout: f.timeout,
 		LineageDir: supervise.StateDir(f.stateDir).Lineages(), NoHandoff: f.noHandoff, Log: *d.log}
 	switch f.restart {
 	case "on-failure":
@@ -158,16 +159,16 @@ func (f *runFlags) options(d *deps, argv []string) (supervise.ForegroundOptions,
 }
 
 // memoryWatch is the watchdog the flags ask for; ok is false when none.
-func (f *runFlags) memoryWatch(fg *supervise.Foreground) (supervise.MemoryWatch, bool, error) {
+func (f *runFlags) memoryWatch(fg *run.Foreground) (run.MemoryWatch, bool, error) {
 	maxMem, err := parseBytes("--max-memory", f.maxMemory)
 	if err != nil {
-		return supervise.MemoryWatch{}, false, err
+		return run.MemoryWatch{}, false, err
 	}
 	minGrowth, err := parseBytes("--min-growth", f.minGrowth)
 	if err != nil {
-		return supervise.MemoryWatch{}, false, err
+		return run.MemoryWatch{}, false, err
 	}
-	m := supervise.MemoryWatch{F: fg, Max: maxMem, Window: f.memoryWindow, MinGrowth: minGrowth, Every: f.memoryEvery}
+	m := run.MemoryWatch{F: fg, Max: maxMem, Window: f.memoryWindow, MinGrowth: minGrowth, Every: f.memoryEvery}
 	return m, maxMem > 0 || f.memoryWindow > 0, nil
 }
 
@@ -205,7 +206,7 @@ func runRun(ctx context.Context, d *deps, f *runFlags, argv []string) error {
 	if err != nil {
 		return err
 	}
-	fg, err := supervise.NewForeground(o)
+	fg, err := run.NewForeground(o)
 	if err != nil {
 		return err
 	}
@@ -235,7 +236,7 @@ func runRun(ctx context.Context, d *deps, f *runFlags, argv []string) error {
 	}
 	if f.healthURL != "" || o.Profile != nil {
 		hctx, cancel := context.WithCancel(context.Background())
-		h := supervise.HealthWatch{F: fg, Every: f.healthEvery, Failures: f.healthFailures, Timeout: f.healthTimeout}
+		h := run.HealthWatch{F: fg, Every: f.healthEvery, Failures: f.healthFailures, Timeout: f.healthTimeout}
 		g.Add(func() error { return h.Run(hctx) }, func(error) { cancel() })
 	}
 	if watchMemory {
@@ -252,7 +253,7 @@ var errChildDone = errors.New("the supervised child is done")
 // childExit maps the child's last status to safe-restart's exit.
 func childExit(st proc.ExitStatus, err error) error {
 	switch {
-	case err != nil && !errors.Is(err, supervise.ErrGaveUp):
+	case err != nil && !errors.Is(err, run.ErrGaveUp):
 		return err // nothing could start: a config test refused, a command not found
 	case err != nil:
 		return &exitError{code: max(st.ExitCode(), exitFailed), err: err}
@@ -265,7 +266,7 @@ func childExit(st proc.ExitStatus, err error) error {
 // handleSignals turns the signals caught on sigs into requests until ctx
 // is done or TERM or INT arrives (which ends the group: the child's
 // interrupt stops it). Signals arriving after it returned are dropped.
-func handleSignals(ctx context.Context, sigs <-chan os.Signal, fg *supervise.Foreground, log zerolog.Logger) error {
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, fg *run.Foreground, log zerolog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,9 +278,9 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, fg *supervise.For
 				log.Info().Str("signal", sig.String()).Msg("received a stop signal: stopping the child with the ladder")
 				return fmt.Errorf("received %v", sig)
 			case syscall.SIGHUP:
-				_ = fg.Do(ctx, supervise.Request{Action: supervise.ActReload, Reason: "SIGHUP received"}) // logged by the supervisor
+				_ = fg.Do(ctx, run.Request{Action: run.ActReload, Reason: "SIGHUP received"}) // logged by the supervisor
 			case syscall.SIGUSR1:
-				_ = fg.Do(ctx, supervise.Request{Action: supervise.ActReopen, Reason: "SIGUSR1 received"})
+				_ = fg.Do(ctx, run.Request{Action: run.ActReopen, Reason: "SIGUSR1 received"})
 			}
 		}
 	}

@@ -161,6 +161,7 @@ func (g MemGrowth) Evidence() string {
 		g.To.Taken.Format(time.DateTime), len(g.Series), g.Series)
 }
 
+// FormatKiB formats a size in KiB as MiB.
 func FormatKiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/1024) }
 
 // poolWorkers returns the PSS of the pool's workers in s, by process.
@@ -173,3 +174,6 @@ func poolWorkers(s Sample, pool string) map[ipcguard.ProcKey]int64 {
 	}
 	return out
 }
+
+// FormatBytes formats bytes as MiB, as FormatKiB formats KiB.
+func FormatBytes(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

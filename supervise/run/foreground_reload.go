@@ -1,4 +1,4 @@
-package supervise
+package run
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
@@ -35,13 +36,13 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " refused before acting: the child serves on with its configuration")
 		return "", err
 	}
-	ro := ReloadOptions{Start: f.startOptions()}
-	if _, err := ro.Start.proveRuns(ctx, rc, gen.Master); err != nil {
+	ro := supervise.ReloadOptions{Start: f.startOptions()}
+	if _, err := ro.Start.ProveRuns(ctx, rc, gen.Master); err != nil {
 		f.o.Log.Error().Str("event", ev).Int("gen", gen.N).Err(err).Msg(ev + " refused before acting: the child serves on with its configuration")
 		return "", err
 	}
-	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
-	why, err := ro.unsafeReload(ctx, gen.Master, sig, rc, &rep)
+	rep := supervise.ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
+	why, err := ro.UnsafeReload(ctx, gen.Master, sig, rc, &rep)
 	if err != nil {
 		return "", err
 	}
@@ -50,7 +51,7 @@ func (f *Foreground) reload(ctx context.Context, gen *Generation, r Request) (st
 	}
 	withFigures(f.o.Log.Info().Str("event", ev).Int("gen", gen.N).Int("pid", gen.Master.PID).Str("reason", r.Reason), r.Memory).
 		Msg(ev + ": sending the reload signal")
-	err = ro.reloadVerified(ctx, f.o.ProcRoot, rc, gen.Master, &rep)
+	err = ro.ReloadVerified(ctx, f.o.ProcRoot, rc, gen.Master, &rep)
 	switch {
 	case err == nil:
 		f.handoff.take(gen.N, gen.Master, rc.Listen)

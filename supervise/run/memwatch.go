@@ -1,4 +1,4 @@
-package supervise
+package run
 
 import (
 	"context"
@@ -115,7 +115,7 @@ func (m MemoryWatch) interval() time.Duration {
 func (m MemoryWatch) judge(samples []growth.MemSample, pss int64, procs int, recycled bool) (Request, bool) {
 	fig := &MemoryFigures{PSS: pss, Max: m.Max, Processes: procs, Samples: len(samples), Window: m.Window.String()}
 	if m.Max > 0 && pss > m.Max {
-		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", mib(pss), mib(m.Max))
+		reason := fmt.Sprintf("the tree's PSS %s is over --max-memory %s", growth.FormatBytes(pss), growth.FormatBytes(m.Max))
 		if recycled {
 			return Request{Action: ActRestart, Reason: reason + " even after a recycle", Memory: fig, Crash: true}, true
 		}
@@ -130,7 +130,7 @@ func (m MemoryWatch) judge(samples []growth.MemSample, pss int64, procs int, rec
 	}
 	fig.SlopeMin, fig.R2 = tr.SlopePerMin, tr.R2
 	reason := fmt.Sprintf("the tree's PSS per process grew steadily: by %s over its %d processes in %s (%s/min, R² %.2f), now %s",
-		mib(int64(tr.Rise)), procs, tr.Span.Round(time.Second), mib(int64(tr.SlopePerMin)), tr.R2, mib(pss))
+		growth.FormatBytes(int64(tr.Rise)), procs, tr.Span.Round(time.Second), growth.FormatBytes(int64(tr.SlopePerMin)), tr.R2, growth.FormatBytes(pss))
 	return Request{Action: ActRecycle, Reason: reason, Memory: fig}, true
 }
 
@@ -144,6 +144,3 @@ func (m MemoryWatch) minGrowth() int64 {
 	}
 	return 64 << 20
 }
-
-// mib formats bytes as MiB.
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

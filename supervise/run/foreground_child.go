@@ -1,4 +1,4 @@
-package supervise
+package run
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/verify"
@@ -102,10 +103,10 @@ func (f *Foreground) verifyStart(ctx context.Context, gen *Generation, sig *ipcg
 		return f.awaitHealth(ctx, gen)
 	}
 	st := f.startOptions()
-	var rep StartReport
-	err := st.verify(ctx, f.o.ProcRoot, gen.Master, tail, "", &rep)
+	var rep supervise.StartReport
+	err := st.Verify(ctx, f.o.ProcRoot, gen.Master, tail, "", &rep)
 	if err == nil && sig != nil {
-		err = st.recordLineage(ctx, sig, gen.Master, before, &rep)
+		err = st.RecordLineage(ctx, sig, gen.Master, before, &rep)
 	}
 	return err
 }
@@ -119,12 +120,12 @@ func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
 	timedOut, err := proc.Retry(ctx, proc.Wall, time.Now().Add(f.o.Timeout), healthPoll, func() (bool, error) {
 		err := verify.HTTPGet(f.o.HealthURL, 2*time.Second)
 		if err != nil && !proc.SameAlive(f.o.ProcRoot, gen.Master) {
-			return true, fmt.Errorf("%w: the child exited before it served", ErrStartFailed)
+			return true, fmt.Errorf("%w: the child exited before it served", supervise.ErrStartFailed)
 		}
 		return err == nil, err
 	})
 	if timedOut {
-		return fmt.Errorf("%w: %w", ErrStartFailed, err)
+		return fmt.Errorf("%w: %w", supervise.ErrStartFailed, err)
 	}
 	return err
 }
@@ -134,8 +135,8 @@ func (f *Foreground) awaitHealth(ctx context.Context, gen *Generation) error {
 const healthPoll = 50 * time.Millisecond
 
 // startOptions are the profile's start options.
-func (f *Foreground) startOptions() StartOptions {
-	return StartOptions{Profile: *f.o.Profile, Conf: f.o.Conf, HealthURL: f.o.HealthURL, Timeout: f.o.Timeout,
+func (f *Foreground) startOptions() supervise.StartOptions {
+	return supervise.StartOptions{Profile: *f.o.Profile, Conf: f.o.Conf, HealthURL: f.o.HealthURL, Timeout: f.o.Timeout,
 		LineageDir: f.o.LineageDir, ProcRoot: f.o.ProcRoot, Log: f.o.Log}
 }
 
@@ -150,8 +151,8 @@ func (f *Foreground) clearGround(ctx context.Context, sig *ipcguard.Signature, r
 	if f.o.Profile == nil {
 		return nil
 	}
-	var rep StartReport
-	err := f.startOptions().clearGround(ctx, f.o.ProcRoot, sig, rc, &rep)
+	var rep supervise.StartReport
+	err := f.startOptions().ClearGround(ctx, f.o.ProcRoot, sig, rc, &rep)
 	if len(rep.Orphans) > 0 || ipcguard.CountRemoved(rep.Reaped) > 0 || len(rep.Leftovers) > 0 {
 		f.o.Log.Warn().Str("event", "reap").Ints("orphans_stopped", rep.Orphans).Int("ipc_removed", ipcguard.CountRemoved(rep.Reaped)).
 			Strs("leftovers_removed", rep.Leftovers).Str("reason", "a dead generation left them").Msg("cleared the ground before the start")
@@ -171,7 +172,7 @@ func (f *Foreground) clearGroup(ctx context.Context) error {
 	}
 	f.o.Log.Warn().Str("event", "reap").Ints("pids", proc.PIDs(left)).Int("pgid", f.group).
 		Str("reason", "processes of the dead generation's group outlived it").Msg("stopping them")
-	return stopAll(ctx, f.o.ProcRoot, left, f.o.Log)
+	return supervise.StopAll(ctx, f.o.ProcRoot, left, f.o.Log)
 }
 
 // groupMembers returns the live processes of process group pgid that

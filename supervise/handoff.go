@@ -2,12 +2,13 @@ package supervise
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+
+	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
@@ -50,26 +51,26 @@ type handoff struct {
 // noMasterToHold begins the reason of a restart that found no master.
 const noMasterToHold = "no running master to take the sockets from"
 
-// holdListeners takes the running master's listening sockets for a
-// restart to the run config rc. It returns nil and the reason when a
-// handoff is impossible or pointless; the restart is then a plain one.
-func holdListeners(st StartOptions, rc server.RunConfig) (*handoff, string) {
-	inh, why := server.InheritorOf(st.Profile, st.NoHandoff)
+// holdListeners takes the listening sockets of p's running master (read
+// in the /proc at root) for a restart to the run config rc. It returns nil
+// and the reason when a handoff is impossible (noHandoff: the user said
+// so) or pointless; the restart is then a plain one.
+func holdListeners(root string, p server.Profile, noHandoff bool, rc server.RunConfig, log zerolog.Logger) (*handoff, string) {
+	inh, why := server.InheritorOf(p, noHandoff)
 	if inh == nil {
 		return nil, why
 	}
-	root := cmp.Or(st.ProcRoot, "/proc")
-	master, err := st.Profile.Master(root, rc)
+	master, err := p.Master(root, rc)
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%v)", noMasterToHold, err)
 	}
-	h := &handoff{HeldSet: sock.HeldSet{Log: st.Log}, master: master, unset: inh.InheritVars()}
+	h := &handoff{HeldSet: sock.HeldSet{Log: log}, master: master, unset: inh.InheritVars()}
 	if inh.StaysChild() {
 		if h.detach, err = exec.LookPath("setsid"); err != nil {
 			return nil, fmt.Sprintf("cannot detach the new master: %v", err)
 		}
 	}
-	if h.Socks, h.left, err = sock.TakeListeners(root, master, rc.Listen, st.Log); err != nil {
+	if h.Socks, h.left, err = sock.TakeListeners(root, master, rc.Listen, log); err != nil {
 		return nil, err.Error()
 	}
 	if len(h.Socks) == 0 {
@@ -82,7 +83,7 @@ func holdListeners(st StartOptions, rc server.RunConfig) (*handoff, string) {
 	if sock.SameMountView(root, master.PID) {
 		h.KeepPaths()
 	} else {
-		st.Log.Warn().Int("pid", master.PID).Msg("the master sees another file system (mount namespace or root): its unix socket paths are left alone")
+		log.Warn().Int("pid", master.PID).Msg("the master sees another file system (mount namespace or root): its unix socket paths are left alone")
 	}
 	return h, ""
 }

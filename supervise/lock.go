@@ -11,14 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrLockTimeout reports a service lock that another safe-restart held
-// for longer than the caller would wait.
-var ErrLockTimeout = errors.New("lock timeout")
-
-// ErrStateDir reports a state directory that could not be written before
-// anything was touched (read-only, full, a symlink where the lock goes).
-var ErrStateDir = errors.New("cannot use the state directory")
-
 // Lock is one operation's hold on a service (README.md invariant 7), so
 // that cron, logrotate and a deploy never interleave. It is an flock(2) on
 // a root-owned file under dir, which the kernel releases when the process

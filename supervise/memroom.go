@@ -44,20 +44,6 @@ func memoryBlocker(root string, old ipcguard.Proc, cgroup string, log zerolog.Lo
 	return ""
 }
 
-// startCGroup is the cgroup v2 directory a new master starts in: the
-// unit's for an overlap in a unit (see unitOverlap), else safe-restart's
-// own; "" when unknown.
-func (o StartOptions) startCGroup(root string) string {
-	if o.intoUnit && o.unit != nil && o.unit.CGroup != "" {
-		return proc.CgroupV2Dir(o.unit.CGroup)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "self", "cgroup"))
-	if v2 := proc.CgroupV2(string(data)); err == nil && v2 != "" {
-		return proc.CgroupV2Dir(v2)
-	}
-	return ""
-}
-
 // memAvailable returns /proc/meminfo's MemAvailable in bytes, and its name.
 func memAvailable(root string) (int64, string, error) {
 	n, found, err := proc.ReadKiBLine(filepath.Join(root, "meminfo"), "MemAvailable:")

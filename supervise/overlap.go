@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -32,19 +31,6 @@ func reuseportWorks(st StartOptions, rc server.RunConfig) bool {
 		st.Log.Warn().Str("error", rc.NoReuseport).Msg("the server's config test fails with SO_REUSEPORT set (-C ListenCoresBucketsRatio): started plainly, and restarts cannot overlap")
 	}
 	return rc.Reuseport
-}
-
-// migrateReqSysctl is the per-network-namespace switch (Linux 5.14) that
-// migrates the connections queued on a closing SO_REUSEPORT listener to
-// another listener of its group; at 0 they are reset.
-const migrateReqSysctl = "sys/net/ipv4/tcp_migrate_req"
-
-// migrates reports whether the kernel moves the connections queued on a
-// closing SO_REUSEPORT listener to another of its group
-// (net.ipv4.tcp_migrate_req=1 in this network namespace).
-func migrates(root string) bool {
-	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
-	return err == nil && strings.TrimSpace(string(v)) == "1"
 }
 
 // overlapAsideSuffix names where the old master's pidfile waits while the

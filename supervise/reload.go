@@ -64,10 +64,6 @@ type ReloadReport struct {
 	Trial *trial.Report `json:"trial,omitempty"`
 }
 
-// ErrReloadKilled reports a reload after which the server was not serving;
-// the report says whether a verified start recovered it.
-var ErrReloadKilled = errors.New("reload left the server down")
-
 // Reload asks the running master for a new generation in place and
 // verifies it (README.md invariant 6): the master is alive and the same
 // process, it logged the new generation, new children serve, the health
@@ -417,4 +413,20 @@ func (o ReloadOptions) recordSample(root string, rc server.RunConfig, master ipc
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot record a sample of the master for doctor")
 	}
+}
+
+// reloadCount returns how many times master has been reloaded and where
+// the count comes from: the status page at StatusURL when it is set and
+// answers for this master, else the reloads logged in its error log and
+// the rotated ones since it started (-1 when the server does not log them).
+func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc server.RunConfig) (int, string) {
+	k := o.Start.Profile.Driver
+	if o.StatusURL != "" {
+		n, err := server.StatusReloads(ctx, k, o.StatusURL, master)
+		if err == nil {
+			return n, "status page"
+		}
+		o.Start.Log.Warn().Err(err).Msg("counting reloads in the error log and its rotated files instead")
+	}
+	return k.ReloadsLogged(verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start), master), "error log"
 }

@@ -102,7 +102,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		return rep, err
 	}
 	if !s.DryRun {
-		h, why := holdListeners(st, rc)
+		h, why := holdListeners(cmp.Or(st.ProcRoot, "/proc"), st.Profile, st.NoHandoff, rc, st.Log)
 		defer h.release()
 		rep.Handoff = handoffReport(h, why, st)
 		st.handoff = h
@@ -171,15 +171,6 @@ func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Co
 			log.Warn().Int("pid", served.PID).Msg("the interrupted restart was finished: the new master serves")
 		}
 	}
-}
-
-// errUntouched is what interruptedUntouched says.
-var errUntouched = errors.New("interrupted before the server was touched: what served serves on as before")
-
-// interruptedUntouched is the error of an operation interrupted before it
-// touched the server: whatever served, serves on.
-func interruptedUntouched(err error) error {
-	return fmt.Errorf("%w (%w)", errUntouched, err)
 }
 
 // Acted reports whether the restart changed anything: a signal sent, an
@@ -267,16 +258,6 @@ func stillAlive(root string, procs []ipcguard.Proc) []int {
 		}
 	}
 	return out
-}
-
-// aloneOnPorts fails when a socket other than listeners is bound to one
-// of their addresses (see soleListener).
-func aloneOnPorts(root string, listeners []sock.Listener) error {
-	listening, err := sock.ReadListening(root)
-	if err != nil {
-		return err
-	}
-	return soleListener(listeners, listening)
 }
 
 // handoffReport reports and logs whether the restart holds the sockets:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -23,14 +24,6 @@ import (
 )
 
 // Sentinel errors of a start.
-var (
-	// ErrHeadroom reports too few free semaphore sets for a start: it
-	// would fail with ENOSPC (AH00023), so it is refused before acting.
-	ErrHeadroom = errors.New("not enough IPC headroom")
-	// ErrStartFailed reports a start that did not leave a verified server.
-	ErrStartFailed = errors.New("start failed")
-)
-
 // SysVSetsNeeded is how many free semaphore sets a start must find: Apache
 // creates one set per SysV mutex (accept per listen bucket, ssl-cache,
 // authdigest, rewrite-map, ...), three with the demo's modules; a start
@@ -187,24 +180,6 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc ser
 		return rep, errors.Join(fmt.Errorf("%w (the new master was stopped)", err), serr)
 	}
 	return rep, nil
-}
-
-// stopOrphans stops the orphaned workers of dead masters (see Orphans):
-// TERM, then KILL, since event orphans ignore TERM. It returns their pids.
-func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]int, error) {
-	procs, err := ipcguard.ReadProcTable(root)
-	if err != nil {
-		return nil, err
-	}
-	orphans, err := Orphans(root, procs, exe, nil)
-	if err != nil || len(orphans) == 0 {
-		return nil, err
-	}
-	log.Warn().Ints("pids", proc.PIDs(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
-	if err := StopAll(ctx, root, orphans, log); err != nil {
-		return proc.PIDs(orphans), fmt.Errorf("stop orphaned workers: %w", err)
-	}
-	return proc.PIDs(orphans), nil
 }
 
 // StopAll stops procs, processes no master answers for (orphaned
@@ -480,4 +455,28 @@ func (o StartOptions) ProveRuns(ctx context.Context, rc server.RunConfig, master
 // trialOptions are the start's options for its trial.
 func (o StartOptions) trialOptions() trial.Options {
 	return trial.Options{Profile: o.Profile, Conf: o.Conf, ProcRoot: o.ProcRoot, Timeout: o.Timeout, NoTrial: o.NoTrial, Log: o.Log}
+}
+
+// startCGroup is the cgroup v2 directory a new master starts in: the
+// unit's for an overlap in a unit (see unitOverlap), else safe-restart's
+// own; "" when unknown.
+func (o StartOptions) startCGroup(root string) string {
+	if o.intoUnit && o.unit != nil && o.unit.CGroup != "" {
+		return proc.CgroupV2Dir(o.unit.CGroup)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "self", "cgroup"))
+	if v2 := proc.CgroupV2(string(data)); err == nil && v2 != "" {
+		return proc.CgroupV2Dir(v2)
+	}
+	return ""
+}
+
+// aloneOnPorts fails when a socket other than listeners is bound to one
+// of their addresses (see soleListener).
+func aloneOnPorts(root string, listeners []sock.Listener) error {
+	listening, err := sock.ReadListening(root)
+	if err != nil {
+		return err
+	}
+	return soleListener(listeners, listening)
 }

@@ -41,11 +41,6 @@ func (d StateDir) Samples() string { return filepath.Join(string(d), "samples") 
 // LastOperations is the directory of the last-operation records.
 func (d StateDir) LastOperations() string { return filepath.Join(string(d), "last-operation") }
 
-// ErrUnsafeStateDir reports a state directory that another user could
-// have written: its stop records, lineages and locks steer what is
-// signalled and which IPC objects are removed, so none of it is read.
-var ErrUnsafeStateDir = errors.New("unsafe state directory")
-
 // CheckStateDir refuses (ErrUnsafeStateDir) a state directory that
 // someone else could write: dir and every directory below it must be a
 // directory (a symlink is not followed), owned by the effective user or

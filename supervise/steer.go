@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -391,3 +393,16 @@ func (b *beside) addrs() string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// migrates reports whether the kernel moves the connections queued on a
+// closing SO_REUSEPORT listener to another of its group
+// (net.ipv4.tcp_migrate_req=1 in this network namespace).
+func migrates(root string) bool {
+	v, err := os.ReadFile(filepath.Join(root, migrateReqSysctl))
+	return err == nil && strings.TrimSpace(string(v)) == "1"
+}
+
+// migrateReqSysctl is the per-network-namespace switch (Linux 5.14) that
+// migrates the connections queued on a closing SO_REUSEPORT listener to
+// another listener of its group; at 0 they are reset.
+const migrateReqSysctl = "sys/net/ipv4/tcp_migrate_req"

@@ -222,3 +222,21 @@ func reapAfterStop(ctx context.Context, sig *ipcguard.Signature, window time.Dur
 	}
 	return outs, err
 }
+
+// stopOrphans stops the orphaned workers of dead masters (see Orphans):
+// TERM, then KILL, since event orphans ignore TERM. It returns their pids.
+func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]int, error) {
+	procs, err := ipcguard.ReadProcTable(root)
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := Orphans(root, procs, exe, nil)
+	if err != nil || len(orphans) == 0 {
+		return nil, err
+	}
+	log.Warn().Ints("pids", proc.PIDs(orphans)).Msg("stopping orphaned workers of a dead master (they hold its port and IPC)")
+	if err := StopAll(ctx, root, orphans, log); err != nil {
+		return proc.PIDs(orphans), fmt.Errorf("stop orphaned workers: %w", err)
+	}
+	return proc.PIDs(orphans), nil
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -215,3 +216,54 @@ func hasLine(text, mark string, codes []string) bool {
 	}
 	return false
 }
+
+// StartedConf reads Apache's -d SERVERROOT and -f FILE (a relative FILE is
+// under SERVERROOT); without -f, the configuration is apache2.conf in the
+// -d SERVERROOT (Debian's apache2ctl for an instance apache2-NAME). A
+// master started with neither names none.
+func (apacheKind) StartedConf(argv []string) (string, bool) {
+	var root, file string
+	for i := 1; i+1 < len(argv); i++ {
+		switch argv[i] {
+		case "-d":
+			root = argv[i+1]
+		case "-f":
+			file = argv[i+1]
+		}
+	}
+	switch {
+	case file != "" && filepath.IsAbs(file):
+		return file, true
+	case root == "":
+		return "", false
+	case file != "":
+		return filepath.Join(root, file), true
+	}
+	return filepath.Join(root, "apache2.conf"), true
+}
+
+// apacheReuseport makes Apache set SO_REUSEPORT on its listeners
+// (listen.c make_sock does only when ListenCoresBucketsRatio > 0) while
+// keeping a single listen bucket (buckets = online cores / ratio, at
+// least 1), as without the directive. Given with -C, before the
+// configuration is read, so a ListenCoresBucketsRatio of the user's own
+// wins.
+const apacheReuseport = "ListenCoresBucketsRatio 2147483647"
+
+// ReuseportArgv is StartArgv with -C apacheReuseport: a master started so
+// can be replaced by one started beside it (see Overlapper).
+func (k apacheKind) ReuseportArgv(p Profile, conf string) []string {
+	return append(k.StartArgv(p, conf), "-C", apacheReuseport)
+}
+
+// Apache's driver and the capabilities it has (a method renamed or
+// unexported would otherwise drop one without a word).
+var (
+	_ Driver        = apacheKind{}
+	_ Overlapper    = apacheKind{}
+	_ ClosesEarly   = apacheKind{}
+	_ StatusCounter = apacheKind{}
+	_ Trialer       = apacheKind{}
+	_ Lingerer      = apacheKind{}
+	_ ConfReporter  = apacheKind{}
+)

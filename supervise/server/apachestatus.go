@@ -53,16 +53,6 @@ func statusFields(page string) map[string]string {
 	return m
 }
 
-// StatusCounter is a kind whose status page counts the master's reloads
-// (Apache's mod_status). The error log, with the files logrotate renamed
-// from it, is the other source (verify.MasterLog).
-type StatusCounter interface {
-	// ReloadsFromStatus reads how many times master has been reloaded from
-	// its status page; an error when the page does not say, or is not
-	// this master's.
-	ReloadsFromStatus(page string, master ipcguard.Proc, now time.Time) (int, error)
-}
-
 // statusTimeout bounds the status page request.
 const statusTimeout = 2 * time.Second
 

@@ -160,29 +160,6 @@ func LingerOf(p Profile) *proc.Linger {
 	return nil
 }
 
-// The drivers and the optional capabilities each has: a method renamed or
-// unexported here would otherwise drop a capability without a word.
-var (
-	_ Driver = apacheKind{}
-	_ Driver = nginxKind{}
-	_ Driver = fpmKind{}
-	_ Driver = (*serviceKind)(nil)
-
-	_ Overlapper     = apacheKind{}
-	_ ClosesEarly    = apacheKind{}
-	_ StatusCounter  = apacheKind{}
-	_ Trialer        = apacheKind{}
-	_ Lingerer       = apacheKind{}
-	_ Inheritor      = nginxKind{}
-	_ Inheritor      = fpmKind{}
-	_ Upgrader       = nginxKind{}
-	_ AcceptProber   = fpmKind{}
-	_ ChildrenProver = (*serviceKind)(nil)
-	_ ConfReporter   = apacheKind{}
-	_ ConfReporter   = nginxKind{}
-	_ ConfReporter   = fpmKind{}
-)
-
 // InheritorOf returns the profile's kind as an Inheritor, or nil and why
 // its sockets are not handed over (noHandoff: the user said so).
 func InheritorOf(p Profile, noHandoff bool) (Inheritor, string) {
@@ -194,4 +171,42 @@ func InheritorOf(p Profile, noHandoff bool) (Inheritor, string) {
 		return nil, p.Kind + " cannot take listening sockets from its starter"
 	}
 	return inh, ""
+}
+
+// StatusCounter is a kind whose status page counts the master's reloads
+// (Apache's mod_status). The error log, with the files logrotate renamed
+// from it, is the other source (verify.MasterLog).
+type StatusCounter interface {
+	// ReloadsFromStatus reads how many times master has been reloaded from
+	// its status page; an error when the page does not say, or is not
+	// this master's.
+	ReloadsFromStatus(page string, master ipcguard.Proc, now time.Time) (int, error)
+}
+
+// ConfReporter is a kind whose master's command line says which
+// configuration it was started with (see Profile.master).
+type ConfReporter interface {
+	// StartedConf returns the configuration file the command line argv
+	// of a master names, false when it names none this can resolve.
+	StartedConf(argv []string) (string, bool)
+}
+
+// Upgrader is a kind whose master starts a new master of its own at a
+// signal, on its own listening sockets (nginx's binary upgrade, USR2): the
+// new master is the old one's child, so it is born in the old one's
+// control group, namespaces, environment and limits; the old master first
+// renames its pidfile to UpgradedPIDFile, which the new master then
+// writes, and renames it back if the new master exits.
+type Upgrader interface {
+	UpgradeSignal() syscall.Signal
+	UpgradedPIDFile(pidFile string) string
+}
+
+// Trialer is a kind whose start is tried in a sandbox before a reload or
+// restart (see trial.Options.ProveRuns): Apache, whose config test (-t) misses what only
+// a start does (mod_ssl's key check, binding, post_config hooks).
+type Trialer interface {
+	// TrialStarted reports whether logged (what the trial wrote to its
+	// logs) shows master done with its start.
+	TrialStarted(logged string, master ipcguard.Proc) bool
 }

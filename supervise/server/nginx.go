@@ -376,17 +376,27 @@ func (nginxKind) StaysChild() bool { return true }
 
 func (nginxKind) InheritVars() []string { return []string{"NGINX"} }
 
-// Upgrader is a kind whose master starts a new master of its own at a
-// signal, on its own listening sockets (nginx's binary upgrade, USR2): the
-// new master is the old one's child, so it is born in the old one's
-// control group, namespaces, environment and limits; the old master first
-// renames its pidfile to UpgradedPIDFile, which the new master then
-// writes, and renames it back if the new master exits.
-type Upgrader interface {
-	UpgradeSignal() syscall.Signal
-	UpgradedPIDFile(pidFile string) string
-}
-
 func (nginxKind) UpgradeSignal() syscall.Signal { return syscall.SIGUSR2 }
 
 func (nginxKind) UpgradedPIDFile(pidFile string) string { return pidFile + proc.OldbinSuffix }
+
+// StartedConf reads the -c FILE of nginx's master title ("nginx: master
+// process /usr/sbin/nginx -c /etc/nginx/nginx.conf"): an absolute FILE,
+// since a relative one is under a prefix the title may not name.
+func (nginxKind) StartedConf(argv []string) (string, bool) {
+	f := strings.Fields(strings.Join(argv, " "))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "-c" && filepath.IsAbs(f[i+1]) {
+			return f[i+1], true
+		}
+	}
+	return "", false
+}
+
+// nginx's driver and the capabilities it has.
+var (
+	_ Driver       = nginxKind{}
+	_ Inheritor    = nginxKind{}
+	_ Upgrader     = nginxKind{}
+	_ ConfReporter = nginxKind{}
+)

@@ -278,3 +278,23 @@ func fpmSocketKey(s sock.Held) (string, error) {
 func (fpmKind) StaysChild() bool { return false }
 
 func (fpmKind) InheritVars() []string { return []string{"FPM_SOCKETS"} }
+
+// StartedConf reads php-fpm's master title, "php-fpm: master process
+// (/etc/php/8.2/fpm/php-fpm.conf)".
+func (fpmKind) StartedConf(argv []string) (string, bool) {
+	title := strings.Join(argv, " ")
+	_, rest, ok := strings.Cut(title, "master process (")
+	conf, _, closed := strings.Cut(rest, ")")
+	if !ok || !closed || !filepath.IsAbs(conf) {
+		return "", false
+	}
+	return conf, true
+}
+
+// php-fpm's driver and the capabilities it has.
+var (
+	_ Driver       = fpmKind{}
+	_ Inheritor    = fpmKind{}
+	_ AcceptProber = fpmKind{}
+	_ ConfReporter = fpmKind{}
+)

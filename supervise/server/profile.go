@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -39,36 +38,6 @@ type Profile struct {
 	Unit string
 
 	Driver Driver
-}
-
-// profiles are the built-in profiles, by name.
-var profiles = map[string]Profile{
-	"apache2": {Name: "apache2", Kind: "apache", Binary: "/usr/sbin/apache2", Conf: "/etc/apache2/apache2.conf", Ctl: "/usr/sbin/apache2ctl",
-		EnvVars: "/etc/apache2/envvars", Unit: "apache2.service", Driver: apacheKind{}},
-	"httpd": {Name: "httpd", Kind: "apache", Binary: "/usr/sbin/httpd", Conf: "/etc/httpd/conf/httpd.conf", Unit: "httpd.service", Driver: apacheKind{}},
-}
-
-// profileFinders resolve names that no fixed entry has (php-fpm's
-// versioned binaries); each returns ok false when name is not its, and an
-// error when it is but cannot be resolved (an ambiguous name).
-var profileFinders []func(name string) (p Profile, ok bool, err error)
-
-// LookupProfile returns the built-in profile called name.
-func LookupProfile(name string) (Profile, error) {
-	if p, ok := profiles[name]; ok {
-		return p, nil
-	}
-	for _, find := range profileFinders {
-		if p, ok, err := find(name); ok || err != nil {
-			return p, err
-		}
-	}
-	names := make([]string, 0, len(profiles))
-	for n := range profiles {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return Profile{}, fmt.Errorf("%w %q (known: %s, php-fpm, phpX.Y-fpm, php-fpmX.Y, or a service file: PATH.toml or NAME in --service-dir)", ErrUnknownService, name, strings.Join(names, ", "))
 }
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful
@@ -147,34 +116,6 @@ func (p Profile) PrepareFor(ctx context.Context, conf string, foreground bool, l
 	return p.Driver.Signature(p, rc), rc, nil
 }
 
-// Installed returns the built-in profiles installed here: those whose
-// binary and default config file exist (apache2, httpd, nginx, and each
-// php-fpm version as phpX.Y-fpm), sorted by name.
-func Installed() []Profile {
-	var out []Profile
-	exists := func(path string) bool { _, err := os.Stat(path); return err == nil }
-	add := func(p Profile) {
-		if exists(p.Binary) && exists(p.Conf) {
-			out = append(out, p)
-		}
-	}
-	for _, p := range profiles {
-		add(p)
-	}
-	if bins, err := installedFPM(); err == nil {
-		for _, b := range bins {
-			v := strings.TrimPrefix(b[strings.LastIndex(b, "/")+1:], "php-fpm")
-			name := "php-fpm"
-			if v != "" {
-				name = "php" + v + "-fpm"
-			}
-			add(fpmProfile(name, v))
-		}
-	}
-	slices.SortFunc(out, func(a, b Profile) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
-
 // Reexecs reports whether a reload replaces the master process with a new
 // one (php-fpm's re-exec), so that per-master counts restart with it.
 func (p Profile) Reexecs() bool { return p.Driver.Reexecs() }
@@ -213,15 +154,6 @@ func (p Profile) HaltsStart(text string) bool {
 		}
 	}
 	return false
-}
-
-// Trialer is a kind whose start is tried in a sandbox before a reload or
-// restart (see trial.Options.ProveRuns): Apache, whose config test (-t) misses what only
-// a start does (mod_ssl's key check, binding, post_config hooks).
-type Trialer interface {
-	// TrialStarted reports whether logged (what the trial wrote to its
-	// logs) shows master done with its start.
-	TrialStarted(logged string, master ipcguard.Proc) bool
 }
 
 // ExitsCleanOn reports whether systemd counts the master's exit on sig as
@@ -275,3 +207,8 @@ func LastLines(text string, n int) []string {
 	}
 	return out
 }
+
+// profileFinders resolve names that no fixed entry has (php-fpm's
+// versioned binaries); each returns ok false when name is not its, and an
+// error when it is but cannot be resolved (an ambiguous name).
+var profileFinders []func(name string) (p Profile, ok bool, err error)

@@ -188,3 +188,9 @@ func (k *serviceKind) ReloadsLogged(log string, master ipcguard.Proc) int {
 func (k *serviceKind) ClearLeftovers(context.Context, RunConfig, zerolog.Logger) ([]string, error) {
 	return nil, nil
 }
+
+// A service file's driver and the capabilities it has.
+var (
+	_ Driver         = (*serviceKind)(nil)
+	_ ChildrenProver = (*serviceKind)(nil)
+)

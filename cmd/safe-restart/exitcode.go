@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
@@ -77,23 +79,19 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
-// reportExit logs err (once, here, where the run ends) and returns its code.
-func reportExit(d *deps, err error) int {
-	code := exitCode(err)
-	if err == nil {
-		return code
+// specUsage turns a signature or executable the operator got wrong into a
+// usage error with its hint.
+func specUsage(err error) error {
+	var se *ipcguard.SpecError
+	if errors.As(err, &se) {
+		return &usageError{err: err, hint: se.Hint}
 	}
-	var ue *usageError
-	if errors.As(err, &ue) && ue.hint != "" {
-		fmt.Fprintf(d.logs, "Error: %v\nHint: %s\n", err, ue.hint)
-		return code
-	}
-	if d.log != nil && code == exitRecovered {
-		d.log.Warn().Int("exit_code", code).Err(err).Msg("safe-restart recovered the service")
-	} else if d.log != nil {
-		d.log.Error().Int("exit_code", code).Err(err).Msg("safe-restart failed")
-	} else {
-		fmt.Fprintf(d.logs, "Error: %v\n", err)
-	}
-	return code
+	return err
+}
+
+// isCobraUsage reports cobra's own error for an unknown subcommand, the one
+// usage error cobra does not let us type (flag errors go through
+// SetFlagErrorFunc, argument errors through our Args functions).
+func isCobraUsage(err error) bool {
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }

@@ -1,28 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"os"
-	"strings"
-	"time"
-
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-
-	"golang.org/x/term"
 
 	"github.com/safe-restart/safe-restart/supervise"
 )
-
-// deps are what every command shares: output streams and the logger.
-type deps struct {
-	stdout, stderr io.Writer
-	logs           io.Writer // stderr, batched (see batchWriter)
-	log            *zerolog.Logger
-	logFormat      string
-	logLevel       string
-}
 
 func newRootCmd(d *deps) *cobra.Command {
 	root := &cobra.Command{
@@ -97,53 +79,3 @@ Results go to stdout.
 	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d), newRunCmd(d), newSystemdCmd(d))
 	return root
 }
-
-func (d *deps) setupLogger() error {
-	lvl, err := zerolog.ParseLevel(strings.ToLower(d.logLevel))
-	if err != nil || d.logLevel == "" {
-		return usagef("use debug, info, warn or error", "bad --log-level %q", d.logLevel)
-	}
-	var w io.Writer
-	switch d.logFormat {
-	case "json":
-		w = d.logs
-	case "console":
-		w = zerolog.ConsoleWriter{Out: d.logs, TimeFormat: time.TimeOnly}
-	case "auto":
-		w = d.logs
-		if f, ok := d.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			w = zerolog.ConsoleWriter{Out: d.logs, TimeFormat: time.TimeOnly}
-		}
-	default:
-		return usagef("use auto, console or json", "bad --log-format %q", d.logFormat)
-	}
-	l := zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-	d.log = &l
-	return nil
-}
-
-// logTimeFormat is the timestamp of a JSON log line: RFC 3339 with
-// milliseconds, so that events a backoff apart (50 ms) are ordered and
-// their spacing can be read from the log.
-const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-func init() { zerolog.TimeFieldFormat = logTimeFormat }
-
-// isCobraUsage reports cobra's own error for an unknown subcommand, the one
-// usage error cobra does not let us type (flag errors go through
-// SetFlagErrorFunc, argument errors through our Args functions).
-func isCobraUsage(err error) bool {
-	return strings.HasPrefix(err.Error(), "unknown command ")
-}
-
-// exactArgs is cobra.ExactArgs returning a usageError.
-func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef("see "+cmd.CommandPath()+" --help", "%s takes %s, got %d argument(s)", cmd.CommandPath(), what, len(args))
-		}
-		return nil
-	}
-}
-
-func (d *deps) printf(format string, a ...any) { fmt.Fprintf(d.stdout, format, a...) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -145,4 +146,22 @@ func (f *serverFlags) options(d *deps, service string, p server.Profile, ladder 
 	state := supervise.StateDir(f.stateDir)
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: state.Lineages(), IntentDir: state.Intents(), Unit: f.unit, Log: log},
 		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
+}
+
+// lockService takes the service lock, logging progress while it waits.
+func lockService(ctx context.Context, d *deps, stateDir, service string, timeout time.Duration) (*supervise.Lock, error) {
+	lockCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return supervise.AcquireLock(lockCtx, supervise.StateDir(stateDir).Locks(), service, func(waited time.Duration) {
+		d.log.Info().Str("server", service).Dur("waited", waited).Msg("waiting for another safe-restart on this service")
+	})
+}
+
+// validStatusURL refuses a --status-url that is not an http(s) URL.
+func validStatusURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("e.g. http://127.0.0.1/server-status?auto", "bad --status-url %q: not an http(s) URL", s)
+	}
+	return nil
 }

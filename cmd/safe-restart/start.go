@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,13 +72,4 @@ func writeStartSummary(d *deps, service string, rep supervise.StartReport) {
 	if len(rep.Leftovers) > 0 {
 		d.printf("removed what a dead master left: %v\n", rep.Leftovers)
 	}
-}
-
-// lockService takes the service lock, logging progress while it waits.
-func lockService(ctx context.Context, d *deps, stateDir, service string, timeout time.Duration) (*supervise.Lock, error) {
-	lockCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return supervise.AcquireLock(lockCtx, supervise.StateDir(stateDir).Locks(), service, func(waited time.Duration) {
-		d.log.Info().Str("server", service).Dur("waited", waited).Msg("waiting for another safe-restart on this service")
-	})
 }

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,7 +109,7 @@ func overlapRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ip
 	if _, ok := st.Profile.Driver.(server.Overlapper); !ok {
 		return rep, false, nil // a server without an overlap (nginx, php-fpm: the socket handoff)
 	}
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	old, err := st.Profile.Master(root, rc)
 	if err != nil {
 		return rep, false, nil // not running, or not provably the server: the plain path decides
@@ -180,7 +179,7 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 // old one keeps serving, its pidfile back in place and its sockets as
 // they were.
 func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig, old ipcguard.Proc, b *beside, rep *RestartReport) error {
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	if st.handoff == nil { // a handoff's caller said it starts on the held sockets
 		st.Log.Info().Int("old", old.PID).Msg("starting a new master beside the old one (SO_REUSEPORT), then stopping the old one gracefully")
 	}
@@ -258,7 +257,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 // old one is stopped as an overlap stops it (stopOldMaster: the pidfile
 // kept, the unit left alone, since the new master is in it).
 func stopPendingBeside(ctx context.Context, s StopOptions, rc server.RunConfig) error {
-	root := cmp.Or(s.ProcRoot, "/proc")
+	root := proc.RootOr(s.ProcRoot)
 	pending, err := readIntent(s.IntentDir, root, s.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err

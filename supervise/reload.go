@@ -80,7 +80,7 @@ type ReloadReport struct {
 func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	sig, rc, err := st.Profile.Prepare(ctx, st.Conf, st.Log)
 	if err != nil {
 		return rep, err
@@ -130,7 +130,7 @@ func (o ReloadOptions) UnsafeReload(ctx context.Context, master ipcguard.Proc, s
 	if o.Full {
 		return "a full restart was asked for (--full)", nil
 	}
-	keys, err := proc.PthreadKeysInUse(cmp.Or(o.Start.ProcRoot, "/proc"), master.PID)
+	keys, err := proc.PthreadKeysInUse(proc.RootOr(o.Start.ProcRoot), master.PID)
 	if err != nil {
 		o.Start.Log.Warn().Err(err).Msg("cannot count the master's pthread keys; reloading without that check")
 	} else {

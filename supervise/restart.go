@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +56,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return RestartReport{}, err
 	}
 	var proof *trial.Report
-	if master, err := st.Profile.Master(cmp.Or(st.ProcRoot, "/proc"), rc); err == nil {
+	if master, err := st.Profile.Master(proc.RootOr(st.ProcRoot), rc); err == nil {
 		proof, err = st.ProveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
 			err = interruptedUntouched(cerr) // nothing was touched, nothing will be
@@ -102,13 +101,13 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		return rep, err
 	}
 	if !s.DryRun {
-		h, why := holdListeners(cmp.Or(st.ProcRoot, "/proc"), st.Profile, st.NoHandoff, rc, st.Log)
+		h, why := holdListeners(proc.RootOr(st.ProcRoot), st.Profile, st.NoHandoff, rc, st.Log)
 		defer h.release()
 		rep.Handoff = handoffReport(h, why, st)
 		st.handoff = h
 	}
 	if st.handoff != nil {
-		if why := handoffOverlapBlocker(cmp.Or(st.ProcRoot, "/proc"), st.handoff, sig, st); why != "" {
+		if why := handoffOverlapBlocker(proc.RootOr(st.ProcRoot), st.handoff, sig, st); why != "" {
 			st.Log.Info().Str("reason", why).Msg("no overlap: the old master stops before the new one starts (the held sockets queue new connections meanwhile)")
 			rep.OverlapSkipped = why
 		} else {
@@ -139,7 +138,7 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if rep.Start, err = st.start(ctx, sig, rc); err != nil || rep.Start.Master == nil {
 		return rep, err
 	}
-	if err := aloneOnPorts(cmp.Or(st.ProcRoot, "/proc"), rep.Start.Listeners); err != nil {
+	if err := aloneOnPorts(proc.RootOr(st.ProcRoot), rep.Start.Listeners); err != nil {
 		return rep, err
 	}
 	end(rep.Start.Master)
@@ -198,7 +197,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if err := restartHeadroom(ctx, st, sig); err != nil {
 		return rep, err
 	}
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	old, err := st.Profile.Master(root, rc)
 	main := false
 	if err == nil {

@@ -126,7 +126,7 @@ func (o StartOptions) findUnit(ctx context.Context, rc server.RunConfig) (*syste
 // start is Start once the server's run config is known.
 func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) (StartReport, error) {
 	var rep StartReport
-	root := cmp.Or(o.ProcRoot, "/proc")
+	root := proc.RootOr(o.ProcRoot)
 	// An interrupted overlap may have left its new master serving, and
 	// its pidfile gone: that master is running, the old one is stopped.
 	if err := stopPendingBeside(ctx, o.stopOptions(), rc); err != nil {
@@ -201,7 +201,7 @@ func (o StartOptions) stopOptions() StopOptions {
 // began, so that a start never runs beside a master still stopping.
 func (o StartOptions) finishPendingStop(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) error {
 	so := o.stopOptions()
-	pending, err := pendingStop(o.IntentDir, cmp.Or(o.ProcRoot, "/proc"), o.Profile, rc.PidFile)
+	pending, err := pendingStop(o.IntentDir, proc.RootOr(o.ProcRoot), o.Profile, rc.PidFile)
 	if err != nil || pending == nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func (o StartOptions) startFailure(why error, out string, tail *verify.LogTail, 
 // (Apache reports ENOSPC only there).
 func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 	if o.unit.Acts() && !o.intoUnit {
-		return o.unit.RunJob(ctx, cmp.Or(o.ProcRoot, "/proc"), cmp.Or(o.unitJob, "start"), o.Log) // bounded by systemd.StartTimeout
+		return o.unit.RunJob(ctx, proc.RootOr(o.ProcRoot), cmp.Or(o.unitJob, "start"), o.Log) // bounded by systemd.StartTimeout
 	}
 	// A starter that never returns (a daemon that does not detach, a hung
 	// passphrase program) ends after the longer of the start's timeout and
@@ -331,7 +331,7 @@ func (o StartOptions) runStarter(ctx context.Context) (string, error) {
 		return o.handoff.run(ctx, argv)
 	}
 	if o.intoUnit {
-		argv = o.unit.InUnitArgv(cmp.Or(o.ProcRoot, "/proc"), argv)
+		argv = o.unit.InUnitArgv(proc.RootOr(o.ProcRoot), argv)
 		o.Log.Info().Strs("argv", argv).Str("cgroup", o.unit.CGroup).Msg("starting in the unit's control group")
 		return startInCGroup(ctx, argv, proc.CgroupV2Dir(o.unit.CGroup))
 	}

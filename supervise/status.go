@@ -65,14 +65,14 @@ func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit st
 	if err != nil {
 		return st, err
 	}
-	procs, err := ipcguard.ReadProcTable("/proc")
+	procs, err := ipcguard.ReadProcTable(proc.DefaultRoot)
 	if err != nil {
 		return st, err
 	}
-	master, err := p.Master("/proc", rc)
+	master, err := p.Master(proc.DefaultRoot, rc)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, proc.ErrStalePIDFile) {
 		// The pidfile names something, but no master of this server.
-		if m, ok := masterByListeners("/proc", procs, p, rc); ok {
+		if m, ok := masterByListeners(proc.DefaultRoot, procs, p, rc); ok {
 			st.PIDFileWrong, master, err = err.Error(), m, nil
 		}
 	}
@@ -81,7 +81,7 @@ func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit st
 	} else {
 		st.NotRunning, st.Err = err.Error(), err
 	}
-	orphans, err := Orphans("/proc", procs, p.Binary, st.Master)
+	orphans, err := Orphans(proc.DefaultRoot, procs, p.Binary, st.Master)
 	if err != nil {
 		return st, err
 	}
@@ -110,13 +110,13 @@ func (st Status) TracksIPC() bool { return st.ipc }
 func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc, p server.Profile, rc server.RunConfig) {
 	st.Master = &master
 	st.Uptime = time.Since(master.Start).Round(time.Second)
-	if keys, err := proc.PthreadKeysInUse("/proc", master.PID); err == nil {
+	if keys, err := proc.PthreadKeysInUse(proc.DefaultRoot, master.PID); err == nil {
 		st.PthreadKeys = keys
 	}
 	st.tree = proc.Descendants(procs, master, p.Binary)
 	st.Tree = proc.PIDs(st.tree)
-	if listening, err := sock.ReadListening("/proc"); err == nil {
-		st.Listeners = sock.ListenersOf("/proc", master.PID, listening)
+	if listening, err := sock.ReadListening(proc.DefaultRoot); err == nil {
+		st.Listeners = sock.ListenersOf(proc.DefaultRoot, master.PID, listening)
 	}
 	if text := verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
 		st.Reloads = p.Driver.ReloadsLogged(text, master)
@@ -162,7 +162,7 @@ func (st *Status) UnitRisk() string {
 	case u == nil || u.Inside:
 		return ""
 	case st.Master != nil:
-		if why := u.ModelError("/proc", *st.Master, st.tree); why != "" {
+		if why := u.ModelError(proc.DefaultRoot, *st.Master, st.tree); why != "" {
 			return why + ": systemctl stop/reload/status do not manage this master (safe-restart restart " + st.Service + " replaces it with one the unit starts)"
 		}
 	case u.Active == "active":
@@ -228,7 +228,7 @@ func configured(l sock.Listener, listen []string) bool {
 // found in dir (StateDir.Samples) and returns it; ok is false, and nothing
 // is recorded, when no master runs.
 func (st Status) RecordSample(dir string) (s growth.Sample, ok bool, err error) {
-	if s, ok = sampleOf("/proc", st); ok {
+	if s, ok = sampleOf(proc.DefaultRoot, st); ok {
 		err = growth.RecordSample(dir, st.Service, s)
 	}
 	return s, ok, err

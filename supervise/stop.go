@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +82,7 @@ func Stop(ctx context.Context, o StopOptions) (StopReport, error) {
 // stop is Stop once the server's run config is known.
 func (o StopOptions) stop(ctx context.Context, sig *ipcguard.Signature, rc server.RunConfig) (StopReport, error) {
 	var rep StopReport
-	root := cmp.Or(o.ProcRoot, "/proc")
+	root := proc.RootOr(o.ProcRoot)
 	if !o.DryRun {
 		if err := stopPendingBeside(ctx, o, rc); err != nil {
 			return rep, err

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -29,7 +28,7 @@ func unitOverlap(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if _, ok := st.Profile.Driver.(server.Overlapper); !ok && !upgrades {
 		return RestartReport{}, false, nil // php-fpm: the unit's restart job
 	}
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	st.intoUnit = true
 	b, why := planUnitOverlap(root, old, sig, st, upgrades)
 	if why != "" {

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +27,7 @@ const upgradeNoticed = 2 * time.Second
 // one, which never stopped serving, renames its pidfile back. handled is
 // false, nothing changed, when the old master did not act on the signal.
 func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.Signature, rc server.RunConfig, old ipcguard.Proc, k server.Upgrader, rep *RestartReport) (handled bool, err error) {
-	root := cmp.Or(st.ProcRoot, "/proc")
+	root := proc.RootOr(st.ProcRoot)
 	st.Log.Info().Int("old", old.PID).Str("unit", st.unit.Name).
 		Msg("restarting in the unit through the server's binary upgrade (" + proc.SigName(k.UpgradeSignal()) + "): the new master starts beside the old one as its child, then the old one stops gracefully")
 	upgraded := k.UpgradedPIDFile(rc.PidFile)

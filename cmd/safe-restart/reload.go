@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
@@ -174,7 +175,7 @@ func waitLogs(ctx context.Context, d *deps, p server.Profile, o *serverFlags) er
 		return err
 	}
 	logDir := filepath.Dir(rc.ErrorLog)
-	held, err := verify.WaitLogsReleased(ctx, "/proc", p.Binary, logDir, o.timeout)
+	held, err := verify.WaitLogsReleased(ctx, proc.DefaultRoot, p.Binary, logDir, o.timeout)
 	if err != nil {
 		return err
 	}

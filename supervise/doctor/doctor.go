@@ -136,7 +136,7 @@ func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
 	logs, lognotes := logFindings(st.Service, st.Config)
-	out = append(out, oomFindings("/proc", st, logs)...)
+	out = append(out, oomFindings(proc.DefaultRoot, st, logs)...)
 	return out, append(notes, lognotes...), nil
 }
 
@@ -188,7 +188,7 @@ func orphanFindings(st supervise.Status) []Finding {
 	if len(st.Orphans) > 0 {
 		ev := []string{}
 		for _, pid := range st.Orphans {
-			if p, err := ipcguard.ReadProc("/proc", pid); err == nil {
+			if p, err := ipcguard.ReadProc(proc.DefaultRoot, pid); err == nil {
 				ev = append(ev, fmt.Sprintf("pid %d (%s, uid %d, parent %d, started %s): its master (session leader %d) is dead; it still holds a listening socket",
 					pid, p.Comm, p.UID, p.PPID, p.Start.Format("2006-01-02 15:04:05"), p.Session))
 			}

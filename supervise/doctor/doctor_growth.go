@@ -28,7 +28,7 @@ func keyFindings(st supervise.Status, history []growth.Sample, keepsMaster bool)
 		return nil
 	}
 	m := *st.Master
-	gomp := libgompMapped("/proc", m.PID)
+	gomp := libgompMapped(proc.DefaultRoot, m.PID)
 	var out []Finding
 	if st.PthreadKeys >= proc.PthreadKeysMax-supervise.PthreadKeysMargin {
 		out = append(out, Finding{Check: "pthread-keys", Service: st.Service, Severity: Critical,

@@ -11,7 +11,9 @@
 // (RetryEINTR).
 //
 // Every function that reads processes takes the /proc root to read, so
-// tests and the private namespaces of nstest can give their own.
+// tests and the private namespaces of nstest can give their own; an
+// option left empty means DefaultRoot (RootOr), the one place "/proc" is
+// named for the packages above.
 //
 // It imports ipcguard and nothing else of this module; everything under
 // supervise may import it.

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +105,7 @@ func (o ladderOps) orReal() ladderOps {
 // ErrStillAlive.
 func (l Ladder) Run(ctx context.Context, r LadderRun) ([]StepReport, error) {
 	ops := r.ops.orReal()
-	root := cmp.Or(r.ProcRoot, "/proc")
+	root := RootOr(r.ProcRoot)
 	alive := r.Members
 	var reports []StepReport
 	for i, step := range l {
@@ -248,7 +247,7 @@ func (r LadderRun) endLinger(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.ops.orReal().signal(cmp.Or(r.ProcRoot, "/proc"), r.Master, r.Linger.Send)
+	return r.ops.orReal().signal(RootOr(r.ProcRoot), r.Master, r.Linger.Send)
 }
 
 // targets returns whom a step signals: the master while it lives, or every

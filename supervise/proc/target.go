@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,3 +234,11 @@ func RunningExactly(procs ipcguard.ProcTable, exe string) []ipcguard.Proc {
 	}
 	return out
 }
+
+// DefaultRoot is the /proc of the caller's PID namespace: what a root left
+// empty means.
+const DefaultRoot = "/proc"
+
+// RootOr is root, the /proc a caller was given to read, or DefaultRoot
+// when it was given none.
+func RootOr(root string) string { return cmp.Or(root, DefaultRoot) }

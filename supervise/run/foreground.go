@@ -122,7 +122,7 @@ func NewForeground(o ForegroundOptions) (*Foreground, error) {
 	if err := o.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	o.ProcRoot = cmp.Or(o.ProcRoot, "/proc")
+	o.ProcRoot = proc.RootOr(o.ProcRoot)
 	o.Timeout = cmp.Or(o.Timeout, 20*time.Second)
 	o.Policy = o.Policy.withDefaults()
 	return &Foreground{o: o, reqs: make(chan Request)}, nil

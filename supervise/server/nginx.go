@@ -67,7 +67,7 @@ func (nginxKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConf
 		}
 	}
 	rc.Elapsed = elapsed
-	w, err := clearTestPidfile("/proc", rc.PidFile, p.Binary, began)
+	w, err := clearTestPidfile(proc.DefaultRoot, rc.PidFile, p.Binary, began)
 	if err != nil {
 		return RunConfig{}, err
 	}

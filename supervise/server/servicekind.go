@@ -63,7 +63,7 @@ func (k *serviceKind) RunConfig(ctx context.Context, p Profile, conf string) (Ru
 	}
 	rc.Elapsed = elapsed
 	// Like nginx -t, a config test may create the pidfile empty.
-	w, err := clearTestPidfile("/proc", k.pidFile, p.Binary, began)
+	w, err := clearTestPidfile(proc.DefaultRoot, k.pidFile, p.Binary, began)
 	if err != nil {
 		return RunConfig{}, err
 	}

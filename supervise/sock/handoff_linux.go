@@ -252,7 +252,7 @@ func leftoverGuard(path string) (string, bool) {
 		if !strings.HasPrefix(spare, prefix) || err != nil || pid <= 0 {
 			continue
 		}
-		if p, err := ipcguard.ReadProc("/proc", pid); err == nil && p.Alive() {
+		if p, err := ipcguard.ReadProc(proc.DefaultRoot, pid); err == nil && p.Alive() {
 			continue // a handoff under way
 		}
 		return filepath.Join(filepath.Dir(path), spare), true

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/safe-restart/safe-restart/supervise/proc"
 )
 
 // Listener is a listening TCP or unix stream socket held by a process.
@@ -34,7 +36,7 @@ func (l Listener) Network() string {
 // procRoot/net/unix.
 func ReadListening(procRoot string) (map[uint64]string, error) {
 	out := map[uint64]string{}
-	if procRoot != "/proc" || TCPListening(out) != nil {
+	if procRoot != proc.DefaultRoot || TCPListening(out) != nil {
 		if err := readTCPListening(procRoot, out); err != nil {
 			return nil, err
 		}

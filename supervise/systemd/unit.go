@@ -94,7 +94,7 @@ type UnitQuery struct {
 // profile's and systemd has it loaded. An error reading a unit wraps
 // ErrServiceManager.
 func FindUnit(ctx context.Context, q UnitQuery, master *ipcguard.Proc) (*Unit, error) {
-	root := cmp.Or(q.ProcRoot, "/proc")
+	root := proc.RootOr(q.ProcRoot)
 	if !systemdRuns(root) {
 		return nil, nil
 	}
@@ -132,7 +132,7 @@ func samePath(a, b string) bool {
 // UnitOf is FindUnit with the master the pidfile names, if any.
 func UnitOf(ctx context.Context, q UnitQuery, pidFile string) (*Unit, error) {
 	var master *ipcguard.Proc
-	if m, err := proc.FromPIDFile(cmp.Or(q.ProcRoot, "/proc"), pidFile, q.Profile.Binary); err == nil {
+	if m, err := proc.FromPIDFile(proc.RootOr(q.ProcRoot), pidFile, q.Profile.Binary); err == nil {
 		master = &m
 	}
 	return FindUnit(ctx, q, master)

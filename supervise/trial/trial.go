@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
@@ -122,7 +123,7 @@ func (o Options) ProveRuns(ctx context.Context, rc server.RunConfig, master ipcg
 	if !rep.Ran {
 		addrs = bindAddrs(rc.Listen) // what the config says (nginx, php-fpm)
 	}
-	return rep, checkBinds(cmp.Or(o.ProcRoot, "/proc"), master, o.Profile.Binary, addrs)
+	return rep, checkBinds(proc.RootOr(o.ProcRoot), master, o.Profile.Binary, addrs)
 }
 
 // trial starts the server with the new configuration in private mount,
@@ -141,7 +142,7 @@ func (o Options) trial(ctx context.Context, rc server.RunConfig, master ipcguard
 	if err != nil {
 		return o.trialSkipped(err), nil
 	}
-	spec.Empty, spec.NoFile = masterWrites(cmp.Or(o.ProcRoot, "/proc"), master.PID)
+	spec.Empty, spec.NoFile = masterWrites(proc.RootOr(o.ProcRoot), master.PID)
 	for range maxTrialRounds {
 		rep, err := o.runTrial(ctx, spec, rc, k)
 		var te *Error

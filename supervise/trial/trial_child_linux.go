@@ -69,7 +69,7 @@ func trialChild() int {
 	// The namespace's init reaps what is re-parented to it (the master once
 	// its starter exited, and what the master leaves) until the process
 	// exits with its stdin's EOF.
-	proc.NewReaper("/proc", true, zerolog.Nop()).Run(context.Background())
+	proc.NewReaper(proc.DefaultRoot, true, zerolog.Nop()).Run(context.Background())
 	return 0
 }
 

@@ -16,23 +16,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
-// HandoffReport says whether a restart handed the listening sockets over.
-type HandoffReport struct {
-	// Held are the old master's listeners held through the stop and
-	// passed to the new master.
-	Held []sock.Listener `json:"held"`
-	// Fallback says why the restart was a plain one (the sockets closed
-	// with the old master: connections are refused until the new one
-	// listens); "" when they were handed over.
-	Fallback string `json:"fallback,omitempty"`
-	// Relinked are unix socket paths the old master unlinked as it
-	// exited, linked back to the held socket.
-	Relinked []string `json:"relinked,omitempty"`
-	// Guarded are unix socket paths bind-mounted over themselves through
-	// the stop, so that the old master could not unlink them.
-	Guarded []string `json:"guarded,omitempty"`
-}
-
 // handoff is the sockets a restart holds (sock.HeldSet) and how it hands
 // them over.
 type handoff struct {

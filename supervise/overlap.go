@@ -473,3 +473,30 @@ func soleListener(own []sock.Listener, listening map[uint64]string) error {
 	}
 	return nil
 }
+
+// finishing returns ctx without its cancellation, for the part of an
+// operation that must run to its end once begun: a restart whose old
+// master is being stopped would otherwise leave the service down when a
+// deploy job is cancelled (SIGINT, SIGTERM). Its end is bounded by the
+// ladder's steps and the start's timeout, not by the caller. When ctx is
+// cancelled meanwhile, a warning says what is being finished. end stops
+// that watch (calls after the first do nothing) and, when ctx was
+// cancelled and served names the master that serves at the end, says so
+// (a failure's error says the rest).
+func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Context, func(served *ipcguard.Proc)) {
+	stop := context.AfterFunc(ctx, func() {
+		log.Warn().Str("cause", context.Cause(ctx).Error()).
+			Msg("interrupted, but " + what + ": finishing that first, so that the service is not left down (SIGKILL abandons it; the next run then finishes the stop)")
+	})
+	ended := false
+	return context.WithoutCancel(ctx), func(served *ipcguard.Proc) {
+		if ended {
+			return
+		}
+		ended = true
+		stop()
+		if served != nil && ctx.Err() != nil {
+			log.Warn().Int("pid", served.PID).Msg("the interrupted restart was finished: the new master serves")
+		}
+	}
+}

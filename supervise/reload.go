@@ -15,54 +15,8 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
-	"github.com/safe-restart/safe-restart/supervise/trial"
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
-
-// ReloadOptions says which server to reload and how to recover it.
-type ReloadOptions struct {
-	Start StartOptions // profile, config, health check, timeout, state dirs, log
-	Stop  StopOptions  // the ladder of the fallback restart
-	// Hard sends HUP (restart in place, requests in flight cut) instead of
-	// USR1 (graceful: children finish their requests).
-	Hard bool
-	// MaxReloads, when positive, is a reload budget per master: a master
-	// that already logged this many reloads is restarted instead (a
-	// library that leaks a pthread key per reload kills the master inside
-	// its 1024th; REFERENCE.md §7).
-	MaxReloads int
-	// Full asks for a verified restart instead of the reload (a new
-	// master: a binary or module upgrade).
-	Full bool
-	// StatusURL, when set, is the server's status page (Apache: mod_status
-	// with ?auto), read first to count the master's reloads for
-	// MaxReloads; the error log, which loses the count when rotated, is the
-	// fallback.
-	StatusURL string
-	// SampleDir, when set, receives a Sample of the master after a
-	// verified reload (doctor measures pthread keys per reload from them).
-	SampleDir string
-}
-
-// ReloadReport says what Reload did.
-type ReloadReport struct {
-	Master      *ipcguard.Proc `json:"master,omitempty"`
-	Signal      string         `json:"signal,omitempty"`
-	OldChildren []int          `json:"old_children"`
-	NewChildren []int          `json:"new_children"`
-	// Fallback says why a verified restart or start replaced the reload;
-	// Recovered says the server had died or was not running and now serves
-	// again (exit 4).
-	Fallback string `json:"fallback,omitempty"`
-	// PthreadKeys is the master's pthread keys in use before the reload, -1
-	// when its table could not be read.
-	PthreadKeys int            `json:"pthread_keys"`
-	Recovered   bool           `json:"recovered"`
-	Restart     *RestartReport `json:"restart,omitempty"`
-	// Trial is the trial start that proved the new configuration runs
-	// before the master was touched (nil when no master was running).
-	Trial *trial.Report `json:"trial,omitempty"`
-}
 
 // Reload asks the running master for a new generation in place and
 // verifies it (README.md invariant 6): the master is alive and the same
@@ -374,12 +328,6 @@ func (o ReloadOptions) recover(ctx context.Context, sig *ipcguard.Signature, rc 
 // restart or start that acted.
 func (r ReloadReport) Acted() bool {
 	return r.Signal != "" || (r.Restart != nil && r.Restart.Acted())
-}
-
-// withServer copies the server's identity from a start's options.
-func (s StopOptions) withServer(st StartOptions) StopOptions {
-	s.Profile, s.Conf, s.ProcRoot, s.unit = st.Profile, st.Conf, st.ProcRoot, st.unit
-	return s
 }
 
 // writtenSince reports whether the file at path was modified at or after t.

@@ -6,40 +6,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rs/zerolog"
-
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 	"github.com/safe-restart/safe-restart/supervise/trial"
 )
-
-// RestartReport is what the stop and the start of a restart did.
-type RestartReport struct {
-	Stop  StopReport  `json:"stop"`
-	Start StartReport `json:"start"`
-	// Handoff says whether the listening sockets were handed from the old
-	// master to the new one (nil for a restart that found no master).
-	Handoff *HandoffReport `json:"handoff,omitempty"`
-	// Overlap says the new master started beside the old one, which
-	// stopped only then (on SO_REUSEPORT, see server.Overlapper, or on the held
-	// sockets, see server.Inheritor); OverlapSkipped says why a server that can
-	// overlap did not.
-	Overlap        bool   `json:"overlap"`
-	OverlapSkipped string `json:"overlap_skipped,omitempty"`
-	// Steered says the overlap sent every new connection to the new
-	// master and let the old master's sockets drain before it stopped
-	// (see beside), rather than relying on the kernel's migration.
-	Steered bool `json:"steered,omitempty"`
-	// UnitJob is the systemd job that replaced the master ("restart"),
-	// when the unit's own job did.
-	UnitJob string `json:"unit_job,omitempty"`
-	// Trial is the trial start that proved the new configuration runs
-	// before the old master was touched (nil when none was running, or
-	// when a reload's trial already ran).
-	Trial *trial.Report `json:"trial,omitempty"`
-}
 
 // Restart runs the config test, the proof that the new configuration runs
 // when a master is running (see proveRuns) and an IPC headroom check
@@ -143,33 +115,6 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	}
 	end(rep.Start.Master)
 	return rep, nil
-}
-
-// finishing returns ctx without its cancellation, for the part of an
-// operation that must run to its end once begun: a restart whose old
-// master is being stopped would otherwise leave the service down when a
-// deploy job is cancelled (SIGINT, SIGTERM). Its end is bounded by the
-// ladder's steps and the start's timeout, not by the caller. When ctx is
-// cancelled meanwhile, a warning says what is being finished. end stops
-// that watch (calls after the first do nothing) and, when ctx was
-// cancelled and served names the master that serves at the end, says so
-// (a failure's error says the rest).
-func finishing(ctx context.Context, log zerolog.Logger, what string) (context.Context, func(served *ipcguard.Proc)) {
-	stop := context.AfterFunc(ctx, func() {
-		log.Warn().Str("cause", context.Cause(ctx).Error()).
-			Msg("interrupted, but " + what + ": finishing that first, so that the service is not left down (SIGKILL abandons it; the next run then finishes the stop)")
-	})
-	ended := false
-	return context.WithoutCancel(ctx), func(served *ipcguard.Proc) {
-		if ended {
-			return
-		}
-		ended = true
-		stop()
-		if served != nil && ctx.Err() != nil {
-			log.Warn().Int("pid", served.PID).Msg("the interrupted restart was finished: the new master serves")
-		}
-	}
 }
 
 // Acted reports whether the restart changed anything: a signal sent, an

@@ -9,10 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
@@ -31,67 +28,10 @@ import (
 // line), this check only refuses the certain failures.
 const SysVSetsNeeded = 8
 
-// StartOptions says which server to start.
-type StartOptions struct {
-	Profile    server.Profile
-	Conf       string
-	HealthURL  string        // "" means GET / on the master's first listener
-	Timeout    time.Duration // for the master to come up and serve; 0 means 20 s (a start command itself may run up to systemd.StartTimeout, or this if longer)
-	LineageDir string        // where the sets this start creates are recorded
-	IntentDir  string        // where an interrupted stop left its record (see StopOptions)
-	// NoHandoff makes a restart a plain one: the listening sockets close
-	// with the old master instead of being handed to the new one.
-	NoHandoff bool
-	// NoOverlap makes a restart stop the old master before it starts the
-	// new one (with the held sockets, if any): two generations never run
-	// at once, at the cost of the clients waiting for the start.
-	NoOverlap bool
-	// NoTrial skips the proof that a new configuration can run (the
-	// trial start and the bind check, see proveRuns) before a reload or
-	// restart touches the running server.
-	NoTrial bool
-	// Unit names the systemd unit of the server ("" finds it, see systemd.FindUnit).
-	Unit string
-	// stopped says a stop just stopped orphans and reaped (Restart), after
-	// a check of the headroom (restartHeadroom): the start checks neither.
-	stopped bool
-	// handoff, set by a restart, holds the old master's sockets for the
-	// new one.
-	handoff *handoff
-	// reuseport starts a server that can overlap with SO_REUSEPORT on its
-	// listeners (see server.Overlapper): set by Restart, and by Start when the
-	// config test with it passes.
-	reuseport bool
-	// unit is the server's systemd unit, resolved by the operation's entry
-	// (findUnit); nil on a host without systemd or a server without one.
-	unit *systemd.Unit
-	// unitJob is the unit's job that starts the server: "start", or
-	// "restart" when it replaces a running master (unitRestart).
-	unitJob string
-	// intoUnit starts the new master of an overlap under a unit in the
-	// unit's control group (see unitOverlap); the check of systemd's view
-	// waits for the old master's exit.
-	intoUnit bool
-	ProcRoot string
-	Log      zerolog.Logger
-}
-
 // Acted reports whether the start changed anything: stopped orphans,
 // removed objects, or started a master.
 func (r StartReport) Acted() bool {
 	return len(r.Orphans) > 0 || len(r.Leftovers) > 0 || ipcguard.CountRemoved(r.Reaped) > 0 || (r.Master != nil && !r.AlreadyRunning)
-}
-
-// StartReport says what Start found and did.
-type StartReport struct {
-	AlreadyRunning bool                `json:"already_running"`
-	Orphans        []int               `json:"orphans_stopped"`
-	Leftovers      []string            `json:"leftovers_removed"`
-	Reaped         []ipcguard.Outcome  `json:"reaped"`
-	Master         *ipcguard.Proc      `json:"master,omitempty"`
-	Listeners      []sock.Listener     `json:"listeners"`
-	Created        []ipcguard.SetStamp `json:"ipc_created"`
-	StarterOutput  string              `json:"starter_output,omitempty"`
 }
 
 // Start starts the server on clean ground and verifies it (README.md
@@ -180,15 +120,6 @@ func (o StartOptions) start(ctx context.Context, sig *ipcguard.Signature, rc ser
 		return rep, errors.Join(fmt.Errorf("%w (the new master was stopped)", err), serr)
 	}
 	return rep, nil
-}
-
-// StopAll stops procs, processes no master answers for (orphaned
-// workers, what a dead generation left in its group): TERM to all, then
-// KILL to all survivors, since some ignore TERM.
-func StopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
-	ladder := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
-	_, err := ladder.Run(ctx, proc.LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
-	return err
 }
 
 // stopOptions are the options of a stop of the server o starts, with the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -15,43 +16,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/systemd"
 )
-
-// StopOptions says which server to stop and how.
-type StopOptions struct {
-	Profile  server.Profile
-	Conf     string      // "" means the profile's
-	Ladder   proc.Ladder // nil: the profile's, with DefaultGracefulWait (a restart through a systemd unit then uses the unit's restart job: see unitRestart)
-	DryRun   bool        // report the plan: the pids and signals; change nothing
-	ProcRoot string      // "/proc" when empty
-	// LineageDir holds lineages of masters safe-restart started (see
-	// ipcguard.Lineage); after a stop, the stopped master's is pruned.
-	LineageDir string
-	// IntentDir holds the record of a stop under way (see stopIntent);
-	// "" keeps none.
-	IntentDir string
-	// Unit names the systemd unit of the server ("" finds it, see systemd.FindUnit).
-	Unit string
-	unit *systemd.Unit // resolved by the operation's entry; nil without one
-	// lingerReady, when set, must pass before the master is sent its
-	// Linger signal (see stopOldMaster).
-	lingerReady func() error
-	// successor is the new master an overlap's old master leaves serving,
-	// recorded with the stop intent (see stopIntent).
-	successor *ipcguard.Proc
-	Log       zerolog.Logger
-}
-
-// StopReport says what Stop found and did.
-type StopReport struct {
-	Master  *ipcguard.Proc     `json:"master,omitempty"` // nil when none was running
-	Tree    []int              `json:"tree"`             // pids waited for
-	Orphans []int              `json:"orphans_stopped"`  // workers of dead masters stopped
-	Steps   []proc.StepReport  `json:"steps"`
-	Reaped  []ipcguard.Outcome `json:"reaped"`
-	Planned bool               `json:"dry_run"`
-
-	unitMain bool // the master was its systemd unit's main process
-}
 
 // Acted reports whether any signal was sent or any object removed.
 func (r StopReport) Acted() bool {
@@ -238,4 +202,19 @@ func stopOrphans(ctx context.Context, root, exe string, log zerolog.Logger) ([]i
 		return proc.PIDs(orphans), fmt.Errorf("stop orphaned workers: %w", err)
 	}
 	return proc.PIDs(orphans), nil
+}
+
+// StopAll stops procs, processes no master answers for (orphaned
+// workers, what a dead generation left in its group): TERM to all, then
+// KILL to all survivors, since some ignore TERM.
+func StopAll(ctx context.Context, root string, procs []ipcguard.Proc, log zerolog.Logger) error {
+	ladder := proc.Ladder{{Signal: syscall.SIGTERM, Wait: 3 * time.Second, All: true}, {Signal: syscall.SIGKILL, Wait: 5 * time.Second, All: true}}
+	_, err := ladder.Run(ctx, proc.LadderRun{ProcRoot: root, Master: procs[0], Members: procs, Log: log})
+	return err
+}
+
+// withServer copies the server's identity from a start's options.
+func (s StopOptions) withServer(st StartOptions) StopOptions {
+	s.Profile, s.Conf, s.ProcRoot, s.unit = st.Profile, st.Conf, st.ProcRoot, st.unit
+	return s
 }

@@ -157,7 +157,7 @@ func handoffOverlapBlocker(root string, h *handoff, sig *ipcguard.Signature, st 
 	if len(h.left) > 0 {
 		// The new master would bind such a listener itself, and fail while
 		// the old one holds it, if the configuration names it in a form
-		// configListens does not read ("listen localhost").
+		// sock.ConfigListens does not read ("listen localhost").
 		return fmt.Sprintf("master %d listens on %s, which the new configuration does not name as safe-restart reads it: the old master stops before the new one starts",
 			h.master.PID, strings.Join(sock.Addrs(h.left), ", "))
 	}

@@ -19,7 +19,7 @@ import (
 
 // TestHandoffOverlapBlocker: a handoff overlaps unless --no-overlap, or the
 // old master has a listener the new configuration does not name as
-// configListens reads it (the new master might bind it beside the old one
+// sock.ConfigListens reads it (the new master might bind it beside the old one
 // and fail), or the host has no room for two generations (a proc root
 // whose MemAvailable is less than the old tree's PSS).
 func TestHandoffOverlapBlocker(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
-// Sentinel errors of a start.
 // SysVSetsNeeded is how many free semaphore sets a start must find: Apache
 // creates one set per SysV mutex (accept per listen bucket, ssl-cache,
 // authdigest, rewrite-map, ...), three with the demo's modules; a start

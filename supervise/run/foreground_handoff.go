@@ -16,7 +16,7 @@ import (
 // its generations (safe-restart run), so that a crash restart, a health
 // restart or a failed recycle refuses no connection: after every verified
 // start and reload it takes the child's listeners that the run config
-// names (pidfd_getfd, see takeListeners), and the next generation inherits
+// names (pidfd_getfd, see sock.TakeListeners), and the next generation inherits
 // them as fds 3, 4, ... (see server.Inheritor). Meanwhile the kernel queues the
 // connections that arrive; the next generation serves them. A unix socket
 // path keeps a spare link while its socket is held, and is linked back

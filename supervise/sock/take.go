@@ -13,7 +13,7 @@ import (
 )
 
 // TakeListeners duplicates the master's listeners that the new
-// configuration listens on (see configListens) into safe-restart; the
+// configuration listens on (see ConfigListens) into safe-restart; the
 // others, returned as left, close with the old master.
 func TakeListeners(root string, master ipcguard.Proc, listen []string, log zerolog.Logger) (socks []Held, left []Listener, err error) {
 	listening, err := ReadListening(root)

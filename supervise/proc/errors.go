@@ -19,3 +19,8 @@ var (
 	// ErrStillAlive reports processes that outlived every step of a ladder.
 	ErrStillAlive = errors.New("still alive")
 )
+
+// ErrNoKeyTable reports a process whose pthread key table cannot be read:
+// no glibc mapped, a glibc without the __pthread_keys symbol, or no read
+// access to /proc/PID/mem.
+var ErrNoKeyTable = errors.New("pthread key table not readable")

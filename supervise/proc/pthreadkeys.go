@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"debug/elf"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,11 +15,6 @@ import (
 // EAGAIN past it, and libgomp's constructor then exits the process
 // ("libgomp: could not create thread pool destructor.", REFERENCE.md §7).
 const PthreadKeysMax = 1024
-
-// ErrNoKeyTable reports a process whose pthread key table cannot be read:
-// no glibc mapped, a glibc without the __pthread_keys symbol, or no read
-// access to /proc/PID/mem.
-var ErrNoKeyTable = errors.New("pthread key table not readable")
 
 // PthreadKeysInUse counts the pthread keys process pid has created and not
 // deleted. glibc exposes no count; its table __pthread_keys (exported

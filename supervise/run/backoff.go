@@ -2,7 +2,6 @@ package run
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,9 +29,6 @@ type RestartPolicy struct {
 	// MaxBackoff's default, 10 minutes.
 	StableAfter time.Duration
 }
-
-// ErrGaveUp reports a child that crashed MaxRestarts times in a row.
-var ErrGaveUp = errors.New("gave up restarting the child")
 
 // withDefaults fills in the zero fields.
 func (p RestartPolicy) withDefaults() RestartPolicy {

@@ -93,9 +93,6 @@ type Request struct {
 	reply  chan error
 }
 
-// ErrStaleRequest reports a request about a generation that no longer runs.
-var ErrStaleRequest = errors.New("the generation the request was about no longer runs")
-
 // Foreground supervises one child in the foreground. Run owns the child;
 // other goroutines ask through Do and read Current.
 type Foreground struct {

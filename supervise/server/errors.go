@@ -49,3 +49,15 @@ func (e *ConfigTestError) Unwrap() error { return e.Err }
 
 // Is matches ErrConfigTest.
 func (e *ConfigTestError) Is(target error) bool { return target == ErrConfigTest }
+
+// ErrNoIPC reports a server that creates no IPC objects that outlive it
+// (nginx and php-fpm share memory through anonymous mappings).
+var ErrNoIPC = errors.New("creates no IPC objects that outlive it")
+
+// ErrReloadRejected reports a reload the server refused (nginx keeps its
+// old configuration when the new one fails): the old generation serves.
+var ErrReloadRejected = errors.New("the server rejected the new configuration and kept the old one")
+
+// ErrNginxConf reports nginx output this tool cannot read: a `nginx -T`
+// dump or `nginx -V` report it does not understand.
+var ErrNginxConf = errors.New("unreadable nginx output")

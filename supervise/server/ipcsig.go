@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -22,10 +21,6 @@ const MinLineageWindow = 10 * time.Second
 func LineageWindow(configTest time.Duration) time.Duration {
 	return max(MinLineageWindow, 5*configTest)
 }
-
-// ErrNoIPC reports a server that creates no IPC objects that outlive it
-// (nginx and php-fpm share memory through anonymous mappings).
-var ErrNoIPC = errors.New("creates no IPC objects that outlive it")
 
 // IPCSignature asks the server for its run config and returns the
 // signature of the IPC objects it creates, with the lineage window

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"syscall"
 	"time"
 
@@ -84,10 +83,6 @@ func ReloadStartsChildren(d Driver) bool {
 // finished (Apache's WINCH): a stop-then-start that waited for it would
 // leave nothing accepting meanwhile, so a restart skips the graceful step.
 type ClosesEarly interface{ ClosesEarly() }
-
-// ErrReloadRejected reports a reload the server refused (nginx keeps its
-// old configuration when the new one fails): the old generation serves.
-var ErrReloadRejected = errors.New("the server rejected the new configuration and kept the old one")
 
 // Inheritor is implemented by the kinds whose server can take its
 // listening sockets from whoever starts it (REFERENCE.md §4): a full

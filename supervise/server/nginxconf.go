@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,10 +9,6 @@ import (
 
 	"github.com/safe-restart/safe-restart/supervise/proc"
 )
-
-// ErrNginxConf reports nginx output this tool cannot read: a `nginx -T`
-// dump or `nginx -V` report it does not understand.
-var ErrNginxConf = errors.New("unreadable nginx output")
 
 // confFile is one file of a `nginx -T` dump.
 type confFile struct {

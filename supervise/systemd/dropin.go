@@ -3,7 +3,6 @@ package systemd
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,10 +14,6 @@ import (
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
-
-// ErrNoUnit reports a systemd operation on a server that has no unit (or
-// on a host where systemd is not PID 1).
-var ErrNoUnit = errors.New("no systemd unit")
 
 // DropInOptions says which drop-in to write (see InstallDropIn).
 type DropInOptions struct {

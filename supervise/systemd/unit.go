@@ -21,16 +21,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
-// ErrUnitModel reports a server that serves but that its systemd unit does
-// not know as it is (README.md invariant 8): the unit is not active, its
-// MainPID is not the master, or a process of the server runs outside the
-// unit's control group.
-var ErrUnitModel = errors.New("systemd's view of the service is wrong")
-
-// ErrServiceManager reports that systemd could not be asked about a unit
-// (systemctl missing or failing): nothing was touched.
-var ErrServiceManager = errors.New("cannot read the systemd unit")
-
 // Unit is the systemd service a server runs under, as systemctl shows it.
 type Unit struct {
 	Name    string `json:"name"`               // "apache2.service"

@@ -17,12 +17,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
-// ErrCannotBind reports a listen address of the new configuration that
-// cannot be bound on this machine (another process holds it, or it is not
-// an address of this machine): its start or reload would fail, so nothing
-// was touched (exit 3).
-var ErrCannotBind = errors.New("a listen address of the new configuration cannot be bound")
-
 // checkBinds binds (without listening), in this network namespace, each
 // TCP address of addrs that master does not already hold, and fails with
 // ErrCannotBind naming the process that holds one; a unix socket path

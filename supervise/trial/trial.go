@@ -20,11 +20,6 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
-// ErrFailed reports a new configuration that passed the server's own
-// config test but could not run when started in a throwaway sandbox:
-// nothing was touched (exit 3).
-var ErrFailed = errors.New("the new configuration cannot run")
-
 // Error is a trial start that failed, with the server's own words.
 type Error struct {
 	Server string   // profile name

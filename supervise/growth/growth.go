@@ -87,12 +87,15 @@ type MemGrowth struct {
 	Series  []int64 // their summed PSS at each sample, KiB
 	From    Sample  // the first sample
 	To      Sample  // the last
-	pids    []int   // the workers
+	// Trend is the least-squares line through Series over the samples'
+	// times (see Trend: the same fit GrowsSteadily judges run's window by).
+	Trend Trend
+	pids  []int // the workers
 }
 
-// Growth thresholds (FindMemGrowth): the workers' memory must rise by at least
-// memGrowthMinKiB and memGrowthMinPct over at least memGrowthMinSamples
-// samples, and still rise in the later half.
+// Growth thresholds (FindMemGrowth): the workers' memory must rise by at
+// least memGrowthMinKiB and memGrowthMinPct over at least
+// memGrowthMinSamples samples, along a line (trendMinR2).
 const (
 	memGrowthMinKiB     = 4 << 10
 	memGrowthMinPct     = 20
@@ -103,9 +106,10 @@ const (
 // the workers seen in both the first and the last sample of master that
 // hold any worker of the pool (the same processes, by pid and start time),
 // their summed PSS at each sample in between, rising by the thresholds
-// above, and by at least a quarter of that rise from the middle sample to
-// the last, so that a worker that warmed up once (opcache, first
-// requests) and stayed flat is not taken for a leak.
+// above along a straight line: the least-squares fit through the samples
+// explains at least trendMinR2 of their variance, as run's memory watch
+// asks of its window (GrowsSteadily), so that a worker that warmed up once
+// (opcache, first requests) and stayed flat is not taken for a leak.
 func FindMemGrowth(samples []Sample, master ipcguard.ProcKey, pool string) (MemGrowth, bool) {
 	var mine []Sample
 	for _, s := range ofMaster(samples, master) {
@@ -142,16 +146,20 @@ func FindMemGrowth(samples []Sample, master ipcguard.ProcKey, pool string) (MemG
 	for _, k := range common {
 		g.pids = append(g.pids, k.PID)
 	}
+	points := make([]MemSample, len(mine))
+	for i, s := range mine {
+		points[i] = MemSample{At: s.Taken, PSS: g.Series[i] << 10, Procs: 1}
+	}
+	g.Trend = fitTrend(points)
 	slices.Sort(g.pids)
 	return g, g.steady()
 }
 
 // steady applies the thresholds to the series.
 func (g MemGrowth) steady() bool {
-	s := g.Series
-	first, mid, last := s[0], s[len(s)/2], s[len(s)-1]
+	first, last := g.Series[0], g.Series[len(g.Series)-1]
 	rise := last - first
-	return rise >= memGrowthMinKiB && rise*100 >= first*memGrowthMinPct && (last-mid)*4 >= rise
+	return rise >= memGrowthMinKiB && rise*100 >= first*memGrowthMinPct && g.Trend.Rise > 0 && g.Trend.R2 >= trendMinR2
 }
 
 // Evidence describes the growth in one line.

@@ -29,9 +29,17 @@ func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // done, timedOut is false and err is try's. Otherwise timedOut is true and
 // err joins the error of try's last call (nil when it had none) and ctx's
 // (nil when the deadline passed first): the caller says what was waited
-// for. The operations' verification loops and PollUntil go through it.
+// for. The operations' verification loops go through it.
 func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.Duration, try func() (done bool, err error)) (timedOut bool, err error) {
+	return retry(ctx, clock, deadline, interval, false, try)
+}
+
+// retry is Retry; paced, it calls every interval from the start of the
+// last call instead (at once after a call that took longer), as a ticker
+// would (PollEvery).
+func retry(ctx context.Context, clock Clock, deadline time.Time, interval time.Duration, paced bool, try func() (bool, error)) (bool, error) {
 	for {
+		began := clock.Now()
 		done, err := try()
 		if done {
 			return false, err
@@ -40,10 +48,14 @@ func Retry(ctx context.Context, clock Clock, deadline time.Time, interval time.D
 		if ctx.Err() != nil || !now.Before(deadline) {
 			return true, errors.Join(err, ctx.Err())
 		}
+		wait := interval
+		if paced {
+			wait = max(interval-now.Sub(began), 0)
+		}
 		select {
 		case <-ctx.Done():
 			return true, errors.Join(err, ctx.Err())
-		case <-clock.After(min(interval, deadline.Sub(now))):
+		case <-clock.After(min(wait, deadline.Sub(now))):
 		}
 	}
 }
@@ -58,10 +70,10 @@ func PollUntil(ctx context.Context, within time.Duration, done func() (bool, err
 	return PollEvery(ctx, within, pollInterval, done)
 }
 
-// PollEvery is PollUntil asking again interval after each check (see
-// Retry).
+// PollEvery is PollUntil asking every interval, as a ticker would (see
+// retry).
 func PollEvery(ctx context.Context, within, interval time.Duration, done func() (bool, error)) error {
-	timedOut, err := Retry(ctx, Wall, Wall.Now().Add(within), interval, func() (bool, error) {
+	timedOut, err := retry(ctx, Wall, Wall.Now().Add(within), interval, true, func() (bool, error) {
 		ok, err := done()
 		return ok || err != nil, err
 	})

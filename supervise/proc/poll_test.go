@@ -23,7 +23,8 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 // (its error returned), or until the deadline (its last error, timed out),
 // or until ctx ends; the wait before the deadline is cut to it; the
 // interval is waited after each call, however long the call took (a slow
-// check is never repeated back to back). No wall time passes.
+// check is never repeated back to back), or, paced as PollEvery asks, from
+// the start of each call. No wall time passes.
 func TestRetry(t *testing.T) {
 	start := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
 	notYet, failed := errors.New("not yet"), errors.New("failed")
@@ -33,6 +34,7 @@ func TestRetry(t *testing.T) {
 		doneErr  error
 		cancel   bool
 		takes    time.Duration // each call's own time
+		paced    bool          // as PollEvery calls it
 		calls    int
 		timedOut bool
 		err      error
@@ -44,6 +46,8 @@ func TestRetry(t *testing.T) {
 		{name: "cancelled", cancel: true, calls: 1, timedOut: true, err: context.Canceled},
 		{name: "slow calls", takes: 60 * time.Millisecond, calls: 7, timedOut: true, err: notYet, elapsed: 1020 * time.Millisecond},
 		{name: "calls slower than the interval", takes: 150 * time.Millisecond, calls: 5, timedOut: true, err: notYet, elapsed: 1150 * time.Millisecond},
+		{name: "paced slow calls", takes: 60 * time.Millisecond, paced: true, calls: 11, timedOut: true, err: notYet, elapsed: 1060 * time.Millisecond},
+		{name: "paced calls slower than the interval", takes: 150 * time.Millisecond, paced: true, calls: 7, timedOut: true, err: notYet, elapsed: 1050 * time.Millisecond},
 	} {
 		clock := &fakeClock{now: start}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -51,7 +55,7 @@ func TestRetry(t *testing.T) {
 			cancel()
 		}
 		calls := 0
-		timedOut, err := Retry(ctx, clock, start.Add(time.Second), 100*time.Millisecond, func() (bool, error) {
+		timedOut, err := retry(ctx, clock, start.Add(time.Second), 100*time.Millisecond, c.paced, func() (bool, error) {
 			calls++
 			clock.now = clock.now.Add(c.takes)
 			if calls == c.doneAt {

@@ -215,13 +215,12 @@ func masterByListeners(root string, procs ipcguard.ProcTable, p server.Profile, 
 	return found[0], true
 }
 
-// configured reports whether l is on one of listen's addresses; any
-// listener is when listen is empty (the config test does not name them).
+// configured reports whether l is on one of listen's addresses, in the
+// forms the servers write them (sock.ConfigListens: "80", "*:80",
+// "[::1]:9000", a unix socket path); any listener is when listen is empty
+// (the config test does not name them).
 func configured(l sock.Listener, listen []string) bool {
-	if len(listen) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(listen, func(a string) bool { return a == l.Addr || sock.Conflicts(a, l.Addr) })
+	return len(listen) == 0 || sock.ConfigListens(listen, l)
 }
 
 // RecordSample records, for doctor, a sample of the master the status

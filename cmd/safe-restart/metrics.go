@@ -89,12 +89,15 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 	}
 	// A name that is no service is a mistake in the command line (a typo
 	// in the cron line), not a server whose status cannot be read.
-	for _, name := range services {
-		if _, err := server.ResolveService(name, f.serviceDir); err != nil {
+	profiles := make([]server.Profile, len(services))
+	for i, name := range services {
+		p, err := server.ResolveService(name, f.serviceDir)
+		if err != nil {
 			return err
 		}
+		profiles[i] = p
 	}
-	facts, failures := metrics.Gather(ctx, metrics.Options{Services: services, ServiceDir: f.serviceDir, Conf: f.conf,
+	facts, failures := metrics.Gather(ctx, metrics.Options{Services: profiles, Conf: f.conf,
 		HealthURL: f.healthURL, StatusURL: f.statusURL, Timeout: f.timeout, State: supervise.StateDir(f.stateDir), Log: *d.log})
 	reg := prometheus.NewPedanticRegistry()
 	facts.Register(reg)

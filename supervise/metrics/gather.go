@@ -13,8 +13,7 @@ import (
 
 // Options say what Gather reads.
 type Options struct {
-	Services   []string // the services, by name or service file (see supervise.ResolveService)
-	ServiceDir string   // where service files are looked up
+	Services []server.Profile // resolved by the caller (server.ResolveService)
 	// Conf, HealthURL and StatusURL describe the one service named (see
 	// the metrics command's flags); "" means the defaults.
 	Conf, HealthURL, StatusURL string
@@ -38,10 +37,10 @@ func Gather(ctx context.Context, o Options) (Facts, int) {
 	} else {
 		fail(err, "IPC usage not read")
 	}
-	for _, name := range o.Services {
-		sf := gatherService(ctx, o, name)
+	for _, p := range o.Services {
+		sf := gatherService(ctx, o, p)
 		if sf.Err != nil {
-			fail(sf.Err, "status of "+name+" not read")
+			fail(sf.Err, "status of "+p.Name+" not read")
 		}
 		facts.Services = append(facts.Services, sf)
 	}
@@ -55,11 +54,7 @@ func Gather(ctx context.Context, o Options) (Facts, int) {
 
 // gatherService reads one service's status and whether it serves; the
 // reloads come from --status-url when it answers for this master.
-func gatherService(ctx context.Context, o Options, name string) ServiceFacts {
-	p, err := server.ResolveService(name, o.ServiceDir)
-	if err != nil {
-		return ServiceFacts{Name: name, Err: err}
-	}
+func gatherService(ctx context.Context, o Options, p server.Profile) ServiceFacts {
 	st, err := supervise.ReadStatus(ctx, p, o.Conf, o.State.Lineages(), "")
 	if err != nil {
 		return ServiceFacts{Name: p.Name, Err: err}

@@ -370,7 +370,7 @@ func (o ReloadOptions) recordSample(root string, rc server.RunConfig, master ipc
 func (o ReloadOptions) reloadCount(ctx context.Context, master ipcguard.Proc, rc server.RunConfig) (int, string) {
 	k := o.Start.Profile.Driver
 	if o.StatusURL != "" {
-		n, err := server.StatusReloads(ctx, k, o.StatusURL, master)
+		n, err := o.Start.Profile.StatusReloads(ctx, o.StatusURL, master)
 		if err == nil {
 			return n, "status page"
 		}

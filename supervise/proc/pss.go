@@ -34,7 +34,7 @@ func TreePSS(procRoot string, master ipcguard.Proc) (int64, int, error) {
 		pid := queue[0]
 		queue = append(queue, children[pid]...)
 		pss, err := ReadPSS(procRoot, pid)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoSuchProcess) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoSuchProcess) {
 			continue
 		}
 		if err != nil {

@@ -85,7 +85,7 @@ func (r *Reaper) sweep() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for pid, ch := range r.watch {
-		ws, done, err := ReapNoHang(pid)
+		ws, done, err := reapNoHang(pid)
 		if err != nil {
 			r.log.Warn().Err(err).Int("pid", pid).Msg("cannot wait for the child")
 			continue
@@ -114,7 +114,7 @@ func (r *Reaper) reapOrphans() {
 		if g, err := ReadPGID(r.procRoot, p.PID); err != nil || g == r.group {
 			continue // gone meanwhile, or one of safe-restart's own subprocesses
 		}
-		ws, done, err := ReapNoHang(p.PID)
+		ws, done, err := reapNoHang(p.PID)
 		if err != nil || !done {
 			continue
 		}
@@ -150,7 +150,7 @@ func BecomeReaper(log zerolog.Logger) bool {
 		log.Info().Msg("running as PID 1: reaping every re-parented zombie")
 		return true
 	}
-	if err := SetChildSubreaper(); err != nil {
+	if err := setChildSubreaper(); err != nil {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			log.Warn().Err(err).Msg("cannot become a subreaper: re-parented workers go to PID 1")
 		}

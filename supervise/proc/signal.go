@@ -15,7 +15,7 @@ import (
 func SignalProc(procRoot string, p ipcguard.Proc, sig syscall.Signal) error {
 	fd, err := PidfdOpen(p.PID)
 	switch {
-	case errors.Is(err, ErrNoSuchProcess):
+	case errors.Is(err, errNoSuchProcess):
 		return nil
 	case errors.Is(err, errNoPidfd):
 		fd = -1 // kill(2) after the identity check: a small reuse window remains

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoSuchProcess is ESRCH: the process has exited and been reaped.
-var ErrNoSuchProcess = unix.ESRCH
+// errNoSuchProcess is ESRCH: the process has exited and been reaped.
+var errNoSuchProcess = unix.ESRCH
 
 // PidfdOpen opens a pidfd (Linux 5.3) for pid, retrying on EINTR.
 func PidfdOpen(pid int) (int, error) {
@@ -91,20 +91,20 @@ func killPID(pid int, sig syscall.Signal) error {
 // errNoPidfd reports a kernel without pidfd_open (before 5.3).
 var errNoPidfd = unix.ENOSYS
 
-// SetChildSubreaper makes this process the reaper of its orphaned
+// setChildSubreaper makes this process the reaper of its orphaned
 // descendants (prctl(2) PR_SET_CHILD_SUBREAPER): workers re-parented when
 // their master dies stay this process's to see and to reap.
-func SetChildSubreaper() error {
+func setChildSubreaper() error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_CHILD_SUBREAPER", err)
 	}
 	return nil
 }
 
-// ReapNoHang collects pid's exit status if it has exited (wait4 with
+// reapNoHang collects pid's exit status if it has exited (wait4 with
 // WNOHANG, retried on EINTR); done is false while it runs. A pid that is
 // not this process's child is an error wrapping ECHILD.
-func ReapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
+func reapNoHang(pid int) (ws syscall.WaitStatus, done bool, err error) {
 	got, err := RetryEINTR(func() (int, error) { return unix.Wait4(pid, (*unix.WaitStatus)(&ws), unix.WNOHANG, nil) })
 	if err != nil {
 		return ws, false, os.NewSyscallError("wait4", err)

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var ErrNoSuchProcess = errors.ErrUnsupported
+var errNoSuchProcess = errors.ErrUnsupported
 
 func PidfdOpen(int) (int, error)                              { return -1, errors.ErrUnsupported }
 func CloseFD(int)                                             {}
@@ -20,8 +20,8 @@ func killPID(int, syscall.Signal) error                       { return errors.Er
 
 var errNoPidfd = errors.New("no pidfds")
 
-func SetChildSubreaper() error { return errors.ErrUnsupported }
-func ReapNoHang(int) (syscall.WaitStatus, bool, error) {
+func setChildSubreaper() error { return errors.ErrUnsupported }
+func reapNoHang(int) (syscall.WaitStatus, bool, error) {
 	return 0, false, errors.ErrUnsupported
 }
 

@@ -65,7 +65,7 @@ func newExitWatch(procRoot string, procs []ipcguard.Proc) *exitWatch {
 		w.fds[i] = -1
 		fd, err := PidfdOpen(p.PID)
 		switch {
-		case errors.Is(err, ErrNoSuchProcess):
+		case errors.Is(err, errNoSuchProcess):
 			w.exited[i] = true
 		case err == nil:
 			w.fds[i] = fd

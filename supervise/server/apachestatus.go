@@ -60,16 +60,16 @@ const statusTimeout = 2 * time.Second
 // server's status page at url (Apache: mod_status ?auto); an error when
 // the page does not say or is another server's.
 func (p Profile) StatusReloads(ctx context.Context, url string, master ipcguard.Proc) (int, error) {
-	return StatusReloads(ctx, p.Driver, url, master)
+	return statusReloads(ctx, p.Driver, url, master)
 }
 
-// StatusReloads fetches url and reads master's reload count from it.
-func StatusReloads(ctx context.Context, k Driver, url string, master ipcguard.Proc) (int, error) {
+// statusReloads fetches url and reads master's reload count from it.
+func statusReloads(ctx context.Context, k Driver, url string, master ipcguard.Proc) (int, error) {
 	sc, ok := k.(StatusCounter)
 	if !ok {
 		return 0, errors.New("this server's status page does not count reloads")
 	}
-	page, err := FetchStatus(ctx, url)
+	page, err := fetchStatus(ctx, url)
 	if err != nil {
 		return 0, err
 	}
@@ -80,9 +80,9 @@ func StatusReloads(ctx context.Context, k Driver, url string, master ipcguard.Pr
 	return n, nil
 }
 
-// FetchStatus GETs url and returns its body (the first 64 KiB), which
+// fetchStatus GETs url and returns its body (the first 64 KiB), which
 // must come with 200 OK.
-func FetchStatus(ctx context.Context, url string) (string, error) {
+func fetchStatus(ctx context.Context, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -29,7 +29,7 @@ func TestApacheStatusCountsReloads(t *testing.T) {
 	}
 	count := func() int {
 		t.Helper()
-		page, err := FetchStatus(context.Background(), srv.StatusURL())
+		page, err := fetchStatus(context.Background(), srv.StatusURL())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,9 +3,9 @@
 // sock_diag), the kernel's own view of one connection or listener
 // (TCPInode, TCPAccepted, UnixPeerInode through sock_diag), sockets held
 // through a restart and handed to the next master (DupListeners through
-// pidfd_getfd, Held, the spare links and bind mounts that keep a unix
-// socket's path: SpareLink, GuardPath, WatchRelink), SO_REUSEPORT
-// (ReusePort), and stale unix socket files (RemoveStaleSockets).
+// pidfd_getfd, TakeListeners; HeldSet with the spare links, bind mounts
+// and relinks that keep a unix socket's path), SO_REUSEPORT (ReusePort),
+// and stale unix socket files (RemoveStaleSockets).
 //
 // It imports supervise/proc and ipcguard; the per-server knowledge and the
 // operations above import it.

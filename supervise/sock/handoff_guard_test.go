@@ -11,7 +11,7 @@ import (
 
 // TestGuardPathRefusesSymlinks: the socket path or its spare swapped for a
 // symlink (to a file the server's user controls, or to one root must not
-// cover) is never bind-mounted: GuardPath fails before mounting.
+// cover) is never bind-mounted: guardPath fails before mounting.
 func TestGuardPathRefusesSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "app.sock")
@@ -28,16 +28,16 @@ func TestGuardPathRefusesSymlinks(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("root's file\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "swapped.sock")
-	if err := os.Symlink(victim, link); err != nil {
+	swapped := filepath.Join(dir, "swapped.sock")
+	if err := os.Symlink(victim, swapped); err != nil {
 		t.Fatal(err)
 	}
-	if err := GuardPath(Link{Path: link, Spare: spare}); err == nil {
-		UnguardPath(Link{Path: link})
+	if err := guardPath(link{Path: swapped, Spare: spare}); err == nil {
+		unguardPath(link{Path: swapped})
 		t.Fatal("a symlinked target was bind-mounted over")
 	}
-	if err := GuardPath(Link{Path: sock, Spare: link}); err == nil {
-		UnguardPath(Link{Path: sock})
+	if err := guardPath(link{Path: sock, Spare: swapped}); err == nil {
+		unguardPath(link{Path: sock})
 		t.Fatal("a symlinked source was bind-mounted")
 	}
 	other := filepath.Join(dir, "other.sock")
@@ -46,8 +46,8 @@ func TestGuardPathRefusesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln2.Close()
-	if err := GuardPath(Link{Path: other, Spare: spare}); err == nil {
-		UnguardPath(Link{Path: other})
+	if err := guardPath(link{Path: other, Spare: spare}); err == nil {
+		unguardPath(link{Path: other})
 		t.Fatal("a socket file other than the spare's was bind-mounted over")
 	}
 	if data, err := os.ReadFile(victim); err != nil || string(data) != "root's file\n" {

@@ -89,18 +89,18 @@ func dupListener(pidfd, target int, l Listener) (Held, error) {
 	return s, nil
 }
 
-// WatchRelink watches the directories of the links with inotify and links
+// watchRelink watches the directories of the links with inotify and links
 // a socket's path back the moment it is deleted, so that the window in
 // which clients find no socket file is short. The watch runs on its own
 // OS thread, blocked in read(2) rather than in Go's poller, to react
 // without waiting for the scheduler's poll. The returned stop ends the
 // watch and returns the paths restored.
-func WatchRelink(links []Link) (func() []string, error) {
+func watchRelink(links []link) (func() []string, error) {
 	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)
 	}
-	byName, dirs := map[string]Link{}, map[int32]string{}
+	byName, dirs := map[string]link{}, map[int32]string{}
 	for _, l := range links {
 		wd, err := unix.InotifyAddWatch(ifd, filepath.Dir(l.Path), unix.IN_DELETE|unix.IN_MOVED_FROM)
 		if err != nil {
@@ -171,7 +171,7 @@ func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
 	return out, nil
 }
 
-// GuardPath bind-mounts the spare link over the socket's path (it needs
+// guardPath bind-mounts the spare link over the socket's path (it needs
 // CAP_SYS_ADMIN): clients still reach the same socket through it, and the
 // old master's unlink(2) of the path fails with EBUSY (php-fpm ignores
 // that; nginx logs it as an [emerg] line as it exits).
@@ -180,7 +180,7 @@ func readDeleted(ifd int, buf []byte, dirs map[int32]string) ([]string, error) {
 // name for a symlink meanwhile: both are opened without following
 // symlinks, must be the same socket file, and the mount goes through those
 // fds, never through the names.
-func GuardPath(l Link) error {
+func guardPath(l link) error {
 	src, err := openSocketFile(l.Spare)
 	if err != nil {
 		return err
@@ -222,9 +222,9 @@ func openSocketFile(path string) (int, error) {
 	return fd, nil
 }
 
-// UnguardPath removes GuardPath's bind mount: the path is the socket's own
+// unguardPath removes guardPath's bind mount: the path is the socket's own
 // link again.
-func UnguardPath(l Link) error {
+func unguardPath(l link) error {
 	if err := unix.Unmount(l.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 		return os.NewSyscallError("umount", err)
 	}
@@ -232,7 +232,7 @@ func UnguardPath(l Link) error {
 }
 
 // leftoverGuard reports whether path is still covered by the bind mount of
-// a handoff whose safe-restart died before removing it (see GuardPath):
+// a handoff whose safe-restart died before removing it (see guardPath):
 // /proc/self/mountinfo has a mount at path whose source is a spare link
 // named as keepPaths names it, by a pid that no longer runs. It returns
 // the spare's path.

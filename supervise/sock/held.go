@@ -26,40 +26,40 @@ type Held struct {
 // FD returns the socket's descriptor in safe-restart.
 func (s Held) FD() int { return int(s.File.Fd()) }
 
-// Link is a second hard link that keeps a unix socket's path
+// link is a second hard link that keeps a unix socket's path
 // restorable after the server unlinks it.
-type Link struct {
+type link struct {
 	Path, Spare string
 	// Guarded says the spare is bind-mounted over the path: unlink(2) of
 	// a mount point fails (EBUSY), so the old master cannot remove it.
 	Guarded bool
 }
 
-// SpareLink links the file of s, a unix socket bound to a path, to the
+// spareLink links the file of s, a unix socket bound to a path, to the
 // spare name .NAME.safe-restart-PID in its directory, so that the path
 // can be linked back after the server unlinks it. It returns false for
 // a socket without a path, and when the path is not that socket file or
 // the link fails (logged).
-func SpareLink(s Held, log zerolog.Logger) (Link, bool) {
+func spareLink(s Held, log zerolog.Logger) (link, bool) {
 	if s.Family != "unix" || !strings.HasPrefix(s.Path, "/") {
-		return Link{}, false
+		return link{}, false
 	}
 	if fi, err := os.Lstat(s.Path); err != nil || fi.Mode().Type() != fs.ModeSocket {
 		log.Warn().Str("path", s.Path).Msg("the unix socket path is not a socket file now: left alone")
-		return Link{}, false
+		return link{}, false
 	}
 	spare := filepath.Join(filepath.Dir(s.Path), "."+filepath.Base(s.Path)+spareInfix+strconv.Itoa(os.Getpid()))
 	_ = os.Remove(spare) // a spare of ours an interrupted run left (the name has our pid)
 	if err := os.Link(s.Path, spare); err != nil {
 		log.Warn().Err(err).Str("path", s.Path).Msg("cannot keep a second link to the unix socket: clients may find no socket file until the new master starts")
-		return Link{}, false
+		return link{}, false
 	}
-	return Link{Path: s.Path, Spare: spare}, true
+	return link{Path: s.Path, Spare: spare}, true
 }
 
-// RelinkAll restores every unix socket path the old master unlinked and
+// relinkAll restores every unix socket path the old master unlinked and
 // returns the paths it restored.
-func RelinkAll(links []Link) []string {
+func relinkAll(links []link) []string {
 	var out []string
 	for _, l := range links {
 		if relink(l) {
@@ -71,7 +71,7 @@ func RelinkAll(links []Link) []string {
 
 // relink links the spare back to the socket's path when the path is
 // gone; it reports whether it did.
-func relink(l Link) bool {
+func relink(l link) bool {
 	if _, err := os.Lstat(l.Path); err == nil {
 		return false
 	}

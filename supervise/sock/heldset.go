@@ -9,13 +9,13 @@ import (
 
 // HeldSet is the listening sockets safe-restart holds, through a restart or
 // between the generations of a supervised child, with what keeps their unix
-// socket paths: a spare link of each (SpareLink), a bind mount that guards
-// a path through a stop (GuardPath), and a watch that links a path back the
-// moment it is unlinked (WatchRelink). Its zero value holds nothing; one
+// socket paths: a spare link of each (spareLink), a bind mount that guards
+// a path through a stop (guardPath), and a watch that links a path back the
+// moment it is unlinked (watchRelink). Its zero value holds nothing; one
 // goroutine owns it.
 type HeldSet struct {
 	Socks []Held
-	Links []Link
+	links []link
 	Log   zerolog.Logger
 	// stopRel ends the watch of watchPaths and returns the paths it linked
 	// back; nil while none runs.
@@ -33,16 +33,16 @@ func (h *HeldSet) KeepPaths() {
 }
 
 // AddSpare links s's unix socket file to a spare name in its directory
-// (see SpareLink), when s has a path and the link can be made.
+// (see spareLink), when s has a path and the link can be made.
 func (h *HeldSet) AddSpare(s Held) {
-	if l, ok := SpareLink(s, h.Log); ok {
-		h.Links = append(h.Links, l)
+	if l, ok := spareLink(s, h.Log); ok {
+		h.links = append(h.links, l)
 	}
 }
 
 // DropSpare removes the spare link of s's path, if it has one.
 func (h *HeldSet) DropSpare(s Held) {
-	h.Links = slices.DeleteFunc(h.Links, func(l Link) bool {
+	h.links = slices.DeleteFunc(h.links, func(l link) bool {
 		if l.Path != s.Path {
 			return false
 		}
@@ -56,26 +56,26 @@ func (h *HeldSet) DropSpare(s Held) {
 // links it back as soon as the master unlinks it (php-fpm always does on
 // exit; nginx does for sockets it bound itself); Settle undoes both.
 func (h *HeldSet) ProtectPaths() {
-	for i, l := range h.Links {
+	for i, l := range h.links {
 		if l.Guarded {
 			continue
 		}
-		if err := GuardPath(l); err != nil {
+		if err := guardPath(l); err != nil {
 			h.Log.Info().Err(err).Str("path", l.Path).Msg("cannot guard the unix socket path with a bind mount: it is linked back when the master unlinks it")
 			continue
 		}
-		h.Links[i].Guarded = true
+		h.links[i].Guarded = true
 	}
 	h.watchPaths()
 }
 
 // watchPaths starts linking back each held path that no bind mount
-// guards the moment it is unlinked (see WatchRelink); Settle ends the
+// guards the moment it is unlinked (see watchRelink); Settle ends the
 // watch. The link back comes a moment after the unlink: clients may find
 // no socket file in between.
 func (h *HeldSet) watchPaths() {
-	var watched []Link
-	for _, l := range h.Links {
+	var watched []link
+	for _, l := range h.links {
 		if !l.Guarded {
 			watched = append(watched, l)
 		}
@@ -83,7 +83,7 @@ func (h *HeldSet) watchPaths() {
 	if len(watched) == 0 || h.stopRel != nil {
 		return
 	}
-	stop, err := WatchRelink(watched)
+	stop, err := watchRelink(watched)
 	if err != nil {
 		h.Log.Warn().Err(err).Msg("cannot watch the unix socket paths: they are restored after the stop")
 		return
@@ -94,7 +94,7 @@ func (h *HeldSet) watchPaths() {
 // Guarded returns the unix socket paths a bind mount guards now.
 func (h *HeldSet) Guarded() []string {
 	var out []string
-	for _, l := range h.Links {
+	for _, l := range h.links {
 		if l.Guarded {
 			out = append(out, l.Path)
 		}
@@ -112,24 +112,24 @@ func (h *HeldSet) Settle() []string {
 		h.stopRel = nil
 	}
 	h.unguard()
-	restored = append(restored, RelinkAll(h.Links)...)
+	restored = append(restored, relinkAll(h.links)...)
 	for _, p := range restored {
 		h.Log.Info().Str("path", p).Msg("the stopped master unlinked its unix socket: linked it back to the held socket")
 	}
 	return restored
 }
 
-// unguard removes the bind mounts of GuardPath.
+// unguard removes the bind mounts of guardPath.
 func (h *HeldSet) unguard() {
-	for i, l := range h.Links {
+	for i, l := range h.links {
 		if !l.Guarded {
 			continue
 		}
-		if err := UnguardPath(l); err != nil {
+		if err := unguardPath(l); err != nil {
 			h.Log.Warn().Err(err).Str("path", l.Path).Msg("cannot remove the bind mount that guarded the unix socket path")
 			continue
 		}
-		h.Links[i].Guarded = false
+		h.links[i].Guarded = false
 	}
 }
 
@@ -141,13 +141,13 @@ func (h *HeldSet) Release() {
 		h.stopRel()
 	}
 	h.unguard()
-	for _, l := range h.Links {
+	for _, l := range h.links {
 		_ = os.Remove(l.Spare)
 	}
 	for _, s := range h.Socks {
 		s.File.Close()
 	}
-	h.Socks, h.Links, h.stopRel = nil, nil, nil
+	h.Socks, h.links, h.stopRel = nil, nil, nil
 }
 
 // Listeners returns the held sockets' listeners.

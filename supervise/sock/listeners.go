@@ -32,11 +32,11 @@ func (l Listener) Network() string {
 // ReadListening returns the listening TCP and unix stream sockets of the
 // network namespace procRoot/net shows, by inode: TCP from a sock_diag
 // dump of listeners when procRoot is "/proc" (the caller's namespace; see
-// TCPListening), else from procRoot/net/tcp and tcp6; unix from
+// tcpListening), else from procRoot/net/tcp and tcp6; unix from
 // procRoot/net/unix.
 func ReadListening(procRoot string) (map[uint64]string, error) {
 	out := map[uint64]string{}
-	if procRoot != proc.DefaultRoot || TCPListening(out) != nil {
+	if procRoot != proc.DefaultRoot || tcpListening(out) != nil {
 		if err := readTCPListening(procRoot, out); err != nil {
 			return nil, err
 		}

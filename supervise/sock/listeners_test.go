@@ -108,7 +108,7 @@ func TestTCPListeningMatchesProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromDiag, fromProc := map[uint64]string{}, map[uint64]string{}
-	if err := TCPListening(fromDiag); err != nil {
+	if err := tcpListening(fromDiag); err != nil {
 		t.Fatal(err)
 	}
 	if err := readTCPListening("/proc", fromProc); err != nil {

@@ -203,13 +203,13 @@ func TCPAccepted(ip net.IP, port int) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// TCPListening adds the listening TCP sockets of the caller's network
+// tcpListening adds the listening TCP sockets of the caller's network
 // namespace to out (inode to host:port, as parseListening writes them),
 // from a sock_diag dump of listeners alone: the kernel then walks only its
 // listening hash, where reading /proc/net/tcp walks every TCP socket of
 // the machine (a loaded server has tens of thousands in TIME_WAIT; each
 // read then took tens of milliseconds, several times per restart).
-func TCPListening(out map[uint64]string) error {
+func tcpListening(out map[uint64]string) error {
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		size := addrLen(family)
 		err := TCPDump(family, 1<<tcpListen, 0, func(msg []byte) {

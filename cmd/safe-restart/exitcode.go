@@ -22,16 +22,41 @@ const (
 	exitRecovered = 4 // reload failed and a verified restart recovered the service
 )
 
-const exitCodesHelp = `Exit codes:
-  0  done and verified
-  1  failed; what was done and the service state are reported
-  2  usage or configuration error, such as a bad service file, a signal that cannot stop or
-     reload anything, a state directory another user could write, or Apache run without root
-     (nothing was touched)
-  3  refused before acting (config test, trial start, a listen address taken, IPC headroom,
-     lock timeout, a state directory that cannot be written, systemd not answering about the
-     unit, a pidfile or stop record that names no master of this server); nothing was touched
-  4  reload failed and a verified restart recovered the service`
+// exitCodes say what each exit code means, for --help and the man pages'
+// EXIT STATUS.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "done and verified"},
+	{exitFailed, "failed; what was done and the service state are reported"},
+	{exitUsage, "usage or configuration error, such as a bad service file, a signal that cannot stop or " +
+		"reload anything, a state directory another user could write, or Apache run without root " +
+		"(nothing was touched)"},
+	{exitRefused, "refused before acting (config test, trial start, a listen address taken, IPC headroom, " +
+		"lock timeout, a state directory that cannot be written, systemd not answering about the " +
+		"unit, a pidfile or stop record that names no master of this server); nothing was touched"},
+	{exitRecovered, "reload failed and a verified restart recovered the service"},
+}
+
+// exitCodesHelp is the exit-code table of --help, wrapped to 95 columns.
+func exitCodesHelp() string {
+	var b strings.Builder
+	b.WriteString("Exit codes:")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "\n  %d ", e.code)
+		width := 4
+		for _, w := range strings.Fields(e.meaning) {
+			if width+1+len(w) > 95 {
+				b.WriteString("\n    ")
+				width = 4
+			}
+			b.WriteString(" " + w)
+			width += 1 + len(w)
+		}
+	}
+	return b.String()
+}
 
 // exitError carries an exit code chosen by a command.
 type exitError struct {

@@ -99,6 +99,7 @@ func runMetrics(ctx context.Context, d *deps, services []string, f *metricsFlags
 	}
 	facts, failures := metrics.Gather(ctx, metrics.Options{Services: profiles, Conf: f.conf,
 		HealthURL: f.healthURL, StatusURL: f.statusURL, Timeout: f.timeout, State: supervise.StateDir(f.stateDir), Log: *d.log})
+	facts.Build = build().labels()
 	reg := prometheus.NewPedanticRegistry()
 	facts.Register(reg)
 	var err error

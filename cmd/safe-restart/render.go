@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,13 +9,6 @@ import (
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 )
-
-// writeJSON writes v as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 // writeJudgements prints one object a line; with proofs, every checked
 // fact follows its object, indented.

@@ -6,11 +6,9 @@ import (
 	"github.com/safe-restart/safe-restart/supervise"
 )
 
-func newRootCmd(d *deps) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "safe-restart",
-		Short: "Restart web servers without leaving them down or leaking their IPC",
-		Long: `safe-restart leaves a service running a verified, healthy new generation, or
+// rootLong describes safe-restart: --help follows it with the exit codes,
+// the man page with its own sections (man.go).
+const rootLong = `safe-restart leaves a service running a verified, healthy new generation, or
 leaves the old one untouched and says why: verified reload, stop, start and
 restart of Apache (apache2, httpd), nginx, php-fpm (php8.2-fpm, php-fpm8.2,
 php-fpm) and any daemon described by a service file (TOML), and the IPC guard
@@ -22,9 +20,13 @@ server's unit, so that systemd always knows the serving master (see
 "safe-restart systemd --help").
 
 Logs go to stderr: human lines on a terminal, JSON lines otherwise.
-Results go to stdout.
+Results go to stdout.`
 
-` + exitCodesHelp,
+func newRootCmd(d *deps) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "safe-restart",
+		Short: "Restart web servers without leaving them down or leaking their IPC",
+		Long:  rootLong + "\n\n" + exitCodesHelp(),
 		Example: `  # the safe default: a verified reload, falling back to a verified restart
   safe-restart apache2
 
@@ -76,6 +78,9 @@ Results go to stdout.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "see " + cmd.CommandPath() + " --help"}
 	})
-	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d), newRunCmd(d), newSystemdCmd(d))
+	root.AddCommand(newIPCCmd(d), newStartCmd(d), newStopCmd(d), newRestartCmd(d), newStatusCmd(d), newReloadCmd(d), newDoctorCmd(d), newMetricsCmd(d), newRunCmd(d), newSystemdCmd(d), newVersionCmd(d))
+	root.AddCommand(newManCmd(root))
+	root.Version = build().Version
+	root.SetVersionTemplate(build().String())
 	return root
 }

@@ -46,6 +46,7 @@ func TestMetricsExposition(t *testing.T) {
 			{Service: "apache2", Op: "reload", ExitCode: 3, Started: taken.Add(-time.Minute), Duration: 1500 * time.Millisecond},
 			{Service: "nginx", Op: "restart", ExitCode: 0, Started: taken.Add(-time.Hour), Duration: 2 * time.Second},
 		},
+		Build: map[string]string{"version": "v1.2.0", "commit": "abc", "build_date": "2026-12-06T00:00:00Z", "go_version": "go1.26.8"},
 	}
 	text := renderFacts(t, facts)
 	m := promtest.Parse(t, text)
@@ -55,6 +56,7 @@ func TestMetricsExposition(t *testing.T) {
 		want   float64
 	}{
 		{"safe_restart_metrics_timestamp_seconds", "", 1_700_000_000.5},
+		{"safe_restart_build_info", "build_date=2026-12-06T00:00:00Z,commit=abc,go_version=go1.26.8,version=v1.2.0", 1},
 		{"safe_restart_sysv_sem_sets", "", 100},
 		{"safe_restart_sysv_sem_sets_limit", "", 128},
 		{"safe_restart_sysv_semaphores", "", 150},

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,9 @@ type Facts struct {
 	IPC      *ipcguard.Snapshot // nil when it could not be read
 	Services []ServiceFacts
 	LastOps  []supervise.LastOperation
+	// Build labels safe_restart_build_info (version, commit, build_date,
+	// go_version: which safe-restart gathered these facts); none when nil.
+	Build map[string]string
 }
 
 // ServiceFacts are one service's status and whether it serves.
@@ -41,6 +46,10 @@ func (f Facts) Register(reg *prometheus.Registry) {
 		WithLabelValues().Set(unixSeconds(f.Taken))
 	g.vec("safe_restart_pthread_keys_limit", "pthread keys a process can create (glibc PTHREAD_KEYS_MAX); past it, libgomp kills a reloaded Apache master.").
 		WithLabelValues().Set(proc.PthreadKeysMax)
+	if f.Build != nil {
+		g.vec("safe_restart_build_info", "Which safe-restart gathered these facts: always 1, its version, commit, build date and Go version as labels.",
+			slices.Sorted(maps.Keys(f.Build))...).With(f.Build).Set(1)
+	}
 	if f.IPC != nil {
 		f.registerIPC(g)
 	}

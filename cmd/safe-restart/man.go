@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cpuguy83/go-md2man/v2/md2man"
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// manFiles is the FILES section of safe-restart(1): what it reads and
+// writes, in go-md2man's markdown.
+const manFiles = `# FILES
+**/run/safe-restart/** (**--state-dir**)
+: The state directory, made by **/usr/lib/tmpfiles.d/safe-restart.conf** at boot: **lock/SERVICE.lock**
+  (one operation per service at a time), **lineage/SERVICE.PID.json** (the IPC objects each master
+  safe-restart started created: what **ipc reap** proves against before it removes anything),
+  **SERVICE.stopping.json** (a stop under way), **samples/SERVICE.json** (samples of the master, for
+  **doctor**) and
+  **last-operation/SERVICE.json** (each service's last outcome, for **metrics**). A tmpfs: it ends with
+  the boot whose processes it describes. safe-restart refuses a state directory that a user other
+  than root or itself could write.
+
+**/etc/safe-restart/NAME.toml** (**--service-dir**)
+: Service files: how to start, stop, reload and test any other daemon (see
+  /usr/share/doc/safe-restart/examples/service/myapp.toml).
+
+**/etc/apache2/apache2.conf**, **/etc/apache2/envvars**, **/etc/nginx/nginx.conf**, **/etc/php/X.Y/fpm/php-fpm.conf** (**--conf**)
+: The servers' configurations (Debian's paths by default): read for listeners, pidfiles and
+  logs, and tested with the server's own config test before anything is signalled.
+
+**/proc**, **/dev/shm**, SysV IPC
+: Read to prove which processes and IPC objects belong to which server generation; **ipc reap
+  --yes** removes only the objects proven orphaned.
+
+**/etc/systemd/system/UNIT.d/safe-restart.conf**, **/run/systemd/system/UNIT.d/safe-restart.conf**
+: Written by **safe-restart systemd install** (the second with **--runtime**): make **systemctl
+  reload UNIT** a verified safe-restart reload.
+
+**/usr/share/safe-restart/**
+: Snippets shipped inactive, enabled by one command each: the systemd drop-in, the logrotate
+  postrotate change and the cron line (see README.Debian in /usr/share/doc/safe-restart).
+
+**/usr/share/doc/safe-restart/examples/**
+: Cron, logrotate, systemd, Prometheus, Ansible and deploy-script examples.
+`
+
+// manEnvironment is the ENVIRONMENT section of safe-restart(1).
+const manEnvironment = `# ENVIRONMENT
+safe-restart reads no environment variable of its own. The servers it starts inherit its
+environment, less the variables of systemd's protocols (**NOTIFY_SOCKET**, **LISTEN_FDS**,
+**LISTEN_PID**, **LISTEN_FDNAMES**, **WATCHDOG_PID**, **WATCHDOG_USEC**) in a trial start; Apache is
+started with **/etc/apache2/envvars** sourced, as apache2ctl starts it. **PATH** finds
+**systemctl**. Whether stderr is a terminal, not **TERM**, chooses the log format
+(**--log-format auto**).
+`
+
+// manExitStatus is the EXIT STATUS section of every page, from exitCodes.
+func manExitStatus() string {
+	var b strings.Builder
+	b.WriteString("# EXIT STATUS\n")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "**%d**\n: %s\n\n", e.code, e.meaning)
+	}
+	return b.String()
+}
+
+func newManCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:    "man DIR",
+		Short:  "Write the man pages (safe-restart(1) and one per command) into DIR",
+		Hidden: true, // for packaging: make man
+		Args:   cobra.ExactArgs(1),
+		RunE:   func(_ *cobra.Command, args []string) error { return writeManPages(root, args[0]) },
+	}
+}
+
+// writeManPages writes one man page per available command of root into
+// dir (safe-restart.1, safe-restart-reload.1, ...), dated by the build
+// date, so that one commit gives the same pages on every machine.
+// safe-restart(1) adds FILES and ENVIRONMENT; every page adds EXIT STATUS.
+func writeManPages(root *cobra.Command, dir string) error {
+	header := &doc.GenManHeader{Section: "1", Source: "safe-restart " + build().Version, Manual: "safe-restart manual"}
+	if t, err := time.Parse(time.RFC3339, build().BuildDate); err == nil {
+		header.Date = &t
+	}
+	root.DisableAutoGenTag = true
+	root.Long = rootLong
+	var walk func(c *cobra.Command) error
+	walk = func(c *cobra.Command) error {
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() && !sub.IsAdditionalHelpTopicCommand() {
+				if err := walk(sub); err != nil {
+					return err
+				}
+			}
+		}
+		return writeManPage(c, *header, dir)
+	}
+	return walk(root)
+}
+
+// writeManPage writes c's page into dir, its sections after OPTIONS.
+func writeManPage(c *cobra.Command, header doc.GenManHeader, dir string) error {
+	var page bytes.Buffer
+	if err := doc.GenMan(c, &header, &page); err != nil {
+		return fmt.Errorf("man page of %s: %w", c.CommandPath(), err)
+	}
+	extra := manExitStatus()
+	if !c.HasParent() {
+		extra += manEnvironment + manFiles
+	}
+	// A title block first, as cobra's pages have, so that md2man renders
+	// the headings as sections (.SH), not as a title.
+	out := spliceSections(page.Bytes(), md2man.Render([]byte("% X 1\n"+extra)))
+	path := filepath.Join(dir, strings.ReplaceAll(c.CommandPath(), " ", "-")+".1")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		return fmt.Errorf("man page of %s: %w", c.CommandPath(), err)
+	}
+	return nil
+}
+
+// spliceSections puts the sections of the rendered page sections (from
+// its first .SH) into page before its EXAMPLE or SEE ALSO section, or at
+// its end: the order of man-pages(7).
+func spliceSections(page, sections []byte) []byte {
+	if i := bytes.Index(sections, []byte(".SH ")); i >= 0 {
+		sections = sections[i:]
+	}
+	at := len(page)
+	for _, h := range []string{"\n.SH EXAMPLE\n", "\n.SH SEE ALSO\n"} {
+		if i := bytes.Index(page, []byte(h)); i >= 0 && i+1 < at {
+			at = i + 1
+		}
+	}
+	return slices.Concat(page[:at], sections, page[at:])
+}

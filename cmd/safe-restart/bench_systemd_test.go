@@ -42,7 +42,7 @@ func TestBenchSystemdRestart(t *testing.T) {
 				return net.DialTimeout("unix", h.Root()+"/run/php/php8.2-fpm.sock", time.Second)
 			}
 		}
-		sr := "/usr/local/bin/safe-restart restart " + s.service + " --log-level error"
+		sr := "/usr/bin/safe-restart restart " + s.service + " --log-level error"
 		methods := []struct{ name, command string }{
 			{"safe-restart restart " + s.service, sr},
 			{"safe-restart restart " + s.service + " --no-trial", sr + " --no-trial"},

@@ -98,7 +98,7 @@ func TestCronExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	command := strings.NewReplacer(
-		"/usr/local/bin/safe-restart apache2", self+" apache2 --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
+		"/usr/bin/safe-restart apache2", self+" apache2 --conf "+srv.ConfPath+" --state-dir "+filepath.Join(dir, "state"),
 		"--jitter 30m", "--jitter 10ms",
 		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
 	).Replace(strings.Join(f[6:], " "))

@@ -55,7 +55,7 @@ func TestMetricsCronExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	command := strings.NewReplacer(
-		"/usr/local/bin/safe-restart metrics apache2", self+" metrics apache2 --conf "+srv.ConfPath+" --state-dir "+state,
+		"/usr/bin/safe-restart metrics apache2", self+" metrics apache2 --conf "+srv.ConfPath+" --state-dir "+state,
 		"/var/lib/prometheus/node-exporter/safe-restart.prom", textfile,
 		"/var/log/safe-restart.log", filepath.Join(dir, "safe-restart.log"),
 	).Replace(strings.Join(f[6:], " "))

@@ -20,7 +20,7 @@ import (
 
 const (
 	systemdDropIn    = "../../examples/systemd/safe-restart.conf"
-	installedBinary  = "/usr/local/bin/safe-restart"
+	installedBinary  = "/usr/bin/safe-restart"
 	debianApacheUnit = "/lib/systemd/system/apache2.service"
 )
 

@@ -151,7 +151,7 @@ func TestSystemdCronExample(t *testing.T) {
 }
 
 // boot boots systemd with the server's unit left unmasked and this test
-// binary installed as /usr/local/bin/safe-restart. systemdtest.Boot covers
+// binary installed as /usr/bin/safe-restart. systemdtest.Boot covers
 // /run, /tmp, /var/tmp, /var/log and /dev with private tmpfs before systemd
 // runs (systemd-tmpfiles would empty this machine's /tmp otherwise), and
 // TestBootIsolated checks it.
@@ -225,7 +225,7 @@ func (s systemdServer) safeRestart(t *testing.T, h *systemdtest.Host, code int, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := h.Output(ctx, append([]string{"/usr/local/bin/safe-restart"}, args...)...)
+	out, err := h.Output(ctx, append([]string{"/usr/bin/safe-restart"}, args...)...)
 	got := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -433,7 +433,7 @@ func TestSystemdHostApacheEdges(t *testing.T) {
 func TestSystemdDropIn(t *testing.T) {
 	eachServer(t, []string{"logrotate"}, func(t *testing.T, s systemdServer) {
 		h, first := s.started(t)
-		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/bin/safe-restart")
 		dropIn := h.Root() + "/run/systemd/system/" + s.unit + ".d/safe-restart.conf"
 		if _, err := os.Stat(dropIn); err != nil {
 			t.Fatal(err)
@@ -446,7 +446,7 @@ func TestSystemdDropIn(t *testing.T) {
 			t.Fatalf("systemctl reload did not run safe-restart's verified reload; the unit's journal:\n%s", j)
 		}
 
-		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart", "--", "--full")
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/bin/safe-restart", "--", "--full")
 		h.MustRun(t, "systemctl", "reload", s.unit)
 		if m := s.model(t, h); m == first {
 			t.Errorf("systemctl reload with --full kept master %d", first)
@@ -457,7 +457,7 @@ func TestSystemdDropIn(t *testing.T) {
 		if err := os.Remove(dropIn); err != nil {
 			t.Fatal(err)
 		}
-		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/local/bin/safe-restart")
+		s.safeRestart(t, h, 0, "systemd", "install", s.service, "--runtime", "--exec", "/usr/bin/safe-restart")
 		if _, err := os.Stat("/usr/sbin/policy-rc.d"); err == nil {
 			// This machine's policy-rc.d (a container image's "exit
 			// 101") forbids invoke-rc.d; a Debian server has none.

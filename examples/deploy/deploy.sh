@@ -6,7 +6,7 @@
 #   1  failed: the report says how     4  (reload only) recovered by a start
 # Exercised by cmd/safe-restart/examples_test.go.
 set -eu
-SAFE_RESTART=${SAFE_RESTART:-/usr/local/bin/safe-restart}
+SAFE_RESTART=${SAFE_RESTART:-/usr/bin/safe-restart}
 
 # ... install the new site and configuration here ...
 

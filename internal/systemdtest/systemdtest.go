@@ -69,7 +69,8 @@ type Options struct {
 	// journald's, e.g. "apache2.service".
 	Units []string
 	// SafeRestart, when set, is a command installed inside as
-	// /usr/local/bin/safe-restart (where the examples expect it): an
+	// /usr/bin/safe-restart (where the package and the examples put it; an
+	// overlay of this machine's /usr/bin, its upper layer below /run): an
 	// executable path, run with SafeRestartEnv added to its environment.
 	SafeRestart    string
 	SafeRestartEnv []string
@@ -159,13 +160,14 @@ done
 for c in $4; do systemd-tmpfiles --create --prefix=/run "/usr/lib/tmpfiles.d/$c"; done
 if [ -d /run/systemdtest/dropins ]; then cp -r /run/systemdtest/dropins/. /run/systemd/system/; fi
 if [ -f /run/systemdtest/safe-restart ]; then
-	mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
-	cp /run/systemdtest/safe-restart /usr/local/bin/safe-restart
+	mkdir /run/systemdtest/usr-bin /run/systemdtest/usr-bin-work
+	mount -t overlay -o lowerdir=/usr/bin,upperdir=/run/systemdtest/usr-bin,workdir=/run/systemdtest/usr-bin-work overlay /usr/bin
+	cp /run/systemdtest/safe-restart /usr/bin/safe-restart
 fi
 awk '{ print $5 }' /proc/self/mountinfo > /run/systemdtest/mounts
 while read -r m; do
 	case "$m" in
-	/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*|/tmp|/tmp/*|/var/tmp|/var/tmp/*|/var/log|/var/log/*|/usr/local/bin) ;;
+	/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run|/run/*|/tmp|/tmp/*|/var/tmp|/var/tmp/*|/var/log|/var/log/*|/usr/bin) ;;
 	*) mount -o remount,bind,ro "$m" ;;
 	esac
 done < /run/systemdtest/mounts

@@ -36,7 +36,14 @@ func TestBootIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	devLog, devLogErr := os.Lstat("/dev/log")
-	h := Boot(t, Options{Units: []string{"apache2.service"}}) // private tmpfs on /run, /tmp, /var/tmp first: checked below
+	_, hostHasIt := os.Stat("/usr/bin/safe-restart")
+	h := Boot(t, Options{Units: []string{"apache2.service"}, SafeRestart: "/bin/true"}) // private tmpfs on /run, /tmp, /var/tmp first: checked below
+	if _, err := os.Stat(h.Root() + "/usr/bin/safe-restart"); err != nil {
+		t.Errorf("no /usr/bin/safe-restart inside: %v", err)
+	}
+	if _, err := os.Stat("/usr/bin/safe-restart"); hostHasIt != nil && err == nil {
+		t.Error("installing safe-restart inside wrote this machine's /usr/bin/safe-restart")
+	}
 	h.MustRun(t, "systemctl", "start", "apache2.service")
 	u := h.Show(t, "apache2.service", "ActiveState", "MainPID", "ControlGroup")
 	if u["ActiveState"] != "active" || u["MainPID"] == "0" || u["ControlGroup"] != "/system.slice/apache2.service" {
@@ -59,7 +66,7 @@ func TestBootIsolated(t *testing.T) {
 		// Its own mounts, and those below the fresh sysfs: the cgroup2 of
 		// its cgroup namespace (systemd writes there), and this machine's
 		// mounts that the fresh sysfs covers.
-		own := dir == "/usr/local/bin"
+		own := dir == "/usr/bin"
 		for _, p := range []string{"/run", "/tmp", "/var/tmp", "/var/log", "/dev", "/proc", "/sys"} {
 			own = own || dir == p || strings.HasPrefix(dir, p+"/")
 		}

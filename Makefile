@@ -3,15 +3,70 @@
 #   make test   installs what the tests need and runs every test
 SHELL := /bin/bash
 GO ?= go
-PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core systemd
+PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl util-linux procps prometheus ansible-core systemd \
+	man-db bash-completion zsh fish lintian
 BIN := bin/safe-restart
 
-.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial bench-systemd clean
+# What a build says it is (safe-restart --version), read from git: a commit
+# tagged vX.Y.Z is that version; any other commit is the pseudo-version go
+# install gives it (v0.0.0-DATE-COMMIT). Its date is the commit's, so one
+# commit builds the same bytes everywhere. Override any on the command line.
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+VERSION := $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || \
+	TZ=UTC git log -1 --abbrev=12 --date=format-local:%Y%m%d%H%M%S --format=v0.0.0-%cd-%h 2>/dev/null || echo v0.0.0)
+BUILD_DATE := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+# Debian's form: v1.2.0 is 1.2.0, a pseudo-version 0.0.0~gitDATE.COMMIT (a
+# tilde sorts before the release it precedes).
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v//; s/^([0-9.]+)-([0-9]{14})-([0-9a-f]{12})$$/\1~git\2.\3/; s/-/~/g')
+STAMP := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+ARCHES := amd64 arm64
+DIST ?= dist
+NFPM := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+export SOURCE_DATE_EPOCH
+
+.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial bench-systemd dist-files deb release clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/safe-restart
+	$(GO) build -ldflags "$(STAMP)" -o $(BIN) ./cmd/safe-restart
+
+# dist-files builds what the packages hold, in $(DIST)/: for each of ARCHES a
+# static, stripped, stamped binary ($(DIST)/ARCH/safe-restart); from this
+# machine's, the man pages and the bash, zsh and fish completions; the
+# examples, README.Debian and the changelog; gzipped without timestamps,
+# every file dated SOURCE_DATE_EPOCH (nfpm keeps a tree's own dates).
+dist-files:
+	rm -rf $(DIST) && mkdir -p $(DIST)/doc/man $(DIST)/doc/completions
+	for a in $(ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o $(DIST)/$$a/safe-restart ./cmd/safe-restart || exit 1; \
+	done
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o $(DIST)/host/safe-restart ./cmd/safe-restart
+	$(DIST)/host/safe-restart man $(DIST)/doc/man && gzip -9n $(DIST)/doc/man/*.1
+	$(DIST)/host/safe-restart completion bash > $(DIST)/doc/completions/safe-restart
+	$(DIST)/host/safe-restart completion zsh > $(DIST)/doc/completions/_safe-restart
+	$(DIST)/host/safe-restart completion fish > $(DIST)/doc/completions/safe-restart.fish
+	cp -r examples $(DIST)/doc/examples && rm -r $(DIST)/doc/examples/demo
+	gzip -9n < packaging/README.Debian > $(DIST)/doc/README.Debian.gz
+	sed -e 's/@DEB_VERSION@/$(DEB_VERSION)/' -e 's/@VERSION@/$(VERSION)/' -e 's/@COMMIT@/$(COMMIT)/' \
+		-e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/changelog.in | gzip -9n > $(DIST)/doc/changelog.gz
+	find $(DIST) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
+
+# deb builds $(DIST)/safe-restart_DEB_VERSION_ARCH.deb for each of ARCHES
+# with nfpm (packaging/nfpm.yaml), pinned and fetched from the Go module proxy.
+deb: dist-files
+	for a in $(ARCHES); do \
+		DIST=$(abspath $(DIST)) ARCH=$$a DEB_ARCH=$$a DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config packaging/nfpm.yaml --packager deb \
+			--target $(DIST)/safe-restart_$(DEB_VERSION)_$$a.deb || exit 1; \
+	done
+
+# release adds the plain binaries (safe-restart_VERSION_linux_ARCH) and
+# $(DIST)/SHA256SUMS of everything released; two runs on one commit give the
+# same bytes (TestRelease in packaging/ checks it).
+release: deb
+	for a in $(ARCHES); do cp $(DIST)/$$a/safe-restart $(DIST)/safe-restart_$(VERSION)_linux_$$a; done
+	cd $(DIST) && sha256sum safe-restart_*.deb safe-restart_$(VERSION)_linux_* > SHA256SUMS
 
 # deps installs the real servers the tests and the demo run (Debian's packages).
 deps:
@@ -80,4 +135,4 @@ bench-systemd: deps
 		| sed -n 's/^.*ns| //p' | grep -v -e '^=== RUN' -e '^--- ' -e '^PASS' -e '^ '
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

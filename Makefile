@@ -7,18 +7,22 @@ PACKAGES := apache2 apache2-dev nginx php8.2-fpm logrotate iproute2 curl openssl
 	man-db bash-completion zsh fish lintian
 BIN := bin/safe-restart
 
-# What a build says it is (safe-restart --version), read from git: a commit
-# tagged vX.Y.Z is that version; any other commit is the pseudo-version go
-# install gives it (v0.0.0-DATE-COMMIT). Its date is the commit's, so one
-# commit builds the same bytes everywhere. Override any on the command line.
-COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+# What a build says it is (safe-restart --version), read from git by
+# packaging/version.sh: a commit tagged vX.Y.Z is that version, any other
+# commit the pseudo-version go install gives it, +dirty for a modified tree.
+# Its date is the commit's, so one commit builds the same bytes everywhere
+# (with the same Go). Outside a git checkout they are unknown, and release
+# refuses. Override any on the command line (make deb VERSION=v1.2.3).
+VERSION := $(shell sh packaging/version.sh 2>/dev/null || echo v0.0.0-unknown)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(findstring +dirty,$(VERSION))
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-VERSION := $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || \
-	TZ=UTC git log -1 --abbrev=12 --date=format-local:%Y%m%d%H%M%S --format=v0.0.0-%cd-%h 2>/dev/null || echo v0.0.0)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 BUILD_DATE := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
-# Debian's form: v1.2.0 is 1.2.0, a pseudo-version 0.0.0~gitDATE.COMMIT (a
-# tilde sorts before the release it precedes).
-DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v//; s/^([0-9.]+)-([0-9]{14})-([0-9a-f]{12})$$/\1~git\2.\3/; s/-/~/g')
+# Debian's form, in the same order: v1.2.3 is 1.2.3, the snapshot after it
+# (v1.2.4-0.DATE-COMMIT) 1.2.4~0.gitDATE.COMMIT, before any tag
+# 0.0.0~gitDATE.COMMIT; a tilde sorts before the release it precedes.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v//; s/-0\.([0-9]{14})-([0-9a-f]{12})/~0.git\1.\2/; \
+	s/^([0-9.]+)-([0-9]{14})-([0-9a-f]{12})/\1~git\2.\3/; s/-/~/g')
 STAMP := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 ARCHES := amd64 arm64
 DIST ?= dist
@@ -35,8 +39,9 @@ build:
 # dist-files builds what the packages hold, in $(DIST)/: for each of ARCHES a
 # static, stripped, stamped binary ($(DIST)/ARCH/safe-restart); from this
 # machine's, the man pages and the bash, zsh and fish completions; the
-# examples, README.Debian and the changelog; gzipped without timestamps,
-# every file dated SOURCE_DATE_EPOCH (nfpm keeps a tree's own dates).
+# examples git tracks, README.Debian and the changelog; gzipped without
+# timestamps, every file dated SOURCE_DATE_EPOCH (nfpm keeps a tree's own
+# dates) and readable by all, writable by its owner only, whatever the umask.
 dist-files:
 	rm -rf $(DIST) && mkdir -p $(DIST)/doc/man $(DIST)/doc/completions
 	for a in $(ARCHES); do \
@@ -47,10 +52,11 @@ dist-files:
 	$(DIST)/host/safe-restart completion bash > $(DIST)/doc/completions/safe-restart
 	$(DIST)/host/safe-restart completion zsh > $(DIST)/doc/completions/_safe-restart
 	$(DIST)/host/safe-restart completion fish > $(DIST)/doc/completions/safe-restart.fish
-	cp -r examples $(DIST)/doc/examples && rm -r $(DIST)/doc/examples/demo
+	git ls-files -z examples ':!:examples/demo/' | xargs -0 cp --parents -t $(DIST)/doc
 	gzip -9n < packaging/README.Debian > $(DIST)/doc/README.Debian.gz
 	sed -e 's/@DEB_VERSION@/$(DEB_VERSION)/' -e 's/@VERSION@/$(VERSION)/' -e 's/@COMMIT@/$(COMMIT)/' \
 		-e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/changelog.in | gzip -9n > $(DIST)/doc/changelog.gz
+	chmod -R go-w,a+rX $(DIST)
 	find $(DIST) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
 
 # deb builds $(DIST)/safe-restart_DEB_VERSION_ARCH.deb for each of ARCHES
@@ -65,6 +71,7 @@ deb: dist-files
 # $(DIST)/SHA256SUMS of everything released; two runs on one commit give the
 # same bytes (TestRelease in packaging/ checks it).
 release: deb
+	@case "$(VERSION)" in *unknown*) echo "release: not a git checkout: the version is unknown" >&2; exit 1;; esac
 	for a in $(ARCHES); do cp $(DIST)/$$a/safe-restart $(DIST)/safe-restart_$(VERSION)_linux_$$a; done
 	cd $(DIST) && sha256sum safe-restart_*.deb safe-restart_$(VERSION)_linux_* > SHA256SUMS
 

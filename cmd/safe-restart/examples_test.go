@@ -25,7 +25,7 @@ func TestLogrotateExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := runLogrotateExample(t, "apache2", srv.ErrorLog, "safe-restart apache2", "apache2 --conf "+srv.ConfPath,
+	log := runLogrotateExample(t, "apache2", srv.ErrorLog, "/usr/bin/safe-restart apache2", "apache2 --conf "+srv.ConfPath,
 		"create 640 root adm", "create 640 root root")
 	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") ||
 		!master.Alive() || srv.MasterPID() != master.PID {
@@ -38,7 +38,7 @@ func TestLogrotateExample(t *testing.T) {
 
 // runLogrotateExample runs examples/logrotate/NAME with the real logrotate
 // -f, its log pattern replaced by errorLog, its command (cmd, e.g.
-// "safe-restart apache2") by this test binary standing in for safe-restart
+// "/usr/bin/safe-restart apache2") by this test binary standing in for safe-restart
 // with args and a state dir, its own log by a temporary file, and any more
 // old, new pairs. It fails the test unless logrotate succeeds and rotated
 // errorLog to errorLog.1, and returns what safe-restart logged.

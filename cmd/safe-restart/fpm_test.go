@@ -250,7 +250,7 @@ func TestLogrotateFPMExample(t *testing.T) {
 	}
 	srv := fpmtest.Start(t, fpmtest.Config{Unix: true})
 	old := srv.MasterPID()
-	log := runLogrotateExample(t, "php-fpm", srv.ErrorLog, "safe-restart php8.2-fpm", "php8.2-fpm --conf "+srv.ConfPath,
+	log := runLogrotateExample(t, "php-fpm", srv.ErrorLog, "/usr/bin/safe-restart php8.2-fpm", "php8.2-fpm --conf "+srv.ConfPath,
 		"/var/log/php8.2-fpm.log", srv.ErrorLog)
 	rotated := readFile(t, srv.ErrorLog+".1")
 	m := srv.MasterPID()

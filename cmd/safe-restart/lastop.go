@@ -58,9 +58,10 @@ func recordLastOperation(d *deps, cmd *cobra.Command, started time.Time, code in
 }
 
 // changesState reports whether cmd, as invoked, may have changed anything:
-// not with --help, --dry-run, or (ipc reap) without --yes.
+// not with --help, --version (cobra prints it and runs nothing, even after
+// a SERVICE), --dry-run, or (ipc reap) without --yes.
 func changesState(cmd *cobra.Command) bool {
-	if flagValue(cmd, "help") == "true" || flagValue(cmd, "dry-run") == "true" {
+	if flagValue(cmd, "help") == "true" || flagValue(cmd, "version") == "true" || flagValue(cmd, "dry-run") == "true" {
 		return false
 	}
 	return cmd.Flags().Lookup("yes") == nil || flagValue(cmd, "yes") == "true"

@@ -31,9 +31,10 @@ const manFiles = `# FILES
 : Service files: how to start, stop, reload and test any other daemon (see
   /usr/share/doc/safe-restart/examples/service/myapp.toml).
 
-**/etc/apache2/apache2.conf**, **/etc/apache2/envvars**, **/etc/nginx/nginx.conf**, **/etc/php/X.Y/fpm/php-fpm.conf** (**--conf**)
+**/etc/apache2/apache2.conf**, **/etc/nginx/nginx.conf**, **/etc/php/X.Y/fpm/php-fpm.conf** (**--conf**)
 : The servers' configurations (Debian's paths by default): read for listeners, pidfiles and
-  logs, and tested with the server's own config test before anything is signalled.
+  logs, and tested with the server's own config test before anything is signalled. Apache's
+  **/etc/apache2/envvars** is sourced as apache2ctl sources it.
 
 **/proc**, **/dev/shm**, SysV IPC
 : Read to prove which processes and IPC objects belong to which server generation; **ipc reap
@@ -42,6 +43,13 @@ const manFiles = `# FILES
 **/etc/systemd/system/UNIT.d/safe-restart.conf**, **/run/systemd/system/UNIT.d/safe-restart.conf**
 : Written by **safe-restart systemd install** (the second with **--runtime**): make **systemctl
   reload UNIT** a verified safe-restart reload.
+
+**/etc/cron.d/**, **/etc/crontab**, **/var/spool/cron/crontabs/**, **/etc/systemd/logind.conf** and its drop-ins
+: Read by **doctor**: cron lines that reload or restart a web server at a fixed time with no
+  random delay, and logind's RemoveIPC (it deletes a live server's semaphores).
+
+**--textfile** *PATH*
+: Written by **metrics**, atomically (a temporary file in the same directory, then a rename).
 
 **/usr/share/safe-restart/**
 : Snippets shipped inactive, enabled by one command each: the systemd drop-in, the logrotate
@@ -53,22 +61,65 @@ const manFiles = `# FILES
 
 // manEnvironment is the ENVIRONMENT section of safe-restart(1).
 const manEnvironment = `# ENVIRONMENT
-safe-restart reads no environment variable of its own. The servers it starts inherit its
-environment, less the variables of systemd's protocols (**NOTIFY_SOCKET**, **LISTEN_FDS**,
-**LISTEN_PID**, **LISTEN_FDNAMES**, **WATCHDOG_PID**, **WATCHDOG_USEC**) in a trial start; Apache is
-started with **/etc/apache2/envvars** sourced, as apache2ctl starts it. **PATH** finds
-**systemctl**. Whether stderr is a terminal, not **TERM**, chooses the log format
-(**--log-format auto**).
+safe-restart has no variable of its own. **PATH** finds **systemctl**, **journalctl**, **nsenter**
+and **setsid**; **TMPDIR** is where it writes a start's output and php-fpm's checked
+configuration while it works. Whether stderr is a terminal, not **TERM**, chooses the log
+format (**--log-format auto**).
+
+The servers it starts inherit its environment, with these changes: Apache is started with
+**/etc/apache2/envvars** sourced, as apache2ctl starts it; a start that hands listening sockets
+over sets **NGINX** (nginx) or **FPM_SOCKETS** (php-fpm), as the servers' own binary upgrades do,
+and removes inherited ones; a trial start removes the variables of systemd's protocols
+(**NOTIFY_SOCKET**, **LISTEN_FDS**, **LISTEN_PID**, **LISTEN_FDNAMES**, **WATCHDOG_PID**,
+**WATCHDOG_USEC**).
 `
 
-// manExitStatus is the EXIT STATUS section of every page, from exitCodes.
-func manExitStatus() string {
+// manExitStatus is the EXIT STATUS section of command path's page: the
+// operations' table (exitCodes), or the command's own (exitStatuses), or
+// the plain success, failure and usage error.
+func manExitStatus(path string) string {
 	var b strings.Builder
 	b.WriteString("# EXIT STATUS\n")
+	if own, ok := exitStatuses[path]; ok {
+		b.WriteString(own)
+		return b.String()
+	}
+	if !operations[path] {
+		b.WriteString(plainExitStatus)
+		return b.String()
+	}
 	for _, e := range exitCodes {
 		fmt.Fprintf(&b, "**%d**\n: %s\n\n", e.code, e.meaning)
 	}
 	return b.String()
+}
+
+// operations are the commands whose exit codes are exitCodes.
+var operations = map[string]bool{"safe-restart": true, "safe-restart reload": true, "safe-restart restart": true,
+	"safe-restart start": true, "safe-restart stop": true}
+
+const plainExitStatus = "**0**\n: done\n\n**1**\n: failed; the error is logged\n\n**2**\n: usage error\n"
+
+// exitStatuses are the exit codes of the commands that are no operation
+// on a server, where they differ from plainExitStatus.
+var exitStatuses = map[string]string{
+	"safe-restart status": "**0**\n: a master runs; its state is printed\n\n" +
+		"**1**\n: no master runs, or the status could not be read\n\n" +
+		"**2**\n: usage or configuration error\n",
+	"safe-restart doctor": "**0**\n: no risk found\n\n**1**\n: risks found\n\n**2**\n: usage error\n\n" +
+		"**3**\n: the named service's config test failed\n",
+	"safe-restart metrics": "**0**\n: every fact was gathered\n\n" +
+		"**1**\n: a service's status could not be read; the metrics are still written, with " +
+		"safe_restart_status_success 0 for that service\n\n**2**\n: usage error\n",
+	"safe-restart run": "**0**\n: the child ended cleanly (SIGTERM or SIGINT stopped it)\n\n" +
+		"**N**\n: the child's own exit code, when it exited non-zero and safe-restart gave up restarting it " +
+		"(at least 1 when a signal killed it)\n\n**2**\n: usage or configuration error\n\n" +
+		"**3**\n: refused before the first start (the config test failed)\n",
+	"safe-restart ipc reap": "**0**\n: every orphan was removed (without **--yes**: the plan was printed)\n\n" +
+		"**1**\n: an object could not be removed; each outcome is reported\n\n**2**\n: usage error\n",
+	"safe-restart systemd install": "**0**\n: the drop-in was written and systemd reloaded (with **--dry-run**: printed)\n\n" +
+		"**1**\n: writing it or reloading systemd failed\n\n**2**\n: usage error, or SERVICE has no unit\n\n" +
+		"**3**\n: refused: the config test failed or systemd did not answer; nothing was written\n",
 }
 
 func newManCmd(root *cobra.Command) *cobra.Command {
@@ -84,7 +135,8 @@ func newManCmd(root *cobra.Command) *cobra.Command {
 // writeManPages writes one man page per available command of root into
 // dir (safe-restart.1, safe-restart-reload.1, ...), dated by the build
 // date, so that one commit gives the same pages on every machine.
-// safe-restart(1) adds FILES and ENVIRONMENT; every page adds EXIT STATUS.
+// safe-restart(1) adds FILES and ENVIRONMENT; every page adds EXIT STATUS
+// (manExitStatus).
 func writeManPages(root *cobra.Command, dir string) error {
 	header := &doc.GenManHeader{Section: "1", Source: "safe-restart " + build().Version, Manual: "safe-restart manual"}
 	if t, err := time.Parse(time.RFC3339, build().BuildDate); err == nil {
@@ -92,6 +144,7 @@ func writeManPages(root *cobra.Command, dir string) error {
 	}
 	root.DisableAutoGenTag = true
 	root.Long = rootLong
+	root.InitDefaultVersionFlag() // cobra adds --version only as the root command runs
 	var walk func(c *cobra.Command) error
 	walk = func(c *cobra.Command) error {
 		for _, sub := range c.Commands() {
@@ -112,7 +165,7 @@ func writeManPage(c *cobra.Command, header doc.GenManHeader, dir string) error {
 	if err := doc.GenMan(c, &header, &page); err != nil {
 		return fmt.Errorf("man page of %s: %w", c.CommandPath(), err)
 	}
-	extra := manExitStatus()
+	extra := manExitStatus(c.CommandPath())
 	if !c.HasParent() {
 		extra += manEnvironment + manFiles
 	}

@@ -261,7 +261,7 @@ func TestNginxLogrotateExample(t *testing.T) {
 	// logrotate does not rotate an empty log (notifempty).
 	srv := nginxtest.Start(t, nginxtest.Options{ErrorLogLevel: "notice"})
 	master := nginxMaster(t, srv)
-	log := runLogrotateExample(t, "nginx", srv.ErrorLog, "safe-restart nginx", "nginx --conf "+srv.ConfPath,
+	log := runLogrotateExample(t, "nginx", srv.ErrorLog, "/usr/bin/safe-restart nginx", "nginx --conf "+srv.ConfPath,
 		"create 0640 www-data adm", "create 0640 www-data root")
 	if !strings.Contains(log, "reloaded and verified") || !strings.Contains(log, "rotated logs released") ||
 		!master.Alive() || srv.MasterPID() != master.PID {

@@ -23,7 +23,7 @@ var (
 )
 
 // buildInfo says which safe-restart this is: what --version and version
-// print, what every JSON report carries under "safe_restart", and the
+// print, what every JSON object report carries under "safe_restart", and the
 // labels of the safe_restart_build_info metric.
 type buildInfo struct {
 	Version   string `json:"version"`
@@ -46,7 +46,7 @@ var build = sync.OnceValue(func() buildInfo {
 // bi (nil when the binary has none): a stamped value wins; otherwise the
 // version is the main module's (v1.2.0 from go install ...@v1.2.0,
 // "(devel)" from a checkout), the commit and date are the VCS stamp's
-// vcs.revision ("-dirty" appended for a modified tree) and vcs.time, and
+// vcs.revision ("+dirty" appended for a modified tree) and vcs.time, and
 // what neither says is "unknown".
 func resolveBuild(bi *debug.BuildInfo, version, commit, date string) buildInfo {
 	b := buildInfo{GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
@@ -59,7 +59,7 @@ func resolveBuild(bi *debug.BuildInfo, version, commit, date string) buildInfo {
 		}
 		revision, vcsTime = vcs["vcs.revision"], vcs["vcs.time"]
 		if revision != "" && vcs["vcs.modified"] == "true" {
-			revision += "-dirty"
+			revision += "+dirty"
 		}
 	}
 	b.Version = cmp.Or(version, modVersion, unknown)
@@ -87,8 +87,9 @@ func newVersionCmd(d *deps) *cobra.Command {
 		Long: `Version prints which safe-restart this is: its version (the release, or the
 module version go install built), the commit it was built from, the build
 date and the Go version. Quote it in bug reports. safe-restart --version
-prints the same; every JSON report carries it under "safe_restart", and
-safe-restart metrics exports it as safe_restart_build_info.`,
+prints the same; every --json report that is an object (all but ipc reap's
+list of outcomes) carries it under "safe_restart", and safe-restart metrics
+exports it as safe_restart_build_info.`,
 		Example: `  safe-restart version
   safe-restart version --json`,
 		Args: cobra.NoArgs,

@@ -33,7 +33,7 @@ func TestResolveBuild(t *testing.T) {
 		{"go install @version", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}}, [3]string{}, "v1.2.0", unknown, unknown},
 		{"checkout", checkout, [3]string{}, "(devel)", "2e1284d", "2026-12-06T22:10:20Z"},
 		{"modified checkout", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "2e1284d", "vcs.modified", "true")},
-			[3]string{}, "(devel)", "2e1284d-dirty", unknown},
+			[3]string{}, "(devel)", "2e1284d+dirty", unknown},
 		{"no build info", nil, [3]string{}, unknown, unknown, unknown},
 	} {
 		b := resolveBuild(tt.bi, tt.stamp[0], tt.stamp[1], tt.stamp[2])
@@ -44,7 +44,8 @@ func TestResolveBuild(t *testing.T) {
 }
 
 // TestVersionCommand: --version and version print the same four facts;
-// version --json prints them as an object.
+// version --json prints them as an object; SERVICE --version records
+// nothing.
 func TestVersionCommand(t *testing.T) {
 	code, flagOut, _ := runCLI(t, "--version", "--state-dir", t.TempDir()) // root is also the reload
 	if code != exitOK || flagOut != build().String() {
@@ -54,6 +55,15 @@ func TestVersionCommand(t *testing.T) {
 		if !strings.Contains(flagOut, want) {
 			t.Errorf("--version printed %q, want %q in it", flagOut, want)
 		}
+	}
+	// After a SERVICE, cobra prints the version and runs nothing: no
+	// reload is recorded as the service's last operation.
+	state := t.TempDir()
+	if code, out, _ := runCLI(t, "nginx", "--version", "--state-dir", state); code != exitOK || out != flagOut {
+		t.Errorf("nginx --version: exit %d, %q; want %q", code, out, flagOut)
+	}
+	if recs, _ := filepath.Glob(filepath.Join(state, "last-operation", "*")); len(recs) != 0 {
+		t.Errorf("nginx --version recorded a last operation: %v", recs)
 	}
 	if code, out, _ := runCLI(t, "version"); code != exitOK || out != flagOut {
 		t.Errorf("version: exit %d, %q; want %q", code, out, flagOut)
@@ -131,6 +141,13 @@ func TestManPages(t *testing.T) {
 		if !bytes.Contains(root, []byte(want)) {
 			t.Errorf("safe-restart.1 does not mention %q", want)
 		}
+	}
+	if !bytes.Contains(root, []byte(`\fB--version\fP`)) {
+		t.Error("safe-restart.1 does not list --version")
+	}
+	doctor, _ := os.ReadFile(filepath.Join(dirs[0], "safe-restart-doctor.1"))
+	if !bytes.Contains(doctor, []byte("risks found")) || bytes.Contains(doctor, []byte("recovered the service")) {
+		t.Errorf("safe-restart-doctor.1 has the operations' exit codes, not its own:\n%s", doctor)
 	}
 	if bytes.Contains(root, []byte("Exit codes:")) {
 		t.Error("safe-restart.1 repeats --help's exit-code table in its DESCRIPTION")

@@ -4,6 +4,7 @@ package systemdtest
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,13 +37,13 @@ func TestBootIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	devLog, devLogErr := os.Lstat("/dev/log")
-	_, hostHasIt := os.Stat("/usr/bin/safe-restart")
+	hostBefore, hostErr := os.ReadFile("/usr/bin/safe-restart")                         // this machine's, if it has one
 	h := Boot(t, Options{Units: []string{"apache2.service"}, SafeRestart: "/bin/true"}) // private tmpfs on /run, /tmp, /var/tmp first: checked below
-	if _, err := os.Stat(h.Root() + "/usr/bin/safe-restart"); err != nil {
-		t.Errorf("no /usr/bin/safe-restart inside: %v", err)
+	if inside, err := os.ReadFile(h.Root() + "/usr/bin/safe-restart"); err != nil || !bytes.Contains(inside, []byte("/run/systemdtest/safe-restart.bin")) {
+		t.Errorf("/usr/bin/safe-restart inside is %q (%v), want the wrapper of the installed one", inside, err)
 	}
-	if _, err := os.Stat("/usr/bin/safe-restart"); hostHasIt != nil && err == nil {
-		t.Error("installing safe-restart inside wrote this machine's /usr/bin/safe-restart")
+	if hostAfter, err := os.ReadFile("/usr/bin/safe-restart"); !bytes.Equal(hostAfter, hostBefore) || (err == nil) != (hostErr == nil) {
+		t.Error("installing safe-restart inside changed this machine's /usr/bin/safe-restart")
 	}
 	h.MustRun(t, "systemctl", "start", "apache2.service")
 	u := h.Show(t, "apache2.service", "ActiveState", "MainPID", "ControlGroup")

@@ -206,7 +206,7 @@ func safeRestartTarget(cmd string) (string, bool) {
 			return "", false
 		}
 		return args[1], true
-	case slices.Contains([]string{"start", "stop", "status", "doctor", "ipc", "run", "metrics", "help", "completion"}, args[0]):
+	case slices.Contains([]string{"start", "stop", "status", "doctor", "ipc", "run", "metrics", "help", "completion", "systemd", "version", "man"}, args[0]):
 		return "", false
 	}
 	return args[0], true

@@ -13,8 +13,9 @@ BIN := bin/safe-restart
 # Its date is the commit's, so one commit builds the same bytes everywhere
 # (with the same Go). Outside a git checkout they are unknown, and release
 # refuses. Override any on the command line (make deb VERSION=v1.2.3).
-VERSION := $(shell sh packaging/version.sh 2>/dev/null || echo v0.0.0-unknown)
-COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(findstring +dirty,$(VERSION))
+GIT_VERSION := $(shell sh packaging/version.sh 2>/dev/null || echo v0.0.0-unknown)
+VERSION := $(GIT_VERSION)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(findstring +dirty,$(GIT_VERSION))
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 BUILD_DATE := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
@@ -29,7 +30,7 @@ DIST ?= dist
 NFPM := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial bench-systemd dist-files deb release clean
+.PHONY: all build deps test lint demo bench-reap bench-restart bench-trial bench-systemd dist-files deb release release-check clean
 
 all: build
 
@@ -52,7 +53,9 @@ dist-files:
 	$(DIST)/host/safe-restart completion bash > $(DIST)/doc/completions/safe-restart
 	$(DIST)/host/safe-restart completion zsh > $(DIST)/doc/completions/_safe-restart
 	$(DIST)/host/safe-restart completion fish > $(DIST)/doc/completions/safe-restart.fish
-	git ls-files -z examples ':!:examples/demo/' | xargs -0 cp --parents -t $(DIST)/doc
+	if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git ls-files -z examples ':!:examples/demo/' | xargs -0r cp --parents -t $(DIST)/doc; \
+	else cp -r examples $(DIST)/doc/ && rm -r $(DIST)/doc/examples/demo; fi
 	gzip -9n < packaging/README.Debian > $(DIST)/doc/README.Debian.gz
 	sed -e 's/@DEB_VERSION@/$(DEB_VERSION)/' -e 's/@VERSION@/$(VERSION)/' -e 's/@COMMIT@/$(COMMIT)/' \
 		-e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/changelog.in | gzip -9n > $(DIST)/doc/changelog.gz
@@ -67,11 +70,14 @@ deb: dist-files
 			--target $(DIST)/safe-restart_$(DEB_VERSION)_$$a.deb || exit 1; \
 	done
 
+# release-check refuses a release whose version is unknown (no git).
+release-check:
+	@case "$(VERSION) $(COMMIT)" in *unknown*) echo "release: not a git checkout: the version is unknown" >&2; exit 1;; esac
+
 # release adds the plain binaries (safe-restart_VERSION_linux_ARCH) and
 # $(DIST)/SHA256SUMS of everything released; two runs on one commit give the
 # same bytes (TestRelease in packaging/ checks it).
-release: deb
-	@case "$(VERSION)" in *unknown*) echo "release: not a git checkout: the version is unknown" >&2; exit 1;; esac
+release: release-check deb
 	for a in $(ARCHES); do cp $(DIST)/$$a/safe-restart $(DIST)/safe-restart_$(VERSION)_linux_$$a; done
 	cd $(DIST) && sha256sum safe-restart_*.deb safe-restart_$(VERSION)_linux_* > SHA256SUMS
 

@@ -16,12 +16,15 @@ import (
 
 // installScript runs as PID 1 of private mount, PID, IPC, network and UTS
 // namespaces, with $1 the directory for each step's output, $2 the
-// package and $3 an empty directory. It mounts an overlay of this
+// package, $3 an empty directory, $4 and $5 the scripts of the steps. It mounts an overlay of this
 // machine's root whose upper layer is a tmpfs on $3 (so nothing written
-// reaches the machine's files), with its own /proc (/proc/sys read-only),
-// /run, /tmp and a /dev of the harmless character devices only, and runs each
-// step chrooted there: STEP.out, STEP.err and STEP.rc in $1. Finally it
-// lists the upper layer: what the steps left behind.
+// reaches the machine's files), with its own /run and /tmp and a /dev
+// (nodev) of the harmless character devices only. Then it runs
+// installSteps, and later aptSteps, chrooted there as PID 1 of a further
+// PID namespace with its own /proc (/proc/sys and sysrq-trigger read-only:
+// no process it can see has this machine's root): each step's STEP.out,
+// STEP.err and STEP.rc land in $1. Between the two it lists the upper
+// layer: what installing and purging left behind.
 const installScript = `set -u
 res=$1 deb=$2 w=$3
 mount --make-rprivate /
@@ -29,10 +32,7 @@ mount -t tmpfs tmpfs "$w"
 mkdir "$w/upper" "$w/work" "$w/root"
 mount -t overlay -o "lowerdir=/,upperdir=$w/upper,workdir=$w/work" overlay "$w/root" || exit 10
 r=$w/root
-mount -t proc proc "$r/proc"
-mount --bind "$r/proc/sys" "$r/proc/sys"
-mount -o remount,bind,ro "$r/proc/sys"
-mount -t tmpfs -o mode=0755,nosuid tmpfs "$r/dev"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$r/dev"
 for n in null zero full random urandom tty; do
 	: > "$r/dev/$n"
 	mount --bind "/dev/$n" "$r/dev/$n"
@@ -43,15 +43,38 @@ ln -s /proc/self/fd/1 "$r/dev/stdout"
 ln -s /proc/self/fd/2 "$r/dev/stderr"
 mount -t tmpfs -o mode=0755 tmpfs "$r/run"
 mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+mkdir "$r/tmp/results"
+mount --bind "$res" "$r/tmp/results"
 cp "$deb" "$r/tmp/safe-restart.deb"
+inside() { chroot "$r" unshare --pid --mount --fork --mount-proc --kill-child sh -c "$1"; }
+inside "$4" || exit 11
+(cd "$w/upper" && find . -mindepth 1 -printf '%y %p\n') > "$res/left"
+inside "$5" || exit 12
+`
+
+// stepsPrelude starts installSteps and aptSteps: /proc/sys and
+// sysrq-trigger read-only, and step NAME CMD..., which runs CMD without
+// the capabilities to mount, make devices, load modules or trace, in a
+// clean environment, into /tmp/results/NAME.{out,err,rc}.
+const stepsPrelude = `set -u
+for p in /proc/sys /proc/sysrq-trigger; do
+	[ -e "$p" ] || continue # no sysrq-trigger on a kernel without magic SysRq
+	mount --bind "$p" "$p" && mount -o remount,bind,ro "$p" || exit 1
+done
 step() {
 	name=$1
 	shift
-	chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TERM=dumb LC_ALL=C.UTF-8 MANWIDTH=100 \
-		DEBIAN_FRONTEND=noninteractive "$@" > "$res/$name.out" 2> "$res/$name.err"
-	echo $? > "$res/$name.rc"
+	setpriv --bounding-set -sys_admin,-mknod,-sys_module,-sys_rawio,-sys_boot,-sys_ptrace,-sys_time \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TERM=dumb LC_ALL=C.UTF-8 MANWIDTH=100 \
+		DEBIAN_FRONTEND=noninteractive "$@" > "/tmp/results/$name.out" 2> "/tmp/results/$name.err"
+	echo $? > "/tmp/results/$name.rc"
 }
-bashcomp='. /usr/share/bash-completion/bash_completion
+`
+
+// installSteps install the package with dpkg -i, use it, enable the cron
+// snippet, remove and purge the package, and take the snippet away again
+// (with /etc/cron.d when the step made it).
+const installSteps = `bashcomp='. /usr/share/bash-completion/bash_completion
 _completion_loader safe-restart
 COMP_WORDS=(safe-restart re); COMP_CWORD=1; COMP_LINE="safe-restart re"; COMP_POINT=${#COMP_LINE}
 $(complete -p safe-restart | sed -n "s/.* -F \([^ ]*\) .*/\1/p") safe-restart re safe-restart
@@ -66,15 +89,19 @@ step bash bash -c "$bashcomp"
 step zsh zsh -fc 'autoload -U compinit && compinit -u && print -r -- $_comps[safe-restart]'
 step fish fish -c 'complete -C"safe-restart re"'
 step statedir stat -c '%a %U %F' /run/safe-restart
-mkdir -p "$r/etc/cron.d"
+made=
+if [ ! -d /etc/cron.d ]; then mkdir /etc/cron.d && made=1; fi
 step enable-cron cp /usr/share/safe-restart/cron.d/safe-restart /etc/cron.d/safe-restart
 step remove dpkg --remove safe-restart
 step purge dpkg --purge safe-restart
 step statedir-purged test -e /run/safe-restart
 step cron-kept grep -c /usr/bin/safe-restart /etc/cron.d/safe-restart
-rm "$r/etc/cron.d/safe-restart"
-(cd "$w/upper" && find . -mindepth 1 -printf '%y %p\n') > "$res/left"
-step apt-install apt-get install -y /tmp/safe-restart.deb
+rm -f /etc/cron.d/safe-restart
+if [ -n "$made" ]; then rmdir /etc/cron.d; fi
+`
+
+// aptSteps install the package the README's way, with apt.
+const aptSteps = `step apt-install apt-get install -y /tmp/safe-restart.deb
 step apt-version safe-restart --version
 `
 
@@ -87,14 +114,17 @@ step apt-version safe-restart --version
 // the purge removes the state directory and leaves no file or directory
 // but dpkg's and man-db's records.
 func TestInstall(t *testing.T) {
-	nstest.RequireBinaries(t, "unshare", "chroot", "dpkg", "apt-get", "man", "bash", "zsh", "fish")
+	nstest.RequireBinaries(t, "unshare", "chroot", "setpriv", "dpkg", "apt-get", "man", "bash", "zsh", "fish")
 	if os.Geteuid() != 0 {
 		t.Skip("installing a package into an overlay of / needs root") // CI runs as root
 	}
-	dist := release(t, "022", nil, "VERSION=v1.2.3")
+	deb := debs(t, release(t, "022", nil, "VERSION=v1.2.3"))[runtime.GOARCH]
+	if deb == "" {
+		t.Skipf("no package for %s: make deb builds amd64 and arm64", runtime.GOARCH)
+	}
 	res := t.TempDir()
 	cmd := exec.Command("unshare", "--mount", "--pid", "--ipc", "--net", "--uts", "--fork", "--kill-child",
-		"sh", "-c", installScript, "install", res, debs(t, dist)[runtime.GOARCH], t.TempDir())
+		"sh", "-c", installScript, "install", res, deb, t.TempDir(), stepsPrelude+installSteps, stepsPrelude+aptSteps)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("install script: %v\n%s", err, out)
 	}

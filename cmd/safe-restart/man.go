@@ -44,9 +44,10 @@ const manFiles = `# FILES
 : Written by **safe-restart systemd install** (the second with **--runtime**): make **systemctl
   reload UNIT** a verified safe-restart reload.
 
-**/etc/cron.d/**, **/etc/crontab**, **/var/spool/cron/crontabs/**, **/etc/systemd/logind.conf** and its drop-ins
-: Read by **doctor**: cron lines that reload or restart a web server at a fixed time with no
-  random delay, and logind's RemoveIPC (it deletes a live server's semaphores).
+**/etc/crontab**, **/etc/cron.d/**, **/var/spool/cron/crontabs/** (**/var/spool/cron/** on RHEL), **/etc/systemd/logind.conf** and its drop-ins
+: Read by **doctor** (below **--root** when given): cron lines that reload or restart a web
+  server at a fixed time with no random delay, and logind's RemoveIPC (it deletes a live
+  server's semaphores).
 
 **--textfile** *PATH*
 : Written by **metrics**, atomically (a temporary file in the same directory, then a rename).
@@ -61,10 +62,12 @@ const manFiles = `# FILES
 
 // manEnvironment is the ENVIRONMENT section of safe-restart(1).
 const manEnvironment = `# ENVIRONMENT
-safe-restart has no variable of its own. **PATH** finds **systemctl**, **journalctl**, **nsenter**
-and **setsid**; **TMPDIR** is where it writes a start's output and php-fpm's checked
-configuration while it works. Whether stderr is a terminal, not **TERM**, chooses the log
-format (**--log-format auto**).
+safe-restart has no setting in the environment. **PATH** finds **systemctl**, **journalctl**,
+**nsenter** and **setsid**, **run**'s *CMD* and the bare command names of service files;
+**TMPDIR** is where it writes a start's output and php-fpm's checked configuration while it
+works. Whether stderr is a terminal, not **TERM**, chooses the log format (**--log-format
+auto**). **SAFE_RESTART_TRIAL_SPEC_FD** is internal: a trial start sets it for the copy of
+safe-restart that runs as the trial's init.
 
 The servers it starts inherit its environment, with these changes: Apache is started with
 **/etc/apache2/envvars** sourced, as apache2ctl starts it; a start that hands listening sockets
@@ -75,48 +78,62 @@ and removes inherited ones; a trial start removes the variables of systemd's pro
 `
 
 // manExitStatus is the EXIT STATUS section of command path's page: the
-// operations' table (exitCodes), or the command's own (exitStatuses), or
-// the plain success, failure and usage error.
+// command's own (exitStatuses), the operations' codes (exitCodes, those
+// the operation can return), or the plain success, failure and usage
+// error.
 func manExitStatus(path string) string {
 	var b strings.Builder
 	b.WriteString("# EXIT STATUS\n")
-	if own, ok := exitStatuses[path]; ok {
+	codes, isOp := operations[path]
+	own, hasOwn := exitStatuses[path]
+	switch {
+	case hasOwn:
 		b.WriteString(own)
-		return b.String()
-	}
-	if !operations[path] {
+	case isOp:
+		for _, e := range exitCodes {
+			if e.code <= codes {
+				fmt.Fprintf(&b, "**%d**\n: %s\n\n", e.code, e.meaning)
+			}
+		}
+	default:
 		b.WriteString(plainExitStatus)
-		return b.String()
-	}
-	for _, e := range exitCodes {
-		fmt.Fprintf(&b, "**%d**\n: %s\n\n", e.code, e.meaning)
 	}
 	return b.String()
 }
 
-// operations are the commands whose exit codes are exitCodes.
-var operations = map[string]bool{"safe-restart": true, "safe-restart reload": true, "safe-restart restart": true,
-	"safe-restart start": true, "safe-restart stop": true}
+// operations are the commands whose exit codes are exitCodes, with the
+// highest each returns: only a reload recovers (4).
+var operations = map[string]int{"safe-restart": exitRecovered, "safe-restart reload": exitRecovered,
+	"safe-restart restart": exitRefused, "safe-restart start": exitRefused, "safe-restart stop": exitRefused}
 
 const plainExitStatus = "**0**\n: done\n\n**1**\n: failed; the error is logged\n\n**2**\n: usage error\n"
+
+// configRefused is exit 3 of the commands that read a service's status:
+// its config test runs first.
+const configRefused = "\n**3**\n: the service's config test failed (quoted in the log)\n"
 
 // exitStatuses are the exit codes of the commands that are no operation
 // on a server, where they differ from plainExitStatus.
 var exitStatuses = map[string]string{
 	"safe-restart status": "**0**\n: a master runs; its state is printed\n\n" +
 		"**1**\n: no master runs, or the status could not be read\n\n" +
-		"**2**\n: usage or configuration error\n",
-	"safe-restart doctor": "**0**\n: no risk found\n\n**1**\n: risks found\n\n**2**\n: usage error\n\n" +
-		"**3**\n: the named service's config test failed\n",
-	"safe-restart metrics": "**0**\n: every fact was gathered\n\n" +
-		"**1**\n: a service's status could not be read; the metrics are still written, with " +
-		"safe_restart_status_success 0 for that service\n\n**2**\n: usage error\n",
-	"safe-restart run": "**0**\n: the child ended cleanly (SIGTERM or SIGINT stopped it)\n\n" +
-		"**N**\n: the child's own exit code, when it exited non-zero and safe-restart gave up restarting it " +
-		"(at least 1 when a signal killed it)\n\n**2**\n: usage or configuration error\n\n" +
-		"**3**\n: refused before the first start (the config test failed)\n",
+		"**2**\n: usage or configuration error\n" + configRefused,
+	"safe-restart doctor": "**0**\n: no risk found\n\n**1**\n: risks found, or the facts could not be read\n\n" +
+		"**2**\n: usage error\n" + configRefused,
+	"safe-restart metrics": "**0**\n: every fact was gathered and written\n\n" +
+		"**1**\n: a service's status could not be read (the metrics are still written, with " +
+		"safe_restart_status_success 0 for that service), or writing them failed\n\n**2**\n: usage error\n",
+	"safe-restart run": "**0**\n: the child exited 0\n\n" +
+		"**1**\n: nothing could start (the command was not found)\n\n" +
+		"**2**\n: usage or configuration error\n\n" +
+		"**3**\n: refused before the first start (the config test failed, the state directory cannot be written)\n\n" +
+		"**N**\n: otherwise the child's last status, once a SIGTERM or SIGINT stopped it or safe-restart gave up " +
+		"restarting it: its exit code, or 128+N when signal N ended it (at least 1 when safe-restart gave up " +
+		"on a child that had exited 0)\n",
+	"safe-restart ipc ls": "**0**\n: done\n\n**1**\n: the IPC objects or processes could not be read\n\n" +
+		"**2**\n: usage error\n" + configRefused,
 	"safe-restart ipc reap": "**0**\n: every orphan was removed (without **--yes**: the plan was printed)\n\n" +
-		"**1**\n: an object could not be removed; each outcome is reported\n\n**2**\n: usage error\n",
+		"**1**\n: an object could not be removed; each outcome is reported\n\n**2**\n: usage error\n" + configRefused,
 	"safe-restart systemd install": "**0**\n: the drop-in was written and systemd reloaded (with **--dry-run**: printed)\n\n" +
 		"**1**\n: writing it or reloading systemd failed\n\n**2**\n: usage error, or SERVICE has no unit\n\n" +
 		"**3**\n: refused: the config test failed or systemd did not answer; nothing was written\n",

@@ -103,9 +103,7 @@ func InPrivateNamespaces(t *testing.T) bool {
 
 func runChild(t *testing.T) {
 	t.Helper()
-	if euid := os.Geteuid(); euid != 0 {
-		skipOrFail(t, "nstest: creating IPC/PID/mount/network namespaces needs root, euid is %d", euid)
-	}
+	RequireRoot(t, "nstest: creating IPC/PID/mount/network namespaces")
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]

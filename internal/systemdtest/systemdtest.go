@@ -61,6 +61,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/nstest"
 )
 
 // Options says what the booted systemd runs.
@@ -104,8 +106,7 @@ type Host struct {
 // tmpfiles.d configurations to apply (space separated). /run is
 // covered first, and the files are copied into it before /tmp (where $1
 // is) is covered. It execs systemd only when every step before succeeded.
-const bootScript = `set -eu
-mount --make-rprivate /
+const bootScript = "set -eu\n" + nstest.MinimalDevScript + `mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir /run/systemdtest
 cp -r "$1/." /run/systemdtest/
@@ -123,21 +124,13 @@ while read -r m u g n; do
 done < /run/systemdtest/logdirs
 d=/run/systemdtest/dev
 mkdir "$d"
-mount -t tmpfs -o mode=0755,nosuid tmpfs "$d"
-for n in null zero full random urandom tty; do
-	: > "$d/$n"
-	mount --bind "/dev/$n" "$d/$n"
-done
+minimal_dev "$d" nosuid
 : > "$d/console"
 mount --bind /dev/null "$d/console"
 mkdir "$d/shm" "$d/pts" "$d/mqueue"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$d/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$d/pts"
 ln -s pts/ptmx "$d/ptmx"
-ln -s /proc/self/fd "$d/fd"
-ln -s /proc/self/fd/0 "$d/stdin"
-ln -s /proc/self/fd/1 "$d/stdout"
-ln -s /proc/self/fd/2 "$d/stderr"
 mount --move "$d" /dev
 mount -t proc proc /proc
 mount --bind /proc/sys /proc/sys

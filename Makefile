@@ -27,6 +27,9 @@ DEB_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v//; s/-0\.([0-9]{14})-([0
 STAMP := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 ARCHES := amd64 arm64
 DIST ?= dist
+# HOST_BIN, this machine's build of those (its architecture must be one of
+# ARCHES), writes the man pages and completions.
+HOST_BIN = $(DIST)/$(shell $(GO) env GOARCH)/safe-restart
 NFPM := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 export SOURCE_DATE_EPOCH
 
@@ -39,7 +42,7 @@ build:
 
 # dist-files builds what the packages hold, in $(DIST)/: for each of ARCHES a
 # static, stripped, stamped binary ($(DIST)/ARCH/safe-restart); from this
-# machine's, the man pages and the bash, zsh and fish completions; the
+# machine's (HOST_BIN), the man pages and the bash, zsh and fish completions; the
 # examples git tracks, README.Debian and the changelog; gzipped without
 # timestamps, every file dated SOURCE_DATE_EPOCH (nfpm keeps a tree's own
 # dates) and readable by all, writable by its owner only, whatever the umask.
@@ -48,11 +51,10 @@ dist-files:
 	for a in $(ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o $(DIST)/$$a/safe-restart ./cmd/safe-restart || exit 1; \
 	done
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o $(DIST)/host/safe-restart ./cmd/safe-restart
-	$(DIST)/host/safe-restart man $(DIST)/doc/man && gzip -9n $(DIST)/doc/man/*.1
-	$(DIST)/host/safe-restart completion bash > $(DIST)/doc/completions/safe-restart
-	$(DIST)/host/safe-restart completion zsh > $(DIST)/doc/completions/_safe-restart
-	$(DIST)/host/safe-restart completion fish > $(DIST)/doc/completions/safe-restart.fish
+	$(HOST_BIN) man $(DIST)/doc/man && gzip -9n $(DIST)/doc/man/*.1
+	$(HOST_BIN) completion bash > $(DIST)/doc/completions/safe-restart
+	$(HOST_BIN) completion zsh > $(DIST)/doc/completions/_safe-restart
+	$(HOST_BIN) completion fish > $(DIST)/doc/completions/safe-restart.fish
 	if git rev-parse --git-dir >/dev/null 2>&1; then \
 		git ls-files -z examples ':!:examples/demo/' | xargs -0r cp --parents -t $(DIST)/doc; \
 	else cp -r examples $(DIST)/doc/ && rm -r $(DIST)/doc/examples/demo; fi

@@ -12,19 +12,20 @@ import (
 // layers is the import rule of ARCHITECTURE.md: a package imports only
 // packages of a lower layer. Every package under supervise must be here.
 var layers = map[string]int{
-	"ipcguard":            0,
-	"internal/atomicfile": -1,
-	"supervise/proc":      1,
-	"supervise/sock":      2,
-	"supervise/server":    3,
-	"supervise/growth":    3,
-	"supervise/verify":    4,
-	"supervise/systemd":   4,
-	"supervise/trial":     5,
-	"supervise":           6,
-	"supervise/run":       7,
-	"supervise/doctor":    7,
-	"supervise/metrics":   7,
+	"ipcguard":             0,
+	"internal/atomicfile":  -1,
+	"supervise/proc":       1,
+	"supervise/sock":       2,
+	"supervise/server":     3,
+	"supervise/growth":     3,
+	"supervise/verify":     4,
+	"supervise/generation": 4,
+	"supervise/systemd":    4,
+	"supervise/trial":      5,
+	"supervise":            6,
+	"supervise/run":        7,
+	"supervise/doctor":     7,
+	"supervise/metrics":    7,
 }
 
 // TestLayers: no package under supervise (nor ipcguard) imports one of

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
+	"github.com/safe-restart/safe-restart/supervise/generation"
 	"github.com/safe-restart/safe-restart/supervise/growth"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
@@ -42,9 +44,12 @@ type Status struct {
 	IPC         ipcguard.Report `json:"ipc"`
 	// Unit is the server's systemd service, nil on a host without systemd
 	// or for a server no unit runs (see systemd.FindUnit).
-	Unit     *systemd.Unit `json:"systemd_unit,omitempty"`
-	Risks    []string      `json:"risks"`
-	Warnings []string      `json:"-"` // the config's, part of Risks
+	Unit *systemd.Unit `json:"systemd_unit,omitempty"`
+	// Generation is what the serving generation runs that is no longer on
+	// disk, and the older generation still draining (nil without a master).
+	Generation *generation.Report `json:"generation,omitempty"`
+	Risks      []string           `json:"risks"`
+	Warnings   []string           `json:"-"` // the config's, part of Risks
 
 	// Err says why no master was accepted (NotRunning is its text).
 	Err error `json:"-"`
@@ -53,14 +58,15 @@ type Status struct {
 	// Config is what the config test reported (doctor judges it).
 	Config server.RunConfig `json:"-"`
 
-	tree []ipcguard.Proc // the master's tree, of which Tree is the pids
-	ipc  bool            // the server's IPC is tracked (it has a signature)
+	tree    []ipcguard.Proc // the master's tree, of which Tree is the pids
+	ipc     bool            // the server's IPC is tracked (it has a signature)
+	reexecs bool            // a reload re-executes the master (server.Profile.Reexecs)
 }
 
 // ReadStatus reports on the server without changing anything; unit names
 // its systemd unit ("" finds it, see systemd.FindUnit).
 func ReadStatus(ctx context.Context, p server.Profile, conf, lineageDir, unit string) (Status, error) {
-	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}}
+	st := Status{Service: p.Name, Reloads: -1, PthreadKeys: -1, Risks: []string{}, reexecs: p.Reexecs()}
 	sig, rc, err := p.Prepare(ctx, conf, zerolog.Nop())
 	if err != nil {
 		return st, err
@@ -118,9 +124,12 @@ func (st *Status) describeMaster(procs ipcguard.ProcTable, master ipcguard.Proc,
 	if listening, err := sock.ReadListening(proc.DefaultRoot); err == nil {
 		st.Listeners = sock.ListenersOf(proc.DefaultRoot, master.PID, listening)
 	}
-	if text := verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start); text != "" {
+	text := verify.MasterLog(rc.ServerRoot, rc.ErrorLog, master.Start)
+	if text != "" {
 		st.Reloads = p.Driver.ReloadsLogged(text, master)
 	}
+	g := generation.Read(generation.Input{Profile: p, Config: rc, Master: master, Tree: st.tree, Listeners: st.Listeners, Log: text})
+	st.Generation = &g
 }
 
 // risks names what could take the server down at its next start or reload.
@@ -149,7 +158,7 @@ func (st *Status) risks(ipc bool) []string {
 	if errors.Is(st.Err, proc.ErrForeignProcess) || errors.Is(st.Err, proc.ErrPIDReused) {
 		out = append(out, "the pidfile names another process, which may stop the server's own start: "+st.NotRunning)
 	}
-	return out
+	return append(out, st.DriftRisks(time.Now())...)
 }
 
 // UnitRisk says what in systemd's view of the server is wrong (README.md
@@ -239,4 +248,60 @@ func sampleOf(procRoot string, st Status) (growth.Sample, bool) {
 		return growth.Sample{}, false
 	}
 	return growth.TakeSample(procRoot, *st.Master, st.Reloads, st.PthreadKeys, st.Tree), true
+}
+
+// DriftRisks says what the serving generation runs that is not what is on
+// disk, which operation makes it so, and which older generation still
+// drains (see generation.Report); none without a master.
+func (st *Status) DriftRisks(now time.Time) []string {
+	g := st.Generation
+	if g == nil {
+		return nil
+	}
+	var out []string
+	fix := "safe-restart " + g.Fix(st.reexecs) + " " + st.Service
+	if g.Replaced.Exe != "" {
+		out = append(out, fmt.Sprintf("the master runs a binary since replaced on disk (%s): an upgrade not yet running (%s)", g.Replaced.Exe, fix))
+	}
+	if n := len(g.Replaced.Libraries); n > 0 {
+		out = append(out, fmt.Sprintf("the master maps %d librar(ies) or module(s) since replaced on disk (%s): an upgrade not yet running (%s)",
+			n, strings.Join(g.Replaced.Libraries, ", "), fix))
+	}
+	if n := len(g.Changed); n > 0 {
+		out = append(out, fmt.Sprintf("%d file(s) of the configuration changed after the serving generation loaded it (%s, loaded %s, known from its %s): "+
+			"it does not serve them (%s)", n, changedNames(g.Changed), g.Loaded.Format(time.DateTime), g.LoadedFrom, fix))
+	}
+	for _, s := range g.NotServed() {
+		out = append(out, fmt.Sprintf("%s serves a certificate for %s that expires %s, but %s holds another for that name: a renewal not served (%s)",
+			s.Listener, s.Subject, s.NotAfter.Format(time.DateOnly), s.NotServed, fix))
+	}
+	for _, s := range g.Expiring(now) {
+		out = append(out, fmt.Sprintf("%s serves a certificate for %s that expires %s", s.Listener, s.Subject, s.NotAfter.Format(time.DateTime)))
+	}
+	if len(g.Old) > 0 {
+		out = append(out, fmt.Sprintf("%d process(es) of an older generation still run, draining since %s (%s ago): pids %v",
+			len(g.Old), g.DrainingSince().Format(time.DateTime), now.Sub(g.DrainingSince()).Round(time.Second), oldPIDs(g.Old)))
+	}
+	return out
+}
+
+// changedNames lists up to three paths, and how many more.
+func changedNames(files []generation.File) string {
+	var names []string
+	for _, f := range files[:min(len(files), 3)] {
+		names = append(names, f.Path)
+	}
+	if len(files) > 3 {
+		names = append(names, fmt.Sprintf("and %d more", len(files)-3))
+	}
+	return strings.Join(names, ", ")
+}
+
+// oldPIDs are the old generation's pids.
+func oldPIDs(old []generation.OldProc) []int {
+	out := make([]int, len(old))
+	for i, o := range old {
+		out[i] = o.PID
+	}
+	return out
 }

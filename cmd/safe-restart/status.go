@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/generation"
 	"github.com/safe-restart/safe-restart/supervise/server"
 )
 
@@ -75,6 +76,9 @@ func writeStatus(d *deps, st supervise.Status) {
 			countOr(st.Reloads, "reload(s)", "reloads not counted (the error log does not show them)"),
 			countOr(st.PthreadKeys, "pthread keys in use", "pthread keys unreadable"))
 	}
+	if g := st.Generation; g != nil {
+		writeGeneration(d, *g)
+	}
 	if u := st.Unit; u != nil {
 		d.printf("systemd: unit %s %s (%s), MainPID %d, control group %s\n", u.Name, u.Active, u.Sub, u.MainPID, u.CGroup)
 	}
@@ -87,6 +91,31 @@ func writeStatus(d *deps, st supervise.Status) {
 		return
 	}
 	d.printf("risks:\n  - %s\n", strings.Join(st.Risks, "\n  - "))
+}
+
+// writeGeneration prints when the serving generation loaded, the
+// certificates it serves and the older generation still draining (what
+// drifted is among the risks).
+func writeGeneration(d *deps, g generation.Report) {
+	old := "no older generation runs"
+	if len(g.Old) > 0 {
+		old = fmt.Sprintf("%d process(es) of the older generation draining since %s", len(g.Old), g.DrainingSince().Format(time.RFC3339))
+	}
+	d.printf("generation: loaded %s (known from its %s), %s\n", g.Loaded.Format(time.RFC3339), g.LoadedFrom, old)
+	for _, o := range g.Old {
+		d.printf("  old pid %d, started %s, %s\n", o.PID, o.Started.Format(time.RFC3339), countOr(o.Connections, "open connection(s)", "connections not counted"))
+	}
+	for _, s := range g.TLS {
+		name := ""
+		if s.ServerName != "" {
+			name = " to " + s.ServerName
+		}
+		file := "no certificate file of the configuration holds it"
+		if s.File != "" {
+			file = "as " + s.File + " holds"
+		}
+		d.printf("tls: %s serves%s %s, valid until %s, %s\n", s.Listener, name, s.Subject, s.NotAfter.Format(time.RFC3339), file)
+	}
 }
 
 // countOr is "N what", or unknown when n is -1 (not known).

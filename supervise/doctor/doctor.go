@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
@@ -135,6 +136,7 @@ func serviceFindings(ctx context.Context, o Options, t Target, logind logindConf
 	out = append(out, keyFindings(st, history, !t.Profile.Reexecs())...)
 	out = append(out, removeIPCFindings(ctx, t.Profile, conf, st, logind)...)
 	out = append(out, memoryFindings(st, history)...)
+	out = append(out, driftFindings(st, t.Profile.Reexecs(), time.Now())...)
 	logs, lognotes := logFindings(st.Service, st.Config)
 	out = append(out, oomFindings(proc.DefaultRoot, st, logs)...)
 	return out, append(notes, lognotes...), nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 // errNoSuchProcess is ESRCH: the process has exited and been reaped.
@@ -132,3 +134,20 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(self, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	return f, fi, err
 }
+
+// StartedAt is when p started, to the clock tick: the kernel counts a
+// start in ticks of CLOCK_BOOTTIME, whose offset from the realtime clock
+// is read here to the nanosecond (ipcguard's Proc.Start takes the boot
+// time from /proc/stat, in whole seconds). p.Start when a clock cannot be
+// read.
+func StartedAt(p ipcguard.Proc) time.Time {
+	var rt, bt unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_REALTIME, &rt) != nil || unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) != nil {
+		return p.Start
+	}
+	boot := time.Unix(rt.Unix()).Add(-time.Duration(bt.Nano()))
+	return boot.Add(time.Duration(p.StartTicks) * (time.Second / userHZ))
+}
+
+// userHZ is the unit of /proc/PID/stat's start time on Linux (USER_HZ).
+const userHZ = 100

@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/safe-restart/safe-restart/ipcguard"
 )
 
 var errNoSuchProcess = errors.ErrUnsupported
@@ -43,3 +45,6 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	}
 	return f, fi, nil
 }
+
+// StartedAt is p.Start (see the Linux one).
+func StartedAt(p ipcguard.Proc) time.Time { return p.Start }

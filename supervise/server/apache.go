@@ -43,8 +43,9 @@ func (apacheKind) command(p Profile, conf string, args ...string) []string {
 	return append([]string{bin, "-f", conf}, args...)
 }
 
-// RunConfig asks the server itself (`-t -D DUMP_RUN_CFG`), so Include,
-// Define and envvars resolve exactly as the server resolves them.
+// RunConfig asks the server itself (`-t -D DUMP_RUN_CFG -D DUMP_INCLUDES`),
+// so Include, Define and envvars resolve exactly as the server resolves
+// them.
 func (k apacheKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig, error) {
 	// Debian's apache2ctl runs $APACHE_HTTPD: the config test must be the
 	// binary's own. `-D DUMP_RUN_CFG` runs in config-dump mode, where
@@ -57,11 +58,11 @@ func (k apacheKind) RunConfig(ctx context.Context, p Profile, conf string) (RunC
 	// The dump runs with -C apacheReuseport, which also proves a start
 	// with it works (Apache before 2.4.17 has no ListenCoresBucketsRatio);
 	// only if it fails is it run again without.
-	argv := k.command(p, conf, "-C", apacheReuseport, "-t", "-D", "DUMP_RUN_CFG")
+	argv := k.command(p, conf, "-C", apacheReuseport, "-t", "-D", "DUMP_RUN_CFG", "-D", "DUMP_INCLUDES")
 	stdout, _, elapsed, err := configTest(ctx, p.Name, argv, env)
 	reuseportErr := err
 	if reuseportErr != nil {
-		argv = k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG")
+		argv = k.command(p, conf, "-t", "-D", "DUMP_RUN_CFG", "-D", "DUMP_INCLUDES")
 		if stdout, _, elapsed, err = configTest(ctx, p.Name, argv, env); err != nil {
 			return RunConfig{}, err
 		}
@@ -70,6 +71,7 @@ func (k apacheKind) RunConfig(ctx context.Context, p Profile, conf string) (RunC
 	if err != nil {
 		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
+	rc.TLSFiles = apacheTLSFiles(rc.ServerRoot, rc.Files)
 	rc.Elapsed, rc.Reuseport = elapsed, reuseportErr == nil
 	if reuseportErr != nil {
 		rc.NoReuseport = reuseportErr.Error()
@@ -266,4 +268,5 @@ var (
 	_ Trialer       = apacheKind{}
 	_ Lingerer      = apacheKind{}
 	_ ConfReporter  = apacheKind{}
+	_ LoadLogger    = apacheKind{}
 )

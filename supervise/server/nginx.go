@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,8 +149,11 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 	if rc.User, rc.Group, err = nginxAccounts(build, userArgs, euid); err != nil {
 		return RunConfig{}, err
 	}
-	listen, warnings := listenAddrs(files)
-	rc.Listen, rc.Warnings = listen, append(rc.Warnings, warnings...)
+	facts := dumpFacts(files)
+	rc.Listen, rc.TLSFiles, rc.Warnings = facts.listen, facts.tls, append(rc.Warnings, facts.warnings...)
+	for _, f := range files {
+		rc.Files = append(rc.Files, f.Path)
+	}
 	return rc, nil
 }
 
@@ -230,24 +234,47 @@ func lookupGroup(key string, lookup func(string) (*user.Group, error)) (Account,
 	return Account{Name: g.Name, ID: uint32(id)}, nil
 }
 
-// listenAddrs returns the first argument of every listen directive of the
-// dump, in any block ("127.0.0.1:8080", "[::]:443", "80"), a unix socket's
-// as its path. A file that cannot be read (a Lua block) gives a warning.
-func listenAddrs(files []confFile) ([]string, []string) {
-	var out, warnings []string
+// nginxFacts are what dumpFacts reads from every file of a dump.
+type nginxFacts struct {
+	listen   []string // the first argument of every listen directive, "unix:" cut
+	tls      []string // the files of ssl_certificate and ssl_certificate_key
+	warnings []string // files whose directives could not be read
+}
+
+// dumpFacts reads the listen and TLS file directives of every file of a
+// dump, in any context. nginx resolves a relative certificate path against
+// the main file's directory (its conf prefix); one built from a variable
+// ($ssl_server_name) or given inline ("data:") names no file and is left
+// out.
+func dumpFacts(files []confFile) nginxFacts {
+	var out nginxFacts
+	confDir := filepath.Dir(files[0].Path)
 	for _, f := range files {
 		ds, err := parseConf(f.Text)
 		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("cannot read the listen directives of %s: %v", f.Path, err))
+			out.warnings = append(out.warnings, fmt.Sprintf("cannot read the listen directives of %s: %v", f.Path, err))
 			continue
 		}
 		for _, d := range ds {
-			if d.Name == "listen" && len(d.Args) > 0 {
-				out = append(out, strings.TrimPrefix(d.Args[0], "unix:"))
+			switch {
+			case len(d.Args) == 0:
+			case d.Name == "listen":
+				out.listen = append(out.listen, strings.TrimPrefix(d.Args[0], "unix:"))
+			case (d.Name == "ssl_certificate" || d.Name == "ssl_certificate_key") &&
+				!strings.Contains(d.Args[0], "$") && !strings.Contains(d.Args[0], ":"):
+				out.tls = appendNew(out.tls, nginxPath(confDir, d.Args[0]))
 			}
 		}
 	}
-	return out, warnings
+	return out
+}
+
+// appendNew appends v to s unless s holds it.
+func appendNew(s []string, v string) []string {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
 }
 
 // StartArgv is `nginx -c CONF`: nginx daemonizes (the config says nothing
@@ -399,4 +426,5 @@ var (
 	_ Inheritor    = nginxKind{}
 	_ Upgrader     = nginxKind{}
 	_ ConfReporter = nginxKind{}
+	_ Drainer      = nginxKind{}
 )

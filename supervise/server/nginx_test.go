@@ -38,6 +38,8 @@ func TestNginxRunConfigDebian(t *testing.T) {
 		User:       Account{Name: "www-data", ID: 33},
 		Group:      Account{Name: "www-data", ID: 33},
 		Listen:     []string{"80", "[::]:80"},
+		Files: []string{"/etc/nginx/nginx.conf", "/etc/nginx/modules-enabled/50-mod-http-echo.conf",
+			"/etc/nginx/mime.types", "/etc/nginx/sites-enabled/default"},
 	}
 	if !reflect.DeepEqual(rc, want) {
 		t.Errorf("run config\n got %+v\nwant %+v", rc, want)
@@ -85,7 +87,22 @@ func TestNginxRunConfig(t *testing.T) {
 		name: "defaults relative to the prefix",
 		dump: dump("/etc/ngx/nginx.conf", "events {}\nhttp { server { listen 8080; } }"),
 		want: RunConfig{ServerRoot: "/srv/ngx", PidFile: "/srv/ngx/logs/nginx.pid", ErrorLog: "/srv/ngx/logs/error.log",
-			User: Account{"www-data", 33}, Group: Account{"www-data", 33}, Listen: []string{"8080"}},
+			User: Account{"www-data", 33}, Group: Account{"www-data", 33}, Listen: []string{"8080"},
+			Files: []string{"/etc/ngx/nginx.conf"}},
+	}, {
+		name: "certificates and keys, relative to the main file's directory; a variable or inline one names no file",
+		dump: dump("/etc/ngx/nginx.conf", `http { server {
+	listen 443 ssl;
+	ssl_certificate     tls/a.pem;
+	ssl_certificate_key /etc/keys/a.key;
+	ssl_certificate     "/etc/certs/$ssl_server_name.pem";
+	ssl_certificate_key data:$variable;
+} }
+include more.conf;`, "/etc/ngx/more.conf", "http { server { ssl_certificate /etc/ngx/tls/a.pem; ssl_certificate_key 'b.key'; } }"),
+		want: RunConfig{ServerRoot: "/srv/ngx", PidFile: "/srv/ngx/logs/nginx.pid", ErrorLog: "/srv/ngx/logs/error.log",
+			User: Account{"www-data", 33}, Group: Account{"www-data", 33}, Listen: []string{"443"},
+			Files:    []string{"/etc/ngx/nginx.conf", "/etc/ngx/more.conf"},
+			TLSFiles: []string{"/etc/ngx/tls/a.pem", "/etc/keys/a.key", "/etc/ngx/b.key"}},
 	}, {
 		name: "comments, quotes, blocks and a main-context include",
 		dump: dump("/etc/ngx/nginx.conf", `# pid /wrong.pid;
@@ -103,18 +120,19 @@ error_log /second.log;`,
 			"/etc/ngx/main.d/a.conf", "pid run/a.pid;\nworker_processes 2;",
 			"/etc/ngx/other/c.conf", "pid /not-included.pid;"),
 		want: RunConfig{ServerRoot: "/srv/ngx", PidFile: "/srv/ngx/run/b.pid", ErrorLog: "/srv/ngx/logs/main.log",
-			User: Account{"nobody", 65534}, Group: Account{"nogroup", 65534}, Listen: []string{"/run/a b.sock"}},
+			User: Account{"nobody", 65534}, Group: Account{"nogroup", 65534}, Listen: []string{"/run/a b.sock"},
+			Files: []string{"/etc/ngx/nginx.conf", "/etc/ngx/main.d/b.conf", "/etc/ngx/main.d/a.conf", "/etc/ngx/other/c.conf"}},
 	}, {
 		name: "not root: the user directive does not apply",
 		dump: dump("/c/nginx.conf", "user www-data;\npid /p;\nerror_log syslog:server=unix:/dev/log;"),
 		euid: 65534,
 		want: RunConfig{ServerRoot: "/srv/ngx", PidFile: "/p", ErrorLog: "syslog:server=unix:/dev/log",
-			User: Account{"nobody", 65534}, Group: Account{"nogroup", 65534}},
+			User: Account{"nobody", 65534}, Group: Account{"nogroup", 65534}, Files: []string{"/c/nginx.conf"}},
 	}, {
 		name: "an error log that is not a file",
 		dump: dump("/c/nginx.conf", "error_log stderr info;\nerror_log memory:1m;"),
 		want: RunConfig{ServerRoot: "/srv/ngx", PidFile: "/srv/ngx/logs/nginx.pid",
-			User: Account{"www-data", 33}, Group: Account{"www-data", 33},
+			User: Account{"www-data", 33}, Group: Account{"www-data", 33}, Files: []string{"/c/nginx.conf"},
 			Warnings: []string{`the master's error log is "stderr", not a file: set error_log in the main context (a reload is then judged by its new workers and the health check alone)`}},
 	}}
 	for _, tt := range tests {

@@ -60,8 +60,35 @@ func (fpmKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig
 		rc.Warnings = append(rc.Warnings, "php-fpm log_level is above notice: the error log does not show a reload's new master; "+
 			"a reload is verified through the pidfile and the listeners alone")
 	}
-	rc.Elapsed = elapsed
+	rc.Elapsed, rc.Files = elapsed, fpmFiles(conf)
 	return rc, nil
+}
+
+// fpmFiles returns conf and the files its include lines name (globs
+// expanded, sorted as php-fpm reads them; a relative pattern against
+// conf's directory). php-fpm's dump does not list them; a file that cannot
+// be read lists only itself.
+func fpmFiles(conf string) []string {
+	out := []string{conf}
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "include" {
+			continue
+		}
+		pattern := strings.Trim(strings.TrimSpace(v), `"'`)
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(filepath.Dir(conf), pattern)
+		}
+		matches, _ := filepath.Glob(pattern)
+		for _, m := range matches {
+			out = appendNew(out, m)
+		}
+	}
+	return out
 }
 
 // fpmDumpAtNotice dumps conf through a temporary wrapper that includes it
@@ -297,4 +324,5 @@ var (
 	_ Inheritor    = fpmKind{}
 	_ AcceptProber = fpmKind{}
 	_ ConfReporter = fpmKind{}
+	_ LoadLogger   = fpmKind{}
 )

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,5 +229,28 @@ func TestFPMLadder(t *testing.T) {
 	}
 	if l := FPMLadder(0); l[0].Signal != syscall.SIGTERM {
 		t.Errorf("ladder without graceful %v", l)
+	}
+}
+
+// TestFPMFiles: the main file, then each include's matches in order; a
+// comment or another key is no include.
+func TestFPMFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"pool.d/b.conf", "pool.d/a.conf", "pool.d/x.txt", "extra.conf"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "php-fpm.conf")
+	text := "[global]\n;include=/nope/*.conf\ninclude = pool.d/*.conf\nerror_log = x\ninclude=\"" + dir + "/extra.conf\"\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{conf, dir + "/pool.d/a.conf", dir + "/pool.d/b.conf", dir + "/extra.conf"}
+	if got := fpmFiles(conf); !slices.Equal(got, want) {
+		t.Errorf("files %q, want %q", got, want)
 	}
 }

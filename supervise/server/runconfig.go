@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +30,15 @@ type RunConfig struct {
 	// (php-fpm's pools: host:port or a unix socket path); empty when it
 	// does not report them.
 	Listen []string `json:"listen,omitempty"`
+	// Files are the configuration files the config test read: the main
+	// file and every include, as the server names them (nginx's dump,
+	// Apache's DUMP_INCLUDES, php-fpm's include lines); empty when it does
+	// not say. A serving generation older than one of them does not run
+	// what is on disk (see supervise/drift).
+	Files []string `json:"files,omitempty"`
+	// TLSFiles are the certificate and key files the configuration names,
+	// absolute; a path built from a variable is left out.
+	TLSFiles []string `json:"tls_files,omitempty"`
 	// Warnings are risks in the configuration, logged by every command
 	// (php-fpm's process_control_timeout = 0).
 	Warnings []string `json:"warnings,omitempty"`
@@ -66,6 +77,10 @@ func parseRunConfig(out string) (RunConfig, error) {
 	var haveUser bool
 	var err error
 	for _, line := range strings.Split(out, "\n") {
+		if f, ok := includedFile(line); ok {
+			rc.Files = append(rc.Files, f)
+			continue
+		}
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
 		if !ok {
 			continue
@@ -93,6 +108,55 @@ func parseRunConfig(out string) (RunConfig, error) {
 		return rc, fmt.Errorf("DUMP_RUN_CFG reported no User")
 	}
 	return rc, nil
+}
+
+// includedFile reads one file of DUMP_INCLUDES' report, which lists the
+// main file and then each included one with the line that includes it:
+//
+//	Included configuration files:
+//	  (*) /etc/apache2/apache2.conf
+//	    (146) /etc/apache2/mods-enabled/alias.load
+func includedFile(line string) (string, bool) {
+	t := strings.TrimSpace(line)
+	if !strings.HasPrefix(t, "(") || !strings.HasPrefix(line, "  ") {
+		return "", false
+	}
+	_, path, ok := strings.Cut(t, ") ")
+	if !ok || !strings.HasPrefix(path, "/") {
+		return "", false
+	}
+	return path, true
+}
+
+// apacheTLSFiles returns the certificate and key files that
+// SSLCertificateFile and SSLCertificateKeyFile name in files, resolved
+// against serverRoot; a path built from a variable (${...}) is left out,
+// as are the lines files cannot be read for. A directive inside a section
+// that does not apply is still listed: the list is what a renewal may
+// touch, and what is served is judged by a TLS handshake.
+func apacheTLSFiles(serverRoot string, files []string) []string {
+	var out []string
+	for _, f := range files {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(text), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) != 2 || !(strings.EqualFold(fields[0], "SSLCertificateFile") || strings.EqualFold(fields[0], "SSLCertificateKeyFile")) {
+				continue
+			}
+			path := strings.Trim(fields[1], `"`)
+			if strings.Contains(path, "${") {
+				continue
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(serverRoot, path)
+			}
+			out = appendNew(out, path)
+		}
+	}
+	return out
 }
 
 // parseAccount parses `name="www-data" id=33`. Apache adds " not_used"

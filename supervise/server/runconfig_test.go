@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +36,35 @@ func TestParseRunConfig(t *testing.T) {
 	}
 	if rc.Mutexes["default"] != `dir="/var/run/apache2/" mechanism=default` || rc.Mutexes["watchdog-callback"] != "using_defaults" {
 		t.Errorf("mutexes %v", rc.Mutexes)
+	}
+}
+
+// TestApacheFiles: DUMP_INCLUDES' list, printed before DUMP_RUN_CFG's
+// report, gives the files read; the certificate and key directives in
+// them give the TLS files (relative to ServerRoot, quoted or not, any
+// case), a variable path none.
+func TestApacheFiles(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site.conf")
+	if err := os.WriteFile(site, []byte(`<VirtualHost *:443>
+	SSLEngine on
+	sslcertificatefile "/etc/ssl/a.pem"
+	SSLCertificateKeyFile private/a.key
+	# SSLCertificateFile /commented.pem
+	SSLCertificateFile ${APACHE_CERT}
+</VirtualHost>
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := parseRunConfig("Included configuration files:\n  (*) /etc/apache2/apache2.conf\n    (146) " + site + "\n" + debianDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc/apache2/apache2.conf", site}; !slices.Equal(rc.Files, want) {
+		t.Errorf("files %q, want %q", rc.Files, want)
+	}
+	if got, want := apacheTLSFiles("/etc/apache2", rc.Files), []string{"/etc/ssl/a.pem", "/etc/apache2/private/a.key"}; !slices.Equal(got, want) {
+		t.Errorf("TLS files %q, want %q", got, want)
 	}
 }
 

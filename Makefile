@@ -117,7 +117,8 @@ lint:
 # demo shows the main job on a real Apache, in private namespaces so that
 # nothing touches this machine's IPC, processes or network.
 demo: deps build
-	unshare --ipc --pid --net --mount --fork --mount-proc bash examples/demo/demo.sh $(abspath $(BIN))
+	$(GO) build -o bin/bench-restart ./cmd/bench-restart
+	unshare --ipc --pid --net --mount --fork --mount-proc bash examples/demo/demo.sh $(abspath $(BIN)) $(abspath bin/bench-restart)
 
 # bench-reap times `safe-restart ipc reap` against the usual ipcs|awk|ipcrm
 # loop on 1000, 10000 and 32000 leaked sets, in a private IPC namespace.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/atomicfile"
 	"github.com/safe-restart/safe-restart/supervise/server"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // LastOperation is the outcome of the last state-changing command run on a
@@ -27,6 +28,9 @@ type LastOperation struct {
 	Error    string        `json:"error,omitempty"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
+	// Receipt is what clients saw while a reload or restart acted (see
+	// verify.Receipt); nil for other operations, or with --no-receipt.
+	Receipt *verify.Receipt `json:"receipt,omitempty"`
 }
 
 // SaveLastOperation records op as its service's last operation in dir

@@ -32,6 +32,9 @@ type StartOptions struct {
 	NoTrial bool
 	// Unit names the systemd unit of the server ("" finds it, see systemd.FindUnit).
 	Unit string
+	// NoReceipt turns off the probes a reload or restart runs against the
+	// running server's listeners while it acts (see verify.Receipt).
+	NoReceipt bool
 	// stopped says a stop just stopped orphans and reaped (Restart), after
 	// a check of the headroom (restartHeadroom): the start checks neither.
 	stopped bool

@@ -31,8 +31,8 @@ import (
 // reports only after its config test passed: ENOSPC on a mutex, exhausted
 // pthread keys), its leftovers are cleared and a verified start brings it
 // back: Recovered is set.
-func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
-	rep := ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
+func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) {
+	rep = ReloadReport{PthreadKeys: -1, OldChildren: []int{}, NewChildren: []int{}}
 	st := o.Start
 	root := proc.RootOr(st.ProcRoot)
 	sig, rc, err := st.Profile.Prepare(ctx, st.Conf, st.Log)
@@ -60,6 +60,8 @@ func Reload(ctx context.Context, o ReloadOptions) (ReloadReport, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, interruptedUntouched(err) // nothing was touched, nothing will be
 	}
+	w := st.watchClients(root, master)
+	defer func() { rep.Receipt = w.Stop() }()
 	why, err := o.UnsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err

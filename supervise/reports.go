@@ -5,6 +5,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 	"github.com/safe-restart/safe-restart/supervise/trial"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // StartReport says what Start found and did.
@@ -49,6 +50,9 @@ type ReloadReport struct {
 	// Trial is the trial start that proved the new configuration runs
 	// before the master was touched (nil when no master was running).
 	Trial *trial.Report `json:"trial,omitempty"`
+	// Receipt is what clients saw while the reload (or the restart that
+	// replaced it) acted; nil with NoReceipt, or when no master ran.
+	Receipt *verify.Receipt `json:"receipt,omitempty"`
 }
 
 // RestartReport is what the stop and the start of a restart did.
@@ -75,6 +79,10 @@ type RestartReport struct {
 	// before the old master was touched (nil when none was running, or
 	// when a reload's trial already ran).
 	Trial *trial.Report `json:"trial,omitempty"`
+	// Receipt is what clients saw while the restart acted; nil with
+	// NoReceipt, for a dry run, when no master ran, or within a reload
+	// (whose report holds it).
+	Receipt *verify.Receipt `json:"receipt,omitempty"`
 }
 
 // HandoffReport says whether a restart handed the listening sockets over.

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/sock"
 	"github.com/safe-restart/safe-restart/supervise/trial"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // Restart runs the config test, the proof that the new configuration runs
@@ -28,6 +30,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		return RestartReport{}, err
 	}
 	var proof *trial.Report
+	var w *verify.Watch
 	if master, err := st.Profile.Master(proc.RootOr(st.ProcRoot), rc); err == nil {
 		proof, err = st.ProveRuns(ctx, rc, master)
 		if cerr := ctx.Err(); cerr != nil {
@@ -36,8 +39,12 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		if err != nil {
 			return RestartReport{Trial: proof}, err
 		}
+		if !s.DryRun {
+			w = st.watchClients(proc.RootOr(st.ProcRoot), master)
+		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
+	rep.Receipt = w.Stop()
 	if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errUntouched) && !rep.Acted() {
 		err = interruptedUntouched(err) // cancelled in a check before the stop
 	}
@@ -244,4 +251,23 @@ func restartHeadroom(ctx context.Context, o StartOptions, sig *ipcguard.Signatur
 			ErrHeadroom, r.Snapshot.Usage.SemSets, r.Snapshot.Limits.SEMMNI, freeable, free+freeable, SysVSetsNeeded)
 	}
 	return nil
+}
+
+// watchClients starts the probes of an operation's receipt on master's
+// listeners and health check (see verify.Receipt), right before it acts;
+// nil (no receipt) with NoReceipt or when master holds no listener.
+func (st StartOptions) watchClients(root string, master ipcguard.Proc) *verify.Watch {
+	if st.NoReceipt {
+		return nil
+	}
+	listening, err := sock.ReadListening(root)
+	if err != nil {
+		st.Log.Warn().Err(err).Msg("no receipt: the listening sockets cannot be read")
+		return nil
+	}
+	ls := sock.ListenersOf(root, master.PID, listening)
+	if len(ls) == 0 {
+		return nil
+	}
+	return verify.StartWatch(ls, st.Profile.Driver.SpeaksHTTP(), cmp.Or(st.HealthURL, st.Profile.HealthURL))
 }

@@ -26,6 +26,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +39,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/prober"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 func main() {
@@ -46,7 +51,12 @@ func main() {
 	mpms := flag.String("mpms", "prefork,event", "which Apache MPMs to benchmark, comma-separated")
 	only := flag.String("methods", "", "run only the methods whose name matches this regular expression")
 	flag.StringVar(&logDir, "logs", "", "append every safe-restart run's log (JSON lines, timed) to DIR/SERVICE.log")
+	probe := flag.String("probe", "", "only probe HOST:PORT[/PATH] (GET, / by default) as the benchmark does, until SIGINT or SIGTERM, and print what it saw")
 	flag.Parse()
+	if *probe != "" {
+		probeOnly(*probe)
+		return
+	}
 	re, err := regexp.Compile(*only)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-restart: -methods:", err)
@@ -168,22 +178,36 @@ func selected(ms []method) []method {
 var logDir string
 
 // runSafeRestart runs safe-restart restart of service with conf, stateDir
-// and flags; with -logs it appends the run's log to logDir/SERVICE.log
-// behind a line naming the command.
+// and flags, and keeps its receipt (lastReceipt); with -logs it appends
+// the run's log to logDir/SERVICE.log behind a line naming the command.
 func runSafeRestart(bin, service, conf, stateDir string, flags ...string) error {
-	args := append([]string{"--log-format", "json", "restart", service, "--conf", conf, "--state-dir", stateDir}, flags...)
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	args := append([]string{"--log-format", "json", "restart", service, "--conf", conf, "--state-dir", stateDir, "--json"}, flags...)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
 	if logDir != "" {
 		if f, ferr := os.OpenFile(filepath.Join(logDir, service+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
-			fmt.Fprintf(f, "# %s %s\n%s", bin, strings.Join(args, " "), out)
+			fmt.Fprintf(f, "# %s %s\n%s%s\n", bin, strings.Join(args, " "), stderr.Bytes(), stdout.Bytes())
 			f.Close()
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
+		return fmt.Errorf("%v: %s%s", err, stderr.Bytes(), stdout.Bytes())
 	}
+	var rep struct {
+		Receipt *verify.Receipt `json:"receipt"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		return fmt.Errorf("safe-restart --json: %w: %s", err, stdout.Bytes())
+	}
+	lastReceipt = rep.Receipt
 	return nil
 }
+
+// lastReceipt is the receipt of the last safe-restart run (nil for a
+// method that is not safe-restart's); measure takes it into its result.
+var lastReceipt *verify.Receipt
 
 // lastLines returns the last n lines of text.
 func lastLines(text string, n int) string {
@@ -194,7 +218,7 @@ func lastLines(text string, n int) string {
 // report prints the table of the medians of each method's rounds, then the
 // reference line of server (see printReference).
 func report(server, title string, methods []method, results map[string][]result) error {
-	fmt.Printf("\n%s: medians of each method's rounds; prober (one new connection every %s) and %d concurrent clients\n", title, probeEvery, clients)
+	fmt.Printf("\n%s: medians of each method's rounds; prober (one new connection every %s) and %d concurrent clients\n", title, prober.Every, clients)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "method\ttook\tok\trefused\treset\tother failures\tlongest gap without an answer\tclients ok\tclients refused\tclients failed\tkept connections closed\tclosed per client (max)\t")
 	for _, m := range methods {
@@ -210,9 +234,41 @@ func report(server, title string, methods []method, results map[string][]result)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printReceipts(methods, results); err != nil {
+		return err
+	}
 	printReference(server, results)
 	printOverhead(results)
 	return nil
+}
+
+// printReceipts prints, for safe-restart's methods, the medians of what its
+// own receipt said beside what the prober saw in the same rounds (the
+// receipt covers the operation only, the prober 200 ms more on each side).
+func printReceipts(methods []method, results map[string][]result) error {
+	fmt.Printf("\nsafe-restart's receipt beside the prober, same rounds (medians):\n")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\treceipt: answered\trefused\treset\tfailed\tlongest gap\tprober: ok\trefused\treset\tother\tlongest gap\t")
+	for _, m := range methods {
+		var rs []result
+		for _, r := range results[m.name] {
+			if r.receipt != nil {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		n := func(f func(r result) int) int { return medianInt(rs, f) }
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t\n", m.name,
+			n(func(r result) int { return r.receipt.Answered }), n(func(r result) int { return r.receipt.Refused }),
+			n(func(r result) int { return r.receipt.Reset }), n(func(r result) int { return r.receipt.Failed }),
+			median(rs, func(r result) time.Duration { return r.receipt.LongestGap }),
+			n(func(r result) int { return r.ok }), n(func(r result) int { return r.refused }),
+			n(func(r result) int { return r.reset }), n(func(r result) int { return r.other }),
+			median(rs, func(r result) time.Duration { return r.gap }))
+	}
+	return tw.Flush()
 }
 
 // overheads are the pairs printOverhead compares: safe-restart's row and

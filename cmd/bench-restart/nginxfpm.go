@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/prober"
 )
 
 const (
@@ -105,7 +107,7 @@ func (s *nginxFPM) cleanup() {
 	os.RemoveAll(s.dir)
 }
 
-func (s *nginxFPM) probe() string { return probeGET(s.endpoint()) }
+func (s *nginxFPM) probe() string { return prober.GET(s.endpoint()) }
 
 func (s *nginxFPM) endpoint() (string, string) {
 	if s.fpm {

@@ -9,9 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/prober"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // result is what one restart cost the prober and the clients.
@@ -25,6 +31,9 @@ type result struct {
 	// reconnects, as browsers do), in all and at most for one client
 	clientOK, clientRefused, clientFailed int
 	clientClosed, clientClosedMax         int
+	// receipt is safe-restart's own account of the same restart (nil for
+	// the server's own methods).
+	receipt *verify.Receipt
 }
 
 func (r result) String() string {
@@ -102,7 +111,7 @@ type keepAlive struct {
 // get sends one request, on a new connection when it holds none, and
 // classifies the outcome: "ok", "refused" (the connection), "closed" (a
 // kept connection the server closed before answering: the client's
-// retry case), or as probeGET does.
+// retry case), or as prober.GET does.
 func (k *keepAlive) get() string {
 	fresh := k.c == nil
 	if fresh {
@@ -119,7 +128,7 @@ func (k *keepAlive) get() string {
 	resp, err := k.exchange()
 	if err != nil {
 		k.close()
-		outcome := classify(err)
+		outcome := prober.Classify(err)
 		if !fresh && outcome == "reset" {
 			return "closed"
 		}
@@ -157,9 +166,6 @@ func (k *keepAlive) close() {
 	}
 }
 
-// probeEvery is how often the prober opens a new connection.
-const probeEvery = 2 * time.Millisecond
-
 // measure probes the server around one method, under the load of the
 // concurrent clients: 200 ms before, the method until the server answers
 // again, and 200 ms after. It times m.do and the wait for an answer; m.stop,
@@ -173,88 +179,50 @@ func measure(s target, m method) (result, error) {
 	}
 	var mu sync.Mutex
 	stop := make(chan struct{})
-	done := make(chan struct{})
 	clientsDone := load(s, clients, &res, &mu, stop)
-	go func() {
-		defer close(done)
-		last := time.Now()
-		tick := time.NewTicker(probeEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			outcome := s.probe()
-			mu.Lock()
-			switch outcome {
-			case "ok":
-				res.ok++
-				res.gap = max(res.gap, time.Since(last))
-				last = time.Now()
-			case "refused":
-				res.refused++
-			case "reset":
-				res.reset++
-			default:
-				res.other++
-			}
-			mu.Unlock()
-		}
-	}()
+	p := prober.Start(s.probe)
 	time.Sleep(200 * time.Millisecond)
 	var err error
 	if m.stop != nil {
 		err = m.stop()
 	}
 	start := time.Now()
+	lastReceipt = nil
 	if err == nil {
 		err = m.do()
 	}
+	res.receipt = lastReceipt
 	if err == nil {
 		err = s.waitServing(30 * time.Second)
 	}
 	took := time.Since(start)
 	time.Sleep(200 * time.Millisecond)
+	res.setProbes(p.Stop())
 	close(stop)
-	<-done
 	clientsDone.Wait()
 	reapZombies()
 	res.took = took
 	return res, err
 }
 
-// probeGET opens a new connection to addr, sends GET path, and
-// classifies the outcome (any status but 200 is "other": a 502 of a
-// FastCGI front whose backend is down).
-func probeGET(addr, path string) string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return "refused"
-		}
-		return "other"
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
-		return classify(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return classify(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return "other"
-	}
-	return "ok"
+// setProbes takes the prober's counts.
+func (r *result) setProbes(c prober.Counts) {
+	r.ok, r.refused, r.reset, r.other, r.gap = c.OK, c.Refused, c.Reset, c.Other, c.Gap
 }
 
-func classify(err error) string {
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) {
-		return "reset"
-	}
-	return "other"
+// probeOnly probes target (HOST:PORT/PATH, the path / by default) as
+// measure does, without the clients, until SIGINT or SIGTERM, then prints
+// what it saw on stdout: the demo runs it beside safe-restart to set its
+// receipt against the benchmark's prober.
+func probeOnly(target string) {
+	addr, path, _ := strings.Cut(target, "/")
+	path = "/" + path
+	p := prober.Start(func() string { return prober.GET(addr, path) })
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	<-sigs
+	var res result
+	res.setProbes(p.Stop())
+	fmt.Printf("prober (GET %s every %s): ok %d, refused %d, reset %d, other %d, longest gap %s\n",
+		path, prober.Every, res.ok, res.refused, res.reset, res.other, res.gap.Round(time.Millisecond))
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/safe-restart/safe-restart/internal/prober"
 )
 
 const (
@@ -124,7 +126,7 @@ func (s *server) cleanup() {
 	os.RemoveAll(s.dir)
 }
 
-func (s *server) probe() string { return probeGET(s.endpoint()) }
+func (s *server) probe() string { return prober.GET(s.endpoint()) }
 
 func (s *server) endpoint() (string, string) { return addr1, "/index.html" }
 

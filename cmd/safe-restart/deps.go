@@ -11,6 +11,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // deps are what every command shares: output streams and the logger.
@@ -20,6 +22,9 @@ type deps struct {
 	log            *zerolog.Logger
 	logFormat      string
 	logLevel       string
+	// receipt is what clients saw during the reload or restart that ran,
+	// for its last-operation record (nil for other commands).
+	receipt *verify.Receipt
 }
 
 // setupLogger builds the logger --log-format and --log-level ask for: a

@@ -48,7 +48,7 @@ func recordLastOperation(d *deps, cmd *cobra.Command, started time.Time, code in
 	if perr != nil {
 		return
 	}
-	rec := supervise.LastOperation{Service: p.Name, Op: op, ExitCode: code, Result: results[code], Started: started, Duration: time.Since(started)}
+	rec := supervise.LastOperation{Service: p.Name, Op: op, ExitCode: code, Result: results[code], Started: started, Duration: time.Since(started), Receipt: d.receipt}
 	if err != nil {
 		rec.Error = err.Error()
 	}

@@ -41,7 +41,9 @@ killed it (ENOSPC on a mutex, exhausted pthread keys, a php-fpm re-exec that
 died: failures the servers' own reloads report with exit 0), the leftovers are
 cleared, a verified start brings it back, and the exit code is 4. When nginx
 refuses the new configuration at reload time it keeps the old one: exit 1,
-nothing else is touched.`,
+nothing else is touched. While it acts, it probes every listener every 5 ms
+and prints a receipt of what clients saw (answered, refused, reset, failed,
+the longest gap; --no-receipt turns it off).`,
 		Example: `  safe-restart reload apache2
   safe-restart apache2                 # the same
   safe-restart reload apache2 --hard   # HUP: requests in flight are cut
@@ -53,7 +55,7 @@ nothing else is touched.`,
 		RunE: func(c *cobra.Command, args []string) error { return runReload(c.Context(), d, args[0], o, &r) },
 	}
 	o.register(c, true, true)
-	o.registerTrial(c)
+	o.registerActing(c)
 	r.register(c)
 	return c
 }
@@ -131,12 +133,16 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL,
 		SampleDir: supervise.StateDir(o.stateDir).Samples()})
+	d.receipt = rep.Receipt
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr
 		}
-	} else if err == nil {
-		writeReloadSummary(d, service, r.full, rep)
+	} else {
+		if err == nil {
+			writeReloadSummary(d, service, r.full, rep)
+		}
+		writeReceipt(d, rep.Receipt)
 	}
 	if err == nil && r.logs {
 		err = waitLogs(ctx, d, p, o)
@@ -163,6 +169,21 @@ func writeReloadSummary(d *deps, service string, full bool, rep supervise.Reload
 	default:
 		d.printf("reloaded %s: master %d (%s), new generation %v replaced %v\n", service, rep.Master.PID, rep.Signal, rep.NewChildren, rep.OldChildren)
 	}
+}
+
+// writeReceipt prints what clients saw while the operation acted, when
+// it was watched.
+func writeReceipt(d *deps, r *verify.Receipt) {
+	if r == nil {
+		return
+	}
+	health := "no health check"
+	if r.HealthChecks > 0 {
+		health = fmt.Sprintf("%d of %d health checks failed", r.HealthFailed, r.HealthChecks)
+	}
+	d.printf("receipt: %d probes of %v every %s: %d answered, %d refused, %d reset, %d failed; %s; longest gap %s; new generation verified %s after the first signal\n",
+		r.Probes, r.Listeners, r.Every, r.Answered, r.Refused, r.Reset, r.Failed, health,
+		r.LongestGap.Round(time.Millisecond), r.Verified.Round(time.Millisecond))
 }
 
 // errLogsHeld reports rotated logs still open when --logs gave up.

@@ -44,7 +44,11 @@ is its own binary upgrade, USR2: the old master starts it). Otherwise
 (too little memory or too few semaphore sets for two generations, --no-overlap)
 it stops then starts, and says why; that stop skips Apache's graceful stop (TERM
 first, as apache2 -k stop) unless --graceful-timeout or --ladder asks for it,
-since no master accepts until the new one listens.`,
+since no master accepts until the new one listens.
+
+While it acts on a running master, it probes every listener every 5 ms and
+prints a receipt of what clients saw (answered, refused, reset, failed, the
+longest gap; --no-receipt turns it off).`,
 		Example: `  safe-restart restart apache2
   safe-restart restart apache2 --graceful-timeout 10s --health-url http://127.0.0.1/healthz
   safe-restart restart nginx --json            # handoff and overlap in the report
@@ -53,7 +57,7 @@ since no master accepts until the new one listens.`,
 		RunE: func(c *cobra.Command, args []string) error { return runRestart(c.Context(), d, args[0], o) },
 	}
 	o.register(c, true, true)
-	o.registerTrial(c)
+	o.registerActing(c)
 	c.Flags().BoolVar(&o.noHandoff, "no-handoff", false,
 		"do not hand the listening sockets to the new master (nginx, php-fpm): they close with the old one, and connections are refused until the new one listens")
 	c.Flags().BoolVar(&o.noOverlap, "no-overlap", false,
@@ -70,14 +74,18 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Restart(ctx, stopOpts, startOpts)
+	d.receipt = rep.Receipt
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
 			return jerr
 		}
-	} else if err == nil {
-		writeStopSummary(d, service, rep.Stop)
-		writeStartSummary(d, service, rep.Start)
-		writeOverlapSummary(d, rep)
+	} else {
+		if err == nil {
+			writeStopSummary(d, service, rep.Stop)
+			writeStartSummary(d, service, rep.Start)
+			writeOverlapSummary(d, rep)
+		}
+		writeReceipt(d, rep.Receipt)
 	}
 	if err != nil && rep.Acted() {
 		return &exitError{code: exitFailed, err: err}

@@ -60,7 +60,7 @@ func newRootCmd(d *deps) *cobra.Command {
 	// to a verified restart.
 	ro, rr := &serverFlags{}, &reloadFlags{}
 	ro.register(root, true, true)
-	ro.registerTrial(root)
+	ro.registerActing(root)
 	rr.register(root)
 	root.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {

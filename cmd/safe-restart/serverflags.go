@@ -36,7 +36,8 @@ type serverFlags struct {
 	noHandoff bool
 	noOverlap bool
 	// reload, restart
-	noTrial bool
+	noTrial   bool
+	noReceipt bool
 }
 
 func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
@@ -60,11 +61,15 @@ func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
 	}
 }
 
-// registerTrial registers --no-trial (reload, restart, safe-restart SERVICE).
-func (f *serverFlags) registerTrial(c *cobra.Command) {
+// registerActing registers the flags of the commands that replace a
+// running generation (reload, restart, safe-restart SERVICE): --no-trial
+// and --no-receipt.
+func (f *serverFlags) registerActing(c *cobra.Command) {
 	c.Flags().BoolVar(&f.noTrial, "no-trial", false,
 		"skip the proof that the new configuration can run (Apache: a start in throwaway namespaces; every server: a bind check of new listen addresses) before the running server is touched; "+
 			"a change that passes the config test but cannot start (a key that does not match its certificate, a taken port) then takes the server down")
+	c.Flags().BoolVar(&f.noReceipt, "no-receipt", false,
+		"do not probe the listeners while acting: the result then says nothing of what clients saw (by default a new connection to each listener every 5 ms, plus the health check, from the first signal until the new generation is verified)")
 }
 
 // profile returns the service's profile (built in, or a service file),
@@ -145,7 +150,7 @@ func (f *serverFlags) options(d *deps, service string, p server.Profile, ladder 
 	log := d.log.With().Str("server", service).Logger()
 	state := supervise.StateDir(f.stateDir)
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: state.Lineages(), IntentDir: state.Intents(), Unit: f.unit, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, Log: log}
+		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, NoReceipt: f.noReceipt, Log: log}
 }
 
 // lockService takes the service lock, logging progress while it waits.

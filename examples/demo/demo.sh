@@ -2,8 +2,10 @@
 # The safe-restart demo: run by `make demo` inside private IPC, PID, mount
 # and network namespaces (unshare), so nothing here touches the machine's
 # semaphores, processes or ports. Usage: demo.sh /path/to/safe-restart
+# /path/to/bench-restart (whose prober runs beside the reload and restart).
 set -euo pipefail
-SR=${1:?usage: demo.sh SAFE_RESTART_BINARY}
+SR=${1:?usage: demo.sh SAFE_RESTART_BINARY BENCH_RESTART_BINARY}
+BENCH=${2:?usage: demo.sh SAFE_RESTART_BINARY BENCH_RESTART_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/safe-restart-demo.XXXXXX)
 conf=$work/httpd.conf
@@ -17,6 +19,17 @@ wait_serving() {
 	echo "apache did not come up:"; tail -5 "$work/error.log"; exit 1
 }
 start_apache() { /usr/sbin/apache2 -f "$conf" -k start; wait_serving; }
+# probed CMD...: run CMD while the benchmark's prober (a new connection
+# and a GET every 2 ms) probes the HTTP listener, then print what the prober
+# saw, to set beside the receipt CMD printed.
+probed() {
+	"$BENCH" -probe 127.0.0.1:8080/index.html > "$work/prober.out" &
+	local prober=$! code=0
+	run "$@" || code=$?
+	kill -INT "$prober"; wait "$prober" || true
+	cat "$work/prober.out"
+	return $code
+}
 # gone PID: wait until the killed master is reaped (bash, PID 1 here, reaps
 # it when it handles SIGCHLD); until then Apache's own start would take its
 # zombie for a running server ("already running").
@@ -72,11 +85,15 @@ for _ in 1 2 3; do serves; done && echo "OK: serving again"
 
 bold "8. safe-restart restart: config test, verified stop, verified start; the set count stays the same"
 before=$(ipcs -s | grep -c www-data || true)
-run "$SR" restart apache2 --conf "$conf" --state-dir "$work/state" --graceful-timeout 10s --log-format console
+probed "$SR" restart apache2 --conf "$conf" --state-dir "$work/state" --graceful-timeout 10s --log-format console
 after=$(ipcs -s | grep -c www-data || true)
-serves && echo "OK: serving; semaphore sets before $before, after $after"
+serves && echo "OK: serving; semaphore sets before $before, after $after; the receipt agrees with the prober beside it"
 
-bold "9. A certificate renewal whose new key does not match the certificate: 'apache2 -t' says Syntax OK"
+bold "9. safe-restart reload: the config test, a trial start, USR1, the new generation verified; its receipt beside the prober"
+probed "$SR" reload apache2 --conf "$conf" --state-dir "$work/state" --log-format console
+run "$SR" status apache2 --conf "$conf" --state-dir "$work/state" --log-format console || true
+
+bold "10. A certificate renewal whose new key does not match the certificate: 'apache2 -t' says Syntax OK"
 cp "$work/key.pem" "$work/key.pem.good"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/key.pem" 2>/dev/null
 run /usr/sbin/apache2 -f "$conf" -t
@@ -88,7 +105,7 @@ set -e
 echo "exit $code: the trial start in throwaway namespaces found what the config test cannot;"
 serves && echo "OK: master $master ($(cat "$work/run/apache2.pid") in the pidfile) still serves HTTP and TLS, untouched"
 
-bold "10. For contrast, Apache's own graceful reload with the same key (what 'systemctl reload' runs)"
+bold "11. For contrast, Apache's own graceful reload with the same key (what 'systemctl reload' runs)"
 run /usr/sbin/apache2 -f "$conf" -k graceful
 for _ in $(seq 100); do [ -e "/proc/$master" ] && ! grep -q AH00020 "$work/error.log" || break; sleep 0.05; done
 serves 2>/dev/null && echo "still serving?" || echo "the site is down:"

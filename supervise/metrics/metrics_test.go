@@ -12,6 +12,9 @@ import (
 	"github.com/safe-restart/safe-restart/internal/promtest"
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise"
+	"github.com/safe-restart/safe-restart/supervise/generation"
+	"github.com/safe-restart/safe-restart/supervise/proc"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // TestMetricsExposition renders crafted facts, parses the text back and
@@ -38,13 +41,20 @@ func TestMetricsExposition(t *testing.T) {
 				Master: &ipcguard.Proc{PID: 42, Start: masterStart}, Reloads: 7, PthreadKeys: 913, Orphans: []int{50, 51},
 				IPC: judged(ipcguard.KindSem, ipcguard.KindSem, ipcguard.KindPosix)}},
 			{Name: "nginx", ServeErr: errors.New("health check: 502"), Status: &supervise.Status{
-				Master: &ipcguard.Proc{PID: 43, Start: masterStart}, Reloads: -1, PthreadKeys: -1}},
+				Master: &ipcguard.Proc{PID: 43, Start: masterStart}, Reloads: -1, PthreadKeys: -1,
+				Generation: &generation.Report{Loaded: masterStart.Add(time.Hour),
+					Changed:  []generation.File{{Path: "/etc/nginx/nginx.conf"}, {Path: "/etc/nginx/cert.pem"}},
+					Replaced: proc.Replaced{Exe: "/usr/sbin/nginx", Libraries: []string{"/usr/lib/libssl.so.3"}},
+					TLS: []generation.Served{{Listener: "0.0.0.0:443", NotAfter: time.Unix(1_710_000_000, 0), NotServed: "/etc/nginx/cert.pem"},
+						{Listener: "0.0.0.0:443", ServerName: "b.test", NotAfter: time.Unix(1_720_000_000, 0)}},
+					Old: []generation.OldProc{{PID: 60}, {PID: 61}}}}},
 			{Name: "php8.2-fpm", Err: errors.New("config test failed")},
 			{Name: "httpd", IPCJudged: true, Status: &supervise.Status{Reloads: -1, PthreadKeys: -1, NotRunning: "no pidfile"}},
 		},
 		LastOps: []supervise.LastOperation{
 			{Service: "apache2", Op: "reload", ExitCode: 3, Started: taken.Add(-time.Minute), Duration: 1500 * time.Millisecond},
-			{Service: "nginx", Op: "restart", ExitCode: 0, Started: taken.Add(-time.Hour), Duration: 2 * time.Second},
+			{Service: "nginx", Op: "restart", ExitCode: 0, Started: taken.Add(-time.Hour), Duration: 2 * time.Second,
+				Receipt: &verify.Receipt{Answered: 90, Refused: 7, Reset: 1, LongestGap: 40 * time.Millisecond, Verified: 1200 * time.Millisecond}},
 		},
 		Build: map[string]string{"version": "v1.2.0", "commit": "abc", "build_date": "2026-12-06T00:00:00Z", "go_version": "go1.26.8"},
 	}
@@ -84,6 +94,21 @@ func TestMetricsExposition(t *testing.T) {
 		{"safe_restart_last_operation_timestamp_seconds", "op=reload,service=apache2", 1_700_000_000.5 - 60 + 1.5},
 		{"safe_restart_last_operation_success", "op=restart,service=nginx", 1},
 		{"safe_restart_last_operation_exit_code", "op=restart,service=nginx", 0},
+		{"safe_restart_last_operation_probes", "op=restart,outcome=answered,service=nginx", 90},
+		{"safe_restart_last_operation_probes", "op=restart,outcome=refused,service=nginx", 7},
+		{"safe_restart_last_operation_probes", "op=restart,outcome=reset,service=nginx", 1},
+		{"safe_restart_last_operation_probes", "op=restart,outcome=failed,service=nginx", 0},
+		{"safe_restart_last_operation_longest_gap_seconds", "op=restart,service=nginx", 0.04},
+		{"safe_restart_last_operation_until_verified_seconds", "op=restart,service=nginx", 1.2},
+		{"safe_restart_generation_loaded_timestamp_seconds", "service=nginx", 1_699_990_000 + 3600},
+		{"safe_restart_config_files_changed", "service=nginx", 2},
+		{"safe_restart_binary_replaced", "service=nginx", 1},
+		{"safe_restart_libraries_replaced", "service=nginx", 1},
+		{"safe_restart_tls_certificates_not_served", "service=nginx", 1},
+		{"safe_restart_tls_certificate_expiry_timestamp_seconds", "listener=0.0.0.0:443,server_name=,service=nginx", 1_710_000_000},
+		{"safe_restart_tls_certificate_expiry_timestamp_seconds", "listener=0.0.0.0:443,server_name=b.test,service=nginx", 1_720_000_000},
+		{"safe_restart_old_generation_processes", "service=nginx", 2},
+		{"safe_restart_old_generation_draining_since_timestamp_seconds", "service=nginx", 1_699_990_000 + 3600},
 	} {
 		got, ok := m[c.name+"{"+c.labels+"}"]
 		if !ok || got != c.want {
@@ -100,6 +125,8 @@ func TestMetricsExposition(t *testing.T) {
 		"safe_restart_reloads_since_master_start{service=httpd}",
 		"safe_restart_ipc_orphaned_objects{kind=sem,service=nginx}",
 		"safe_restart_server_up{service=php8.2-fpm}",
+		"safe_restart_generation_loaded_timestamp_seconds{service=apache2}",
+		"safe_restart_last_operation_probes{op=reload,outcome=answered,service=apache2}",
 	} {
 		if v, ok := m[absent]; ok {
 			t.Errorf("%s = %v, want no series", absent, v)

@@ -145,11 +145,21 @@ func (f Facts) registerLastOps(g gaugeMaker) {
 	code := g.vec("safe_restart_last_operation_exit_code", "The last operation's exit code: 0 ok, 1 failed, 3 refused (nothing touched), 4 reload failed and a restart recovered.", "service", "op")
 	dur := g.vec("safe_restart_last_operation_duration_seconds", "How long the last operation took.", "service", "op")
 	ended := g.vec("safe_restart_last_operation_timestamp_seconds", "When the last operation ended (Unix time).", "service", "op")
+	probes := g.vec("safe_restart_last_operation_probes", "What the last reload or restart's own probes of the listeners saw while it acted (its receipt): answered, refused, reset or failed.", "service", "op", "outcome")
+	gap := g.vec("safe_restart_last_operation_longest_gap_seconds", "The longest time no probe of the last reload or restart was answered while it acted.", "service", "op")
+	verified := g.vec("safe_restart_last_operation_until_verified_seconds", "From the last reload or restart's first signal until its new generation was proven to serve.", "service", "op")
 	for _, op := range f.LastOps {
 		success.WithLabelValues(op.Service, op.Op).Set(boolGauge(op.ExitCode == 0))
 		code.WithLabelValues(op.Service, op.Op).Set(float64(op.ExitCode))
 		dur.WithLabelValues(op.Service, op.Op).Set(op.Duration.Seconds())
 		ended.WithLabelValues(op.Service, op.Op).Set(unixSeconds(op.Started.Add(op.Duration)))
+		if r := op.Receipt; r != nil {
+			for outcome, n := range map[string]int{"answered": r.Answered, "refused": r.Refused, "reset": r.Reset, "failed": r.Failed} {
+				probes.WithLabelValues(op.Service, op.Op, outcome).Set(float64(n))
+			}
+			gap.WithLabelValues(op.Service, op.Op).Set(r.LongestGap.Seconds())
+			verified.WithLabelValues(op.Service, op.Op).Set(r.Verified.Seconds())
+		}
 	}
 }
 

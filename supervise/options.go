@@ -107,4 +107,9 @@ type ReloadOptions struct {
 	// SampleDir, when set, receives a Sample of the master after a
 	// verified reload (doctor measures pthread keys per reload from them).
 	SampleDir string
+	// DrainTimeout bounds how long the older generation may finish its
+	// requests after a verified reload before TERM, then KILL, end it (see
+	// drain); negative means the server's own bound (RunConfig.DrainBound),
+	// and 0, or no bound, that it is not waited for.
+	DrainTimeout time.Duration
 }

@@ -76,6 +76,8 @@ func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) 
 	rep, err = o.signalAndVerify(ctx, root, sig, rc, master, rep)
 	if err == nil && rep.Restart == nil {
 		o.recordSample(root, rc, *rep.Master)
+		rep.Receipt = w.Stop() // the operation is verified: the drain is not in its receipt
+		rep.Drain = o.drain(ctx, root, rc, rep.old)
 	}
 	return rep, err
 }
@@ -163,7 +165,8 @@ func (o ReloadOptions) ReloadVerified(ctx context.Context, root string, rc serve
 	if err != nil {
 		return err
 	}
-	rep.OldChildren = proc.PIDs(proc.Descendants(procs, master, st.Profile.Binary)[1:])
+	rep.old = proc.Descendants(procs, master, st.Profile.Binary)[1:]
+	rep.OldChildren = proc.PIDs(rep.old)
 	tail := verify.NewMasterLogTail(root, master.PID, rc.ServerRoot, rc.ErrorLog)
 	defer tail.Close()
 	// A server that does not serve before the reload will not serve after

@@ -1,6 +1,8 @@
 package supervise
 
 import (
+	"time"
+
 	"github.com/safe-restart/safe-restart/ipcguard"
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/sock"
@@ -53,6 +55,29 @@ type ReloadReport struct {
 	// Receipt is what clients saw while the reload (or the restart that
 	// replaced it) acted; nil with NoReceipt, or when no master ran.
 	Receipt *verify.Receipt `json:"receipt,omitempty"`
+	// Drain is how the older generation ended after a verified reload
+	// (nil after a restart or a recovery).
+	Drain *DrainReport `json:"drain,omitempty"`
+
+	old []ipcguard.Proc // the master's children before the signal
+}
+
+// DrainReport says how the older generation of a reload ended.
+type DrainReport struct {
+	// Bound is how long it was given (0: it was not waited for), and
+	// BoundBy where that came from ("--drain-timeout", or the server's
+	// setting).
+	Bound   time.Duration `json:"bound_ns"`
+	BoundBy string        `json:"bound_by,omitempty"`
+	// Old are its processes still alive once the new generation was
+	// verified; Drained how long they took to exit by themselves (all of
+	// them, or the bound).
+	Old     []int         `json:"old"`
+	Drained time.Duration `json:"drained_ns"`
+	// Ended are the ladder's steps on those that outlived the bound; Left
+	// those still alive (not waited for, or outliving the ladder).
+	Ended []proc.StepReport `json:"ended,omitempty"`
+	Left  []int             `json:"left"`
 }
 
 // RestartReport is what the stop and the start of a restart did.

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +25,9 @@ import (
 
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
+	"github.com/safe-restart/safe-restart/internal/proctest"
 	"github.com/safe-restart/safe-restart/internal/srvtest"
+	"github.com/safe-restart/safe-restart/supervise"
 	"github.com/safe-restart/safe-restart/supervise/generation"
 )
 
@@ -309,4 +313,63 @@ func overlayUsrSbin(t *testing.T) {
 		_ = unix.Unmount("/usr/sbin", unix.MNT_DETACH)
 		_ = unix.Unmount(base, unix.MNT_DETACH)
 	})
+}
+
+// TestNginxDrainTimeout: after a verified reload, an old worker held by a
+// slow download is given --drain-timeout and then ended by TERM (the
+// download is cut, the worker gone); without the flag, nginx's own
+// worker_shutdown_timeout is the bound, which nginx enforces itself; with
+// --drain-timeout 0 it is left to finish, and reported.
+func TestNginxDrainTimeout(t *testing.T) {
+	nstest.RequireBinaries(t, "nginx")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := nginxtest.Start(t, nginxtest.Options{MainExtra: "worker_shutdown_timeout 400ms;", HTTPExtra: "send_timeout 120s;"})
+	if err := os.WriteFile(filepath.Join(srv.Dir, "html", "big"), make([]byte, 64<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"nginx", "--conf", srv.ConfPath, "--state-dir", t.TempDir(), "--json"}
+	reload := func(flags ...string) supervise.DrainReport {
+		t.Helper()
+		code, out, errOut := runCLI(t, append(append([]string{"reload"}, args...), flags...)...)
+		var rep supervise.ReloadReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Drain == nil {
+			t.Fatalf("reload %v: exit %d, %v\n%s\n%s", flags, code, err, out, errOut)
+		}
+		return *rep.Drain
+	}
+	cut := func(c net.Conn) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the slow download was not cut: %v", err)
+		}
+	}
+
+	// Old lists every old worker alive at the verification: the idle one
+	// may not have exited yet; only the slow download's outlives the bound.
+	slow := slowClient(t, srv.Addr)
+	dr := reload("--drain-timeout", "200ms")
+	if len(dr.Old) == 0 || dr.BoundBy != "--drain-timeout" || len(dr.Ended) == 0 || dr.Ended[0].Step.Signal != syscall.SIGTERM ||
+		len(dr.Ended[0].Sent) != 1 || !slices.Contains(dr.Old, dr.Ended[0].Sent[0]) || len(dr.Left) != 0 {
+		t.Fatalf("--drain-timeout 200ms: %+v", dr)
+	}
+	cut(slow)
+
+	slow = slowClient(t, srv.Addr)
+	dr = reload()
+	if len(dr.Old) == 0 || dr.BoundBy != "nginx worker_shutdown_timeout" || dr.Bound != 400*time.Millisecond || len(dr.Ended) != 0 || len(dr.Left) != 0 {
+		t.Fatalf("nginx's own bound: %+v", dr)
+	}
+	cut(slow)
+
+	slow = slowClient(t, srv.Addr)
+	if dr = reload("--drain-timeout", "0"); len(dr.Old) == 0 || !slices.Equal(dr.Left, dr.Old) || len(dr.Ended) != 0 {
+		t.Fatalf("--drain-timeout 0: %+v", dr)
+	}
+	if !slices.ContainsFunc(dr.Old, func(pid int) bool { p, err := proctest.Stat(pid); return err == nil && p.Alive() }) {
+		t.Fatalf("old workers %v ended although not waited for", dr.Old)
+	}
+	slow.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,6 +69,7 @@ type reloadFlags struct {
 	jitter     time.Duration
 	logs       bool
 	statusURL  string
+	drain      time.Duration
 }
 
 func (r *reloadFlags) register(c *cobra.Command) {
@@ -78,6 +80,9 @@ func (r *reloadFlags) register(c *cobra.Command) {
 	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log and its rotated files are the fallback")
 	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
 	fl.BoolVar(&r.logs, "logs", false, "for logrotate: then wait (up to --timeout) until no server process holds a rotated log, so compressing or deleting it is safe")
+	fl.DurationVar(&r.drain, "drain-timeout", -1, "how long the older generation may finish its requests after the verified reload before TERM, then KILL, end it; "+
+		"the default is the server's own bound (nginx worker_shutdown_timeout, Apache GracefulShutdownTimeout, php-fpm process_control_timeout), none when it sets none; 0: not waited for")
+	fl.Lookup("drain-timeout").DefValue = "the server's own bound"
 }
 
 // checkStatusURL refuses a --status-url that is not an http(s) URL, or
@@ -115,8 +120,8 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	if r.full && r.hard {
 		return usagef("--full restarts; --hard picks the reload signal", "--full and --hard exclude each other")
 	}
-	if r.maxReloads < 0 || r.jitter < 0 {
-		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
+	if r.maxReloads < 0 || r.jitter < 0 || (r.drain < 0 && r.drain != -1) {
+		return usagef("give 0 or more", "bad --max-reloads %d, --jitter %s or --drain-timeout %s", r.maxReloads, r.jitter, r.drain)
 	}
 	if err := r.checkStatusURL(); err != nil {
 		return err
@@ -132,7 +137,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	service = p.Name // a service file's name, not its path
 	stopOpts, startOpts := o.options(d, service, p, ladder)
 	rep, err := supervise.Reload(ctx, supervise.ReloadOptions{Start: startOpts, Stop: stopOpts, Hard: r.hard, Full: r.full, MaxReloads: r.maxReloads, StatusURL: r.statusURL,
-		SampleDir: supervise.StateDir(o.stateDir).Samples()})
+		SampleDir: supervise.StateDir(o.stateDir).Samples(), DrainTimeout: r.drain})
 	d.receipt = rep.Receipt
 	if o.json {
 		if jerr := writeJSON(d.stdout, rep); jerr != nil {
@@ -143,6 +148,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 			writeReloadSummary(d, service, r.full, rep)
 		}
 		writeReceipt(d, rep.Receipt)
+		writeDrain(d, rep.Drain)
 	}
 	if err == nil && r.logs {
 		err = waitLogs(ctx, d, p, o)
@@ -184,6 +190,25 @@ func writeReceipt(d *deps, r *verify.Receipt) {
 	d.printf("receipt: %d probes of %v every %s: %d answered, %d refused, %d reset, %d failed; %s; longest gap %s; new generation verified %s after the first signal\n",
 		r.Probes, r.Listeners, r.Every, r.Answered, r.Refused, r.Reset, r.Failed, health,
 		r.LongestGap.Round(time.Millisecond), r.Verified.Round(time.Millisecond))
+}
+
+// writeDrain prints how the older generation of a reload ended.
+func writeDrain(d *deps, dr *supervise.DrainReport) {
+	switch {
+	case dr == nil || len(dr.Old) == 0:
+	case dr.Bound <= 0:
+		d.printf("older generation: %v still finishing their requests; not waited for (no drain bound: --drain-timeout)\n", dr.Old)
+	case len(dr.Ended) == 0 && len(dr.Left) == 0:
+		d.printf("older generation: %v finished their requests in %s (bound %s, %s)\n", dr.Old, dr.Drained.Round(time.Millisecond), dr.Bound, dr.BoundBy)
+	default:
+		var ended []string
+		for _, s := range dr.Ended {
+			if len(s.Sent) > 0 {
+				ended = append(ended, fmt.Sprintf("%s to %v", proc.SigName(s.Step.Signal), s.Sent))
+			}
+		}
+		d.printf("older generation: %v outlived its bound of %s (%s): %s; still alive: %v\n", dr.Old, dr.Bound, dr.BoundBy, strings.Join(ended, ", then "), dr.Left)
+	}
 }
 
 // errLogsHeld reports rotated logs still open when --logs gave up.

@@ -46,6 +46,8 @@ type Options struct {
 	Workers int
 	// HTTPExtra is appended verbatim inside the http block.
 	HTTPExtra string
+	// MainExtra is appended verbatim to the main context.
+	MainExtra string
 	// StartTimeout bounds the wait for readiness (default 20s).
 	StartTimeout time.Duration
 }
@@ -135,7 +137,7 @@ func (s *Server) writeFiles() error {
 	var conf bytes.Buffer
 	err := tmpl.Execute(&conf, map[string]any{
 		"TestName": s.t.Name(), "AsRoot": os.Geteuid() == 0, "Workers": s.Options.Workers,
-		"PidFile": s.PidFile, "ErrorLog": s.ErrorLog, "Level": s.Options.ErrorLogLevel, "Dir": s.Dir,
+		"PidFile": s.PidFile, "ErrorLog": s.ErrorLog, "Level": s.Options.ErrorLogLevel, "MainExtra": s.Options.MainExtra, "Dir": s.Dir,
 		"Addr": s.Addr, "Socket": s.Socket, "DocRoot": or(s.Options.Root, filepath.Join(s.Dir, "html")),
 		"FastCGIPass": s.Options.FastCGIPass, "Extra": s.Options.HTTPExtra,
 	})

@@ -141,3 +141,9 @@ func SameAlive(procRoot string, p ipcguard.Proc) bool {
 	now, err := Same(procRoot, p)
 	return err == nil && now.Alive()
 }
+
+// WaitExited waits up to d for every process in procs to exit and returns
+// those verified still alive (see waitExited); 0 only looks.
+func WaitExited(ctx context.Context, procRoot string, procs []ipcguard.Proc, d time.Duration) ([]ipcguard.Proc, error) {
+	return waitExited(ctx, RootOr(procRoot), procs, d, nil)
+}

@@ -140,6 +140,10 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 			logs = append(logs, d.Args[0])
 		case d.Name == "user" && (len(d.Args) == 1 || len(d.Args) == 2):
 			userArgs = d.Args
+		case d.Name == "worker_shutdown_timeout" && len(d.Args) == 1:
+			if t, err := nginxTime(d.Args[0]); err == nil && t > 0 {
+				rc.DrainBound, rc.DrainSetting = t, "nginx worker_shutdown_timeout"
+			}
 		case (d.Name == "daemon" || d.Name == "master_process") && len(d.Args) == 1 && d.Args[0] == "off" && rc.Foreground == "":
 			rc.Foreground = fmt.Sprintf("%s line %d says %q", files[0].Path, d.Line, d.Name+" off")
 		}
@@ -155,6 +159,15 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 		rc.Files = append(rc.Files, f.Path)
 	}
 	return rc, nil
+}
+
+// nginxTime parses an nginx time ("30s", "1m30s", "500ms", a bare number
+// of seconds), as ngx_parse_time does for the units safe-restart needs.
+func nginxTime(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(v)
 }
 
 // nginxPath resolves a path of the configuration as nginx does: relative

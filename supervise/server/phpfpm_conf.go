@@ -105,6 +105,9 @@ func (d fpmDump) runConfig() (RunConfig, error) {
 	rc.User = lookupAccount(fpmDefined(d.pools[0].keys["user"]), false)
 	rc.Group = lookupAccount(fpmDefined(d.pools[0].keys["group"]), true)
 	rc.Warnings = d.warnings()
+	if t, err := fpmSeconds(d.global["process_control_timeout"]); err == nil && t > 0 {
+		rc.DrainBound, rc.DrainSetting = t, "php-fpm process_control_timeout"
+	}
 	return rc, nil
 }
 

@@ -49,6 +49,8 @@ func (r Receipt) Clean() bool {
 
 // Watch probes a server while an operation acts (see Receipt).
 type Watch struct {
+	once     sync.Once
+	receipt  *Receipt
 	began    time.Time
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -130,22 +132,26 @@ func (w *Watch) count(outcome string) {
 }
 
 // Stop ends the probes, waiting for those in flight, and returns the
-// receipt: the operation ends now. A nil Watch returns nil.
+// receipt: the operation ends now. Called again, it returns the same
+// receipt; a nil Watch returns nil.
 func (w *Watch) Stop() *Receipt {
 	if w == nil {
 		return nil
 	}
-	end := time.Now()
-	close(w.stop)
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	r := w.r
-	r.Verified = end.Sub(w.began)
-	if r.Answered > 0 {
-		r.LongestGap = max(r.LongestGap, end.Sub(w.answered))
-	}
-	return &r
+	w.once.Do(func() {
+		end := time.Now()
+		close(w.stop)
+		w.wg.Wait()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		r := w.r
+		r.Verified = end.Sub(w.began)
+		if r.Answered > 0 {
+			r.LongestGap = max(r.LongestGap, end.Sub(w.answered))
+		}
+		w.receipt = &r
+	})
+	return w.receipt
 }
 
 // probe opens a connection to addr and, with get, sends GET / and reads

@@ -27,6 +27,12 @@ var (
 	// ErrReloadKilled reports a reload after which the server was not
 	// serving; the report says whether a verified start recovered it.
 	ErrReloadKilled = errors.New("reload left the server down")
+	// ErrPreStopHook reports a pre-stop hook that failed: the restart was
+	// refused before the old master was touched.
+	ErrPreStopHook = errors.New("the pre-stop hook failed")
+	// ErrPostStartHook reports a post-start hook that failed after the new
+	// master was verified: the server serves.
+	ErrPostStartHook = errors.New("the post-start hook failed")
 )
 
 // errUntouched is what interruptedUntouched says.

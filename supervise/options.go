@@ -35,6 +35,8 @@ type StartOptions struct {
 	// NoReceipt turns off the probes a reload or restart runs against the
 	// running server's listeners while it acts (see verify.Receipt).
 	NoReceipt bool
+	// Hooks run around a restart's unavoidable gap (see server.Hooks).
+	Hooks server.Hooks
 	// stopped says a stop just stopped orphans and reaped (Restart), after
 	// a check of the headroom (restartHeadroom): the start checks neither.
 	stopped bool

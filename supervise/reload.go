@@ -61,7 +61,11 @@ func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) 
 		return rep, interruptedUntouched(err) // nothing was touched, nothing will be
 	}
 	w := st.watchClients(root, master)
-	defer func() { rep.Receipt = w.Stop() }()
+	defer func() {
+		if rep.Receipt = w.Stop(); rep.Receipt != nil && rep.Restart != nil {
+			rep.Receipt.Hooks = rep.Restart.Hooks
+		}
+	}()
 	why, err := o.UnsafeReload(ctx, master, sig, rc, &rep)
 	if err != nil {
 		return rep, err

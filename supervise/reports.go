@@ -108,6 +108,9 @@ type RestartReport struct {
 	// NoReceipt, for a dry run, when no master ran, or within a reload
 	// (whose report holds it).
 	Receipt *verify.Receipt `json:"receipt,omitempty"`
+	// Hooks are the hooks run around a gap the restart could not avoid
+	// (also in the receipt).
+	Hooks []verify.HookRun `json:"hooks,omitempty"`
 }
 
 // HandoffReport says whether a restart handed the listening sockets over.

@@ -44,7 +44,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
-	rep.Receipt = w.Stop()
+	if rep.Receipt = w.Stop(); rep.Receipt != nil {
+		rep.Receipt.Hooks = rep.Hooks
+	}
 	if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errUntouched) && !rep.Acted() {
 		err = interruptedUntouched(err) // cancelled in a check before the stop
 	}
@@ -102,6 +104,12 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err := ctx.Err(); err != nil {
 		return rep, interruptedUntouched(err)
 	}
+	gap := st.handoff == nil && !s.DryRun // nothing accepts between the stop and the start
+	if gap {
+		if err := st.preStop(ctx, &rep); err != nil {
+			return rep, err
+		}
+	}
 	ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
 	defer end(nil)
 	rep.Stop, err = s.stop(ctx, sig, rc)
@@ -121,6 +129,9 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 		return rep, err
 	}
 	end(rep.Start.Master)
+	if gap {
+		return rep, st.postStart(ctx, &rep)
+	}
 	return rep, nil
 }
 
@@ -172,15 +183,24 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 		if err := ctx.Err(); err != nil {
 			return rep, interruptedUntouched(err)
 		}
+		if !s.DryRun {
+			if err := st.preStop(ctx, &rep); err != nil {
+				return rep, err
+			}
+		}
 		ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
 		defer end(nil)
 		if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
 			return rep, err
 		}
 		st.stopped = true
-		if rep.Start, err = st.start(ctx, sig, rc); err == nil {
-			end(rep.Start.Master)
+		if rep.Start, err = st.start(ctx, sig, rc); err != nil {
+			return rep, err
 		}
+		end(rep.Start.Master)
+		return rep, st.postStart(ctx, &rep)
+	}
+	if err := st.preStop(ctx, &rep); err != nil {
 		return rep, err
 	}
 	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)
@@ -196,8 +216,10 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	if rep.Stop.Orphans, err = stopOrphans(ctx, root, st.Profile.Binary, st.Log); err != nil {
 		return rep, err
 	}
-	rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s)
-	return rep, err
+	if rep.Stop.Reaped, err = reapAfterStop(ctx, sig, server.LineageWindow(rc.Elapsed), s); err != nil {
+		return rep, err
+	}
+	return rep, st.postStart(ctx, &rep)
 }
 
 // stillAlive are the pids of procs that have not exited.

@@ -35,7 +35,8 @@ var exitCodes = []struct {
 		"(nothing was touched)"},
 	{exitRefused, "refused before acting (config test, trial start, a listen address taken, IPC headroom, " +
 		"lock timeout, a state directory that cannot be written, systemd not answering about the " +
-		"unit, a pidfile or stop record that names no master of this server); nothing was touched"},
+		"unit, a pidfile or stop record that names no master of this server, a --pre-stop hook that failed); " +
+		"nothing was touched"},
 	{exitRecovered, "reload failed and a verified restart recovered the service"},
 }
 
@@ -92,7 +93,7 @@ func exitCode(err error) int {
 	case errors.Is(err, server.ErrConfigTest), errors.Is(err, supervise.ErrLockTimeout), errors.Is(err, supervise.ErrStateDir),
 		errors.Is(err, proc.ErrForeignProcess), errors.Is(err, proc.ErrPIDReused), errors.Is(err, proc.ErrBadPIDFile),
 		errors.Is(err, supervise.ErrHeadroom), errors.Is(err, trial.ErrFailed), errors.Is(err, trial.ErrCannotBind),
-		errors.Is(err, systemd.ErrServiceManager):
+		errors.Is(err, systemd.ErrServiceManager), errors.Is(err, supervise.ErrPreStopHook):
 		return exitRefused
 	case errors.As(err, &ue), errors.Is(err, server.ErrUnknownService), errors.Is(err, server.ErrUnsupportedConfig),
 		errors.Is(err, server.ErrServiceFile), errors.Is(err, server.ErrNoIPC), errors.Is(err, server.ErrUnknownUnit), errors.Is(err, systemd.ErrNoUnit),

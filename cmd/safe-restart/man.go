@@ -74,7 +74,8 @@ The servers it starts inherit its environment, with these changes: Apache is sta
 over sets **NGINX** (nginx) or **FPM_SOCKETS** (php-fpm), as the servers' own binary upgrades do,
 and removes inherited ones; a trial start removes the variables of systemd's protocols
 (**NOTIFY_SOCKET**, **LISTEN_FDS**, **LISTEN_PID**, **LISTEN_FDNAMES**, **WATCHDOG_PID**,
-**WATCHDOG_USEC**).
+**WATCHDOG_USEC**). The hooks of a restart (**--pre-stop**, **--post-start**) run under **/bin/sh -c**
+with its environment and **SAFE_RESTART_SERVICE** and **SAFE_RESTART_PHASE** (pre-stop, post-start).
 `
 
 // manExitStatus is the EXIT STATUS section of command path's page: the

@@ -147,6 +147,9 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 		if err == nil {
 			writeReloadSummary(d, service, r.full, rep)
 		}
+		if rep.Restart != nil {
+			writeHooks(d, rep.Restart.Hooks)
+		}
 		writeReceipt(d, rep.Receipt)
 		writeDrain(d, rep.Drain)
 	}
@@ -190,6 +193,22 @@ func writeReceipt(d *deps, r *verify.Receipt) {
 	d.printf("receipt: %d probes of %v every %s: %d answered, %d refused, %d reset, %d failed; %s; longest gap %s; new generation verified %s after the first signal\n",
 		r.Probes, r.Listeners, r.Every, r.Answered, r.Refused, r.Reset, r.Failed, health,
 		r.LongestGap.Round(time.Millisecond), r.Verified.Round(time.Millisecond))
+}
+
+// writeHooks prints the hooks a restart ran, with their output.
+func writeHooks(d *deps, hooks []verify.HookRun) {
+	for _, h := range hooks {
+		result := "ok"
+		if h.Error != "" {
+			result = "FAILED: " + h.Error
+		}
+		d.printf("hook %s (%s): %s in %s\n", h.Phase, h.Command, result, h.Took.Round(time.Millisecond))
+		for _, line := range strings.Split(strings.TrimRight(h.Output, "\n"), "\n") {
+			if line != "" {
+				d.printf("  | %s\n", line)
+			}
+		}
+	}
 }
 
 // writeDrain prints how the older generation of a reload ended.

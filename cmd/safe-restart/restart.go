@@ -85,6 +85,7 @@ func runRestart(ctx context.Context, d *deps, service string, o *serverFlags) er
 			writeStartSummary(d, service, rep.Start)
 			writeOverlapSummary(d, rep)
 		}
+		writeHooks(d, rep.Hooks)
 		writeReceipt(d, rep.Receipt)
 	}
 	if err != nil && rep.Acted() {

@@ -38,6 +38,7 @@ type serverFlags struct {
 	// reload, restart
 	noTrial   bool
 	noReceipt bool
+	hooks     server.Hooks
 }
 
 func (f *serverFlags) register(c *cobra.Command, stops, starts bool) {
@@ -68,8 +69,30 @@ func (f *serverFlags) registerActing(c *cobra.Command) {
 	c.Flags().BoolVar(&f.noTrial, "no-trial", false,
 		"skip the proof that the new configuration can run (Apache: a start in throwaway namespaces; every server: a bind check of new listen addresses) before the running server is touched; "+
 			"a change that passes the config test but cannot start (a key that does not match its certificate, a taken port) then takes the server down")
+	c.Flags().StringVar(&f.hooks.PreStop, "pre-stop", "",
+		"a shell command run before a restart stops the old master when connections will be refused meanwhile (no overlap, no held sockets), e.g. to take the host out of its load balancer; its failure refuses the restart (exit 3). A service file's [hooks] pre_stop is the default")
+	c.Flags().StringVar(&f.hooks.PostStart, "post-start", "",
+		"a shell command run once that restart's new master is verified (put the host back); its failure is exit 1, the server serving. A service file's [hooks] post_start is the default")
+	c.Flags().DurationVar(&f.hooks.Timeout, "hook-timeout", 30*time.Second, "how long each hook may run before it is stopped (TERM) and counts as failed")
 	c.Flags().BoolVar(&f.noReceipt, "no-receipt", false,
 		"do not probe the listeners while acting: the result then says nothing of what clients saw (by default a new connection to each listener every 5 ms, plus the health check, from the first signal until the new generation is verified)")
+}
+
+// effectiveHooks are the profile's hooks (a service file's [hooks]) with
+// the flags given on the command line instead.
+func (f *serverFlags) effectiveHooks(p server.Profile) server.Hooks {
+	h := p.Hooks
+	fl := f.cmd.Flags()
+	if fl.Changed("pre-stop") {
+		h.PreStop = f.hooks.PreStop
+	}
+	if fl.Changed("post-start") {
+		h.PostStart = f.hooks.PostStart
+	}
+	if fl.Changed("hook-timeout") || h.Timeout == 0 {
+		h.Timeout = f.hooks.Timeout
+	}
+	return h
 }
 
 // profile returns the service's profile (built in, or a service file),
@@ -118,7 +141,7 @@ func (f *serverFlags) stopLadder(p server.Profile) (proc.Ladder, error) {
 
 // validate refuses negative durations.
 func (f *serverFlags) validate() error {
-	for name, d := range map[string]time.Duration{"--lock-timeout": f.lockTimeout, "--graceful-timeout": f.graceful, "--timeout": f.timeout} {
+	for name, d := range map[string]time.Duration{"--lock-timeout": f.lockTimeout, "--graceful-timeout": f.graceful, "--timeout": f.timeout, "--hook-timeout": f.hooks.Timeout} {
 		if d < 0 {
 			return usagef("give a duration of 0 or more, e.g. 30s", "bad %s %s", name, d)
 		}
@@ -150,7 +173,7 @@ func (f *serverFlags) options(d *deps, service string, p server.Profile, ladder 
 	log := d.log.With().Str("server", service).Logger()
 	state := supervise.StateDir(f.stateDir)
 	return supervise.StopOptions{Profile: p, Conf: f.conf, Ladder: ladder, DryRun: f.dryRun, LineageDir: state.Lineages(), IntentDir: state.Intents(), Unit: f.unit, Log: log},
-		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, NoReceipt: f.noReceipt, Log: log}
+		supervise.StartOptions{Profile: p, Conf: f.conf, Unit: f.unit, HealthURL: f.healthURL, Timeout: f.timeout, LineageDir: state.Lineages(), IntentDir: state.Intents(), NoHandoff: f.noHandoff, NoOverlap: f.noOverlap, NoTrial: f.noTrial, NoReceipt: f.noReceipt, Hooks: f.effectiveHooks(p), Log: log}
 }
 
 // lockService takes the service lock, logging progress while it waits.

@@ -36,8 +36,21 @@ type Profile struct {
 	// Unit is the systemd service the distribution's package installs for
 	// the server (see systemd.FindUnit); "" when none is known.
 	Unit string
+	// Hooks are the commands a restart runs around a gap it cannot avoid
+	// (a service file's [hooks]; the flags override them).
+	Hooks Hooks
 
 	Driver Driver
+}
+
+// Hooks are shell commands (sh -c) run on the full-restart path when
+// connections will be refused (no overlap, no held sockets): PreStop before
+// the old master stops (take the host out of its load balancer), PostStart
+// once the new master is verified (put it back); each bounded by Timeout.
+type Hooks struct {
+	PreStop   string        `json:"pre_stop,omitempty"`
+	PostStart string        `json:"post_start,omitempty"`
+	Timeout   time.Duration `json:"timeout,omitempty"`
 }
 
 // Ladder is the profile's stop ladder, with graceful bounding its graceful

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -48,6 +49,11 @@ type serviceFile struct {
 		URL  string `toml:"url"`
 		HTTP bool   `toml:"http"`
 	} `toml:"health"`
+	Hooks struct {
+		PreStop   string `toml:"pre_stop"`
+		PostStart string `toml:"post_start"`
+		Timeout   string `toml:"timeout"`
+	} `toml:"hooks"`
 	Log struct {
 		Fatal    []string `toml:"fatal"`
 		Reloaded string   `toml:"reloaded"`
@@ -185,6 +191,7 @@ func (f *serviceFile) profile(path string, md toml.MetaData) (Profile, error) {
 		func() error { return f.setSignals(k, md) },
 		func() error { return f.setLog(k) },
 		func() error { return f.setIPC(k, name, md) },
+		func() error { return f.setHooks(&p) },
 	} {
 		if err := check(); err != nil {
 			return Profile{}, err
@@ -192,6 +199,21 @@ func (f *serviceFile) profile(path string, md toml.MetaData) (Profile, error) {
 	}
 	k.warnings = f.warnings()
 	return p, nil
+}
+
+// setHooks reads [hooks]: pre_stop and post_start are shell commands,
+// timeout a Go duration (default 30s).
+func (f *serviceFile) setHooks(p *Profile) error {
+	p.Hooks = Hooks{PreStop: f.Hooks.PreStop, PostStart: f.Hooks.PostStart}
+	if f.Hooks.Timeout == "" {
+		return nil
+	}
+	t, err := time.ParseDuration(f.Hooks.Timeout)
+	if err != nil || t <= 0 {
+		return fmt.Errorf("hooks.timeout: %q is not a positive duration such as \"30s\"", f.Hooks.Timeout)
+	}
+	p.Hooks.Timeout = t
+	return nil
 }
 
 // checkCommands checks start and config_test: argv[0] an absolute

@@ -55,6 +55,11 @@ ladder = "TERM:7s,KILL:3s:all"
 url = "http://127.0.0.1:8080/healthz"
 http = true
 
+[hooks]
+pre_stop = "lb-drain myapp"
+post_start = "lb-enable myapp"
+timeout = "10s"
+
 [log]
 fatal = ["^FATAL", "out of memory"]
 reloaded = '\[pid (?P<pid>\d+)\] reloaded'
@@ -107,6 +112,9 @@ func TestLoadServiceFileFull(t *testing.T) {
 	}
 	if len(k.warnings) != 0 {
 		t.Errorf("warnings %q for a file that leaves nothing open", k.warnings)
+	}
+	if want := (Hooks{PreStop: "lb-drain myapp", PostStart: "lb-enable myapp", Timeout: 10 * time.Second}); p.Hooks != want {
+		t.Errorf("hooks %+v, want %+v", p.Hooks, want)
 	}
 }
 
@@ -175,6 +183,7 @@ func TestLoadServiceFileErrors(t *testing.T) {
 		{"unknown user", base + "user = \"no-such-user-xyz\"\n", `user: unknown user "no-such-user-xyz"`},
 		{"reload signal", base + "[signals]\nreload = \"HUPP\"\n", `signals.reload: unknown signal "HUPP"`},
 		{"hard reload signal", base + "[signals]\nhard_reload = \"99\"\n", "signals.hard_reload: bad signal number 99"},
+		{"hook timeout", base + "[hooks]\ntimeout = \"soon\"\n", `hooks.timeout: "soon" is not a positive duration`},
 		{"graceful signal", base + "[stop]\ngraceful = \"NOPE\"\n", "stop.graceful: unknown signal"},
 		{"ladder", base + "[stop]\nladder = \"TERM\"\n", `stop.ladder: ladder step "TERM"`},
 		{"ladder wait", base + "[stop]\nladder = \"TERM:soon\"\n", `stop.ladder: ladder step "TERM:soon": bad wait`},

@@ -40,6 +40,17 @@ type Receipt struct {
 	// generation was proven to serve (its workers took connections, the
 	// health check passed).
 	Verified time.Duration `json:"until_verified_ns"`
+	// Hooks are the hooks a restart ran around a gap it could not avoid.
+	Hooks []HookRun `json:"hooks,omitempty"`
+}
+
+// HookRun is one hook a restart ran (see server.Hooks).
+type HookRun struct {
+	Phase   string        `json:"phase"` // "pre-stop" or "post-start"
+	Command string        `json:"command"`
+	Took    time.Duration `json:"took_ns"`
+	Output  string        `json:"output"`
+	Error   string        `json:"error,omitempty"`
 }
 
 // Clean reports whether no probe went unanswered.

@@ -20,28 +20,26 @@ const defaultHookTimeout = 30 * time.Second
 // leaves a gap: its failure refuses the restart (ErrPreStopHook), nothing
 // touched.
 func (st StartOptions) preStop(ctx context.Context, rep *RestartReport) error {
-	run, err := st.runHook(ctx, "pre-stop", st.Hooks.PreStop)
-	if run == nil {
-		return nil
-	}
-	rep.Hooks = append(rep.Hooks, *run)
-	if err != nil {
-		return fmt.Errorf("%w: %w; the old master was not touched", ErrPreStopHook, err)
-	}
-	return nil
+	return st.gapHook(ctx, rep, "pre-stop", st.Hooks.PreStop, ErrPreStopHook, "the old master was not touched")
 }
 
 // postStart runs the post-start hook, when there is one, once the new
 // master of a restart with a gap is verified: its failure fails the
 // restart (ErrPostStartHook) while the server serves.
 func (st StartOptions) postStart(ctx context.Context, rep *RestartReport) error {
-	run, err := st.runHook(ctx, "post-start", st.Hooks.PostStart)
+	return st.gapHook(ctx, rep, "post-start", st.Hooks.PostStart, ErrPostStartHook, "the new master serves")
+}
+
+// gapHook runs command (none when "") as the hook of phase, adds its run
+// to rep, and wraps its failure in sentinel, saying what state it leaves.
+func (st StartOptions) gapHook(ctx context.Context, rep *RestartReport, phase, command string, sentinel error, state string) error {
+	run, err := st.runHook(ctx, phase, command)
 	if run == nil {
 		return nil
 	}
 	rep.Hooks = append(rep.Hooks, *run)
 	if err != nil {
-		return fmt.Errorf("%w: %w; the new master serves", ErrPostStartHook, err)
+		return fmt.Errorf("%w: %w; %s", sentinel, err, state)
 	}
 	return nil
 }

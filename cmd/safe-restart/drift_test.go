@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/safe-restart/safe-restart/internal/apachetest"
 	"github.com/safe-restart/safe-restart/internal/nginxtest"
 	"github.com/safe-restart/safe-restart/internal/nstest"
 	"github.com/safe-restart/safe-restart/internal/proctest"
@@ -372,4 +373,74 @@ func TestNginxDrainTimeout(t *testing.T) {
 		t.Fatalf("old workers %v ended although not waited for", dr.Old)
 	}
 	slow.Close()
+}
+
+// TestApacheDrift: a real Apache (prefork, TLS) whose error log dates its
+// generation: a renewed certificate is reported as not served until a
+// graceful reload; a child of the older generation busy with a slow
+// download after that reload is listed (started before the generation's
+// load line) with its connection, and gone once the client is; a reload
+// with the default drain bound (GracefulShutdownTimeout 5 here) ends such
+// a child with TERM after it.
+func TestApacheDrift(t *testing.T) {
+	nstest.RequireBinaries(t, "apache2", "apache2ctl")
+	if !nstest.InPrivateNamespaces(t) {
+		return
+	}
+	srv := apachetest.Start(t, apachetest.Config{MPM: "prefork", SSL: true})
+	if err := os.WriteFile(filepath.Join(srv.Dir, "htdocs", "big"), make([]byte, 64<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(srv.Dir, "tls", "cert.pem"), filepath.Join(srv.Dir, "tls", "key.pem")
+	args := []string{"apache2", "--conf", srv.ConfPath, "--state-dir", t.TempDir()}
+	tlsOn := func(st driftStatus) generation.Served {
+		t.Helper()
+		for _, s := range st.Generation.TLS {
+			if s.Listener == srv.SSLAddr && s.ServerName == "" {
+				return s
+			}
+		}
+		t.Fatalf("no certificate served on %s: %+v", srv.SSLAddr, st.Generation.TLS)
+		return generation.Served{}
+	}
+	st := servingOf(t, args...)
+	if s := tlsOn(st); s.File != cert || s.NotServed != "" || st.Generation.LoadedFrom != "error log" || len(st.Generation.Changed) != 0 || len(st.Generation.Old) != 0 {
+		t.Fatalf("before the renewal: %+v", st.Generation)
+	}
+	renewed := writeCert(t, cert, key, "localhost", 90*24*time.Hour)
+	if s := tlsOn(servingOf(t, args...)); s.NotServed != cert || s.File != "" {
+		t.Fatalf("after the renewal: %+v", s)
+	}
+
+	// --drain-timeout 0: not waited for (the default here would be
+	// apachetest's GracefulShutdownTimeout 5 and a second, then TERM).
+	slow := slowClient(t, srv.Listen[0])
+	if code, out, errOut := runCLI(t, append([]string{"reload", "--drain-timeout", "0"}, args...)...); code != exitOK {
+		t.Fatalf("reload: exit %d\n%s\n%s", code, out, errOut)
+	}
+	st = servingOf(t, args...)
+	if s := tlsOn(st); s.File != cert || !s.NotAfter.Equal(renewed) || len(st.Generation.Changed) != 0 || st.Generation.LoadedFrom != "error log" {
+		t.Fatalf("after the reload: %+v", st.Generation)
+	}
+	if len(st.Generation.Old) != 1 || st.Generation.Old[0].Connections != 1 {
+		t.Fatalf("the older generation's busy child: %+v", st.Generation.Old)
+	}
+	slow.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(servingOf(t, args...).Generation.Old) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the older generation's child still listed after its client left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	slowClient(t, srv.Listen[0])
+	code, out, errOut := runCLI(t, append([]string{"reload", "--json"}, args...)...)
+	var rep supervise.ReloadReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Drain == nil {
+		t.Fatalf("reload: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	if dr := rep.Drain; dr.BoundBy != "Apache GracefulShutdownTimeout" || dr.Bound != 5*time.Second || len(dr.Ended) == 0 || len(dr.Ended[0].Sent) != 1 || len(dr.Left) != 0 {
+		t.Fatalf("drain by the server's bound: %+v", dr)
+	}
 }

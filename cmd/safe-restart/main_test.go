@@ -104,6 +104,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"nosuch"}, "unknown service"},
 		{[]string{"apache2", "extra"}, "unknown command"},
 		{[]string{"apache2", "--jitter", "-1s"}, "bad --max-reloads 0 or --jitter -1s"},
+		{[]string{"reload", "apache2", "--drain-timeout", "-1s"}, "bad --drain-timeout -1s"},
+		{[]string{"restart", "apache2", "--hook-timeout", "-1s"}, "bad --hook-timeout -1s"},
 		{[]string{"apache2", "--status-url", "http://127.0.0.1/server-status?auto"}, "--status-url is read only to count reloads for --max-reloads"},
 		{[]string{"reload", "apache2", "--max-reloads", "5", "--status-url", "127.0.0.1/server-status"}, `bad --status-url "127.0.0.1/server-status"`},
 		{[]string{"stop", "apache2", "--ladder", "TERM"}, "bad --ladder"},

@@ -70,9 +70,11 @@ type reloadFlags struct {
 	logs       bool
 	statusURL  string
 	drain      time.Duration
+	cmd        *cobra.Command
 }
 
 func (r *reloadFlags) register(c *cobra.Command) {
+	r.cmd = c
 	fl := c.Flags()
 	fl.BoolVar(&r.full, "full", false, "a verified restart (new master: binary or module upgrade) instead of the reload; the same preflight and recovery")
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
@@ -120,8 +122,11 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	if r.full && r.hard {
 		return usagef("--full restarts; --hard picks the reload signal", "--full and --hard exclude each other")
 	}
-	if r.maxReloads < 0 || r.jitter < 0 || (r.drain < 0 && r.drain != -1) {
-		return usagef("give 0 or more", "bad --max-reloads %d, --jitter %s or --drain-timeout %s", r.maxReloads, r.jitter, r.drain)
+	if r.maxReloads < 0 || r.jitter < 0 {
+		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
+	}
+	if r.drain < 0 && r.cmd.Flags().Changed("drain-timeout") {
+		return usagef("give 0 (not waited for) or more, e.g. 5m", "bad --drain-timeout %s", r.drain)
 	}
 	if err := r.checkStatusURL(); err != nil {
 		return err

@@ -65,7 +65,8 @@ func TestFPMLifecycle(t *testing.T) {
 }
 
 // TestFPMReload: USR2 re-executes php-fpm; the new master (a new pid) is
-// found through the pidfile and serves, three times over. A config with
+// found through the pidfile and serves, three times over, and the receipt
+// saw no connection refused. A config with
 // process_control_timeout = 0 is reloaded with the warning; a bad config
 // exits 3 and leaves the master untouched.
 func TestFPMReload(t *testing.T) {
@@ -79,7 +80,8 @@ func TestFPMReload(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		code, out, errOut := fpmCLI(t, srv, state, "reload", fpmService)
 		m := srv.MasterPID()
-		if code != exitOK || !strings.Contains(out, "reloaded "+fpmService+": master "+strconv.Itoa(m)+" (SIGUSR2)") || seen[m] {
+		if code != exitOK || !strings.Contains(out, "reloaded "+fpmService+": master "+strconv.Itoa(m)+" (SIGUSR2)") || seen[m] ||
+			!strings.Contains(out, "answered, 0 refused, 0 reset, 0 failed") {
 			t.Fatalf("reload %d: exit %d, master %d (seen %v)\n%s\n%s", i+1, code, m, seen, out, errOut)
 		}
 		seen[m] = true
@@ -167,7 +169,7 @@ func TestFPMKilledMasterStart(t *testing.T) {
 	code, stdout, errOut = fpmCLI(t, srv, state, "start", fpmService)
 	if code != exitOK || !strings.Contains(stdout, "stopped "+strconv.Itoa(len(orphans))+" orphaned worker(s)") ||
 		!strings.Contains(stdout, "removed what a dead master left: ["+srv.Listen+"]") || !strings.Contains(errOut, "connect: connection refused") {
-		t.Fatalf("start: exit %d\n%s\n%s", code, stdout, errOut)
+		t.Fatalf("start: exit %d, want 0, %d orphans stopped and the socket removed with its proof\n%s\n%s", code, len(orphans), stdout, errOut)
 	}
 	for _, o := range orphans {
 		if proctest.Of(o).Alive() {

@@ -9,6 +9,7 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/proc"
 	"github.com/safe-restart/safe-restart/supervise/server"
 	"github.com/safe-restart/safe-restart/supervise/systemd"
+	"github.com/safe-restart/safe-restart/supervise/verify"
 )
 
 // StartOptions says which server to start.
@@ -57,6 +58,9 @@ type StartOptions struct {
 	// unit's control group (see unitOverlap); the check of systemd's view
 	// waits for the old master's exit.
 	intoUnit bool
+	// watch is the operation's receipt (nil without one): the steps mark
+	// when they act and when the new generation is verified.
+	watch    *verify.Watch
 	ProcRoot string
 	Log      zerolog.Logger
 }
@@ -109,9 +113,9 @@ type ReloadOptions struct {
 	// SampleDir, when set, receives a Sample of the master after a
 	// verified reload (doctor measures pthread keys per reload from them).
 	SampleDir string
-	// DrainTimeout bounds how long the older generation may finish its
-	// requests after a verified reload before TERM, then KILL, end it (see
-	// drain); negative means the server's own bound (RunConfig.DrainBound),
-	// and 0, or no bound, that it is not waited for.
+	// DrainTimeout, when positive, bounds how long the older generation
+	// may finish its requests after a verified reload before TERM, then
+	// KILL, end it (see drain); otherwise it is reported and not waited
+	// for.
 	DrainTimeout time.Duration
 }

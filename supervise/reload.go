@@ -61,6 +61,7 @@ func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) 
 		return rep, interruptedUntouched(err) // nothing was touched, nothing will be
 	}
 	w := st.watchClients(root, master)
+	o.Start.watch, st.watch = w, w
 	defer func() {
 		if rep.Receipt = w.Stop(); rep.Receipt != nil && rep.Restart != nil {
 			rep.Receipt.Hooks = rep.Restart.Hooks
@@ -79,8 +80,8 @@ func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) 
 	}
 	rep, err = o.signalAndVerify(ctx, root, sig, rc, master, rep)
 	if err == nil && rep.Restart == nil {
-		o.recordSample(root, rc, *rep.Master)
 		rep.Receipt = w.Stop() // the operation is verified: the drain is not in its receipt
+		o.recordSample(root, rc, *rep.Master)
 		rep.Drain = o.drain(ctx, root, rc, rep.old)
 	}
 	return rep, err
@@ -184,6 +185,7 @@ func (o ReloadOptions) ReloadVerified(ctx context.Context, root string, rc serve
 		st.Log.Warn().Err(before).Int("pid", master.PID).Msg("the server does not serve before the reload")
 	}
 	signal := st.Profile.ReloadSignal(o.Hard)
+	st.watch.MarkActed()
 	sent := time.Now()
 	if err := proc.SignalProc(root, master, signal); err != nil {
 		return err
@@ -237,6 +239,7 @@ func (o ReloadOptions) verifyGeneration(ctx context.Context, root string, rc ser
 			err = o.generationServes(root, master, server.ReloadStartsChildren(k), rep)
 		}
 		if err == nil {
+			st.watch.MarkVerified()
 			if master.PID != old.PID {
 				rep.Master = &master
 			}

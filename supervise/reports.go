@@ -64,9 +64,10 @@ type ReloadReport struct {
 
 // DrainReport says how the older generation of a reload ended.
 type DrainReport struct {
-	// Bound is how long it was given (0: it was not waited for), and
-	// BoundBy where that came from ("--drain-timeout", or the server's
-	// setting).
+	// Bound is how long it was given, BoundBy "--drain-timeout"; when it
+	// was not waited for, the server's own bound and its setting (nginx's
+	// worker_shutdown_timeout, php-fpm's process_control_timeout: the
+	// server ends them itself), or none.
 	Bound   time.Duration `json:"bound_ns"`
 	BoundBy string        `json:"bound_by,omitempty"`
 	// Old are its processes still alive once the new generation was

@@ -41,6 +41,7 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		}
 		if !s.DryRun {
 			w = st.watchClients(proc.RootOr(st.ProcRoot), master)
+			st.watch = w
 		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
@@ -104,12 +105,15 @@ func restart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcguard.
 	if err := ctx.Err(); err != nil {
 		return rep, interruptedUntouched(err)
 	}
-	gap := st.handoff == nil && !s.DryRun // nothing accepts between the stop and the start
+	// Nothing accepts between the stop and the start of a running master.
+	_, noMaster := st.Profile.Master(proc.RootOr(st.ProcRoot), rc)
+	gap := st.handoff == nil && !s.DryRun && noMaster == nil
 	if gap {
 		if err := st.preStop(ctx, &rep); err != nil {
 			return rep, err
 		}
 	}
+	st.watch.MarkActed()
 	ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
 	defer end(nil)
 	rep.Stop, err = s.stop(ctx, sig, rc)
@@ -162,7 +166,7 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 	}
 	root := proc.RootOr(st.ProcRoot)
 	old, err := st.Profile.Master(root, rc)
-	main := false
+	running, main := err == nil, false
 	if err == nil {
 		if main, err = st.unit.IsMain(ctx, root, old); err != nil {
 			return rep, err
@@ -183,11 +187,13 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 		if err := ctx.Err(); err != nil {
 			return rep, interruptedUntouched(err)
 		}
-		if !s.DryRun {
+		gap := !s.DryRun && running
+		if gap {
 			if err := st.preStop(ctx, &rep); err != nil {
 				return rep, err
 			}
 		}
+		st.watch.MarkActed()
 		ctx, end := finishing(ctx, st.Log, "the old master is being stopped, and the new one started")
 		defer end(nil)
 		if rep.Stop, err = s.stop(ctx, sig, rc); err != nil || s.DryRun {
@@ -198,11 +204,15 @@ func unitRestart(ctx context.Context, s StopOptions, st StartOptions, sig *ipcgu
 			return rep, err
 		}
 		end(rep.Start.Master)
-		return rep, st.postStart(ctx, &rep)
+		if gap {
+			return rep, st.postStart(ctx, &rep)
+		}
+		return rep, nil
 	}
 	if err := st.preStop(ctx, &rep); err != nil {
 		return rep, err
 	}
+	st.watch.MarkActed()
 	st.Log.Info().Str("unit", st.unit.Name).Int("old", old.PID).Msg("restarting through systemd: systemctl restart " + st.unit.Name)
 	tree := st.tree(root, old)
 	rep.Stop.Master, rep.Stop.Tree = &old, proc.PIDs(tree)

@@ -343,6 +343,7 @@ func (o StartOptions) Verify(ctx context.Context, root string, master ipcguard.P
 			err = verify.WorkersAccept(ctx, root, o.Profile, master, rep.Listeners, deadline, o.Log)
 		}
 		if err == nil {
+			o.watch.MarkVerified()
 			o.Log.Info().Int("pid", master.PID).Int("listeners", len(rep.Listeners)).Msg("started and verified")
 		}
 		return err == nil, err

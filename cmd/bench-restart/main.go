@@ -51,7 +51,7 @@ func main() {
 	mpms := flag.String("mpms", "prefork,event", "which Apache MPMs to benchmark, comma-separated")
 	only := flag.String("methods", "", "run only the methods whose name matches this regular expression")
 	flag.StringVar(&logDir, "logs", "", "append every safe-restart run's log (JSON lines, timed) to DIR/SERVICE.log")
-	probe := flag.String("probe", "", "only probe HOST:PORT[/PATH] (GET, / by default) as the benchmark does, until SIGINT or SIGTERM, and print what it saw")
+	probe := flag.String("probe", "", "only probe HOST:PORT[/PATH] (GET, / by default) as the benchmark does, until SIGTERM or SIGINT, and print what it saw")
 	flag.Parse()
 	if *probe != "" {
 		probeOnly(*probe)

@@ -70,11 +70,9 @@ type reloadFlags struct {
 	logs       bool
 	statusURL  string
 	drain      time.Duration
-	cmd        *cobra.Command
 }
 
 func (r *reloadFlags) register(c *cobra.Command) {
-	r.cmd = c
 	fl := c.Flags()
 	fl.BoolVar(&r.full, "full", false, "a verified restart (new master: binary or module upgrade) instead of the reload; the same preflight and recovery")
 	fl.BoolVar(&r.hard, "hard", false, "send HUP (restart in place, requests in flight cut) instead of USR1 (graceful)")
@@ -82,9 +80,8 @@ func (r *reloadFlags) register(c *cobra.Command) {
 	fl.StringVar(&r.statusURL, "status-url", "", "for --max-reloads: the status page that counts the master's reloads (Apache: mod_status, e.g. http://127.0.0.1/server-status?auto); the error log and its rotated files are the fallback")
 	fl.DurationVar(&r.jitter, "jitter", 0, "first wait a random time up to this long, so that a fleet's cron jobs do not act in the same second")
 	fl.BoolVar(&r.logs, "logs", false, "for logrotate: then wait (up to --timeout) until no server process holds a rotated log, so compressing or deleting it is safe")
-	fl.DurationVar(&r.drain, "drain-timeout", -1, "how long the older generation may finish its requests after the verified reload before TERM, then KILL, end it; "+
-		"the default is the server's own bound (nginx worker_shutdown_timeout, Apache GracefulShutdownTimeout, php-fpm process_control_timeout), none when it sets none; 0: not waited for")
-	fl.Lookup("drain-timeout").DefValue = "the server's own bound"
+	fl.DurationVar(&r.drain, "drain-timeout", 0, "how long the older generation may finish its requests after the verified reload before TERM, then KILL, end it "+
+		"(0: it is reported and not waited for, as the server's own reload leaves it; nginx's worker_shutdown_timeout and php-fpm's process_control_timeout are enforced by the servers themselves)")
 }
 
 // checkStatusURL refuses a --status-url that is not an http(s) URL, or
@@ -125,7 +122,7 @@ func runReload(ctx context.Context, d *deps, service string, o *serverFlags, r *
 	if r.maxReloads < 0 || r.jitter < 0 {
 		return usagef("give 0 or more", "bad --max-reloads %d or --jitter %s", r.maxReloads, r.jitter)
 	}
-	if r.drain < 0 && r.cmd.Flags().Changed("drain-timeout") {
+	if r.drain < 0 {
 		return usagef("give 0 (not waited for) or more, e.g. 5m", "bad --drain-timeout %s", r.drain)
 	}
 	if err := r.checkStatusURL(); err != nil {
@@ -195,9 +192,13 @@ func writeReceipt(d *deps, r *verify.Receipt) {
 	if r.HealthChecks > 0 {
 		health = fmt.Sprintf("%d of %d health checks failed", r.HealthFailed, r.HealthChecks)
 	}
-	d.printf("receipt: %d probes of %v every %s: %d answered, %d refused, %d reset, %d failed; %s; longest gap %s; new generation verified %s after the first signal\n",
+	verified := "the new generation was not verified"
+	if r.Verified > 0 {
+		verified = fmt.Sprintf("new generation verified %s after the first signal", r.Verified.Round(time.Millisecond))
+	}
+	d.printf("receipt: %d probes of %v every %s: %d answered, %d refused, %d reset, %d failed; %s; longest gap %s; %s\n",
 		r.Probes, r.Listeners, r.Every, r.Answered, r.Refused, r.Reset, r.Failed, health,
-		r.LongestGap.Round(time.Millisecond), r.Verified.Round(time.Millisecond))
+		r.LongestGap.Round(time.Millisecond), verified)
 }
 
 // writeHooks prints the hooks a restart ran, with their output.
@@ -220,8 +221,10 @@ func writeHooks(d *deps, hooks []verify.HookRun) {
 func writeDrain(d *deps, dr *supervise.DrainReport) {
 	switch {
 	case dr == nil || len(dr.Old) == 0:
-	case dr.Bound <= 0:
-		d.printf("older generation: %v still finishing their requests; not waited for (no drain bound: --drain-timeout)\n", dr.Old)
+	case dr.BoundBy != "--drain-timeout" && dr.Bound > 0:
+		d.printf("older generation: %v still finishing their requests; not waited for (%s %s ends them; --drain-timeout bounds them)\n", dr.Old, dr.BoundBy, dr.Bound)
+	case dr.BoundBy != "--drain-timeout":
+		d.printf("older generation: %v still finishing their requests; not waited for (--drain-timeout bounds them)\n", dr.Old)
 	case len(dr.Ended) == 0 && len(dr.Left) == 0:
 		d.printf("older generation: %v finished their requests in %s (bound %s, %s)\n", dr.Old, dr.Drained.Round(time.Millisecond), dr.Bound, dr.BoundBy)
 	default:

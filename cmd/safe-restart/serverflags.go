@@ -82,14 +82,14 @@ func (f *serverFlags) registerActing(c *cobra.Command) {
 // the flags given on the command line instead.
 func (f *serverFlags) effectiveHooks(p server.Profile) server.Hooks {
 	h := p.Hooks
-	fl := f.cmd.Flags()
-	if fl.Changed("pre-stop") {
+	changed := func(name string) bool { return f.cmd != nil && f.cmd.Flags().Changed(name) }
+	if changed("pre-stop") {
 		h.PreStop = f.hooks.PreStop
 	}
-	if fl.Changed("post-start") {
+	if changed("post-start") {
 		h.PostStart = f.hooks.PostStart
 	}
-	if fl.Changed("hook-timeout") || h.Timeout == 0 {
+	if changed("hook-timeout") || h.Timeout == 0 {
 		h.Timeout = f.hooks.Timeout
 	}
 	return h
@@ -139,8 +139,11 @@ func (f *serverFlags) stopLadder(p server.Profile) (proc.Ladder, error) {
 	return l, nil
 }
 
-// validate refuses negative durations.
+// validate refuses negative durations, and a hook timeout of 0.
 func (f *serverFlags) validate() error {
+	if f.cmd != nil && f.cmd.Flags().Changed("hook-timeout") && f.hooks.Timeout == 0 {
+		return usagef("give a positive duration, e.g. 30s", "bad --hook-timeout 0")
+	}
 	for name, d := range map[string]time.Duration{"--lock-timeout": f.lockTimeout, "--graceful-timeout": f.graceful, "--timeout": f.timeout, "--hook-timeout": f.hooks.Timeout} {
 		if d < 0 {
 			return usagef("give a duration of 0 or more, e.g. 30s", "bad %s %s", name, d)

@@ -26,7 +26,7 @@ probed() {
 	"$BENCH" -probe 127.0.0.1:8080/index.html > "$work/prober.out" &
 	local prober=$! code=0
 	run "$@" || code=$?
-	kill -INT "$prober"; wait "$prober" || true
+	kill -TERM "$prober"; wait "$prober" || true
 	cat "$work/prober.out"
 	return $code
 }

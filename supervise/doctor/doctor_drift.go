@@ -65,8 +65,8 @@ func driftFindings(st supervise.Status, reexecs bool, now time.Time) []Finding {
 			Summary: fmt.Sprintf("%d process(es) of an older generation still drain %s after the reload: they hold memory and run the old configuration for their clients",
 				len(g.Old), now.Sub(since).Round(time.Minute)),
 			Evidence: ev,
-			Fix: fmt.Sprintf("`safe-restart reload %s --drain-timeout 5m` bounds the next drain (the server's own bound is the default: nginx worker_shutdown_timeout, "+
-				"Apache GracefulShutdownTimeout); these pids end when their clients leave", st.Service)})
+			Fix: fmt.Sprintf("`safe-restart reload %s --drain-timeout 5m` bounds the next drain (nginx: worker_shutdown_timeout bounds it in the server); "+
+				"these pids end when their clients leave", st.Service)})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -19,7 +20,9 @@ import (
 	"github.com/safe-restart/safe-restart/supervise/sock"
 )
 
-// newCert returns a self-signed certificate for name and its PEM.
+// newCert returns a self-signed certificate for name and its PEM, issued
+// 1000-serial hours ago and valid for serial hours more: a higher serial is
+// a later renewal.
 func newCert(t *testing.T, name string, serial int64) (tls.Certificate, []byte) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -27,7 +30,7 @@ func newCert(t *testing.T, name string, serial int64) (tls.Certificate, []byte) 
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Duration(serial) * time.Hour)}
+		NotBefore: time.Now().Add(time.Duration(serial-1000) * time.Hour), NotAfter: time.Now().Add(time.Duration(serial) * time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
@@ -36,10 +39,21 @@ func newCert(t *testing.T, name string, serial int64) (tls.Certificate, []byte) 
 }
 
 // serveTLS serves certs (the first by default, the others by name) on a
-// loopback listener until the test ends.
-func serveTLS(t *testing.T, certs ...tls.Certificate) string {
+// loopback listener until the test ends; with rejectNameless, a handshake
+// without a server name fails (nginx's ssl_reject_handshake).
+func serveTLS(t *testing.T, rejectNameless bool, certs ...tls.Certificate) string {
 	t.Helper()
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: certs})
+	conf := &tls.Config{Certificates: certs}
+	if rejectNameless {
+		conf.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if h.ServerName != "b.test" {
+				return nil, errors.New("not a name of this listener")
+			}
+			return &certs[len(certs)-1], nil
+		}
+		conf.Certificates = nil
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +88,8 @@ func TestServedCerts(t *testing.T) {
 		}
 		paths = append(paths, p)
 	}
-	addr := serveTLS(t, a, b)
+	addr := serveTLS(t, false, a, b)
+	rejecting := serveTLS(t, true, b)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -89,16 +104,22 @@ func TestServedCerts(t *testing.T) {
 			c.Close()
 		}
 	}()
-	got, unread := servedCerts([]sock.Listener{{Addr: addr}, {Addr: plain.Addr().String()}, {Addr: "/run/x.sock"}}, paths, time.Second)
+	got, unread := servedCerts([]sock.Listener{{Addr: addr}, {Addr: plain.Addr().String()}, {Addr: "/run/x.sock"}, {Addr: rejecting}}, paths, time.Second)
 	if len(unread) != 0 {
 		t.Errorf("unread: %q", unread)
 	}
 	byName := map[string]Served{}
 	for _, s := range got {
-		if s.Listener != addr {
+		switch {
+		case s.Listener == rejecting && s.ServerName == "b.test" && s.NotServed == filepath.Join(dir, "b.pem"):
+			continue
+		case s.Listener != addr:
 			t.Errorf("a certificate from %s: %+v", s.Listener, s)
 		}
 		byName[s.Subject] = s
+	}
+	if len(got) != 3 {
+		t.Errorf("served: %+v, want a.test's and b.test's on %s, b.test's on %s", got, addr, rejecting)
 	}
 	if s := byName["CN=a.test"]; s.File != filepath.Join(dir, "a.pem") || s.NotServed != "" {
 		t.Errorf("a.test: %+v", s)
@@ -106,7 +127,7 @@ func TestServedCerts(t *testing.T) {
 	if s := byName["CN=b.test"]; s.File != "" || s.NotServed != filepath.Join(dir, "b.pem") || s.ServerName != "b.test" {
 		t.Errorf("b.test: %+v", s)
 	}
-	r := Report{TLS: got}
+	r := Report{TLS: got[:2]}
 	if len(r.NotServed()) != 1 || r.Fix(false) != "reload" || len(r.Expiring(time.Now())) != 2 || len(r.Expiring(time.Now().Add(-ExpiresSoon))) != 0 {
 		t.Errorf("judged: not served %v, fix %q, expiring %v", r.NotServed(), r.Fix(false), r.Expiring(time.Now()))
 	}

@@ -19,11 +19,13 @@ func (r Report) NotServed() []Served {
 }
 
 // Expiring returns the served certificates that end before now+ExpiresSoon
-// (or already did).
+// (or already did), among those a certificate file of the configuration
+// holds or that were served to one of its names (a catch-all default
+// server's is not a site's).
 func (r Report) Expiring(now time.Time) []Served {
 	var out []Served
 	for _, s := range r.TLS {
-		if s.NotAfter.Before(now.Add(ExpiresSoon)) {
+		if (s.File != "" || s.ServerName != "") && s.NotAfter.Before(now.Add(ExpiresSoon)) {
 			out = append(out, s)
 		}
 	}

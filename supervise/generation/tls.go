@@ -28,9 +28,9 @@ type Served struct {
 	// File is the certificate file that holds it ("" when none of the
 	// configuration's does).
 	File string `json:"file,omitempty"`
-	// NotServed is a certificate file of the configuration that holds
-	// another certificate for a name this one is served for: a renewal
-	// the server has not loaded.
+	// NotServed is a certificate file of the configuration that holds a
+	// newer certificate (a later NotBefore) for a name this one is served
+	// for: a renewal the server has not loaded.
 	NotServed string `json:"not_served,omitempty"`
 }
 
@@ -42,8 +42,9 @@ type certFile struct {
 }
 
 // servedCerts shakes hands with each TCP listener: once without a server
-// name, and once with the first name of each certificate file; a listener
-// that does not complete the first speaks no TLS and is left out.
+// name, and once with the first name of each certificate file (a listener
+// may refuse a handshake without a name: nginx's ssl_reject_handshake). A
+// listener where no handshake completes speaks no TLS and is left out.
 func servedCerts(listeners []sock.Listener, tlsFiles []string, timeout time.Duration) ([]Served, []string) {
 	files, unread := readCertFiles(tlsFiles)
 	out := []Served{}
@@ -51,20 +52,11 @@ func servedCerts(listeners []sock.Listener, tlsFiles []string, timeout time.Dura
 		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
 			continue // a unix socket
 		}
-		leaf, err := handshake(l.Addr, "", timeout)
-		if err != nil {
-			continue
-		}
-		got := []Served{served(l.Addr, "", leaf, files)}
-		for _, f := range files {
-			name := firstName(f.cert)
-			if name == "" {
-				continue
-			}
+		var got []Served
+		for _, name := range append([]string{""}, certNames(files)...) {
 			leaf, err := handshake(l.Addr, name, timeout)
 			if err != nil {
-				unread = append(unread, fmt.Sprintf("TLS handshake with %s for %s: %v", l.Addr, name, err))
-				continue
+				continue // no TLS, or not a name this listener serves
 			}
 			if !slices.ContainsFunc(got, func(s Served) bool { return s.Subject == leaf.Subject.String() && s.NotAfter.Equal(leaf.NotAfter) }) {
 				got = append(got, served(l.Addr, name, leaf, files))
@@ -75,6 +67,18 @@ func servedCerts(listeners []sock.Listener, tlsFiles []string, timeout time.Dura
 	return out, unread
 }
 
+// certNames are the names to ask each listener for: the first of each
+// certificate file, once each.
+func certNames(files []certFile) []string {
+	var out []string
+	for _, f := range files {
+		if name := firstName(f.cert); name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // served describes leaf, served on addr to name: the file that holds it,
 // and a file with another certificate for one of its names.
 func served(addr, name string, leaf *x509.Certificate, files []certFile) Served {
@@ -83,7 +87,7 @@ func served(addr, name string, leaf *x509.Certificate, files []certFile) Served 
 		switch {
 		case bytes.Equal(f.cert.Raw, leaf.Raw):
 			s.File = f.path
-		case s.NotServed == "" && sharesName(f.cert, leaf):
+		case s.NotServed == "" && sharesName(f.cert, leaf) && f.cert.NotBefore.After(leaf.NotBefore):
 			s.NotServed = f.path
 		}
 	}

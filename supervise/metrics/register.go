@@ -147,7 +147,7 @@ func (f Facts) registerLastOps(g gaugeMaker) {
 	ended := g.vec("safe_restart_last_operation_timestamp_seconds", "When the last operation ended (Unix time).", "service", "op")
 	probes := g.vec("safe_restart_last_operation_probes", "What the last reload or restart's own probes of the listeners saw while it acted (its receipt): answered, refused, reset or failed.", "service", "op", "outcome")
 	gap := g.vec("safe_restart_last_operation_longest_gap_seconds", "The longest time no probe of the last reload or restart was answered while it acted.", "service", "op")
-	verified := g.vec("safe_restart_last_operation_until_verified_seconds", "From the last reload or restart's first signal until its new generation was proven to serve.", "service", "op")
+	verified := g.vec("safe_restart_last_operation_until_verified_seconds", "From the last reload or restart's first signal until its new generation was proven to serve; absent when it was not.", "service", "op")
 	for _, op := range f.LastOps {
 		success.WithLabelValues(op.Service, op.Op).Set(boolGauge(op.ExitCode == 0))
 		code.WithLabelValues(op.Service, op.Op).Set(float64(op.ExitCode))
@@ -158,7 +158,9 @@ func (f Facts) registerLastOps(g gaugeMaker) {
 				probes.WithLabelValues(op.Service, op.Op, outcome).Set(float64(n))
 			}
 			gap.WithLabelValues(op.Service, op.Op).Set(r.LongestGap.Seconds())
-			verified.WithLabelValues(op.Service, op.Op).Set(r.Verified.Seconds())
+			if r.Verified > 0 {
+				verified.WithLabelValues(op.Service, op.Op).Set(r.Verified.Seconds())
+			}
 		}
 	}
 }

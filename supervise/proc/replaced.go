@@ -33,8 +33,9 @@ func (r Replaced) Any() bool { return r.Exe != "" || len(r.Libraries) > 0 }
 // ReplacedCode reads pid's /proc/PID/exe and /proc/PID/maps under root:
 // the executable is replaced when its link says " (deleted)" or the file
 // at its path (in the process's own root) is another inode; a library when
-// an executable mapping says " (deleted)" (data mappings of deleted files,
-// such as Apache's shared memory, are not code and are left out).
+// an executable mapping of a file says " (deleted)" (data mappings, such
+// as Apache's shared memory, and pseudo-files, see pseudoFile, are not
+// code a package replaced and are left out).
 func ReplacedCode(root string, pid int) (Replaced, error) {
 	var r Replaced
 	dir := filepath.Join(RootOr(root), strconv.Itoa(pid))
@@ -60,12 +61,24 @@ func ReplacedCode(root string, pid int) (Replaced, error) {
 			continue
 		}
 		path = strings.TrimSpace(path[strings.Index(path, fields[5]):])
+		if pseudoFile(path) {
+			continue
+		}
 		if path != r.Exe && !slices.Contains(r.Libraries, path) {
 			r.Libraries = append(r.Libraries, path)
 		}
 	}
 	slices.Sort(r.Libraries)
 	return r, sc.Err()
+}
+
+// pseudoFile reports whether a mapping's path names no file a package
+// installs: shared anonymous memory (/dev/zero, a JIT's executable buffer),
+// memfd_create's (/memfd:..., libffi's closures) and SysV shared memory
+// (/SYSV...), all " (deleted)" from the start.
+func pseudoFile(path string) bool {
+	return !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "/dev/") ||
+		strings.HasPrefix(path, "/memfd:") || strings.HasPrefix(path, "/SYSV")
 }
 
 // replacedAt reports whether the file at path is not the one running

@@ -42,10 +42,14 @@ func copyFile(t *testing.T, src, dst string) {
 // of each is renamed over the old file (a package upgrade), both are
 // reported, and its data mappings are not.
 func TestReplacedCode(t *testing.T) {
+	libms, _ := filepath.Glob("/lib/*/libm.so.6")
+	if len(libms) == 0 {
+		t.Fatal("no /lib/*/libm.so.6 (glibc's multiarch layout) to preload")
+	}
 	dir := t.TempDir()
 	sleep, lib := filepath.Join(dir, "sleep"), filepath.Join(dir, "libm.so.6")
 	copyFile(t, "/bin/sleep", sleep)
-	copyFile(t, "/lib/x86_64-linux-gnu/libm.so.6", lib)
+	copyFile(t, libms[0], lib)
 	cmd := exec.Command(sleep, "60")
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+lib)
 	if err := cmd.Start(); err != nil {
@@ -67,9 +71,22 @@ func TestReplacedCode(t *testing.T) {
 		t.Fatalf("before the upgrade: %+v, %v", r, err)
 	}
 	copyFile(t, "/bin/sleep", sleep)
-	copyFile(t, "/lib/x86_64-linux-gnu/libm.so.6", lib)
+	copyFile(t, libms[0], lib)
 	r, err := ReplacedCode("", pid)
 	if err != nil || r.Exe != sleep || !slices.Equal(r.Libraries, []string{lib}) {
 		t.Fatalf("after the upgrade: %+v, %v; want exe %s and library %s", r, err, sleep, lib)
+	}
+}
+
+// TestPseudoFile: what a package installs is a file; anonymous shared
+// memory, memfds and SysV segments are not.
+func TestPseudoFile(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/usr/lib/apache2/modules/mod_ssl.so": false, "/dev/zero": true, "/memfd:libffi": true,
+		"/SYSV00000000": true, "[anon:jit]": true,
+	} {
+		if pseudoFile(path) != want {
+			t.Errorf("pseudoFile(%q) = %v", path, !want)
+		}
 	}
 }

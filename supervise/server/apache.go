@@ -72,9 +72,6 @@ func (k apacheKind) RunConfig(ctx context.Context, p Profile, conf string) (RunC
 		return RunConfig{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
 	rc.TLSFiles = apacheTLSFiles(rc.ServerRoot, rc.Files)
-	if rc.DrainBound = apacheDrainBound(rc.Files); rc.DrainBound > 0 {
-		rc.DrainSetting = "Apache GracefulShutdownTimeout"
-	}
 	rc.Elapsed, rc.Reuseport = elapsed, reuseportErr == nil
 	if reuseportErr != nil {
 		rc.NoReuseport = reuseportErr.Error()

@@ -51,3 +51,20 @@ func TestLoadedLogged(t *testing.T) {
 		t.Error("nginx's draining title")
 	}
 }
+
+// TestNginxTime: the forms nginx accepts for worker_shutdown_timeout.
+func TestNginxTime(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"30": 30 * time.Second, "500ms": 500 * time.Millisecond, "1h 30m": 90 * time.Minute, "1m30s": 90 * time.Second,
+		"2d": 48 * time.Hour, "1w": 7 * 24 * time.Hour, "1M": 30 * 24 * time.Hour, "1y": 365 * 24 * time.Hour,
+	} {
+		if got, err := nginxTime(v); err != nil || got != want {
+			t.Errorf("nginxTime(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "s", "10x", "1h x"} {
+		if _, err := nginxTime(bad); err == nil {
+			t.Errorf("nginxTime(%q): no error", bad)
+		}
+	}
+}

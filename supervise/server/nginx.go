@@ -161,13 +161,46 @@ func nginxRunConfig(dump, buildOut string, euid int) (RunConfig, error) {
 	return rc, nil
 }
 
-// nginxTime parses an nginx time ("30s", "1m30s", "500ms", a bare number
-// of seconds), as ngx_parse_time does for the units safe-restart needs.
+// nginxUnits are the units of an nginx time (ngx_parse_time), longest
+// first where one is a prefix of another.
+var nginxUnits = []struct {
+	unit string
+	d    time.Duration
+}{{"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour},
+	{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}, {"M", 30 * 24 * time.Hour}, {"y", 365 * 24 * time.Hour}}
+
+// nginxTime parses an nginx time as ngx_parse_time does: numbers each
+// followed by a unit (ms, s, m, h, d, w, M, y), with spaces between, or one
+// bare number of seconds ("30", "500ms", "1h 30m").
 func nginxTime(v string) (time.Duration, error) {
 	if n, err := strconv.Atoi(v); err == nil {
 		return time.Duration(n) * time.Second, nil
 	}
-	return time.ParseDuration(v)
+	var total time.Duration
+	rest := strings.TrimSpace(v)
+	if rest == "" {
+		return 0, fmt.Errorf("nginx time %q: empty", v)
+	}
+	for rest != "" {
+		i := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+		if i <= 0 {
+			return 0, fmt.Errorf("nginx time %q: a number and a unit expected", v)
+		}
+		n, _ := strconv.Atoi(rest[:i])
+		rest = rest[i:]
+		found := false
+		for _, u := range nginxUnits {
+			if strings.HasPrefix(rest, u.unit) {
+				total += time.Duration(n) * u.d
+				rest, found = strings.TrimSpace(rest[len(u.unit):]), true
+				break
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("nginx time %q: unknown unit", v)
+		}
+	}
+	return total, nil
 }
 
 // nginxPath resolves a path of the configuration as nginx does: relative

@@ -34,16 +34,17 @@ type RunConfig struct {
 	// file and every include, as the server names them (nginx's dump,
 	// Apache's DUMP_INCLUDES, php-fpm's include lines); empty when it does
 	// not say. A serving generation older than one of them does not run
-	// what is on disk (see supervise/drift).
+	// what is on disk (see supervise/generation).
 	Files []string `json:"files,omitempty"`
 	// TLSFiles are the certificate and key files the configuration names,
 	// absolute; a path built from a variable is left out.
 	TLSFiles []string `json:"tls_files,omitempty"`
-	// DrainBound is the server's own bound on how long an older
+	// DrainBound is the bound the server itself puts on how long an older
 	// generation may finish its requests after a reload (nginx's
-	// worker_shutdown_timeout, Apache's GracefulShutdownTimeout, php-fpm's
-	// process_control_timeout), and DrainSetting names it; 0 when it sets
-	// none.
+	// worker_shutdown_timeout, php-fpm's process_control_timeout), and
+	// DrainSetting names it; 0 when it sets none. Apache has none: its
+	// GracefulShutdownTimeout bounds a graceful stop, not the old children
+	// of a graceful restart.
 	DrainBound   time.Duration `json:"drain_bound,omitempty"`
 	DrainSetting string        `json:"drain_setting,omitempty"`
 	// Warnings are risks in the configuration, logged by every command
@@ -133,27 +134,6 @@ func includedFile(line string) (string, bool) {
 		return "", false
 	}
 	return path, true
-}
-
-// apacheDrainBound returns GracefulShutdownTimeout (seconds) as the last
-// of files sets it; 0 when none does (Apache's default: no bound).
-func apacheDrainBound(files []string) time.Duration {
-	var bound time.Duration
-	for _, f := range files {
-		text, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(text), "\n") {
-			fields := strings.Fields(line)
-			if len(fields) == 2 && strings.EqualFold(fields[0], "GracefulShutdownTimeout") {
-				if n, err := strconv.Atoi(fields[1]); err == nil && n >= 0 {
-					bound = time.Duration(n) * time.Second
-				}
-			}
-		}
-	}
-	return bound
 }
 
 // apacheTLSFiles returns the certificate and key files that

@@ -2,10 +2,12 @@ package verify
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -34,11 +36,14 @@ type Receipt struct {
 	// URL), HealthFailed how many failed.
 	HealthChecks int `json:"health_checks"`
 	HealthFailed int `json:"health_failed"`
-	// LongestGap is the longest time in which no probe was answered.
+	// LongestGap is the longest time in which a listener answered no
+	// probe (to the end of the watch; the whole watch for one that never
+	// answered).
 	LongestGap time.Duration `json:"longest_gap_ns"`
-	// Verified is the time from the first signal to the moment the new
-	// generation was proven to serve (its workers took connections, the
-	// health check passed).
+	// Verified is the time from the first signal (or start of the new
+	// master) to the moment the new generation was proven to serve (its
+	// workers took connections, the health check passed); 0 when it was
+	// not.
 	Verified time.Duration `json:"until_verified_ns"`
 	// Hooks are the hooks a restart ran around a gap it could not avoid.
 	Hooks []HookRun `json:"hooks,omitempty"`
@@ -67,7 +72,9 @@ type Watch struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	r        Receipt
-	answered time.Time // the last answer, or began
+	last     []*time.Time // each listener's last answer, or began
+	acted    time.Time    // MarkActed's first call; began without one
+	verified time.Time    // MarkVerified's first call
 }
 
 // ProbeEvery is how often Watch opens a connection to each listener.
@@ -80,14 +87,19 @@ const healthEvery = 50 * time.Millisecond
 // healthURL ("" for none) every ProbeEvery; the operation acts right
 // after. Stop ends it.
 func StartWatch(listeners []sock.Listener, speaksHTTP bool, healthURL string) *Watch {
-	w := &Watch{began: time.Now(), stop: make(chan struct{}), r: Receipt{Listeners: sock.Addrs(listeners), Every: ProbeEvery}}
-	w.answered = w.began
+	w := &Watch{began: time.Now(), stop: make(chan struct{}), r: Receipt{Listeners: []string{}, Every: ProbeEvery}}
 	for _, l := range listeners {
+		if slices.Contains(w.r.Listeners, l.Addr) {
+			continue // one address, several sockets (SO_REUSEPORT): probed once
+		}
+		w.r.Listeners = append(w.r.Listeners, l.Addr)
 		network, addr := l.Network(), l.Addr
 		if network == "tcp" {
 			addr = Dialable(addr)
 		}
-		w.every(ProbeEvery, func() { w.count(probe(network, addr, speaksHTTP && network == "tcp")) })
+		last := w.began
+		w.last = append(w.last, &last)
+		w.every(ProbeEvery, func() { w.count(probe(network, addr, speaksHTTP && network == "tcp"), &last) })
 	}
 	if healthURL != "" {
 		w.every(healthEvery, func() {
@@ -101,6 +113,33 @@ func StartWatch(listeners []sock.Listener, speaksHTTP bool, healthURL string) *W
 		})
 	}
 	return w
+}
+
+// MarkActed records that the operation sends its first signal (or starts
+// its new master) now: Verified counts from the first call (from the
+// watch's start without one). A nil Watch ignores it.
+func (w *Watch) MarkActed() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.acted.IsZero() {
+		w.acted = time.Now()
+	}
+}
+
+// MarkVerified records that the new generation was proven to serve now
+// (the first call counts). A nil Watch ignores it.
+func (w *Watch) MarkVerified() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.verified.IsZero() {
+		w.verified = time.Now()
+	}
 }
 
 // every runs f every d until Stop (a probe that takes longer delays the
@@ -122,8 +161,8 @@ func (w *Watch) every(d time.Duration, f func()) {
 	}()
 }
 
-// count adds one probe's outcome.
-func (w *Watch) count(outcome string) {
+// count adds one probe's outcome; last is its listener's last answer.
+func (w *Watch) count(outcome string, last *time.Time) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -131,8 +170,8 @@ func (w *Watch) count(outcome string) {
 	switch outcome {
 	case "answered":
 		w.r.Answered++
-		w.r.LongestGap = max(w.r.LongestGap, now.Sub(w.answered))
-		w.answered = now
+		w.r.LongestGap = max(w.r.LongestGap, now.Sub(*last))
+		*last = now
 	case "refused":
 		w.r.Refused++
 	case "reset":
@@ -156,9 +195,11 @@ func (w *Watch) Stop() *Receipt {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		r := w.r
-		r.Verified = end.Sub(w.began)
-		if r.Answered > 0 {
-			r.LongestGap = max(r.LongestGap, end.Sub(w.answered))
+		for _, last := range w.last {
+			r.LongestGap = max(r.LongestGap, end.Sub(*last))
+		}
+		if !w.verified.IsZero() {
+			r.Verified = w.verified.Sub(cmp.Or(w.acted, w.began))
 		}
 		w.receipt = &r
 	})

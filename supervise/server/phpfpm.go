@@ -66,9 +66,26 @@ func (fpmKind) RunConfig(ctx context.Context, p Profile, conf string) (RunConfig
 
 // fpmFiles returns conf and the files its include lines name (globs
 // expanded, sorted as php-fpm reads them; a relative pattern against
-// conf's directory). php-fpm's dump does not list them; a file that cannot
-// be read lists only itself.
+// conf's directory), then PHP's own php.ini and conf.d/*.ini beside conf
+// when they exist there (Debian's layout, /etc/php/X.Y/fpm, which is the
+// binary's compiled-in configuration path). php-fpm's dump does not list
+// them; a file that cannot be read lists only itself.
 func fpmFiles(conf string) []string {
+	return append(fpmIncluded(conf), phpINIs(filepath.Dir(conf))...)
+}
+
+// phpINIs returns dir/php.ini and dir/conf.d/*.ini (sorted), none when
+// dir holds no php.ini.
+func phpINIs(dir string) []string {
+	if _, err := os.Stat(filepath.Join(dir, "php.ini")); err != nil {
+		return nil
+	}
+	ini, _ := filepath.Glob(filepath.Join(dir, "conf.d", "*.ini"))
+	return append([]string{filepath.Join(dir, "php.ini")}, ini...)
+}
+
+// fpmIncluded returns conf and the files its include lines name.
+func fpmIncluded(conf string) []string {
 	out := []string{conf}
 	text, err := os.ReadFile(conf)
 	if err != nil {

@@ -232,8 +232,9 @@ func TestFPMLadder(t *testing.T) {
 	}
 }
 
-// TestFPMFiles: the main file, then each include's matches in order; a
-// comment or another key is no include.
+// TestFPMFiles: the main file, then each include's matches in order (a
+// comment or another key is no include), then php.ini and conf.d/*.ini
+// when php.ini is beside the main file.
 func TestFPMFiles(t *testing.T) {
 	dir := t.TempDir()
 	for _, f := range []string{"pool.d/b.conf", "pool.d/a.conf", "pool.d/x.txt", "extra.conf"} {
@@ -252,5 +253,18 @@ func TestFPMFiles(t *testing.T) {
 	want := []string{conf, dir + "/pool.d/a.conf", dir + "/pool.d/b.conf", dir + "/extra.conf"}
 	if got := fpmFiles(conf); !slices.Equal(got, want) {
 		t.Errorf("files %q, want %q", got, want)
+	}
+	// PHP's own php.ini and conf.d beside it (Debian's /etc/php/X.Y/fpm).
+	for _, f := range []string{"php.ini", "conf.d/20-x.ini", "conf.d/10-opcache.ini"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = append(want, dir+"/php.ini", dir+"/conf.d/10-opcache.ini", dir+"/conf.d/20-x.ini")
+	if got := fpmFiles(conf); !slices.Equal(got, want) {
+		t.Errorf("files with php.ini %q, want %q", got, want)
 	}
 }

@@ -36,11 +36,12 @@ type Input struct {
 type Report struct {
 	// Loaded is no earlier than the moment the serving generation read its
 	// configuration; LoadedFrom says how it is known: "error log" (the
-	// line the master logs once it loaded), "workers" (the youngest of the
-	// master's workers not draining, which it starts after: an older
-	// generation's worker may not have read its order to drain yet, and a
-	// worker respawned after a crash makes changes before it go unseen,
-	// never invents one), or "master start"
+	// line the master logs once it loaded: Apache, php-fpm), "workers" (the
+	// youngest of the master's workers not draining, which it starts
+	// after: nginx, or a log that does not say; an older generation's
+	// worker may not have read its order to drain yet, and a worker
+	// started later, respawned or added, makes changes before it go
+	// unseen, never invents one), or "master start"
 	// (exact for a master never reloaded; a reload nothing shows makes
 	// files changed before it look newer than the generation).
 	Loaded     time.Time `json:"loaded"`
@@ -118,16 +119,18 @@ func loaded(in Input) (upper, lower time.Time, from string) {
 		}
 	}
 	start := proc.StartedAt(in.Master)
-	if d, ok := in.Profile.Driver.(server.Drainer); ok {
-		var youngest time.Time
-		for _, c := range children(in.Tree, in.Master) {
-			if s := proc.StartedAt(c); !d.Draining(cmdline(in.ProcRoot, c.PID)) && s.After(youngest) {
-				youngest = s
-			}
+	d, drains := in.Profile.Driver.(server.Drainer)
+	var youngest time.Time
+	for _, c := range children(in.Tree, in.Master) {
+		if drains && d.Draining(cmdline(in.ProcRoot, c.PID)) {
+			continue
 		}
-		if !youngest.IsZero() {
-			return youngest.Add(tick), start, "workers"
+		if s := proc.StartedAt(c); s.After(youngest) {
+			youngest = s
 		}
+	}
+	if !youngest.IsZero() {
+		return youngest.Add(tick), start, "workers"
 	}
 	return start.Add(tick), start, "master start"
 }

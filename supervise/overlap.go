@@ -204,6 +204,7 @@ func replaceBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 		b.undoLogged()
 		return err
 	}
+	st.watch.MarkActed()
 	if err := st.startVerified(ctx, root, sig, rc, &rep.Start); err != nil {
 		return abandon(err)
 	}

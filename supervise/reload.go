@@ -63,6 +63,9 @@ func Reload(ctx context.Context, o ReloadOptions) (rep ReloadReport, err error) 
 	w := st.watchClients(root, master)
 	o.Start.watch, st.watch = w, w
 	defer func() {
+		if err != nil {
+			w.Unverified()
+		}
 		if rep.Receipt = w.Stop(); rep.Receipt != nil && rep.Restart != nil {
 			rep.Receipt.Hooks = rep.Restart.Hooks
 		}

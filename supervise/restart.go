@@ -45,6 +45,9 @@ func Restart(ctx context.Context, s StopOptions, st StartOptions) (RestartReport
 		}
 	}
 	rep, err := restart(ctx, s, st, sig, rc)
+	if err != nil {
+		w.Unverified()
+	}
 	if rep.Receipt = w.Stop(); rep.Receipt != nil {
 		rep.Receipt.Hooks = rep.Hooks
 	}

@@ -272,7 +272,7 @@ func (st *Status) DriftRisks(now time.Time) []string {
 			"it does not serve them (%s)", n, changedNames(g.Changed), g.Loaded.Format(time.DateTime), g.LoadedFrom, fix))
 	}
 	for _, s := range g.NotServed() {
-		out = append(out, fmt.Sprintf("%s serves a certificate for %s that expires %s, but %s holds another for that name: a renewal not served (%s)",
+		out = append(out, fmt.Sprintf("%s serves a certificate for %s that expires %s, but %s holds a newer one for that name: a renewal not served (%s)",
 			s.Listener, s.Subject, s.NotAfter.Format(time.DateOnly), s.NotServed, fix))
 	}
 	for _, s := range g.Expiring(now) {

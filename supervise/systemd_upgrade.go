@@ -42,6 +42,7 @@ func upgradeBeside(ctx context.Context, s StopOptions, st StartOptions, sig *ipc
 	if err := saveIntent(s.IntentDir, s.Profile.Name, old, nil); err != nil {
 		return true, err
 	}
+	st.watch.MarkActed()
 	if acted, err := signalUpgrade(ctx, root, old, k, rc.PidFile); !acted {
 		clearIntent(s.IntentDir, s.Profile.Name)
 		st.Log.Warn().Err(err).Int("pid", old.PID).Msg("no upgrade (the master renamed no pidfile): the unit's restart job replaces the master")

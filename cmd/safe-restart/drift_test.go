@@ -318,11 +318,10 @@ func overlayUsrSbin(t *testing.T) {
 
 // TestNginxDrainTimeout: after a verified reload, an old worker held by a
 // slow download is given --drain-timeout and then ended by TERM (the
-// download is cut, the worker gone); without the flag the reload returns
-// at once, the report naming nginx's own worker_shutdown_timeout, which
-// nginx enforces itself (the download is cut by nginx); with
-// --drain-timeout 0 on a server without that bound, the worker is left to
-// finish.
+// download is cut short, the worker gone); without the flag the reload
+// does not wait for it, the report naming nginx's own
+// worker_shutdown_timeout, which nginx enforces itself (nginx cuts the
+// download).
 func TestNginxDrainTimeout(t *testing.T) {
 	nstest.RequireBinaries(t, "nginx")
 	if !nstest.InPrivateNamespaces(t) {
@@ -345,8 +344,9 @@ func TestNginxDrainTimeout(t *testing.T) {
 	cut := func(c net.Conn) {
 		t.Helper()
 		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("the slow download was not cut: %v", err)
+		n, err := io.Copy(io.Discard, c)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) || n >= 64<<20 {
+			t.Fatalf("the slow download was not cut: %d more bytes, %v", n, err)
 		}
 	}
 
@@ -420,7 +420,9 @@ func TestApacheDrift(t *testing.T) {
 	if s := tlsOn(st); s.File != cert || !s.NotAfter.Equal(renewed) || len(st.Generation.Changed) != 0 || st.Generation.LoadedFrom != "error log" {
 		t.Fatalf("after the reload: %+v", st.Generation)
 	}
-	if len(st.Generation.Old) != 1 || st.Generation.Old[0].Connections != 1 {
+	// Idle old children may not have exited yet: the busy one is listed
+	// with its connection.
+	if !slices.ContainsFunc(st.Generation.Old, func(o generation.OldProc) bool { return o.Connections == 1 }) {
 		t.Fatalf("the older generation's busy child: %+v", st.Generation.Old)
 	}
 	slow.Close()

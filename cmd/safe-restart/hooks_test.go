@@ -61,6 +61,15 @@ func TestRestartHooks(t *testing.T) {
 		t.Fatalf("console: exit %d\n%s\n%s", code, out, errOut)
 	}
 
+	// No master running: nothing to take out of the balancer.
+	logged := readFile(t, log)
+	if code, out, errOut := runCLI(t, "stop", "nginx", "--conf", srv.ConfPath, "--state-dir", args[5]); code != exitOK {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, rep, errOut := restart("--no-handoff", "--no-overlap"); code != exitOK || len(rep.Hooks) != 0 || readFile(t, log) != logged {
+		t.Fatalf("a restart of a stopped server: exit %d, hooks %+v\n%s", code, rep.Hooks, errOut)
+	}
+
 	before := srv.MasterPID()
 	bad := append(append([]string{}, args...), "--no-handoff", "--no-overlap", "--pre-stop", "echo the balancer said no; exit 7")
 	code, out, errOut = runCLI(t, bad...)

@@ -75,7 +75,7 @@ func (f *serverFlags) registerActing(c *cobra.Command) {
 		"a shell command run once that restart's new master is verified (put the host back); its failure is exit 1, the server serving. A service file's [hooks] post_start is the default")
 	c.Flags().DurationVar(&f.hooks.Timeout, "hook-timeout", 30*time.Second, "how long each hook may run before it is stopped (TERM) and counts as failed")
 	c.Flags().BoolVar(&f.noReceipt, "no-receipt", false,
-		"do not probe the listeners while acting: the result then says nothing of what clients saw (by default a new connection to each listener every 5 ms, plus the health check, from the first signal until the new generation is verified)")
+		"do not probe the listeners while acting: the result then says nothing of what clients saw (by default a new connection to each address the master listens on every 5 ms, plus the health check, from the end of the checks to the end of the operation)")
 }
 
 // effectiveHooks are the profile's hooks (a service file's [hooks]) with

@@ -81,7 +81,7 @@ func servedEvidence(ss []generation.Served, notServed bool) []string {
 			line += " (to " + s.ServerName + ")"
 		}
 		if notServed {
-			line += "; " + s.NotServed + " holds another certificate for that name"
+			line += "; " + s.NotServed + " holds a newer certificate for that name"
 		}
 		ev = append(ev, line)
 	}

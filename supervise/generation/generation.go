@@ -41,7 +41,9 @@ type Report struct {
 	// after: nginx, or a log that does not say; an older generation's
 	// worker may not have read its order to drain yet, and a worker
 	// started later, respawned or added, makes changes before it go
-	// unseen, never invents one), or "master start"
+	// unseen; when only older-generation children are left, as busy
+	// Apache children after a graceful restart without a dating log, it
+	// is too early), or "master start"
 	// (exact for a master never reloaded; a reload nothing shows makes
 	// files changed before it look newer than the generation).
 	Loaded     time.Time `json:"loaded"`

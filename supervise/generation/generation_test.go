@@ -119,7 +119,7 @@ func TestServedCerts(t *testing.T) {
 		byName[s.Subject] = s
 	}
 	if len(got) != 3 {
-		t.Errorf("served: %+v, want a.test's and b.test's on %s, b.test's on %s", got, addr, rejecting)
+		t.Fatalf("served: %+v, want a.test's and b.test's on %s, b.test's on %s", got, addr, rejecting)
 	}
 	if s := byName["CN=a.test"]; s.File != filepath.Join(dir, "a.pem") || s.NotServed != "" {
 		t.Errorf("a.test: %+v", s)

@@ -18,14 +18,18 @@ func (r Report) NotServed() []Served {
 	return out
 }
 
-// Expiring returns the served certificates that end before now+ExpiresSoon
-// (or already did), among those a certificate file of the configuration
-// holds or that were served to one of its names (a catch-all default
-// server's is not a site's).
+// OfSite reports whether s is a site's certificate: one a certificate file
+// of the configuration holds, or renewed in one, or served to one of the
+// configuration's names; not a catch-all default server's that nothing
+// configured names.
+func (s Served) OfSite() bool { return s.File != "" || s.NotServed != "" || s.ServerName != "" }
+
+// Expiring returns the sites' served certificates (OfSite) that end before
+// now+ExpiresSoon (or already did).
 func (r Report) Expiring(now time.Time) []Served {
 	var out []Served
 	for _, s := range r.TLS {
-		if (s.File != "" || s.ServerName != "") && s.NotAfter.Before(now.Add(ExpiresSoon)) {
+		if s.OfSite() && s.NotAfter.Before(now.Add(ExpiresSoon)) {
 			out = append(out, s)
 		}
 	}

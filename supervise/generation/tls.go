@@ -53,10 +53,13 @@ func servedCerts(listeners []sock.Listener, tlsFiles []string, timeout time.Dura
 			continue // a unix socket
 		}
 		var got []Served
-		for _, name := range append([]string{""}, certNames(files)...) {
+		for i, name := range append([]string{""}, certNames(files)...) {
 			leaf, err := handshake(l.Addr, name, timeout)
+			if i == 0 && err != nil && !tlsAlert(err) {
+				break // no TLS here (a plain HTTP answer, a timeout): ask no name
+			}
 			if err != nil {
-				continue // no TLS, or not a name this listener serves
+				continue // not a name this listener serves
 			}
 			if !slices.ContainsFunc(got, func(s Served) bool { return s.Subject == leaf.Subject.String() && s.NotAfter.Equal(leaf.NotAfter) }) {
 				got = append(got, served(l.Addr, name, leaf, files))
@@ -65,6 +68,14 @@ func servedCerts(listeners []sock.Listener, tlsFiles []string, timeout time.Dura
 		out = append(out, got...)
 	}
 	return out, unread
+}
+
+// tlsAlert reports whether a handshake failed with the peer's TLS alert:
+// it speaks TLS, and refused the handshake (nginx's ssl_reject_handshake
+// answers a nameless one so).
+func tlsAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // certNames are the names to ask each listener for: the first of each
@@ -80,7 +91,7 @@ func certNames(files []certFile) []string {
 }
 
 // served describes leaf, served on addr to name: the file that holds it,
-// and a file with another certificate for one of its names.
+// and a file with a newer certificate for one of its names.
 func served(addr, name string, leaf *x509.Certificate, files []certFile) Served {
 	s := Served{Listener: addr, ServerName: name, Subject: leaf.Subject.String(), Names: leaf.DNSNames, NotAfter: leaf.NotAfter}
 	for _, f := range files {

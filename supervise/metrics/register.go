@@ -115,8 +115,8 @@ func (f Facts) registerGenerations(g gaugeMaker) {
 	changed := g.vec("safe_restart_config_files_changed", "Files of the configuration (its own, includes, certificates, keys) modified after the serving generation loaded it: a reload serves them.", "service")
 	binary := g.vec("safe_restart_binary_replaced", "1 when the master's executable was replaced on disk since it started (an upgrade not running: restart).", "service")
 	libs := g.vec("safe_restart_libraries_replaced", "Libraries and modules the master maps that were replaced on disk since (an upgrade not running).", "service")
-	notServed := g.vec("safe_restart_tls_certificates_not_served", "Certificates served while a file of the configuration holds another for the same name (a renewal not loaded: reload).", "service")
-	expiry := g.vec("safe_restart_tls_certificate_expiry_timestamp_seconds", "When the certificate a TLS listener serves expires (Unix time), by listener and the name sent (\"\" for the default).", "service", "listener", "server_name")
+	notServed := g.vec("safe_restart_tls_certificates_not_served", "Certificates served while a file of the configuration holds a newer one for the same name (a renewal not loaded: reload).", "service")
+	expiry := g.vec("safe_restart_tls_certificate_expiry_timestamp_seconds", "When the certificate a TLS listener serves expires (Unix time), by listener and the name sent (\"\" for the default); a site's only, not a catch-all's that no configured file holds.", "service", "listener", "server_name")
 	old := g.vec("safe_restart_old_generation_processes", "Processes of an older generation still alive (draining after a graceful reload).", "service")
 	draining := g.vec("safe_restart_old_generation_draining_since_timestamp_seconds", "When the older generation still alive began to drain (Unix time); absent when none is alive.", "service")
 	for _, s := range f.Services {
@@ -130,7 +130,9 @@ func (f Facts) registerGenerations(g gaugeMaker) {
 		libs.WithLabelValues(s.Name).Set(float64(len(r.Replaced.Libraries)))
 		notServed.WithLabelValues(s.Name).Set(float64(len(r.NotServed())))
 		for _, c := range r.TLS {
-			expiry.WithLabelValues(s.Name, c.Listener, c.ServerName).Set(unixSeconds(c.NotAfter))
+			if c.OfSite() {
+				expiry.WithLabelValues(s.Name, c.Listener, c.ServerName).Set(unixSeconds(c.NotAfter))
+			}
 		}
 		old.WithLabelValues(s.Name).Set(float64(len(r.Old)))
 		if since := r.DrainingSince(); !since.IsZero() {

@@ -16,10 +16,9 @@ import (
 )
 
 // Receipt is what clients saw while an operation acted: safe-restart's
-// own probes, a new connection to each listener every Every (for an HTTP
-// server a GET /, else the connection alone), and the health check, from
-// just before the first signal until the new generation was proven to
-// serve.
+// own probes, a new connection to each address its master listens on every
+// Every (for an HTTP server a GET /, else the connection alone), and the
+// health check, from the end of the operation's checks to its end.
 type Receipt struct {
 	Listeners []string      `json:"listeners"`
 	Every     time.Duration `json:"every_ns"`
@@ -130,7 +129,8 @@ func (w *Watch) MarkActed() {
 }
 
 // MarkVerified records that the new generation was proven to serve now
-// (the first call counts). A nil Watch ignores it.
+// (the first call counts; an operation that fails later clears it with
+// Unverified). A nil Watch ignores it.
 func (w *Watch) MarkVerified() {
 	if w == nil {
 		return
@@ -140,6 +140,18 @@ func (w *Watch) MarkVerified() {
 	if w.verified.IsZero() {
 		w.verified = time.Now()
 	}
+}
+
+// Unverified clears MarkVerified: the operation failed after a check
+// passed (a new master abandoned, the old one serving on), so the receipt
+// says no new generation was verified. A nil Watch ignores it.
+func (w *Watch) Unverified() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.verified = time.Time{}
 }
 
 // every runs f every d until Stop (a probe that takes longer delays the

@@ -40,7 +40,10 @@ func TestWatch(t *testing.T) {
 	}
 	w.MarkActed()
 	acted := time.Now()
+	time.Sleep(5 * time.Millisecond)
 	w.MarkVerified()
+	first := time.Since(acted)
+	time.Sleep(5 * time.Millisecond)
 	w.MarkVerified()
 	r := w.Stop()
 	whole := time.Since(w.began)
@@ -50,15 +53,28 @@ func TestWatch(t *testing.T) {
 	if r.LongestGap > whole || r.LongestGap < acted.Sub(w.began) {
 		t.Errorf("longest gap %s, want the dead listener's whole watch (%s)", r.LongestGap, whole)
 	}
-	if r.Verified <= 0 || r.Verified > time.Since(acted) {
-		t.Errorf("verified %s after acting", r.Verified)
+	if r.Verified < 5*time.Millisecond || r.Verified > first {
+		t.Errorf("verified %s after acting, want the first MarkVerified's, at most %s", r.Verified, first)
 	}
 	if again := w.Stop(); again != r {
 		t.Error("a second Stop returned another receipt")
 	}
 	var none *Watch
 	none.MarkActed()
+	none.MarkVerified()
+	none.Unverified()
 	if none.Stop() != nil {
 		t.Error("a nil watch returned a receipt")
+	}
+}
+
+// TestWatchUnverified: an operation that fails after a check passed clears
+// the verification: the receipt says none.
+func TestWatchUnverified(t *testing.T) {
+	w := StartWatch(nil, true, "")
+	w.MarkVerified()
+	w.Unverified()
+	if r := w.Stop(); r.Verified != 0 {
+		t.Errorf("verified %s after Unverified", r.Verified)
 	}
 }

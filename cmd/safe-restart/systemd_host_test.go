@@ -71,7 +71,9 @@ func fpmServes(h *systemdtest.Host) error {
 // the unit is active exactly when the server serves, its MainPID is the
 // pidfile's master, every server process is in the unit's cgroup, and a
 // stop leaves it inactive with no job queued (nothing restarts behind
-// safe-restart's back). The exit codes are the README's.
+// safe-restart's back). The exit codes are the README's. On Debian's
+// configuration status reports no drift, and the reload's and restart's
+// receipts are printed (the reload's with nothing refused).
 func TestSystemdHost(t *testing.T) {
 	eachServer(t, []string{"logrotate"}, func(t *testing.T, s systemdServer) {
 		h, first := s.started(t)
@@ -80,7 +82,15 @@ func TestSystemdHost(t *testing.T) {
 		if !strings.Contains(out, "systemd: unit "+s.unit+" active (running), MainPID "+strconv.Itoa(first)) {
 			t.Errorf("status does not report the unit:\n%s", out)
 		}
-		s.safeRestart(t, h, 0, "reload", s.service)
+		// Debian's own configuration, the server started by its unit: the
+		// generation is dated and nothing has drifted.
+		if !strings.Contains(out, "generation: loaded ") || strings.Contains(out, "changed after the serving generation") ||
+			strings.Contains(out, "since replaced on disk") || strings.Contains(out, "a renewal not served") {
+			t.Errorf("status on the stock host reports drift, or no generation:\n%s", out)
+		}
+		if out := s.safeRestart(t, h, 0, "reload", s.service); !strings.Contains(out, "answered, 0 refused, 0 reset, 0 failed") {
+			t.Errorf("the reload's receipt is missing, or clients saw it:\n%s", out)
+		}
 		if m := s.model(t, h); m != first {
 			t.Errorf("the reload replaced master %d with %d", first, m)
 		}
@@ -92,8 +102,8 @@ func TestSystemdHost(t *testing.T) {
 		if s.service != "php8.2-fpm" {
 			want = "the new master started beside the old one"
 		}
-		if out := s.safeRestart(t, h, 0, "restart", s.service); !strings.Contains(out, want) {
-			t.Errorf("restart does not say %q:\n%s", want, out)
+		if out := s.safeRestart(t, h, 0, "restart", s.service); !strings.Contains(out, want) || !strings.Contains(out, "receipt: ") {
+			t.Errorf("restart does not say %q, or prints no receipt:\n%s", want, out)
 		}
 		restarted := s.model(t, h)
 		if restarted == first {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,8 +88,9 @@ func Read(in Input) Report {
 	in.Timeout = cmp.Or(in.Timeout, 2*time.Second)
 	r := Report{Changed: []File{}, TLS: []Served{}, Old: []OldProc{}}
 	var lower time.Time
-	r.Loaded, lower, r.LoadedFrom = loaded(in)
-	r.Old = oldGeneration(in, lower, r.LoadedFrom == "error log")
+	draining := drainingChildren(in)
+	r.Loaded, lower, r.LoadedFrom = loaded(in, draining)
+	r.Old = oldGeneration(in, draining, lower, r.LoadedFrom == "error log")
 	r.Changed, r.Unread = changedSince(append(slices.Clone(in.Config.Files), in.Config.TLSFiles...), r.Loaded)
 	var err error
 	if r.Replaced, err = proc.ReplacedCode(in.ProcRoot, in.Master.PID); err != nil {
@@ -114,20 +116,16 @@ const spawnSlack = 100 * time.Millisecond
 // no earlier than that moment (files modified after it were not read),
 // lower no later than the new generation's first child (children started
 // before it are older), and how it is known (see Report.LoadedFrom).
-func loaded(in Input) (upper, lower time.Time, from string) {
+func loaded(in Input, draining map[int]bool) (upper, lower time.Time, from string) {
 	if l, ok := in.Profile.Driver.(server.LoadLogger); ok && in.Log != "" {
 		if at, res, ok := l.LoadedLogged(in.Log, in.Master); ok {
 			return at.Add(res + tick), at.Add(-spawnSlack), "error log"
 		}
 	}
 	start := proc.StartedAt(in.Master)
-	d, drains := in.Profile.Driver.(server.Drainer)
 	var youngest time.Time
 	for _, c := range children(in.Tree, in.Master) {
-		if drains && d.Draining(cmdline(in.ProcRoot, c.PID)) {
-			continue
-		}
-		if s := proc.StartedAt(c); s.After(youngest) {
+		if s := proc.StartedAt(c); !draining[c.PID] && s.After(youngest) {
 			youngest = s
 		}
 	}
@@ -188,7 +186,17 @@ func children(tree []ipcguard.Proc, master ipcguard.Proc) []ipcguard.Proc {
 	return out
 }
 
-// cmdline is pid's command line joined by spaces.
-func cmdline(root string, pid int) string {
-	return fmt.Sprint(proc.Cmdline(root, pid))
+// drainingChildren returns the master's children whose title says they
+// drain (server.Drainer), each command line read once; none for a server
+// whose titles do not say.
+func drainingChildren(in Input) map[int]bool {
+	out := map[int]bool{}
+	d, ok := in.Profile.Driver.(server.Drainer)
+	if !ok {
+		return out
+	}
+	for _, c := range children(in.Tree, in.Master) {
+		out[c.PID] = d.Draining(strings.Join(proc.Cmdline(in.ProcRoot, c.PID), " "))
+	}
+	return out
 }

@@ -1,8 +1,7 @@
 package generation
 
 import (
-	"net"
-	"strconv"
+	"maps"
 	"time"
 
 	"github.com/safe-restart/safe-restart/supervise/proc"
@@ -11,55 +10,45 @@ import (
 )
 
 // oldGeneration returns the master's children of an older generation: the
-// ones whose title says they drain (server.Drainer), else the ones started
-// before lower when the log dated the load (Apache's children finishing
-// after a graceful restart); none when neither tells.
-func oldGeneration(in Input, lower time.Time, dated bool) []OldProc {
+// ones whose title says they drain (draining, for a server.Drainer), else
+// the ones started before lower when the log dated the load (Apache's
+// children finishing after a graceful restart); none when neither tells.
+func oldGeneration(in Input, draining map[int]bool, lower time.Time, dated bool) []OldProc {
 	out := []OldProc{}
-	d, drains := in.Profile.Driver.(server.Drainer)
+	_, drains := in.Profile.Driver.(server.Drainer)
 	if !drains && !dated {
 		return out
 	}
-	accepted := acceptedConns(in.Listeners)
 	for _, c := range children(in.Tree, in.Master) {
 		started := proc.StartedAt(c)
-		if drains && !d.Draining(cmdline(in.ProcRoot, c.PID)) || !drains && !started.Before(lower) {
+		if drains && !draining[c.PID] || !drains && !started.Before(lower) {
 			continue
 		}
-		o := OldProc{PID: c.PID, Started: started, Connections: -1}
-		if accepted != nil {
-			o.Connections = 0
-			for _, s := range sock.SocketFDs(in.ProcRoot, c.PID) {
-				if accepted[s.Inode] {
-					o.Connections++
-				}
-			}
-		}
-		out = append(out, o)
+		out = append(out, OldProc{PID: c.PID, Started: started, Connections: -1})
+	}
+	if len(out) > 0 {
+		countConnections(in, out)
 	}
 	return out
 }
 
-// acceptedConns returns the inodes of the established TCP connections on
-// the listeners' addresses; nil when they cannot be read.
-func acceptedConns(listeners []sock.Listener) map[uint64]bool {
-	all := map[uint64]bool{}
-	for _, l := range listeners {
-		host, port, err := net.SplitHostPort(l.Addr)
+// countConnections sets each old process's TCP connections to the master's
+// listeners; they stay -1 when the kernel cannot say.
+func countConnections(in Input, old []OldProc) {
+	accepted := map[uint64]bool{}
+	for _, l := range in.Listeners {
+		conns, err := sock.AcceptedOn(l)
 		if err != nil {
-			continue
+			return
 		}
-		n, err := strconv.Atoi(port)
-		if err != nil {
-			continue
-		}
-		conns, err := sock.TCPAccepted(net.ParseIP(host), n)
-		if err != nil {
-			return nil
-		}
-		for ino := range conns {
-			all[ino] = true
+		maps.Copy(accepted, conns)
+	}
+	for i := range old {
+		old[i].Connections = 0
+		for _, s := range sock.SocketFDs(in.ProcRoot, old[i].PID) {
+			if accepted[s.Inode] {
+				old[i].Connections++
+			}
 		}
 	}
-	return all
 }

@@ -225,3 +225,23 @@ func Conflicts(a, b string) bool {
 	wild := func(h string) bool { return h == "0.0.0.0" || h == "::" || h == "" }
 	return ah == bh || wild(ah) || wild(bh)
 }
+
+// AcceptedOn returns the inodes of the connections some process accepted
+// on the TCP listener l (its address and port; any local address for a
+// wildcard listener; see TCPAccepted); none for a unix listener, an error
+// when the kernel cannot say.
+func AcceptedOn(l Listener) (map[uint64]bool, error) {
+	if l.Network() != "tcp" {
+		return map[uint64]bool{}, nil
+	}
+	host, p, err := net.SplitHostPort(l.Addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(p)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil {
+		return nil, fmt.Errorf("listener %q: not an IP address and port", l.Addr)
+	}
+	return TCPAccepted(ip, port)
+}

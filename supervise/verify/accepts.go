@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -145,23 +144,12 @@ func treeTakes(root string, master ipcguard.Proc, exe string, l sock.Listener, p
 }
 
 // acceptedOn returns the inodes of the connections some process accepted
-// on the TCP listener l (its address and port; any local address for a
-// wildcard listener); empty for a unix listener, or when the kernel cannot
-// say.
+// on the TCP listener l (sock.AcceptedOn); empty for a unix listener, or
+// when the kernel cannot say.
 func acceptedOn(l sock.Listener) map[uint64]bool {
-	none := map[uint64]bool{}
-	if l.Network() != "tcp" {
-		return none
-	}
-	host, p, err := net.SplitHostPort(l.Addr)
-	port, perr := strconv.Atoi(p)
-	ip := net.ParseIP(host)
-	if err != nil || perr != nil || ip == nil {
-		return none
-	}
-	conns, err := sock.TCPAccepted(ip, port)
+	conns, err := sock.AcceptedOn(l)
 	if err != nil {
-		return none
+		return map[uint64]bool{}
 	}
 	return conns
 }

@@ -117,28 +117,23 @@ func StartWatch(listeners []sock.Listener, speaksHTTP bool, healthURL string) *W
 // MarkActed records that the operation sends its first signal (or starts
 // its new master) now: Verified counts from the first call (from the
 // watch's start without one). A nil Watch ignores it.
-func (w *Watch) MarkActed() {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.acted.IsZero() {
-		w.acted = time.Now()
-	}
-}
+func (w *Watch) MarkActed() { w.markOnce(func(w *Watch) *time.Time { return &w.acted }) }
 
 // MarkVerified records that the new generation was proven to serve now
 // (the first call counts; an operation that fails later clears it with
 // Unverified). A nil Watch ignores it.
-func (w *Watch) MarkVerified() {
+func (w *Watch) MarkVerified() { w.markOnce(func(w *Watch) *time.Time { return &w.verified }) }
+
+// markOnce sets the time field of w returns to now, unless set; a nil
+// Watch ignores it.
+func (w *Watch) markOnce(field func(*Watch) *time.Time) {
 	if w == nil {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.verified.IsZero() {
-		w.verified = time.Now()
+	if t := field(w); t.IsZero() {
+		*t = time.Now()
 	}
 }
 
